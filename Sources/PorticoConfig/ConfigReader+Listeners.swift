@@ -1,0 +1,92 @@
+import Yams
+
+extension ConfigReader {
+    /// `listeners:` — at least one, unique names, unique addresses.
+    ///
+    /// Port 0 ("pick a free port") is allowed because tests start gateways on ephemeral ports;
+    /// two listeners on port 0 of the same host do not clash, so they are not duplicates.
+    func listeners(in top: Fields) -> [ListenerConfig] {
+        guard let node = top["listeners"] else {
+            requireKey("listeners", in: top, message: "at least one listener is required")
+            return []
+        }
+        guard let items = sequence(node, key: "listeners", of: "listeners") else { return [] }
+        guard !items.isEmpty else {
+            error("at least one listener is required", at: node, key: "listeners")
+            return []
+        }
+
+        var result: [ListenerConfig] = []
+        var namesSeen: [String: String] = [:]
+        var addressesSeen: [HostPort: String] = [:]
+        for (index, item) in items.enumerated() {
+            let path = Self.path("listeners", index: index)
+            guard let fields = fields(item, key: path, allowed: ["name", "address", "tls"]) else { continue }
+
+            var name = "listener-\(index)"
+            if let nameNode = fields["name"], let given = string(nameNode, key: fields.path("name")) {
+                name = given
+                if let first = namesSeen[given] {
+                    error("listener name '\(given)' is already used by \(first)", at: nameNode, key: fields.path("name"))
+                }
+            }
+            namesSeen[name] = namesSeen[name] ?? path
+
+            var address: HostPort?
+            if let addressNode = fields["address"] {
+                address = hostPort(addressNode, key: fields.path("address"), allowPortZero: true)
+                if let address, address.port != 0 {
+                    if let first = addressesSeen[address] {
+                        error("address \(address) is already used by \(first)", at: addressNode, key: fields.path("address"))
+                    } else {
+                        addressesSeen[address] = "listener '\(name)'"
+                    }
+                }
+            } else {
+                requireKey("address", in: fields)
+            }
+
+            let tls = fields["tls"].flatMap { listenerTLS($0, key: fields.path("tls")) }
+            if let address {
+                result.append(ListenerConfig(name: name, address: address, tls: tls))
+            }
+        }
+        return result
+    }
+
+    /// `tls:` needs both files. Whether they exist is not checked here: the gateway creates a
+    /// development certificate at those paths when both are missing, and a config check that
+    /// touched the disk would also make `portico check` depend on the working directory.
+    private func listenerTLS(_ node: Node, key: String) -> ListenerTLSConfig? {
+        guard let fields = fields(node, key: key, allowed: ["certificate", "key"]) else { return nil }
+        var certificate: String?, privateKey: String?
+        for name in ["certificate", "key"] {
+            guard let valueNode = fields[name] else {
+                requireKey(name, in: fields, message: "tls needs both 'certificate' and 'key'; '\(name)' is missing")
+                continue
+            }
+            guard let value = string(valueNode, key: fields.path(name), what: "a file path") else { continue }
+            guard !value.isEmpty else {
+                error("expected a file path, got ''", at: valueNode, key: fields.path(name))
+                continue
+            }
+            if name == "certificate" { certificate = value } else { privateKey = value }
+        }
+        guard let certificate, let privateKey else { return nil }
+        return ListenerTLSConfig(certificate: certificate, key: privateKey)
+    }
+
+    /// `admin:` — where `GET /config`, health and metrics are served; must not share a listener's port.
+    func admin(_ node: Node, listeners: [ListenerConfig]) -> AdminConfig? {
+        guard let fields = fields(node, key: "admin", allowed: ["address"]) else { return nil }
+        guard let addressNode = fields["address"] else {
+            requireKey("address", in: fields)
+            return nil
+        }
+        guard let address = hostPort(addressNode, key: "admin.address", allowPortZero: true) else { return nil }
+        if address.port != 0, let listener = listeners.first(where: { $0.address == address }) {
+            error("address \(address) is already used by listener '\(listener.name)'", at: addressNode, key: "admin.address")
+        }
+        return AdminConfig(address: address)
+    }
+}

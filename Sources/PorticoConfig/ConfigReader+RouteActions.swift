@@ -1,0 +1,182 @@
+import Yams
+
+extension ConfigReader {
+    static let redirectStatuses = [301, 302, 303, 307, 308]
+    /// Keeps the sum of a split's weights far from overflow whatever the number of entries.
+    static let maxSplitWeight = 1_000_000
+
+    /// The route's one action. Every action key present is still read, so its own mistakes are
+    /// reported alongside the "more than one action" error.
+    func routeAction(_ fields: Fields, routeName: String, pathMatch: PathMatch?, serviceNames: [String]) -> RouteAction? {
+        let given = fields.entries.filter { Self.actionKeys.contains($0.name) }
+        let choices = "service, split, directResponse or redirect"
+        if given.isEmpty {
+            error("route '\(routeName)' has no action; give it exactly one of \(choices)", at: fields.node, key: fields.path)
+        } else if given.count > 1 {
+            let names = given.map { "'\($0.name)'" }.joined(separator: " and ")
+            error("route '\(routeName)' has more than one action (\(names)); give it exactly one of \(choices)",
+                  at: fields.node, key: fields.path)
+        }
+
+        var actions: [RouteAction] = []
+        for entry in given {
+            let key = fields.path(entry.name)
+            let action: RouteAction?
+            switch entry.name {
+            case "service":
+                action = serviceReference(entry.value, key: key, serviceNames: serviceNames).map(RouteAction.service)
+            case "split":
+                action = split(entry.value, key: key, serviceNames: serviceNames).map(RouteAction.split)
+            case "directResponse":
+                action = directResponse(entry.value, key: key).map(RouteAction.directResponse)
+            default:
+                action = redirect(entry.value, key: key, pathMatch: pathMatch).map(RouteAction.redirect)
+            }
+            if let action { actions.append(action) }
+        }
+        return given.count == 1 ? actions.first : nil
+    }
+
+    /// A service name that must be declared under `services:`.
+    private func serviceReference(_ node: Node, key: String, serviceNames: [String]) -> String? {
+        guard let name = string(node, key: key, what: "a service name") else { return nil }
+        guard serviceNames.contains(name) else {
+            var message = "unknown service '\(name)'"
+            if let suggestion = KeySuggestion.closest(to: name, among: serviceNames) {
+                message += " (did you mean '\(suggestion)'?)"
+            } else if serviceNames.isEmpty {
+                message += " (no services are declared under 'services')"
+            } else {
+                message += " (declared: \(Self.list(serviceNames)))"
+            }
+            error(message, at: node, key: key)
+            return nil
+        }
+        return name
+    }
+
+    /// `split:` — weighted services; a request goes to one with probability weight / total.
+    private func split(_ node: Node, key: String, serviceNames: [String]) -> [WeightedBackend]? {
+        guard let items = sequence(node, key: key, of: "{ service, weight } entries") else { return nil }
+        guard !items.isEmpty else {
+            error("a split needs at least one { service, weight } entry", at: node, key: key)
+            return nil
+        }
+        let errorsBefore = diagnostics.count
+        var result: [WeightedBackend] = []
+        for (index, item) in items.enumerated() {
+            let itemPath = Self.path(key, index: index)
+            guard let fields = fields(item, key: itemPath, allowed: ["service", "weight"]) else { continue }
+            var service: String?, weight: Int?
+            if let serviceNode = fields["service"] {
+                service = serviceReference(serviceNode, key: fields.path("service"), serviceNames: serviceNames)
+                if let service, result.contains(where: { $0.service == service }) {
+                    error("service '\(service)' appears twice in this split; add the weights into one entry",
+                          at: serviceNode, key: fields.path("service"))
+                }
+            } else {
+                requireKey("service", in: fields)
+            }
+            if let weightNode = fields["weight"] {
+                weight = int(weightNode, key: fields.path("weight"), in: 1...Self.maxSplitWeight,
+                             rangeMessage: "must be a positive whole number up to \(Self.maxSplitWeight)")
+            } else {
+                requireKey("weight", in: fields)
+            }
+            if let service, let weight {
+                result.append(WeightedBackend(service: service, weight: weight))
+            }
+        }
+        return diagnostics.count == errorsBefore ? result : nil
+    }
+
+    /// `directResponse:` — the gateway answers itself. 1xx is refused: it is not a final response.
+    private func directResponse(_ node: Node, key: String) -> DirectResponseConfig? {
+        guard let fields = fields(node, key: key, allowed: ["status", "body", "contentType"]) else { return nil }
+        let errorsBefore = diagnostics.count
+        var status: Int?
+        if let statusNode = fields["status"] {
+            status = int(statusNode, key: fields.path("status"), in: 200...599, rangeMessage: "must be between 200 and 599")
+        } else {
+            requireKey("status", in: fields)
+        }
+        var response = DirectResponseConfig(status: status ?? 200)
+        if let bodyNode = fields["body"] {
+            // An explicit empty value (`body:`) means an empty body, the same as leaving it out.
+            if isNull(bodyNode) {
+                response.body = ""
+            } else if let body = string(bodyNode, key: fields.path("body")) {
+                response.body = body
+            }
+        }
+        if let typeNode = fields["contentType"], let contentType = string(typeNode, key: fields.path("contentType"), what: "a media type") {
+            if contentType.isEmpty || contentType.contains(where: { $0 == "\r" || $0 == "\n" }) {
+                error("expected a media type such as application/json, got '\(contentType)'",
+                      at: typeNode, key: fields.path("contentType"))
+            } else {
+                response.contentType = contentType
+            }
+        }
+        return diagnostics.count == errorsBefore ? response : nil
+    }
+
+    /// `redirect:` — each part given replaces that part of the request URL.
+    private func redirect(_ node: Node, key: String, pathMatch: PathMatch?) -> RedirectConfig? {
+        let allowed = ["scheme", "host", "port", "path", "prefix", "status", "stripQuery"]
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        let errorsBefore = diagnostics.count
+        var redirect = RedirectConfig()
+
+        if let schemeNode = fields["scheme"] {
+            redirect.scheme = choice(schemeNode, key: fields.path("scheme"), [("http", "http"), ("https", "https")])
+        }
+        if let hostNode = fields["host"], let host = string(hostNode, key: fields.path("host"), what: "a host name") {
+            if host.contains(":") {
+                error("must not include a port; set 'port' instead, got '\(host)'", at: hostNode, key: fields.path("host"))
+            } else if host.isEmpty || !host.allSatisfy(HostPort.isHostNameCharacter) {
+                error("expected a host name such as new.example.com, got '\(host)'", at: hostNode, key: fields.path("host"))
+            } else {
+                redirect.host = host
+            }
+        }
+        if let portNode = fields["port"] {
+            redirect.port = int(portNode, key: fields.path("port"), in: 1...65535, rangeMessage: "must be between 1 and 65535")
+        }
+        if let pathNode = fields["path"] {
+            redirect.path = urlPath(pathNode, key: fields.path("path"))
+        }
+        if let prefixNode = fields["prefix"] {
+            if fields.has("path") {
+                error("set either 'path' (replaces the whole path) or 'prefix' (replaces the matched prefix), not both",
+                      at: fields.keyNode("prefix"), key: fields.path("prefix"))
+            } else if let pathMatch, !Self.isPrefix(pathMatch) {
+                error("'prefix' needs a route that matches on a prefix; use 'path' to replace the whole path",
+                      at: fields.keyNode("prefix"), key: fields.path("prefix"))
+            }
+            redirect.prefix = urlPath(prefixNode, key: fields.path("prefix"))
+        }
+        if let statusNode = fields["status"],
+           let status = int(statusNode, key: fields.path("status"), in: 300...308, rangeMessage: "must be 301, 302, 303, 307 or 308") {
+            if Self.redirectStatuses.contains(status) {
+                redirect.status = status
+            } else {
+                error("must be 301, 302, 303, 307 or 308, got \(status)", at: statusNode, key: fields.path("status"))
+            }
+        }
+        if let stripNode = fields["stripQuery"], let strip = bool(stripNode, key: fields.path("stripQuery")) {
+            redirect.stripQuery = strip
+        }
+
+        let changesSomething = ["scheme", "host", "port", "path", "prefix"].contains(where: fields.has) || redirect.stripQuery
+        if !changesSomething && diagnostics.count == errorsBefore {
+            error("a redirect must set at least one of scheme, host, port, path, prefix, stripQuery; otherwise it sends the client back to the same URL",
+                  at: node, key: key)
+        }
+        return diagnostics.count == errorsBefore ? redirect : nil
+    }
+
+    private static func isPrefix(_ path: PathMatch) -> Bool {
+        if case .prefix = path { return true }
+        return false
+    }
+}

@@ -1,0 +1,103 @@
+import Yams
+
+extension ConfigReader {
+    static let routeKeys = ["name", "match", "service", "split", "directResponse", "redirect", "timeout", "rewrite"]
+    static let actionKeys = ["service", "split", "directResponse", "redirect"]
+
+    /// `routes:` — in match order; each needs a `match` and exactly one action.
+    func routes(_ node: Node, services: [ServiceConfig]) -> [RouteConfig] {
+        guard let items = sequence(node, key: "routes", of: "routes") else { return [] }
+        let serviceNames = services.map(\.name)
+        var namesSeen: [String: String] = [:]
+        var result: [RouteConfig] = []
+
+        for (index, item) in items.enumerated() {
+            let path = Self.path("routes", index: index)
+            guard let fields = fields(item, key: path, allowed: Self.routeKeys) else { continue }
+            let errorsBefore = diagnostics.count
+
+            let name = routeName(fields, index: index, namesSeen: &namesSeen)
+
+            var match: RouteMatch?
+            if let matchNode = fields["match"] {
+                match = routeMatch(matchNode, key: fields.path("match"))
+            } else {
+                requireKey("match", in: fields,
+                           message: "route '\(name)' needs a 'match'; use `match: { prefix: / }` to match every request")
+            }
+
+            let action = routeAction(fields, routeName: name, pathMatch: match?.path, serviceNames: serviceNames)
+
+            var timeout = ConfigDuration.seconds(15)
+            if let timeoutNode = fields["timeout"], let value = duration(timeoutNode, key: fields.path("timeout")) {
+                timeout = value
+            }
+
+            var rewrite: RewriteConfig?
+            if let rewriteNode = fields["rewrite"] {
+                rewrite = self.rewrite(rewriteNode, key: fields.path("rewrite"))
+                // Only a forwarded request has an upstream URL to rewrite; on a redirect or a
+                // direct response the key would silently do nothing.
+                if let actionKey = Self.actionKeys.first(where: fields.has), actionKey == "directResponse" || actionKey == "redirect" {
+                    error("rewrite only applies to routes that forward to a service or a split, not to \(actionKey)",
+                          at: fields.keyNode("rewrite"), key: fields.path("rewrite"))
+                }
+            }
+
+            guard diagnostics.count == errorsBefore, let match, let action else { continue }
+            result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
+                                      rewrite: rewrite, location: location(of: item)))
+        }
+        return result
+    }
+
+    /// The explicit name, or `route-N`; names label metrics and logs, so they must be unique.
+    private func routeName(_ fields: Fields, index: Int, namesSeen: inout [String: String]) -> String {
+        var name = "route-\(index)"
+        if let nameNode = fields["name"], let given = string(nameNode, key: fields.path("name")) {
+            if given.isEmpty {
+                error("expected a route name, got ''", at: nameNode, key: fields.path("name"))
+            } else {
+                name = given
+            }
+        }
+        if let first = namesSeen[name] {
+            error("route name '\(name)' is already used by \(first)", at: fields["name"] ?? fields.node, key: fields.path("name"))
+        } else {
+            namesSeen[name] = fields.path
+        }
+        return name
+    }
+
+    private func rewrite(_ node: Node, key: String) -> RewriteConfig? {
+        guard let fields = fields(node, key: key, allowed: ["prefix", "host"]) else { return nil }
+        var rewrite = RewriteConfig()
+        if let prefixNode = fields["prefix"] {
+            rewrite.prefix = urlPath(prefixNode, key: fields.path("prefix"))
+        }
+        if let hostNode = fields["host"], let host = string(hostNode, key: fields.path("host"), what: "a host name") {
+            if host.isEmpty || host.contains(where: { $0.isWhitespace }) {
+                error("expected a host name such as api.internal or api.internal:8080, got '\(host)'",
+                      at: hostNode, key: fields.path("host"))
+            } else {
+                rewrite.host = host
+            }
+        }
+        return rewrite
+    }
+
+    /// A path as requests carry it: starts with `/`; no spaces, query or fragment, because
+    /// matching and rewriting work on the path alone and such a value could never apply.
+    func urlPath(_ node: Node, key: String) -> String? {
+        guard let value = string(node, key: key, what: "a path starting with '/'") else { return nil }
+        guard value.hasPrefix("/") else {
+            error("must start with '/', got '\(value)'", at: node, key: key)
+            return nil
+        }
+        guard !value.contains(where: { $0.isWhitespace || $0 == "?" || $0 == "#" }) else {
+            error("must be a URL path without spaces, '?' or '#', got '\(value)'", at: node, key: key)
+            return nil
+        }
+        return value
+    }
+}

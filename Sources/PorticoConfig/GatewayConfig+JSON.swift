@@ -1,0 +1,176 @@
+import Foundation
+
+extension GatewayConfig {
+    /// The running config as pretty JSON with sorted keys, for the admin `GET /config` endpoint.
+    ///
+    /// The shape mirrors `gateway.yaml` key for key, with defaults filled in, so the output is
+    /// itself a valid config (JSON is YAML) and reading it needs no second schema:
+    /// sizes are numbers of bytes, durations are strings such as `"15s"`, unset optional
+    /// values are left out, and every route carries its effective `name`.
+    /// Secret values are replaced by `"<redacted>"` in one place, `ConfigRedaction`.
+    public func renderJSON() -> String {
+        renderJSON(redacting: ConfigRedaction.secretKeyPaths)
+    }
+
+    func renderJSON(redacting secretKeyPaths: Set<String>) -> String {
+        let tree = ConfigRedaction.redact(jsonObject(), secretKeyPaths: secretKeyPaths)
+        // The tree holds only strings, numbers, booleans, arrays and dictionaries, which
+        // JSONSerialization always accepts; a failure here would be a bug in `jsonObject()`.
+        let data = try! JSONSerialization.data(withJSONObject: tree,
+                                               options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func jsonObject() -> [String: Any] {
+        var object: [String: Any] = [
+            "listeners": listeners.map(\.jsonObject),
+            "limits": limits.jsonObject,
+            "accessLog": ["format": accessLog.format.rawValue],
+            "services": Dictionary(uniqueKeysWithValues: services.map { ($0.name, $0.jsonObject) }),
+            "routes": routes.map(\.jsonObject),
+        ]
+        if let admin { object["admin"] = ["address": admin.address.description] }
+        return object
+    }
+}
+
+/// The single place that decides which config values are secret in rendered output.
+///
+/// Nothing in today's schema is secret: TLS certificate and key *paths* are fine to show
+/// (the key material itself is never part of the config). When a secret-bearing key arrives
+/// (a JWT signing secret, an upstream password), add its path here and `renderJSON` hides it.
+enum ConfigRedaction {
+    static let placeholder = "<redacted>"
+
+    /// Dotted key paths as in diagnostics, with `[*]` for any list index and `*` for any
+    /// user-chosen name: `listeners[*].tls.key`, `services.*.password`.
+    static let secretKeyPaths: Set<String> = []
+
+    static func redact(_ value: Any, secretKeyPaths: Set<String>) -> Any {
+        guard !secretKeyPaths.isEmpty else { return value }
+        let patterns = secretKeyPaths.map { $0.split(separator: ".", omittingEmptySubsequences: false).map(String.init) }
+        return redact(value, path: [], patterns: patterns)
+    }
+
+    private static func redact(_ value: Any, path: [String], patterns: [[String]]) -> Any {
+        if patterns.contains(where: { matches(path, $0) }) { return placeholder }
+        if let object = value as? [String: Any] {
+            var result: [String: Any] = [:]
+            for (key, child) in object {
+                result[key] = redact(child, path: path + [key], patterns: patterns)
+            }
+            return result
+        }
+        if let array = value as? [Any], let last = path.last {
+            // A list index belongs to the path component of the list's key (`listeners[*]`).
+            return array.map { redact($0, path: Array(path.dropLast()) + ["\(last)[*]"], patterns: patterns) }
+        }
+        return value
+    }
+
+    private static func matches(_ path: [String], _ pattern: [String]) -> Bool {
+        path.count == pattern.count && zip(path, pattern).allSatisfy { component, wanted in
+            wanted == "*" || wanted == component
+        }
+    }
+}
+
+private extension ListenerConfig {
+    var jsonObject: [String: Any] {
+        var object: [String: Any] = ["name": name, "address": address.description]
+        if let tls { object["tls"] = ["certificate": tls.certificate, "key": tls.key] }
+        return object
+    }
+}
+
+private extension LimitsConfig {
+    var jsonObject: [String: Any] {
+        [
+            "maxRequestHeaders": maxRequestHeaders,
+            "maxRequestBody": maxRequestBody,
+            "idleTimeout": idleTimeout.description,
+            "drainTimeout": drainTimeout.description,
+        ]
+    }
+}
+
+private extension ServiceConfig {
+    var jsonObject: [String: Any] {
+        [
+            "endpoints": endpoints.map(\.description),
+            "loadBalancer": loadBalancer.rawValue,
+            "connectTimeout": connectTimeout.description,
+            "maxConnectionsPerEndpoint": maxConnectionsPerEndpoint,
+        ]
+    }
+}
+
+private extension RouteConfig {
+    var jsonObject: [String: Any] {
+        var object: [String: Any] = [
+            "name": name,
+            "match": match.jsonObject,
+            "timeout": timeout.description,
+        ]
+        switch action {
+        case .service(let service):
+            object["service"] = service
+        case .split(let backends):
+            object["split"] = backends.map { ["service": $0.service, "weight": $0.weight] as [String: Any] }
+        case .directResponse(let response):
+            object["directResponse"] = [
+                "status": response.status, "body": response.body, "contentType": response.contentType,
+            ] as [String: Any]
+        case .redirect(let redirect):
+            object["redirect"] = redirect.jsonObject
+        }
+        if let rewrite {
+            var rewriteObject: [String: Any] = [:]
+            if let prefix = rewrite.prefix { rewriteObject["prefix"] = prefix }
+            if let host = rewrite.host { rewriteObject["host"] = host }
+            object["rewrite"] = rewriteObject
+        }
+        return object
+    }
+}
+
+private extension RouteMatch {
+    var jsonObject: [String: Any] {
+        var object: [String: Any] = [:]
+        switch host {
+        case .exact(let name): object["host"] = name
+        case .suffix(let suffix): object["host"] = "*" + suffix
+        case nil: break
+        }
+        switch path {
+        case .any: break
+        case .prefix(let prefix): object["prefix"] = prefix
+        case .exact(let path): object["path"] = path
+        case .regex(let pattern): object["regex"] = pattern
+        }
+        if !headers.isEmpty {
+            var headerObject: [String: Any] = [:]
+            for header in headers {
+                switch header.kind {
+                case .exact(let value): headerObject[header.name] = ["exact": value]
+                case .present(let present): headerObject[header.name] = ["present": present]
+                }
+            }
+            object["headers"] = headerObject
+        }
+        if !methods.isEmpty { object["methods"] = methods }
+        return object
+    }
+}
+
+private extension RedirectConfig {
+    var jsonObject: [String: Any] {
+        var object: [String: Any] = ["status": status, "stripQuery": stripQuery]
+        if let scheme { object["scheme"] = scheme }
+        if let host { object["host"] = host }
+        if let port { object["port"] = port }
+        if let path { object["path"] = path }
+        if let prefix { object["prefix"] = prefix }
+        return object
+    }
+}

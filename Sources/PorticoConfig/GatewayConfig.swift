@@ -1,0 +1,352 @@
+/// The validated, immutable snapshot of `gateway.yaml` that the rest of Portico runs on.
+///
+/// Nothing outside `ConfigLoader` builds one from raw YAML: by the time a value of this type
+/// exists, every reference resolves and every number is in range.
+public struct GatewayConfig: Sendable, Equatable {
+    /// The file it was read from, as given on the command line (used in messages only).
+    public var sourceFile: String
+    public var listeners: [ListenerConfig]
+    public var admin: AdminConfig?
+    public var limits: LimitsConfig
+    /// Services by name, in the order the file declares them.
+    public var services: [ServiceConfig]
+    /// Routes in match order: the first match wins.
+    public var routes: [RouteConfig]
+    public var accessLog: AccessLogConfig
+
+    public init(
+        sourceFile: String,
+        listeners: [ListenerConfig],
+        admin: AdminConfig?,
+        limits: LimitsConfig = LimitsConfig(),
+        services: [ServiceConfig],
+        routes: [RouteConfig],
+        accessLog: AccessLogConfig = AccessLogConfig()
+    ) {
+        self.sourceFile = sourceFile
+        self.listeners = listeners
+        self.admin = admin
+        self.limits = limits
+        self.services = services
+        self.routes = routes
+        self.accessLog = accessLog
+    }
+
+    public func service(named name: String) -> ServiceConfig? {
+        services.first { $0.name == name }
+    }
+}
+
+/// `host:port`, with IPv6 hosts written in brackets (`[::1]:8080`).
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// A span of time from the config (`250ms`, `2s`, `1m`, `1h30m`).
+public struct ConfigDuration: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var nanoseconds: Int64
+
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+    public static func milliseconds(_ ms: Int64) -> ConfigDuration { .init(nanoseconds: ms * 1_000_000) }
+    public static func seconds(_ s: Int64) -> ConfigDuration { .init(nanoseconds: s * 1_000_000_000) }
+
+    public static func < (lhs: ConfigDuration, rhs: ConfigDuration) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+
+    public var description: String {
+        if nanoseconds % 1_000_000_000 == 0 { return "\(nanoseconds / 1_000_000_000)s" }
+        if nanoseconds % 1_000_000 == 0 { return "\(nanoseconds / 1_000_000)ms" }
+        return "\(nanoseconds)ns"
+    }
+}
+
+public struct ListenerConfig: Sendable, Equatable {
+    public var name: String
+    public var address: HostPort
+    /// Present for a TLS listener (ALPN offers h2 and http/1.1); absent for cleartext
+    /// HTTP/1.1 plus h2c with prior knowledge on the same port.
+    public var tls: ListenerTLSConfig?
+
+    public init(name: String, address: HostPort, tls: ListenerTLSConfig? = nil) {
+        self.name = name
+        self.address = address
+        self.tls = tls
+    }
+}
+
+public struct ListenerTLSConfig: Sendable, Equatable {
+    /// PEM certificate chain and PEM private key, relative to the working directory.
+    public var certificate: String
+    public var key: String
+
+    public init(certificate: String, key: String) {
+        self.certificate = certificate
+        self.key = key
+    }
+}
+
+public struct AdminConfig: Sendable, Equatable {
+    public var address: HostPort
+    public init(address: HostPort) { self.address = address }
+}
+
+/// Edge limits applied to every request on every listener.
+public struct LimitsConfig: Sendable, Equatable {
+    /// Total size of the request line and headers; over it: 431.
+    public var maxRequestHeaders: Int
+    /// Request body size; over it: 413.
+    public var maxRequestBody: Int
+    /// A downstream or pooled upstream connection with no traffic for this long is closed.
+    public var idleTimeout: ConfigDuration
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exit.
+    public var drainTimeout: ConfigDuration
+
+    public init(
+        maxRequestHeaders: Int = 60 * 1024,
+        maxRequestBody: Int = 10 * 1024 * 1024,
+        idleTimeout: ConfigDuration = .seconds(60),
+        drainTimeout: ConfigDuration = .seconds(30)
+    ) {
+        self.maxRequestHeaders = maxRequestHeaders
+        self.maxRequestBody = maxRequestBody
+        self.idleTimeout = idleTimeout
+        self.drainTimeout = drainTimeout
+    }
+}
+
+public enum LoadBalancerKind: String, Sendable, Equatable, CaseIterable {
+    case roundRobin = "round_robin"
+    case leastRequest = "least_request"
+    case random = "random"
+}
+
+public struct ServiceConfig: Sendable, Equatable {
+    public var name: String
+    public var endpoints: [HostPort]
+    public var loadBalancer: LoadBalancerKind
+    /// How long to wait for a TCP connection to an endpoint before giving up (502).
+    public var connectTimeout: ConfigDuration
+    /// Cap on open connections to one endpoint from one event loop.
+    public var maxConnectionsPerEndpoint: Int
+
+    public init(
+        name: String,
+        endpoints: [HostPort],
+        loadBalancer: LoadBalancerKind = .roundRobin,
+        connectTimeout: ConfigDuration = .seconds(5),
+        maxConnectionsPerEndpoint: Int = 1024
+    ) {
+        self.name = name
+        self.endpoints = endpoints
+        self.loadBalancer = loadBalancer
+        self.connectTimeout = connectTimeout
+        self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
+    }
+}
+
+/// Where a config value came from, for messages such as `portico check` warnings.
+public struct SourceLocation: Sendable, Hashable {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+}
+
+public struct RouteConfig: Sendable, Equatable {
+    /// The route's position in the file (0-based), also its default name (`route-N`).
+    public var index: Int
+    public var name: String
+    public var match: RouteMatch
+    public var action: RouteAction
+    /// Overall time for the upstream to send its response head; over it: 504. Default 15s.
+    public var timeout: ConfigDuration
+    public var rewrite: RewriteConfig?
+    /// Where the route starts in the config file.
+    public var location: SourceLocation
+
+    public init(
+        index: Int,
+        name: String,
+        match: RouteMatch,
+        action: RouteAction,
+        timeout: ConfigDuration = .seconds(15),
+        rewrite: RewriteConfig? = nil,
+        location: SourceLocation
+    ) {
+        self.index = index
+        self.name = name
+        self.match = match
+        self.action = action
+        self.timeout = timeout
+        self.rewrite = rewrite
+        self.location = location
+    }
+}
+
+public struct RouteMatch: Sendable, Equatable {
+    public var host: HostMatch?
+    public var path: PathMatch
+    /// Header names are lowercased.
+    public var headers: [HeaderMatch]
+    /// Upper-case method names; empty means any method.
+    public var methods: [String]
+
+    public init(host: HostMatch? = nil, path: PathMatch = .any, headers: [HeaderMatch] = [], methods: [String] = []) {
+        self.host = host
+        self.path = path
+        self.headers = headers
+        self.methods = methods
+    }
+}
+
+public enum HostMatch: Sendable, Equatable {
+    /// Lowercased host without port.
+    case exact(String)
+    /// `*.example.com` is stored as `.example.com`: any host that ends with it and has at least
+    /// one more character before it.
+    case suffix(String)
+}
+
+public enum PathMatch: Sendable, Equatable {
+    case any
+    case prefix(String)
+    case exact(String)
+    /// The pattern must match the whole normalized path (without the query).
+    case regex(String)
+}
+
+public struct HeaderMatch: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case exact(String)
+        /// `present: true` requires the header; `present: false` requires its absence.
+        case present(Bool)
+    }
+
+    public var name: String
+    public var kind: Kind
+
+    public init(name: String, kind: Kind) {
+        self.name = name
+        self.kind = kind
+    }
+}
+
+public enum RouteAction: Sendable, Equatable {
+    case service(String)
+    case split([WeightedBackend])
+    case directResponse(DirectResponseConfig)
+    case redirect(RedirectConfig)
+}
+
+public struct WeightedBackend: Sendable, Equatable {
+    public var service: String
+    public var weight: Int
+
+    public init(service: String, weight: Int) {
+        self.service = service
+        self.weight = weight
+    }
+}
+
+public struct DirectResponseConfig: Sendable, Equatable {
+    public var status: Int
+    public var body: String
+    public var contentType: String
+
+    public init(status: Int, body: String = "", contentType: String = "text/plain; charset=utf-8") {
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+    }
+}
+
+/// Each part that is set replaces that part of the request URL; the rest is kept.
+public struct RedirectConfig: Sendable, Equatable {
+    public var scheme: String?
+    public var host: String?
+    public var port: Int?
+    /// Replaces the whole path.
+    public var path: String?
+    /// Replaces the matched prefix (only for prefix routes).
+    public var prefix: String?
+    /// 301, 302, 303, 307 or 308; default 301.
+    public var status: Int
+    public var stripQuery: Bool
+
+    public init(scheme: String? = nil, host: String? = nil, port: Int? = nil, path: String? = nil,
+                prefix: String? = nil, status: Int = 301, stripQuery: Bool = false) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.path = path
+        self.prefix = prefix
+        self.status = status
+        self.stripQuery = stripQuery
+    }
+}
+
+public struct RewriteConfig: Sendable, Equatable {
+    /// Replaces the matched prefix (prefix routes) or the whole path (other routes).
+    public var prefix: String?
+    /// Replaces the `Host` header sent upstream.
+    public var host: String?
+
+    public init(prefix: String? = nil, host: String? = nil) {
+        self.prefix = prefix
+        self.host = host
+    }
+}
+
+public enum AccessLogFormat: String, Sendable, Equatable {
+    case json
+    case off
+}
+
+public struct AccessLogConfig: Sendable, Equatable {
+    public var format: AccessLogFormat
+    public init(format: AccessLogFormat = .json) { self.format = format }
+}
+
+/// One finding about a config file, printed as `FILE:LINE:COLUMN: KEY: message`.
+public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    public enum Severity: String, Sendable { case error, warning }
+
+    public var severity: Severity
+    public var location: SourceLocation
+    /// Dotted path to the offending key, such as `routes[2].match.prefix`.
+    public var key: String
+    public var message: String
+
+    public init(severity: Severity = .error, location: SourceLocation, key: String, message: String) {
+        self.severity = severity
+        self.location = location
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String {
+        let prefix = severity == .warning ? "warning: " : ""
+        return "\(location.file):\(location.line):\(location.column): \(key): \(prefix)\(message)"
+    }
+}
+
+/// A config that could not be loaded; `diagnostics` holds every error found, not just the first.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var diagnostics: [ConfigDiagnostic]
+    public init(_ diagnostics: [ConfigDiagnostic]) { self.diagnostics = diagnostics }
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import PorticoConfig
+
+/// The admin API, on its own listener and its own event loop: health, readiness, the running
+/// config, routes, services, Prometheus metrics and reload.
+struct AdminServer {
+    let gateway: Gateway
+
+    func bind(address: HostPort, group: EventLoopGroup) throws -> Channel {
+        let gateway = self.gateway
+        return try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(gateway: gateway))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .wait()
+    }
+}
+
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let gateway: Gateway
+    private var request: HTTPRequestHead?
+
+    init(gateway: Gateway) {
+        self.gateway = gateway
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break
+        case .end:
+            guard let head = request else { return }
+            request = nil
+            respond(context: context, head: head)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch (head.method, path) {
+        case (.GET, "/healthz"):
+            send(context, head, .ok, "ok\n")
+        case (.GET, "/ready"):
+            gateway.isReady ? send(context, head, .ok, "ready\n") : send(context, head, .serviceUnavailable, "not ready\n")
+        case (.GET, "/config"):
+            send(context, head, .ok, gateway.snapshot.config.renderJSON(), contentType: "application/json")
+        case (.GET, "/routes"):
+            let snapshot = gateway.snapshot
+            let routes: [[String: Any]] = zip(snapshot.config.routes, snapshot.routeTable.describe()).map { route, line in
+                ["index": route.index, "name": route.name, "line": route.location.line, "description": line]
+            }
+            sendJSON(context, head, ["generation": snapshot.generation, "routes": routes])
+        case (.GET, "/services"):
+            let services = gateway.snapshot.config.services
+            gateway.upstreamStatistics().assumeIsolated().whenComplete { [self] result in
+                let statistics = (try? result.get()) ?? [:]
+                let body: [[String: Any]] = services.map { service in
+                    [
+                        "name": service.name,
+                        "loadBalancer": service.loadBalancer.rawValue,
+                        "endpoints": service.endpoints.map { endpoint -> [String: Any] in
+                            let counts = statistics[endpoint] ?? (0, 0)
+                            return ["address": endpoint.description, "state": "active",
+                                    "openConnections": counts.open, "idleConnections": counts.idle]
+                        },
+                    ]
+                }
+                sendJSON(context, head, ["services": body])
+            }
+        case (.GET, "/metrics"):
+            var buffer = context.channel.allocator.buffer(capacity: 4096)
+            buffer.writeBytes(gateway.metrics.render())
+            send(context, head, .ok, buffer: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case (.POST, "/reload"):
+            let outcome = gateway.reload()
+            sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
+                     status: outcome.succeeded ? .ok : .badRequest)
+        case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"):
+            send(context, head, .methodNotAllowed, "method not allowed\n")
+        default:
+            send(context, head, .notFound, "not found\n")
+        }
+    }
+
+    private func sendJSON(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ object: Any, status: HTTPResponseStatus = .ok) {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
+        var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
+        buffer.writeBytes(data)
+        buffer.writeString("\n")
+        send(context, head, status, buffer: buffer, contentType: "application/json")
+    }
+
+    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ text: String,
+                      contentType: String = "text/plain; charset=utf-8") {
+        var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
+        buffer.writeString(text)
+        send(context, head, status, buffer: buffer, contentType: contentType)
+    }
+
+    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus,
+                      buffer: ByteBuffer, contentType: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: String(buffer.readableBytes))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        if head.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}

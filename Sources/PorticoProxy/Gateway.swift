@@ -1,0 +1,216 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import PorticoConfig
+
+/// The running gateway: its listeners, admin server, per-loop state and the current config.
+///
+/// Requests never call into this type; it sets things up, swaps config snapshots into every
+/// event loop on reload, and drains on shutdown.
+public final class Gateway: @unchecked Sendable {
+    public struct ReloadOutcome: Sendable {
+        public var succeeded: Bool
+        public var generation: Int
+        public var message: String
+    }
+
+    private struct State {
+        var snapshot: RuntimeSnapshot
+        var ready = false
+        var lastReloadError: String?
+        var reloadCount = 0
+    }
+
+    public let configPath: String
+    public let metrics: GatewayMetrics
+    let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let adminGroup: MultiThreadedEventLoopGroup
+    private let state: NIOLockedValueBox<State>
+    private let quiesce: ServerQuiescingHelper
+    private let accessLogWriter: AccessLogWriter?
+    private var loopContexts: [ObjectIdentifier: LoopContext] = [:]
+    private var orderedLoopContexts: [LoopContext] = []
+    private var serverChannels: [Channel] = []
+    private var adminChannel: Channel?
+    private var boundAddresses: [String: SocketAddress] = [:]
+
+    /// Loads and validates the config; throws `ConfigError` when it is not valid.
+    public init(configPath: String, eventLoopThreads: Int = System.coreCount, logger: Logger) throws {
+        self.configPath = configPath
+        self.logger = logger
+        let config = try ConfigLoader.load(file: configPath)
+        let snapshot = try RuntimeSnapshot(config: config, generation: 1)
+        self.state = NIOLockedValueBox(State(snapshot: snapshot))
+        self.metrics = GatewayMetrics()
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoopThreads))
+        // The admin API (and reloads, which read files) never run on a proxy event loop.
+        self.adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.quiesce = ServerQuiescingHelper(group: group)
+        self.accessLogWriter = config.accessLog.format == .json ? AccessLogWriter() : nil
+    }
+
+    public var snapshot: RuntimeSnapshot { state.withLockedValue { $0.snapshot } }
+    public var isReady: Bool { state.withLockedValue { $0.ready } }
+    public var lastReloadError: String? { state.withLockedValue { $0.lastReloadError } }
+
+    /// Binds every listener and the admin API; returns once they accept connections.
+    public func start() throws {
+        let snapshot = self.snapshot
+        accessLogWriter?.start()
+        var index = 0
+        for loop in group.makeIterator() {
+            let context = LoopContext(eventLoop: loop, loopIndex: index, snapshot: snapshot, metrics: metrics,
+                                      accessLogWriter: accessLogWriter)
+            loopContexts[ObjectIdentifier(loop)] = context
+            orderedLoopContexts.append(context)
+            index += 1
+        }
+        for listener in snapshot.config.listeners {
+            let tlsContext = try listener.tls.map { try makeTLSContext($0) }
+            let channel = try bind(listener: listener, tlsContext: tlsContext)
+            serverChannels.append(channel)
+            boundAddresses[listener.name] = channel.localAddress
+            logger.info("listening", metadata: [
+                "listener": .string(listener.name), "address": .string("\(listener.address)"),
+                "tls": .stringConvertible(tlsContext != nil),
+            ])
+        }
+        if let admin = snapshot.config.admin {
+            adminChannel = try AdminServer(gateway: self).bind(address: admin.address, group: adminGroup)
+            logger.info("admin listening", metadata: ["address": .string("\(admin.address)")])
+        }
+        state.withLockedValue { $0.ready = true }
+    }
+
+    private func makeTLSContext(_ tls: ListenerTLSConfig) throws -> NIOSSLContext {
+        if try DevelopmentCertificates.createIfMissing(.init(certificate: tls.certificate, key: tls.key)) {
+            logger.warning("made a development certificate; do not use it in production", metadata: [
+                "certificate": .string(tls.certificate), "key": .string(tls.key),
+            ])
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem)))
+        configuration.applicationProtocols = ["h2", "http/1.1"]
+        configuration.minimumTLSVersion = .tlsv12
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    private func bind(listener: ListenerConfig, tlsContext: NIOSSLContext?) throws -> Channel {
+        let metrics = self.metrics
+        let loopContexts = self.loopContexts
+        let name = listener.name
+        return try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { [quiesce] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let loop = loopContexts[ObjectIdentifier(channel.eventLoop)] else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    try ServerPipeline(listenerName: name, loop: loop, tlsContext: tlsContext, metrics: metrics)
+                        .configure(channel)
+                }
+            }
+            .bind(host: listener.address.host, port: listener.address.port)
+            .wait()
+    }
+
+    /// The address a listener actually bound (its port differs from the config's when that was 0).
+    public func boundAddress(listener name: String) -> SocketAddress? { boundAddresses[name] }
+    public var adminAddress: SocketAddress? { adminChannel?.localAddress }
+
+    /// Reads the config file again. A valid config replaces the running one on every event
+    /// loop; an invalid one is reported and the running config keeps serving.
+    @discardableResult
+    public func reload() -> ReloadOutcome {
+        let current = snapshot
+        let newSnapshot: RuntimeSnapshot
+        do {
+            let config = try ConfigLoader.load(file: configPath)
+            newSnapshot = try RuntimeSnapshot(config: config, generation: current.generation + 1)
+        } catch {
+            let message = "\(error)"
+            state.withLockedValue { $0.lastReloadError = message }
+            logger.error("config reload rejected; the running config keeps serving", metadata: ["error": .string(message)])
+            return ReloadOutcome(succeeded: false, generation: current.generation, message: message)
+        }
+        if newSnapshot.config.listeners != current.config.listeners || newSnapshot.config.admin != current.config.admin {
+            logger.warning("listener and admin changes take effect at the next start; routes, services and limits apply now")
+        }
+        state.withLockedValue {
+            $0.snapshot = newSnapshot
+            $0.lastReloadError = nil
+            $0.reloadCount += 1
+        }
+        for context in orderedLoopContexts {
+            context.eventLoop.execute { context.install(newSnapshot) }
+        }
+        logger.info("config reloaded", metadata: ["generation": .stringConvertible(newSnapshot.generation)])
+        return ReloadOutcome(succeeded: true, generation: newSnapshot.generation, message: "reloaded")
+    }
+
+    /// Open and idle upstream connections per endpoint, summed over every event loop.
+    func upstreamStatistics() -> EventLoopFuture<[HostPort: (open: Int, idle: Int)]> {
+        let futures = orderedLoopContexts.map { context in
+            context.eventLoop.submit { context.poolStatistics() }
+        }
+        return EventLoopFuture.reduce(into: [HostPort: (open: Int, idle: Int)](), futures, on: adminGroup.next()) { total, stats in
+            for (endpoint, counts) in stats {
+                let previous = total[endpoint] ?? (0, 0)
+                total[endpoint] = (previous.open + counts.open, previous.idle + counts.idle)
+            }
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `drainTimeout`, then closes
+    /// everything that is left.
+    public func shutdown() async {
+        let drainTimeout = snapshot.config.limits.drainTimeout
+        state.withLockedValue { $0.ready = false }
+        logger.info("draining", metadata: ["timeout": .string("\(drainTimeout)")])
+        let drainedPromise = group.next().makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: drainedPromise)
+        // Whichever comes first, the last connection closing or the timeout, settles `outcome`.
+        let outcome = group.next().makePromise(of: Bool.self)
+        let settled = NIOLockedValueBox(false)
+        let settle: @Sendable (Bool) -> Void = { drained in
+            let first = settled.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+            if first { outcome.succeed(drained) }
+        }
+        drainedPromise.futureResult.whenComplete { _ in settle(true) }
+        let timeout = group.next().scheduleTask(in: drainTimeout.timeAmount) { settle(false) }
+        if (try? await outcome.futureResult.get()) == true {
+            timeout.cancel()
+            logger.info("drained")
+        } else {
+            logger.warning("drain timeout reached; closing the remaining connections")
+        }
+        for context in orderedLoopContexts {
+            try? await context.eventLoop.submit {
+                context.shutdownPools()
+                context.accessLog?.flush()
+            }.get()
+        }
+        try? await adminChannel?.close()
+        accessLogWriter?.stop()
+        try? await group.shutdownGracefully()
+        try? await adminGroup.shutdownGracefully()
+    }
+}

@@ -1,0 +1,83 @@
+import Prometheus
+
+/// The gateway's Prometheus metrics, registered once and shared by every event loop.
+///
+/// Looking a labelled series up in the registry takes its lock, so the hot path goes through a
+/// per-loop `MetricsCache` instead and reaches the registry only the first time a label set is seen.
+public final class GatewayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let downstreamConnections: Gauge
+    let upstreamConnections: Gauge
+
+    /// Latency buckets from 0.5 ms to 30 s: a gateway's requests span that whole range.
+    static let durationBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.downstreamConnections = registry.makeGauge(
+            descriptor: .init(metricName: "portico_downstream", unitName: "connections",
+                              helpText: "Open client connections."))
+        self.upstreamConnections = registry.makeGauge(
+            descriptor: .init(metricName: "portico_upstream", unitName: "connections",
+                              helpText: "Open connections to upstream endpoints."))
+    }
+
+    func requestCounter(route: String, backend: String, code: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_requests", unitName: "total",
+                              helpText: "Requests answered, by route, backend and status code."),
+            labels: [("route", route), ("backend", backend), ("code", code)])
+    }
+
+    func durationHistogram(route: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: .init(metricName: "portico_request_duration", unitName: "seconds",
+                              helpText: "Time from request head to the end of the response."),
+            labels: [("route", route)],
+            buckets: Self.durationBuckets)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    public func render() -> [UInt8] {
+        registry.emitToBuffer()
+    }
+}
+
+/// One event loop's view of the metrics: the series it has touched, by label set.
+final class MetricsCache {
+    private struct CounterKey: Hashable {
+        var route: String
+        var backend: String
+        var code: Int
+    }
+
+    let metrics: GatewayMetrics
+    private var counters: [CounterKey: Counter] = [:]
+    private var histograms: [String: DurationHistogram] = [:]
+
+    init(metrics: GatewayMetrics) {
+        self.metrics = metrics
+    }
+
+    func recordRequest(route: String, backend: String, status: Int, nanoseconds: Int64) {
+        let key = CounterKey(route: route, backend: backend, code: status)
+        if let counter = counters[key] {
+            counter.increment()
+        } else {
+            let counter = metrics.requestCounter(route: route, backend: backend, code: String(status))
+            counters[key] = counter
+            counter.increment()
+        }
+        if let histogram = histograms[route] {
+            histogram.recordNanoseconds(nanoseconds)
+        } else {
+            let histogram = metrics.durationHistogram(route: route)
+            histograms[route] = histogram
+            histogram.recordNanoseconds(nanoseconds)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import NIOCore
+import PorticoConfig
+import PorticoCore
+
+/// Everything one event loop needs to serve requests, touched only from that loop: the config
+/// snapshot it serves, its upstream pools and load-balancer state, its metric series and its
+/// access-log batch. Nothing here takes a lock.
+final class LoopContext {
+    let eventLoop: EventLoop
+    private(set) var snapshot: RuntimeSnapshot
+    private var pools: [HostPort: UpstreamPool] = [:]
+    private var pickers: [String: EndpointPicker] = [:]
+    private let loopIndex: Int
+    let metrics: MetricsCache
+    let accessLog: AccessLogBatch?
+    var random = FastRandom()
+
+    init(eventLoop: EventLoop, loopIndex: Int, snapshot: RuntimeSnapshot, metrics: GatewayMetrics,
+         accessLogWriter: AccessLogWriter?) {
+        self.eventLoop = eventLoop
+        self.loopIndex = loopIndex
+        self.snapshot = snapshot
+        self.metrics = MetricsCache(metrics: metrics)
+        self.accessLog = accessLogWriter.map { AccessLogBatch(writer: $0, eventLoop: eventLoop) }
+        self.random = FastRandom(seed: UInt64.random(in: .min ... .max))
+    }
+
+    /// Starts serving `newSnapshot`. Pools of endpoints still in use are kept warm; pools of
+    /// endpoints no longer named are shut down once their leased connections come back.
+    func install(_ newSnapshot: RuntimeSnapshot) {
+        let old = snapshot
+        snapshot = newSnapshot
+        let liveEndpoints = Set(newSnapshot.config.services.flatMap(\.endpoints))
+        for (endpoint, pool) in pools where !liveEndpoints.contains(endpoint) {
+            pool.shutdown()
+            pools[endpoint] = nil
+        }
+        for service in newSnapshot.config.services where old.servicesByName[service.name] != service {
+            pickers[service.name] = nil
+        }
+    }
+
+    /// Chooses an endpoint of `service` and returns its pool.
+    func pool(for service: ServiceConfig) -> (pool: UpstreamPool, endpointIndex: Int) {
+        var picker = pickers[service.name] ?? EndpointPicker(
+            strategy: service.loadBalancer.strategy, endpointCount: service.endpoints.count, startingAt: loopIndex)
+        let index = picker.pick(using: &random)
+        picker.requestStarted(at: index)
+        pickers[service.name] = picker
+        let endpoint = service.endpoints[index]
+        if let pool = pools[endpoint] { return (pool, index) }
+        let pool = UpstreamPool(
+            endpoint: endpoint, eventLoop: eventLoop, maxConnections: service.maxConnectionsPerEndpoint,
+            connectTimeout: service.connectTimeout.timeAmount, idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
+            metrics: metrics.metrics)
+        pools[endpoint] = pool
+        return (pool, index)
+    }
+
+    func requestFinished(service: String, endpointIndex: Int) {
+        guard var picker = pickers[service], endpointIndex < picker.endpointCount else { return }
+        picker.requestFinished(at: endpointIndex)
+        pickers[service] = picker
+    }
+
+    /// Open and idle upstream connections of this loop, by endpoint (for the admin API).
+    func poolStatistics() -> [HostPort: (open: Int, idle: Int)] {
+        pools.mapValues { ($0.openConnections, $0.idleConnections) }
+    }
+
+    func shutdownPools() {
+        for pool in pools.values { pool.shutdown() }
+    }
+}
+
+extension LoadBalancerKind {
+    var strategy: EndpointPicker.Strategy {
+        switch self {
+        case .roundRobin: return .roundRobin
+        case .leastRequest: return .leastRequest
+        case .random: return .random
+        }
+    }
+}
+
+/// xorshift64*: the load balancer and request ids need speed, not unpredictability.
+struct FastRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+        state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed
+    }
+
+    mutating func next() -> UInt64 {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
+    }
+}

@@ -1,0 +1,670 @@
+import NIOCore
+import NIOHTTP1
+import PorticoConfig
+import PorticoRouting
+
+/// Serves the requests of one HTTP/1.1 connection or one HTTP/2 stream: checks the request at
+/// the edge, matches a route, and either answers locally or streams the exchange through an
+/// upstream connection leased from this event loop's pool.
+///
+/// HTTP/1 pipelining reaches this handler one request at a time (`HTTPServerPipelineHandler`
+/// sits before it), so there is at most one `Exchange` in flight per handler.
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        /// A local answer (or an early upstream answer) went out; the rest of the request body
+        /// is read and dropped.
+        case discardingBody(closeWhenDone: Bool)
+        case proxying(Exchange)
+        /// The connection switched protocols and is now a byte pipe; this handler is leaving.
+        case upgraded
+        case closing
+    }
+
+    private let loop: LoopContext
+    private let connection: DownstreamConnectionInfo
+    private var state: State = .idle
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private var upstreamNeedsFlush = false
+
+    init(loop: LoopContext, connection: DownstreamConnectionInfo) {
+        self.loop = loop
+        self.connection = connection
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            startRequest(context: context, head: head)
+        case .body(let buffer):
+            requestBody(context: context, buffer: buffer)
+        case .end(let trailers):
+            requestEnd(context: context, trailers: trailers)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if upstreamNeedsFlush, case .proxying(let exchange) = state {
+            upstreamNeedsFlush = false
+            exchange.upstream?.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Hold the client back while the request body has nowhere to go: no upstream
+        // connection yet, or one whose send buffer is full.
+        if case .proxying(let exchange) = state, !exchange.requestComplete,
+           exchange.upstream.map({ !$0.isWritable }) ?? true {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .proxying(let exchange) = state {
+            exchange.upstream?.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .proxying(let exchange) = state {
+            // The client left mid-exchange: the upstream connection is mid-message too.
+            exchange.status = exchange.responseStarted ? exchange.status : 499
+            abandonUpstream(exchange)
+            finish(exchange)
+        }
+        state = .closing
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            // Idle means no bytes either way; a request waiting on a slow upstream is the
+            // route timeout's business, not this one's.
+            if case .idle = state { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: Request start
+
+    private func startRequest(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let snapshot = loop.snapshot
+        let started = NIODeadline.now()
+        let requestID = head.headers.first(name: "x-request-id") ?? loop.random.makeRequestID()
+
+        func reject(_ status: HTTPResponseStatus, close: Bool) {
+            writeLocalResponse(context: context, head: head, status: status, close: close,
+                               record: .init(route: "-", backend: "-", requestID: requestID, started: started))
+        }
+
+        if head.headers.wireSize + head.uri.utf8.count > snapshot.maxRequestHeaders {
+            return reject(.requestHeaderFieldsTooLarge, close: true)
+        }
+        let contentLength: Int?
+        do {
+            contentLength = try head.headers.validateRequestFraming()
+        } catch {
+            return reject(.badRequest, close: true)
+        }
+        if let contentLength, contentLength > snapshot.maxRequestBody {
+            return reject(.payloadTooLarge, close: true)
+        }
+        let target: NormalizedTarget
+        switch PathNormalizer.normalize(head.uri, method: head.method.rawValue) {
+        case .success(let normalized): target = normalized
+        case .failure: return reject(.badRequest, close: false)
+        }
+        let authority = target.authority ?? head.headers.first(name: "host") ?? ""
+        if authority.isEmpty && head.version == .http1_1 {
+            return reject(.badRequest, close: false)  // HTTP/1.1 requires Host (RFC 9112 3.2).
+        }
+
+        let request = RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)
+        guard let matched = snapshot.routeTable.match(request) else {
+            return reject(.notFound, close: false)
+        }
+        let route = matched.route
+        let routeName = route.config.name
+
+        switch route.config.action {
+        case .directResponse(let direct):
+            writeLocalResponse(
+                context: context, head: head, status: HTTPResponseStatus(statusCode: direct.status),
+                body: direct.body, contentType: direct.contentType, close: false,
+                record: .init(route: routeName, backend: "direct", requestID: requestID, started: started))
+            return
+        case .redirect(let redirect):
+            let location = snapshot.routeTable.redirectLocation(
+                redirect, matched: matched, scheme: connection.scheme, authority: authority,
+                normalizedPath: target.path, query: target.query)
+            writeLocalResponse(
+                context: context, head: head, status: HTTPResponseStatus(statusCode: redirect.status),
+                extraHeaders: [("location", location)], close: false,
+                record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started))
+            return
+        case .service, .split:
+            break
+        }
+
+        let hashKey = route.picker == nil ? 0 : StableHash.hash(splitKey(head: head, requestID: requestID, path: target.path))
+        guard let serviceName = route.serviceName(hash: hashKey),
+              let service = snapshot.servicesByName[serviceName] else {
+            return reject(.serviceUnavailable, close: false)
+        }
+
+        let isUpgrade = head.headers.isUpgradeRequest && connection.protocolName == "HTTP/1.1"
+        var upstreamHead = HTTPRequestHead(
+            version: .http1_1, method: head.method,
+            uri: snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query),
+            headers: head.headers)
+        let expectsContinue = upstreamHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+        upstreamHead.headers.removeHopByHop(keepUpgrade: isUpgrade)
+        upstreamHead.headers.remove(name: "expect")
+        if let contentLength {
+            upstreamHead.headers.replaceOrAdd(name: "content-length", value: String(contentLength))
+        }
+        if let host = route.config.rewrite?.host {
+            upstreamHead.headers.replaceOrAdd(name: "host", value: host)
+        } else if target.authority != nil || !upstreamHead.headers.contains(name: "host") {
+            upstreamHead.headers.replaceOrAdd(name: "host", value: authority)
+        }
+        addForwardingHeaders(to: &upstreamHead.headers, authority: authority, requestID: requestID,
+                             hadRequestID: head.headers.contains(name: "x-request-id"))
+
+        let (pool, endpointIndex) = loop.pool(for: service)
+        let exchange = Exchange(
+            requestHead: head, upstreamHead: upstreamHead, routeName: routeName, serviceName: serviceName,
+            endpointIndex: endpointIndex, pool: pool, requestID: requestID, started: started, isUpgrade: isUpgrade,
+            maxRequestBody: snapshot.maxRequestBody)
+        state = .proxying(exchange)
+
+        exchange.timeoutTask = context.eventLoop.scheduleTask(in: route.config.timeout.timeAmount) { [weak self] in
+            self?.routeTimedOut(exchange)
+        }
+        if expectsContinue {
+            // Portico answers the interim response itself (as Envoy does by default): the
+            // client may send its body, which flows upstream once a connection is ready.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        exchange.waiterID = pool.lease { [weak self] result in
+            self?.leaseCompleted(exchange, result: result)
+        }
+    }
+
+    /// The key a weighted split hashes: the client's own request id when it sent one (so a
+    /// retried request lands on the same backend), else who asked for what.
+    private func splitKey(head: HTTPRequestHead, requestID: String, path: String) -> String {
+        if head.headers.contains(name: "x-request-id") { return requestID }
+        return connection.clientAddress + " " + head.method.rawValue + " " + path
+    }
+
+    private func addForwardingHeaders(to headers: inout HTTPHeaders, authority: String, requestID: String, hadRequestID: Bool) {
+        let client = connection.clientAddress
+        if let existing = headers.first(name: "x-forwarded-for") {
+            headers.replaceOrAdd(name: "x-forwarded-for", value: existing + ", " + client)
+        } else {
+            headers.add(name: "x-forwarded-for", value: client)
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: connection.scheme)
+        headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
+        let forNode = client.contains(":") ? "\"[" + client + "]\"" : client
+        headers.add(name: "forwarded", value: "for=" + forNode + ";host=\"" + authority + "\";proto=" + connection.scheme)
+        if !hadRequestID { headers.add(name: "x-request-id", value: requestID) }
+    }
+
+    // MARK: Request body
+
+    private func requestBody(context: ChannelHandlerContext, buffer: ByteBuffer) {
+        guard case .proxying(let exchange) = state else { return }  // discarding or closing
+        exchange.bytesIn += buffer.readableBytes
+        if exchange.bytesIn > exchange.maxRequestBody {
+            if exchange.responseStarted {
+                abandonUpstream(exchange)
+                finish(exchange)
+                state = .closing
+                context.close(promise: nil)
+            } else {
+                abandonUpstream(exchange)
+                state = .idle
+                writeLocalResponse(context: context, head: exchange.requestHead, status: .payloadTooLarge, close: true,
+                                   record: exchange.record(routeFallback: true))
+            }
+            return
+        }
+        if let upstream = exchange.upstream {
+            upstream.send(.body(.byteBuffer(buffer)))
+            upstreamNeedsFlush = true
+        } else {
+            exchange.bufferedBody.append(buffer)
+        }
+    }
+
+    private func requestEnd(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
+        switch state {
+        case .proxying(let exchange):
+            exchange.requestComplete = true
+            if let upstream = exchange.upstream {
+                upstream.send(.end(trailers))
+                upstream.flush()
+                upstreamNeedsFlush = false
+                if exchange.responseComplete { completeExchange(exchange) }
+            } else {
+                exchange.bufferedEnd = true
+                exchange.bufferedTrailers = trailers
+            }
+        case .discardingBody(let closeWhenDone):
+            state = .idle
+            if closeWhenDone { context.close(promise: nil) }
+        case .idle, .upgraded, .closing:
+            break
+        }
+    }
+
+    // MARK: Upstream
+
+    private func leaseCompleted(_ exchange: Exchange, result: Result<UpstreamConnection, UpstreamPoolError>) {
+        exchange.waiterID = nil
+        guard case .proxying(let current) = state, current === exchange, let context else {
+            // The request ended (timeout, client gone) while the connection was on its way.
+            if case .success(let connection) = result { exchange.pool.release(connection, reusable: true) }
+            return
+        }
+        switch result {
+        case .failure(let error):
+            exchange.cancelTimeout()
+            loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+            state = exchange.requestComplete ? .idle : .discardingBody(closeWhenDone: false)
+            let status: HTTPResponseStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
+            writeLocalResponse(context: context, head: exchange.requestHead, status: status,
+                               close: false, record: exchange.record(), resetState: false)
+        case .success(let upstream):
+            exchange.upstream = upstream
+            upstream.attach(exchange)
+            exchange.handler = self
+            upstream.send(.head(exchange.upstreamHead))
+            for buffer in exchange.bufferedBody { upstream.send(.body(.byteBuffer(buffer))) }
+            exchange.bufferedBody.removeAll()
+            if exchange.bufferedEnd { upstream.send(.end(exchange.bufferedTrailers)) }
+            upstream.flush()
+            if pendingRead, upstream.isWritable {
+                pendingRead = false
+                context.read()
+            }
+        }
+    }
+
+    fileprivate func upstreamResponseHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
+        guard let context else { return }
+        exchange.cancelTimeout()
+        if head.status == .switchingProtocols {
+            guard exchange.isUpgrade else {
+                // A 101 nobody asked for cannot be relayed safely.
+                exchange.status = 502
+                abandonUpstream(exchange)
+                return
+            }
+            upgrade(context: context, exchange: exchange, head: head)
+            return
+        }
+        var response = HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: head.headers)
+        response.headers.removeHopByHop()
+        exchange.status = Int(head.status.code)
+        exchange.responseStarted = true
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+    }
+
+    fileprivate func upstreamResponseBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
+        guard let context, exchange.responseStarted else { return }
+        exchange.bytesOut += buffer.readableBytes
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    fileprivate func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPHeaders?) {
+        guard let context, exchange.responseStarted else { return }
+        exchange.responseComplete = true
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if exchange.requestComplete {
+            completeExchange(exchange)
+        } else {
+            // The upstream answered before reading the whole body: that connection is out of
+            // step, and the client's remaining body is read and dropped.
+            abandonUpstream(exchange)
+            finish(exchange)
+            state = .discardingBody(closeWhenDone: false)
+        }
+    }
+
+    fileprivate func upstreamReadComplete(_ exchange: Exchange) {
+        context?.flush()
+    }
+
+    fileprivate func upstreamWritabilityChanged(_ exchange: Exchange, isWritable: Bool) {
+        if isWritable, pendingRead, let context {
+            pendingRead = false
+            context.read()
+        }
+    }
+
+    fileprivate func upstreamClosed(_ exchange: Exchange) {
+        guard case .proxying(let current) = state, current === exchange, let context else { return }
+        exchange.upstream = nil
+        exchange.cancelTimeout()
+        if exchange.responseComplete { return }
+        if exchange.responseStarted {
+            // Mid-body: the only honest signal left is to cut the client's stream too.
+            exchange.status = exchange.status == 0 ? 502 : exchange.status
+            finish(exchange)
+            state = .closing
+            context.close(promise: nil)
+        } else {
+            loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+            state = exchange.requestComplete ? .idle : .discardingBody(closeWhenDone: false)
+            writeLocalResponse(context: context, head: exchange.requestHead, status: .badGateway, close: false,
+                               record: exchange.record(), resetState: false)
+        }
+    }
+
+    private func routeTimedOut(_ exchange: Exchange) {
+        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
+        exchange.timeoutTask = nil
+        if let waiterID = exchange.waiterID {
+            exchange.pool.cancelLease(waiterID)
+            exchange.waiterID = nil
+        }
+        abandonUpstream(exchange)
+        loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+        state = exchange.requestComplete ? .idle : .discardingBody(closeWhenDone: true)
+        writeLocalResponse(context: context, head: exchange.requestHead, status: .gatewayTimeout, close: false,
+                           record: exchange.record(), resetState: false)
+    }
+
+    /// Both directions are done: the connection goes back to the pool and the request is logged.
+    private func completeExchange(_ exchange: Exchange) {
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            exchange.pool.release(upstream, reusable: true)
+        }
+        finish(exchange)
+        state = .idle
+    }
+
+    /// Gives up the exchange's upstream connection without reusing it.
+    private func abandonUpstream(_ exchange: Exchange) {
+        exchange.cancelTimeout()
+        if let waiterID = exchange.waiterID {
+            exchange.pool.cancelLease(waiterID)
+            exchange.waiterID = nil
+        }
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            exchange.pool.release(upstream, reusable: false)
+        }
+    }
+
+    private func finish(_ exchange: Exchange) {
+        guard !exchange.finished else { return }
+        exchange.finished = true
+        loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+        record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.uri,
+               status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut,
+               upstream: exchange.pool.endpoint.description)
+    }
+
+    // MARK: Upgrades
+
+    /// Relays the 101 and turns both connections into a plain byte pipe.
+    private func upgrade(context: ChannelHandlerContext, exchange: Exchange, head: HTTPResponseHead) {
+        guard let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
+        exchange.status = 101
+        exchange.responseStarted = true
+        exchange.cancelTimeout()
+        exchange.upstream = nil
+        upstream.detach()
+        exchange.pool.detach(upstream)
+        finish(exchange)
+        state = .upgraded
+
+        var response = HTTPResponseHead(version: exchange.requestHead.version, status: .switchingProtocols, headers: head.headers)
+        response.headers.removeHopByHop(keepUpgrade: true)
+        let downstreamChannel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().whenComplete { result in
+            guard case .success = result else {
+                downstreamChannel.close(promise: nil)
+                upstreamChannel.close(promise: nil)
+                return
+            }
+            do {
+                try ByteGlue.join(downstream: downstreamChannel, upstream: upstreamChannel)
+            } catch {
+                downstreamChannel.close(promise: nil)
+                upstreamChannel.close(promise: nil)
+            }
+        }
+    }
+
+    // MARK: Local responses
+
+    private func writeLocalResponse(
+        context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
+        contentType: String = "text/plain; charset=utf-8", extraHeaders: [(String, String)] = [],
+        close: Bool, record: RequestRecord, resetState: Bool = true
+    ) {
+        let text = body ?? Self.defaultBody(for: status)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(4 + extraHeaders.count)
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: String(text.utf8.count))
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if close, connection.protocolName == "HTTP/1.1" { headers.add(name: "connection", value: "close") }
+        let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        if head.method != .HEAD, !text.isEmpty {
+            var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
+            buffer.writeString(text)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if resetState {
+            if close {
+                state = .closing
+            } else {
+                state = .discardingBody(closeWhenDone: false)
+            }
+        }
+        if close {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+        self.record(record, method: head.method, uri: head.uri, status: Int(status.code), bytesIn: 0,
+                    bytesOut: text.utf8.count, upstream: "-")
+    }
+
+    /// A short body that names the status and nothing about Portico's insides.
+    private static func defaultBody(for status: HTTPResponseStatus) -> String {
+        switch status.code {
+        case 400: return "bad request\n"
+        case 404: return "not found\n"
+        case 413: return "request body too large\n"
+        case 431: return "request headers too large\n"
+        case 502: return "upstream unavailable\n"
+        case 503: return "service unavailable\n"
+        case 504: return "upstream timed out\n"
+        default: return ""
+        }
+    }
+
+    // MARK: Logging and metrics
+
+    private func record(_ record: RequestRecord, method: HTTPMethod, uri: String, status: Int,
+                        bytesIn: Int, bytesOut: Int, upstream: String) {
+        let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
+        loop.metrics.recordRequest(route: record.route, backend: record.backend, status: status,
+                                   nanoseconds: Int64(truncatingIfNeeded: elapsed))
+        guard let accessLog = loop.accessLog else { return }
+        let connection = self.connection
+        accessLog.append { buffer in
+            buffer.writeStaticString("{\"time_unix_ms\":")
+            buffer.writeDecimal(Int(AccessClock.unixMilliseconds()))
+            buffer.writeStaticString(",\"listener\":")
+            buffer.writeJSONString(connection.listenerName)
+            buffer.writeStaticString(",\"client\":")
+            buffer.writeJSONString(connection.clientAddress)
+            buffer.writeStaticString(",\"protocol\":")
+            buffer.writeJSONString(connection.protocolName)
+            buffer.writeStaticString(",\"method\":")
+            buffer.writeJSONString(method.rawValue)
+            buffer.writeStaticString(",\"uri\":")
+            buffer.writeJSONString(uri)
+            buffer.writeStaticString(",\"status\":")
+            buffer.writeDecimal(status)
+            buffer.writeStaticString(",\"route\":")
+            buffer.writeJSONString(record.route)
+            buffer.writeStaticString(",\"backend\":")
+            buffer.writeJSONString(record.backend)
+            buffer.writeStaticString(",\"upstream\":")
+            buffer.writeJSONString(upstream)
+            buffer.writeStaticString(",\"bytes_in\":")
+            buffer.writeDecimal(bytesIn)
+            buffer.writeStaticString(",\"bytes_out\":")
+            buffer.writeDecimal(bytesOut)
+            buffer.writeStaticString(",\"duration_us\":")
+            buffer.writeDecimal(Int(elapsed / 1000))
+            buffer.writeStaticString(",\"request_id\":")
+            buffer.writeJSONString(record.requestID)
+            buffer.writeStaticString("}")
+        }
+    }
+}
+
+/// What the access log and the metrics need to know about a request, wherever it ended.
+struct RequestRecord {
+    var route: String
+    var backend: String
+    var requestID: String
+    var started: NIODeadline
+}
+
+/// One proxied request: the state both of its connections share.
+final class Exchange: UpstreamResponseDelegate {
+    let requestHead: HTTPRequestHead
+    let upstreamHead: HTTPRequestHead
+    let routeName: String
+    let serviceName: String
+    let endpointIndex: Int
+    let pool: UpstreamPool
+    let requestID: String
+    let started: NIODeadline
+    let isUpgrade: Bool
+    let maxRequestBody: Int
+
+    weak var handler: ProxyHandler?
+    var upstream: UpstreamConnection?
+    var waiterID: Int?
+    var timeoutTask: Scheduled<Void>?
+    var bufferedBody: [ByteBuffer] = []
+    var bufferedEnd = false
+    var bufferedTrailers: HTTPHeaders?
+    var requestComplete = false
+    var responseStarted = false
+    var responseComplete = false
+    var finished = false
+    var status = 0
+    var bytesIn = 0
+    var bytesOut = 0
+
+    init(requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String, serviceName: String,
+         endpointIndex: Int, pool: UpstreamPool, requestID: String, started: NIODeadline, isUpgrade: Bool,
+         maxRequestBody: Int) {
+        self.requestHead = requestHead
+        self.upstreamHead = upstreamHead
+        self.routeName = routeName
+        self.serviceName = serviceName
+        self.endpointIndex = endpointIndex
+        self.pool = pool
+        self.requestID = requestID
+        self.started = started
+        self.isUpgrade = isUpgrade
+        self.maxRequestBody = maxRequestBody
+    }
+
+    func record(routeFallback: Bool = false) -> RequestRecord {
+        RequestRecord(route: routeName, backend: serviceName, requestID: requestID, started: started)
+    }
+
+    func cancelTimeout() {
+        timeoutTask?.cancel()
+        timeoutTask = nil
+    }
+
+    var downstreamIsWritable: Bool { handler?.isDownstreamWritable ?? true }
+
+    func upstreamResponseHead(_ head: HTTPResponseHead) { handler?.upstreamResponseHead(self, head) }
+    func upstreamResponseBody(_ buffer: ByteBuffer) { handler?.upstreamResponseBody(self, buffer) }
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?) { handler?.upstreamResponseEnd(self, trailers) }
+    func upstreamReadComplete() { handler?.upstreamReadComplete(self) }
+    func upstreamWritabilityChanged(isWritable: Bool) { handler?.upstreamWritabilityChanged(self, isWritable: isWritable) }
+    func upstreamClosed() { handler?.upstreamClosed(self) }
+}
+
+extension ProxyHandler {
+    fileprivate var isDownstreamWritable: Bool { context?.channel.isWritable ?? false }
+}
+
+/// Adapts an HTTP/1 head (HTTP/2 streams arrive as HTTP/1 heads too) to route matching.
+struct RoutedRequestView: RoutableRequest {
+    let head: HTTPRequestHead
+    let authority: String
+    let normalizedPath: String
+
+    var method: String { head.method.rawValue }
+
+    func firstHeaderValue(lowercasedName: String) -> String? {
+        head.headers.first(name: lowercasedName)
+    }
+}
+
+extension FastRandom {
+    /// A random UUID-shaped id (version 4 layout) for `x-request-id`.
+    mutating func makeRequestID() -> String {
+        let high = next()
+        let low = next()
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var index = 0
+            func put(_ value: UInt64, nibbles: Int) {
+                for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) {
+                    buffer[index] = ByteBuffer.hexDigit(UInt8((value >> UInt64(shift)) & 0xF))
+                    index += 1
+                }
+            }
+            func dash() {
+                buffer[index] = UInt8(ascii: "-")
+                index += 1
+            }
+            put(high >> 32, nibbles: 8); dash()
+            put((high >> 16) & 0xFFFF, nibbles: 4); dash()
+            put(0x4000 | (high & 0x0FFF), nibbles: 4); dash()
+            put(0x8000 | ((low >> 48) & 0x3FFF), nibbles: 4); dash()
+            put(low & 0xFFFF_FFFF_FFFF, nibbles: 12)
+            return index
+        }
+    }
+}

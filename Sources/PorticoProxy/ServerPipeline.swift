@@ -1,0 +1,170 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOSSL
+import NIOTLS
+import Prometheus
+
+/// Builds the pipeline of an accepted client connection.
+///
+/// Cleartext: one port speaks HTTP/1.1 and h2c with prior knowledge; the first bytes decide.
+/// TLS: ALPN decides between h2 and http/1.1. Either way each request, or each HTTP/2 stream,
+/// ends in its own `ProxyHandler` as HTTP/1-style parts, so the proxy logic exists once.
+struct ServerPipeline {
+    let listenerName: String
+    let loop: LoopContext
+    let tlsContext: NIOSSLContext?
+    let metrics: GatewayMetrics
+
+    func configure(_ channel: Channel) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ConnectionCounter(gauge: metrics.downstreamConnections))
+        let clientAddress = channel.remoteAddress?.ipAddress ?? "-"
+        let scheme = tlsContext == nil ? "http" : "https"
+        if let tlsContext {
+            try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
+            try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
+                channel.eventLoop.makeCompletedFuture {
+                    switch result {
+                    case .negotiated("h2"):
+                        try configureHTTP2(channel, scheme: scheme, clientAddress: clientAddress)
+                    default:
+                        try configureHTTP1(channel, scheme: scheme, clientAddress: clientAddress)
+                    }
+                }
+            })
+        } else {
+            try sync.addHandler(CleartextProtocolSniffer(
+                http1: { channel in try configureHTTP1(channel, scheme: scheme, clientAddress: clientAddress) },
+                http2: { channel in try configureHTTP2(channel, scheme: scheme, clientAddress: clientAddress) }))
+        }
+    }
+
+    private var limits: (headers: Int, idle: TimeAmount) {
+        (loop.snapshot.maxRequestHeaders, loop.snapshot.config.limits.idleTimeout.timeAmount)
+    }
+
+    func configureHTTP1(_ channel: Channel, scheme: String, clientAddress: String) throws {
+        let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
+                                            clientAddress: clientAddress, protocolName: "HTTP/1.1")
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.headers
+        decoderLimits.maxHeaderFieldSize = limits.headers
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(IdleStateHandler(allTimeout: limits.idle))
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
+            withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits)
+        try sync.addHandler(EdgeErrorHandler())
+        try sync.addHandler(ProxyHandler(loop: loop, connection: info))
+    }
+
+    func configureHTTP2(_ channel: Channel, scheme: String, clientAddress: String) throws {
+        let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
+                                            clientAddress: clientAddress, protocolName: "HTTP/2")
+        let loop = self.loop
+        // GOAWAY on shutdown, and closing idle connections, are the connection manager's job.
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: limits.idle, maxAge: nil, maxGraceTime: nil, keepalive: nil))
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 256),
+            // Above the edge limit, so an oversized header list reaches the ProxyHandler and
+            // gets a 431 rather than a protocol error.
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.headers + 64 * 1024),
+        ]
+        let sync = channel.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init(),
+            streamDelegate: manager.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let streamSync = stream.pipeline.syncOperations
+                try streamSync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try streamSync.addHandler(ProxyHandler(loop: loop, connection: info))
+            }
+        }
+        try sync.addHandler(manager)
+    }
+}
+
+/// Decides between HTTP/1.1 and h2c by the connection preface (RFC 9113 3.4), then steps aside.
+final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    private var buffered: ByteBuffer?
+    private let http1: (Channel) throws -> Void
+    private let http2: (Channel) throws -> Void
+
+    init(http1: @escaping (Channel) throws -> Void, http2: @escaping (Channel) throws -> Void) {
+        self.http1 = http1
+        self.http2 = http2
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if buffered == nil {
+            buffered = incoming
+        } else {
+            buffered!.writeBuffer(&incoming)
+        }
+        let bytes = buffered!.readableBytesView
+        let compared = min(bytes.count, Self.preface.count)
+        let matches = bytes.prefix(compared).elementsEqual(Self.preface.prefix(compared))
+        if matches && compared < Self.preface.count { return }  // Not enough yet to tell.
+        do {
+            try (matches ? http2 : http1)(context.channel)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let data = buffered!
+        buffered = nil
+        context.fireChannelRead(wrapInboundOut(data))
+        context.fireChannelReadComplete()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Shutting down before the client said anything: nothing to finish.
+        if event is ChannelShouldQuiesceEvent || event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Counts open client connections for `portico_downstream_connections`.
+final class ConnectionCounter: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    private let gauge: Gauge
+    private var counted = false
+
+    init(gauge: Gauge) { self.gauge = gauge }
+
+    func channelActive(context: ChannelHandlerContext) {
+        counted = true
+        gauge.increment()
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive, !counted {
+            counted = true
+            gauge.increment()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted {
+            counted = false
+            gauge.decrement()
+        }
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,136 @@
+import NIOCore
+import NIOHTTP1
+
+/// What a leased upstream connection reports to the request that holds it. Every call happens
+/// on the connection's event loop, which is also the downstream channel's.
+protocol UpstreamResponseDelegate: AnyObject {
+    var downstreamIsWritable: Bool { get }
+    func upstreamResponseHead(_ head: HTTPResponseHead)
+    func upstreamResponseBody(_ buffer: ByteBuffer)
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?)
+    /// The end of one read burst: the moment to flush what was forwarded.
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(isWritable: Bool)
+    func upstreamClosed()
+}
+
+/// One HTTP/1.1 connection to an upstream endpoint, and the handler at the end of its pipeline.
+///
+/// Reads are only requested while the downstream side can take more (explicit backpressure, as
+/// in swift-nio-examples' GlueHandler): a slow client slows the upstream instead of growing a
+/// buffer in Portico.
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    unowned let pool: UpstreamPool
+    private(set) var context: ChannelHandlerContext?
+    var delegate: UpstreamResponseDelegate?
+    private var pendingRead = false
+    /// Whether the last response allows the connection to carry another request.
+    private(set) var responseAllowsReuse = true
+
+    init(pool: UpstreamPool) {
+        self.pool = pool
+    }
+
+    var channel: Channel? { context?.channel }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func send(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func close() {
+        context?.close(promise: nil)
+    }
+
+    /// Starts a new exchange: the next response belongs to `delegate`.
+    func attach(_ delegate: UpstreamResponseDelegate) {
+        self.delegate = delegate
+        self.responseAllowsReuse = true
+    }
+
+    func detach() {
+        delegate = nil
+    }
+
+    /// Called when the downstream side drained its buffer: a read held back can go now.
+    func resumeReading() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard let delegate else {
+            // A response nobody asked for: the connection is out of step, so it cannot be reused.
+            context.close(promise: nil)
+            return
+        }
+        switch part {
+        case .head(let head):
+            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+                return  // Interim responses: Portico answers `Expect: 100-continue` itself.
+            }
+            responseAllowsReuse = head.isKeepAlive
+            delegate.upstreamResponseHead(head)
+        case .body(let buffer):
+            delegate.upstreamResponseBody(buffer)
+        case .end(let trailers):
+            delegate.upstreamResponseEnd(trailers)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.downstreamIsWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let delegate = self.delegate
+        self.delegate = nil
+        pool.connectionClosed(self)
+        delegate?.upstreamClosed()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent, delegate == nil {
+            // Idle in the pool for the whole idle timeout: let it go rather than hold a socket.
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Resets and parse errors both end the connection; the delegate hears of it as a close.
+        context.close(promise: nil)
+    }
+}

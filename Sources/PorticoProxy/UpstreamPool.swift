@@ -1,0 +1,149 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import PorticoConfig
+import PorticoCore
+
+enum UpstreamPoolError: Error {
+    case connectFailed
+    case overloaded
+    case shuttingDown
+}
+
+/// Keep-alive HTTP/1.1 connections to one endpoint, owned by one event loop.
+///
+/// The decisions are `ConnectionPoolStateMachine`'s; this shell opens sockets with a
+/// `ClientBootstrap` on the same loop, so the downstream and upstream sockets of a request share
+/// a thread and no lock is ever taken.
+final class UpstreamPool {
+    typealias LeaseCallback = (Result<UpstreamConnection, UpstreamPoolError>) -> Void
+    private typealias Machine = ConnectionPoolStateMachine<ObjectIdentifier, Int>
+
+    let endpoint: HostPort
+    let eventLoop: EventLoop
+    private var machine: Machine
+    private var connections: [ObjectIdentifier: UpstreamConnection] = [:]
+    private var waiters: [Int: LeaseCallback] = [:]
+    private var nextWaiterID = 0
+    private let connectTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private let metrics: GatewayMetrics
+
+    init(endpoint: HostPort, eventLoop: EventLoop, maxConnections: Int, connectTimeout: TimeAmount,
+         idleTimeout: TimeAmount, metrics: GatewayMetrics) {
+        self.endpoint = endpoint
+        self.eventLoop = eventLoop
+        self.machine = Machine(maxConnections: maxConnections)
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.metrics = metrics
+    }
+
+    var openConnections: Int { machine.openCount }
+    var idleConnections: Int { machine.idleCount }
+
+    /// Asks for a connection; `callback` runs on this loop, possibly before `lease` returns.
+    /// The returned id cancels the wait.
+    @discardableResult
+    func lease(_ callback: @escaping LeaseCallback) -> Int {
+        let id = nextWaiterID
+        nextWaiterID &+= 1
+        waiters[id] = callback
+        perform(machine.leaseRequested(by: id))
+        return id
+    }
+
+    func cancelLease(_ id: Int) {
+        guard waiters.removeValue(forKey: id) != nil else { return }
+        perform(machine.waiterCancelled(id))
+    }
+
+    func release(_ connection: UpstreamConnection, reusable: Bool) {
+        connection.detach()
+        let canReuse = reusable && connection.responseAllowsReuse
+        if !canReuse { connection.close() }
+        perform(machine.connectionReleased(ObjectIdentifier(connection), reusable: canReuse))
+    }
+
+    /// The connection leaves the pool for good (it was upgraded to another protocol).
+    func detach(_ connection: UpstreamConnection) {
+        let id = ObjectIdentifier(connection)
+        guard connections.removeValue(forKey: id) != nil else { return }
+        metrics.upstreamConnections.decrement()
+        perform(machine.connectionClosed(id))
+    }
+
+    func connectionClosed(_ connection: UpstreamConnection) {
+        let id = ObjectIdentifier(connection)
+        guard connections.removeValue(forKey: id) != nil else { return }
+        metrics.upstreamConnections.decrement()
+        perform(machine.connectionClosed(id))
+    }
+
+    func shutdown() {
+        perform(machine.shutdown())
+    }
+
+    private func perform(_ action: Machine.Action) {
+        switch action {
+        case .none:
+            break
+        case .lease(let id, to: let waiter):
+            guard let connection = connections[id] else { return }
+            if let callback = waiters.removeValue(forKey: waiter) {
+                callback(.success(connection))
+            } else {
+                // The waiter gave up in the meantime: the connection goes straight back.
+                perform(machine.connectionReleased(id, reusable: true))
+            }
+        case .createConnection:
+            connect()
+        case .failWaiter(let waiter, let failure):
+            waiters.removeValue(forKey: waiter)?(.failure(Self.error(for: failure)))
+        case .failWaiters(let failed, let failure):
+            for waiter in failed { waiters.removeValue(forKey: waiter)?(.failure(Self.error(for: failure))) }
+        case .closeConnection(let id):
+            connections[id]?.close()
+        case .closeAll(let idle, let failed):
+            for id in idle { connections[id]?.close() }
+            for waiter in failed { waiters.removeValue(forKey: waiter)?(.failure(.shuttingDown)) }
+        }
+    }
+
+    private static func error(for failure: ConnectionPoolStateMachine<ObjectIdentifier, Int>.PoolFailure) -> UpstreamPoolError {
+        switch failure {
+        case .connectFailed: return .connectFailed
+        case .tooManyWaiters: return .overloaded
+        case .shuttingDown: return .shuttingDown
+        }
+    }
+
+    private func connect() {
+        let connection = UpstreamConnection(pool: self)
+        let idleTimeout = self.idleTimeout
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                    // Bytes after a 101 belong to the upgraded protocol: keep them.
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try sync.addHandler(connection)
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success:
+                    connections[ObjectIdentifier(connection)] = connection
+                    metrics.upstreamConnections.increment()
+                    perform(machine.connectionEstablished(ObjectIdentifier(connection)))
+                case .failure:
+                    perform(machine.connectionFailed())
+                }
+            }
+    }
+}

@@ -1,0 +1,88 @@
+import PorticoConfig
+
+/// One route of a `RouteTable`, with everything matching needs prepared once: hosts
+/// lower-cased into bytes, the regex compiled, the split's picker built.
+///
+/// A class so that a `MatchedRoute` is one pointer wide as it travels down the pipeline.
+public final class CompiledRoute: Sendable {
+    /// The route as configured.
+    public let config: RouteConfig
+    /// The route's position in match order.
+    public let index: Int
+    /// For a `split` action: picks among `config.action`'s backends by weight.
+    public let picker: WeightedPicker?
+
+    let host: HostPattern?
+    let path: PathPattern
+
+    enum HostPattern: Sendable {
+        case exact([UInt8])
+        /// Starts with '.'.
+        case suffix([UInt8])
+    }
+
+    enum PathPattern: Sendable {
+        case any
+        case prefix([UInt8])
+        case exact([UInt8])
+        case regex(CompiledRegex)
+    }
+
+    init(config: RouteConfig, index: Int) throws(RouteTableError) {
+        self.config = config
+        self.index = index
+
+        switch config.match.host {
+        case nil:
+            host = nil
+        case .exact(let name):
+            host = .exact(Array(HostName.canonical(name).utf8))
+        case .suffix(let suffix):
+            let canonical = HostName.canonical(suffix)
+            // Tolerate `example.com` for `.example.com`: without the dot, `badexample.com`
+            // would match, which nobody means.
+            host = .suffix(Array((canonical.hasPrefix(".") ? canonical : "." + canonical).utf8))
+        }
+
+        switch config.match.path {
+        case .any:
+            path = .any
+        case .prefix(let prefix):
+            path = .prefix(Array(prefix.utf8))
+        case .exact(let exact):
+            path = .exact(Array(exact.utf8))
+        case .regex(let pattern):
+            do {
+                path = .regex(try CompiledRegex(pattern))
+            } catch {
+                throw .invalidRegex(route: config.name, pattern: pattern, location: config.location, reason: "\(error)")
+            }
+        }
+
+        if case .split(let backends) = config.action {
+            picker = WeightedPicker(weights: backends.map(\.weight))
+        } else {
+            picker = nil
+        }
+    }
+
+    /// The prefix this route matched on, for prefix routes.
+    public var matchedPrefix: String? {
+        if case .prefix(let prefix) = config.match.path { return prefix }
+        return nil
+    }
+
+    /// The service a request on this route goes to: the service itself, or for a split the
+    /// backend `hash` lands on; `nil` for direct responses and redirects.
+    public func serviceName(hash: UInt64) -> String? {
+        switch config.action {
+        case .service(let name):
+            return name
+        case .split(let backends):
+            guard let picker, !backends.isEmpty else { return nil }
+            return backends[picker.pick(hash: hash)].service
+        case .directResponse, .redirect:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+import PorticoConfig
+import XCTest
+
+/// What a user sees for a broken file: `FILE:LINE:COLUMN: KEY: message`, one line per problem.
+final class ConfigLoaderErrorTests: XCTestCase {
+    /// The printed error for `yaml`, failing the test if the file loads.
+    private func errorText(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        do {
+            _ = try ConfigLoader.parse(yaml: yaml, file: "gateway.yaml")
+            XCTFail("expected the config to be rejected", file: file, line: line)
+            return ""
+        } catch let error as ConfigError {
+            return error.description
+        } catch {
+            XCTFail("expected a ConfigError, got \(error)", file: file, line: line)
+            return ""
+        }
+    }
+
+    func testUnknownKeySuggestsTheClosestOne() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            routes:
+              - match: { prefx: /v1/ }
+                directResponse: { status: 200 }
+            """),
+            "gateway.yaml:4:14: routes[0].match.prefx: unknown key 'prefx' (did you mean 'prefix'?)")
+    }
+
+    func testUnknownKeyWithoutACloseMatchListsTheAllowedKeys() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+                backlog: 128
+            """),
+            "gateway.yaml:3:5: listeners[0].backlog: unknown key 'backlog' (expected one of name, address, tls)")
+    }
+
+    func testUnknownTopLevelKey() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            rotues: []
+            """),
+            "gateway.yaml:3:1: rotues: unknown key 'rotues' (did you mean 'routes'?)")
+    }
+
+    func testBareNumberIsNotADuration() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: / }
+                service: api
+                timeout: 10
+            """),
+            "gateway.yaml:8:14: routes[0].timeout: expected a duration like 250ms, 2s, 1m, got '10'")
+    }
+
+    func testBadSizeAndZeroDuration() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            limits:
+              maxRequestBody: 10 megs
+              drainTimeout: 0s
+            """), """
+            gateway.yaml:4:19: limits.maxRequestBody: expected a size like 512KiB, 10MiB, 1GB or a number of bytes, got '10 megs'
+            gateway.yaml:5:17: limits.drainTimeout: must be longer than 0s
+            """)
+    }
+
+    func testUnknownServicePointsAtTheValue() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              legacy: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: / }
+                split:
+                  - { service: legacy, weight: 1 }
+                  - { service: payments, weight: 1 }
+            """),
+            "gateway.yaml:9:20: routes[0].split[1].service: unknown service 'payments' (declared: legacy)")
+    }
+
+    func testUnknownServiceDeclaredAfterTheRoutesStillResolvesAndATypoIsSuggested() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            routes:
+              - match: { prefix: /a/ }
+                service: legacy
+              - match: { prefix: /b/ }
+                service: legcy
+            services:
+              legacy: { endpoints: [127.0.0.1:9001] }
+            """),
+            "gateway.yaml:7:14: routes[1].service: unknown service 'legcy' (did you mean 'legacy'?)")
+    }
+
+    func testTwoActionsAndNoActionNameTheRoute() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              legacy: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - name: old-api
+                match: { prefix: /old/ }
+                service: legacy
+                redirect: { host: new.example.com }
+              - match: { prefix: /x/ }
+                timeout: 1s
+            """), """
+            gateway.yaml:6:5: routes[0]: route 'old-api' has more than one action ('service' and 'redirect'); \
+            give it exactly one of service, split, directResponse or redirect
+            gateway.yaml:10:5: routes[1]: route 'route-1' has no action; \
+            give it exactly one of service, split, directResponse or redirect
+            """)
+    }
+
+    func testInvalidRegex() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            routes:
+              - match: { regex: "/items/[0-9+" }
+                directResponse: { status: 404 }
+            """),
+            "gateway.yaml:4:21: routes[0].match.regex: invalid regular expression: expected ']'")
+    }
+
+    func testBadListenerAddress() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - name: public
+                address: 127.0.0.1:99999
+            """),
+            "gateway.yaml:3:14: listeners[0].address: expected an address like 127.0.0.1:8080, localhost:80 "
+                + "or \"[::1]:8443\" (port 0-65535), got '127.0.0.1:99999'")
+    }
+
+    func testBadServiceEndpointNamesItsIndex() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              legacy:
+                endpoints: [127.0.0.1:9001, 127.0.0.1]
+            """),
+            "gateway.yaml:5:33: services.legacy.endpoints[1]: expected an address like 127.0.0.1:8080, localhost:80 "
+                + "or \"[::1]:8443\" (port 1-65535), got '127.0.0.1'")
+    }
+
+    func testYamlSyntaxErrorUsesTheParsersPosition() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            routes:
+              - match: { prefix: /v1/
+                service: legacy
+            """),
+            "gateway.yaml:5:12: (yaml): did not find expected ',' or '}' "
+                + "(while parsing a flow mapping at line 4, column 12)")
+    }
+
+    func testDuplicateKeyIsAYamlError() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            listeners:
+              - address: 127.0.0.1:8081
+            """),
+            "gateway.yaml:1:1: (yaml): duplicate key 'listeners' in one mapping; each key may appear once")
+    }
+
+    func testListenerRules() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - name: public
+                address: 127.0.0.1:8080
+              - name: public
+                address: 127.0.0.1:8080
+                tls: { certificate: certs/gateway.pem }
+            admin:
+              address: 127.0.0.1:8080
+            """), """
+            gateway.yaml:4:11: listeners[1].name: listener name 'public' is already used by listeners[0]
+            gateway.yaml:5:14: listeners[1].address: address 127.0.0.1:8080 is already used by listener 'public'
+            gateway.yaml:6:10: listeners[1].tls.key: tls needs both 'certificate' and 'key'; 'key' is missing
+            gateway.yaml:8:12: admin.address: address 127.0.0.1:8080 is already used by listener 'public'
+            """)
+    }
+
+    func testAtLeastOneListener() {
+        XCTAssertEqual(errorText("listeners: []\n"),
+                       "gateway.yaml:1:12: listeners: at least one listener is required")
+        XCTAssertEqual(errorText("accessLog: { format: json }\n"),
+                       "gateway.yaml:1:1: listeners: at least one listener is required")
+        XCTAssertEqual(errorText(""),
+                       "gateway.yaml:1:1: listeners: the file is empty; expected at least a 'listeners' section")
+    }
+
+    func testMatchRules() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            routes:
+              - match: { prefix: /a/, path: /a }
+                directResponse: { status: 200 }
+              - match: { prefix: v1/, host: "api.example.com:8443" }
+                directResponse: { status: 200 }
+              - match: { methods: [GET, "BAD METHOD"], headers: { "x trace": on, x-debug: { present: maybe } } }
+                directResponse: { status: 200 }
+              - directResponse: { status: 200 }
+            """), """
+            gateway.yaml:4:27: routes[0].match.path: only one of prefix, path, regex may be set; this match already has 'prefix'
+            gateway.yaml:6:22: routes[1].match.prefix: must start with '/', got 'v1/'
+            gateway.yaml:6:33: routes[1].match.host: must not include a port; routes match the host name whatever the port, \
+            got 'api.example.com:8443'
+            gateway.yaml:8:29: routes[2].match.methods[1]: 'BAD METHOD' is not a valid HTTP method
+            gateway.yaml:8:55: routes[2].match.headers.x trace: 'x trace' is not a valid header name
+            gateway.yaml:8:90: routes[2].match.headers.x-debug.present: expected true or false, got 'maybe'
+            gateway.yaml:10:5: routes[3].match: route 'route-3' needs a 'match'; use `match: { prefix: / }` to match every request
+            """)
+    }
+
+    func testActionRules() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { path: /old }
+                redirect: { prefix: /new/, status: 305 }
+              - match: { path: /teapot }
+                directResponse: { status: 150 }
+                rewrite: { prefix: / }
+              - match: { prefix: / }
+                split:
+                  - { service: api, weight: 0 }
+                  - { service: api }
+            """), """
+            gateway.yaml:7:17: routes[0].redirect.prefix: 'prefix' needs a route that matches on a prefix; \
+            use 'path' to replace the whole path
+            gateway.yaml:7:40: routes[0].redirect.status: must be 301, 302, 303, 307 or 308, got 305
+            gateway.yaml:9:31: routes[1].directResponse.status: must be between 200 and 599, got 150
+            gateway.yaml:10:5: routes[1].rewrite: rewrite only applies to routes that forward to a service or a split, \
+            not to directResponse
+            gateway.yaml:13:33: routes[2].split[0].weight: must be a positive whole number up to 1000000, got 0
+            gateway.yaml:14:9: routes[2].split[1].weight: missing required key 'weight'
+            """)
+    }
+
+    func testEveryErrorIsReportedInFileOrder() throws {
+        let yaml = """
+            listeners:
+              - address: localhost
+            limits: { idleTimeout: soon }
+            services:
+              api: { endpoints: [], loadBalancer: round-robin }
+            routes:
+              - match: { prefix: / }
+                service: missing
+            accessLog: { format: text }
+            """
+        XCTAssertThrowsError(try ConfigLoader.parse(yaml: yaml, file: "gateway.yaml")) { error in
+            let diagnostics = (error as? ConfigError)?.diagnostics ?? []
+            XCTAssertEqual(diagnostics.map(\.key), [
+                "listeners[0].address",
+                "limits.idleTimeout",
+                "services.api.endpoints",
+                "services.api.loadBalancer",
+                "routes[0].service",
+                "accessLog.format",
+            ])
+            XCTAssertEqual(diagnostics.map(\.location.line), [2, 3, 5, 5, 8, 9])
+            XCTAssertEqual(diagnostics.last?.description,
+                           "gateway.yaml:9:22: accessLog.format: expected one of json, off, got 'text'")
+        }
+    }
+
+    func testTopLevelMustBeAMapping() {
+        XCTAssertEqual(errorText("- listeners\n"), "gateway.yaml:1:1: (root): expected a mapping with keys "
+            + "listeners, admin, limits, accessLog, services, routes, got a list")
+    }
+}
