@@ -16,9 +16,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private enum State {
         case idle
-        /// A local answer (or an early upstream answer) went out; the rest of the request body
-        /// is read and dropped.
-        case discardingBody(closeWhenDone: Bool)
+        /// The answer is decided (a local response, or an upstream answer that already went
+        /// out); the rest of the request body is read and dropped, and `pending`, if any, is
+        /// written when the request ends. Answering before the request's end would race NIO's
+        /// pipelining helper, which may already hold the next request.
+        case awaitingRequestEnd(pending: LocalResponse?)
         case proxying(Exchange)
         /// The connection switched protocols and is now a byte pipe; this handler is leaving.
         case upgraded
@@ -245,9 +247,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.close(promise: nil)
             } else {
                 abandonUpstream(exchange)
-                state = .idle
                 writeLocalResponse(context: context, head: exchange.requestHead, status: .payloadTooLarge, close: true,
-                                   record: exchange.record(routeFallback: true))
+                                   record: exchange.record())
             }
             return
         }
@@ -272,9 +273,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 exchange.bufferedEnd = true
                 exchange.bufferedTrailers = trailers
             }
-        case .discardingBody(let closeWhenDone):
+        case .awaitingRequestEnd(let pending):
             state = .idle
-            if closeWhenDone { context.close(promise: nil) }
+            if let pending { write(pending, context: context) }
         case .idle, .upgraded, .closing:
             break
         }
@@ -293,10 +294,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .failure(let error):
             exchange.cancelTimeout()
             loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
-            state = exchange.requestComplete ? .idle : .discardingBody(closeWhenDone: false)
             let status: HTTPResponseStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
-            writeLocalResponse(context: context, head: exchange.requestHead, status: status,
-                               close: false, record: exchange.record(), resetState: false)
+            writeLocalResponse(context: context, head: exchange.requestHead, status: status, close: false,
+                               record: exchange.record(), requestComplete: exchange.requestComplete)
         case .success(let upstream):
             exchange.upstream = upstream
             upstream.attach(exchange)
@@ -342,7 +342,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPHeaders?) {
         guard let context, exchange.responseStarted else { return }
         exchange.responseComplete = true
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        // Settle this exchange before writing the end: that write can make NIO's pipelining
+        // helper hand over the next buffered request at once, re-entering this handler.
         if exchange.requestComplete {
             completeExchange(exchange)
         } else {
@@ -350,8 +351,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // step, and the client's remaining body is read and dropped.
             abandonUpstream(exchange)
             finish(exchange)
-            state = .discardingBody(closeWhenDone: false)
+            state = .awaitingRequestEnd(pending: nil)
         }
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
     }
 
     fileprivate func upstreamReadComplete(_ exchange: Exchange) {
@@ -378,9 +380,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
         } else {
             loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
-            state = exchange.requestComplete ? .idle : .discardingBody(closeWhenDone: false)
             writeLocalResponse(context: context, head: exchange.requestHead, status: .badGateway, close: false,
-                               record: exchange.record(), resetState: false)
+                               record: exchange.record(), requestComplete: exchange.requestComplete)
         }
     }
 
@@ -393,9 +394,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         abandonUpstream(exchange)
         loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
-        state = exchange.requestComplete ? .idle : .discardingBody(closeWhenDone: true)
-        writeLocalResponse(context: context, head: exchange.requestHead, status: .gatewayTimeout, close: false,
-                           record: exchange.record(), resetState: false)
+        // A client still sending its body is not made to finish first: it hears now, and the
+        // connection closes behind the answer.
+        writeLocalResponse(context: context, head: exchange.requestHead, status: .gatewayTimeout,
+                           close: !exchange.requestComplete, record: exchange.record(), requestComplete: exchange.requestComplete)
     }
 
     /// Both directions are done: the connection goes back to the pool and the request is logged.
@@ -433,12 +435,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Upgrades
 
     /// Relays the 101 and turns both connections into a plain byte pipe.
+    ///
+    /// The pipelines change only when the 101 has left for the client and the upstream decoder
+    /// has emitted the whole 101 message, and then on a fresh event-loop tick: either event can
+    /// fire from inside a decoder's call stack, where swapping handlers would hand HTTP parts
+    /// to the byte glue.
     private func upgrade(context: ChannelHandlerContext, exchange: Exchange, head: HTTPResponseHead) {
         guard let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
         exchange.status = 101
         exchange.responseStarted = true
         exchange.cancelTimeout()
         exchange.upstream = nil
+        upstream.isUpgrading = true
         upstream.detach()
         exchange.pool.detach(upstream)
         finish(exchange)
@@ -447,55 +455,71 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: .switchingProtocols, headers: head.headers)
         response.headers.removeHopByHop(keepUpgrade: true)
         let downstreamChannel = context.channel
+        let eventLoop = context.eventLoop
+        var waitingFor = 2
+        let stepDone = {
+            waitingFor -= 1
+            guard waitingFor == 0 else { return }
+            eventLoop.execute {
+                do {
+                    try ByteGlue.join(downstream: downstreamChannel, upstream: upstreamChannel)
+                } catch {
+                    downstreamChannel.close(promise: nil)
+                    upstreamChannel.close(promise: nil)
+                }
+            }
+        }
+        upstream.onUpgradeMessageEnd = stepDone
         context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().whenComplete { result in
             guard case .success = result else {
                 downstreamChannel.close(promise: nil)
                 upstreamChannel.close(promise: nil)
                 return
             }
-            do {
-                try ByteGlue.join(downstream: downstreamChannel, upstream: upstreamChannel)
-            } catch {
-                downstreamChannel.close(promise: nil)
-                upstreamChannel.close(promise: nil)
-            }
+            stepDone()
         }
     }
 
     // MARK: Local responses
 
+    /// Answers from the gateway itself. The answer goes out now when the request is complete
+    /// or the connection closes after it; otherwise when the request ends.
     private func writeLocalResponse(
         context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
         contentType: String = "text/plain; charset=utf-8", extraHeaders: [(String, String)] = [],
-        close: Bool, record: RequestRecord, resetState: Bool = true
+        close: Bool, record: RequestRecord, requestComplete: Bool = false
     ) {
-        let text = body ?? Self.defaultBody(for: status)
+        let response = LocalResponse(head: head, status: status, body: body ?? Self.defaultBody(for: status),
+                                     contentType: contentType, extraHeaders: extraHeaders, close: close, record: record)
+        if close || requestComplete {
+            state = close ? .closing : .idle
+            write(response, context: context)
+        } else {
+            state = .awaitingRequestEnd(pending: response)
+        }
+    }
+
+    private func write(_ response: LocalResponse, context: ChannelHandlerContext) {
+        let text = response.body
         var headers = HTTPHeaders()
-        headers.reserveCapacity(4 + extraHeaders.count)
-        headers.add(name: "content-type", value: contentType)
+        headers.reserveCapacity(4 + response.extraHeaders.count)
+        headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(text.utf8.count))
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        if close, connection.protocolName == "HTTP/1.1" { headers.add(name: "connection", value: "close") }
-        let response = HTTPResponseHead(version: head.version, status: status, headers: headers)
-        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
+        if response.close, connection.protocolName == "HTTP/1.1" { headers.add(name: "connection", value: "close") }
+        let head = response.head
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
         if head.method != .HEAD, !text.isEmpty {
             var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
             buffer.writeString(text)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if resetState {
-            if close {
-                state = .closing
-            } else {
-                state = .discardingBody(closeWhenDone: false)
-            }
-        }
-        if close {
+        if response.close {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
-        self.record(record, method: head.method, uri: head.uri, status: Int(status.code), bytesIn: 0,
-                    bytesOut: text.utf8.count, upstream: "-")
+        record(response.record, method: head.method, uri: head.uri, status: Int(response.status.code), bytesIn: 0,
+               bytesOut: text.utf8.count, upstream: "-")
     }
 
     /// A short body that names the status and nothing about Portico's insides.
@@ -555,6 +579,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// An answer the gateway writes itself (404, a direct response, a redirect, an error status).
+struct LocalResponse {
+    var head: HTTPRequestHead
+    var status: HTTPResponseStatus
+    var body: String
+    var contentType: String
+    var extraHeaders: [(String, String)]
+    var close: Bool
+    var record: RequestRecord
+}
+
 /// What the access log and the metrics need to know about a request, wherever it ended.
 struct RequestRecord {
     var route: String
@@ -606,7 +641,7 @@ final class Exchange: UpstreamResponseDelegate {
         self.maxRequestBody = maxRequestBody
     }
 
-    func record(routeFallback: Bool = false) -> RequestRecord {
+    func record() -> RequestRecord {
         RequestRecord(route: routeName, backend: serviceName, requestID: requestID, started: started)
     }
 

@@ -30,6 +30,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     /// Whether the last response allows the connection to carry another request.
     private(set) var responseAllowsReuse = true
+    /// Set once a 101 was relayed: the connection is leaving HTTP, and what the decoder still
+    /// emits for the 101 (its `.end`) is not a response anybody waits for.
+    var isUpgrading = false
+    /// Runs once the decoder has emitted the whole 101 message, so the pipeline can change.
+    var onUpgradeMessageEnd: (() -> Void)?
 
     init(pool: UpstreamPool) {
         self.pool = pool
@@ -77,6 +82,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if isUpgrading {
+            if case .end = part, let onEnd = onUpgradeMessageEnd {
+                onUpgradeMessageEnd = nil
+                onEnd()
+            }
+            return
+        }
         guard let delegate else {
             // A response nobody asked for: the connection is out of step, so it cannot be reused.
             context.close(promise: nil)

@@ -4,7 +4,8 @@ extension RouteTable {
     /// The absolute URL for the `Location` header of a redirect route.
     ///
     /// Each part the redirect sets replaces that part of the request URL; the rest is kept.
-    /// The port is written only when it is not the default for the resulting scheme.
+    /// The port is written only when it is not the default for the resulting scheme; a redirect
+    /// to another host keeps the request's port only when `port` says so.
     ///
     /// - Parameters:
     ///   - scheme: the scheme the request arrived on (`http` or `https`).
@@ -30,6 +31,10 @@ extension RouteTable {
         let port: String?
         if let configured = redirect.port {
             port = String(configured)
+        } else if redirect.host != nil {
+            // Another host is another server: the port the request reached this one on says
+            // nothing about where that one listens.
+            port = nil
         } else if let requestPort, !requestPort.isEmpty {
             // `http://host:80` redirected to https must not become `https://host:80`: the old
             // default port says nothing about the new scheme.

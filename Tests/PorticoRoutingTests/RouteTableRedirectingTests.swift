@@ -36,6 +36,9 @@ final class RouteTableRedirectingTests: XCTestCase {
     func testHostReplacement() throws {
         XCTAssertEqual(try location(RedirectConfig(host: "www.example.org")), "http://www.example.org/a/b?q=1")
         XCTAssertEqual(try location(RedirectConfig(host: "::1", port: 8443)), "http://[::1]:8443/a/b?q=1")
+        // The port the request used belongs to this server, not to the new host.
+        XCTAssertEqual(try location(RedirectConfig(host: "www.example.org"), authority: "example.com:8080"),
+                       "http://www.example.org/a/b?q=1")
         XCTAssertEqual(try location(RedirectConfig(scheme: "https"), authority: "[::1]:80"), "https://[::1]/a/b?q=1")
     }
 

@@ -1,0 +1,399 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gateway as a user meets it: the real binary on loopback, real upstream servers, curl.
+final class ProxyEndToEndTests: XCTestCase {
+    var legacy: TestUpstream!
+    var new: TestUpstream!
+    var gateway: PorticoProcess!
+
+    override func setUpWithError() throws {
+        legacy = try TestUpstream(name: "legacy")
+        new = try TestUpstream(name: "new")
+    }
+
+    override func tearDown() {
+        gateway?.stop()
+        legacy?.stop()
+        new?.stop()
+    }
+
+    /// The README's legacy-versus-new example, pointed at this test's upstreams.
+    func legacyVersusNew(extraRoutes: String = "", limits: String = "") -> String {
+        """
+        \(limits)
+        services:
+          legacy:
+            endpoints: [\(legacy.address)]
+          new:
+            endpoints: [\(new.address)]
+        routes:
+          - name: api-host
+            match: { host: api.example.com, prefix: /v1/ }
+            service: legacy
+          - name: v1
+            match: { prefix: /v1/ }
+            service: legacy
+            timeout: 10s
+          - name: beta
+            match: { prefix: /beta/, headers: { x-canary: "true" } }
+            service: new
+            rewrite: { prefix: / }
+          - name: ping
+            match: { path: /ping }
+            directResponse: { status: 200, body: "pong" }
+        \(extraRoutes)
+          - name: rest
+            match: { prefix: / }
+            service: new
+        """
+    }
+
+    func testLegacyVersusNewPrefixRoutingOverHTTP1() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let old = try Curl.run(["\(gateway.http)/v1/orders?id=7"])
+        XCTAssertEqual(old.status, 200)
+        XCTAssertEqual(old.header("x-upstream"), "legacy")
+        XCTAssertTrue(old.body.hasPrefix("legacy GET /v1/orders?id=7 "), old.body)
+
+        let rest = try Curl.run(["\(gateway.http)/orders"])
+        XCTAssertEqual(rest.header("x-upstream"), "new")
+
+        let canary = try Curl.run(["-H", "x-canary: true", "\(gateway.http)/beta/orders"])
+        XCTAssertTrue(canary.body.hasPrefix("new GET /orders "), "prefix rewritten: \(canary.body)")
+        let notCanary = try Curl.run(["\(gateway.http)/beta/orders"])
+        XCTAssertTrue(notCanary.body.hasPrefix("new GET /beta/orders "), "falls through to the catch-all: \(notCanary.body)")
+
+        let ping = try Curl.run(["\(gateway.http)/ping"])
+        XCTAssertEqual(ping.status, 200)
+        XCTAssertEqual(ping.body, "pong")
+    }
+
+    func testHostMatchAndPathNormalizationBeforeMatching() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        // `/x/../v1/a` normalizes to `/v1/a`, so the legacy route matches.
+        let normalized = try RawHTTP.request(port: gateway.httpPort, "GET /x/../v1//a HTTP/1.1\r\nHost: api.example.com:8080\r\n\r\n")
+        XCTAssertEqual(normalized.status, 200)
+        XCTAssertEqual(normalized.header("x-upstream"), "legacy")
+        XCTAssertTrue(normalized.body.hasPrefix("legacy GET /v1/a "), normalized.body)
+
+        let escapedSlash = try RawHTTP.request(port: gateway.httpPort, "GET /v1%2Fa HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(escapedSlash.status, 400)
+        let climbing = try RawHTTP.request(port: gateway.httpPort, "GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(climbing.status, 400)
+    }
+
+    func testForwardingHeadersAndHopByHopStripping() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let result = try RawHTTP.request(port: gateway.httpPort, """
+            GET /v1/h HTTP/1.1\r
+            Host: shop.example\r
+            X-Forwarded-For: 203.0.113.9\r
+            Connection: keep-alive, x-secret-hop\r
+            X-Secret-Hop: must-not-pass\r
+            Keep-Alive: timeout=5\r
+            Proxy-Authorization: Basic abc\r
+            \r
+
+            """)
+        XCTAssertEqual(result.status, 200)
+        let seen = legacy.lastRequestHeaders
+        XCTAssertEqual(seen.first(name: "host"), "shop.example", "Host is kept as the client sent it")
+        XCTAssertEqual(seen.first(name: "x-forwarded-for"), "203.0.113.9, 127.0.0.1")
+        XCTAssertEqual(seen.first(name: "x-forwarded-proto"), "http")
+        XCTAssertEqual(seen.first(name: "x-forwarded-host"), "shop.example")
+        XCTAssertEqual(seen.first(name: "forwarded"), "for=127.0.0.1;host=\"shop.example\";proto=http")
+        XCTAssertNotNil(seen.first(name: "x-request-id"))
+        XCTAssertFalse(seen.contains(name: "x-secret-hop"))
+        XCTAssertFalse(seen.contains(name: "keep-alive"))
+        XCTAssertFalse(seen.contains(name: "proxy-authorization"))
+        XCTAssertNil(result.header("keep-alive"), "the upstream's hop-by-hop headers are not relayed")
+
+        _ = try Curl.run(["-H", "x-request-id: abc-123", "\(gateway.http)/v1/id"])
+        XCTAssertEqual(legacy.lastRequestHeaders.first(name: "x-request-id"), "abc-123", "a client's request id passes on")
+    }
+
+    func testHTTP2PriorKnowledgeOnTheCleartextPort() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let result = try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/v1/h2c"])
+        XCTAssertEqual(result.status, 200)
+        XCTAssertEqual(result.httpVersion, "2")
+        XCTAssertTrue(result.body.hasPrefix("legacy GET /v1/h2c "), result.body)
+        XCTAssertTrue(result.body.contains("host: 127.0.0.1:\(gateway.httpPort)"), ":authority becomes Host upstream: \(result.body)")
+
+        let post = try Curl.run(["--http2-prior-knowledge", "--data-binary", "@" + bodyFile(100_000), "\(gateway.http)/v1/upload"])
+        XCTAssertTrue(post.body.contains("body=100000"), post.body)
+    }
+
+    func testTLSWithALPNH2AndHTTP1() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let h2 = try Curl.run(["--cacert", gateway.certificateAuthority, "--http2", "\(gateway.https)/v1/tls"])
+        XCTAssertEqual(h2.status, 200)
+        XCTAssertEqual(h2.httpVersion, "2")
+        XCTAssertEqual(h2.header("x-upstream"), "legacy")
+        XCTAssertEqual(legacy.lastRequestHeaders.first(name: "x-forwarded-proto"), "https")
+
+        let h1 = try Curl.run(["--cacert", gateway.certificateAuthority, "--http1.1", "\(gateway.https)/tls"])
+        XCTAssertEqual(h1.status, 200)
+        XCTAssertEqual(h1.httpVersion, "1.1")
+        XCTAssertEqual(h1.header("x-upstream"), "new")
+
+        let untrusted = try Curl.run(["\(gateway.https)/v1/tls"])
+        XCTAssertNotEqual(untrusted.exitCode, 0, "the development certificate is not trusted without its CA")
+    }
+
+    func testWeightedSplitIsWithinToleranceAndSticky() throws {
+        gateway = try PorticoProcess(config: """
+            services:
+              legacy: { endpoints: [\(legacy.address)] }
+              new: { endpoints: [\(new.address)] }
+            routes:
+              - match: { prefix: / }
+                split:
+                  - { service: new, weight: 90 }
+                  - { service: legacy, weight: 10 }
+            """)
+        // One curl process, 1000 distinct paths (curl's URL globbing).
+        let result = try Curl.run(["--output", "/dev/null", "\(gateway.http)/item/[1-1000]"], timeout: 120)
+        XCTAssertEqual(result.exitCode, 0)
+        XCTAssertEqual(new.count() + legacy.count(), 1000)
+        XCTAssertEqual(Double(new.count()), 900, accuracy: 45, "90% ± 4.5 points, got \(new.count())")
+
+        // The same request always lands on the same backend.
+        let first = try Curl.run(["\(gateway.http)/item/42"]).header("x-upstream")
+        for _ in 0..<5 {
+            XCTAssertEqual(try Curl.run(["\(gateway.http)/item/42"]).header("x-upstream"), first)
+        }
+    }
+
+    func testNoRouteIs404WithoutInternals() throws {
+        gateway = try PorticoProcess(config: """
+            routes:
+              - match: { path: /only }
+                directResponse: { status: 204 }
+            """)
+        let result = try Curl.run(["\(gateway.http)/elsewhere"])
+        XCTAssertEqual(result.status, 404)
+        XCTAssertEqual(result.body, "not found\n")
+    }
+
+    func testRedirect() throws {
+        gateway = try PorticoProcess(config: """
+            routes:
+              - match: { prefix: /old/ }
+                redirect: { host: new.example.com, prefix: /new/, status: 308 }
+            """)
+        let result = try Curl.run(["\(gateway.http)/old/page?q=1"])
+        XCTAssertEqual(result.status, 308)
+        XCTAssertEqual(result.header("location"), "http://new.example.com/new/page?q=1")
+    }
+
+    func testSmugglingAttemptsAre400AndClose() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let both = try RawSocket(port: gateway.httpPort)
+        both.send("POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        let bothResponses = RawHTTP.parseResponses(both.receive())
+        XCTAssertEqual(bothResponses.first?.status, 400)
+        XCTAssertEqual(bothResponses.count, 1, "the connection closes after the 400")
+
+        let conflicting = try RawHTTP.request(port: gateway.httpPort,
+            "POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+        XCTAssertEqual(conflicting.status, 400)
+
+        let badCoding = try RawHTTP.request(port: gateway.httpPort,
+            "POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc")
+        XCTAssertEqual(badCoding.status, 400)
+        XCTAssertEqual(legacy.count(), 0, "none of them reached the upstream")
+    }
+
+    func testOversizedHeadersAre431AndOversizedBodiesAre413() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew(limits: """
+            limits:
+              maxRequestHeaders: 8KiB
+              maxRequestBody: 64KiB
+            """))
+        let bigHeader = try Curl.run(["-H", "x-big: \(String(repeating: "a", count: 10_000))", "\(gateway.http)/v1/x"])
+        XCTAssertEqual(bigHeader.status, 431)
+        let bigHeaderH2 = try Curl.run(["--http2-prior-knowledge", "-H", "x-big: \(String(repeating: "a", count: 10_000))", "\(gateway.http)/v1/x"])
+        XCTAssertEqual(bigHeaderH2.status, 431)
+
+        let declared = try Curl.run(["--data-binary", "@" + bodyFile(70_000), "\(gateway.http)/v1/x"])
+        XCTAssertEqual(declared.status, 413)
+        let chunked = try Curl.run(["-H", "Transfer-Encoding: chunked", "--data-binary", "@" + bodyFile(200_000), "\(gateway.http)/v1/x"])
+        XCTAssertEqual(chunked.status, 413)
+        let fits = try Curl.run(["--data-binary", "@" + bodyFile(60_000), "\(gateway.http)/v1/x"])
+        XCTAssertEqual(fits.status, 200)
+        XCTAssertTrue(fits.body.contains("body=60000"))
+    }
+
+    func testRefusedAndResetUpstreamsAre502() throws {
+        let closedPort = try freePort()
+        gateway = try PorticoProcess(config: """
+            services:
+              gone: { endpoints: [127.0.0.1:\(closedPort)], connectTimeout: 1s }
+              flaky: { endpoints: [\(legacy.address)] }
+            routes:
+              - match: { prefix: /gone/ }
+                service: gone
+              - match: { prefix: / }
+                service: flaky
+            """)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/gone/x"]).status, 502)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/reset"]).status, 502)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/after-reset"]).status, 200, "the gateway keeps serving")
+    }
+
+    func testSlowUpstreamIs504AfterTheRouteTimeout() throws {
+        gateway = try PorticoProcess(config: """
+            services:
+              slow: { endpoints: [\(legacy.address)] }
+            routes:
+              - match: { prefix: / }
+                service: slow
+                timeout: 300ms
+            """)
+        let started = Date()
+        let result = try Curl.run(["\(gateway.http)/slow/3000/x"])
+        XCTAssertEqual(result.status, 504)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2.5)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/slow/10/x"]).status, 200)
+    }
+
+    func testPipelinedRequestsAnswerInOrder() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let socket = try RawSocket(port: gateway.httpPort)
+        socket.send("GET /v1/first HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+        let responses = RawHTTP.parseResponses(socket.receive { RawHTTP.completeResponses(in: $0) >= 3 })
+        XCTAssertEqual(responses.count, 3)
+        guard responses.count == 3 else { return }
+        XCTAssertTrue(responses[0].body.hasPrefix("legacy GET /v1/first"))
+        XCTAssertEqual(responses[1].body, "pong")
+        XCTAssertTrue(responses[2].body.hasPrefix("new GET /third"))
+    }
+
+    func testExpectContinueUpload() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let socket = try RawSocket(port: gateway.httpPort)
+        socket.send("POST /v1/up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        let interim = String(decoding: socket.receive { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") }, as: UTF8.self)
+        XCTAssertTrue(interim.hasPrefix("HTTP/1.1 100 Continue"), interim)
+        socket.send("hello")
+        let final = RawHTTP.parseResponses(socket.receive { RawHTTP.completeResponses(in: $0) >= 1 })
+        XCTAssertEqual(final.first?.status, 200)
+        XCTAssertTrue(final.first?.body.contains("body=5") ?? false)
+        XCTAssertFalse(legacy.lastRequestHeaders.contains(name: "expect"), "the gateway answered the expectation itself")
+    }
+
+    func testLargeBodiesStreamBothWaysInBoundedMemory() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew(limits: "limits: { maxRequestBody: 2GiB }"))
+        let size = 1 << 30  // 1 GiB each way
+        // curl fails (exit 18) when fewer bytes arrive than Content-Length announced.
+        let download = try Curl.run(["--output", "/dev/null", "\(gateway.http)/bytes/\(size)"], timeout: 300)
+        XCTAssertEqual(download.status, 200, download.errorOutput + gateway.stderr)
+        XCTAssertEqual(download.exitCode, 0, download.errorOutput)
+
+        // curl streams the upload from a sparse file: constant memory on the client too.
+        let file = gateway.directory.appendingPathComponent("upload.bin")
+        FileManager.default.createFile(atPath: file.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.truncate(atOffset: UInt64(size))
+        try handle.close()
+        let upload = try Curl.run(["--upload-file", file.path, "-X", "POST", "\(gateway.http)/v1/upload"], timeout: 300)
+        XCTAssertEqual(upload.status, 200)
+        XCTAssertTrue(upload.body.contains("body=\(size)"), upload.body)
+
+        let peakMiB = (gateway.peakResidentKiB ?? 0) / 1024
+        XCTAssertLessThan(peakMiB, 150, "2 GiB passed through; peak RSS must stay far below that")
+    }
+
+    func testWebSocketUpgradeIsProxiedEndToEnd() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let socket = try RawSocket(port: gateway.httpPort)
+        socket.send("""
+            GET /v1/ws HTTP/1.1\r
+            Host: x\r
+            Upgrade: websocket\r
+            Connection: Upgrade\r
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
+            Sec-WebSocket-Version: 13\r
+            \r
+
+            """)
+        let handshake = String(decoding: socket.receive { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") }, as: UTF8.self)
+        XCTAssertTrue(handshake.hasPrefix("HTTP/1.1 101"), handshake)
+        XCTAssertTrue(handshake.lowercased().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), handshake)
+
+        socket.send(WebSocketFrames.maskedText("hi there"))
+        let reply = socket.receive { WebSocketFrames.unmaskedText($0) != nil }
+        XCTAssertEqual(WebSocketFrames.unmaskedText(reply), "echo:hi there")
+    }
+
+    func testAdminEndpoints() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        _ = try Curl.run(["\(gateway.http)/v1/warm"])
+
+        XCTAssertEqual(try Curl.run(["\(gateway.admin)/healthz"]).status, 200)
+        XCTAssertEqual(try Curl.run(["\(gateway.admin)/ready"]).status, 200)
+
+        let config = try Curl.run(["\(gateway.admin)/config"])
+        let json = try JSONSerialization.jsonObject(with: Data(config.body.utf8)) as? [String: Any]
+        XCTAssertNotNil(json?["routes"])
+
+        let routes = try Curl.run(["\(gateway.admin)/routes"])
+        XCTAssertTrue(routes.body.contains("api-host"), routes.body)
+
+        let services = try Curl.run(["\(gateway.admin)/services"])
+        XCTAssertTrue(services.body.contains(legacy.address), services.body)
+
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.contains("portico_requests_total{route=\"v1\",backend=\"legacy\",code=\"200\"} 1"), metrics)
+        XCTAssertTrue(metrics.contains("portico_request_duration_seconds_bucket{route=\"v1\""), metrics)
+        XCTAssertTrue(metrics.contains("portico_upstream_connections"), metrics)
+        XCTAssertTrue(metrics.contains("portico_downstream_connections"), metrics)
+
+        XCTAssertEqual(try Curl.run(["-X", "DELETE", "\(gateway.admin)/config"]).status, 405)
+    }
+
+    func testAccessLogHasOneJSONLinePerRequest() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        _ = try Curl.run(["-H", "x-request-id: log-me", "\(gateway.http)/v1/logged"])
+        _ = try Curl.run(["\(gateway.http)/ping"])
+        var lines: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(3)
+        while lines.count < 2 && Date() < deadline {
+            usleep(100_000)
+            lines = gateway.stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+        XCTAssertEqual(lines.count, 2, gateway.stdout)
+        let logged = lines.first { ($0["request_id"] as? String) == "log-me" }
+        XCTAssertEqual(logged?["status"] as? Int, 200)
+        XCTAssertEqual(logged?["route"] as? String, "v1")
+        XCTAssertEqual(logged?["backend"] as? String, "legacy")
+        XCTAssertEqual(logged?["uri"] as? String, "/v1/logged")
+    }
+}
+
+/// Just enough of RFC 6455 framing for a test client.
+enum WebSocketFrames {
+    static func maskedText(_ text: String) -> [UInt8] {
+        let payload = Array(text.utf8)
+        let mask: [UInt8] = [1, 2, 3, 4]
+        var frame: [UInt8] = [0x81, 0x80 | UInt8(payload.count)]
+        frame += mask
+        frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        return frame
+    }
+
+    static func unmaskedText(_ bytes: [UInt8]) -> String? {
+        guard bytes.count >= 2, bytes[0] == 0x81 else { return nil }
+        let length = Int(bytes[1] & 0x7F)
+        guard length < 126, bytes.count >= 2 + length else { return nil }
+        return String(decoding: bytes[2..<(2 + length)], as: UTF8.self)
+    }
+}

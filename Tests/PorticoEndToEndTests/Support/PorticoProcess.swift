@@ -1,0 +1,153 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `portico` binary, run as a child process on loopback ports picked for the test.
+final class PorticoProcess {
+    let process = Process()
+    let directory: URL
+    let configURL: URL
+    let stdoutURL: URL
+    let stderrURL: URL
+    let httpPort: Int
+    let tlsPort: Int
+    let adminPort: Int
+
+    /// The development CA the gateway writes beside its certificate at first start.
+    var certificateAuthority: String { directory.appendingPathComponent("certs/dev-ca.pem").path }
+
+    /// `routesAndServices` is YAML for everything but listeners and admin, which the harness adds.
+    init(config routesAndServices: String, extraArguments: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("portico-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        configURL = directory.appendingPathComponent("gateway.yaml")
+        stdoutURL = directory.appendingPathComponent("stdout.log")
+        stderrURL = directory.appendingPathComponent("stderr.log")
+        httpPort = try freePort()
+        tlsPort = try freePort()
+        adminPort = try freePort()
+        try writeConfig(routesAndServices)
+
+        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        process.executableURL = Self.binary
+        process.arguments = ["serve", "--config", configURL.path, "--threads", "2"] + extraArguments
+        process.currentDirectoryURL = directory
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        try process.run()
+        try waitUntilReady(file: file, line: line)
+    }
+
+    /// Replaces the config file (listeners and admin stay as they were).
+    func writeConfig(_ routesAndServices: String) throws {
+        try fullConfig(routesAndServices).write(to: configURL, atomically: true, encoding: .utf8)
+    }
+
+    func fullConfig(_ routesAndServices: String) -> String {
+        """
+        listeners:
+          - name: public
+            address: 127.0.0.1:\(httpPort)
+          - name: public-tls
+            address: 127.0.0.1:\(tlsPort)
+            tls:
+              certificate: certs/gateway.pem
+              key: certs/gateway-key.pem
+        admin:
+          address: 127.0.0.1:\(adminPort)
+        \(routesAndServices)
+        """
+    }
+
+    var http: String { "http://127.0.0.1:\(httpPort)" }
+    var https: String { "https://localhost:\(tlsPort)" }
+    var admin: String { "http://127.0.0.1:\(adminPort)" }
+
+    private func waitUntilReady(file: StaticString, line: UInt) throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if !process.isRunning {
+                XCTFail("portico exited with \(process.terminationStatus): \(stderr)", file: file, line: line)
+                throw HarnessError.notReady
+            }
+            if let response = try? RawHTTP.request(port: adminPort, "GET /ready HTTP/1.1\r\nHost: admin\r\n\r\n", timeout: 1),
+               response.status == 200 {
+                return
+            }
+            usleep(50_000)
+        }
+        XCTFail("portico did not become ready: \(stderr)", file: file, line: line)
+        throw HarnessError.notReady
+    }
+
+    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+    var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit; returns its status, or nil on timeout.
+    func waitForExit(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    /// Peak resident memory of the gateway so far, in KiB (Linux `VmHWM`).
+    var peakResidentKiB: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        }
+        return nil
+    }
+
+    func stop() {
+        if process.isRunning {
+            signal(SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static var binary: URL {
+        // The test bundle sits in the same products folder as the `portico` executable.
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            let candidate = bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("portico")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        let packageRoot = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return packageRoot.appendingPathComponent(".build/debug/portico")
+    }
+}
+
+enum HarnessError: Error {
+    case notReady
+    case socket(String)
+}
+
+/// A port nobody listens on right now (bound once, then released).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError.socket("socket") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw HarnessError.socket("bind") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
