@@ -1,0 +1,130 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+@testable import PorticoProxy
+import XCTest
+
+final class CleartextProtocolSnifferTests: XCTestCase {
+    private final class Choice { var value: String? }
+
+    private func makeChannel(_ choice: Choice) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(
+            http1: { _ in choice.value = "http1" },
+            http2: { _ in choice.value = "http2" }))
+        return channel
+    }
+
+    func testPrefaceChoosesHTTP2AndPassesTheBytesOn() throws {
+        let choice = Choice()
+        let channel = try makeChannel(choice)
+        try channel.writeInbound(ByteBuffer(string: "PRI * HTTP/2.0\r\n"))
+        XCTAssertNil(choice.value, "half a preface decides nothing")
+        try channel.writeInbound(ByteBuffer(string: "\r\nSM\r\n\r\nframes"))
+        XCTAssertEqual(choice.value, "http2")
+        var forwarded = try XCTUnwrap(channel.readInbound(as: ByteBuffer.self))
+        XCTAssertEqual(forwarded.readString(length: forwarded.readableBytes), "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nframes")
+        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: CleartextProtocolSniffer.self), "it steps aside")
+    }
+
+    func testAnythingElseIsHTTP1() throws {
+        let choice = Choice()
+        let channel = try makeChannel(choice)
+        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\n"))
+        XCTAssertEqual(choice.value, "http1")
+        var forwarded = try XCTUnwrap(channel.readInbound(as: ByteBuffer.self))
+        XCTAssertEqual(forwarded.readString(length: forwarded.readableBytes), "GET / HTTP/1.1\r\n")
+    }
+
+    func testFirstByteDecides() throws {
+        let choice = Choice()
+        let channel = try makeChannel(choice)
+        try channel.writeInbound(ByteBuffer(string: "P"))
+        XCTAssertNil(choice.value)
+        try channel.writeInbound(ByteBuffer(string: "OST / HTTP/1.1\r\n"))
+        XCTAssertEqual(choice.value, "http1")
+    }
+}
+
+final class GlueHandlerTests: XCTestCase {
+    func testBytesFlowBothWaysAndCloseFollows() throws {
+        let (left, right) = GlueHandler.matchedPair()
+        let a = EmbeddedChannel(handler: left)
+        let b = EmbeddedChannel(handler: right)
+        try a.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try b.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+
+        try a.writeInbound(ByteBuffer(string: "to b"))
+        a.pipeline.fireChannelReadComplete()
+        var atB = try XCTUnwrap(b.readOutbound(as: ByteBuffer.self))
+        XCTAssertEqual(atB.readString(length: atB.readableBytes), "to b")
+
+        try b.writeInbound(ByteBuffer(string: "to a"))
+        b.pipeline.fireChannelReadComplete()
+        var atA = try XCTUnwrap(a.readOutbound(as: ByteBuffer.self))
+        XCTAssertEqual(atA.readString(length: atA.readableBytes), "to a")
+
+        a.pipeline.fireChannelInactive()
+        b.embeddedEventLoop.run()
+        XCTAssertFalse(b.isActive, "one side closing closes the other")
+    }
+}
+
+final class ProxyHeaderTests: XCTestCase {
+    func testFraming() throws {
+        XCTAssertEqual(try HTTPHeaders([("Content-Length", "5")]).validateRequestFraming(), 5)
+        XCTAssertEqual(try HTTPHeaders([("Content-Length", "5, 5")]).validateRequestFraming(), 5)
+        XCTAssertNil(try HTTPHeaders([("Transfer-Encoding", "gzip, chunked")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "5"), ("Content-Length", "6")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "5"), ("Transfer-Encoding", "chunked")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked, gzip")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked, chunked")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "-1")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "1e3")]).validateRequestFraming())
+    }
+
+    func testHopByHopRemoval() {
+        var headers = HTTPHeaders([
+            ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
+            ("Transfer-Encoding", "chunked"), ("Upgrade", "websocket"), ("Proxy-Authorization", "x"), ("X-End", "2"),
+        ])
+        headers.removeHopByHop()
+        XCTAssertEqual(headers.map(\.name), ["X-End"])
+
+        var upgrade = HTTPHeaders([("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Keep-Alive", "1")])
+        upgrade.removeHopByHop(keepUpgrade: true)
+        XCTAssertEqual(upgrade.first(name: "upgrade"), "websocket")
+        XCTAssertEqual(upgrade.first(name: "connection"), "upgrade")
+        XCTAssertFalse(upgrade.contains(name: "keep-alive"))
+    }
+
+    func testUpgradeDetection() {
+        XCTAssertTrue(HTTPHeaders([("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket")]).isUpgradeRequest)
+        XCTAssertFalse(HTTPHeaders([("Upgrade", "websocket")]).isUpgradeRequest)
+    }
+}
+
+final class AccessLogFormattingTests: XCTestCase {
+    func testJSONStringEscaping() {
+        var buffer = ByteBuffer()
+        buffer.writeJSONString("a\"b\\c\nd\u{01}é")
+        XCTAssertEqual(buffer.readString(length: buffer.readableBytes), "\"a\\\"b\\\\c\\nd\\u0001é\"")
+    }
+
+    func testDecimal() {
+        for value in [0, 7, 10, 404, 1_795_267_427_516] {
+            var buffer = ByteBuffer()
+            buffer.writeDecimal(value)
+            XCTAssertEqual(buffer.readString(length: buffer.readableBytes), String(value))
+        }
+    }
+
+    func testRequestIDsAreUUIDShapedAndDistinct() {
+        var random = FastRandom(seed: 42)
+        let first = random.makeRequestID()
+        let second = random.makeRequestID()
+        XCTAssertNotEqual(first, second)
+        XCTAssertNotNil(UUID(uuidString: first), first)
+        XCTAssertEqual(Array(first)[14], "4", "version 4 layout")
+    }
+}
