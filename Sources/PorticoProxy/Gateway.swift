@@ -32,7 +32,7 @@ public final class Gateway: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let adminGroup: MultiThreadedEventLoopGroup
     private let state: NIOLockedValueBox<State>
-    private let quiesce: ServerQuiescingHelper
+    private var quiesce: ServerQuiescingHelper?
     private let accessLogWriter: AccessLogWriter?
     private var loopContexts: [ObjectIdentifier: LoopContext] = [:]
     private var orderedLoopContexts: [LoopContext] = []
@@ -111,7 +111,9 @@ public final class Gateway: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { [quiesce] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    if let quiesce {
+                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    }
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -183,7 +185,11 @@ public final class Gateway: @unchecked Sendable {
         state.withLockedValue { $0.ready = false }
         logger.info("draining", metadata: ["timeout": .string("\(drainTimeout)")])
         let drainedPromise = group.next().makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: drainedPromise)
+        if let quiesce {
+            quiesce.initiateShutdown(promise: drainedPromise)
+        } else {
+            drainedPromise.succeed()
+        }
         // Whichever comes first, the last connection closing or the timeout, settles `outcome`.
         let outcome = group.next().makePromise(of: Bool.self)
         let settled = NIOLockedValueBox(false)
@@ -210,6 +216,8 @@ public final class Gateway: @unchecked Sendable {
         }
         try? await adminChannel?.close()
         accessLogWriter?.stop()
+        // The helper fails a promise on its loop when it goes away: let it go while the loops run.
+        quiesce = nil
         try? await group.shutdownGracefully()
         try? await adminGroup.shutdownGracefully()
     }

@@ -45,8 +45,6 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode.failure
         }
-        try gateway.start()
-
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: GatewayService(gateway: gateway), successTerminationBehavior: .gracefullyShutdownGroup),
@@ -108,11 +106,13 @@ struct Routes: ParsableCommand {
     }
 }
 
-/// Runs the gateway until the service group shuts down, then drains it.
+/// Runs the gateway until the service group shuts down, then drains it. It binds inside the
+/// group, so a SIGTERM that arrives while the sockets open is already handled as a drain.
 struct GatewayService: Service {
     let gateway: Gateway
 
     func run() async throws {
+        try gateway.start()
         try? await gracefulShutdown()
         await gateway.shutdown()
     }
@@ -129,16 +129,17 @@ struct ReloadOnSignalService: Service {
     }
 }
 
-/// Reloads the config when its file changes on disk (checked once a second: cheap, and works on
-/// every file system, including the bind mounts and ConfigMaps that inotify misses).
+/// Reloads the config when its contents change on disk, checked once a second: cheap, and it
+/// sees every way a file changes, including a Kubernetes ConfigMap swapping the symlink under
+/// it (where the link's own date and size never change) and edits that keep the size.
 struct ConfigFileWatcher: Service {
     let gateway: Gateway
 
     func run() async throws {
-        var last = fingerprint()
+        var last = contents()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .seconds(1))
-            let current = fingerprint()
+            let current = contents()
             if current != last {
                 last = current
                 gateway.reload()
@@ -146,11 +147,9 @@ struct ConfigFileWatcher: Service {
         }
     }
 
-    private func fingerprint() -> String {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: gateway.configPath) else { return "missing" }
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let size = (attributes[.size] as? Int) ?? -1
-        let contents = (try? Data(contentsOf: URL(fileURLWithPath: gateway.configPath))) ?? Data()
-        return "\(modified):\(size):\(contents.hashValue)"
+    /// The whole file, read through any symlinks; a config file is small.
+    private func contents() -> Data? {
+        let url = URL(fileURLWithPath: gateway.configPath).resolvingSymlinksInPath()
+        return try? Data(contentsOf: url)
     }
 }

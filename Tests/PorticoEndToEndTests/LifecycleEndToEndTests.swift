@@ -87,6 +87,7 @@ final class LifecycleEndToEndTests: XCTestCase {
         XCTAssertEqual(responses.first?.status, 200, "the in-flight request finished during the drain")
         XCTAssertTrue(inFlight.peerClosed(), "then the connection closed")
         XCTAssertEqual(gateway.waitForExit(timeout: 10), 0, gateway.stderr)
+        XCTAssertFalse(gateway.stderr.contains("ERROR"), gateway.stderr)
         XCTAssertThrowsError(try RawSocket(port: gateway.httpPort), "nothing listens any more")
     }
 

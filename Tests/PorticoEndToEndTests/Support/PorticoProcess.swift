@@ -36,6 +36,8 @@ final class PorticoProcess {
         process.executableURL = Self.binary
         process.arguments = ["serve", "--config", configURL.path, "--threads", "2"] + extraArguments
         process.currentDirectoryURL = directory
+        // NIO's strict mode turns misuse it would only print about into a crash a test sees.
+        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFTNIO_STRICT": "1"]) { _, new in new }
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         try process.run()
