@@ -36,10 +36,29 @@ let package = Package(
         .target(
             name: "PorticoCore"
         ),
+        // fork/exec with PR_SET_PDEATHSIG and a process group: what happens between fork and
+        // exec must be async-signal-safe C, which Foundation's Process cannot offer.
+        .target(
+            name: "CPorticoSpawn"
+        ),
+        // The I/O shell of functions: processes, readiness, the scaler's actions, the folder watcher.
+        .target(
+            name: "PorticoFunctions",
+            dependencies: [
+                "PorticoConfig", "PorticoCore", "CPorticoSpawn",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .target(
             name: "PorticoProxy",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoCore",
+                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -68,6 +87,14 @@ let package = Package(
         .testTarget(name: "PorticoConfigTests", dependencies: ["PorticoConfig"]),
         .testTarget(name: "PorticoRoutingTests", dependencies: ["PorticoRouting", "PorticoConfig"]),
         .testTarget(name: "PorticoCoreTests", dependencies: ["PorticoCore"]),
+        .testTarget(
+            name: "PorticoFunctionsTests",
+            dependencies: [
+                "PorticoFunctions", "PorticoConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "PorticoProxyTests",
             dependencies: [

@@ -56,11 +56,12 @@ public enum ConfigLoader {
 
     // MARK: File reading
 
-    private struct FileProblem: Error {
+    /// Why a file could not be read, worded for a `(file)` diagnostic; `function.yaml` reads the same way.
+    struct FileProblem: Error {
         var text: String
     }
 
-    private static func readText(file: String) throws -> String {
+    static func readText(file: String) throws -> String {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
             throw FileProblem(text: "no such file")

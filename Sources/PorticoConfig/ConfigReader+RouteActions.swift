@@ -9,7 +9,7 @@ extension ConfigReader {
     /// reported alongside the "more than one action" error.
     func routeAction(_ fields: Fields, routeName: String, pathMatch: PathMatch?, serviceNames: [String]) -> RouteAction? {
         let given = fields.entries.filter { Self.actionKeys.contains($0.name) }
-        let choices = "service, split, directResponse or redirect"
+        let choices = "service, function, split, directResponse or redirect"
         if given.isEmpty {
             error("route '\(routeName)' has no action; give it exactly one of \(choices)", at: fields.node, key: fields.path)
         } else if given.count > 1 {
@@ -25,6 +25,8 @@ extension ConfigReader {
             switch entry.name {
             case "service":
                 action = serviceReference(entry.value, key: key, serviceNames: serviceNames).map(RouteAction.service)
+            case "function":
+                action = functionReference(entry.value, key: key).map(RouteAction.function)
             case "split":
                 action = split(entry.value, key: key, serviceNames: serviceNames).map(RouteAction.split)
             case "directResponse":
@@ -55,27 +57,51 @@ extension ConfigReader {
         return name
     }
 
-    /// `split:` — weighted services; a request goes to one with probability weight / total.
+    /// A function's name. Only its spelling is checked: functions are discovered from the
+    /// functions folder at run time, so the one named may be deployed after the gateway starts.
+    private func functionReference(_ node: Node, key: String) -> String? {
+        guard let name = string(node, key: key, what: "a function name") else { return nil }
+        if let problem = FunctionManifest.nameProblem(name) {
+            error(problem, at: node, key: key)
+            return nil
+        }
+        return name
+    }
+
+    /// `split:` — weighted services and functions; a request goes to one with probability
+    /// weight / total.
     private func split(_ node: Node, key: String, serviceNames: [String]) -> [WeightedBackend]? {
-        guard let items = sequence(node, key: key, of: "{ service, weight } entries") else { return nil }
+        let entryShape = "{ service, weight } or { function, weight }"
+        guard let items = sequence(node, key: key, of: "\(entryShape) entries") else { return nil }
         guard !items.isEmpty else {
-            error("a split needs at least one { service, weight } entry", at: node, key: key)
+            error("a split needs at least one \(entryShape) entry", at: node, key: key)
             return nil
         }
         let errorsBefore = diagnostics.count
         var result: [WeightedBackend] = []
+        var backendsSeen: Set<BackendReference> = []
         for (index, item) in items.enumerated() {
             let itemPath = Self.path(key, index: index)
-            guard let fields = fields(item, key: itemPath, allowed: ["service", "weight"]) else { continue }
-            var service: String?, weight: Int?
-            if let serviceNode = fields["service"] {
-                service = serviceReference(serviceNode, key: fields.path("service"), serviceNames: serviceNames)
-                if let service, result.contains(where: { $0.service == service }) {
-                    error("service '\(service)' appears twice in this split; add the weights into one entry",
-                          at: serviceNode, key: fields.path("service"))
-                }
+            guard let fields = fields(item, key: itemPath, allowed: ["service", "function", "weight"]) else { continue }
+            var backend: BackendReference?, weight: Int?
+            let targets = fields.entries.filter { $0.name == "service" || $0.name == "function" }
+            if targets.isEmpty {
+                requireKey("service", in: fields, message: "a split entry needs a 'service' or a 'function'")
+            } else if targets.count > 1 {
+                error("a split entry goes to one backend; set either 'service' or 'function', not both",
+                      at: targets[1].key, key: fields.path(targets[1].name))
             } else {
-                requireKey("service", in: fields)
+                let target = targets[0]
+                let targetPath = fields.path(target.name)
+                if target.name == "service" {
+                    backend = serviceReference(target.value, key: targetPath, serviceNames: serviceNames).map(BackendReference.service)
+                } else {
+                    backend = functionReference(target.value, key: targetPath).map(BackendReference.function)
+                }
+                if let backend, !backendsSeen.insert(backend).inserted {
+                    error("\(target.name) '\(backend.name)' appears twice in this split; add the weights into one entry",
+                          at: target.value, key: targetPath)
+                }
             }
             if let weightNode = fields["weight"] {
                 weight = int(weightNode, key: fields.path("weight"), in: 1...Self.maxSplitWeight,
@@ -83,8 +109,8 @@ extension ConfigReader {
             } else {
                 requireKey("weight", in: fields)
             }
-            if let service, let weight {
-                result.append(WeightedBackend(service: service, weight: weight))
+            if let backend, let weight {
+                result.append(WeightedBackend(backend: backend, weight: weight))
             }
         }
         return diagnostics.count == errorsBefore ? result : nil

@@ -6,6 +6,12 @@ extension ConfigReader {
     /// A route's `match:`; every condition given must hold. An empty `match: {}` matches all.
     func routeMatch(_ node: Node, key: String) -> RouteMatch? {
         guard let fields = fields(node, key: key, allowed: Self.matchKeys) else { return nil }
+        return routeMatch(fields)
+    }
+
+    /// The match keys of a mapping that may hold other keys too: a function's route item puts
+    /// `rewrite` beside them, so the caller checks the allowed keys and this reads only these.
+    func routeMatch(_ fields: Fields) -> RouteMatch? {
         let errorsBefore = diagnostics.count
         var match = RouteMatch()
 

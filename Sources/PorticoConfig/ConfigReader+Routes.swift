@@ -1,8 +1,8 @@
 import Yams
 
 extension ConfigReader {
-    static let routeKeys = ["name", "match", "service", "split", "directResponse", "redirect", "timeout", "rewrite"]
-    static let actionKeys = ["service", "split", "directResponse", "redirect"]
+    static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite"]
+    static let actionKeys = ["service", "function", "split", "directResponse", "redirect"]
 
     /// `routes:` — in match order; each needs a `match` and exactly one action.
     func routes(_ node: Node, services: [ServiceConfig]) -> [RouteConfig] {
@@ -39,7 +39,7 @@ extension ConfigReader {
                 // Only a forwarded request has an upstream URL to rewrite; on a redirect or a
                 // direct response the key would silently do nothing.
                 if let actionKey = Self.actionKeys.first(where: fields.has), actionKey == "directResponse" || actionKey == "redirect" {
-                    error("rewrite only applies to routes that forward to a service or a split, not to \(actionKey)",
+                    error("rewrite only applies to routes that forward to a service, a function or a split, not to \(actionKey)",
                           at: fields.keyNode("rewrite"), key: fields.path("rewrite"))
                 }
             }

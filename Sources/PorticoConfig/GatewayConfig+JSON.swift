@@ -115,8 +115,15 @@ private extension RouteConfig {
         switch action {
         case .service(let service):
             object["service"] = service
+        case .function(let function):
+            object["function"] = function
         case .split(let backends):
-            object["split"] = backends.map { ["service": $0.service, "weight": $0.weight] as [String: Any] }
+            object["split"] = backends.map { backend -> [String: Any] in
+                switch backend.backend {
+                case .service(let name): return ["service": name, "weight": backend.weight]
+                case .function(let name): return ["function": name, "weight": backend.weight]
+                }
+            }
         case .directResponse(let response):
             object["directResponse"] = [
                 "status": response.status, "body": response.body, "contentType": response.contentType,

@@ -247,18 +247,47 @@ public struct HeaderMatch: Sendable, Equatable {
 
 public enum RouteAction: Sendable, Equatable {
     case service(String)
+    /// A function deployed from the functions folder (`Functions/<name>/function.yaml`).
+    case function(String)
     case split([WeightedBackend])
     case directResponse(DirectResponseConfig)
     case redirect(RedirectConfig)
 }
 
+/// Where a proxied request goes: a service's endpoints, or a function's workers.
+public enum BackendReference: Sendable, Hashable, CustomStringConvertible {
+    case service(String)
+    case function(String)
+
+    public var name: String {
+        switch self {
+        case .service(let name), .function(let name): return name
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .service(let name): return name
+        case .function(let name): return "function:" + name
+        }
+    }
+}
+
 public struct WeightedBackend: Sendable, Equatable {
-    public var service: String
+    public var backend: BackendReference
     public var weight: Int
 
-    public init(service: String, weight: Int) {
-        self.service = service
+    public init(backend: BackendReference, weight: Int) {
+        self.backend = backend
         self.weight = weight
+    }
+
+    public init(service: String, weight: Int) {
+        self.init(backend: .service(service), weight: weight)
+    }
+
+    public init(function: String, weight: Int) {
+        self.init(backend: .function(function), weight: weight)
     }
 }
 

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import PorticoConfig
+import PorticoFunctions
 
 /// The admin API, on its own listener and its own event loop: health, readiness, the running
 /// config, routes, services, Prometheus metrics and reload.
@@ -59,7 +60,7 @@ final class AdminHandler: ChannelInboundHandler {
             send(context, head, .ok, gateway.snapshot.config.renderJSON(), contentType: "application/json")
         case (.GET, "/routes"):
             let snapshot = gateway.snapshot
-            let routes: [[String: Any]] = zip(snapshot.config.routes, snapshot.routeTable.describe()).map { route, line in
+            let routes: [[String: Any]] = zip(snapshot.routes, snapshot.routeTable.describe()).map { route, line in
                 ["index": route.index, "name": route.name, "line": route.location.line, "description": line]
             }
             sendJSON(context, head, ["generation": snapshot.generation, "routes": routes])
@@ -80,6 +81,33 @@ final class AdminHandler: ChannelInboundHandler {
                 }
                 sendJSON(context, head, ["services": body])
             }
+        case (.GET, "/functions"):
+            let snapshot = gateway.snapshot
+            let failures = gateway.functionFailures
+            let names = Set(snapshot.functions.keys).union(failures.keys).sorted()
+            let futures: [EventLoopFuture<[String: Any]>] = names.map { name in
+                let routes = snapshot.routes.filter { $0.action == .function(name) }.map(\.name)
+                var base: [String: Any] = ["name": name, "routes": routes]
+                if let failure = failures[name] { base["lastError"] = failure }
+                switch snapshot.functions[name] {
+                case .http(let instance)?:
+                    return instance.status().map { status in
+                        base.merge(Self.json(status)) { current, _ in current }
+                        if base["lastError"] == nil, let error = status.lastError { base["lastError"] = error }
+                        return base
+                    }
+                case .exec(let function)?:
+                    base.merge(["revision": function.revision, "mode": "exec", "state": "active", "workers": [], "queueLength": 0]) { current, _ in current }
+                    return context.eventLoop.makeSucceededFuture(base)
+                case nil:
+                    base["state"] = "failed"
+                    return context.eventLoop.makeSucceededFuture(base)
+                }
+            }
+            EventLoopFuture.whenAllComplete(futures, on: context.eventLoop).assumeIsolated().whenSuccess { [self] results in
+                let functions = results.compactMap { try? $0.get() }
+                sendJSON(context, head, ["functions": functions])
+            }
         case (.GET, "/metrics"):
             var buffer = context.channel.allocator.buffer(capacity: 4096)
             buffer.writeBytes(gateway.metrics.render())
@@ -88,11 +116,24 @@ final class AdminHandler: ChannelInboundHandler {
             let outcome = gateway.reload()
             sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
                      status: outcome.succeeded ? .ok : .badRequest)
-        case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"):
+        case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"), (_, "/functions"):
             send(context, head, .methodNotAllowed, "method not allowed\n")
         default:
             send(context, head, .notFound, "not found\n")
         }
+    }
+
+    private static func json(_ status: FunctionStatus) -> [String: Any] {
+        [
+            "revision": status.revision, "mode": status.mode, "state": status.state, "queueLength": status.queueLength,
+            "workers": status.workers.map { worker -> [String: Any] in
+                var object: [String: Any] = ["id": worker.id, "state": worker.state, "inFlight": worker.inFlight,
+                                             "ageSeconds": (worker.ageSeconds * 1000).rounded() / 1000]
+                if let pid = worker.pid { object["pid"] = pid }
+                if let port = worker.port { object["port"] = port }
+                return object
+            },
+        ]
     }
 
     private func sendJSON(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ object: Any, status: HTTPResponseStatus = .ok) {

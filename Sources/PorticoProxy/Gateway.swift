@@ -7,6 +7,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import PorticoConfig
+import PorticoFunctions
 
 /// The running gateway: its listeners, admin server, per-loop state and the current config.
 ///
@@ -21,12 +22,16 @@ public final class Gateway: @unchecked Sendable {
 
     private struct State {
         var snapshot: RuntimeSnapshot
+        var functionFailures: [String: String] = [:]
         var ready = false
         var lastReloadError: String?
         var reloadCount = 0
     }
 
     public let configPath: String
+    /// The folder of function folders; nil serves no functions.
+    public let functionsDirectory: String?
+    public private(set) var functions: FunctionRegistry?
     public let metrics: GatewayMetrics
     let logger: Logger
     private let group: MultiThreadedEventLoopGroup
@@ -41,8 +46,10 @@ public final class Gateway: @unchecked Sendable {
     private var boundAddresses: [String: SocketAddress] = [:]
 
     /// Loads and validates the config; throws `ConfigError` when it is not valid.
-    public init(configPath: String, eventLoopThreads: Int = System.coreCount, logger: Logger) throws {
+    public init(configPath: String, functionsDirectory: String? = nil, eventLoopThreads: Int = System.coreCount,
+                logger: Logger) throws {
         self.configPath = configPath
+        self.functionsDirectory = functionsDirectory
         self.logger = logger
         let config = try ConfigLoader.load(file: configPath)
         let snapshot = try RuntimeSnapshot(config: config, generation: 1)
@@ -61,6 +68,16 @@ public final class Gateway: @unchecked Sendable {
 
     /// Binds every listener and the admin API; returns once they accept connections.
     public func start() throws {
+        if let functionsDirectory {
+            let registry = FunctionRegistry(directory: functionsDirectory, loops: Array(group.makeIterator()),
+                                            registry: metrics.registry, logger: logger)
+            registry.onChange = { [weak self] published in self?.functionsChanged(published) }
+            registry.onEndpointGone = { [weak self] endpoint in self?.dropPools(to: endpoint) }
+            functions = registry
+            // Deployed before the listeners open, so the first request can reach a function.
+            registry.reconcileNow()
+            registry.startWatching()
+        }
         let snapshot = self.snapshot
         accessLogWriter?.start()
         var index = 0
@@ -131,6 +148,32 @@ public final class Gateway: @unchecked Sendable {
             .wait()
     }
 
+    /// Functions were deployed, redeployed or undeployed: every event loop gets routes for them.
+    private func functionsChanged(_ published: FunctionRegistry.Published) {
+        let newSnapshot: RuntimeSnapshot? = state.withLockedValue { state in
+            state.functionFailures = published.failures
+            guard let snapshot = try? RuntimeSnapshot(config: state.snapshot.config, functions: published.functions,
+                                                       generation: state.snapshot.generation + 1) else { return nil }
+            state.snapshot = snapshot
+            return snapshot
+        }
+        guard let newSnapshot else {
+            logger.error("function routes could not be compiled; the previous routes keep serving")
+            return
+        }
+        for context in orderedLoopContexts {
+            context.eventLoop.execute { context.install(newSnapshot) }
+        }
+    }
+
+    private func dropPools(to endpoint: HostPort) {
+        for context in orderedLoopContexts {
+            context.eventLoop.execute { context.dropPool(endpoint) }
+        }
+    }
+
+    public var functionFailures: [String: String] { state.withLockedValue { $0.functionFailures } }
+
     /// The address a listener actually bound (its port differs from the config's when that was 0).
     public func boundAddress(listener name: String) -> SocketAddress? { boundAddresses[name] }
     public var adminAddress: SocketAddress? { adminChannel?.localAddress }
@@ -143,7 +186,14 @@ public final class Gateway: @unchecked Sendable {
         let newSnapshot: RuntimeSnapshot
         do {
             let config = try ConfigLoader.load(file: configPath)
-            newSnapshot = try RuntimeSnapshot(config: config, generation: current.generation + 1)
+            newSnapshot = try state.withLockedValue { state in
+                let snapshot = try RuntimeSnapshot(config: config, functions: state.snapshot.functions,
+                                                   generation: state.snapshot.generation + 1)
+                state.snapshot = snapshot
+                state.lastReloadError = nil
+                state.reloadCount += 1
+                return snapshot
+            }
         } catch {
             let message = "\(error)"
             state.withLockedValue { $0.lastReloadError = message }
@@ -152,11 +202,6 @@ public final class Gateway: @unchecked Sendable {
         }
         if newSnapshot.config.listeners != current.config.listeners || newSnapshot.config.admin != current.config.admin {
             logger.warning("listener and admin changes take effect at the next start; routes, services and limits apply now")
-        }
-        state.withLockedValue {
-            $0.snapshot = newSnapshot
-            $0.lastReloadError = nil
-            $0.reloadCount += 1
         }
         for context in orderedLoopContexts {
             context.eventLoop.execute { context.install(newSnapshot) }
@@ -208,6 +253,8 @@ public final class Gateway: @unchecked Sendable {
         } else {
             logger.warning("drain timeout reached; closing the remaining connections")
         }
+        // Workers get SIGTERM only now: requests to functions were part of the drain above.
+        await functions?.shutdown()
         for context in orderedLoopContexts {
             try? await context.eventLoop.submit {
                 context.shutdownPools()

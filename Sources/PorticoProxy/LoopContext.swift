@@ -28,10 +28,12 @@ final class LoopContext {
     /// Starts serving `newSnapshot`. Pools of endpoints still in use are kept warm; pools of
     /// endpoints no longer named are shut down once their leased connections come back.
     func install(_ newSnapshot: RuntimeSnapshot) {
+        // Installs come from reloads and from function changes; the newest one wins.
+        guard newSnapshot.generation > snapshot.generation else { return }
         let old = snapshot
         snapshot = newSnapshot
         let liveEndpoints = Set(newSnapshot.config.services.flatMap(\.endpoints))
-        for (endpoint, pool) in pools where !liveEndpoints.contains(endpoint) {
+        for (endpoint, pool) in pools where !liveEndpoints.contains(endpoint) && !workerPools.contains(endpoint) {
             pool.shutdown()
             pools[endpoint] = nil
         }
@@ -55,6 +57,33 @@ final class LoopContext {
             metrics: metrics.metrics)
         pools[endpoint] = pool
         return (pool, index)
+    }
+
+    /// Endpoints that are function workers (their pools go when the worker goes).
+    private var workerPools: Set<HostPort> = []
+    private var functionRequestCounter: UInt64 = 0
+
+    /// The pool for a function worker's port.
+    func pool(forWorker endpoint: HostPort) -> UpstreamPool {
+        if let pool = pools[endpoint] { return pool }
+        let pool = UpstreamPool(
+            endpoint: endpoint, eventLoop: eventLoop, maxConnections: 1024, connectTimeout: .seconds(1),
+            idleTimeout: snapshot.config.limits.idleTimeout.timeAmount, metrics: metrics.metrics)
+        pools[endpoint] = pool
+        workerPools.insert(endpoint)
+        return pool
+    }
+
+    /// A worker stopped: its port may be reused by another one, so its pool must go.
+    func dropPool(_ endpoint: HostPort) {
+        workerPools.remove(endpoint)
+        pools.removeValue(forKey: endpoint)?.shutdown()
+    }
+
+    /// A function request id unique in the process: a per-loop counter tagged with the loop.
+    func nextFunctionRequestID() -> UInt64 {
+        functionRequestCounter &+= 1
+        return (functionRequestCounter << 8) | UInt64(loopIndex & 0xFF)
     }
 
     func requestFinished(service: String, endpointIndex: Int) {

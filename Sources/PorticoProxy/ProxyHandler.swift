@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import PorticoConfig
+import PorticoFunctions
 import PorticoRouting
 
 /// Serves the requests of one HTTP/1.1 connection or one HTTP/2 stream: checks the request at
@@ -22,6 +23,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// pipelining helper, which may already hold the next request.
         case awaitingRequestEnd(pending: LocalResponse?)
         case proxying(Exchange)
+        /// An exec-mode function: the body is gathered, then one process answers it.
+        case execCollecting(ExecExchange)
+        case execRunning(ExecExchange)
         /// The connection switched protocols and is now a byte pipe; this handler is leaving.
         case upgraded
         case closing
@@ -164,21 +168,38 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 extraHeaders: [("location", location)], close: false,
                 record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started))
             return
-        case .service, .split:
+        case .service, .function, .split:
             break
         }
 
         let hashKey = route.picker == nil ? 0 : StableHash.hash(splitKey(head: head, requestID: requestID, path: target.path))
-        guard let serviceName = route.serviceName(hash: hashKey),
-              let service = snapshot.servicesByName[serviceName] else {
+        guard let backend = route.backend(hash: hashKey) else {
             return reject(.serviceUnavailable, close: false)
+        }
+        var service: ServiceConfig?
+        var function: FunctionBackend?
+        switch backend {
+        case .service(let name):
+            service = snapshot.servicesByName[name]
+        case .function(let name):
+            function = snapshot.functions[name]
+        }
+        guard service != nil || function != nil else {
+            // A route to a service or function that is not there (a function not deployed yet).
+            return reject(.serviceUnavailable, close: false)
+        }
+        let upstreamPath = snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query)
+        if case .exec(let execFunction)? = function {
+            state = .execCollecting(ExecExchange(
+                head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
+                maxRequestBody: snapshot.maxRequestBody,
+                record: .init(route: routeName, backend: backend.description, requestID: requestID, started: started),
+                allocator: context.channel.allocator))
+            return
         }
 
         let isUpgrade = head.headers.isUpgradeRequest && connection.protocolName == "HTTP/1.1"
-        var upstreamHead = HTTPRequestHead(
-            version: .http1_1, method: head.method,
-            uri: snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query),
-            headers: head.headers)
+        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamPath, headers: head.headers)
         let expectsContinue = upstreamHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
         upstreamHead.headers.removeHopByHop(keepUpgrade: isUpgrade)
         upstreamHead.headers.remove(name: "expect")
@@ -193,23 +214,76 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         addForwardingHeaders(to: &upstreamHead.headers, authority: authority, requestID: requestID,
                              hadRequestID: head.headers.contains(name: "x-request-id"))
 
-        let (pool, endpointIndex) = loop.pool(for: service)
         let exchange = Exchange(
-            requestHead: head, upstreamHead: upstreamHead, routeName: routeName, serviceName: serviceName,
-            endpointIndex: endpointIndex, pool: pool, requestID: requestID, started: started, isUpgrade: isUpgrade,
-            maxRequestBody: snapshot.maxRequestBody)
+            requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
+            requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
         state = .proxying(exchange)
-
-        exchange.timeoutTask = context.eventLoop.scheduleTask(in: route.config.timeout.timeAmount) { [weak self] in
-            self?.routeTimedOut(exchange)
-        }
         if expectsContinue {
             // Portico answers the interim response itself (as Envoy does by default): the
             // client may send its body, which flows upstream once a connection is ready.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        exchange.waiterID = pool.lease { [weak self] result in
-            self?.leaseCompleted(exchange, result: result)
+
+        if let service {
+            let (pool, endpointIndex) = loop.pool(for: service)
+            exchange.pool = pool
+            exchange.endpointIndex = endpointIndex
+            startTimeout(exchange, route.config.timeout.timeAmount, context: context)
+            exchange.waiterID = pool.lease { [weak self] result in
+                self?.leaseCompleted(exchange, result: result)
+            }
+        } else if case .http(let instance)? = function {
+            // The request waits here while a worker starts (the activator's job). That wait is
+            // bounded by the function's startup timeout, not by the request timeout, which
+            // starts once a worker is assigned.
+            let id = loop.nextFunctionRequestID()
+            exchange.function = instance
+            exchange.functionWaitID = id
+            instance.acquire(id: id, on: context.eventLoop) { [weak self] result in
+                self?.workerAssigned(exchange, result: result)
+            }
+        }
+    }
+
+    private func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount, context: ChannelHandlerContext) {
+        exchange.timeoutTask = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+            self?.routeTimedOut(exchange)
+        }
+    }
+
+    /// The function's scaler chose a worker (or could not).
+    private func workerAssigned(_ exchange: Exchange, result: Result<WorkerLease, FunctionUnavailable>) {
+        exchange.functionWaitID = nil
+        guard case .proxying(let current) = state, current === exchange, let context else {
+            if case .success(let lease) = result { exchange.function?.release(lease) }
+            return
+        }
+        switch result {
+        case .failure(let reason):
+            let status: HTTPResponseStatus
+            var headers: [(String, String)] = []
+            switch reason {
+            case .queueFull:
+                status = .serviceUnavailable
+                headers = [("retry-after", "1")]
+            case .startupTimeout:
+                status = .gatewayTimeout
+            case .draining:
+                status = .serviceUnavailable
+                headers = [("retry-after", "1")]
+            case .crashLooping:
+                status = .badGateway
+            }
+            writeLocalResponse(context: context, head: exchange.requestHead, status: status, extraHeaders: headers,
+                               close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
+        case .success(let lease):
+            exchange.lease = lease
+            let pool = loop.pool(forWorker: lease.endpoint)
+            exchange.pool = pool
+            startTimeout(exchange, exchange.function!.manifest.requestTimeout.timeAmount, context: context)
+            exchange.waiterID = pool.lease { [weak self] result in
+                self?.leaseCompleted(exchange, result: result)
+            }
         }
     }
 
@@ -237,6 +311,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Request body
 
     private func requestBody(context: ChannelHandlerContext, buffer: ByteBuffer) {
+        if case .execCollecting(let exec) = state {
+            var buffer = buffer
+            guard exec.body.readableBytes + buffer.readableBytes <= exec.maxRequestBody else {
+                writeLocalResponse(context: context, head: exec.head, status: .payloadTooLarge, close: true, record: exec.record)
+                return
+            }
+            exec.body.writeBuffer(&buffer)
+            return
+        }
         guard case .proxying(let exchange) = state else { return }  // discarding or closing
         exchange.bytesIn += buffer.readableBytes
         if exchange.bytesIn > exchange.maxRequestBody {
@@ -247,6 +330,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.close(promise: nil)
             } else {
                 abandonUpstream(exchange)
+                releaseBackendSlot(exchange)
                 writeLocalResponse(context: context, head: exchange.requestHead, status: .payloadTooLarge, close: true,
                                    record: exchange.record())
             }
@@ -276,8 +360,39 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .awaitingRequestEnd(let pending):
             state = .idle
             if let pending { write(pending, context: context) }
-        case .idle, .upgraded, .closing:
+        case .execCollecting(let exec):
+            state = .execRunning(exec)
+            runExec(exec, context: context)
+        case .idle, .upgraded, .closing, .execRunning:
             break
+        }
+    }
+
+    // MARK: Exec functions
+
+    private func runExec(_ exec: ExecExchange, context: ChannelHandlerContext) {
+        let head = exec.head
+        let (path, query) = exec.path.splitQuery()
+        let request = ExecRequest(method: head.method.rawValue, path: path, query: query,
+                                  headers: head.headers.map { ($0.name, $0.value) }, body: exec.body,
+                                  remoteAddress: connection.clientAddress)
+        exec.function.run(request, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            guard case .execRunning(let current) = state, current === exec else { return }
+            switch result {
+            case .success(.ok(let output)):
+                writeLocalResponse(context: context, head: head, status: .ok, body: String(buffer: output),
+                                   contentType: "text/plain; charset=utf-8", close: false, record: exec.record,
+                                   requestComplete: true)
+            case .success(.queueFull):
+                writeLocalResponse(context: context, head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
+                                   close: false, record: exec.record, requestComplete: true)
+            case .success(.timedOut):
+                writeLocalResponse(context: context, head: head, status: .gatewayTimeout, close: false,
+                                   record: exec.record, requestComplete: true)
+            case .success(.failed), .failure:
+                writeLocalResponse(context: context, head: head, status: .badGateway, close: false,
+                                   record: exec.record, requestComplete: true)
+            }
         }
     }
 
@@ -287,13 +402,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.waiterID = nil
         guard case .proxying(let current) = state, current === exchange, let context else {
             // The request ended (timeout, client gone) while the connection was on its way.
-            if case .success(let connection) = result { exchange.pool.release(connection, reusable: true) }
+            if case .success(let connection) = result { exchange.pool?.release(connection, reusable: true) }
             return
         }
         switch result {
         case .failure(let error):
             exchange.cancelTimeout()
-            loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+            releaseBackendSlot(exchange)
             let status: HTTPResponseStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
             writeLocalResponse(context: context, head: exchange.requestHead, status: status, close: false,
                                record: exchange.record(), requestComplete: exchange.requestComplete)
@@ -379,7 +494,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .closing
             context.close(promise: nil)
         } else {
-            loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+            releaseBackendSlot(exchange)
             writeLocalResponse(context: context, head: exchange.requestHead, status: .badGateway, close: false,
                                record: exchange.record(), requestComplete: exchange.requestComplete)
         }
@@ -388,12 +503,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func routeTimedOut(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
         exchange.timeoutTask = nil
-        if let waiterID = exchange.waiterID {
-            exchange.pool.cancelLease(waiterID)
-            exchange.waiterID = nil
-        }
         abandonUpstream(exchange)
-        loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+        releaseBackendSlot(exchange)
         // A client still sending its body is not made to finish first: it hears now, and the
         // connection closes behind the answer.
         writeLocalResponse(context: context, head: exchange.requestHead, status: .gatewayTimeout,
@@ -404,7 +515,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func completeExchange(_ exchange: Exchange) {
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            exchange.pool.release(upstream, reusable: true)
+            exchange.pool?.release(upstream, reusable: true)
         }
         finish(exchange)
         state = .idle
@@ -414,22 +525,39 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func abandonUpstream(_ exchange: Exchange) {
         exchange.cancelTimeout()
         if let waiterID = exchange.waiterID {
-            exchange.pool.cancelLease(waiterID)
+            exchange.pool?.cancelLease(waiterID)
             exchange.waiterID = nil
+        }
+        if let functionWaitID = exchange.functionWaitID {
+            exchange.function?.cancel(id: functionWaitID)
+            exchange.functionWaitID = nil
         }
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            exchange.pool.release(upstream, reusable: false)
+            exchange.pool?.release(upstream, reusable: false)
         }
     }
 
     private func finish(_ exchange: Exchange) {
         guard !exchange.finished else { return }
         exchange.finished = true
-        loop.requestFinished(service: exchange.serviceName, endpointIndex: exchange.endpointIndex)
+        releaseBackendSlot(exchange)
         record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.uri,
                status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut,
-               upstream: exchange.pool.endpoint.description)
+               upstream: exchange.pool?.endpoint.description ?? "-")
+    }
+
+    /// Gives back what the request held of its backend: the load balancer's in-flight count,
+    /// or the function worker's concurrency slot. Once.
+    private func releaseBackendSlot(_ exchange: Exchange) {
+        guard !exchange.slotReleased else { return }
+        exchange.slotReleased = true
+        switch exchange.backend {
+        case .service(let name):
+            if exchange.pool != nil { loop.requestFinished(service: name, endpointIndex: exchange.endpointIndex) }
+        case .function:
+            if let lease = exchange.lease { exchange.function?.release(lease) }
+        }
     }
 
     // MARK: Upgrades
@@ -448,7 +576,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.upstream = nil
         upstream.isUpgrading = true
         upstream.detach()
-        exchange.pool.detach(upstream)
+        exchange.pool?.detach(upstream)
         finish(exchange)
         state = .upgraded
 
@@ -590,6 +718,35 @@ struct LocalResponse {
     var record: RequestRecord
 }
 
+/// A request to an exec-mode function: its body is gathered whole, then handed to one process.
+final class ExecExchange {
+    let head: HTTPRequestHead
+    let function: ExecFunction
+    /// The path (rewritten) and query the process sees.
+    let path: String
+    let maxRequestBody: Int
+    let record: RequestRecord
+    var body: ByteBuffer
+
+    init(head: HTTPRequestHead, function: ExecFunction, path: String, contentLength: Int?, maxRequestBody: Int,
+         record: RequestRecord, allocator: ByteBufferAllocator) {
+        self.head = head
+        self.function = function
+        self.path = path
+        self.maxRequestBody = maxRequestBody
+        self.record = record
+        self.body = allocator.buffer(capacity: min(contentLength ?? 0, 1 << 20))
+    }
+}
+
+extension String {
+    /// `/a/b?x=1` as `("/a/b", "x=1")`.
+    func splitQuery() -> (String, String) {
+        guard let mark = firstIndex(of: "?") else { return (self, "") }
+        return (String(self[..<mark]), String(self[index(after: mark)...]))
+    }
+}
+
 /// What the access log and the metrics need to know about a request, wherever it ended.
 struct RequestRecord {
     var route: String
@@ -603,15 +760,21 @@ final class Exchange: UpstreamResponseDelegate {
     let requestHead: HTTPRequestHead
     let upstreamHead: HTTPRequestHead
     let routeName: String
-    let serviceName: String
-    let endpointIndex: Int
-    let pool: UpstreamPool
+    let backend: BackendReference
     let requestID: String
     let started: NIODeadline
     let isUpgrade: Bool
     let maxRequestBody: Int
 
     weak var handler: ProxyHandler?
+    /// The pool of the chosen endpoint; for a function, set once a worker is assigned.
+    var pool: UpstreamPool?
+    var endpointIndex = 0
+    var function: FunctionInstance?
+    /// While waiting for a function worker: the id to cancel the wait with.
+    var functionWaitID: UInt64?
+    var lease: WorkerLease?
+    var slotReleased = false
     var upstream: UpstreamConnection?
     var waiterID: Int?
     var timeoutTask: Scheduled<Void>?
@@ -626,15 +789,12 @@ final class Exchange: UpstreamResponseDelegate {
     var bytesIn = 0
     var bytesOut = 0
 
-    init(requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String, serviceName: String,
-         endpointIndex: Int, pool: UpstreamPool, requestID: String, started: NIODeadline, isUpgrade: Bool,
-         maxRequestBody: Int) {
+    init(requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String, backend: BackendReference,
+         requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {
         self.requestHead = requestHead
         self.upstreamHead = upstreamHead
         self.routeName = routeName
-        self.serviceName = serviceName
-        self.endpointIndex = endpointIndex
-        self.pool = pool
+        self.backend = backend
         self.requestID = requestID
         self.started = started
         self.isUpgrade = isUpgrade
@@ -642,7 +802,7 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     func record() -> RequestRecord {
-        RequestRecord(route: routeName, backend: serviceName, requestID: requestID, started: started)
+        RequestRecord(route: routeName, backend: backend.description, requestID: requestID, started: started)
     }
 
     func cancelTimeout() {

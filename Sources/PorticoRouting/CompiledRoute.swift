@@ -72,15 +72,17 @@ public final class CompiledRoute: Sendable {
         return nil
     }
 
-    /// The service a request on this route goes to: the service itself, or for a split the
+    /// Where a request on this route goes: the service or function itself, or for a split the
     /// backend `hash` lands on; `nil` for direct responses and redirects.
-    public func serviceName(hash: UInt64) -> String? {
+    public func backend(hash: UInt64) -> BackendReference? {
         switch config.action {
         case .service(let name):
-            return name
+            return .service(name)
+        case .function(let name):
+            return .function(name)
         case .split(let backends):
             guard let picker, !backends.isEmpty else { return nil }
-            return backends[picker.pick(hash: hash)].service
+            return backends[picker.pick(hash: hash)].backend
         case .directResponse, .redirect:
             return nil
         }

@@ -69,8 +69,10 @@ extension RouteTable {
         switch action {
         case .service(let name):
             return "service \(name)"
+        case .function(let name):
+            return "function \(name)"
         case .split(let backends):
-            return "split " + backends.map { "\($0.service):\($0.weight)" }.joined(separator: " ")
+            return "split " + backends.map { "\($0.backend):\($0.weight)" }.joined(separator: " ")
         case .directResponse(let response):
             return "direct \(response.status)"
         case .redirect(let redirect):
@@ -90,7 +92,7 @@ extension RouteTable {
         switch route.action {
         case .directResponse, .redirect:
             return ""
-        case .service, .split:
+        case .service, .function, .split:
             var parts = ["timeout=\(route.timeout)"]
             if let prefix = route.rewrite?.prefix { parts.append("rewrite=\(prefix)") }
             if let host = route.rewrite?.host { parts.append("host-rewrite=\(host)") }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PorticoConfig
+import PorticoFunctions
 import PorticoProxy
 import PorticoRouting
 import ServiceLifecycle
@@ -11,7 +12,7 @@ import UnixSignals
 struct Portico: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A serverless gateway: HTTP/1.1, HTTP/2 and TLS in front of services and functions.",
-        subcommands: [Serve.self, Check.self, Routes.self])
+        subcommands: [Serve.self, Check.self, Routes.self, Deploy.self])
 }
 
 struct ConfigOption: ParsableArguments {
@@ -19,13 +20,16 @@ struct ConfigOption: ParsableArguments {
     var config = "config/gateway.yaml"
 }
 
+struct FunctionsOption: ParsableArguments {
+    @Option(name: .long, help: "The folder of function folders.")
+    var functions = "Functions"
+}
+
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway.")
 
     @OptionGroup var options: ConfigOption
-
-    @Option(name: .long, help: "The folder of function folders.")
-    var functions = "Functions"
+    @OptionGroup var functionsOption: FunctionsOption
 
     @Option(name: .long, help: "Event loop threads (default: one per core).")
     var threads: Int?
@@ -39,7 +43,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "portico")
         let gateway: Gateway
         do {
-            gateway = try Gateway(configPath: options.config, eventLoopThreads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+            gateway = try Gateway(configPath: options.config, functionsDirectory: functionsOption.functions, eventLoopThreads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                   logger: logger)
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
@@ -62,8 +66,10 @@ struct Check: ParsableCommand {
         abstract: "Validate the config; print each error as FILE:LINE:COLUMN: KEY: message.")
 
     @OptionGroup var options: ConfigOption
+    @OptionGroup var functionsOption: FunctionsOption
 
     func run() throws {
+        var failed = false
         let config: GatewayConfig
         do {
             config = try ConfigLoader.load(file: options.config)
@@ -71,22 +77,42 @@ struct Check: ParsableCommand {
             print(error.description)
             throw ExitCode.failure
         }
+        let scan = FunctionDirectory.scan(functionsOption.functions)
+        for name in scan.failures.keys.sorted() {
+            print(scan.failures[name]!.description)
+            failed = true
+        }
+        let deployed = Set(scan.manifests.map(\.name))
+        for route in config.routes {
+            let named: [String]
+            switch route.action {
+            case .function(let name): named = [name]
+            case .split(let backends): named = backends.compactMap { if case .function(let name) = $0.backend { return name } else { return nil } }
+            default: named = []
+            }
+            for name in named where !deployed.contains(name) {
+                print(ConfigDiagnostic(severity: .warning, location: route.location, key: "routes[\(route.index)]",
+                                       message: "function '\(name)' is not in \(functionsOption.functions)/: requests get 503 until it is deployed").description)
+            }
+        }
+        let routes = config.routes + scan.manifests.routeConfigs(after: config.routes.count)
         let table: RouteTable
         do {
-            table = try RouteTable(config: config)
+            table = try RouteTable(routes)
         } catch {
             print("\(error)")
             throw ExitCode.failure
         }
         for shadowing in table.shadowedRoutes() {
-            let shadowed = config.routes[shadowing.shadowed]
-            let by = config.routes[shadowing.by]
+            let shadowed = routes[shadowing.shadowed]
+            let by = routes[shadowing.by]
             let warning = ConfigDiagnostic(
                 severity: .warning, location: shadowed.location, key: "routes[\(shadowing.shadowed)]",
                 message: "route '\(shadowed.name)' never matches: route '\(by.name)' (line \(by.location.line)) matches every request it would")
             print(warning.description)
         }
-        print("\(options.config): ok (\(config.listeners.count) listeners, \(config.services.count) services, \(config.routes.count) routes)")
+        if failed { throw ExitCode.failure }
+        print("\(options.config): ok (\(config.listeners.count) listeners, \(config.services.count) services, \(config.routes.count) routes, \(scan.manifests.count) functions)")
     }
 }
 
@@ -94,11 +120,44 @@ struct Routes: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the compiled route table in match order.")
 
     @OptionGroup var options: ConfigOption
+    @OptionGroup var functionsOption: FunctionsOption
 
     func run() throws {
         do {
             let config = try ConfigLoader.load(file: options.config)
-            for line in try RouteTable(config: config).describe() { print(line) }
+            let manifests = FunctionDirectory.scan(functionsOption.functions).manifests
+            let routes = config.routes + manifests.routeConfigs(after: config.routes.count)
+            for line in try RouteTable(routes).describe() { print(line) }
+        } catch {
+            print("\(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct Deploy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Install a function folder into the functions folder, atomically (a running gateway picks it up).")
+
+    @Argument(help: "The function's folder (with its function.yaml).")
+    var directory: String
+
+    @Option(name: .long, help: "The function's name (default: the folder's name).")
+    var name: String?
+
+    @OptionGroup var functionsOption: FunctionsOption
+
+    func run() throws {
+        let source = URL(fileURLWithPath: directory).standardizedFileURL.path
+        let functionName = name ?? URL(fileURLWithPath: source).lastPathComponent
+        guard FunctionManifest.isValidName(functionName) else {
+            print("\(functionName): not a valid function name (lower-case letters, digits and '-', at most 63)")
+            throw ExitCode.failure
+        }
+        do {
+            let installed = try FunctionInstaller.install(source: source, name: functionName,
+                                                          functionsDirectory: functionsOption.functions)
+            print("deployed \(functionName) to \(installed)")
         } catch {
             print("\(error)")
             throw ExitCode.failure

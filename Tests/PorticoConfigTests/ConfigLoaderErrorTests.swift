@@ -119,9 +119,9 @@ final class ConfigLoaderErrorTests: XCTestCase {
                 timeout: 1s
             """), """
             gateway.yaml:6:5: routes[0]: route 'old-api' has more than one action ('service' and 'redirect'); \
-            give it exactly one of service, split, directResponse or redirect
+            give it exactly one of service, function, split, directResponse or redirect
             gateway.yaml:10:5: routes[1]: route 'route-1' has no action; \
-            give it exactly one of service, split, directResponse or redirect
+            give it exactly one of service, function, split, directResponse or redirect
             """)
     }
 
@@ -252,11 +252,62 @@ final class ConfigLoaderErrorTests: XCTestCase {
             use 'path' to replace the whole path
             gateway.yaml:7:40: routes[0].redirect.status: must be 301, 302, 303, 307 or 308, got 305
             gateway.yaml:9:31: routes[1].directResponse.status: must be between 200 and 599, got 150
-            gateway.yaml:10:5: routes[1].rewrite: rewrite only applies to routes that forward to a service or a split, \
+            gateway.yaml:10:5: routes[1].rewrite: rewrite only applies to routes that forward to a service, a function or a split, \
             not to directResponse
             gateway.yaml:13:33: routes[2].split[0].weight: must be a positive whole number up to 1000000, got 0
             gateway.yaml:14:9: routes[2].split[1].weight: missing required key 'weight'
+            gateway.yaml:14:20: routes[2].split[1].service: service 'api' appears twice in this split; \
+            add the weights into one entry
             """)
+    }
+
+    func testFunctionNamesAreCheckedAndSplitEntriesNameOneBackend() {
+        let tooLong = String(repeating: "f", count: 64)
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: /a/ }
+                function: Hello_World
+              - match: { prefix: / }
+                split:
+                  - { function: hello, weight: 1 }
+                  - { function: hello, weight: 2 }
+                  - { service: api, function: api, weight: 1 }
+                  - { weight: 1 }
+                  - { function: -bad, weight: 1 }
+                  - { function: \(tooLong), weight: 1 }
+            """), """
+            gateway.yaml:7:15: routes[0].function: 'Hello_World' is not a valid function name; \
+            use lower-case letters, digits and '-', starting and ending with a letter or digit
+            gateway.yaml:11:21: routes[1].split[1].function: function 'hello' appears twice in this split; \
+            add the weights into one entry
+            gateway.yaml:12:25: routes[1].split[2].function: a split entry goes to one backend; \
+            set either 'service' or 'function', not both
+            gateway.yaml:13:9: routes[1].split[3].service: a split entry needs a 'service' or a 'function'
+            gateway.yaml:14:21: routes[1].split[4].function: '-bad' is not a valid function name; \
+            use lower-case letters, digits and '-', starting and ending with a letter or digit
+            gateway.yaml:15:21: routes[1].split[5].function: '\(tooLong)' is 64 characters long; \
+            a function name has at most 63
+            """)
+    }
+
+    func testAServiceAndAFunctionOfTheSameNameAreDifferentBackends() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              hello: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: / }
+                split:
+                  - { service: hello, weight: 1 }
+                  - { function: hello, weight: 1 }
+            """, file: "gateway.yaml")
+        XCTAssertEqual(config.routes.first?.action, .split([WeightedBackend(service: "hello", weight: 1),
+                                                            WeightedBackend(function: "hello", weight: 1)]))
     }
 
     func testEveryErrorIsReportedInFileOrder() throws {

@@ -128,6 +128,31 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(route.location, SourceLocation(file: "gateway.yaml", line: 4, column: 5))
     }
 
+    func testFunctionActionAndMixedSplit() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: /hello/ }
+                function: hello
+                rewrite: { prefix: / }
+              - match: { prefix: / }
+                split:
+                  - { service: api, weight: 3 }
+                  - { function: hello-v2, weight: 1 }
+            """, file: "gateway.yaml")
+
+        XCTAssertEqual(config.routes.map(\.action), [
+            // Not declared anywhere in this file: functions are found in their folder at run time.
+            .function("hello"),
+            .split([WeightedBackend(backend: .service("api"), weight: 3),
+                    WeightedBackend(backend: .function("hello-v2"), weight: 1)]),
+        ])
+        XCTAssertEqual(config.routes[0].rewrite, RewriteConfig(prefix: "/"))
+    }
+
     func testListenersOnPortZeroDoNotClash() throws {
         let config = try ConfigLoader.parse(yaml: """
             listeners:

@@ -89,6 +89,38 @@ final class GatewayConfigJSONTests: XCTestCase {
         XCTAssertEqual(withoutLocation(reloaded.routes), withoutLocation(original.routes))
     }
 
+    func testFunctionRoutesRenderAndLoadBack() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: /hello/ }
+                function: hello
+                rewrite: { prefix: / }
+              - match: { prefix: / }
+                split:
+                  - { service: api, weight: 3 }
+                  - { function: hello-v2, weight: 1 }
+            """, file: "gateway.yaml")
+        let text = config.renderJSON()
+        let routes = try XCTUnwrap(object(text)["routes"] as? [[String: Any]])
+
+        XCTAssertEqual(routes[0]["function"] as? String, "hello")
+        XCTAssertNil(routes[0]["service"])
+        XCTAssertEqual(routes[0]["rewrite"] as? [String: String], ["prefix": "/"])
+        let split = try XCTUnwrap(routes[1]["split"] as? [[String: Any]])
+        XCTAssertEqual(split[0]["service"] as? String, "api")
+        XCTAssertEqual(split[1]["function"] as? String, "hello-v2")
+        XCTAssertNil(split[1]["service"])
+        XCTAssertEqual(split.map { $0["weight"] as? Int }, [3, 1])
+
+        let reloaded = try ConfigLoader.parse(yaml: text, file: "running.json")
+        XCTAssertEqual(reloaded.routes.map(\.action), config.routes.map(\.action))
+        XCTAssertEqual(reloaded.routes.map(\.rewrite), config.routes.map(\.rewrite))
+    }
+
     func testSecretKeyPathsAreRedacted() throws {
         let config = try exampleConfig()
         let json = try object(config.renderJSON(redacting: ["listeners[*].tls.key", "services.*.loadBalancer"]))

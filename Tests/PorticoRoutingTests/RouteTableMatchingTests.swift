@@ -166,9 +166,9 @@ final class RouteTableMatchingTests: XCTestCase {
             WeightedBackend(service: "old", weight: 0),
         ])))
         let matched = try XCTUnwrap(routes.match(TestRequest()))
-        XCTAssertEqual(matched.route.serviceName(hash: StableHash.hash("anything")), "new")
+        XCTAssertEqual(matched.route.backend(hash: StableHash.hash("anything")), .service("new"))
 
         let plain = try table(route("plain", action: .service("users")))
-        XCTAssertEqual(plain.match(TestRequest())?.route.serviceName(hash: 0), "users")
+        XCTAssertEqual(plain.match(TestRequest())?.route.backend(hash: 0), .service("users"))
     }
 }

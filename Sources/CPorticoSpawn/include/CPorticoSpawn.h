@@ -1,0 +1,35 @@
+#ifndef C_PORTICO_SPAWN_H
+#define C_PORTICO_SPAWN_H
+
+#include <sys/types.h>
+
+/// Starts `path` with `argv` and `envp` in `directory`, as the leader of a new process group,
+/// with PR_SET_PDEATHSIG so it dies with the spawning thread's process.
+///
+/// The child's stdin, stdout and stderr become `stdin_fd`, `stdout_fd` and `stderr_fd` (-1: /dev/null).
+/// `memory_limit` (RLIMIT_AS) and `open_files_limit` (RLIMIT_NOFILE) apply when positive.
+/// Returns 0 and sets `*pid_out`, or returns the errno of what failed (fork, or exec in the child,
+/// which the child reports through a close-on-exec pipe).
+int portico_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
+                  int stdin_fd, int stdout_fd, int stderr_fd,
+                  long long memory_limit, long long open_files_limit, pid_t *pid_out);
+
+/// Sends `signal` to the whole process group led by `pid`.
+int portico_kill_group(pid_t pid, int signal);
+
+/// Non-blocking reap of one child: 1 and its raw status when it exited, 0 while it runs, -1 on error.
+int portico_try_reap(pid_t pid, int *status_out);
+
+/// Helpers for the raw wait status, which Swift cannot read through the C macros.
+int portico_exited(int status);
+int portico_exit_status(int status);
+int portico_signaled(int status);
+int portico_term_signal(int status);
+
+/// pipe2(O_CLOEXEC), which Glibc does not export to Swift; returns 0 or errno.
+int portico_pipe_cloexec(int fds[2]);
+
+/// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); returns 0 or errno.
+int portico_rename_exchange(const char *from, const char *to);
+
+#endif

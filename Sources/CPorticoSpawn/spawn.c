@@ -1,0 +1,134 @@
+#define _GNU_SOURCE
+#include "CPorticoSpawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// Between fork and exec the child of a multithreaded process may only make async-signal-safe
+// calls: everything below is a plain system call, and nothing allocates.
+static void fail_in_child(int report_fd) {
+    int error = errno;
+    ssize_t ignored = write(report_fd, &error, sizeof(error));
+    (void)ignored;
+    _exit(127);
+}
+
+int portico_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
+                  int stdin_fd, int stdout_fd, int stderr_fd,
+                  long long memory_limit, long long open_files_limit, pid_t *pid_out) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    pid_t parent = getpid();
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        int error = errno;
+        close(report[0]);
+        close(report[1]);
+        return error;
+    }
+    if (pid == 0) {
+        close(report[0]);
+        // Die with the gateway, even when it is SIGKILLed; and close the race where it died
+        // before the line above ran.
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail_in_child(report[1]);
+        if (getppid() != parent) _exit(126);
+        // Its own process group, so stopping a worker stops everything it started.
+        if (setpgid(0, 0) != 0) fail_in_child(report[1]);
+
+        // Undo what the gateway's threads set: blocked signals and an ignored SIGPIPE.
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        struct sigaction defaults;
+        memset(&defaults, 0, sizeof(defaults));
+        defaults.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++) {
+            if (sig == SIGKILL || sig == SIGSTOP) continue;
+            sigaction(sig, &defaults, NULL);
+        }
+
+        if (memory_limit > 0) {
+            struct rlimit limit = { (rlim_t)memory_limit, (rlim_t)memory_limit };
+            if (setrlimit(RLIMIT_AS, &limit) != 0) fail_in_child(report[1]);
+        }
+        if (open_files_limit > 0) {
+            struct rlimit limit = { (rlim_t)open_files_limit, (rlim_t)open_files_limit };
+            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail_in_child(report[1]);
+        }
+
+        int null_fd = open("/dev/null", O_RDWR);
+        if (dup2(stdin_fd >= 0 ? stdin_fd : null_fd, 0) < 0) fail_in_child(report[1]);
+        if (dup2(stdout_fd >= 0 ? stdout_fd : null_fd, 1) < 0) fail_in_child(report[1]);
+        if (dup2(stderr_fd >= 0 ? stderr_fd : null_fd, 2) < 0) fail_in_child(report[1]);
+
+        // Only 0, 1, 2 and the report pipe (close-on-exec) may reach the worker: no listening
+        // socket or client connection of the gateway leaks into it.
+        // close_range is one system call where a loop is tens of thousands: it matters for
+        // cold starts. The loop is the fallback for kernels older than 5.9.
+        int keep = report[1];
+        if (keep < 3 || syscall(SYS_close_range, 3, keep - 1, 0) != 0 ||
+            syscall(SYS_close_range, keep + 1, ~0U, 0) != 0) {
+            for (int fd = 3; fd < 65536; fd++) {
+                if (fd != keep) close(fd);
+            }
+        }
+
+        if (directory != NULL && chdir(directory) != 0) fail_in_child(report[1]);
+        execve(path, argv, envp);
+        fail_in_child(report[1]);
+    }
+
+    close(report[1]);
+    int child_error = 0;
+    ssize_t got;
+    do {
+        got = read(report[0], &child_error, sizeof(child_error));
+    } while (got < 0 && errno == EINTR);
+    close(report[0]);
+    if (got == (ssize_t)sizeof(child_error)) {
+        // The child failed before exec; reap it here so it never lingers as a zombie.
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        return child_error;
+    }
+    *pid_out = pid;
+    return 0;
+}
+
+int portico_kill_group(pid_t pid, int signal) {
+    return kill(-pid, signal) == 0 ? 0 : errno;
+}
+
+int portico_try_reap(pid_t pid, int *status_out) {
+    int status = 0;
+    pid_t result;
+    do {
+        result = waitpid(pid, &status, WNOHANG);
+    } while (result < 0 && errno == EINTR);
+    if (result == 0) return 0;
+    if (result < 0) return -1;
+    *status_out = status;
+    return 1;
+}
+
+int portico_exited(int status) { return WIFEXITED(status); }
+int portico_exit_status(int status) { return WEXITSTATUS(status); }
+int portico_signaled(int status) { return WIFSIGNALED(status); }
+int portico_term_signal(int status) { return WTERMSIG(status); }
+
+int portico_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno;
+}
+
+int portico_rename_exchange(const char *from, const char *to) {
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) == 0 ? 0 : errno;
+}

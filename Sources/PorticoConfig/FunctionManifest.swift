@@ -1,0 +1,134 @@
+/// A function's `function.yaml`, validated: how to run it, where it is routed, how it scales.
+///
+/// A function is a folder under the functions directory; its name is the folder's name.
+public struct FunctionManifest: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable {
+        /// Long-running workers that listen on `127.0.0.1:$PORT` (Knative's runtime contract).
+        case http
+        /// One process per request: the body on stdin, stdout is the response body (CGI-like).
+        case exec
+    }
+
+    public var name: String
+    /// The function's folder; commands run there.
+    public var directory: String
+    /// The worker command (http) or the per-request command (exec); run in `directory`.
+    public var command: [String]
+    /// Run once per revision, in `directory`, before the first worker starts (compile a
+    /// native worker, say). A failing build keeps the previous revision serving.
+    public var build: [String]?
+    public var mode: Mode
+    /// Default: one route, prefix `/function/<name>/`, rewritten to `/`.
+    public var routes: [FunctionRoute]
+    /// Extra environment for every worker, in file order.
+    public var env: [EnvironmentVariable]
+    /// Requests in flight per worker; 0 means unlimited.
+    public var concurrency: Int
+    /// Workers kept even when idle; 0 scales to zero.
+    public var minWorkers: Int
+    public var maxWorkers: Int
+    /// A worker idle this long is stopped (never below `minWorkers`).
+    public var idleTimeout: ConfigDuration
+    /// A worker not ready by then is killed; requests waiting only on it get 504.
+    public var startupTimeout: ConfigDuration
+    /// Time for the worker's response head; past it: 504.
+    public var requestTimeout: ConfigDuration
+    /// Requests waiting for a worker beyond this get 503 with `Retry-After`.
+    public var queueLimit: Int
+    /// After SIGTERM, how long a worker may take to exit before SIGKILL.
+    public var gracePeriod: ConfigDuration
+    public var limits: FunctionLimits
+    /// When set, a worker is ready once `GET path` answers 2xx; otherwise once its port accepts.
+    public var readinessPath: String?
+
+    public init(
+        name: String, directory: String, command: [String], build: [String]? = nil, mode: Mode = .http,
+        routes: [FunctionRoute]? = nil, env: [EnvironmentVariable] = [], concurrency: Int = 0,
+        minWorkers: Int = 0, maxWorkers: Int = 8, idleTimeout: ConfigDuration = .seconds(30),
+        startupTimeout: ConfigDuration = .seconds(10), requestTimeout: ConfigDuration = .seconds(60),
+        queueLimit: Int = 100, gracePeriod: ConfigDuration = .seconds(5), limits: FunctionLimits = FunctionLimits(),
+        readinessPath: String? = nil
+    ) {
+        self.name = name
+        self.directory = directory
+        self.command = command
+        self.build = build
+        self.mode = mode
+        self.routes = routes ?? [FunctionRoute.default(for: name)]
+        self.env = env
+        self.concurrency = concurrency
+        self.minWorkers = minWorkers
+        self.maxWorkers = maxWorkers
+        self.idleTimeout = idleTimeout
+        self.startupTimeout = startupTimeout
+        self.requestTimeout = requestTimeout
+        self.queueLimit = queueLimit
+        self.gracePeriod = gracePeriod
+        self.limits = limits
+        self.readinessPath = readinessPath
+    }
+}
+
+public struct EnvironmentVariable: Sendable, Equatable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One route to a function: a match, and an optional prefix rewrite.
+public struct FunctionRoute: Sendable, Equatable {
+    public var match: RouteMatch
+    public var rewrite: RewriteConfig?
+
+    public init(match: RouteMatch, rewrite: RewriteConfig? = nil) {
+        self.match = match
+        self.rewrite = rewrite
+    }
+
+    public static func `default`(for name: String) -> FunctionRoute {
+        FunctionRoute(match: RouteMatch(path: .prefix("/function/\(name)/")), rewrite: RewriteConfig(prefix: "/"))
+    }
+}
+
+/// Resource limits applied to each worker process (setrlimit in the child).
+public struct FunctionLimits: Sendable, Equatable {
+    /// Address-space limit in bytes (RLIMIT_AS).
+    public var memory: Int?
+    /// Open file descriptors (RLIMIT_NOFILE).
+    public var openFiles: Int?
+
+    public init(memory: Int? = nil, openFiles: Int? = nil) {
+        self.memory = memory
+        self.openFiles = openFiles
+    }
+}
+
+extension FunctionManifest {
+    /// The function's routes as gateway routes, numbered from `index`. They are matched after
+    /// the gateway's own routes: dropping a folder into the functions folder must not be able
+    /// to take over a path the gateway config already routes.
+    public func routeConfigs(startingAt index: Int) -> [RouteConfig] {
+        routes.enumerated().map { position, route in
+            RouteConfig(
+                index: index + position,
+                name: position == 0 ? "function-\(name)" : "function-\(name)-\(position)",
+                match: route.match, action: .function(name), timeout: requestTimeout, rewrite: route.rewrite,
+                location: SourceLocation(file: directory + "/function.yaml", line: 1, column: 1))
+        }
+    }
+}
+
+extension Sequence where Element == FunctionManifest {
+    /// Every function's routes, in name order, numbered after `count` gateway routes.
+    public func routeConfigs(after count: Int) -> [RouteConfig] {
+        var routes: [RouteConfig] = []
+        for manifest in sorted(by: { $0.name < $1.name }) {
+            routes += manifest.routeConfigs(startingAt: count + routes.count)
+        }
+        return routes
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PorticoConfig
+
+/// A request to an exec-mode function, as the process sees it.
+public struct ExecRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var query: String
+    public var headers: [(String, String)]
+    public var body: ByteBuffer
+    public var remoteAddress: String
+
+    public init(method: String, path: String, query: String, headers: [(String, String)], body: ByteBuffer, remoteAddress: String) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.remoteAddress = remoteAddress
+    }
+}
+
+public enum ExecOutcome: Sendable {
+    /// The process exited 0: its stdout is the response body.
+    case ok(ByteBuffer)
+    /// It exited otherwise, could not start, or wrote more than the response limit: 502.
+    case failed(String)
+    /// It ran past the request timeout and was killed: 504.
+    case timedOut
+    /// Too many requests waiting for a process slot: 503.
+    case queueFull
+}
+
+/// An exec-mode function: one process per request (CGI-like), for shell-script functions.
+///
+/// At most `maxWorkers` processes run at once; up to `queueLimit` requests wait for a slot.
+/// The slot count lives on the home loop; the process itself runs on the request's loop.
+public final class ExecFunction: @unchecked Sendable {
+    public let manifest: FunctionManifest
+    public let revision: String
+    let homeLoop: EventLoop
+    let logger: Logger
+    private var running = 0  // home loop only
+    private var waiting: [(loop: EventLoop, start: () -> Void)] = []  // home loop only
+
+    /// Output past this is cut off and the request fails: an exec response is held whole.
+    static let maxOutput = 16 * 1024 * 1024
+
+    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger) {
+        self.manifest = manifest
+        self.revision = revision
+        self.homeLoop = homeLoop
+        self.logger = logger
+    }
+
+    /// Runs the function for one request; the future completes on `loop`.
+    public func run(_ request: ExecRequest, on loop: EventLoop) -> EventLoopFuture<ExecOutcome> {
+        let promise = loop.makePromise(of: ExecOutcome.self)
+        homeLoop.execute {
+            let start = {
+                loop.execute {
+                    self.spawn(request, on: loop).whenComplete { result in
+                        self.homeLoop.execute { self.slotFreed() }
+                        promise.succeed((try? result.get()) ?? .failed("exec failed"))
+                    }
+                }
+            }
+            if self.running < self.manifest.maxWorkers {
+                self.running += 1
+                start()
+            } else if self.waiting.count < self.manifest.queueLimit {
+                self.waiting.append((loop, start))
+            } else {
+                promise.succeed(.queueFull)
+            }
+        }
+        return promise.futureResult
+    }
+
+    private func slotFreed() {
+        if waiting.isEmpty {
+            running -= 1
+        } else {
+            waiting.removeFirst().start()
+        }
+    }
+
+    private func spawn(_ request: ExecRequest, on loop: EventLoop) -> EventLoopFuture<ExecOutcome> {
+        var environment = ProcessInfo.processInfo.environment.filter { WorkerProcess.inheritedVariables.contains($0.key) }
+        for variable in manifest.env { environment[variable.name] = variable.value }
+        environment["K_SERVICE"] = manifest.name
+        environment["K_REVISION"] = revision
+        environment["K_CONFIGURATION"] = manifest.name
+        environment["GATEWAY_INTERFACE"] = "CGI/1.1"
+        environment["REQUEST_METHOD"] = request.method
+        environment["PATH_INFO"] = request.path
+        environment["QUERY_STRING"] = request.query
+        environment["REMOTE_ADDR"] = request.remoteAddress
+        environment["CONTENT_LENGTH"] = String(request.body.readableBytes)
+        for (name, value) in request.headers {
+            let key = name.uppercased().replacingOccurrences(of: "-", with: "_")
+            if key == "CONTENT_TYPE" {
+                environment["CONTENT_TYPE"] = value
+            } else if key != "CONTENT_LENGTH" {
+                environment["HTTP_" + key] = value
+            }
+        }
+
+        let spawned: ChildProcess.Spawned
+        do {
+            spawned = try ChildProcess.spawn(command: manifest.command, directory: manifest.directory, environment: environment,
+                                             withStdin: true, memoryLimit: manifest.limits.memory,
+                                             openFilesLimit: manifest.limits.openFiles)
+        } catch {
+            logger.error("exec function cannot start", metadata: ["function": .string(manifest.name), "error": .string("\(error)")])
+            return loop.makeSucceededFuture(.failed("\(error)"))
+        }
+        let process = spawned.process
+        let exitPromise = loop.makePromise(of: ChildExit.self)
+        ChildReaper.shared.watch(process.pid) { exit in exitPromise.succeed(exit) }
+        if let stderr = spawned.stderr {
+            OutputLines.forward(fd: stderr, on: loop, logger: logger, prefix: "\(manifest.name)[\(process.pid)]", stream: "stderr")
+        }
+        let collector = OutputCollector(limit: Self.maxOutput, eventLoop: loop)
+        let timeout = loop.scheduleTask(in: manifest.requestTimeout.nanosecondsAmount) {
+            collector.timedOut = true
+            process.signalGroup(SIGKILL)
+        }
+        let body = request.body
+        return NIOPipeBootstrap(group: loop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .takingOwnershipOfDescriptors(input: spawned.stdout, output: spawned.stdin!)
+            .flatMap { channel in
+                // The body goes in whole, then stdin closes so the script sees end-of-file.
+                channel.writeAndFlush(body).flatMap { channel.close(mode: .output) }.whenComplete { _ in }
+                return collector.finished
+            }
+            .flatMap { output in exitPromise.futureResult.map { (output, $0) } }
+            .map { [manifest, logger] output, exit in
+                timeout.cancel()
+                if collector.timedOut { return .timedOut }
+                guard let output else { return .failed("output over \(Self.maxOutput) bytes") }
+                guard exit == .exited(0) else {
+                    logger.warning("exec function failed", metadata: ["function": .string(manifest.name), "exit": .string(exit.description)])
+                    return .failed(exit.description)
+                }
+                return .ok(output)
+            }
+    }
+}
+
+/// Gathers a process's stdout until end-of-file.
+private final class OutputCollector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private var output: ByteBuffer?
+    private var overflowed = false
+    private let limit: Int
+    private let promise: EventLoopPromise<ByteBuffer?>
+    var timedOut = false
+
+    init(limit: Int, eventLoop: EventLoop) {
+        self.limit = limit
+        self.promise = eventLoop.makePromise()
+    }
+
+    var finished: EventLoopFuture<ByteBuffer?> { promise.futureResult }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = unwrapInboundIn(data)
+        if output == nil { output = context.channel.allocator.buffer(capacity: chunk.readableBytes) }
+        if output!.readableBytes + chunk.readableBytes > limit {
+            overflowed = true
+            context.close(promise: nil)
+            return
+        }
+        output!.writeBuffer(&chunk)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.succeed(overflowed ? nil : (output ?? ByteBuffer()))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,348 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PorticoConfig
+import PorticoCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a function request got no worker.
+public enum FunctionUnavailable: Error, Sendable {
+    /// The queue is full: 503 with Retry-After.
+    case queueFull
+    /// No worker became ready within the startup timeout: 504.
+    case startupTimeout
+    /// The revision is going away and could not hand the request on: 503.
+    case draining
+    /// The function fails every start: 502.
+    case crashLooping
+}
+
+/// A worker assigned to one request.
+public struct WorkerLease: Sendable {
+    public var requestID: UInt64
+    public var worker: UInt64
+    /// Where the worker listens (127.0.0.1:PORT).
+    public var endpoint: HostPort
+    /// True when the request had to wait for a worker to start.
+    public var coldStart: Bool
+}
+
+/// One revision of an http-mode function: the shell around its `FunctionScaler`.
+///
+/// The scaler's decisions are global to the function (a worker's concurrency limit holds
+/// across every event loop), so they live on one home event loop. A request on another loop
+/// hops there to get its worker and hops back with the lease; the proxying itself (the
+/// connection to the worker, the bytes) stays on the request's own loop. With one event loop
+/// (`--threads 1`) there is no hop at all.
+public final class FunctionInstance: @unchecked Sendable {
+    public typealias LeaseCallback = (Result<WorkerLease, FunctionUnavailable>) -> Void
+
+    public let manifest: FunctionManifest
+    public let revision: String
+    public let homeLoop: EventLoop
+    let logger: Logger
+    let metrics: FunctionMetrics
+    /// Called (on the home loop) when a worker's port is gone for good, so event loops can drop
+    /// their connection pools to it.
+    var onWorkerGone: (HostPort) -> Void = { _ in }
+    /// Called with requests a draining revision hands over to its successor.
+    var requeue: ([Waiter]) -> Void = { waiters in
+        for waiter in waiters { waiter.complete(.failure(.draining)) }
+    }
+    var onFinished: () -> Void = {}
+
+    // Home loop only.
+    private var scaler: FunctionScaler
+    private var workers: [FunctionScaler.WorkerID: WorkerProcess] = [:]
+    private var waiting: [FunctionScaler.RequestID: Waiter] = [:]
+    private var startupTimers: [FunctionScaler.WorkerID: Scheduled<Void>] = [:]
+    private var lastError: String?
+    private var startedRequestIDs: Set<FunctionScaler.RequestID> = []
+
+    struct Waiter {
+        let loop: EventLoop
+        let arrived: NIODeadline
+        let callback: LeaseCallback
+        /// Set when the request had to wait for a worker to start.
+        var waitedForStart = false
+
+        func complete(_ result: Result<WorkerLease, FunctionUnavailable>) {
+            if loop.inEventLoop {
+                callback(result)
+            } else {
+                let callback = self.callback
+                loop.execute { callback(result) }
+            }
+        }
+    }
+
+    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger, metrics: FunctionMetrics) {
+        self.manifest = manifest
+        self.revision = revision
+        self.homeLoop = homeLoop
+        self.logger = logger
+        self.metrics = metrics
+        self.scaler = FunctionScaler(configuration: .init(
+            concurrency: manifest.concurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
+            queueLimit: max(1, manifest.queueLimit),
+            idleTimeout: UInt64(manifest.idleTimeout.nanoseconds), startupTimeout: UInt64(manifest.startupTimeout.nanoseconds)))
+    }
+
+    private var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
+
+    /// Starts the `minWorkers` the function always keeps.
+    func start() {
+        homeLoop.execute { self.perform(self.scaler.start(now: self.now)) }
+    }
+
+    // MARK: Requests (called from any event loop)
+
+    /// Asks for a worker. `callback` runs on `loop`. `id` must be unique for this function.
+    public func acquire(id: UInt64, on loop: EventLoop, _ callback: @escaping LeaseCallback) {
+        let waiter = Waiter(loop: loop, arrived: .now(), callback: callback)
+        if homeLoop.inEventLoop {
+            arrive(FunctionScaler.RequestID(id), waiter)
+        } else {
+            homeLoop.execute { self.arrive(FunctionScaler.RequestID(id), waiter) }
+        }
+    }
+
+    public func release(_ lease: WorkerLease) {
+        let run = {
+            self.perform(self.scaler.requestFinished(FunctionScaler.RequestID(lease.requestID),
+                                                     worker: FunctionScaler.WorkerID(lease.worker), now: self.now))
+        }
+        homeLoop.inEventLoop ? run() : homeLoop.execute(run)
+    }
+
+    /// The client gave up while waiting for a worker.
+    public func cancel(id: UInt64) {
+        let run = {
+            let requestID = FunctionScaler.RequestID(id)
+            guard self.waiting.removeValue(forKey: requestID) != nil else { return }
+            self.scaler.requestCancelled(requestID)
+            self.updateGauges()
+        }
+        homeLoop.inEventLoop ? run() : homeLoop.execute(run)
+    }
+
+    func arrive(_ id: FunctionScaler.RequestID, _ waiter: Waiter) {
+        waiting[id] = waiter
+        perform(scaler.requestArrived(id, now: now))
+        updateGauges()
+    }
+
+    /// Takes over requests from the revision this one replaces.
+    func adopt(_ waiters: [Waiter]) {
+        homeLoop.execute {
+            for waiter in waiters {
+                self.arrive(FunctionScaler.RequestID(FunctionRequestIDs.next()), waiter)
+            }
+        }
+    }
+
+    /// Stops taking requests; queued ones go to `requeue`, workers stop once idle.
+    func drain() {
+        homeLoop.execute {
+            self.perform(self.scaler.drain())
+            self.checkFinished()
+        }
+    }
+
+    // MARK: Scaler actions
+
+    private func perform(_ actions: FunctionScaler.Actions) {
+        for action in actions { perform(action) }
+    }
+
+    private func perform(_ action: FunctionScaler.Action) {
+        switch action {
+        case .dispatch(let requestID, to: let workerID):
+            guard let waiter = waiting.removeValue(forKey: requestID), let worker = workers[workerID] else { return }
+            let cold = startedRequestIDs.remove(requestID) != nil
+            if cold {
+                metrics.coldStarts.increment()
+                metrics.coldStartDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - waiter.arrived.uptimeNanoseconds))
+            }
+            waiter.complete(.success(WorkerLease(requestID: requestID.rawValue, worker: workerID.rawValue,
+                                                 endpoint: HostPort(host: "127.0.0.1", port: worker.port), coldStart: cold)))
+        case .reject(let requestID, let reason):
+            guard let waiter = waiting.removeValue(forKey: requestID) else { return }
+            switch reason {
+            case .queueFull: waiter.complete(.failure(.queueFull))
+            case .draining: waiter.complete(.failure(.draining))
+            }
+        case .fail(let requestID, _):
+            startedRequestIDs.remove(requestID)
+            waiting.removeValue(forKey: requestID)?.complete(.failure(.startupTimeout))
+        case .startWorker(let workerID):
+            // Every request waiting now waited for a start: that is what a cold start is.
+            startedRequestIDs.formUnion(waiting.keys)
+            startWorker(workerID)
+        case .scheduleStartupTimeout(let workerID, after: let delay):
+            startupTimers[workerID] = homeLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) { [self] in
+                startupTimers[workerID] = nil
+                perform(scaler.startupTimeoutFired(workerID, now: now))
+            }
+        case .scheduleIdleCheck(let workerID, after: let delay):
+            homeLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) { [self] in
+                perform(scaler.idleCheckFired(workerID, now: now))
+            }
+        case .stopWorker(let workerID):
+            if let worker = workers[workerID] {
+                logger.info("stopping worker", metadata: metadata(worker, ["reason": "idle or draining"]))
+                worker.stop(grace: manifest.gracePeriod.nanosecondsAmount)
+            }
+        case .killWorker(let workerID):
+            if let worker = workers[workerID] {
+                lastError = "worker \(workerID.rawValue) not ready within \(manifest.startupTimeout)"
+                logger.warning("worker not ready in time; killing it", metadata: metadata(worker, [:]))
+                worker.kill()
+            }
+        case .scheduleRetry(after: let delay):
+            homeLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay))) { [self] in
+                perform(scaler.retryFired(now: now))
+            }
+        case .requeueElsewhere(let requestIDs):
+            let handedOver = requestIDs.compactMap { waiting.removeValue(forKey: $0) }
+            requeue(handedOver)
+        case .crashLooping(let failures):
+            lastError = "crash loop: \(failures) starts in a row failed"
+            logger.error("function keeps failing to start; backing off", metadata: ["function": .string(manifest.name),
+                                                                                    "failures": .stringConvertible(failures)])
+            // Requests waiting now would wait through every back-off: they hear at once (502),
+            // and later requests try again, which is what restarts the function once it is fixed.
+            for (requestID, waiter) in waiting {
+                scaler.requestCancelled(requestID)
+                startedRequestIDs.remove(requestID)
+                waiter.complete(.failure(.crashLooping))
+            }
+            waiting.removeAll()
+        }
+        updateGauges()
+    }
+
+    private func startWorker(_ workerID: FunctionScaler.WorkerID) {
+        let started = NIODeadline.now()
+        let worker: WorkerProcess
+        do {
+            worker = try WorkerProcess.spawn(
+                number: workerID.rawValue, manifest: manifest, revision: revision, eventLoop: homeLoop, logger: logger,
+                onExit: { [self] exit in homeLoop.execute { self.workerExited(workerID, exit) } })
+        } catch {
+            lastError = "\(error)"
+            logger.error("cannot start worker", metadata: ["function": .string(manifest.name), "error": .string("\(error)")])
+            // The machine hears of it as a worker that died before it was ready.
+            homeLoop.execute { self.perform(self.scaler.workerExited(workerID, now: self.now)) }
+            return
+        }
+        workers[workerID] = worker
+        logger.info("starting worker", metadata: metadata(worker, ["pid": .stringConvertible(worker.child.pid)]))
+        worker.probeReadiness(path: manifest.readinessPath) { [self] in
+            startupTimers.removeValue(forKey: workerID)?.cancel()
+            let microseconds = (NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000
+            logger.info("worker ready", metadata: metadata(worker, ["us_to_ready": .stringConvertible(microseconds)]))
+            perform(scaler.workerReady(workerID, now: now))
+        }
+    }
+
+    private func workerExited(_ workerID: FunctionScaler.WorkerID, _ exit: ChildExit) {
+        startupTimers.removeValue(forKey: workerID)?.cancel()
+        if let worker = workers.removeValue(forKey: workerID) {
+            worker.markExited()
+            logger.info("worker stopped", metadata: metadata(worker, ["exit": .string(exit.description)]))
+            onWorkerGone(HostPort(host: "127.0.0.1", port: worker.port))
+        }
+        perform(scaler.workerExited(workerID, now: now))
+        checkFinished()
+    }
+
+    private func checkFinished() {
+        if scaler.isFinished && workers.isEmpty {
+            onFinished()
+        }
+    }
+
+    private func metadata(_ worker: WorkerProcess, _ extra: Logger.Metadata) -> Logger.Metadata {
+        var metadata: Logger.Metadata = [
+            "function": .string(manifest.name), "revision": .string(revision),
+            "worker": .stringConvertible(worker.number), "port": .stringConvertible(worker.port),
+        ]
+        metadata.merge(extra) { _, new in new }
+        return metadata
+    }
+
+    private func updateGauges() {
+        var counts: [FunctionScaler.WorkerState: Int] = [:]
+        for worker in scaler.workers { counts[worker.state, default: 0] += 1 }
+        metrics.setWorkers(starting: counts[.starting] ?? 0, ready: counts[.ready] ?? 0,
+                           draining: (counts[.draining] ?? 0) + (counts[.stopping] ?? 0))
+        metrics.queueLength.set(Double(scaler.queueLength))
+    }
+
+    // MARK: Status
+
+    /// A snapshot for the admin API.
+    public func status() -> EventLoopFuture<FunctionStatus> {
+        homeLoop.submit {
+            FunctionStatus(
+                name: self.manifest.name, revision: self.revision, mode: self.manifest.mode.rawValue,
+                state: self.scaler.isDraining ? "draining" : (self.scaler.liveWorkerCount > 0 ? "active" : "idle"),
+                queueLength: self.scaler.queueLength, lastError: self.lastError,
+                workers: self.scaler.workers.map { worker in
+                    let process = self.workers[worker.id]
+                    return FunctionStatus.Worker(
+                        id: worker.id.rawValue, pid: process.map { Int($0.child.pid) }, port: process?.port,
+                        state: "\(worker.state)", inFlight: worker.inFlight,
+                        ageSeconds: process.map { Double(NIODeadline.now().uptimeNanoseconds - $0.started.uptimeNanoseconds) / 1e9 } ?? 0)
+                })
+        }
+    }
+}
+
+/// What the admin API shows of a function.
+public struct FunctionStatus: Sendable {
+    public struct Worker: Sendable {
+        public var id: UInt64
+        public var pid: Int?
+        public var port: Int?
+        public var state: String
+        public var inFlight: Int
+        public var ageSeconds: Double
+    }
+
+    public var name: String
+    public var revision: String
+    public var mode: String
+    public var state: String
+    public var queueLength: Int
+    public var lastError: String?
+    public var workers: [Worker]
+}
+
+/// Request ids unique across the process, for requests a new revision adopts.
+enum FunctionRequestIDs {
+    private static let counter = NIOLockedCounter()
+    static func next() -> UInt64 { counter.next() }
+}
+
+final class NIOLockedCounter: @unchecked Sendable {
+    private let lock = NIOLock()
+    // The top bit keeps these apart from the ids event loops mint.
+    private var value: UInt64 = 1 << 63
+
+    func next() -> UInt64 {
+        lock.withLock {
+            value += 1
+            return value
+        }
+    }
+}
+
+extension ConfigDuration {
+    var nanosecondsAmount: TimeAmount { .nanoseconds(nanoseconds) }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import PorticoConfig
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One running worker of an http-mode function: its process, its port, its readiness probe and
+/// its stop sequence. Everything happens on the function's home event loop.
+final class WorkerProcess {
+    let number: UInt64
+    let port: Int
+    let child: ChildProcess
+    let started: NIODeadline
+    private let eventLoop: EventLoop
+    private var probeTask: Scheduled<Void>?
+    private var killTask: Scheduled<Void>?
+    private(set) var exited = false
+
+    private init(number: UInt64, port: Int, child: ChildProcess, eventLoop: EventLoop) {
+        self.number = number
+        self.port = port
+        self.child = child
+        self.eventLoop = eventLoop
+        self.started = .now()
+    }
+
+    /// Spawns the worker and starts forwarding its output lines to `logger`.
+    static func spawn(number: UInt64, manifest: FunctionManifest, revision: String, eventLoop: EventLoop,
+                      logger: Logger, onExit: @escaping @Sendable (ChildExit) -> Void) throws -> WorkerProcess {
+        let port = try FreePort.pick()
+        var environment = ProcessInfo.processInfo.environment.filter { Self.inheritedVariables.contains($0.key) }
+        for variable in manifest.env { environment[variable.name] = variable.value }
+        environment["PORT"] = String(port)
+        environment["K_SERVICE"] = manifest.name
+        environment["K_REVISION"] = revision
+        environment["K_CONFIGURATION"] = manifest.name
+        let spawned = try ChildProcess.spawn(
+            command: manifest.command, directory: manifest.directory, environment: environment,
+            memoryLimit: manifest.limits.memory, openFilesLimit: manifest.limits.openFiles)
+        let worker = WorkerProcess(number: number, port: port, child: spawned.process, eventLoop: eventLoop)
+        let prefix = "\(manifest.name)#\(number)"
+        OutputLines.forward(fd: spawned.stdout, on: eventLoop, logger: logger, prefix: prefix, stream: "stdout")
+        if let stderr = spawned.stderr {
+            OutputLines.forward(fd: stderr, on: eventLoop, logger: logger, prefix: prefix, stream: "stderr")
+        }
+        ChildReaper.shared.watch(spawned.process.pid, onExit: onExit)
+        return worker
+    }
+
+    /// What a worker inherits from the gateway's environment; the rest of it (secrets, say) stays.
+    static let inheritedVariables: Set<String> = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "SWIFT_BACKTRACE"]
+
+    /// Polls until the worker is ready: its port accepts a connection, or `readinessPath`
+    /// answers 2xx. Fast at first (a native worker is up in a millisecond or two), then slower.
+    func probeReadiness(path: String?, onReady: @escaping () -> Void) {
+        var attempt = 0
+        func probe() {
+            guard !exited else { return }
+            attempt += 1
+            ReadinessProbe.check(port: port, path: path, on: eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard !exited else { return }
+                if case .success(true) = result {
+                    onReady()
+                    return
+                }
+                let delay: TimeAmount = attempt < 50 ? .milliseconds(2) : .milliseconds(25)
+                probeTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { probe() }
+            }
+        }
+        probe()
+    }
+
+    /// SIGTERM to the process group, then SIGKILL once `grace` has passed.
+    func stop(grace: TimeAmount) {
+        guard !exited else { return }
+        probeTask?.cancel()
+        child.signalGroup(SIGTERM)
+        killTask = eventLoop.assumeIsolated().scheduleTask(in: grace) { [self] in
+            if !exited { child.signalGroup(SIGKILL) }
+        }
+    }
+
+    func kill() {
+        guard !exited else { return }
+        probeTask?.cancel()
+        child.signalGroup(SIGKILL)
+    }
+
+    /// The reaper saw the process exit. Whatever it left in its group goes too.
+    func markExited() {
+        exited = true
+        probeTask?.cancel()
+        killTask?.cancel()
+        child.signalGroup(SIGKILL)
+    }
+}
+
+/// Forwards a child's output to the log, one line at a time, prefixed with the worker.
+enum OutputLines {
+    static func forward(fd: Int32, on eventLoop: EventLoop, logger: Logger, prefix: String, stream: String) {
+        NIOPipeBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(LogLineHandler(logger: logger, prefix: prefix, stream: stream))
+                }
+            }
+            .takingOwnershipOfDescriptor(input: fd)
+            .whenFailure { _ in close(fd) }
+    }
+}
+
+private final class LogLineHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let logger: Logger
+    let prefix: String
+    let stream: String
+
+    init(logger: Logger, prefix: String, stream: String) {
+        self.logger = logger
+        self.prefix = prefix
+        self.stream = stream
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var line = unwrapInboundIn(data)
+        let text = line.readString(length: line.readableBytes) ?? ""
+        logger.info("\(prefix) \(text)", metadata: ["stream": .string(stream)])
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// One readiness check against a worker on 127.0.0.1.
+enum ReadinessProbe {
+    static func check(port: Int, path: String?, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
+        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(.milliseconds(200))
+        guard let path else {
+            return bootstrap.connect(host: "127.0.0.1", port: port).flatMap { channel in
+                channel.close().map { true }
+            }.recover { _ in false }
+        }
+        let promise = eventLoop.makePromise(of: Bool.self)
+        bootstrap
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(promise: promise))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path,
+                                               headers: ["host": "127.0.0.1:\(port)", "connection": "close"])
+                    channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+                case .failure:
+                    promise.succeed(false)
+                }
+            }
+        return promise.futureResult
+    }
+
+    private final class ProbeHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        let promise: EventLoopPromise<Bool>
+        var answered = false
+
+        init(promise: EventLoopPromise<Bool>) { self.promise = promise }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .head(let head) = unwrapInboundIn(data), !answered {
+                answered = true
+                promise.succeed(head.status.code >= 200 && head.status.code < 300)
+                context.close(promise: nil)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if !answered {
+                answered = true
+                promise.succeed(false)
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// A loopback port free right now, for a worker's `PORT` (the kernel picks; the socket closes).
+enum FreePort {
+    static func pick() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SpawnError.pipe(errno) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw SpawnError.pipe(errno) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
