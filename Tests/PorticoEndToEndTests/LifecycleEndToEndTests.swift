@@ -104,7 +104,8 @@ final class LifecycleEndToEndTests: XCTestCase {
               - match: { prefx: /v1/ }
                 service: legacy
             """.write(to: bad, atomically: true, encoding: .utf8)
-        let result = try runCommand(PorticoProcess.binary.path, ["check", "--config", bad.path])
+        let result = try runCommand(PorticoProcess.binary.path,
+                                    ["check", "--config", bad.path, "--functions", directory.appendingPathComponent("none").path])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.output.contains("\(bad.path):5:14: routes[0].match.prefx: unknown key 'prefx'"), result.output)
         XCTAssertTrue(result.output.contains("\(bad.path):6:14: routes[0].service: unknown service 'legacy'"), result.output)
@@ -121,11 +122,13 @@ final class LifecycleEndToEndTests: XCTestCase {
                 match: { prefix: /v1/ }
                 directResponse: { status: 204 }
             """.write(to: good, atomically: true, encoding: .utf8)
-        let clean = try runCommand(PorticoProcess.binary.path, ["check", "--config", good.path])
+        let clean = try runCommand(PorticoProcess.binary.path,
+                                   ["check", "--config", good.path, "--functions", directory.appendingPathComponent("none").path])
         XCTAssertEqual(clean.status, 0, clean.output)
         XCTAssertTrue(clean.output.contains("\(good.path):7:5: routes[1]: warning: route 'never' never matches"), clean.output)
 
-        let routes = try runCommand(PorticoProcess.binary.path, ["routes", "--config", good.path])
+        let routes = try runCommand(PorticoProcess.binary.path,
+                                    ["routes", "--config", good.path, "--functions", directory.appendingPathComponent("none").path])
         XCTAssertEqual(routes.status, 0)
         let lines = routes.output.split(separator: "\n")
         XCTAssertEqual(lines.count, 2)

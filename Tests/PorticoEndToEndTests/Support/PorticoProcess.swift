@@ -20,7 +20,10 @@ final class PorticoProcess {
     var certificateAuthority: String { directory.appendingPathComponent("certs/dev-ca.pem").path }
 
     /// `routesAndServices` is YAML for everything but listeners and admin, which the harness adds.
-    init(config routesAndServices: String, extraArguments: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `prepare` runs before the gateway starts, with the gateway's working directory (function
+    /// folders go in its `Functions/`).
+    init(config routesAndServices: String, extraArguments: [String] = [], prepare: (URL) throws -> Void = { _ in },
+         file: StaticString = #filePath, line: UInt = #line) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("portico-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configURL = directory.appendingPathComponent("gateway.yaml")
@@ -30,6 +33,7 @@ final class PorticoProcess {
         tlsPort = try freePort()
         adminPort = try freePort()
         try writeConfig(routesAndServices)
+        try prepare(directory)
 
         FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         FileManager.default.createFile(atPath: stderrURL.path, contents: nil)

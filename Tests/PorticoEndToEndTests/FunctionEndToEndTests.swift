@@ -1,0 +1,309 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Functions as a user meets them: folders under `Functions/`, real worker processes, curl.
+final class FunctionEndToEndTests: XCTestCase {
+    var gateway: PorticoProcess!
+    /// On every worker's command line, so the test can find its processes (and nobody else's).
+    let marker = "portico-test-\(UUID().uuidString.prefix(8))"
+
+    override func tearDown() {
+        if let gateway {
+            let pid = gateway.process.processIdentifier
+            gateway.stop()
+            // Whatever happened in the test, no worker may outlive the gateway.
+            XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                          "workers left behind: \(Processes.matching(marker).map(\.commandLine))")
+            _ = pid
+        }
+    }
+
+    /// A Python worker: `/slow/MS/...` sleeps first; answers with its revision and pid.
+    static let workerScript = """
+        import os, sys, time, signal
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                parts = self.path.split("/")
+                if len(parts) > 2 and parts[1] == "slow":
+                    time.sleep(int(parts[2]) / 1000)
+                body = f"{os.environ.get('GREETING', 'hi')} {os.environ['K_REVISION']} {os.getpid()} {self.path}\\n".encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.send_header("x-worker-pid", str(os.getpid()))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+        """
+
+    /// Writes `Functions/NAME` with the test worker and a manifest made of `manifest` lines.
+    func writeFunction(_ name: String, in root: URL, manifest: String, script: String = FunctionEndToEndTests.workerScript) throws {
+        let folder = root.appendingPathComponent("Functions/\(name)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try script.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
+        try ("command: [\"python3\", \"worker.py\", \"\(marker)\"]\n" + manifest)
+            .write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    let noRoutes = "routes: []"
+
+    func testColdStartThenScaleToZeroWithoutZombies() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("hello", in: root, manifest: "idleTimeout: 1s\n")
+        }
+        XCTAssertTrue(Processes.matching(marker).isEmpty, "nothing runs before the first request")
+
+        let first = try Curl.run(["\(gateway.http)/function/hello/greet"])
+        XCTAssertEqual(first.status, 200, gateway.stderr)
+        XCTAssertTrue(first.body.hasPrefix("hi hello-"), first.body)
+        XCTAssertTrue(first.body.hasSuffix(" /greet\n"), "the default route rewrites /function/hello/ to /: \(first.body)")
+        XCTAssertEqual(Processes.matching(marker).count, 1)
+
+        XCTAssertTrue(eventually(timeout: 6) { Processes.matching(self.marker).isEmpty }, "the idle worker stops")
+        XCTAssertTrue(Processes.zombies(childrenOf: gateway.process.processIdentifier).isEmpty, "and is reaped")
+
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.contains("portico_function_cold_starts_total{function=\"hello\"} 1"), metrics)
+        XCTAssertTrue(metrics.contains("portico_function_cold_start_seconds_bucket{function=\"hello\""), metrics)
+        XCTAssertTrue(metrics.contains("portico_function_workers{function=\"hello\",state=\"ready\"} 0"), metrics)
+        XCTAssertTrue(gateway.stderr.contains("worker ready"), "a log line for the start, with its time to ready")
+        XCTAssertTrue(gateway.stderr.contains("worker stopped"), "and one for the stop")
+
+        let again = try Curl.run(["\(gateway.http)/function/hello/again"])
+        XCTAssertEqual(again.status, 200, "a scaled-to-zero function starts again")
+    }
+
+    func testBurstOf32SlowRequestsNeverExceedsMaxWorkers() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("burst", in: root, manifest: "concurrency: 1\nmaxWorkers: 4\n")
+        }
+        let peak = PeakCounter()
+        let sampler = Thread { peak.sample(marker: self.marker, for: 8) }
+        sampler.start()
+        let result = try Curl.run(["--parallel", "--parallel-max", "32", "--output", "/dev/null",
+                                   "--write-out", "%{http_code}\n", "\(gateway.http)/function/burst/slow/300/[1-32]"],
+                                  timeout: 60)
+        peak.stop()
+        let codes = result.body.split(separator: "\n").filter { !$0.contains(" ") }
+        XCTAssertEqual(codes.count, 32, result.body)
+        XCTAssertTrue(codes.allSatisfy { $0 == "200" }, "every request succeeded: \(codes)")
+        XCTAssertLessThanOrEqual(peak.maximum, 4, "never more than maxWorkers processes")
+        XCTAssertGreaterThanOrEqual(peak.maximum, 2, "the burst did scale out")
+    }
+
+    func testKilledWorkerIsReplaced() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("fragile", in: root, manifest: "concurrency: 4\nmaxWorkers: 1\n")
+        }
+        let first = try Curl.run(["\(gateway.http)/function/fragile/a"])
+        let pid = try XCTUnwrap(first.header("x-worker-pid").flatMap { Int32($0) })
+        kill(pid, SIGKILL)
+        var replacement: Int32?
+        XCTAssertTrue(eventually(timeout: 10) {
+            guard let next = try? Curl.run(["\(self.gateway.http)/function/fragile/b"]), next.status == 200 else { return false }
+            replacement = next.header("x-worker-pid").flatMap { Int32($0) }
+            return true
+        })
+        XCTAssertNotNil(replacement)
+        XCTAssertNotEqual(replacement, pid, "a new worker serves")
+        XCTAssertTrue(Processes.zombies(childrenOf: gateway.process.processIdentifier).isEmpty)
+    }
+
+    func testStartupTimeoutIs504AndKillsTheWorker() throws {
+        let neverListens = "import time\ntime.sleep(60)\n"
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("stuck", in: root, manifest: "startupTimeout: 500ms\n", script: neverListens)
+            try self.writeFunction("fine", in: root, manifest: "")
+        }
+        let started = Date()
+        let result = try Curl.run(["\(gateway.http)/function/stuck/"])
+        XCTAssertEqual(result.status, 504)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+        XCTAssertTrue(eventually { Processes.matching(self.marker).isEmpty }, "the stuck worker was killed")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/fine/"]).status, 200, "another function is unaffected")
+    }
+
+    func testGatewaySIGKILLLeavesNoWorker() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("one", in: root, manifest: "")
+            try self.writeFunction("two", in: root, manifest: "")
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/one/"]).status, 200)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/two/"]).status, 200)
+        XCTAssertEqual(Processes.matching(marker).count, 2)
+        gateway.signal(SIGKILL)
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "PR_SET_PDEATHSIG takes the workers down with the gateway")
+    }
+
+    func testHotDeployRedeployAndUndeployLoseNoRequest() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("live", in: root, manifest: "env: { GREETING: one }\nconcurrency: 2\nmaxWorkers: 2\n")
+        }
+        let root = gateway.directory
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/live/"]).status, 200)
+
+        // Load runs the whole time; every response must be a 200 from one revision or the next.
+        let load = LoadLoop(url: "\(gateway.http)/function/live/slow/50/x")
+        load.start()
+        defer { load.stop() }
+        usleep(300_000)
+
+        // Redeploy: a new revision takes new requests, the old one finishes what it has.
+        try writeFunction("live", in: root, manifest: "env: { GREETING: two }\nconcurrency: 2\nmaxWorkers: 2\n")
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/function/live/"]).body.hasPrefix("two ")) == true },
+                      gateway.stderr)
+
+        // Deploy: a new folder is served.
+        try writeFunction("added", in: root, manifest: "")
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/function/added/"]).status) == 200 })
+
+        usleep(300_000)
+        let results = load.stop()
+        XCTAssertGreaterThan(results.count, 10)
+        XCTAssertEqual(results.filter { $0 != 200 }, [], "no request failed during deploys")
+
+        // Undeploy: a request in flight when the folder goes still finishes.
+        let inFlight = try RawSocket(port: gateway.httpPort, timeout: 10)
+        inFlight.send("GET /function/added/slow/1000/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(400_000)
+        try FileManager.default.removeItem(at: root.appendingPathComponent("Functions/added"))
+        let answer = RawHTTP.parseResponses(inFlight.receive { RawHTTP.completeResponses(in: $0) >= 1 })
+        XCTAssertEqual(answer.first?.status, 200, "the in-flight request finished after the undeploy")
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/function/added/"]).status) == 404 },
+                      "then the route is gone")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/live/"]).status, 200)
+    }
+
+    func testBadManifestIsReportedAndNothingElseStops() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("good", in: root, manifest: "")
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/good/"]).status, 200)
+        let folder = gateway.directory.appendingPathComponent("Functions/broken")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try "command: [\"python3\", \"x.py\"]\nconcurency: 2\n".write(to: folder.appendingPathComponent("function.yaml"),
+                                                                        atomically: true, encoding: .utf8)
+        XCTAssertTrue(eventually(timeout: 10) {
+            (try? Curl.run(["\(self.gateway.admin)/functions"]).body.contains("function.yaml:2:1: concurency: unknown key")) == true
+        }, (try? Curl.run(["\(gateway.admin)/functions"]).body) ?? "")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/good/"]).status, 200, "the good function keeps serving")
+        XCTAssertTrue(gateway.stderr.contains("bad manifest"))
+
+        // A bad change to a running function keeps the previous revision serving.
+        try "command: [\"python3\", \"worker.py\"]\nmaxWorkers: 0\n".write(
+            to: gateway.directory.appendingPathComponent("Functions/good/function.yaml"), atomically: true, encoding: .utf8)
+        XCTAssertTrue(eventually(timeout: 10) {
+            (try? Curl.run(["\(self.gateway.admin)/functions"]).body.contains("maxWorkers")) == true
+        })
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/good/"]).status, 200)
+    }
+
+    func testExecModeAndDeployCommandAndSplitWithAService() throws {
+        let upstream = try TestUpstream(name: "legacy")
+        defer { upstream.stop() }
+        gateway = try PorticoProcess(config: """
+            services:
+              legacy: { endpoints: [\(upstream.address)] }
+            routes:
+              - match: { prefix: /v2/ }
+                split:
+                  - { service: legacy, weight: 50 }
+                  - { function: moved, weight: 50 }
+            """)
+        // `portico deploy` installs a folder the running gateway then picks up.
+        let source = gateway.directory.appendingPathComponent("src/echo")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try "#!/bin/sh\nprintf '%s %s %s\\n' \"$REQUEST_METHOD\" \"$PATH_INFO\" \"$QUERY_STRING\"\ncat\n"
+            .write(to: source.appendingPathComponent("run.sh"), atomically: true, encoding: .utf8)
+        chmod(source.appendingPathComponent("run.sh").path, 0o755)
+        try "command: [\"./run.sh\"]\nmode: exec\n".write(to: source.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        let deployed = try runCommand(PorticoProcess.binary.path, ["deploy", source.path, "--name", "echo"],
+                                      currentDirectory: gateway.directory)
+        XCTAssertEqual(deployed.status, 0, deployed.output)
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/function/echo/"]).status) == 200 })
+        let echoed = try Curl.run(["--data-binary", "hello body", "\(gateway.http)/function/echo/path?q=1"])
+        XCTAssertEqual(echoed.body, "POST /path q=1\nhello body")
+
+        // The split sends part of /v2/ to a function, the rest to the service.
+        try writeFunction("moved", in: gateway.directory, manifest: "")
+        XCTAssertTrue(eventually(timeout: 10) {
+            (try? Curl.run(["\(self.gateway.admin)/functions"]).body.contains("\"moved\"")) == true
+        })
+        _ = try Curl.run(["--output", "/dev/null", "\(gateway.http)/v2/item/[1-40]"], timeout: 60)
+        let functionShare = 40 - upstream.count()
+        XCTAssertGreaterThan(upstream.count(), 5)
+        XCTAssertGreaterThan(functionShare, 5, "some requests went to the function")
+
+        let check = try runCommand(PorticoProcess.binary.path, ["check", "--config", gateway.configURL.path],
+                                   currentDirectory: gateway.directory)
+        XCTAssertEqual(check.status, 0, check.output)
+        XCTAssertTrue(check.output.contains("2 functions"), check.output)
+    }
+}
+
+/// Samples how many worker processes run, keeping the highest count seen.
+final class PeakCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var peak = 0
+    private var running = true
+
+    var maximum: Int { lock.withLock { peak } }
+
+    func sample(marker: String, for seconds: TimeInterval) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while lock.withLock({ running }) && Date() < deadline {
+            let count = Processes.matching(marker).count
+            lock.withLock { peak = max(peak, count) }
+            usleep(10_000)
+        }
+    }
+
+    func stop() { lock.withLock { running = false } }
+}
+
+/// Sends one request after another until stopped; records each status.
+final class LoadLoop: @unchecked Sendable {
+    private let url: String
+    private let lock = NSLock()
+    private var statuses: [Int] = []
+    private var running = true
+    private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(url: String) { self.url = url }
+
+    func start() {
+        let thread = Thread { [self] in
+            while lock.withLock({ running }) {
+                let status = (try? Curl.run([url], timeout: 10).status) ?? -1
+                lock.withLock { statuses.append(status) }
+            }
+            done.signal()
+        }
+        self.thread = thread
+        thread.start()
+    }
+
+    @discardableResult
+    func stop() -> [Int] {
+        let wasRunning = lock.withLock { () -> Bool in
+            defer { running = false }
+            return running
+        }
+        if wasRunning { done.wait() }
+        return lock.withLock { statuses }
+    }
+}

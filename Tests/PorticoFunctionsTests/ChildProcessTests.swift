@@ -1,0 +1,102 @@
+import Foundation
+import NIOConcurrencyHelpers
+import PorticoConfig
+@testable import PorticoFunctions
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real child processes: what they are given, how they end, and that they are reaped.
+final class ChildProcessTests: XCTestCase {
+    let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
+
+    private func runToExit(_ command: [String], environment: [String: String]? = nil, openFiles: Int? = nil) throws -> (ChildExit, String) {
+        let spawned = try ChildProcess.spawn(command: command, directory: "/tmp", environment: environment ?? self.environment,
+                                             mergeStderr: true, openFilesLimit: openFiles)
+        let exited = expectation(description: "exit")
+        let outcome = NIOLockedValueBox<ChildExit?>(nil)
+        ChildReaper.shared.watch(spawned.process.pid) { exit in
+            outcome.withLockedValue { $0 = exit }
+            exited.fulfill()
+        }
+        let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+        wait(for: [exited], timeout: 10)
+        return (try XCTUnwrap(outcome.withLockedValue { $0 }), output)
+    }
+
+    func testExitStatusAndOutputAreReported() throws {
+        let (exit, output) = try runToExit(["sh", "-c", "echo hi; echo oops >&2; exit 3"])
+        XCTAssertEqual(exit, .exited(3))
+        XCTAssertEqual(output, "hi\noops\n")
+    }
+
+    func testTheEnvironmentIsExactlyWhatWasGiven() throws {
+        let (_, output) = try runToExit(["sh", "-c", "echo \"$GREETING|$HOME_SECRET\""],
+                                        environment: environment.merging(["GREETING": "hello"]) { $1 })
+        XCTAssertEqual(output, "hello|\n", "nothing leaks from the gateway's own environment")
+    }
+
+    func testOpenFilesLimitApplies() throws {
+        let (_, output) = try runToExit(["sh", "-c", "ulimit -n"], openFiles: 64)
+        XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "64")
+    }
+
+    func testMissingCommandFailsToSpawn() {
+        XCTAssertThrowsError(try ChildProcess.spawn(command: ["no-such-command-here"], directory: "/tmp", environment: environment)) { error in
+            guard case SpawnError.commandNotFound = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testSignalGroupStopsTheWorkerAndWhatItStarted() throws {
+        let spawned = try ChildProcess.spawn(
+            command: ["sh", "-c", "sleep 30 & exec sleep 31"], directory: "/tmp", environment: environment)
+        let exited = expectation(description: "exit")
+        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
+        func groupMembers() -> [Int32] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+                guard let pid = Int32(entry), pid != spawned.process.pid, getpgid(pid) == spawned.process.pid,
+                      let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                      !status.contains("State:\tZ") else { return nil }
+                return pid
+            }
+        }
+        XCTAssertTrue(eventually { !groupMembers().isEmpty }, "the worker started a background process in its group")
+        spawned.process.signalGroup(SIGTERM)
+        wait(for: [exited], timeout: 5)
+        XCTAssertTrue(eventually { groupMembers().isEmpty }, "the background sleep went with its group")
+    }
+}
+
+func eventually(timeout: TimeInterval = 3, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+final class FunctionInstallerTests: XCTestCase {
+    func testInstallValidatesThenSwapsAtomically() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("portico-install-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let source = root.appendingPathComponent("src")
+        let functions = root.appendingPathComponent("Functions").path
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+
+        try "comand: [\"x\"]\n".write(to: source.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try FunctionInstaller.install(source: source.path, name: "demo", functionsDirectory: functions))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: functions + "/demo"), "a bad function is not installed")
+
+        try "command: [\"./one\"]\n".write(to: source.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        try FunctionInstaller.install(source: source.path, name: "demo", functionsDirectory: functions)
+        XCTAssertTrue(try String(contentsOfFile: functions + "/demo/function.yaml", encoding: .utf8).contains("./one"))
+
+        try "command: [\"./two\"]\n".write(to: source.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        try FunctionInstaller.install(source: source.path, name: "demo", functionsDirectory: functions)
+        XCTAssertTrue(try String(contentsOfFile: functions + "/demo/function.yaml", encoding: .utf8).contains("./two"))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: functions)
+        XCTAssertEqual(leftovers, ["demo"], "no staging folder is left behind")
+    }
+}
