@@ -194,7 +194,8 @@ public final class FunctionInstance: @unchecked Sendable {
             }
         case .stopWorker(let workerID):
             if let worker = workers[workerID] {
-                logger.info("stopping worker", metadata: metadata(worker, ["reason": "idle or draining"]))
+                let reason = scaler.isDraining ? "revision replaced or removed" : "idle for \(manifest.idleTimeout)"
+                logger.info("stopping worker", metadata: metadata(worker, ["reason": .string(reason)]))
                 worker.stop(grace: manifest.gracePeriod.nanosecondsAmount)
             }
         case .killWorker(let workerID):

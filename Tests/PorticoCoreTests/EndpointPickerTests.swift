@@ -1,7 +1,7 @@
 import PorticoCore
 import XCTest
 
-/// A generator with a fixed sequence, so a test knows which endpoints a random strategy drew.
+/// A seeded generator (splitmix64), so every run of a test sees the same sequence.
 struct ScriptedGenerator: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {

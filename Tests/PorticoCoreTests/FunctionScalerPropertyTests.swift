@@ -11,7 +11,7 @@ final class FunctionScalerPropertyTests: XCTestCase {
     /// random (seeded) order.
     func testBurstOf32NeverRunsMoreThanFourWorkersOrOverloadsOne() {
         for seed in UInt64(1)...50 {
-            var random = SplitMix64(seed: seed)
+            var random = ScriptedGenerator(state: seed)
             var shell = SimulatedShell(configuration: .init(concurrency: 1, maxWorkers: 4, queueLimit: 64), seed: seed)
             var next: UInt64 = 1
             for _ in 0..<8 {   // the burst: enough to need every worker
@@ -41,7 +41,7 @@ final class FunctionScalerPropertyTests: XCTestCase {
     func testRandomLivesKeepEveryGuarantee() {
         var seen: Set<String> = []
         for seed in UInt64(1)...300 {
-            var random = SplitMix64(seed: seed &* 7919)
+            var random = ScriptedGenerator(state: seed &* 7919)
             let maxWorkers = Int.random(in: 1...4, using: &random)
             let configuration = Scaler.Configuration(
                 concurrency: Int.random(in: 0...3, using: &random),
@@ -325,18 +325,5 @@ private struct SimulatedShell {
             let load = requestsInFlight.values.filter { $0 == worker.id }.count
             XCTAssertEqual(worker.inFlight, load, "seed \(seed): in-flight count of \(worker.id) \(context())")
         }
-    }
-}
-
-/// A small seeded generator, so every run sees the same sequences.
-private struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
