@@ -23,6 +23,9 @@ public enum FunctionUnavailable: Error, Sendable {
 
 /// A worker assigned to one request.
 public struct WorkerLease: Sendable {
+    /// The revision that assigned the worker, and the one the lease goes back to: after a
+    /// redeploy that is not the revision the request first asked.
+    public var instance: FunctionInstance
     public var requestID: UInt64
     public var worker: UInt64
     /// Where the worker listens (127.0.0.1:PORT).
@@ -50,9 +53,11 @@ public final class FunctionInstance: @unchecked Sendable {
     /// their connection pools to it.
     var onWorkerGone: (HostPort) -> Void = { _ in }
     /// Called with requests a draining revision hands over to its successor.
-    var requeue: ([Waiter]) -> Void = { waiters in
-        for waiter in waiters { waiter.complete(.failure(.draining)) }
+    var requeue: ([(UInt64, Waiter)]) -> Void = { waiters in
+        for (_, waiter) in waiters { waiter.complete(.failure(.draining)) }
     }
+    /// The revision that took over this one's waiting requests (home loop only).
+    var successor: FunctionInstance?
     var onFinished: () -> Void = {}
 
     // Home loop only.
@@ -112,6 +117,7 @@ public final class FunctionInstance: @unchecked Sendable {
     }
 
     public func release(_ lease: WorkerLease) {
+        guard lease.instance === self else { return lease.instance.release(lease) }
         let run = {
             self.perform(self.scaler.requestFinished(FunctionScaler.RequestID(lease.requestID),
                                                      worker: FunctionScaler.WorkerID(lease.worker), now: self.now))
@@ -123,7 +129,11 @@ public final class FunctionInstance: @unchecked Sendable {
     public func cancel(id: UInt64) {
         let run = {
             let requestID = FunctionScaler.RequestID(id)
-            guard self.waiting.removeValue(forKey: requestID) != nil else { return }
+            guard self.waiting.removeValue(forKey: requestID) != nil else {
+                // Handed over in a redeploy: the successor holds it now.
+                self.successor?.cancel(id: id)
+                return
+            }
             self.scaler.requestCancelled(requestID)
             self.updateGauges()
         }
@@ -136,11 +146,12 @@ public final class FunctionInstance: @unchecked Sendable {
         updateGauges()
     }
 
-    /// Takes over requests from the revision this one replaces.
-    func adopt(_ waiters: [Waiter]) {
+    /// Takes over requests from the revision this one replaces, under their own ids (unique
+    /// in the process), so a client that gives up can still cancel its wait.
+    func adopt(_ waiters: [(UInt64, Waiter)]) {
         homeLoop.execute {
-            for waiter in waiters {
-                self.arrive(FunctionScaler.RequestID(FunctionRequestIDs.next()), waiter)
+            for (id, waiter) in waiters {
+                self.arrive(FunctionScaler.RequestID(id), waiter)
             }
         }
     }
@@ -168,7 +179,7 @@ public final class FunctionInstance: @unchecked Sendable {
                 metrics.coldStarts.increment()
                 metrics.coldStartDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - waiter.arrived.uptimeNanoseconds))
             }
-            waiter.complete(.success(WorkerLease(requestID: requestID.rawValue, worker: workerID.rawValue,
+            waiter.complete(.success(WorkerLease(instance: self, requestID: requestID.rawValue, worker: workerID.rawValue,
                                                  endpoint: HostPort(host: "127.0.0.1", port: worker.port), coldStart: cold)))
         case .reject(let requestID, let reason):
             guard let waiter = waiting.removeValue(forKey: requestID) else { return }
@@ -209,7 +220,7 @@ public final class FunctionInstance: @unchecked Sendable {
                 perform(scaler.retryFired(now: now))
             }
         case .requeueElsewhere(let requestIDs):
-            let handedOver = requestIDs.compactMap { waiting.removeValue(forKey: $0) }
+            let handedOver = requestIDs.compactMap { id in waiting.removeValue(forKey: id).map { (id.rawValue, $0) } }
             requeue(handedOver)
         case .crashLooping(let failures):
             lastError = "crash loop: \(failures) starts in a row failed"
@@ -323,25 +334,6 @@ public struct FunctionStatus: Sendable {
     public var queueLength: Int
     public var lastError: String?
     public var workers: [Worker]
-}
-
-/// Request ids unique across the process, for requests a new revision adopts.
-enum FunctionRequestIDs {
-    private static let counter = NIOLockedCounter()
-    static func next() -> UInt64 { counter.next() }
-}
-
-final class NIOLockedCounter: @unchecked Sendable {
-    private let lock = NIOLock()
-    // The top bit keeps these apart from the ids event loops mint.
-    private var value: UInt64 = 1 << 63
-
-    func next() -> UInt64 {
-        lock.withLock {
-            value += 1
-            return value
-        }
-    }
 }
 
 extension ConfigDuration {

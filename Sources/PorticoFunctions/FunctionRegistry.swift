@@ -137,7 +137,10 @@ public final class FunctionRegistry: @unchecked Sendable {
         let key = ObjectIdentifier(instance)
         draining[key] = old
         if case .http(let next) = successor {
-            instance.requeue = { waiters in next.adopt(waiters) }
+            instance.homeLoop.execute {
+                instance.successor = next
+                instance.requeue = { waiters in next.adopt(waiters) }
+            }
         }
         instance.onFinished = { [weak self] in
             guard let self else { return }

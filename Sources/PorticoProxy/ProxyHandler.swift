@@ -255,7 +255,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func workerAssigned(_ exchange: Exchange, result: Result<WorkerLease, FunctionUnavailable>) {
         exchange.functionWaitID = nil
         guard case .proxying(let current) = state, current === exchange, let context else {
-            if case .success(let lease) = result { exchange.function?.release(lease) }
+            if case .success(let lease) = result { lease.instance.release(lease) }
             return
         }
         switch result {
@@ -280,7 +280,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.lease = lease
             let pool = loop.pool(forWorker: lease.endpoint)
             exchange.pool = pool
-            startTimeout(exchange, exchange.function!.manifest.requestTimeout.timeAmount, context: context)
+            startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount, context: context)
             exchange.waiterID = pool.lease { [weak self] result in
                 self?.leaseCompleted(exchange, result: result)
             }
@@ -556,7 +556,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .service(let name):
             if exchange.pool != nil { loop.requestFinished(service: name, endpointIndex: exchange.endpointIndex) }
         case .function:
-            if let lease = exchange.lease { exchange.function?.release(lease) }
+            if let lease = exchange.lease { lease.instance.release(lease) }
         }
     }
 

@@ -187,6 +187,33 @@ final class FunctionEndToEndTests: XCTestCase {
         XCTAssertEqual(try Curl.run(["\(gateway.http)/function/live/"]).status, 200)
     }
 
+    func testRequestsQueuedDuringARedeployMoveToTheNewRevisionAndEverythingScalesToZero() throws {
+        let manifest = { (greeting: String) in "env: { GREETING: \(greeting) }\nconcurrency: 1\nmaxWorkers: 1\nidleTimeout: 1s\n" }
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("queued", in: root, manifest: manifest("one"))
+        }
+        // One slow request holds the only worker; two more queue behind it.
+        let busy = try RawSocket(port: gateway.httpPort, timeout: 15)
+        busy.send("GET /function/queued/slow/1500/busy HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(eventually { Processes.matching(self.marker).count == 1 })
+        usleep(400_000)
+        let waiting = (0..<2).map { _ in try? RawSocket(port: gateway.httpPort, timeout: 15) }
+        for socket in waiting { socket?.send("GET /function/queued/after HTTP/1.1\r\nHost: x\r\n\r\n") }
+        usleep(200_000)
+
+        try writeFunction("queued", in: gateway.directory, manifest: manifest("two"))
+        XCTAssertEqual(RawHTTP.parseResponses(busy.receive { RawHTTP.completeResponses(in: $0) >= 1 }).first?.status, 200,
+                       "the old revision finished its request")
+        for socket in waiting {
+            let response = RawHTTP.parseResponses(socket?.receive { RawHTTP.completeResponses(in: $0) >= 1 } ?? []).first
+            XCTAssertEqual(response?.status, 200)
+            XCTAssertTrue(response?.body.hasPrefix("two ") ?? false, "served by the new revision: \(response?.body ?? "")")
+        }
+        // Both revisions account for every request they served, so every worker goes idle and stops.
+        XCTAssertTrue(eventually(timeout: 10) { Processes.matching(self.marker).isEmpty },
+                      "a worker stayed up: \((try? Curl.run(["\(self.gateway.admin)/functions"]).body) ?? "")")
+    }
+
     func testBadManifestIsReportedAndNothingElseStops() throws {
         gateway = try PorticoProcess(config: noRoutes) { root in
             try self.writeFunction("good", in: root, manifest: "")
