@@ -74,7 +74,9 @@ final class AdminHandler: ChannelInboundHandler {
                         "loadBalancer": service.loadBalancer.rawValue,
                         "endpoints": service.endpoints.map { endpoint -> [String: Any] in
                             let counts = statistics[endpoint] ?? (0, 0)
-                            return ["address": endpoint.description, "state": "active",
+                            // Health (active checks, outlier ejection) is not tracked yet, so no
+                            // state is claimed beyond the connections the pools hold.
+                            return ["address": endpoint.description,
                                     "openConnections": counts.open, "idleConnections": counts.idle]
                         },
                     ]
