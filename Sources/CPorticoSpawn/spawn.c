@@ -56,15 +56,6 @@ int portico_spawn(const char *path, char *const argv[], char *const envp[], cons
             sigaction(sig, &defaults, NULL);
         }
 
-        if (memory_limit > 0) {
-            struct rlimit limit = { (rlim_t)memory_limit, (rlim_t)memory_limit };
-            if (setrlimit(RLIMIT_AS, &limit) != 0) fail_in_child(report[1]);
-        }
-        if (open_files_limit > 0) {
-            struct rlimit limit = { (rlim_t)open_files_limit, (rlim_t)open_files_limit };
-            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail_in_child(report[1]);
-        }
-
         int null_fd = open("/dev/null", O_RDWR);
         if (dup2(stdin_fd >= 0 ? stdin_fd : null_fd, 0) < 0) fail_in_child(report[1]);
         if (dup2(stdout_fd >= 0 ? stdout_fd : null_fd, 1) < 0) fail_in_child(report[1]);
@@ -82,6 +73,16 @@ int portico_spawn(const char *path, char *const argv[], char *const envp[], cons
             }
         }
 
+        // Limits last: a low RLIMIT_NOFILE set earlier would make opening /dev/null fail in a
+        // gateway that has many descriptors open.
+        if (memory_limit > 0) {
+            struct rlimit limit = { (rlim_t)memory_limit, (rlim_t)memory_limit };
+            if (setrlimit(RLIMIT_AS, &limit) != 0) fail_in_child(report[1]);
+        }
+        if (open_files_limit > 0) {
+            struct rlimit limit = { (rlim_t)open_files_limit, (rlim_t)open_files_limit };
+            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail_in_child(report[1]);
+        }
         if (directory != NULL && chdir(directory) != 0) fail_in_child(report[1]);
         execve(path, argv, envp);
         fail_in_child(report[1]);

@@ -114,7 +114,13 @@ enum ByteGlue {
         try removeIfPresent(UpstreamConnection.self, from: up)
         try removeIfPresent(NIOHTTPRequestHeadersValidator.self, from: up)
         try up.addHandler(upstreamGlue)
-        try removeIfPresent(ByteToMessageHandler<HTTPResponseDecoder>.self, from: up)
+        // What the decoder still held arrives as a read with no read-complete after it: flush
+        // it to the client once the decoder is gone, or a server-speaks-first protocol stalls.
+        if let decoder = try? up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self) {
+            let removed = upstream.eventLoop.makePromise(of: Void.self)
+            removed.futureResult.whenComplete { _ in downstream.flush() }
+            up.removeHandler(context: decoder, promise: removed)
+        }
         try removeIfPresent(HTTPRequestEncoder.self, from: up)
 
         // Half-closes must reach the glue rather than close the socket outright.

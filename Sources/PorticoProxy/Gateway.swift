@@ -68,6 +68,16 @@ public final class Gateway: @unchecked Sendable {
 
     /// Binds every listener and the admin API; returns once they accept connections.
     public func start() throws {
+        accessLogWriter?.start()
+        var index = 0
+        for loop in group.makeIterator() {
+            let context = LoopContext(eventLoop: loop, loopIndex: index, snapshot: self.snapshot, metrics: metrics,
+                                      accessLogWriter: accessLogWriter)
+            loopContexts[ObjectIdentifier(loop)] = context
+            orderedLoopContexts.append(context)
+            index += 1
+        }
+        // The loops exist before the registry, so a function change always reaches every one.
         if let functionsDirectory {
             let registry = FunctionRegistry(directory: functionsDirectory, loops: Array(group.makeIterator()),
                                             registry: metrics.registry, logger: logger)
@@ -79,15 +89,6 @@ public final class Gateway: @unchecked Sendable {
             registry.startWatching()
         }
         let snapshot = self.snapshot
-        accessLogWriter?.start()
-        var index = 0
-        for loop in group.makeIterator() {
-            let context = LoopContext(eventLoop: loop, loopIndex: index, snapshot: snapshot, metrics: metrics,
-                                      accessLogWriter: accessLogWriter)
-            loopContexts[ObjectIdentifier(loop)] = context
-            orderedLoopContexts.append(context)
-            index += 1
-        }
         for listener in snapshot.config.listeners {
             let tlsContext = try listener.tls.map { try makeTLSContext($0) }
             let channel = try bind(listener: listener, tlsContext: tlsContext)

@@ -105,7 +105,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if event is IdleStateHandler.IdleStateEvent {
             // Idle means no bytes either way; a request waiting on a slow upstream is the
             // route timeout's business, not this one's.
-            if case .idle = state { context.close(promise: nil) }
+            switch state {
+            case .idle, .awaitingRequestEnd, .execCollecting:
+                context.close(promise: nil)
+            default:
+                break
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -189,6 +194,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return reject(.serviceUnavailable, close: false)
         }
         let upstreamPath = snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query)
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            // Portico answers the interim response itself (as Envoy does by default): the
+            // client may send its body, which flows on once there is somewhere to send it.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
         if case .exec(let execFunction)? = function {
             state = .execCollecting(ExecExchange(
                 head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
@@ -200,11 +210,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         let isUpgrade = head.headers.isUpgradeRequest && connection.protocolName == "HTTP/1.1"
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamPath, headers: head.headers)
-        let expectsContinue = upstreamHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+        let hadTransferEncoding = head.headers.contains(name: "transfer-encoding")
         upstreamHead.headers.removeHopByHop(keepUpgrade: isUpgrade)
         upstreamHead.headers.remove(name: "expect")
         if let contentLength {
             upstreamHead.headers.replaceOrAdd(name: "content-length", value: String(contentLength))
+        } else if hadTransferEncoding {
+            // The body's framing was hop-by-hop and went with the other hop-by-hop headers; it
+            // must be framed again, or its bytes would read upstream as the next request.
+            upstreamHead.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         }
         if let host = route.config.rewrite?.host {
             upstreamHead.headers.replaceOrAdd(name: "host", value: host)
@@ -217,12 +231,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let exchange = Exchange(
             requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
             requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
+        exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
+        // NIO's decoder stops parsing after a request that asks to switch protocols: if the
+        // answer is not a 101, the connection cannot carry another request.
+        exchange.closeAfterResponse = isUpgrade || !head.isKeepAlive
         state = .proxying(exchange)
-        if expectsContinue {
-            // Portico answers the interim response itself (as Envoy does by default): the
-            // client may send its body, which flows upstream once a connection is ready.
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-        }
 
         if let service {
             let (pool, endpointIndex) = loop.pool(for: service)
@@ -240,7 +253,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.function = instance
             exchange.functionWaitID = id
             instance.acquire(id: id, on: context.eventLoop) { [weak self] result in
-                self?.workerAssigned(exchange, result: result)
+                guard let self else {
+                    // The connection went away while the worker was on its way: give it back.
+                    if case .success(let lease) = result { lease.instance.release(lease) }
+                    return
+                }
+                self.workerAssigned(exchange, result: result)
             }
         }
     }
@@ -321,6 +339,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         guard case .proxying(let exchange) = state else { return }  // discarding or closing
+        if !exchange.bodyIsFramed && buffer.readableBytes > 0 {
+            // An HTTP/2 request with a body but no content-length, on a method NIO's codec frames
+            // as bodyless: sent on, its bytes would read upstream as another request.
+            abandonUpstream(exchange)
+            releaseBackendSlot(exchange)
+            if exchange.responseStarted {
+                finish(exchange)
+                state = .closing
+                context.close(promise: nil)
+            } else {
+                writeLocalResponse(context: context, head: exchange.requestHead, status: .badRequest, close: true,
+                                   record: exchange.record())
+            }
+            return
+        }
         exchange.bytesIn += buffer.readableBytes
         if exchange.bytesIn > exchange.maxRequestBody {
             if exchange.responseStarted {
@@ -380,8 +413,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard case .execRunning(let current) = state, current === exec else { return }
             switch result {
             case .success(.ok(let output)):
-                writeLocalResponse(context: context, head: head, status: .ok, body: String(buffer: output),
-                                   contentType: "text/plain; charset=utf-8", close: false, record: exec.record,
+                writeLocalResponse(context: context, head: head, status: .ok, bodyBytes: output,
+                                   contentType: "application/octet-stream", close: false, record: exec.record,
                                    requestComplete: true)
             case .success(.queueFull):
                 writeLocalResponse(context: context, head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
@@ -434,8 +467,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if head.status == .switchingProtocols {
             guard exchange.isUpgrade else {
                 // A 101 nobody asked for cannot be relayed safely.
-                exchange.status = 502
                 abandonUpstream(exchange)
+                releaseBackendSlot(exchange)
+                writeLocalResponse(context: context, head: exchange.requestHead, status: .badGateway, close: false,
+                                   record: exchange.record(), requestComplete: exchange.requestComplete)
                 return
             }
             upgrade(context: context, exchange: exchange, head: head)
@@ -443,6 +478,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: head.headers)
         response.headers.removeHopByHop()
+        if exchange.closeAfterResponse && connection.protocolName == "HTTP/1.1" {
+            // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
+            // connection ends with this response (for 1.0, that is also how the body ends).
+            response.headers.add(name: "connection", value: "close")
+        }
         exchange.status = Int(head.status.code)
         exchange.responseStarted = true
         context.write(wrapOutboundOut(.head(response)), promise: nil)
@@ -467,8 +507,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             abandonUpstream(exchange)
             finish(exchange)
             state = .awaitingRequestEnd(pending: nil)
+            resumeClientReads(context)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        let closeAfter = exchange.closeAfterResponse && connection.protocolName == "HTTP/1.1"
+        if closeAfter { state = .closing }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        if closeAfter {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// A read held back for an upstream that is no longer there must be issued now, or the
+    /// rest of the request (and the answer waiting for its end) would never arrive.
+    private func resumeClientReads(_ context: ChannelHandlerContext) {
+        if pendingRead {
+            pendingRead = false
+            context.read()
+        }
     }
 
     fileprivate func upstreamReadComplete(_ exchange: Exchange) {
@@ -614,40 +669,43 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// or the connection closes after it; otherwise when the request ends.
     private func writeLocalResponse(
         context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
-        contentType: String = "text/plain; charset=utf-8", extraHeaders: [(String, String)] = [],
-        close: Bool, record: RequestRecord, requestComplete: Bool = false
+        bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
+        extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false
     ) {
-        let response = LocalResponse(head: head, status: status, body: body ?? Self.defaultBody(for: status),
+        // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
+        // the connection cannot carry another request.
+        let close = close || (connection.protocolName == "HTTP/1.1" && (head.headers.isUpgradeRequest || !head.isKeepAlive))
+        let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
+        let response = LocalResponse(head: head, status: status, body: bytes,
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record)
         if close || requestComplete {
             state = close ? .closing : .idle
             write(response, context: context)
         } else {
             state = .awaitingRequestEnd(pending: response)
+            resumeClientReads(context)
         }
     }
 
     private func write(_ response: LocalResponse, context: ChannelHandlerContext) {
-        let text = response.body
+        let body = response.body
         var headers = HTTPHeaders()
         headers.reserveCapacity(4 + response.extraHeaders.count)
         headers.add(name: "content-type", value: response.contentType)
-        headers.add(name: "content-length", value: String(text.utf8.count))
+        headers.add(name: "content-length", value: String(body.readableBytes))
         for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
         if response.close, connection.protocolName == "HTTP/1.1" { headers.add(name: "connection", value: "close") }
         let head = response.head
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
-        if head.method != .HEAD, !text.isEmpty {
-            var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
-            buffer.writeString(text)
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if head.method != .HEAD, body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if response.close {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
         record(response.record, method: head.method, uri: head.uri, status: Int(response.status.code), bytesIn: 0,
-               bytesOut: text.utf8.count, upstream: "-")
+               bytesOut: body.readableBytes, upstream: "-")
     }
 
     /// A short body that names the status and nothing about Portico's insides.
@@ -711,7 +769,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 struct LocalResponse {
     var head: HTTPRequestHead
     var status: HTTPResponseStatus
-    var body: String
+    var body: ByteBuffer
     var contentType: String
     var extraHeaders: [(String, String)]
     var close: Bool
@@ -775,6 +833,9 @@ final class Exchange: UpstreamResponseDelegate {
     var functionWaitID: UInt64?
     var lease: WorkerLease?
     var slotReleased = false
+    /// Whether the upstream head frames a body (content-length or chunked).
+    var bodyIsFramed = true
+    var closeAfterResponse = false
     var upstream: UpstreamConnection?
     var waiterID: Int?
     var timeoutTask: Scheduled<Void>?

@@ -41,6 +41,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var channel: Channel? { context?.channel }
+    var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -133,8 +134,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent, delegate == nil {
-            // Idle in the pool for the whole idle timeout: let it go rather than hold a socket.
+        if event is IdleStateHandler.IdleStateEvent, delegate == nil || !pendingRead {
+            // Idle in the pool, or an upstream that went silent mid-response for the whole idle
+            // timeout (not one held back by a slow client): let it go. A request on it hears of
+            // it as a close, and its client's stream is cut.
             context.close(promise: nil)
             return
         }

@@ -60,7 +60,9 @@ final class UpstreamPool {
 
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         connection.detach()
-        let canReuse = reusable && connection.responseAllowsReuse
+        // A response delimited by the connection closing ends while the channel goes inactive:
+        // it must not go back to the pool as if it could carry another request.
+        let canReuse = reusable && connection.responseAllowsReuse && connection.isActive
         if !canReuse { connection.close() }
         perform(machine.connectionReleased(ObjectIdentifier(connection), reusable: canReuse))
     }
