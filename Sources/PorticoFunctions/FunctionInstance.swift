@@ -205,7 +205,7 @@ public final class FunctionInstance: @unchecked Sendable {
             }
         case .stopWorker(let workerID):
             if let worker = workers[workerID] {
-                let reason = scaler.isDraining ? "revision replaced or removed" : "idle for \(manifest.idleTimeout)"
+                let reason = scaler.isDraining ? "draining (redeploy, undeploy or shutdown)" : "idle for \(manifest.idleTimeout)"
                 logger.info("stopping worker", metadata: metadata(worker, ["reason": .string(reason)]))
                 worker.stop(grace: manifest.gracePeriod.nanosecondsAmount)
             }
