@@ -9,12 +9,32 @@ final class DownstreamConnectionInfo {
     let clientAddress: String
     /// `HTTP/1.1` or `HTTP/2`, for the access log.
     let protocolName: String
+    let isHTTP1: Bool
+    /// `for=ADDRESS;host="`: the part of `Forwarded` that is the same for every request of the
+    /// connection, made once (an IPv6 address is quoted and bracketed, RFC 7239 section 6).
+    let forwardedPrefix: String
+    /// `";proto=SCHEME`: the rest of `Forwarded` after the host.
+    let forwardedSuffix: String
 
     init(scheme: String, listenerName: String, clientAddress: String, protocolName: String) {
         self.scheme = scheme
         self.listenerName = listenerName
         self.clientAddress = clientAddress
         self.protocolName = protocolName
+        self.isHTTP1 = protocolName == "HTTP/1.1"
+        let node = clientAddress.utf8.contains(UInt8(ascii: ":")) ? "\"[" + clientAddress + "]\"" : clientAddress
+        self.forwardedPrefix = "for=" + node + ";host=\""
+        self.forwardedSuffix = "\";proto=" + scheme
+    }
+
+    /// The `Forwarded` header value for a request to `authority` (one allocation).
+    func forwardedValue(authority: String) -> String {
+        var value = ""
+        value.reserveCapacity(forwardedPrefix.utf8.count + authority.utf8.count + forwardedSuffix.utf8.count)
+        value += forwardedPrefix
+        value += authority
+        value += forwardedSuffix
+        return value
     }
 }
 
@@ -34,7 +54,7 @@ extension HTTPHeaders {
         var contentLength: Int?
         var hasTransferEncoding = false
         for (name, value) in self {
-            if name.utf8.count == 14, name.lowercased() == "content-length" {
+            if name.equalsASCIICaseInsensitive("content-length") {
                 // A list such as "5, 5" is allowed when every member agrees.
                 for member in value.split(separator: ",") {
                     let trimmed = member.trimmingASCIISpaces()
@@ -43,7 +63,7 @@ extension HTTPHeaders {
                     if let existing = contentLength, existing != length { throw .conflictingContentLengths }
                     contentLength = length
                 }
-            } else if name.utf8.count == 17, name.lowercased() == "transfer-encoding" {
+            } else if name.equalsASCIICaseInsensitive("transfer-encoding") {
                 hasTransferEncoding = true
             }
         }
@@ -68,22 +88,55 @@ extension HTTPHeaders {
     /// it names, plus the fixed list. `keepUpgrade` leaves `Upgrade` and `Connection: upgrade`
     /// in place for a request or response that switches protocols.
     mutating func removeHopByHop(keepUpgrade: Bool = false) {
-        let named = self[canonicalForm: "connection"]
-        if !named.isEmpty {
-            for token in named where !(keepUpgrade && token.lowercased() == "upgrade") {
-                remove(name: String(token))
+        // Most requests carry none of these: one scan, and no copy of the headers, for them.
+        guard contains(where: { Self.isHopByHopName($0.name) }) else { return }
+        var named: [Substring] = []
+        var hadConnection = false
+        for (name, value) in self where name.equalsASCIICaseInsensitive("connection") {
+            hadConnection = true
+            for token in value.split(separator: ",") {
+                let token = token.trimmingASCIISpaces()
+                if !token.isEmpty, !Self.isHopByHopName(token) { named.append(token) }
             }
-            remove(name: "connection")
-            if keepUpgrade { add(name: "connection", value: "upgrade") }
         }
-        remove(name: "keep-alive")
-        remove(name: "te")
-        remove(name: "transfer-encoding")
-        remove(name: "proxy-connection")
-        remove(name: "proxy-authenticate")
-        remove(name: "proxy-authorization")
-        remove(name: "trailer")
-        if !keepUpgrade { remove(name: "upgrade") }
+        // One pass that keeps the rest, in order, instead of one removal scan per name.
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(count)
+        for (name, value) in self {
+            if Self.isHopByHopName(name) {
+                if keepUpgrade && name.equalsASCIICaseInsensitive("upgrade") { kept.append((name, value)) }
+                continue
+            }
+            if !named.isEmpty && named.contains(where: { $0.equalsASCIICaseInsensitive(other: name) }) { continue }
+            kept.append((name, value))
+        }
+        if keepUpgrade && hadConnection { kept.append(("connection", "upgrade")) }
+        self = HTTPHeaders(kept)
+    }
+
+    /// Whether `name` is `Connection` or one of the fixed hop-by-hop names (any case).
+    private static func isHopByHopName<S: StringProtocol>(_ name: S) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.equalsASCIICaseInsensitive("te")
+        case 7: return name.equalsASCIICaseInsensitive("upgrade") || name.equalsASCIICaseInsensitive("trailer")
+        case 10: return name.equalsASCIICaseInsensitive("connection") || name.equalsASCIICaseInsensitive("keep-alive")
+        case 16: return name.equalsASCIICaseInsensitive("proxy-connection")
+        case 17: return name.equalsASCIICaseInsensitive("transfer-encoding")
+        case 18: return name.equalsASCIICaseInsensitive("proxy-authenticate")
+        case 19: return name.equalsASCIICaseInsensitive("proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// Whether the request says `Expect: 100-continue`, without splitting any header value
+    /// unless an `Expect` header is there.
+    var expectsContinue: Bool {
+        for (name, value) in self where name.utf8.count == 6 && name.equalsASCIICaseInsensitive("expect") {
+            if value.split(separator: ",").contains(where: { $0.trimmingASCIISpaces().equalsASCIICaseInsensitive("100-continue") }) {
+                return true
+            }
+        }
+        return false
     }
 
     /// True when the request asks to switch protocols (WebSocket and the like).
@@ -93,6 +146,28 @@ extension HTTPHeaders {
 }
 
 extension StringProtocol {
+    /// Compares with a lower-case ASCII `lowercase` byte by byte, ignoring the case of `self`.
+    /// Compares with `other` ignoring the case of ASCII letters on both sides.
+    func equalsASCIICaseInsensitive<Other: StringProtocol>(other: Other) -> Bool {
+        guard utf8.count == other.utf8.count else { return false }
+        return zip(utf8, other.utf8).allSatisfy { a, b in
+            (a >= 65 && a <= 90 ? a | 0x20 : a) == (b >= 65 && b <= 90 ? b | 0x20 : b)
+        }
+    }
+
+    func equalsASCIICaseInsensitive(_ lowercase: StaticString) -> Bool {
+        guard utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            var index = 0
+            for byte in utf8 {
+                let folded = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
+                if folded != expected[index] { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+
     func trimmingASCIISpaces() -> Substring {
         var slice = Substring(self)
         while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }

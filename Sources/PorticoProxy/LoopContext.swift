@@ -44,11 +44,14 @@ final class LoopContext {
 
     /// Chooses an endpoint of `service` and returns its pool.
     func pool(for service: ServiceConfig) -> (pool: UpstreamPool, endpointIndex: Int) {
-        var picker = pickers[service.name] ?? EndpointPicker(
-            strategy: service.loadBalancer.strategy, endpointCount: service.endpoints.count, startingAt: loopIndex)
-        let index = picker.pick(using: &random)
-        picker.requestStarted(at: index)
-        pickers[service.name] = picker
+        if pickers[service.name] == nil {
+            pickers[service.name] = EndpointPicker(
+                strategy: service.loadBalancer.strategy, endpointCount: service.endpoints.count, startingAt: loopIndex)
+        }
+        // Mutated in place through the dictionary: a copy out and back would copy the picker's
+        // in-flight counts on every request.
+        let index = pickers[service.name]!.pick(using: &random)
+        pickers[service.name]!.requestStarted(at: index)
         let endpoint = service.endpoints[index]
         if let pool = pools[endpoint] { return (pool, index) }
         let pool = UpstreamPool(
@@ -87,9 +90,8 @@ final class LoopContext {
     }
 
     func requestFinished(service: String, endpointIndex: Int) {
-        guard var picker = pickers[service], endpointIndex < picker.endpointCount else { return }
-        picker.requestFinished(at: endpointIndex)
-        pickers[service] = picker
+        guard let count = pickers[service]?.endpointCount, endpointIndex < count else { return }
+        pickers[service]!.requestFinished(at: endpointIndex)
     }
 
     /// Open and idle upstream connections of this loop, by endpoint (for the admin API).

@@ -194,7 +194,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return reject(.serviceUnavailable, close: false)
         }
         let upstreamPath = snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query)
-        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+        if head.headers.expectsContinue {
             // Portico answers the interim response itself (as Envoy does by default): the
             // client may send its body, which flows on once there is somewhere to send it.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -208,8 +208,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
 
-        let isUpgrade = head.headers.isUpgradeRequest && connection.protocolName == "HTTP/1.1"
+        let isUpgrade = head.headers.isUpgradeRequest && connection.isHTTP1
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamPath, headers: head.headers)
+        // The copy made here has room for the forwarding headers, so adding them does not grow it.
+        upstreamHead.headers.reserveCapacity(head.headers.count + 6)
         let hadTransferEncoding = head.headers.contains(name: "transfer-encoding")
         upstreamHead.headers.removeHopByHop(keepUpgrade: isUpgrade)
         upstreamHead.headers.remove(name: "expect")
@@ -321,8 +323,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         headers.replaceOrAdd(name: "x-forwarded-proto", value: connection.scheme)
         headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
-        let forNode = client.contains(":") ? "\"[" + client + "]\"" : client
-        headers.add(name: "forwarded", value: "for=" + forNode + ";host=\"" + authority + "\";proto=" + connection.scheme)
+        headers.add(name: "forwarded", value: connection.forwardedValue(authority: authority))
         if !hadRequestID { headers.add(name: "x-request-id", value: requestID) }
     }
 
@@ -478,7 +479,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: head.headers)
         response.headers.removeHopByHop()
-        if exchange.closeAfterResponse && connection.protocolName == "HTTP/1.1" {
+        if exchange.closeAfterResponse && connection.isHTTP1 {
             // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
             // connection ends with this response (for 1.0, that is also how the body ends).
             response.headers.add(name: "connection", value: "close")
@@ -509,11 +510,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .awaitingRequestEnd(pending: nil)
             resumeClientReads(context)
         }
-        let closeAfter = exchange.closeAfterResponse && connection.protocolName == "HTTP/1.1"
+        let closeAfter = exchange.closeAfterResponse && connection.isHTTP1
         if closeAfter { state = .closing }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
         if closeAfter {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         }
     }
 
@@ -599,7 +603,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         releaseBackendSlot(exchange)
         record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.uri,
                status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut,
-               upstream: exchange.pool?.endpoint.description ?? "-")
+               upstream: exchange.pool?.endpoint)
     }
 
     /// Gives back what the request held of its backend: the load balancer's in-flight count,
@@ -674,7 +678,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ) {
         // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
         // the connection cannot carry another request.
-        let close = close || (connection.protocolName == "HTTP/1.1" && (head.headers.isUpgradeRequest || !head.isKeepAlive))
+        let close = close || (connection.isHTTP1 && (head.headers.isUpgradeRequest || !head.isKeepAlive))
         let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record)
@@ -694,18 +698,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(body.readableBytes))
         for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
-        if response.close, connection.protocolName == "HTTP/1.1" { headers.add(name: "connection", value: "close") }
+        if response.close, connection.isHTTP1 { headers.add(name: "connection", value: "close") }
         let head = response.head
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
         if head.method != .HEAD, body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if response.close {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
         record(response.record, method: head.method, uri: head.uri, status: Int(response.status.code), bytesIn: 0,
-               bytesOut: body.readableBytes, upstream: "-")
+               bytesOut: body.readableBytes, upstream: nil)
     }
 
     /// A short body that names the status and nothing about Portico's insides.
@@ -725,7 +732,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Logging and metrics
 
     private func record(_ record: RequestRecord, method: HTTPMethod, uri: String, status: Int,
-                        bytesIn: Int, bytesOut: Int, upstream: String) {
+                        bytesIn: Int, bytesOut: Int, upstream: HostPort?) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
         loop.metrics.recordRequest(route: record.route, backend: record.backend, status: status,
                                    nanoseconds: Int64(truncatingIfNeeded: elapsed))
@@ -751,7 +758,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffer.writeStaticString(",\"backend\":")
             buffer.writeJSONString(record.backend)
             buffer.writeStaticString(",\"upstream\":")
-            buffer.writeJSONString(upstream)
+            buffer.writeJSONString(upstream?.description ?? "-")
             buffer.writeStaticString(",\"bytes_in\":")
             buffer.writeDecimal(bytesIn)
             buffer.writeStaticString(",\"bytes_out\":")

@@ -51,7 +51,7 @@ struct ServerPipeline {
         decoderLimits.maxHeaderListSize = limits.headers
         decoderLimits.maxHeaderFieldSize = limits.headers
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(IdleStateHandler(allTimeout: limits.idle))
+        try sync.addHandler(IdleConnectionHandler(timeout: limits.idle))
         try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
             withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
@@ -76,6 +76,7 @@ struct ServerPipeline {
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.headers + 64 * 1024),
         ]
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescingHandler())
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init(),
             streamDelegate: manager.http2StreamDelegate
@@ -136,6 +137,35 @@ final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHan
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Gathers the flushes an HTTP/2 connection gets within one event-loop tick into one.
+///
+/// Each stream's response ends when its own upstream connection is read, and each of those
+/// would flush the shared connection: one write system call per response. Deferred to the end
+/// of the tick, the responses that arrived together (one `epoll_wait` often returns dozens of
+/// upstream sockets) leave in one write.
+final class FlushCoalescingHandler: ChannelOutboundHandler {
+    typealias OutboundIn = Any
+
+    private var flushScheduled = false
+
+    /// A close in the same tick as a write (the connection manager closing a drained
+    /// connection, a GOAWAY after a connection error) must not overtake the pending flush: NIO
+    /// and NIOSSL drop writes that were never flushed when a channel closes.
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if flushScheduled { context.flush() }
+        context.close(mode: mode, promise: promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            context.flush()
+        }
     }
 }
 

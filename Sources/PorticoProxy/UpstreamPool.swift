@@ -129,7 +129,7 @@ final class UpstreamPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                    try sync.addHandler(IdleConnectionHandler(timeout: idleTimeout))
                     // Bytes after a 101 belong to the upgraded protocol: keep them.
                     try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                     try sync.addHandler(connection)

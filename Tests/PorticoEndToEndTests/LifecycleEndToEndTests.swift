@@ -91,6 +91,27 @@ final class LifecycleEndToEndTests: XCTestCase {
         XCTAssertThrowsError(try RawSocket(port: gateway.httpPort), "nothing listens any more")
     }
 
+    /// HTTP/2 drains differently (GOAWAY, then the connection manager closes the connection
+    /// once its last stream ends): the in-flight stream's response must still arrive whole.
+    func testGracefulShutdownFinishesAnInFlightHTTP2Stream() throws {
+        gateway = try PorticoProcess(config: routes(body: "one"))
+        let url = "\(gateway.http)/slow/1500/h2"
+        let finished = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Curl.Result?
+        Thread.detachNewThread {
+            result = try? Curl.run(["--http2-prior-knowledge", url], timeout: 10)
+            finished.signal()
+        }
+        XCTAssertTrue(eventually(timeout: 3) { self.upstream.count() == 1 }, "the request reached the upstream")
+
+        gateway.signal(SIGTERM)
+        XCTAssertEqual(finished.wait(timeout: .now() + 15), .success, "curl finished")
+        XCTAssertEqual(result?.status, 200, result?.errorOutput ?? "no result")
+        XCTAssertEqual(result?.httpVersion, "2")
+        XCTAssertEqual(result?.exitCode, 0, "the response arrived whole: \(result?.errorOutput ?? "")")
+        XCTAssertEqual(gateway.waitForExit(timeout: 10), 0, gateway.stderr)
+    }
+
     func testCheckPrintsFileLineKeyAndExitsNonZero() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("portico-check-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
