@@ -95,10 +95,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Counts heap allocations for the hot-path allocation test (see ProxyAllocationTests).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(
             name: "PorticoProxyTests",
             dependencies: [
-                "PorticoProxy", "PorticoConfig", "PorticoRouting",
+                "PorticoProxy", "PorticoConfig", "PorticoRouting", "CAllocationCounter",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

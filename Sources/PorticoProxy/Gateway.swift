@@ -178,6 +178,8 @@ public final class Gateway: @unchecked Sendable {
     /// The address a listener actually bound (its port differs from the config's when that was 0).
     public func boundAddress(listener name: String) -> SocketAddress? { boundAddresses[name] }
     public var adminAddress: SocketAddress? { adminChannel?.localAddress }
+    /// The event loops that serve requests, in order (for tests that watch one of them).
+    var proxyEventLoops: [EventLoop] { orderedLoopContexts.map(\.eventLoop) }
 
     /// Reads the config file again. A valid config replaces the running one on every event
     /// loop; an invalid one is reported and the running config keeps serving.
