@@ -1,0 +1,95 @@
+/* The floor for a cold start: how long a worker takes from being spawned to accepting a
+ * connection on $PORT, with nothing in between (no gateway).
+ *
+ * usage: spawn_floor COUNT PORT CORE DIR COMMAND [ARG...]
+ * Runs COMMAND in DIR COUNT times, with PORT set, pinned to CORE. Each time: fork and exec,
+ * then try to connect to 127.0.0.1:PORT every 20 us until it accepts; print the microseconds
+ * from just before the fork to the accepted connect, one line per start; then SIGTERM the
+ * worker and reap it before the next start. Run this helper on another core than CORE, so
+ * its polling does not slow the worker down. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int accepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = {0};
+    address.sin_family = AF_INET;
+    address.sin_port = htons((unsigned short)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0;
+    close(fd);
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        fprintf(stderr, "usage: spawn_floor COUNT PORT CORE DIR COMMAND [ARG...]\n");
+        return 2;
+    }
+    int count = atoi(argv[1]);
+    int port = atoi(argv[2]);
+    cpu_set_t worker_cores;
+    CPU_ZERO(&worker_cores);
+    CPU_SET(atoi(argv[3]), &worker_cores);
+    if (chdir(argv[4]) != 0) { perror("chdir"); return 2; }
+    /* The environment Portico gives a worker (PORT, and PATH, HOME, LANG, TZ from its own). */
+    static char *environment[6];
+    static char port_variable[32];
+    int n = 0;
+    snprintf(port_variable, sizeof(port_variable), "PORT=%s", argv[2]);
+    environment[n++] = port_variable;
+    const char *keep[] = {"PATH", "HOME", "LANG", "TZ"};
+    for (int k = 0; k < 4; k++) {
+        const char *value = getenv(keep[k]);
+        if (value == NULL) continue;
+        char *variable = malloc(strlen(keep[k]) + strlen(value) + 2);
+        sprintf(variable, "%s=%s", keep[k], value);
+        environment[n++] = variable;
+    }
+    environment[n] = NULL;
+    int null = open("/dev/null", O_WRONLY);
+    for (int i = 0; i < count; i++) {
+        if (accepts(port)) { fprintf(stderr, "port %d is already taken\n", port); return 1; }
+        long long started = now_ns();
+        pid_t pid = fork();
+        if (pid < 0) { perror("fork"); return 1; }
+        if (pid == 0) {
+            /* The worker's output goes to /dev/null (under Portico it goes to a pipe). */
+            dup2(null, 1);
+            dup2(null, 2);
+            sched_setaffinity(0, sizeof(worker_cores), &worker_cores);
+            execvpe(argv[5], argv + 5, environment);
+            _exit(127);
+        }
+        long long deadline = started + 10000000000LL;
+        while (!accepts(port)) {
+            if (now_ns() > deadline) { fprintf(stderr, "worker never listened\n"); kill(pid, SIGKILL); return 1; }
+            usleep(20);
+        }
+        long long ready = now_ns();
+        printf("%lld\n", (ready - started) / 1000);
+        fflush(stdout);
+        kill(pid, SIGTERM);
+        int status;
+        waitpid(pid, &status, 0);
+    }
+    return 0;
+}
