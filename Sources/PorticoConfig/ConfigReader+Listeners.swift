@@ -5,7 +5,7 @@ extension ConfigReader {
     ///
     /// Port 0 ("pick a free port") is allowed because tests start gateways on ephemeral ports;
     /// two listeners on port 0 of the same host do not clash, so they are not duplicates.
-    func listeners(in top: Fields) -> [ListenerConfig] {
+    func listeners(in top: Fields, policies: [PolicyConfig] = []) -> [ListenerConfig] {
         guard let node = top["listeners"] else {
             requireKey("listeners", in: top, message: "at least one listener is required")
             return []
@@ -21,7 +21,7 @@ extension ConfigReader {
         var addressesSeen: [HostPort: String] = [:]
         for (index, item) in items.enumerated() {
             let path = Self.path("listeners", index: index)
-            guard let fields = fields(item, key: path, allowed: ["name", "address", "tls"]) else { continue }
+            guard let fields = fields(item, key: path, allowed: ["name", "address", "tls", "policies"]) else { continue }
 
             var name = "listener-\(index)"
             if let nameNode = fields["name"], let given = string(nameNode, key: fields.path("name")) {
@@ -47,8 +47,9 @@ extension ConfigReader {
             }
 
             let tls = fields["tls"].flatMap { listenerTLS($0, key: fields.path("tls")) }
+            let policyNames = fields["policies"].map { self.policyNames($0, key: fields.path("policies"), known: policies) } ?? []
             if let address {
-                result.append(ListenerConfig(name: name, address: address, tls: tls))
+                result.append(ListenerConfig(name: name, address: address, tls: tls, policies: policyNames))
             }
         }
         return result

@@ -1,11 +1,12 @@
 import Yams
 
 extension ConfigReader {
-    static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite"]
+    static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite",
+                            "policies", "fault"]
     static let actionKeys = ["service", "function", "split", "directResponse", "redirect"]
 
     /// `routes:` — in match order; each needs a `match` and exactly one action.
-    func routes(_ node: Node, services: [ServiceConfig]) -> [RouteConfig] {
+    func routes(_ node: Node, services: [ServiceConfig], policies: [PolicyConfig] = []) -> [RouteConfig] {
         guard let items = sequence(node, key: "routes", of: "routes") else { return [] }
         let serviceNames = services.map(\.name)
         var namesSeen: [String: String] = [:]
@@ -36,19 +37,30 @@ extension ConfigReader {
             var rewrite: RewriteConfig?
             if let rewriteNode = fields["rewrite"] {
                 rewrite = self.rewrite(rewriteNode, key: fields.path("rewrite"))
-                // Only a forwarded request has an upstream URL to rewrite; on a redirect or a
-                // direct response the key would silently do nothing.
-                if let actionKey = Self.actionKeys.first(where: fields.has), actionKey == "directResponse" || actionKey == "redirect" {
-                    error("rewrite only applies to routes that forward to a service, a function or a split, not to \(actionKey)",
-                          at: fields.keyNode("rewrite"), key: fields.path("rewrite"))
-                }
+                // Only a forwarded request has an upstream URL to rewrite.
+                requireForwardingAction(for: "rewrite", in: fields)
+            }
+
+            let policyNames = fields["policies"].map { self.policyNames($0, key: fields.path("policies"), known: policies) } ?? []
+            var fault: FaultConfig?
+            if let faultNode = fields["fault"] {
+                fault = self.fault(faultNode, key: fields.path("fault"))
+                requireForwardingAction(for: "fault", in: fields)
             }
 
             guard diagnostics.count == errorsBefore, let match, let action else { continue }
             result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
-                                      rewrite: rewrite, location: location(of: item)))
+                                      rewrite: rewrite, policies: policyNames, fault: fault, location: location(of: item)))
         }
         return result
+    }
+
+    /// Reports `key` on a redirect or direct-response route, where it would silently do nothing.
+    private func requireForwardingAction(for key: String, in fields: Fields) {
+        if let actionKey = Self.actionKeys.first(where: fields.has), actionKey == "directResponse" || actionKey == "redirect" {
+            error("\(key) only applies to routes that forward to a service, a function or a split, not to \(actionKey)",
+                  at: fields.keyNode(key), key: fields.path(key))
+        }
     }
 
     /// The explicit name, or `route-N`; names label metrics and logs, so they must be unique.

@@ -30,7 +30,25 @@ extension GatewayConfig {
             "routes": routes.map(\.jsonObject),
         ]
         if let admin { object["admin"] = ["address": admin.address.description] }
+        if !policies.isEmpty {
+            object["policies"] = Dictionary(uniqueKeysWithValues: policies.map { ($0.name, $0.jsonObject) })
+        }
         return object
+    }
+}
+
+private extension PolicyConfig {
+    var jsonObject: [String: Any] {
+        switch kind {
+        case .rateLimit(let limit):
+            let key: Any
+            switch limit.key {
+            case .clientIP: key = "client_ip"
+            case .header(let name): key = ["header": name]
+            }
+            return ["rateLimit": ["requests": limit.requests, "per": limit.per.description, "burst": limit.burst,
+                                  "key": key] as [String: Any]]
+        }
     }
 }
 
@@ -79,6 +97,7 @@ private extension ListenerConfig {
     var jsonObject: [String: Any] {
         var object: [String: Any] = ["name": name, "address": address.description]
         if let tls { object["tls"] = ["certificate": tls.certificate, "key": tls.key] }
+        if !policies.isEmpty { object["policies"] = policies }
         return object
     }
 }
@@ -136,6 +155,15 @@ private extension RouteConfig {
             if let prefix = rewrite.prefix { rewriteObject["prefix"] = prefix }
             if let host = rewrite.host { rewriteObject["host"] = host }
             object["rewrite"] = rewriteObject
+        }
+        if !policies.isEmpty { object["policies"] = policies }
+        if let fault {
+            var faultObject: [String: Any] = [:]
+            if let abort = fault.abort { faultObject["abort"] = ["percent": abort.percent, "status": abort.status] }
+            if let delay = fault.delay {
+                faultObject["delay"] = ["percent": delay.percent, "duration": delay.duration.description] as [String: Any]
+            }
+            object["fault"] = faultObject
         }
         return object
     }

@@ -13,6 +13,8 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Routes in match order: the first match wins.
     public var routes: [RouteConfig]
     public var accessLog: AccessLogConfig
+    /// Named policies that routes and listeners apply, in file order.
+    public var policies: [PolicyConfig]
 
     public init(
         sourceFile: String,
@@ -21,8 +23,10 @@ public struct GatewayConfig: Sendable, Equatable {
         limits: LimitsConfig = LimitsConfig(),
         services: [ServiceConfig],
         routes: [RouteConfig],
-        accessLog: AccessLogConfig = AccessLogConfig()
+        accessLog: AccessLogConfig = AccessLogConfig(),
+        policies: [PolicyConfig] = []
     ) {
+        self.policies = policies
         self.sourceFile = sourceFile
         self.listeners = listeners
         self.admin = admin
@@ -75,11 +79,14 @@ public struct ListenerConfig: Sendable, Equatable {
     /// Present for a TLS listener (ALPN offers h2 and http/1.1); absent for cleartext
     /// HTTP/1.1 plus h2c with prior knowledge on the same port.
     public var tls: ListenerTLSConfig?
+    /// Policies applied to every request on this listener, before the route's own.
+    public var policies: [String]
 
-    public init(name: String, address: HostPort, tls: ListenerTLSConfig? = nil) {
+    public init(name: String, address: HostPort, tls: ListenerTLSConfig? = nil, policies: [String] = []) {
         self.name = name
         self.address = address
         self.tls = tls
+        self.policies = policies
     }
 }
 
@@ -175,6 +182,9 @@ public struct RouteConfig: Sendable, Equatable {
     /// Overall time for the upstream to send its response head; over it: 504. Default 15s.
     public var timeout: ConfigDuration
     public var rewrite: RewriteConfig?
+    /// Names of the policies this route applies, in order (after its listener's).
+    public var policies: [String]
+    public var fault: FaultConfig?
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -185,8 +195,12 @@ public struct RouteConfig: Sendable, Equatable {
         action: RouteAction,
         timeout: ConfigDuration = .seconds(15),
         rewrite: RewriteConfig? = nil,
+        policies: [String] = [],
+        fault: FaultConfig? = nil,
         location: SourceLocation
     ) {
+        self.policies = policies
+        self.fault = fault
         self.index = index
         self.name = name
         self.match = match

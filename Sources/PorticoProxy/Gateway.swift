@@ -52,9 +52,10 @@ public final class Gateway: @unchecked Sendable {
         self.functionsDirectory = functionsDirectory
         self.logger = logger
         let config = try ConfigLoader.load(file: configPath)
-        let snapshot = try RuntimeSnapshot(config: config, generation: 1)
+        let metrics = GatewayMetrics()
+        let snapshot = try RuntimeSnapshot(config: config, generation: 1, metrics: metrics)
         self.state = NIOLockedValueBox(State(snapshot: snapshot))
-        self.metrics = GatewayMetrics()
+        self.metrics = metrics
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoopThreads))
         // The admin API (and reloads, which read files) never run on a proxy event loop.
         self.adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -154,7 +155,8 @@ public final class Gateway: @unchecked Sendable {
         let newSnapshot: RuntimeSnapshot? = state.withLockedValue { state in
             state.functionFailures = published.failures
             guard let snapshot = try? RuntimeSnapshot(config: state.snapshot.config, functions: published.functions,
-                                                       generation: state.snapshot.generation + 1) else { return nil }
+                                                       generation: state.snapshot.generation + 1,
+                                                       previous: state.snapshot, metrics: metrics) else { return nil }
             state.snapshot = snapshot
             return snapshot
         }
@@ -191,7 +193,8 @@ public final class Gateway: @unchecked Sendable {
             let config = try ConfigLoader.load(file: configPath)
             newSnapshot = try state.withLockedValue { state in
                 let snapshot = try RuntimeSnapshot(config: config, functions: state.snapshot.functions,
-                                                   generation: state.snapshot.generation + 1)
+                                                   generation: state.snapshot.generation + 1,
+                                                   previous: state.snapshot, metrics: metrics)
                 state.snapshot = snapshot
                 state.lastReloadError = nil
                 state.reloadCount += 1

@@ -41,6 +41,13 @@ public final class GatewayMetrics: Sendable {
             buckets: Self.durationBuckets)
     }
 
+    func rateLimitedCounter(policy: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_rate_limited", unitName: "total",
+                              helpText: "Requests refused with 429 by a rate limit policy."),
+            labels: [("policy", policy)])
+    }
+
     /// The Prometheus text exposition of every metric.
     public func render() -> [UInt8] {
         registry.emitToBuffer()

@@ -157,6 +157,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let route = matched.route
         let routeName = route.config.name
 
+        var faultDelay: TimeAmount?
+        switch snapshot.evaluatePolicies(route: matched.index, listener: connection.listenerName,
+                                         clientAddress: connection.clientAddress, headers: head.headers,
+                                         random: &loop.random) {
+        case .proceed(let delay):
+            faultDelay = delay
+        case .reject(let status, let headers, let backend):
+            writeLocalResponse(context: context, head: head, status: status, extraHeaders: headers, close: false,
+                               record: .init(route: routeName, backend: backend, requestID: requestID, started: started))
+            return
+        }
+
         switch route.config.action {
         case .directResponse(let direct):
             writeLocalResponse(
@@ -239,11 +251,30 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.closeAfterResponse = isUpgrade || !head.isKeepAlive
         state = .proxying(exchange)
 
+        if let faultDelay {
+            // Injected delay: the request waits as it would for a slow backend, before one is
+            // chosen; the route's timeout starts after it, as it does after Envoy's fault filter.
+            exchange.timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) { [weak self] in
+                guard let self, case .proxying(let current) = self.state, current === exchange, let context = self.context
+                else { return }
+                exchange.timeoutTask = nil
+                self.connectBackend(exchange, service: service, function: function, timeout: route.config.timeout.timeAmount,
+                                    context: context)
+            }
+        } else {
+            connectBackend(exchange, service: service, function: function, timeout: route.config.timeout.timeAmount,
+                           context: context)
+        }
+    }
+
+    /// Leases an upstream connection for the exchange, or waits for a function worker.
+    private func connectBackend(_ exchange: Exchange, service: ServiceConfig?, function: FunctionBackend?,
+                                timeout: TimeAmount, context: ChannelHandlerContext) {
         if let service {
             let (pool, endpointIndex) = loop.pool(for: service)
             exchange.pool = pool
             exchange.endpointIndex = endpointIndex
-            startTimeout(exchange, route.config.timeout.timeAmount, context: context)
+            startTimeout(exchange, timeout, context: context)
             exchange.waiterID = pool.lease { [weak self] result in
                 self?.leaseCompleted(exchange, result: result)
             }

@@ -19,8 +19,17 @@ public final class RuntimeSnapshot: Sendable {
     let servicesByName: [String: ServiceConfig]
     let maxRequestHeaders: Int
     let maxRequestBody: Int
+    /// Indexed by a route's position in match order; empty when no route has a policy or a fault.
+    let routePolicies: [RoutePolicies?]
+    let listenerRateLimiters: [String: [RateLimiter]]
+    /// The rate limiters by policy name, so the next snapshot can keep the buckets of a policy
+    /// whose config did not change (a reload does not hand every client a fresh burst).
+    let rateLimiters: [String: RateLimiter]
 
-    public init(config: GatewayConfig, functions: [String: FunctionBackend] = [:], generation: Int) throws {
+    /// `previous` lends its rate limiters' state to the policies that are unchanged; `metrics`
+    /// gives the policies their counters.
+    public init(config: GatewayConfig, functions: [String: FunctionBackend] = [:], generation: Int,
+                previous: RuntimeSnapshot? = nil, metrics: GatewayMetrics? = nil) throws {
         self.config = config
         self.functions = functions
         self.routes = config.routes + functions.values.map(\.manifest).routeConfigs(after: config.routes.count)
@@ -29,6 +38,29 @@ public final class RuntimeSnapshot: Sendable {
         self.servicesByName = Dictionary(config.services.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.maxRequestHeaders = config.limits.maxRequestHeaders
         self.maxRequestBody = config.limits.maxRequestBody
+
+        var limiters: [String: RateLimiter] = [:]
+        for policy in config.policies {
+            switch policy.kind {
+            case .rateLimit(let limit):
+                if let kept = previous?.rateLimiters[policy.name], kept.config == limit {
+                    limiters[policy.name] = kept
+                } else {
+                    limiters[policy.name] = RateLimiter(policyName: policy.name, config: limit, metrics: metrics)
+                }
+            }
+        }
+        self.rateLimiters = limiters
+        var byListener: [String: [RateLimiter]] = [:]
+        for listener in config.listeners where !listener.policies.isEmpty {
+            byListener[listener.name] = listener.policies.compactMap { limiters[$0] }
+        }
+        self.listenerRateLimiters = byListener
+        let compiled: [RoutePolicies?] = routes.map { route in
+            guard !route.policies.isEmpty || route.fault != nil else { return nil }
+            return RoutePolicies(rateLimiters: route.policies.compactMap { limiters[$0] }, fault: route.fault)
+        }
+        self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
     }
 }
 

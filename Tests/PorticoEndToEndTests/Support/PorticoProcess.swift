@@ -15,6 +15,8 @@ final class PorticoProcess {
     let httpPort: Int
     let tlsPort: Int
     let adminPort: Int
+    /// `policies:` of the plain-HTTP listener (the config's `policies:` section must declare them).
+    let listenerPolicies: [String]
 
     /// The development CA the gateway writes beside its certificate at first start.
     var certificateAuthority: String { directory.appendingPathComponent("certs/dev-ca.pem").path }
@@ -22,8 +24,9 @@ final class PorticoProcess {
     /// `routesAndServices` is YAML for everything but listeners and admin, which the harness adds.
     /// `prepare` runs before the gateway starts, with the gateway's working directory (function
     /// folders go in its `Functions/`).
-    init(config routesAndServices: String, extraArguments: [String] = [], prepare: (URL) throws -> Void = { _ in },
-         file: StaticString = #filePath, line: UInt = #line) throws {
+    init(config routesAndServices: String, extraArguments: [String] = [], listenerPolicies: [String] = [],
+         prepare: (URL) throws -> Void = { _ in }, file: StaticString = #filePath, line: UInt = #line) throws {
+        self.listenerPolicies = listenerPolicies
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("portico-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configURL = directory.appendingPathComponent("gateway.yaml")
@@ -58,6 +61,7 @@ final class PorticoProcess {
         listeners:
           - name: public
             address: 127.0.0.1:\(httpPort)
+            policies: [\(listenerPolicies.joined(separator: ", "))]
           - name: public-tls
             address: 127.0.0.1:\(tlsPort)
             tls:

@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+
+/// Rate limits and fault injection through the real binary, on a service route and on a
+/// function route alike (the one proxy core applies them to both).
+final class PolicyEndToEndTests: XCTestCase {
+    var upstream: TestUpstream!
+    var gateway: PorticoProcess!
+    let marker = "portico-test-\(UUID().uuidString.prefix(8))"
+
+    override func setUpWithError() throws {
+        upstream = try TestUpstream(name: "backend")
+    }
+
+    override func tearDown() {
+        gateway?.stop()
+        upstream?.stop()
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty }, "no worker outlives the gateway")
+    }
+
+    /// A function `hello` (the Python test worker) beside the gateway's config.
+    private func prepareFunction(_ root: URL) throws {
+        let folder = root.appendingPathComponent("Functions/hello")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FunctionEndToEndTests.workerScript.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
+        try "command: [\"python3\", \"worker.py\", \"\(marker)\"]\nroutes: []\n"
+            .write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    private func config(routePolicies: String = "", fault: String = "", timeout: String = "15s") -> String {
+        """
+        policies:
+          three-per-minute:
+            rateLimit: { requests: 3, per: 1m }
+          two-per-key:
+            rateLimit: { requests: 2, per: 1m, key: { header: x-api-key } }
+        services:
+          backend: { endpoints: [\(upstream.address)] }
+        routes:
+          - name: service
+            match: { prefix: /service/ }
+            service: backend
+            timeout: \(timeout)
+            \(routePolicies)
+            \(fault)
+          - name: function
+            match: { prefix: /function/ }
+            function: hello
+            timeout: \(timeout)
+            \(routePolicies)
+            \(fault)
+          - name: ping
+            match: { path: /ping }
+            directResponse: { status: 200, body: "pong" }
+        """
+    }
+
+    private func statuses(_ url: String, count: Int, headers: [String] = []) throws -> [Int] {
+        try (0..<count).map { _ in try Curl.run(headers.flatMap { ["-H", $0] } + [url]).status }
+    }
+
+    func testRateLimitGives429WithRetryAfterOnServiceAndFunctionRoutes() throws {
+        gateway = try PorticoProcess(config: config(routePolicies: "policies: [three-per-minute]"), prepare: prepareFunction)
+
+        XCTAssertEqual(try statuses("\(gateway.http)/service/a", count: 3), [200, 200, 200])
+        let limited = try Curl.run(["\(gateway.http)/service/a"])
+        XCTAssertEqual(limited.status, 429)
+        let retryAfter = try XCTUnwrap(limited.header("retry-after").flatMap(Int.init), "429 carries Retry-After")
+        XCTAssertTrue((1...20).contains(retryAfter), "one token comes back every 20 s: \(retryAfter)")
+        XCTAssertEqual(upstream.count(), 3, "a limited request never reaches the backend")
+
+        // Both routes name the same policy, so they share its bucket (the client's address).
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/x"]).status, 429)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/ping"]).status, 200, "routes without the policy are not limited")
+
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.contains(#"portico_rate_limited_total{policy="three-per-minute"} 2"#), metrics)
+        XCTAssertTrue(metrics.contains(#"portico_requests_total{route="service",backend="rate_limit",code="429"} 1"#), metrics)
+    }
+
+    func testRateLimitOnAFunctionRouteAndPerHeaderKeys() throws {
+        gateway = try PorticoProcess(config: config(routePolicies: "policies: [two-per-key]"), prepare: prepareFunction)
+
+        XCTAssertEqual(try statuses("\(gateway.http)/function/x", count: 3, headers: ["x-api-key: alice"]), [200, 200, 429])
+        XCTAssertEqual(try statuses("\(gateway.http)/function/x", count: 2, headers: ["x-api-key: bob"]), [200, 200],
+                       "another key has its own bucket")
+        XCTAssertEqual(try statuses("\(gateway.http)/function/x", count: 3), [200, 200, 429],
+                       "requests without the header share one bucket")
+    }
+
+    func testListenerPoliciesApplyToEveryRouteOnIt() throws {
+        gateway = try PorticoProcess(config: config(), listenerPolicies: ["three-per-minute"])
+        XCTAssertEqual(try statuses("\(gateway.http)/ping", count: 4), [200, 200, 200, 429])
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/service/a"]).status, 429)
+        // The TLS listener names no policy.
+        let overTLS = try Curl.run(["--cacert", gateway.certificateAuthority, "\(gateway.https)/ping"])
+        XCTAssertEqual(overTLS.status, 200)
+    }
+
+    func testFaultAbortAnswersWithoutReachingTheBackend() throws {
+        gateway = try PorticoProcess(config: config(fault: "fault: { abort: { percent: 100, status: 503 } }"),
+                                     prepare: prepareFunction)
+        XCTAssertEqual(try statuses("\(gateway.http)/service/a", count: 3), [503, 503, 503])
+        XCTAssertEqual(upstream.count(), 0)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/x"]).status, 503)
+        XCTAssertTrue(Processes.matching(marker).isEmpty, "an aborted request does not start a worker")
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.contains(#"portico_requests_total{route="service",backend="fault",code="503"} 3"#), metrics)
+    }
+
+    func testFaultDelayHoldsTheRequestAndTheRouteTimeoutStartsAfterIt() throws {
+        // A 600 ms delay on a route whose timeout is 400 ms: the request is delayed, then served.
+        gateway = try PorticoProcess(config: config(fault: "fault: { delay: { percent: 100, duration: 600ms } }",
+                                                    timeout: "400ms"),
+                                     prepare: prepareFunction)
+        for path in ["/service/a", "/function/x"] {
+            let started = Date()
+            let response = try Curl.run(["\(gateway.http)\(path)"])
+            let elapsed = Date().timeIntervalSince(started)
+            XCTAssertEqual(response.status, 200, "\(path): \(response.body)")
+            XCTAssertGreaterThanOrEqual(elapsed, 0.6, "\(path) was delayed")
+        }
+        let started = Date()
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/ping"]).status, 200)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 0.6, "a route without the fault is not delayed")
+    }
+
+    func testNoFaultAtZeroPercent() throws {
+        gateway = try PorticoProcess(config: config(fault: "fault: { abort: { percent: 0, status: 503 } }"))
+        XCTAssertEqual(try statuses("\(gateway.http)/service/a", count: 5), [200, 200, 200, 200, 200])
+    }
+}
