@@ -38,7 +38,11 @@ extension ConfigReader {
         }
         var per = ConfigDuration.seconds(1)
         if let perNode = fields["per"], let value = duration(perNode, key: fields.path("per")) {
-            per = value
+            if value > .seconds(86_400) {
+                error("must be at most 24h, got \(value)", at: perNode, key: fields.path("per"))
+            } else {
+                per = value
+            }
         }
         var burst: Int?
         if let burstNode = fields["burst"] {

@@ -206,8 +206,10 @@ public final class Gateway: @unchecked Sendable {
             logger.error("config reload rejected; the running config keeps serving", metadata: ["error": .string(message)])
             return ReloadOutcome(succeeded: false, generation: current.generation, message: message)
         }
-        if newSnapshot.config.listeners != current.config.listeners || newSnapshot.config.admin != current.config.admin {
-            logger.warning("listener and admin changes take effect at the next start; routes, services and limits apply now")
+        // A listener's policies are part of the snapshot and apply now; its socket does not move.
+        func sockets(_ config: GatewayConfig) -> [String] { config.listeners.map { "\($0.name) \($0.address) \($0.tls.debugDescription)" } }
+        if sockets(newSnapshot.config) != sockets(current.config) || newSnapshot.config.admin != current.config.admin {
+            logger.warning("listener and admin addresses and TLS take effect at the next start; routes, services, policies and limits apply now")
         }
         for context in orderedLoopContexts {
             context.eventLoop.execute { context.install(newSnapshot) }

@@ -27,6 +27,7 @@ extension RuntimeSnapshot {
     ///    so a limit keyed by identity can see the identity.
     /// 2. Fault injection, last, just before the backend is chosen (as Envoy's fault filter
     ///    sits just before the router): a fault only hits requests that would have been served.
+    ///    When both the delay and the abort draw hit, the abort is answered at once.
     func evaluatePolicies(route index: Int, listener: String, clientAddress: String, headers: HTTPHeaders,
                           random: inout FastRandom) -> PolicyVerdict {
         let listenerLimiters = listenerRateLimiters.isEmpty ? [] : (listenerRateLimiters[listener] ?? [])
@@ -62,7 +63,7 @@ extension RuntimeSnapshot {
         let key = limiter.key(clientAddress: clientAddress, headers: headers)
         guard case .limited(let wait) = limiter.take(key: key, now: Int64(truncatingIfNeeded: now)) else { return nil }
         // Whole seconds, rounded up (RFC 9110 10.2.3): "0" would invite an immediate retry.
-        let seconds = max(1, (wait + 999_999_999) / 1_000_000_000)
+        let seconds = max(1, wait / 1_000_000_000 + (wait % 1_000_000_000 == 0 ? 0 : 1))
         return .reject(status: .tooManyRequests, headers: [("retry-after", String(seconds))], backend: "rate_limit")
     }
 }

@@ -251,29 +251,32 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.closeAfterResponse = isUpgrade || !head.isKeepAlive
         state = .proxying(exchange)
 
+        if let service {
+            // The endpoint is chosen now, from the snapshot this request matched with, even when
+            // a fault delays it: a reload during the delay must not hand it a stale service.
+            let (pool, endpointIndex) = loop.pool(for: service)
+            exchange.pool = pool
+            exchange.endpointIndex = endpointIndex
+        }
+        let timeout = route.config.timeout.timeAmount
         if let faultDelay {
-            // Injected delay: the request waits as it would for a slow backend, before one is
-            // chosen; the route's timeout starts after it, as it does after Envoy's fault filter.
+            // Injected delay: the request waits as it would for a slow backend; the timeout
+            // starts after it, as it does after Envoy's fault filter.
             exchange.timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) { [weak self] in
                 guard let self, case .proxying(let current) = self.state, current === exchange, let context = self.context
                 else { return }
                 exchange.timeoutTask = nil
-                self.connectBackend(exchange, service: service, function: function, timeout: route.config.timeout.timeAmount,
-                                    context: context)
+                self.connectBackend(exchange, function: function, timeout: timeout, context: context)
             }
         } else {
-            connectBackend(exchange, service: service, function: function, timeout: route.config.timeout.timeAmount,
-                           context: context)
+            connectBackend(exchange, function: function, timeout: timeout, context: context)
         }
     }
 
-    /// Leases an upstream connection for the exchange, or waits for a function worker.
-    private func connectBackend(_ exchange: Exchange, service: ServiceConfig?, function: FunctionBackend?,
-                                timeout: TimeAmount, context: ChannelHandlerContext) {
-        if let service {
-            let (pool, endpointIndex) = loop.pool(for: service)
-            exchange.pool = pool
-            exchange.endpointIndex = endpointIndex
+    /// Leases a connection from the endpoint already chosen, or waits for a function worker.
+    private func connectBackend(_ exchange: Exchange, function: FunctionBackend?, timeout: TimeAmount,
+                                context: ChannelHandlerContext) {
+        if let pool = exchange.pool {
             startTimeout(exchange, timeout, context: context)
             exchange.waiterID = pool.lease { [weak self] result in
                 self?.leaseCompleted(exchange, result: result)

@@ -76,6 +76,8 @@ final class PolicyConfigTests: XCTestCase {
               c: {}
               d:
                 jwt: { issuer: x }
+              e:
+                rateLimit: { requests: 1, per: 25h }
             """)
         XCTAssertTrue(text.contains("gateway.yaml:5:28: policies.a.rateLimit.requests: must be at least 1, got 0"), text)
         XCTAssertTrue(text.contains("gateway.yaml:5:36: policies.a.rateLimit.per: must be longer than 0s"), text)
@@ -84,6 +86,7 @@ final class PolicyConfigTests: XCTestCase {
         XCTAssertTrue(text.contains("gateway.yaml:7:16: policies.b.rateLimit.requests: a rate limit needs 'requests'"), text)
         XCTAssertTrue(text.contains("gateway.yaml:8:6: policies.c: a policy has exactly one of rateLimit"), text)
         XCTAssertTrue(text.contains("gateway.yaml:10:5: policies.d.jwt: unknown key 'jwt'"), text)
+        XCTAssertTrue(text.contains("policies.e.rateLimit.per: must be at most 24h, got 90000s"), text)
     }
 
     func testBadFaultValues() {

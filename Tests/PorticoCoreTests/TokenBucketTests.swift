@@ -45,10 +45,19 @@ final class TokenBucketTests: XCTestCase {
         XCTAssertEqual(bucket.take(now: 5 * second), .limited(retryAfterNanoseconds: second))
     }
 
-    func testHugeValuesDoNotOverflow() {
-        var bucket = TokenBucket(capacity: 1_000_000_000, refillTokens: 1_000_000_000,
-                                 refillIntervalNanoseconds: 3_600 * second, now: 0)
+    func testLargeValuesKeepTheirBurstAndRate() {
+        // A billion a day: the whole burst is there, and one token comes back every 86.4 µs.
+        let day = 86_400 * second
+        var bucket = TokenBucket(capacity: 1_000_000_000, refillTokens: 1_000_000_000, refillIntervalNanoseconds: day, now: 0)
+        XCTAssertEqual(bucket.available(now: 0), 1_000_000_000)
         XCTAssertEqual(bucket.take(now: 0), .allowed)
-        XCTAssertEqual(bucket.take(now: .max / 2), .allowed)
+        XCTAssertEqual(bucket.available(now: 0), 999_999_999)
+        XCTAssertTrue(bucket.isFull(now: 86_400))
+
+        // One a day: the wait for the next token is the whole day, and nothing overflows.
+        var slow = TokenBucket(capacity: 1, refillTokens: 1, refillIntervalNanoseconds: day, now: 0)
+        XCTAssertEqual(slow.take(now: 0), .allowed)
+        XCTAssertEqual(slow.take(now: 0), .limited(retryAfterNanoseconds: day))
+        XCTAssertEqual(slow.take(now: .max / 2), .allowed)
     }
 }

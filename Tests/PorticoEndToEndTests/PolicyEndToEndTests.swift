@@ -113,16 +113,61 @@ final class PolicyEndToEndTests: XCTestCase {
         gateway = try PorticoProcess(config: config(fault: "fault: { delay: { percent: 100, duration: 600ms } }",
                                                     timeout: "400ms"),
                                      prepare: prepareFunction)
-        for path in ["/service/a", "/function/x"] {
+        func timed(_ path: String) throws -> (status: Int, seconds: TimeInterval) {
             let started = Date()
-            let response = try Curl.run(["\(gateway.http)\(path)"])
-            let elapsed = Date().timeIntervalSince(started)
-            XCTAssertEqual(response.status, 200, "\(path): \(response.body)")
-            XCTAssertGreaterThanOrEqual(elapsed, 0.6, "\(path) was delayed")
+            let status = try Curl.run(["\(gateway.http)\(path)"]).status
+            return (status, Date().timeIntervalSince(started))
         }
-        let started = Date()
-        XCTAssertEqual(try Curl.run(["\(gateway.http)/ping"]).status, 200)
-        XCTAssertLessThan(Date().timeIntervalSince(started), 0.6, "a route without the fault is not delayed")
+        let service = try timed("/service/a")
+        XCTAssertEqual(service.status, 200, "served after the delay, though the delay outlasts the route timeout")
+        XCTAssertGreaterThanOrEqual(service.seconds, 0.6)
+        XCTAssertEqual(upstream.count(), 1)
+
+        XCTAssertEqual(try timed("/function/x").status, 200, "the cold start")
+        let warm = try timed("/function/x")
+        XCTAssertEqual(warm.status, 200)
+        XCTAssertGreaterThanOrEqual(warm.seconds, 0.6, "a warm function request is delayed too")
+
+        let ping = try timed("/ping")
+        XCTAssertEqual(ping.status, 200)
+        XCTAssertLessThan(ping.seconds, 0.6, "a route without the fault is not delayed")
+    }
+
+    /// A request delayed across a reload keeps the endpoint it was given; the reload's smaller
+    /// endpoint list is what every later request sees (a stale pick once crashed the gateway).
+    func testReloadDuringAFaultDelayKeepsServing() throws {
+        let second = try TestUpstream(name: "second")
+        defer { second.stop() }
+        func routes(_ endpoints: String) -> String {
+            """
+            services:
+              backend: { endpoints: [\(endpoints)] }
+            routes:
+              - match: { prefix: /slowly/ }
+                service: backend
+                fault: { delay: { percent: 100, duration: 800ms } }
+              - match: { prefix: / }
+                service: backend
+            """
+        }
+        gateway = try PorticoProcess(config: routes("\(upstream.address), \(second.address)"))
+        let delayed = (0..<4).map { _ in DispatchSemaphore(value: 0) }
+        for semaphore in delayed {
+            let url = "\(gateway.http)/slowly/x"
+            Thread.detachNewThread {
+                _ = try? Curl.run([url], timeout: 10)
+                semaphore.signal()
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        try gateway.writeConfig(routes(upstream.address))
+        XCTAssertEqual(try Curl.run(["-X", "POST", "\(gateway.admin)/reload"]).status, 200)
+        for semaphore in delayed { XCTAssertEqual(semaphore.wait(timeout: .now() + 10), .success) }
+
+        let before = second.count()
+        XCTAssertEqual(try statuses("\(gateway.http)/after", count: 8), Array(repeating: 200, count: 8))
+        XCTAssertEqual(second.count(), before, "the endpoint the reload removed gets nothing more")
+        XCTAssertNil(gateway.waitForExit(timeout: 0.1), "the gateway is still running: \(gateway.stderr)")
     }
 
     func testNoFaultAtZeroPercent() throws {
