@@ -138,4 +138,32 @@ extension ConfigReader {
         }
         return value
     }
+
+    /// `retries: { attempts, perTryTimeout, retryOn, replayBuffer }`.
+    func retries(_ node: Node, key: String) -> RetryConfig? {
+        guard let fields = fields(node, key: key, allowed: ["attempts", "perTryTimeout", "retryOn", "replayBuffer"]) else {
+            return nil
+        }
+        let errorsBefore = diagnostics.count
+        var config = RetryConfig(attempts: 0)
+        if let attemptsNode = fields["attempts"] {
+            config.attempts = int(attemptsNode, key: fields.path("attempts"), in: 0...10,
+                                  rangeMessage: "must be from 0 to 10 (retries after the first try)") ?? 0
+        } else {
+            requireKey("attempts", in: fields, message: "retries need 'attempts' (how many retries after the first try)")
+        }
+        if let node = fields["perTryTimeout"] {
+            config.perTryTimeout = duration(node, key: fields.path("perTryTimeout"))
+        }
+        if let node = fields["retryOn"], let items = sequence(node, key: fields.path("retryOn"), of: "retry conditions") {
+            let options = RetryConfig.Condition.allCases.map { ($0.rawValue, $0) }
+            config.retryOn = items.enumerated().compactMap { index, item in
+                choice(item, key: Self.path(fields.path("retryOn"), index: index), options)
+            }
+        }
+        if let node = fields["replayBuffer"], let value = size(node, key: fields.path("replayBuffer")) {
+            config.replayBuffer = value
+        }
+        return diagnostics.count == errorsBefore ? config : nil
+    }
 }

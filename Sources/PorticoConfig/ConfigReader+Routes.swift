@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigReader {
     static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite",
-                            "policies", "fault"]
+                            "policies", "fault", "retries"]
     static let actionKeys = ["service", "function", "split", "directResponse", "redirect"]
 
     /// `routes:` — in match order; each needs a `match` and exactly one action.
@@ -47,10 +47,16 @@ extension ConfigReader {
                 fault = self.fault(faultNode, key: fields.path("fault"))
                 requireForwardingAction(for: "fault", in: fields)
             }
+            var retries: RetryConfig?
+            if let retriesNode = fields["retries"] {
+                retries = self.retries(retriesNode, key: fields.path("retries"))
+                requireForwardingAction(for: "retries", in: fields)
+            }
 
             guard diagnostics.count == errorsBefore, let match, let action else { continue }
             result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
-                                      rewrite: rewrite, policies: policyNames, fault: fault, location: location(of: item)))
+                                      rewrite: rewrite, policies: policyNames, fault: fault, retries: retries,
+                                      location: location(of: item)))
         }
         return result
     }

@@ -7,7 +7,7 @@ extension ConfigReader {
         var result: [ServiceConfig] = []
         for entry in entries {
             let path = Self.path("services", entry.name)
-            let allowed = ["endpoints", "loadBalancer", "connectTimeout", "maxConnectionsPerEndpoint"]
+            let allowed = ["endpoints", "loadBalancer", "connectTimeout", "maxConnectionsPerEndpoint", "retryBudget"]
             guard let fields = fields(entry.value, key: path, allowed: allowed) else { continue }
             var service = ServiceConfig(name: entry.name, endpoints: [])
 
@@ -38,8 +38,26 @@ extension ConfigReader {
             }) {
                 service.maxConnectionsPerEndpoint = value
             }
+            if let budgetNode = fields["retryBudget"], let budget = retryBudget(budgetNode, key: fields.path("retryBudget")) {
+                service.retryBudget = budget
+            }
             result.append(service)
         }
         return result
+    }
+
+    private func retryBudget(_ node: Node, key: String) -> RetryBudgetConfig? {
+        guard let fields = fields(node, key: key, allowed: ["percent", "interval", "minRetries"]) else { return nil }
+        var budget = RetryBudgetConfig()
+        if let value = fields["percent"].flatMap({ int($0, key: fields.path("percent"), in: 0...100, rangeMessage: "must be from 0 to 100") }) {
+            budget.percent = value
+        }
+        if let value = fields["interval"].flatMap({ duration($0, key: fields.path("interval")) }) {
+            budget.interval = value
+        }
+        if let value = fields["minRetries"].flatMap({ int($0, key: fields.path("minRetries"), in: 0...1_000_000, rangeMessage: "must be 0 or more") }) {
+            budget.minRetries = value
+        }
+        return budget
     }
 }

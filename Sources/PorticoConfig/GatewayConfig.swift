@@ -144,14 +144,17 @@ public struct ServiceConfig: Sendable, Equatable {
     public var connectTimeout: ConfigDuration
     /// Cap on open connections to one endpoint from one event loop.
     public var maxConnectionsPerEndpoint: Int
+    public var retryBudget: RetryBudgetConfig
 
     public init(
         name: String,
         endpoints: [HostPort],
         loadBalancer: LoadBalancerKind = .roundRobin,
         connectTimeout: ConfigDuration = .seconds(5),
-        maxConnectionsPerEndpoint: Int = 1024
+        maxConnectionsPerEndpoint: Int = 1024,
+        retryBudget: RetryBudgetConfig = RetryBudgetConfig()
     ) {
+        self.retryBudget = retryBudget
         self.name = name
         self.endpoints = endpoints
         self.loadBalancer = loadBalancer
@@ -185,6 +188,7 @@ public struct RouteConfig: Sendable, Equatable {
     /// Names of the policies this route applies, in order (after its listener's).
     public var policies: [String]
     public var fault: FaultConfig?
+    public var retries: RetryConfig?
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -197,8 +201,10 @@ public struct RouteConfig: Sendable, Equatable {
         rewrite: RewriteConfig? = nil,
         policies: [String] = [],
         fault: FaultConfig? = nil,
+        retries: RetryConfig? = nil,
         location: SourceLocation
     ) {
+        self.retries = retries
         self.policies = policies
         self.fault = fault
         self.index = index

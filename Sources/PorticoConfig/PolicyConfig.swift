@@ -75,3 +75,46 @@ public struct FaultConfig: Sendable, Equatable {
         self.delay = delay
     }
 }
+
+/// Retries on a route, as Istio's VirtualService `retries` has them (`attempts` is the number
+/// of retries after the first try) with Envoy's `retry_on` conditions.
+public struct RetryConfig: Sendable, Equatable {
+    public enum Condition: String, Sendable, Equatable, CaseIterable {
+        case serverError = "5xx"
+        case gatewayError = "gateway-error"
+        case connectFailure = "connect-failure"
+        case reset = "reset"
+        case retriable4xx = "retriable-4xx"
+        case refusedStream = "refused-stream"
+    }
+
+    public var attempts: Int
+    /// Each try's time for the response head; nil: only the route's timeout bounds them.
+    public var perTryTimeout: ConfigDuration?
+    public var retryOn: [Condition]
+    /// A request body up to this size is kept so a retry can send it again; a request with a
+    /// larger body is not retried once its body has started to flow.
+    public var replayBuffer: Int
+
+    public init(attempts: Int, perTryTimeout: ConfigDuration? = nil,
+                retryOn: [Condition] = [.connectFailure, .refusedStream, .gatewayError], replayBuffer: Int = 64 * 1024) {
+        self.attempts = attempts
+        self.perTryTimeout = perTryTimeout
+        self.retryOn = retryOn
+        self.replayBuffer = replayBuffer
+    }
+}
+
+/// How many retries a service takes: at most `percent` of its requests over `interval`, but
+/// always `minRetries` (Envoy's retry budget; Linkerd's default is the same 20 % over 10 s).
+public struct RetryBudgetConfig: Sendable, Equatable {
+    public var percent: Int
+    public var interval: ConfigDuration
+    public var minRetries: Int
+
+    public init(percent: Int = 20, interval: ConfigDuration = .seconds(10), minRetries: Int = 3) {
+        self.percent = percent
+        self.interval = interval
+        self.minRetries = minRetries
+    }
+}

@@ -41,6 +41,13 @@ public final class GatewayMetrics: Sendable {
             buckets: Self.durationBuckets)
     }
 
+    func retriesCounter(route: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_retries", unitName: "total",
+                              helpText: "Tries after the first one, by route."),
+            labels: [("route", route)])
+    }
+
     func rateLimitedCounter(policy: String) -> Counter {
         registry.makeCounter(
             descriptor: .init(metricName: "portico_rate_limited", unitName: "total",
@@ -65,6 +72,17 @@ final class MetricsCache {
     let metrics: GatewayMetrics
     private var counters: [CounterKey: Counter] = [:]
     private var histograms: [String: DurationHistogram] = [:]
+    private var retries: [String: Counter] = [:]
+
+    func recordRetry(route: String) {
+        if let counter = retries[route] {
+            counter.increment()
+        } else {
+            let counter = metrics.retriesCounter(route: route)
+            retries[route] = counter
+            counter.increment()
+        }
+    }
 
     init(metrics: GatewayMetrics) {
         self.metrics = metrics

@@ -62,6 +62,22 @@ final class LoopContext {
         return (pool, index)
     }
 
+    /// Retry budgets by backend (a service's name, or `function:NAME`), this loop's share:
+    /// each loop keeps its own, so the budget is a share of requests without a shared lock.
+    private var retryBudgets: [String: RetryBudget] = [:]
+
+    func recordRequestForRetryBudget(_ backend: String, config: RetryBudgetConfig, now: Int64) {
+        if retryBudgets[backend] == nil {
+            retryBudgets[backend] = RetryBudget(percent: config.percent, minimum: config.minRetries,
+                                                windowNanoseconds: config.interval.nanoseconds, now: now)
+        }
+        retryBudgets[backend]!.recordRequest(now: now)
+    }
+
+    func takeRetryFromBudget(_ backend: String, now: Int64) -> Bool {
+        retryBudgets[backend]?.takeRetry(now: now) ?? false
+    }
+
     /// Endpoints that are function workers (their pools go when the worker goes).
     private var workerPools: Set<HostPort> = []
     private var functionRequestCounter: UInt64 = 0

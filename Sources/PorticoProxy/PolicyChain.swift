@@ -8,6 +8,31 @@ struct RoutePolicies {
     /// The route's own rate limits, in the order it names them.
     let rateLimiters: [RateLimiter]
     let fault: FaultConfig?
+    let retries: CompiledRetries?
+}
+
+/// A route's `retries`, ready for the request path.
+struct CompiledRetries {
+    let rules: RetryRules
+    let perTryTimeout: TimeAmount?
+    let replayBuffer: Int
+
+    init(_ config: RetryConfig) {
+        var conditions: RetryRules.Conditions = []
+        for condition in config.retryOn {
+            switch condition {
+            case .serverError: conditions.insert(.serverError)
+            case .gatewayError: conditions.insert(.gatewayError)
+            case .connectFailure: conditions.insert(.connectFailure)
+            case .reset: conditions.insert(.reset)
+            case .retriable4xx: conditions.insert(.retriable4xx)
+            case .refusedStream: conditions.insert(.refusedStream)
+            }
+        }
+        rules = RetryRules(retries: config.attempts, conditions: conditions)
+        perTryTimeout = config.perTryTimeout.map { .nanoseconds($0.nanoseconds) }
+        replayBuffer = config.replayBuffer
+    }
 }
 
 /// What the policy chain decided for a request.
@@ -71,6 +96,11 @@ extension RuntimeSnapshot {
 extension FastRandom {
     /// A uniform draw from [0, 100).
     mutating func percentDraw() -> Double {
-        Double(next() >> 11) * 0x1p-53 * 100
+        unitDraw() * 100
+    }
+
+    /// A uniform draw from [0, 1).
+    mutating func unitDraw() -> Double {
+        Double(next() >> 11) * 0x1p-53
     }
 }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import PorticoConfig
+import PorticoCore
 import PorticoFunctions
 import PorticoRouting
 
@@ -249,6 +250,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // NIO's decoder stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, the connection cannot carry another request.
         exchange.closeAfterResponse = isUpgrade || !head.isKeepAlive
+        if let retries = snapshot.routePolicies.isEmpty ? nil : snapshot.routePolicies[matched.index]?.retries,
+           !isUpgrade, retries.rules.retries > 0 {
+            let budgetKey = service?.name ?? backend.description
+            loop.recordRequestForRetryBudget(budgetKey, config: service?.retryBudget ?? RetryBudgetConfig(),
+                                             now: Int64(truncatingIfNeeded: started.uptimeNanoseconds))
+            exchange.retry = RetryState(compiled: retries, budgetKey: budgetKey, service: service, function: function)
+        }
         state = .proxying(exchange)
 
         if let service {
@@ -334,6 +342,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.lease = lease
             let pool = loop.pool(forWorker: lease.endpoint)
             exchange.pool = pool
+            exchange.cancelTimeout()  // a retry's earlier try had one
             startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount, context: context)
             exchange.waiterID = pool.lease { [weak self] result in
                 self?.leaseCompleted(exchange, result: result)
@@ -404,6 +413,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return
         }
+        exchange.retry?.keep(buffer)
         if let upstream = exchange.upstream {
             upstream.send(.body(.byteBuffer(buffer)))
             upstreamNeedsFlush = true
@@ -416,6 +426,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch state {
         case .proxying(let exchange):
             exchange.requestComplete = true
+            exchange.bufferedTrailers = trailers
             if let upstream = exchange.upstream {
                 upstream.send(.end(trailers))
                 upstream.flush()
@@ -475,6 +486,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch result {
         case .failure(let error):
+            if error == .connectFailed, retryScheduled(exchange, after: .connectFailure) { return }
             exchange.cancelTimeout()
             releaseBackendSlot(exchange)
             let status: HTTPResponseStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
@@ -489,6 +501,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.bufferedBody.removeAll()
             if exchange.bufferedEnd { upstream.send(.end(exchange.bufferedTrailers)) }
             upstream.flush()
+            if let retry = exchange.retry, let perTry = retry.compiled.perTryTimeout {
+                retry.perTryTask = context.eventLoop.assumeIsolated().scheduleTask(in: perTry) { [weak self] in
+                    self?.perTryTimedOut(exchange)
+                }
+            }
             if pendingRead, upstream.isWritable {
                 pendingRead = false
                 context.read()
@@ -498,6 +515,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     fileprivate func upstreamResponseHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
         guard let context else { return }
+        if let retry = exchange.retry {
+            retry.perTryTask?.cancel()
+            retry.perTryTask = nil
+            if retryScheduled(exchange, after: .status(Int(head.status.code))) { return }
+        }
         exchange.cancelTimeout()
         if head.status == .switchingProtocols {
             guard exchange.isUpgrade else {
@@ -578,6 +600,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func upstreamClosed(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, let context else { return }
         exchange.upstream = nil
+        if !exchange.responseStarted, !exchange.responseComplete, retryScheduled(exchange, after: .reset) { return }
         exchange.cancelTimeout()
         if exchange.responseComplete { return }
         if exchange.responseStarted {
@@ -591,6 +614,86 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             writeLocalResponse(context: context, head: exchange.requestHead, status: .badGateway, close: false,
                                record: exchange.record(), requestComplete: exchange.requestComplete)
         }
+    }
+
+    // MARK: Retries
+
+    /// Starts another try when the route's retries allow one after `outcome`: conditions,
+    /// count, a body that can be sent again, and the backend's retry budget. The try that
+    /// failed gives back its connection (not for reuse: its answer was not read) and its slot;
+    /// the next one goes to another endpoint where there is one, after a jittered backoff.
+    /// The route's overall timeout keeps running across tries.
+    private func retryScheduled(_ exchange: Exchange, after outcome: RetryRules.Outcome) -> Bool {
+        guard let retry = exchange.retry, !exchange.responseStarted, retry.replayable,
+              retry.retriesDone < retry.compiled.rules.retries, retry.compiled.rules.matches(outcome),
+              let context, case .proxying(let current) = state, current === exchange else { return false }
+        let now = Int64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds)
+        guard loop.takeRetryFromBudget(retry.budgetKey, now: now) else { return false }
+        retry.retriesDone += 1
+        loop.metrics.recordRetry(route: exchange.routeName)
+        retry.perTryTask?.cancel()
+        retry.perTryTask = nil
+
+        if let waiterID = exchange.waiterID {
+            exchange.pool?.cancelLease(waiterID)
+            exchange.waiterID = nil
+        }
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            exchange.pool?.release(upstream, reusable: false)
+        }
+        if case .service(let name) = exchange.backend, exchange.pool != nil {
+            loop.requestFinished(service: name, endpointIndex: exchange.endpointIndex)
+        }
+        if let lease = exchange.lease {
+            exchange.lease = nil
+            lease.instance.release(lease)
+        }
+        exchange.pool = nil
+        // The next try starts from everything the client has sent so far; what is still to
+        // come is buffered behind it until that try has a connection.
+        exchange.bufferedBody = retry.replay
+        exchange.bufferedEnd = exchange.requestComplete
+
+        let backoff = retry.compiled.rules.backoff(retry: retry.retriesDone, unit: loop.random.unitDraw())
+        let previousEndpoint = exchange.endpointIndex
+        retry.backoffTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) { [weak self] in
+            guard let self, case .proxying(let current) = self.state, current === exchange, let context = self.context
+            else { return }
+            retry.backoffTask = nil
+            self.startRetry(exchange, retry: retry, avoiding: previousEndpoint, context: context)
+        }
+        return true
+    }
+
+    private func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previousEndpoint: Int,
+                            context: ChannelHandlerContext) {
+        if let service = retry.service {
+            var choice = loop.pool(for: service)
+            if service.endpoints.count > 1 && choice.endpointIndex == previousEndpoint {
+                // Another endpoint is preferred (least_request and random can pick the same one).
+                loop.requestFinished(service: service.name, endpointIndex: choice.endpointIndex)
+                choice = loop.pool(for: service)
+            }
+            exchange.pool = choice.pool
+            exchange.endpointIndex = choice.endpointIndex
+            exchange.waiterID = choice.pool.lease { [weak self] result in
+                self?.leaseCompleted(exchange, result: result)
+            }
+        } else {
+            // A function: another worker if one is free, or a new one (the scaler decides).
+            connectBackend(exchange, function: retry.function, timeout: .zero, context: context)
+        }
+    }
+
+    private func perTryTimedOut(_ exchange: Exchange) {
+        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
+        exchange.retry?.perTryTask = nil
+        if retryScheduled(exchange, after: .perTryTimeout) { return }
+        abandonUpstream(exchange)
+        releaseBackendSlot(exchange)
+        writeLocalResponse(context: context, head: exchange.requestHead, status: .gatewayTimeout,
+                           close: !exchange.requestComplete, record: exchange.record(), requestComplete: exchange.requestComplete)
     }
 
     private func routeTimedOut(_ exchange: Exchange) {
@@ -617,6 +720,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Gives up the exchange's upstream connection without reusing it.
     private func abandonUpstream(_ exchange: Exchange) {
         exchange.cancelTimeout()
+        exchange.retry?.cancelTimers()
         if let waiterID = exchange.waiterID {
             exchange.pool?.cancelLease(waiterID)
             exchange.waiterID = nil
@@ -854,6 +958,47 @@ struct RequestRecord {
     var started: NIODeadline
 }
 
+/// What a request on a route with `retries` carries for them.
+final class RetryState {
+    let compiled: CompiledRetries
+    /// The retry budget's key: the service's name, or `function:NAME`.
+    let budgetKey: String
+    let service: ServiceConfig?
+    let function: FunctionBackend?
+    var retriesDone = 0
+    /// Every body part received so far, while they fit in the replay buffer.
+    var replay: [ByteBuffer] = []
+    var replayBytes = 0
+    var replayable = true
+    var perTryTask: Scheduled<Void>?
+    var backoffTask: Scheduled<Void>?
+
+    init(compiled: CompiledRetries, budgetKey: String, service: ServiceConfig?, function: FunctionBackend?) {
+        self.compiled = compiled
+        self.budgetKey = budgetKey
+        self.service = service
+        self.function = function
+    }
+
+    func keep(_ buffer: ByteBuffer) {
+        guard replayable else { return }
+        replayBytes += buffer.readableBytes
+        if replayBytes > compiled.replayBuffer {
+            replayable = false
+            replay.removeAll()
+        } else {
+            replay.append(buffer)
+        }
+    }
+
+    func cancelTimers() {
+        perTryTask?.cancel()
+        perTryTask = nil
+        backoffTask?.cancel()
+        backoffTask = nil
+    }
+}
+
 /// One proxied request: the state both of its connections share.
 final class Exchange: UpstreamResponseDelegate {
     let requestHead: HTTPRequestHead
@@ -890,6 +1035,8 @@ final class Exchange: UpstreamResponseDelegate {
     var status = 0
     var bytesIn = 0
     var bytesOut = 0
+    /// Set on routes with `retries`: what a retry needs (the body to send again, the count).
+    var retry: RetryState?
 
     init(requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String, backend: BackendReference,
          requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {

@@ -57,8 +57,9 @@ public final class RuntimeSnapshot: Sendable {
         }
         self.listenerRateLimiters = byListener
         let compiled: [RoutePolicies?] = routes.map { route in
-            guard !route.policies.isEmpty || route.fault != nil else { return nil }
-            return RoutePolicies(rateLimiters: route.policies.compactMap { limiters[$0] }, fault: route.fault)
+            guard !route.policies.isEmpty || route.fault != nil || route.retries != nil else { return nil }
+            return RoutePolicies(rateLimiters: route.policies.compactMap { limiters[$0] }, fault: route.fault,
+                                 retries: route.retries.map(CompiledRetries.init))
         }
         self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
     }

@@ -132,3 +132,51 @@ final class PolicyConfigTests: XCTestCase {
         XCTAssertEqual(reloaded.routes.map(\.fault), original.routes.map(\.fault))
     }
 }
+
+final class RetryConfigTests: XCTestCase {
+    func testRetriesAndRetryBudget() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api:
+                endpoints: [127.0.0.1:9001]
+                retryBudget: { percent: 10, interval: 30s, minRetries: 1 }
+              other: { endpoints: [127.0.0.1:9002] }
+            routes:
+              - match: { prefix: /a/ }
+                service: api
+                retries: { attempts: 3, perTryTimeout: 2s, retryOn: [5xx, reset], replayBuffer: 1MiB }
+              - match: { prefix: / }
+                service: other
+                retries: { attempts: 1 }
+            """, file: "gateway.yaml")
+        XCTAssertEqual(config.services[0].retryBudget, RetryBudgetConfig(percent: 10, interval: .seconds(30), minRetries: 1))
+        XCTAssertEqual(config.services[1].retryBudget, RetryBudgetConfig(), "20 % over 10 s, at least 3")
+        XCTAssertEqual(config.routes[0].retries, RetryConfig(attempts: 3, perTryTimeout: .seconds(2),
+                                                             retryOn: [.serverError, .reset], replayBuffer: 1024 * 1024))
+        XCTAssertEqual(config.routes[1].retries, RetryConfig(attempts: 1),
+                       "Istio's default conditions: connect-failure, refused-stream, gateway-error; 64 KiB replay")
+    }
+
+    func testBadRetries() {
+        let text = rejectionText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001], retryBudget: { percent: 120 } }
+            routes:
+              - match: { prefix: /a/ }
+                service: api
+                retries: { attempts: 11, retryOn: [5xx, 4xx] }
+              - match: { prefix: / }
+                directResponse: { status: 200 }
+                retries: { perTryTimeout: 1s }
+            """)
+        XCTAssertTrue(text.contains("services.api.retryBudget.percent: must be from 0 to 100, got 120"), text)
+        XCTAssertTrue(text.contains("gateway.yaml:8:26: routes[0].retries.attempts: must be from 0 to 10"), text)
+        XCTAssertTrue(text.contains("routes[0].retries.retryOn[1]: expected one of 5xx, gateway-error, connect-failure, reset, retriable-4xx, refused-stream, got '4xx'"), text)
+        XCTAssertTrue(text.contains("routes[1].retries.attempts: retries need 'attempts'"), text)
+        XCTAssertTrue(text.contains("routes[1].retries: retries only applies to routes that forward"), text)
+    }
+}

@@ -3,28 +3,10 @@ import XCTest
 
 /// Rate limits and fault injection through the real binary, on a service route and on a
 /// function route alike (the one proxy core applies them to both).
-final class PolicyEndToEndTests: XCTestCase {
-    var upstream: TestUpstream!
-    var gateway: PorticoProcess!
-    let marker = "portico-test-\(UUID().uuidString.prefix(8))"
-
-    override func setUpWithError() throws {
-        upstream = try TestUpstream(name: "backend")
-    }
-
-    override func tearDown() {
-        gateway?.stop()
-        upstream?.stop()
-        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty }, "no worker outlives the gateway")
-    }
-
+final class PolicyEndToEndTests: GatewayTestCase {
     /// A function `hello` (the Python test worker) beside the gateway's config.
     private func prepareFunction(_ root: URL) throws {
-        let folder = root.appendingPathComponent("Functions/hello")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try FunctionEndToEndTests.workerScript.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
-        try "command: [\"python3\", \"worker.py\", \"\(marker)\"]\nroutes: []\n"
-            .write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        try writeFunction("hello", script: FunctionEndToEndTests.workerScript, in: root)
     }
 
     private func config(routePolicies: String = "", fault: String = "", timeout: String = "15s") -> String {

@@ -9,6 +9,8 @@ import NIOWebSocket
 /// - `/slow/MS/...`: answers after MS milliseconds
 /// - `/bytes/N`: streams N bytes of body (in 64 KiB pieces, honouring backpressure)
 /// - `/reset`: closes the connection without answering
+/// - `/status/CODE/...`: answers CODE
+/// - `/flaky/N/KEY...`: answers 503 to the first N requests naming KEY, then echoes
 /// - `/ws`: WebSocket echo
 /// - anything else: echoes; the body counts the request body bytes, headers describe the request
 /// Every answer carries `x-upstream: NAME`.
@@ -59,6 +61,14 @@ final class TestUpstream: @unchecked Sendable {
     fileprivate func recordRequest(_ head: HTTPRequestHead) {
         counters.withLockedValue { $0["requests", default: 0] += 1 }
         lastHeaders.withLockedValue { $0 = head.headers }
+    }
+
+    /// Counts one more request for `key` and returns the count.
+    fileprivate func bump(_ key: String) -> Int {
+        counters.withLockedValue { counters in
+            counters[key, default: 0] += 1
+            return counters[key]!
+        }
     }
 
     fileprivate func recordConnection() {
@@ -120,6 +130,13 @@ private final class UpstreamBehaviour: ChannelInboundHandler, RemovableChannelHa
             }
             return
         }
+        if parts.first == "status", parts.count >= 2, let code = Int(parts[1]) {
+            return answer(context: context, status: HTTPResponseStatus(statusCode: code))
+        }
+        if parts.first == "flaky", parts.count >= 3, let failures = Int(parts[1]),
+           let seen = sink.upstream?.bump("flaky:" + parts[2]), seen <= failures {
+            return answer(context: context, status: .serviceUnavailable)
+        }
         if parts.first == "bytes", parts.count >= 2, let count = Int(parts[1]) {
             var headers = HTTPHeaders([("x-upstream", name), ("content-length", String(count))])
             headers.add(name: "content-type", value: "application/octet-stream")
@@ -152,6 +169,14 @@ private final class UpstreamBehaviour: ChannelInboundHandler, RemovableChannelHa
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && remainingToSend > 0 { sendMore(context: context) }
         context.fireChannelWritabilityChanged()
+    }
+
+    private func answer(context: ChannelHandlerContext, status: HTTPResponseStatus) {
+        let body = ByteBuffer(string: "\(name) \(status.code)\n")
+        let headers = HTTPHeaders([("x-upstream", name), ("content-length", String(body.readableBytes))])
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     private func echo(context: ChannelHandlerContext, head: HTTPRequestHead) {

@@ -1,0 +1,157 @@
+import Foundation
+import XCTest
+
+/// Route retries through the real binary: conditions, another endpoint, the budget, per-try
+/// and overall timeouts, on services and on a function.
+final class RetryEndToEndTests: GatewayTestCase {
+    private func retriesMetric(_ route: String) throws -> Int {
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        let prefix = "portico_retries_total{route=\"\(route)\"} "
+        guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return 0 }
+        return Int(Double(line.dropFirst(prefix.count)) ?? -1)
+    }
+
+    func testTwoUpstream503sBecomeA200() throws {
+        gateway = try PorticoProcess(config: """
+            services:
+              backend: { endpoints: [\(upstream.address)] }
+            routes:
+              - name: twice
+                match: { prefix: /twice/ }
+                service: backend
+                rewrite: { prefix: / }
+                retries: { attempts: 2, retryOn: [5xx] }
+              - name: once
+                match: { prefix: /once/ }
+                service: backend
+                rewrite: { prefix: / }
+                retries: { attempts: 1, retryOn: [gateway-error] }
+            """)
+        let saved = try Curl.run(["-d", "a body to send again", "\(gateway.http)/twice/flaky/2/a"])
+        XCTAssertEqual(saved.status, 200, saved.body)
+        XCTAssertTrue(saved.body.contains("body=20"), "the retry sent the whole body again: \(saved.body)")
+        XCTAssertEqual(upstream.count(), 3)
+        XCTAssertEqual(try retriesMetric("twice"), 2)
+
+        let givenUp = try Curl.run(["\(gateway.http)/once/flaky/2/b"])
+        XCTAssertEqual(givenUp.status, 503, "one retry is not enough for two failures")
+        XCTAssertEqual(try retriesMetric("once"), 1)
+
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/once/status/500"]).status, 500, "gateway-error does not retry a 500")
+        XCTAssertEqual(try retriesMetric("once"), 1)
+    }
+
+    func testConnectFailureIsRetriedOnTheOtherEndpoint() throws {
+        let closedPort = try freePort()
+        gateway = try PorticoProcess(config: """
+            services:
+              backend: { endpoints: [127.0.0.1:\(closedPort), \(upstream.address)], connectTimeout: 1s }
+            routes:
+              - name: retried
+                match: { prefix: /retried/ }
+                service: backend
+                retries: { attempts: 1, retryOn: [connect-failure] }
+              - name: plain
+                match: { prefix: / }
+                service: backend
+            """)
+        for _ in 0..<6 {
+            XCTAssertEqual(try Curl.run(["\(gateway.http)/retried/x"]).status, 200)
+        }
+        XCTAssertGreaterThan(try retriesMetric("retried"), 0, "some requests met the closed port first")
+        let plain = try (0..<6).map { _ in try Curl.run(["\(gateway.http)/plain/x"]).status }
+        XCTAssertTrue(plain.contains(502), "without retries the closed endpoint shows: \(plain)")
+    }
+
+    func testTheRetryBudgetCapsRetriesUnderAFailingService() throws {
+        gateway = try PorticoProcess(config: """
+            services:
+              backend:
+                endpoints: [\(upstream.address)]
+                retryBudget: { percent: 20, interval: 1m, minRetries: 0 }
+            routes:
+              - name: failing
+                match: { prefix: / }
+                service: backend
+                retries: { attempts: 3, retryOn: [5xx] }
+            """)
+        for _ in 0..<20 {
+            XCTAssertEqual(try Curl.run(["\(gateway.http)/status/503"]).status, 503)
+        }
+        let retries = try retriesMetric("failing")
+        // Without the budget: 60 retries. With it: at most 20 % of the 20 requests.
+        XCTAssertTrue((1...4).contains(retries), "retries: \(retries)")
+        XCTAssertEqual(upstream.count(), 20 + retries)
+    }
+
+    func testPerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll() throws {
+        gateway = try PorticoProcess(config: """
+            services:
+              backend: { endpoints: [\(upstream.address)] }
+            routes:
+              - name: per-try
+                match: { prefix: /per-try/ }
+                service: backend
+                rewrite: { prefix: / }
+                retries: { attempts: 2, perTryTimeout: 300ms, retryOn: [reset] }
+              - name: overall
+                match: { prefix: /overall/ }
+                service: backend
+                rewrite: { prefix: / }
+                timeout: 500ms
+                retries: { attempts: 5, perTryTimeout: 300ms, retryOn: [5xx] }
+            """)
+        var started = Date()
+        let perTry = try Curl.run(["\(gateway.http)/per-try/slow/2000/x"])
+        var elapsed = Date().timeIntervalSince(started)
+        XCTAssertEqual(perTry.status, 504)
+        XCTAssertEqual(upstream.count(), 3, "three tries of 300 ms each")
+        XCTAssertTrue((0.9..<1.9).contains(elapsed), "\(elapsed)")
+
+        started = Date()
+        let overall = try Curl.run(["\(gateway.http)/overall/slow/2000/y"])
+        elapsed = Date().timeIntervalSince(started)
+        XCTAssertEqual(overall.status, 504)
+        XCTAssertTrue((0.5..<0.9).contains(elapsed), "the route timeout ends the retries: \(elapsed)")
+    }
+
+    /// A worker that answers 503 to its first two requests.
+    static let flakyWorker = """
+        import os, sys, signal
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        seen = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                global seen
+                seen += 1
+                status = 503 if seen <= 2 else 200
+                body = f"try {seen}\\n".encode()
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+        """
+
+    func testRetriesOnAFunctionRoute() throws {
+        gateway = try PorticoProcess(config: """
+            routes:
+              - name: flaky
+                match: { prefix: /flaky/ }
+                function: flaky
+                retries: { attempts: 2, retryOn: [5xx] }
+            """, prepare: { root in try self.writeFunction("flaky", script: Self.flakyWorker, in: root) })
+        let response = try Curl.run(["\(gateway.http)/flaky/x"])
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.body.trimmingCharacters(in: .whitespacesAndNewlines), "try 3", "the third try answered")
+        XCTAssertEqual(try retriesMetric("flaky"), 2)
+    }
+}
