@@ -8,7 +8,7 @@ public struct RetryRules: Sendable, Equatable {
 
         /// Any 5xx answer, and no answer at all (connect failure, reset, per-try timeout).
         public static let serverError = Conditions(rawValue: 1 << 0)
-        /// 502, 503 or 504 answers.
+        /// 502, 503 or 504 answers, and no answer at all.
         public static let gatewayError = Conditions(rawValue: 1 << 1)
         public static let connectFailure = Conditions(rawValue: 1 << 2)
         /// The connection was reset or closed, or the per-try timeout passed, before an answer.
@@ -51,10 +51,11 @@ public struct RetryRules: Sendable, Equatable {
             if code >= 500 && code <= 599 && conditions.contains(.serverError) { return true }
             if (code == 502 || code == 503 || code == 504) && conditions.contains(.gatewayError) { return true }
             return code == 409 && conditions.contains(.retriable4xx)
+        // As in Envoy, 5xx and gateway-error also cover tries that got no answer at all.
         case .connectFailure:
-            return !conditions.isDisjoint(with: [.connectFailure, .serverError])
+            return !conditions.isDisjoint(with: [.connectFailure, .serverError, .gatewayError])
         case .reset, .perTryTimeout:
-            return !conditions.isDisjoint(with: [.reset, .serverError])
+            return !conditions.isDisjoint(with: [.reset, .serverError, .gatewayError])
         }
     }
 

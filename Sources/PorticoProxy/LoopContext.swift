@@ -44,7 +44,7 @@ final class LoopContext {
 
     /// Chooses an endpoint of `service` and returns its pool.
     func pool(for service: ServiceConfig) -> (pool: UpstreamPool, endpointIndex: Int) {
-        if pickers[service.name] == nil {
+        if pickers[service.name]?.endpointCount != service.endpoints.count {
             pickers[service.name] = EndpointPicker(
                 strategy: service.loadBalancer.strategy, endpointCount: service.endpoints.count, startingAt: loopIndex)
         }
@@ -64,18 +64,19 @@ final class LoopContext {
 
     /// Retry budgets by backend (a service's name, or `function:NAME`), this loop's share:
     /// each loop keeps its own, so the budget is a share of requests without a shared lock.
-    private var retryBudgets: [String: RetryBudget] = [:]
+    private var retryBudgets: [String: (config: RetryBudgetConfig, budget: RetryBudget)] = [:]
 
     func recordRequestForRetryBudget(_ backend: String, config: RetryBudgetConfig, now: Int64) {
-        if retryBudgets[backend] == nil {
-            retryBudgets[backend] = RetryBudget(percent: config.percent, minimum: config.minRetries,
-                                                windowNanoseconds: config.interval.nanoseconds, now: now)
+        if retryBudgets[backend]?.config != config {
+            // New, or its settings changed in a reload.
+            retryBudgets[backend] = (config, RetryBudget(percent: config.percent, minimum: config.minRetries,
+                                                         windowNanoseconds: config.interval.nanoseconds, now: now))
         }
-        retryBudgets[backend]!.recordRequest(now: now)
+        retryBudgets[backend]!.budget.recordRequest(now: now)
     }
 
     func takeRetryFromBudget(_ backend: String, now: Int64) -> Bool {
-        retryBudgets[backend]?.takeRetry(now: now) ?? false
+        retryBudgets[backend]?.budget.takeRetry(now: now) ?? false
     }
 
     /// Endpoints that are function workers (their pools go when the worker goes).

@@ -431,6 +431,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 upstream.send(.end(trailers))
                 upstream.flush()
                 upstreamNeedsFlush = false
+                startPerTryTimer(exchange, context: context)
                 if exchange.responseComplete { completeExchange(exchange) }
             } else {
                 exchange.bufferedEnd = true
@@ -501,11 +502,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.bufferedBody.removeAll()
             if exchange.bufferedEnd { upstream.send(.end(exchange.bufferedTrailers)) }
             upstream.flush()
-            if let retry = exchange.retry, let perTry = retry.compiled.perTryTimeout {
-                retry.perTryTask = context.eventLoop.assumeIsolated().scheduleTask(in: perTry) { [weak self] in
-                    self?.perTryTimedOut(exchange)
-                }
-            }
+            if exchange.requestComplete { startPerTryTimer(exchange, context: context) }
             if pendingRead, upstream.isWritable {
                 pendingRead = false
                 context.read()
@@ -601,6 +598,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard case .proxying(let current) = state, current === exchange, let context else { return }
         exchange.upstream = nil
         if !exchange.responseStarted, !exchange.responseComplete, retryScheduled(exchange, after: .reset) { return }
+        exchange.retry?.cancelTimers()
         exchange.cancelTimeout()
         if exchange.responseComplete { return }
         if exchange.responseStarted {
@@ -648,11 +646,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let lease = exchange.lease {
             exchange.lease = nil
             lease.instance.release(lease)
+            // A function's try is bounded by its requestTimeout, which the next try starts
+            // afresh once it has a worker: the backoff and a cold start are not counted.
+            exchange.cancelTimeout()
         }
         exchange.pool = nil
         // The next try starts from everything the client has sent so far; what is still to
         // come is buffered behind it until that try has a connection.
-        exchange.bufferedBody = retry.replay
+        exchange.bufferedBody = retry.replay.map { [$0] } ?? []
         exchange.bufferedEnd = exchange.requestComplete
 
         let backoff = retry.compiled.rules.backoff(retry: retry.retriesDone, unit: loop.random.unitDraw())
@@ -668,7 +669,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previousEndpoint: Int,
                             context: ChannelHandlerContext) {
-        if let service = retry.service {
+        if let name = retry.service?.name {
+            // The service as this loop serves it now: a reload during the backoff may have
+            // changed its endpoints, and a pick from the old list would point past the new one.
+            guard let service = loop.snapshot.servicesByName[name] else {
+                releaseBackendSlot(exchange)
+                exchange.cancelTimeout()
+                writeLocalResponse(context: context, head: exchange.requestHead, status: .serviceUnavailable, close: false,
+                                   record: exchange.record(), requestComplete: exchange.requestComplete)
+                return
+            }
             var choice = loop.pool(for: service)
             if service.endpoints.count > 1 && choice.endpointIndex == previousEndpoint {
                 // Another endpoint is preferred (least_request and random can pick the same one).
@@ -683,6 +693,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             // A function: another worker if one is free, or a new one (the scaler decides).
             connectBackend(exchange, function: retry.function, timeout: .zero, context: context)
+        }
+    }
+
+    /// The per-try timeout runs from the moment the try's request has been sent whole (as in
+    /// Envoy), so a slow upload is not cut short by it.
+    private func startPerTryTimer(_ exchange: Exchange, context: ChannelHandlerContext) {
+        guard let retry = exchange.retry, let perTry = retry.compiled.perTryTimeout, retry.perTryTask == nil,
+              !exchange.responseStarted else { return }
+        retry.perTryTask = context.eventLoop.assumeIsolated().scheduleTask(in: perTry) { [weak self] in
+            self?.perTryTimedOut(exchange)
         }
     }
 
@@ -966,9 +986,9 @@ final class RetryState {
     let service: ServiceConfig?
     let function: FunctionBackend?
     var retriesDone = 0
-    /// Every body part received so far, while they fit in the replay buffer.
-    var replay: [ByteBuffer] = []
-    var replayBytes = 0
+    /// Every body byte received so far, copied into one buffer while it fits: slices of the
+    /// received buffers would keep each whole receive buffer alive.
+    var replay: ByteBuffer?
     var replayable = true
     var perTryTask: Scheduled<Void>?
     var backoffTask: Scheduled<Void>?
@@ -982,12 +1002,12 @@ final class RetryState {
 
     func keep(_ buffer: ByteBuffer) {
         guard replayable else { return }
-        replayBytes += buffer.readableBytes
-        if replayBytes > compiled.replayBuffer {
+        if (replay?.readableBytes ?? 0) + buffer.readableBytes > compiled.replayBuffer {
             replayable = false
-            replay.removeAll()
+            replay = nil
         } else {
-            replay.append(buffer)
+            if replay == nil { replay = ByteBufferAllocator().buffer(capacity: buffer.readableBytes) }
+            replay!.writeImmutableBuffer(buffer)
         }
     }
 

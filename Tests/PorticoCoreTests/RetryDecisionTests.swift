@@ -16,7 +16,8 @@ final class RetryRulesTests: XCTestCase {
         XCTAssertTrue(gateway.matches(.status(502)))
         XCTAssertTrue(gateway.matches(.status(504)))
         XCTAssertFalse(gateway.matches(.status(500)))
-        XCTAssertFalse(gateway.matches(.connectFailure))
+        XCTAssertTrue(gateway.matches(.connectFailure), "as in Envoy, gateway-error covers no answer")
+        XCTAssertTrue(gateway.matches(.perTryTimeout))
 
         let connect = RetryRules(retries: 2, conditions: .connectFailure)
         XCTAssertTrue(connect.matches(.connectFailure))
