@@ -1,3 +1,4 @@
+import Foundation
 import PorticoConfig
 import XCTest
 
@@ -178,5 +179,23 @@ final class RetryConfigTests: XCTestCase {
         XCTAssertTrue(text.contains("routes[0].retries.retryOn[1]: expected one of 5xx, gateway-error, connect-failure, reset, retriable-4xx, refused-stream, got '4xx'"), text)
         XCTAssertTrue(text.contains("routes[1].retries.attempts: retries need 'attempts'"), text)
         XCTAssertTrue(text.contains("routes[1].retries: retries only applies to routes that forward"), text)
+    }
+}
+
+final class ExampleConfigFilesTests: XCTestCase {
+    /// Every config under config/examples loads: an example that no longer matches the schema
+    /// would teach the wrong thing.
+    func testEveryExampleConfigLoads() throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let examples = repository.appendingPathComponent("config/examples")
+        let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertTrue(files.contains("policies.yaml") && files.contains("legacy-vs-new.yaml"), "\(files)")
+        for file in files + ["../gateway.yaml"] {
+            XCTAssertNoThrow(try ConfigLoader.load(file: examples.appendingPathComponent(file).path), file)
+        }
+        let policies = try ConfigLoader.load(file: examples.appendingPathComponent("policies.yaml").path)
+        XCTAssertEqual(policies.policies.count, 2)
+        XCTAssertNotNil(policies.routes.first { $0.name == "api" }?.retries)
     }
 }
