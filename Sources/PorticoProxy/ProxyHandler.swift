@@ -255,7 +255,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let budgetKey = service?.name ?? backend.description
             loop.recordRequestForRetryBudget(budgetKey, config: service?.retryBudget ?? RetryBudgetConfig(),
                                              now: Int64(truncatingIfNeeded: started.uptimeNanoseconds))
-            exchange.retry = RetryState(compiled: retries, budgetKey: budgetKey, service: service, function: function)
+            exchange.retry = RetryState(compiled: retries, budgetKey: budgetKey, serviceName: service?.name)
         }
         state = .proxying(exchange)
 
@@ -286,24 +286,32 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                 context: ChannelHandlerContext) {
         if let pool = exchange.pool {
             startTimeout(exchange, timeout, context: context)
-            exchange.waiterID = pool.lease { [weak self] result in
-                self?.leaseCompleted(exchange, result: result)
-            }
+            leaseConnection(exchange, from: pool)
         } else if case .http(let instance)? = function {
-            // The request waits here while a worker starts (the activator's job). That wait is
-            // bounded by the function's startup timeout, not by the request timeout, which
-            // starts once a worker is assigned.
-            let id = loop.nextFunctionRequestID()
-            exchange.function = instance
-            exchange.functionWaitID = id
-            instance.acquire(id: id, on: context.eventLoop) { [weak self] result in
-                guard let self else {
-                    // The connection went away while the worker was on its way: give it back.
-                    if case .success(let lease) = result { lease.instance.release(lease) }
-                    return
-                }
-                self.workerAssigned(exchange, result: result)
+            acquireWorker(exchange, from: instance, context: context)
+        }
+    }
+
+    private func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
+        exchange.waiterID = pool.lease { [weak self] result in
+            self?.leaseCompleted(exchange, result: result)
+        }
+    }
+
+    /// The request waits here while a worker starts (the activator's job). That wait is bounded
+    /// by the function's startup timeout, not by the request timeout, which starts once a
+    /// worker is assigned.
+    private func acquireWorker(_ exchange: Exchange, from instance: FunctionInstance, context: ChannelHandlerContext) {
+        let id = loop.nextFunctionRequestID()
+        exchange.function = instance
+        exchange.functionWaitID = id
+        instance.acquire(id: id, on: context.eventLoop) { [weak self] result in
+            guard let self else {
+                // The connection went away while the worker was on its way: give it back.
+                if case .success(let lease) = result { lease.instance.release(lease) }
+                return
             }
+            self.workerAssigned(exchange, result: result)
         }
     }
 
@@ -344,9 +352,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.pool = pool
             exchange.cancelTimeout()  // a retry's earlier try had one
             startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount, context: context)
-            exchange.waiterID = pool.lease { [weak self] result in
-                self?.leaseCompleted(exchange, result: result)
-            }
+            leaseConnection(exchange, from: pool)
         }
     }
 
@@ -669,7 +675,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previousEndpoint: Int,
                             context: ChannelHandlerContext) {
-        if let name = retry.service?.name {
+        if let name = retry.serviceName {
             // The service as this loop serves it now: a reload during the backoff may have
             // changed its endpoints, and a pick from the old list would point past the new one.
             guard let service = loop.snapshot.servicesByName[name] else {
@@ -687,12 +693,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             exchange.pool = choice.pool
             exchange.endpointIndex = choice.endpointIndex
-            exchange.waiterID = choice.pool.lease { [weak self] result in
-                self?.leaseCompleted(exchange, result: result)
-            }
-        } else {
+            leaseConnection(exchange, from: choice.pool)
+        } else if let instance = exchange.function {
             // A function: another worker if one is free, or a new one (the scaler decides).
-            connectBackend(exchange, function: retry.function, timeout: .zero, context: context)
+            acquireWorker(exchange, from: instance, context: context)
         }
     }
 
@@ -983,8 +987,8 @@ final class RetryState {
     let compiled: CompiledRetries
     /// The retry budget's key: the service's name, or `function:NAME`.
     let budgetKey: String
-    let service: ServiceConfig?
-    let function: FunctionBackend?
+    /// Looked up again for each retry: a reload may have changed the service.
+    let serviceName: String?
     var retriesDone = 0
     /// Every body byte received so far, copied into one buffer while it fits: slices of the
     /// received buffers would keep each whole receive buffer alive.
@@ -993,11 +997,10 @@ final class RetryState {
     var perTryTask: Scheduled<Void>?
     var backoffTask: Scheduled<Void>?
 
-    init(compiled: CompiledRetries, budgetKey: String, service: ServiceConfig?, function: FunctionBackend?) {
+    init(compiled: CompiledRetries, budgetKey: String, serviceName: String?) {
         self.compiled = compiled
         self.budgetKey = budgetKey
-        self.service = service
-        self.function = function
+        self.serviceName = serviceName
     }
 
     func keep(_ buffer: ByteBuffer) {

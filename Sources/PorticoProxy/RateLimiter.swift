@@ -60,9 +60,6 @@ final class RateLimiter: Sendable {
         return decision
     }
 
-    /// Keys with a bucket now (for tests).
-    var keyCount: Int { state.withLockedValue { $0.buckets.count } }
-
     /// The request's key under this policy.
     func key(clientAddress: String, headers: HTTPHeaders) -> String {
         switch config.key {

@@ -12,17 +12,10 @@ final class FunctionManifestLoaderTests: XCTestCase {
 
     /// The printed error for `yaml`, failing the test if the manifest loads.
     private func errorText(_ yaml: String, name: String = "hello", file: StaticString = #filePath, line: UInt = #line) -> String {
-        do {
+        rejectionText(of: {
             _ = try FunctionManifestLoader.parse(yaml: yaml, file: "functions/\(name)/function.yaml", name: name,
                                                  directory: "functions/\(name)")
-            XCTFail("expected the manifest to be rejected", file: file, line: line)
-            return ""
-        } catch let error as ConfigError {
-            return error.description
-        } catch {
-            XCTFail("expected a ConfigError, got \(error)", file: file, line: line)
-            return ""
-        }
+        }, file: file, line: line)
     }
 
     // MARK: Valid manifests
