@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -35,6 +36,17 @@ let package = Package(
         ),
         .target(
             name: "PorticoCore"
+        ),
+        // Who is asking and may they: JWT verification (jwt-kit), peer identities from client
+        // certificates, authorization rules. Pure: keys and clocks come in from the shell.
+        .target(
+            name: "PorticoAuth",
+            dependencies: [
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
         ),
         // fork/exec with PR_SET_PDEATHSIG and a process group: what happens between fork and
         // exec must be async-signal-safe C, which Foundation's Process cannot offer.
@@ -58,7 +70,7 @@ let package = Package(
         .target(
             name: "PorticoProxy",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions",
+                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions", "PorticoAuth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -77,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "portico",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoProxy",
+                "PorticoConfig", "PorticoRouting", "PorticoProxy", "PorticoAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,6 +99,24 @@ let package = Package(
         .testTarget(name: "PorticoConfigTests", dependencies: ["PorticoConfig"]),
         .testTarget(name: "PorticoRoutingTests", dependencies: ["PorticoRouting", "PorticoConfig"]),
         .testTarget(name: "PorticoCoreTests", dependencies: ["PorticoCore"]),
+        // Keys, key sets and tokens made by tests, for the JWT unit and end-to-end tests.
+        .target(
+            name: "JWTTestSupport",
+            dependencies: [
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Tests/JWTTestSupport"
+        ),
+        .testTarget(
+            name: "PorticoAuthTests",
+            dependencies: [
+                "PorticoAuth", "JWTTestSupport",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "PorticoFunctionsTests",
             dependencies: [
@@ -111,7 +141,8 @@ let package = Package(
         .testTarget(
             name: "PorticoEndToEndTests",
             dependencies: [
-                "PorticoProxy", "PorticoConfig",
+                "PorticoProxy", "PorticoConfig", "JWTTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
