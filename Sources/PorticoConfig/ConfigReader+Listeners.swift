@@ -59,11 +59,13 @@ extension ConfigReader {
     /// development certificate at those paths when both are missing, and a config check that
     /// touched the disk would also make `portico check` depend on the working directory.
     private func listenerTLS(_ node: Node, key: String) -> ListenerTLSConfig? {
-        guard let fields = fields(node, key: key, allowed: ["certificate", "key"]) else { return nil }
-        var certificate: String?, privateKey: String?
-        for name in ["certificate", "key"] {
+        guard let fields = fields(node, key: key, allowed: ["certificate", "key", "clientCA", "mode"]) else { return nil }
+        var paths: [String: String] = [:]
+        for name in ["certificate", "key", "clientCA"] {
             guard let valueNode = fields[name] else {
-                requireKey(name, in: fields, message: "tls needs both 'certificate' and 'key'; '\(name)' is missing")
+                if name != "clientCA" {
+                    requireKey(name, in: fields, message: "tls needs both 'certificate' and 'key'; '\(name)' is missing")
+                }
                 continue
             }
             guard let value = string(valueNode, key: fields.path(name), what: "a file path") else { continue }
@@ -71,10 +73,17 @@ extension ConfigReader {
                 error("expected a file path, got ''", at: valueNode, key: fields.path(name))
                 continue
             }
-            if name == "certificate" { certificate = value } else { privateKey = value }
+            paths[name] = value
         }
-        guard let certificate, let privateKey else { return nil }
-        return ListenerTLSConfig(certificate: certificate, key: privateKey)
+        var mode = ListenerTLSConfig.ClientCertificateMode.strict
+        if let modeNode = fields["mode"] {
+            mode = choice(modeNode, key: fields.path("mode"), [("strict", .strict), ("permissive", .permissive)]) ?? .strict
+            if paths["clientCA"] == nil && fields["clientCA"] == nil {
+                error("'mode' is about client certificates; it needs 'clientCA'", at: modeNode, key: fields.path("mode"))
+            }
+        }
+        guard let certificate = paths["certificate"], let privateKey = paths["key"] else { return nil }
+        return ListenerTLSConfig(certificate: certificate, key: privateKey, clientCA: paths["clientCA"], mode: mode)
     }
 
     /// `admin:` — where `GET /config`, health and metrics are served; must not share a listener's port.

@@ -1,7 +1,7 @@
 import Yams
 
 extension ConfigReader {
-    static let policyKinds = ["rateLimit"]
+    static let policyKinds = ["rateLimit", "jwt", "authorization"]
 
     /// `policies:` — a map from name to exactly one policy kind.
     func policies(_ node: Node) -> [PolicyConfig] {
@@ -19,11 +19,178 @@ extension ConfigReader {
                 if let limit = rateLimit(kind.value, key: fields.path("rateLimit")) {
                     result.append(PolicyConfig(name: entry.name, kind: .rateLimit(limit), location: location(of: entry.key)))
                 }
+            case "jwt":
+                if let jwt = jwt(kind.value, key: fields.path("jwt")) {
+                    result.append(PolicyConfig(name: entry.name, kind: .jwt(jwt), location: location(of: entry.key)))
+                }
+            case "authorization":
+                if let authorization = authorization(kind.value, key: fields.path("authorization")) {
+                    result.append(PolicyConfig(name: entry.name, kind: .authorization(authorization),
+                                               location: location(of: entry.key)))
+                }
             default:
                 break
             }
         }
         return result
+    }
+
+    /// `jwt: { issuer, audiences, jwks | jwksUri, from, clockSkew, optional, forwardOriginalToken,
+    /// forwardHeader, claimToHeaders, cacheDuration, minRefreshInterval }`.
+    private func jwt(_ node: Node, key: String) -> JWTConfig? {
+        let allowed = ["issuer", "audiences", "jwks", "jwksUri", "from", "clockSkew", "optional", "forwardOriginalToken",
+                       "forwardHeader", "claimToHeaders", "cacheDuration", "minRefreshInterval"]
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        let errorsBefore = diagnostics.count
+        var issuer: String?
+        if let issuerNode = fields["issuer"] {
+            issuer = nonEmptyString(issuerNode, key: fields.path("issuer"), what: "an issuer such as https://auth.example.com")
+        } else {
+            requireKey("issuer", in: fields, message: "a jwt policy needs 'issuer' (the token's iss claim)")
+        }
+        var keys: JWTConfig.KeySource?
+        switch (fields["jwks"], fields["jwksUri"]) {
+        case (let file?, nil):
+            keys = nonEmptyString(file, key: fields.path("jwks"), what: "a JWKS file path").map { .file($0) }
+        case (nil, let uri?):
+            if let text = nonEmptyString(uri, key: fields.path("jwksUri"), what: "an http(s) URL") {
+                if text.hasPrefix("http://") || text.hasPrefix("https://") {
+                    keys = .url(text)
+                } else {
+                    error("expected an http:// or https:// URL, got '\(text)'", at: uri, key: fields.path("jwksUri"))
+                }
+            }
+        case (_?, let uri?):
+            error("give either 'jwks' (a file) or 'jwksUri' (a URL), not both", at: uri, key: fields.path("jwksUri"))
+        case (nil, nil):
+            requireKey("jwks", in: fields, message: "a jwt policy needs its keys: 'jwks' (a file) or 'jwksUri' (a URL)")
+        }
+        var config = JWTConfig(issuer: issuer ?? "", keys: keys ?? .file(""))
+        if let node = fields["audiences"] { config.audiences = stringList(node, key: fields.path("audiences"), of: "audiences") }
+        if let node = fields["from"], let from = tokenLocation(node, key: fields.path("from")) { config.from = from }
+        if let node = fields["clockSkew"], let value = duration(node, key: fields.path("clockSkew"), allowZero: true) {
+            config.clockSkew = value
+        }
+        if let node = fields["optional"], let value = bool(node, key: fields.path("optional")) { config.optional = value }
+        if let node = fields["forwardOriginalToken"], let value = bool(node, key: fields.path("forwardOriginalToken")) {
+            config.forwardOriginalToken = value
+        }
+        if let node = fields["forwardHeader"] { config.forwardHeader = headerName(node, key: fields.path("forwardHeader")) }
+        if let node = fields["claimToHeaders"], let items = sequence(node, key: fields.path("claimToHeaders"), of: "claim mappings") {
+            for (index, item) in items.enumerated() {
+                let itemKey = Self.path(fields.path("claimToHeaders"), index: index)
+                guard let mapping = self.fields(item, key: itemKey, allowed: ["claim", "header"]) else { continue }
+                let claim = mapping["claim"].flatMap { nonEmptyString($0, key: mapping.path("claim"), what: "a claim name") }
+                let header = mapping["header"].flatMap { headerName($0, key: mapping.path("header")) }
+                if mapping["claim"] == nil { requireKey("claim", in: mapping) }
+                if mapping["header"] == nil { requireKey("header", in: mapping) }
+                if let claim, let header { config.claimToHeaders.append(.init(claim: claim, header: header)) }
+            }
+        }
+        if let node = fields["cacheDuration"], let value = duration(node, key: fields.path("cacheDuration")) {
+            config.cacheDuration = value
+        }
+        if let node = fields["minRefreshInterval"], let value = duration(node, key: fields.path("minRefreshInterval"), allowZero: true) {
+            config.minRefreshInterval = value
+        }
+        guard diagnostics.count == errorsBefore, issuer != nil, keys != nil else { return nil }
+        return config
+    }
+
+    /// `from: { header: NAME, prefix: "Bearer " }` or `from: { query: NAME }`.
+    private func tokenLocation(_ node: Node, key: String) -> JWTConfig.TokenLocation? {
+        guard let fields = fields(node, key: key, allowed: ["header", "prefix", "query"]) else { return nil }
+        if let queryNode = fields["query"] {
+            if fields["header"] != nil || fields["prefix"] != nil {
+                error("give either 'header' (with an optional 'prefix') or 'query', not both", at: queryNode, key: fields.path("query"))
+                return nil
+            }
+            return nonEmptyString(queryNode, key: fields.path("query"), what: "a query parameter name").map { .query($0) }
+        }
+        guard let headerNode = fields["header"] else {
+            requireKey("header", in: fields, message: "'from' needs 'header' or 'query'")
+            return nil
+        }
+        guard let name = headerName(headerNode, key: fields.path("header")) else { return nil }
+        var prefix = name == "authorization" ? "Bearer " : ""
+        if let prefixNode = fields["prefix"], let value = string(prefixNode, key: fields.path("prefix")) { prefix = value }
+        return .header(name: name, prefix: prefix)
+    }
+
+    /// `authorization: { rules: [ { from, to, when } ] }`.
+    private func authorization(_ node: Node, key: String) -> AuthorizationConfig? {
+        guard let fields = fields(node, key: key, allowed: ["rules"]) else { return nil }
+        guard let rulesNode = fields["rules"] else {
+            requireKey("rules", in: fields, message: "an authorization policy needs 'rules' (requests matching none get 403)")
+            return nil
+        }
+        guard let items = sequence(rulesNode, key: fields.path("rules"), of: "rules") else { return nil }
+        let errorsBefore = diagnostics.count
+        var rules: [AuthorizationConfig.Rule] = []
+        for (index, item) in items.enumerated() {
+            let ruleKey = Self.path(fields.path("rules"), index: index)
+            guard let rule = self.fields(item, key: ruleKey, allowed: ["from", "to", "when"]) else { continue }
+            var result = AuthorizationConfig.Rule()
+            if let fromNode = rule["from"],
+               let from = self.fields(fromNode, key: rule.path("from"), allowed: ["principals", "requestPrincipals"]) {
+                result.principals = from["principals"].map { stringList($0, key: from.path("principals"), of: "principals") }
+                result.requestPrincipals = from["requestPrincipals"].map {
+                    stringList($0, key: from.path("requestPrincipals"), of: "request principals")
+                }
+            }
+            if let toNode = rule["to"], let to = self.fields(toNode, key: rule.path("to"), allowed: ["methods", "paths", "hosts"]) {
+                result.methods = to["methods"].map { stringList($0, key: to.path("methods"), of: "methods").map { $0.uppercased() } }
+                result.paths = to["paths"].map { stringList($0, key: to.path("paths"), of: "paths") }
+                result.hosts = to["hosts"].map { stringList($0, key: to.path("hosts"), of: "hosts").map { $0.lowercased() } }
+            }
+            if let whenNode = rule["when"], let when = self.fields(whenNode, key: rule.path("when"), allowed: ["claims"]),
+               let claimsNode = when["claims"],
+               let claims = namedEntries(claimsNode, key: when.path("claims"), what: "claims") {
+                for claim in claims {
+                    let claimKey = Self.path(when.path("claims"), claim.name)
+                    let values: [String]
+                    if case .sequence = claim.value {
+                        values = stringList(claim.value, key: claimKey, of: "claim values")
+                    } else {
+                        values = string(claim.value, key: claimKey, what: "a claim value or a list of them").map { [$0] } ?? []
+                    }
+                    result.claims.append(.init(name: claim.name, values: values))
+                }
+            }
+            if rule.entries.isEmpty {
+                error("an empty rule would allow every request; say what it allows with 'from', 'to' or 'when'",
+                      at: item, key: ruleKey)
+            }
+            rules.append(result)
+        }
+        guard diagnostics.count == errorsBefore else { return nil }
+        return AuthorizationConfig(rules: rules)
+    }
+
+    private func stringList(_ node: Node, key: String, of what: String) -> [String] {
+        guard let items = sequence(node, key: key, of: what) else { return [] }
+        return items.enumerated().compactMap { index, item in
+            nonEmptyString(item, key: Self.path(key, index: index), what: "a string")
+        }
+    }
+
+    private func nonEmptyString(_ node: Node, key: String, what: String) -> String? {
+        guard let value = string(node, key: key, what: what) else { return nil }
+        guard !value.isEmpty else {
+            error("expected \(what), got ''", at: node, key: key)
+            return nil
+        }
+        return value
+    }
+
+    /// A header name, lower-cased.
+    private func headerName(_ node: Node, key: String) -> String? {
+        guard let name = string(node, key: key, what: "a header name"), !name.isEmpty,
+              name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+            error("expected a header name such as x-user\(Self.got(node))", at: node, key: key)
+            return nil
+        }
+        return name.lowercased()
     }
 
     private func rateLimit(_ node: Node, key: String) -> RateLimitConfig? {

@@ -48,6 +48,39 @@ private extension PolicyConfig {
             }
             return ["rateLimit": ["requests": limit.requests, "per": limit.per.description, "burst": limit.burst,
                                   "key": key] as [String: Any]]
+        case .jwt(let jwt):
+            var object: [String: Any] = [
+                "issuer": jwt.issuer, "audiences": jwt.audiences, "clockSkew": jwt.clockSkew.description,
+                "optional": jwt.optional, "forwardOriginalToken": jwt.forwardOriginalToken,
+                "cacheDuration": jwt.cacheDuration.description, "minRefreshInterval": jwt.minRefreshInterval.description,
+                "claimToHeaders": jwt.claimToHeaders.map { ["claim": $0.claim, "header": $0.header] },
+            ]
+            switch jwt.keys {
+            case .file(let path): object["jwks"] = path
+            case .url(let url): object["jwksUri"] = url
+            }
+            switch jwt.from {
+            case .header(let name, let prefix): object["from"] = ["header": name, "prefix": prefix]
+            case .query(let name): object["from"] = ["query": name]
+            }
+            if let header = jwt.forwardHeader { object["forwardHeader"] = header }
+            return ["jwt": object]
+        case .authorization(let authorization):
+            let rules: [[String: Any]] = authorization.rules.map { rule in
+                var from: [String: Any] = [:], to: [String: Any] = [:], object: [String: Any] = [:]
+                if let value = rule.principals { from["principals"] = value }
+                if let value = rule.requestPrincipals { from["requestPrincipals"] = value }
+                if let value = rule.methods { to["methods"] = value }
+                if let value = rule.paths { to["paths"] = value }
+                if let value = rule.hosts { to["hosts"] = value }
+                if !from.isEmpty { object["from"] = from }
+                if !to.isEmpty { object["to"] = to }
+                if !rule.claims.isEmpty {
+                    object["when"] = ["claims": Dictionary(rule.claims.map { ($0.name, $0.values) }, uniquingKeysWith: { a, _ in a })]
+                }
+                return object
+            }
+            return ["authorization": ["rules": rules]]
         }
     }
 }
@@ -96,7 +129,14 @@ enum ConfigRedaction {
 private extension ListenerConfig {
     var jsonObject: [String: Any] {
         var object: [String: Any] = ["name": name, "address": address.description]
-        if let tls { object["tls"] = ["certificate": tls.certificate, "key": tls.key] }
+        if let tls {
+            var tlsObject: [String: Any] = ["certificate": tls.certificate, "key": tls.key]
+            if let clientCA = tls.clientCA {
+                tlsObject["clientCA"] = clientCA
+                tlsObject["mode"] = tls.mode.rawValue
+            }
+            object["tls"] = tlsObject
+        }
         if !policies.isEmpty { object["policies"] = policies }
         return object
     }

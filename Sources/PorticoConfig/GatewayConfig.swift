@@ -91,13 +91,27 @@ public struct ListenerConfig: Sendable, Equatable {
 }
 
 public struct ListenerTLSConfig: Sendable, Equatable {
+    /// How a listener with a `clientCA` treats clients, as Istio's PeerAuthentication modes.
+    public enum ClientCertificateMode: String, Sendable, Equatable {
+        /// Every client presents a certificate the CA signed, or the handshake fails.
+        case strict
+        /// Clients with a valid certificate get a principal; clients without one, and
+        /// plaintext HTTP on the same port, are served without.
+        case permissive
+    }
+
     /// PEM certificate chain and PEM private key, relative to the working directory.
     public var certificate: String
     public var key: String
+    /// PEM CA certificates that sign client certificates; nil: clients are not asked for one.
+    public var clientCA: String?
+    public var mode: ClientCertificateMode
 
-    public init(certificate: String, key: String) {
+    public init(certificate: String, key: String, clientCA: String? = nil, mode: ClientCertificateMode = .strict) {
         self.certificate = certificate
         self.key = key
+        self.clientCA = clientCA
+        self.mode = mode
     }
 }
 

@@ -4,6 +4,8 @@
 public struct PolicyConfig: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case rateLimit(RateLimitConfig)
+        case jwt(JWTConfig)
+        case authorization(AuthorizationConfig)
     }
 
     public var name: String
@@ -117,4 +119,107 @@ public struct RetryBudgetConfig: Sendable, Equatable {
         self.interval = interval
         self.minRetries = minRetries
     }
+}
+
+/// JWT authentication, as Istio's RequestAuthentication and Envoy's `jwt_authn` have it: the
+/// token must be signed by a key of the issuer's JWKS and name the issuer and an audience.
+public struct JWTConfig: Sendable, Equatable {
+    public enum KeySource: Sendable, Hashable {
+        /// A JWKS file, read again when it changes.
+        case file(String)
+        /// An http(s) URL, fetched, cached and refreshed.
+        case url(String)
+    }
+
+    /// Where the token is.
+    public enum TokenLocation: Sendable, Equatable {
+        /// A request header (lower-cased name), after `prefix` (`Bearer ` for Authorization).
+        case header(name: String, prefix: String)
+        case query(String)
+    }
+
+    public var issuer: String
+    public var audiences: [String]
+    public var keys: KeySource
+    public var from: TokenLocation
+    /// Leeway for `exp` and `nbf`.
+    public var clockSkew: ConfigDuration
+    /// A request without a token passes (with no claims); an invalid token never does.
+    public var optional: Bool
+    /// Keep the token on the request to the backend (Istio's `forwardOriginalToken`); by
+    /// default it is removed, so a backend never sees credentials it did not need.
+    public var forwardOriginalToken: Bool
+    /// Sets this header to the verified payload (base64url JSON), as Istio's `outputPayloadToHeader`.
+    public var forwardHeader: String?
+    public var claimToHeaders: [ClaimToHeader]
+    /// A JWKS URL is fetched again this often.
+    public var cacheDuration: ConfigDuration
+    /// A token with an unknown `kid` makes Portico fetch the keys again, at most this often.
+    public var minRefreshInterval: ConfigDuration
+
+    public struct ClaimToHeader: Sendable, Equatable {
+        public var claim: String
+        public var header: String
+        public init(claim: String, header: String) {
+            self.claim = claim
+            self.header = header
+        }
+    }
+
+    public init(issuer: String, audiences: [String] = [], keys: KeySource,
+                from: TokenLocation = .header(name: "authorization", prefix: "Bearer "),
+                clockSkew: ConfigDuration = .seconds(60), optional: Bool = false, forwardOriginalToken: Bool = false,
+                forwardHeader: String? = nil, claimToHeaders: [ClaimToHeader] = [],
+                cacheDuration: ConfigDuration = .seconds(300), minRefreshInterval: ConfigDuration = .seconds(10)) {
+        self.issuer = issuer
+        self.audiences = audiences
+        self.keys = keys
+        self.from = from
+        self.clockSkew = clockSkew
+        self.optional = optional
+        self.forwardOriginalToken = forwardOriginalToken
+        self.forwardHeader = forwardHeader
+        self.claimToHeaders = claimToHeaders
+        self.cacheDuration = cacheDuration
+        self.minRefreshInterval = minRefreshInterval
+    }
+}
+
+/// Istio AuthorizationPolicy with ALLOW rules: a request passes if any rule matches; if none
+/// does, 403. Strings match exactly, by `prefix*`, by `*suffix`, or `*` (present at all).
+public struct AuthorizationConfig: Sendable, Equatable {
+    public struct Rule: Sendable, Equatable {
+        /// Client-certificate identities (SPIFFE URI, DNS name or subject); nil: not checked.
+        public var principals: [String]?
+        /// `iss/sub` of the request's verified JWT; nil: not checked.
+        public var requestPrincipals: [String]?
+        public var methods: [String]?
+        public var paths: [String]?
+        public var hosts: [String]?
+        /// Claim name and the values it may have (JWT claims verified by a `jwt` policy).
+        public var claims: [Claim]
+
+        public struct Claim: Sendable, Equatable {
+            public var name: String
+            public var values: [String]
+            public init(name: String, values: [String]) {
+                self.name = name
+                self.values = values
+            }
+        }
+
+        public init(principals: [String]? = nil, requestPrincipals: [String]? = nil, methods: [String]? = nil,
+                    paths: [String]? = nil, hosts: [String]? = nil, claims: [Claim] = []) {
+            self.principals = principals
+            self.requestPrincipals = requestPrincipals
+            self.methods = methods
+            self.paths = paths
+            self.hosts = hosts
+            self.claims = claims
+        }
+    }
+
+    public var rules: [Rule]
+
+    public init(rules: [Rule]) { self.rules = rules }
 }

@@ -85,8 +85,8 @@ final class PolicyConfigTests: XCTestCase {
         XCTAssertTrue(text.contains("gateway.yaml:5:47: policies.a.rateLimit.burst: must be at least 1, got -1"), text)
         XCTAssertTrue(text.contains("gateway.yaml:5:56: policies.a.rateLimit.key: expected one of client_ip, got 'client'"), text)
         XCTAssertTrue(text.contains("gateway.yaml:7:16: policies.b.rateLimit.requests: a rate limit needs 'requests'"), text)
-        XCTAssertTrue(text.contains("gateway.yaml:8:6: policies.c: a policy has exactly one of rateLimit"), text)
-        XCTAssertTrue(text.contains("gateway.yaml:10:5: policies.d.jwt: unknown key 'jwt'"), text)
+        XCTAssertTrue(text.contains("gateway.yaml:8:6: policies.c: a policy has exactly one of rateLimit, jwt, authorization"), text)
+        XCTAssertTrue(text.contains("gateway.yaml:10:10: policies.d.jwt.jwks: a jwt policy needs its keys"), text)
         XCTAssertTrue(text.contains("policies.e.rateLimit.per: must be at most 24h, got 90000s"), text)
     }
 
