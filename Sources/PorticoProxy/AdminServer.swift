@@ -115,9 +115,11 @@ final class AdminHandler: ChannelInboundHandler {
             buffer.writeBytes(gateway.metrics.render())
             send(context, head, .ok, buffer: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8")
         case (.POST, "/reload"):
-            let outcome = gateway.reload()
-            sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
-                     status: outcome.succeeded ? .ok : .badRequest)
+            let gateway = self.gateway
+            context.eventLoop.makeFutureWithTask { await gateway.reload() }.assumeIsolated().whenSuccess { [self] outcome in
+                sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
+                         status: outcome.succeeded ? .ok : .badRequest)
+            }
         case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"), (_, "/functions"):
             send(context, head, .methodNotAllowed, "method not allowed\n")
         default:

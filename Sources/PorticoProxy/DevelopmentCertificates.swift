@@ -1,7 +1,5 @@
-import Crypto
 import Foundation
-import SwiftASN1
-import X509
+import PorticoAuth
 
 /// Makes a development CA and a server certificate for `localhost`, `127.0.0.1` and `::1`, so
 /// the TLS listener works on a fresh clone. Never meant for production: the CA key sits beside
@@ -30,48 +28,19 @@ public enum DevelopmentCertificates {
         if !directory.isEmpty {
             try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
-
-        let now = Date()
-        let caKey = P256.Signing.PrivateKey()
-        let caName = try DistinguishedName {
-            OrganizationName("Portico development")
-            CommonName("Portico development CA")
-        }
-        let ca = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey),
-            notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(5 * 365 * 86400),
-            issuer: caName, subject: caName, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-            },
-            issuerPrivateKey: .init(caKey))
-
-        let serverKey = P256.Signing.PrivateKey()
-        let server = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(serverKey.publicKey),
-            notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(365 * 86400),
-            issuer: caName,
-            subject: try DistinguishedName { CommonName("localhost") },
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames([
-                    .dnsName("localhost"),
-                    .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
-                    .ipAddress(ASN1OctetString(contentBytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])),
-                ])
-            },
-            issuerPrivateKey: .init(caKey))
-
-        let chain = try server.serializeAsPEM().pemString + "\n" + ca.serializeAsPEM().pemString + "\n"
-        try chain.write(toFile: paths.certificate, atomically: true, encoding: .utf8)
-        try (Certificate.PrivateKey(serverKey).serializeAsPEM().pemString + "\n")
-            .write(toFile: paths.key, atomically: true, encoding: .utf8)
-        try (ca.serializeAsPEM().pemString + "\n").write(toFile: paths.authority, atomically: true, encoding: .utf8)
-        chmod(paths.key, 0o600)
+        let authority = try CertificateAuthority()
+        let server = try authority.issue(commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"])
+        try writePrivate(server.keyPEM, to: paths.key)
+        try server.chainPEM.write(toFile: paths.certificate, atomically: true, encoding: .utf8)
+        try authority.certificatePEM.write(toFile: paths.authority, atomically: true, encoding: .utf8)
         return true
+    }
+
+    /// Writes a private key readable by its owner only, from the moment the file exists.
+    public static func writePrivate(_ text: String, to path: String) throws {
+        let created = FileManager.default.createFile(atPath: path, contents: Data(text.utf8),
+                                                     attributes: [.posixPermissions: 0o600])
+        guard created else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        chmod(path, 0o600)
     }
 }

@@ -44,6 +44,7 @@ public final class Gateway: @unchecked Sendable {
     private var serverChannels: [Channel] = []
     private var adminChannel: Channel?
     private var boundAddresses: [String: SocketAddress] = [:]
+    private var listenerTLS: [String: ListenerTLS] = [:]
 
     /// Loads and validates the config; throws `ConfigError` when it is not valid.
     public init(configPath: String, functionsDirectory: String? = nil, eventLoopThreads: Int = System.coreCount,
@@ -91,13 +92,14 @@ public final class Gateway: @unchecked Sendable {
         }
         let snapshot = self.snapshot
         for listener in snapshot.config.listeners {
-            let tlsContext = try listener.tls.map { try makeTLSContext($0) }
-            let channel = try bind(listener: listener, tlsContext: tlsContext)
+            let tls = try listener.tls.map { try makeListenerTLS($0) }
+            listenerTLS[listener.name] = tls
+            let channel = try bind(listener: listener, tls: tls)
             serverChannels.append(channel)
             boundAddresses[listener.name] = channel.localAddress
             logger.info("listening", metadata: [
                 "listener": .string(listener.name), "address": .string("\(listener.address)"),
-                "tls": .stringConvertible(tlsContext != nil),
+                "tls": .stringConvertible(tls != nil),
             ])
         }
         if let admin = snapshot.config.admin {
@@ -107,21 +109,32 @@ public final class Gateway: @unchecked Sendable {
         state.withLockedValue { $0.ready = true }
     }
 
-    private func makeTLSContext(_ tls: ListenerTLSConfig) throws -> NIOSSLContext {
+    private func makeListenerTLS(_ tls: ListenerTLSConfig) throws -> ListenerTLS {
         if try DevelopmentCertificates.createIfMissing(.init(certificate: tls.certificate, key: tls.key)) {
             logger.warning("made a development certificate; do not use it in production", metadata: [
                 "certificate": .string(tls.certificate), "key": .string(tls.key),
             ])
         }
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem)))
-        configuration.applicationProtocols = ["h2", "http/1.1"]
-        configuration.minimumTLSVersion = .tlsv12
-        return try NIOSSLContext(configuration: configuration)
+        return try ListenerTLS(config: tls)
     }
 
-    private func bind(listener: ListenerConfig, tlsContext: NIOSSLContext?) throws -> Channel {
+    /// Loads a listener's certificate, key or client CA again when the file changed on disk
+    /// (called once a second). New connections get the new files; a broken file is reported
+    /// and the last good ones keep serving.
+    public func reloadCertificatesIfChanged() {
+        for (name, tls) in listenerTLS {
+            do {
+                if try tls.reloadIfChanged() {
+                    logger.info("TLS certificate reloaded", metadata: ["listener": .string(name)])
+                }
+            } catch {
+                logger.error("TLS certificate change rejected; the previous certificate keeps serving",
+                             metadata: ["listener": .string(name), "error": .string("\(error)")])
+            }
+        }
+    }
+
+    private func bind(listener: ListenerConfig, tls: ListenerTLS?) throws -> Channel {
         let metrics = self.metrics
         let loopContexts = self.loopContexts
         let name = listener.name
@@ -142,7 +155,9 @@ public final class Gateway: @unchecked Sendable {
                     guard let loop = loopContexts[ObjectIdentifier(channel.eventLoop)] else {
                         throw ChannelError.ioOnClosedChannel
                     }
-                    try ServerPipeline(listenerName: name, loop: loop, tlsContext: tlsContext, metrics: metrics)
+                    try ServerPipeline(listenerName: name, loop: loop, tlsContext: tls?.context,
+                                       acceptsPlaintext: tls?.config.mode == .permissive && tls?.config.clientCA != nil,
+                                       metrics: metrics)
                         .configure(channel)
                 }
             }
@@ -183,18 +198,35 @@ public final class Gateway: @unchecked Sendable {
     /// The event loops that serve requests, in order (for tests that watch one of them).
     var proxyEventLoops: [EventLoop] { orderedLoopContexts.map(\.eventLoop) }
 
+    /// Loads the key sets the running config's jwt policies need, before the listeners open,
+    /// so that the first request with a token finds its keys. Throws if one cannot be loaded.
+    public func loadKeys() async throws {
+        let current = snapshot
+        for policy in current.config.policies {
+            guard case .jwt(let jwt) = policy.kind, let store = current.keyStores[jwt.keys], !store.isLoaded else { continue }
+            do {
+                try await store.load()
+            } catch {
+                throw ConfigError([ConfigDiagnostic(location: policy.location, key: "policies.\(policy.name).jwt",
+                                                    message: "\(error)")])
+            }
+        }
+    }
+
     /// Reads the config file again. A valid config replaces the running one on every event
-    /// loop; an invalid one is reported and the running config keeps serving.
+    /// loop; an invalid one is reported and the running config keeps serving. Async because a
+    /// new jwt key set is loaded before the config that needs it starts serving.
     @discardableResult
-    public func reload() -> ReloadOutcome {
+    public func reload() async -> ReloadOutcome {
         let current = snapshot
         let newSnapshot: RuntimeSnapshot
         do {
             let config = try ConfigLoader.load(file: configPath)
+            let keyStores = try await RuntimeSnapshot.loadKeyStores(for: config, previous: current, logger: logger)
             newSnapshot = try state.withLockedValue { state in
                 let snapshot = try RuntimeSnapshot(config: config, functions: state.snapshot.functions,
                                                    generation: state.snapshot.generation + 1,
-                                                   previous: state.snapshot, metrics: metrics)
+                                                   previous: state.snapshot, metrics: metrics, keyStores: keyStores)
                 state.snapshot = snapshot
                 state.lastReloadError = nil
                 state.reloadCount += 1

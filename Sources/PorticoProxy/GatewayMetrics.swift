@@ -55,6 +55,20 @@ public final class GatewayMetrics: Sendable {
             labels: [("policy", policy)])
     }
 
+    func authenticationFailureCounter(policy: String, reason: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_authn_failures", unitName: "total",
+                              helpText: "Requests refused with 401 by a jwt policy, by reason."),
+            labels: [("policy", policy), ("reason", reason)])
+    }
+
+    func authorizationDeniedCounter(policy: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_authz_denied", unitName: "total",
+                              helpText: "Requests refused with 403 by an authorization policy."),
+            labels: [("policy", policy)])
+    }
+
     /// The Prometheus text exposition of every metric.
     public func render() -> [UInt8] {
         registry.emitToBuffer()

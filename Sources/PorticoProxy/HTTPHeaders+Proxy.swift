@@ -1,4 +1,5 @@
 import NIOHTTP1
+import PorticoAuth
 
 /// What a request looks like to the proxy beyond its head: where it came from and how.
 final class DownstreamConnectionInfo {
@@ -15,9 +16,15 @@ final class DownstreamConnectionInfo {
     let forwardedPrefix: String
     /// `";proto=SCHEME`: the rest of `Forwarded` after the host.
     let forwardedSuffix: String
+    /// The verified client certificate's identity (mTLS), for authorization rules.
+    let principal: String?
+    /// `x-forwarded-client-cert` for the backend, made once per connection (Envoy's format).
+    let forwardedClientCertificate: String?
 
-    init(scheme: String, listenerName: String, clientAddress: String, protocolName: String) {
+    init(scheme: String, listenerName: String, clientAddress: String, protocolName: String, peer: PeerIdentity? = nil) {
         self.scheme = scheme
+        self.principal = peer?.principal
+        self.forwardedClientCertificate = peer?.forwardedClientCertificate(by: nil)
         self.listenerName = listenerName
         self.clientAddress = clientAddress
         self.protocolName = protocolName

@@ -120,6 +120,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Request start
 
     private func startRequest(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        var head = head
         let snapshot = loop.snapshot
         let started = NIODeadline.now()
         let requestID = head.headers.first(name: "x-request-id") ?? loop.random.makeRequestID()
@@ -159,8 +160,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let routeName = route.config.name
 
         var faultDelay: TimeAmount?
-        switch snapshot.evaluatePolicies(route: matched.index, listener: connection.listenerName,
-                                         clientAddress: connection.clientAddress, headers: head.headers,
+        // Never trust a client's claim to have been verified by a proxy before this one.
+        if head.headers.contains(name: "x-forwarded-client-cert") {
+            head.headers.remove(name: "x-forwarded-client-cert")
+        }
+        if let forwardedCertificate = connection.forwardedClientCertificate {
+            head.headers.add(name: "x-forwarded-client-cert", value: forwardedCertificate)
+        }
+        let policyRequest = PolicyRequest(
+            listener: connection.listenerName, clientAddress: connection.clientAddress, principal: connection.principal,
+            method: head.method.rawValue, uri: head.uri, path: target.path, host: authority)
+        switch snapshot.evaluatePolicies(route: matched.index, request: policyRequest, headers: &head.headers,
                                          random: &loop.random) {
         case .proceed(let delay):
             faultDelay = delay

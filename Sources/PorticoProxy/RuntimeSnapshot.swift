@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import PorticoConfig
 import PorticoFunctions
@@ -21,15 +22,23 @@ public final class RuntimeSnapshot: Sendable {
     let maxRequestBody: Int
     /// Indexed by a route's position in match order; empty when no route has a policy or a fault.
     let routePolicies: [RoutePolicies?]
-    let listenerRateLimiters: [String: [RateLimiter]]
+    /// The policies each listener names, by listener name; empty when no listener names one.
+    let listenerPolicies: [String: PolicySet]
     /// The rate limiters by policy name, so the next snapshot can keep the buckets of a policy
     /// whose config did not change (a reload does not hand every client a fresh burst).
     let rateLimiters: [String: RateLimiter]
+    /// The JWKS of each source the jwt policies name, kept by the next snapshot while the
+    /// source stays the same.
+    let keyStores: [JWTConfig.KeySource: JWTKeyStore]
 
     /// `previous` lends its rate limiters' state to the policies that are unchanged; `metrics`
     /// gives the policies their counters.
-    public init(config: GatewayConfig, functions: [String: FunctionBackend] = [:], generation: Int,
-                previous: RuntimeSnapshot? = nil, metrics: GatewayMetrics? = nil) throws {
+    ///
+    /// `keyStores` are the loaded key sets of the jwt policies' sources (see `loadKeyStores`);
+    /// a source missing from it, and from `previous`, gets a store that has no keys yet.
+    init(config: GatewayConfig, functions: [String: FunctionBackend] = [:], generation: Int,
+                previous: RuntimeSnapshot? = nil, metrics: GatewayMetrics? = nil,
+                keyStores: [JWTConfig.KeySource: JWTKeyStore] = [:]) throws {
         self.config = config
         self.functions = functions
         self.routes = config.routes + functions.values.map(\.manifest).routeConfigs(after: config.routes.count)
@@ -40,7 +49,10 @@ public final class RuntimeSnapshot: Sendable {
         self.maxRequestBody = config.limits.maxRequestBody
 
         var limiters: [String: RateLimiter] = [:]
+        var stores: [JWTConfig.KeySource: JWTKeyStore] = [:]
+        var compiledPolicies: [String: PolicySet] = [:]
         for policy in config.policies {
+            var set = PolicySet()
             switch policy.kind {
             case .rateLimit(let limit):
                 if let kept = previous?.rateLimiters[policy.name], kept.config == limit {
@@ -48,20 +60,66 @@ public final class RuntimeSnapshot: Sendable {
                 } else {
                     limiters[policy.name] = RateLimiter(policyName: policy.name, config: limit, metrics: metrics)
                 }
+                set.rateLimiters = [limiters[policy.name]!]
+            case .jwt(let jwt):
+                let store = stores[jwt.keys] ?? keyStores[jwt.keys] ?? previous?.keyStores[jwt.keys]
+                    ?? JWTKeyStore(source: jwt.keys)
+                stores[jwt.keys] = store
+                set.authentication = [JWTPolicy(name: policy.name, config: jwt, keys: store, metrics: metrics)]
+            case .authorization(let authorization):
+                set.authorization = [AuthorizationPolicy(name: policy.name, config: authorization, metrics: metrics)]
             }
+            compiledPolicies[policy.name] = set
         }
         self.rateLimiters = limiters
-        var byListener: [String: [RateLimiter]] = [:]
-        for listener in config.listeners where !listener.policies.isEmpty {
-            byListener[listener.name] = listener.policies.compactMap { limiters[$0] }
+        self.keyStores = stores
+        func policySet(_ names: [String]) -> PolicySet {
+            var set = PolicySet()
+            for name in names {
+                guard let compiled = compiledPolicies[name] else { continue }
+                set.authentication += compiled.authentication
+                set.authorization += compiled.authorization
+                set.rateLimiters += compiled.rateLimiters
+            }
+            return set
         }
-        self.listenerRateLimiters = byListener
+        var byListener: [String: PolicySet] = [:]
+        for listener in config.listeners where !listener.policies.isEmpty {
+            byListener[listener.name] = policySet(listener.policies)
+        }
+        self.listenerPolicies = byListener
         let compiled: [RoutePolicies?] = routes.map { route in
             guard !route.policies.isEmpty || route.fault != nil || route.retries != nil else { return nil }
-            return RoutePolicies(rateLimiters: route.policies.compactMap { limiters[$0] }, fault: route.fault,
+            return RoutePolicies(named: policySet(route.policies), fault: route.fault,
                                  retries: route.retries.map(CompiledRetries.init))
         }
         self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
+    }
+}
+
+extension RuntimeSnapshot {
+    /// Loads the key sets that `config`'s jwt policies need and `previous` does not already
+    /// hold. Throws if one cannot be loaded: a config whose keys cannot be read is rejected,
+    /// as a config with a typo is.
+    static func loadKeyStores(for config: GatewayConfig, previous: RuntimeSnapshot?,
+                              logger: Logger) async throws -> [JWTConfig.KeySource: JWTKeyStore] {
+        var stores: [JWTConfig.KeySource: JWTKeyStore] = [:]
+        for policy in config.policies {
+            guard case .jwt(let jwt) = policy.kind, stores[jwt.keys] == nil else { continue }
+            if let kept = previous?.keyStores[jwt.keys], kept.isLoaded {
+                stores[jwt.keys] = kept
+                continue
+            }
+            let store = JWTKeyStore(source: jwt.keys, logger: logger)
+            do {
+                try await store.load()
+            } catch {
+                throw ConfigError([ConfigDiagnostic(
+                    location: policy.location, key: "policies.\(policy.name).jwt", message: "\(error)")])
+            }
+            stores[jwt.keys] = store
+        }
+        return stores
     }
 }
 

@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOSSL
 import NIOTLS
+import PorticoAuth
 import Prometheus
 
 /// Builds the pipeline of an accepted client connection.
@@ -14,39 +15,59 @@ struct ServerPipeline {
     let listenerName: String
     let loop: LoopContext
     let tlsContext: NIOSSLContext?
+    /// Plaintext is served on the TLS port too (a `permissive` mTLS listener).
+    let acceptsPlaintext: Bool
     let metrics: GatewayMetrics
 
     func configure(_ channel: Channel) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ConnectionCounter(gauge: metrics.downstreamConnections))
         let clientAddress = channel.remoteAddress?.ipAddress ?? "-"
-        let scheme = tlsContext == nil ? "http" : "https"
-        if let tlsContext {
-            try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
-            try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
-                channel.eventLoop.makeCompletedFuture {
-                    switch result {
-                    case .negotiated("h2"):
-                        try configureHTTP2(channel, scheme: scheme, clientAddress: clientAddress)
-                    default:
-                        try configureHTTP1(channel, scheme: scheme, clientAddress: clientAddress)
-                    }
-                }
-            })
+        if let tlsContext, acceptsPlaintext {
+            // A TLS connection starts with a handshake record (content type 22); anything
+            // else is plaintext HTTP, as Istio's permissive mode sniffs it.
+            try sync.addHandler(TLSSniffer(
+                tls: { channel in try configureTLS(channel, context: tlsContext, clientAddress: clientAddress) },
+                plaintext: { channel in try configureCleartext(channel, clientAddress: clientAddress) }))
+        } else if let tlsContext {
+            try configureTLS(channel, context: tlsContext, clientAddress: clientAddress)
         } else {
-            try sync.addHandler(CleartextProtocolSniffer(
-                http1: { channel in try configureHTTP1(channel, scheme: scheme, clientAddress: clientAddress) },
-                http2: { channel in try configureHTTP2(channel, scheme: scheme, clientAddress: clientAddress) }))
+            try configureCleartext(channel, clientAddress: clientAddress)
         }
+    }
+
+    private func configureTLS(_ channel: Channel, context: NIOSSLContext, clientAddress: String) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(NIOSSLServerHandler(context: context))
+        try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
+            channel.eventLoop.makeCompletedFuture {
+                // The handshake is over: a client certificate, if any, has been verified.
+                let peer = (try? channel.pipeline.syncOperations.nioSSL_peerCertificate())
+                    .flatMap { $0 }
+                    .flatMap { try? PeerIdentity(derEncoded: $0.toDERBytes()) }
+                switch result {
+                case .negotiated("h2"):
+                    try configureHTTP2(channel, scheme: "https", clientAddress: clientAddress, peer: peer)
+                default:
+                    try configureHTTP1(channel, scheme: "https", clientAddress: clientAddress, peer: peer)
+                }
+            }
+        })
+    }
+
+    private func configureCleartext(_ channel: Channel, clientAddress: String) throws {
+        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(
+            http1: { channel in try configureHTTP1(channel, scheme: "http", clientAddress: clientAddress) },
+            http2: { channel in try configureHTTP2(channel, scheme: "http", clientAddress: clientAddress) }))
     }
 
     private var limits: (headers: Int, idle: TimeAmount) {
         (loop.snapshot.maxRequestHeaders, loop.snapshot.config.limits.idleTimeout.timeAmount)
     }
 
-    func configureHTTP1(_ channel: Channel, scheme: String, clientAddress: String) throws {
+    func configureHTTP1(_ channel: Channel, scheme: String, clientAddress: String, peer: PeerIdentity? = nil) throws {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
-                                            clientAddress: clientAddress, protocolName: "HTTP/1.1")
+                                            clientAddress: clientAddress, protocolName: "HTTP/1.1", peer: peer)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = limits.headers
         decoderLimits.maxHeaderFieldSize = limits.headers
@@ -60,9 +81,9 @@ struct ServerPipeline {
         try sync.addHandler(ProxyHandler(loop: loop, connection: info))
     }
 
-    func configureHTTP2(_ channel: Channel, scheme: String, clientAddress: String) throws {
+    func configureHTTP2(_ channel: Channel, scheme: String, clientAddress: String, peer: PeerIdentity? = nil) throws {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
-                                            clientAddress: clientAddress, protocolName: "HTTP/2")
+                                            clientAddress: clientAddress, protocolName: "HTTP/2", peer: peer)
         let loop = self.loop
         // GOAWAY on shutdown, and closing idle connections, are the connection manager's job.
         let manager = NIOHTTP2ServerConnectionManagementHandler(
@@ -133,6 +154,42 @@ final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHan
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Shutting down before the client said anything: nothing to finish.
         if event is ChannelShouldQuiesceEvent || event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Decides between TLS and plaintext by the first byte, then steps aside.
+final class TLSSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private static let handshakeRecord: UInt8 = 22
+    private let tls: (Channel) throws -> Void
+    private let plaintext: (Channel) throws -> Void
+
+    init(tls: @escaping (Channel) throws -> Void, plaintext: @escaping (Channel) throws -> Void) {
+        self.tls = tls
+        self.plaintext = plaintext
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let incoming = unwrapInboundIn(data)
+        guard let first = incoming.getInteger(at: incoming.readerIndex, as: UInt8.self) else { return }
+        do {
+            try (first == Self.handshakeRecord ? tls : plaintext)(context.channel)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(data)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
             context.close(promise: nil)
             return
         }

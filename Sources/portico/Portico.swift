@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PorticoAuth
 import PorticoConfig
 import PorticoFunctions
 import PorticoProxy
@@ -12,7 +13,7 @@ import UnixSignals
 struct Portico: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A serverless gateway: HTTP/1.1, HTTP/2 and TLS in front of services and functions.",
-        subcommands: [Serve.self, Check.self, Routes.self, Deploy.self])
+        subcommands: [Serve.self, Check.self, Routes.self, Deploy.self, Certs.self])
 }
 
 struct ConfigOption: ParsableArguments {
@@ -171,6 +172,7 @@ struct GatewayService: Service {
     let gateway: Gateway
 
     func run() async throws {
+        try await gateway.loadKeys()
         try gateway.start()
         try? await gracefulShutdown()
         await gateway.shutdown()
@@ -183,7 +185,7 @@ struct ReloadOnSignalService: Service {
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            gateway.reload()
+            await gateway.reload()
         }
     }
 }
@@ -201,8 +203,9 @@ struct ConfigFileWatcher: Service {
             let current = contents()
             if current != last {
                 last = current
-                gateway.reload()
+                await gateway.reload()
             }
+            gateway.reloadCertificatesIfChanged()
         }
     }
 
@@ -210,5 +213,96 @@ struct ConfigFileWatcher: Service {
     private func contents() -> Data? {
         let url = URL(fileURLWithPath: gateway.configPath).resolvingSymlinksInPath()
         return try? Data(contentsOf: url)
+    }
+}
+
+/// `portico certs`: a development CA and workload certificates, so trying mTLS takes a minute.
+struct Certs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a development CA and certificates signed by it (for trying TLS and mTLS).",
+        subcommands: [CertsInit.self, CertsIssue.self])
+}
+
+struct CertsDirectory: ParsableArguments {
+    @Option(name: .long, help: "Where the CA and certificates are kept.")
+    var dir = "config/certs"
+
+    var caCertificate: String { dir + "/ca.pem" }
+    var caKey: String { dir + "/ca-key.pem" }
+}
+
+struct CertsInit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Make a development CA: DIR/ca.pem and DIR/ca-key.pem.")
+
+    @OptionGroup var directory: CertsDirectory
+
+    @Flag(help: "Replace an existing CA (every certificate it signed stops being trusted).")
+    var force = false
+
+    func run() throws {
+        if FileManager.default.fileExists(atPath: directory.caCertificate) && !force {
+            print("\(directory.caCertificate) already exists; keeping it (use --force to replace it)")
+            return
+        }
+        try FileManager.default.createDirectory(atPath: directory.dir, withIntermediateDirectories: true)
+        let authority = try CertificateAuthority()
+        try? FileManager.default.removeItem(atPath: directory.caKey)
+        try DevelopmentCertificates.writePrivate(authority.keyPEM, to: directory.caKey)
+        try authority.certificatePEM.write(toFile: directory.caCertificate, atomically: true, encoding: .utf8)
+        print("wrote \(directory.caCertificate) and \(directory.caKey)")
+    }
+}
+
+struct CertsIssue: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "issue",
+        abstract: "Issue DIR/NAME.pem (certificate and CA chain) and DIR/NAME-key.pem, signed by the development CA.",
+        discussion: "The certificate works as a server certificate and as a client certificate (mTLS).")
+
+    @Argument(help: "The certificate's name: its common name and file name.")
+    var name: String
+
+    @OptionGroup var directory: CertsDirectory
+
+    @Option(name: .long, help: "A SPIFFE ID (URI SAN), such as spiffe://example.org/ns/default/sa/orders.")
+    var spiffe: [String] = []
+
+    @Option(name: .long, help: "A DNS name (DNS SAN), such as localhost.")
+    var dns: [String] = []
+
+    @Option(name: .long, help: "An IP address (IP SAN), such as 127.0.0.1.")
+    var ip: [String] = []
+
+    @Option(name: .long, help: "Days the certificate is valid.")
+    var days = 365
+
+    func validate() throws {
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw ValidationError("NAME is a file name: letters, digits, '-', '_' and '.'")
+        }
+        for uri in spiffe where !uri.hasPrefix("spiffe://") {
+            throw ValidationError("--spiffe takes a spiffe:// URI, got '\(uri)'")
+        }
+        guard days > 0 else { throw ValidationError("--days must be at least 1") }
+    }
+
+    func run() throws {
+        let authority: CertificateAuthority
+        do {
+            authority = try CertificateAuthority(
+                certificatePEM: String(contentsOfFile: directory.caCertificate, encoding: .utf8),
+                keyPEM: String(contentsOfFile: directory.caKey, encoding: .utf8))
+        } catch {
+            print("cannot read the CA in \(directory.dir) (run 'portico certs init' first): \(error)")
+            throw ExitCode.failure
+        }
+        let issued = try authority.issue(commonName: name, uris: spiffe, dnsNames: dns, ipAddresses: ip, days: days)
+        let certificatePath = directory.dir + "/" + name + ".pem"
+        let keyPath = directory.dir + "/" + name + "-key.pem"
+        try? FileManager.default.removeItem(atPath: keyPath)
+        try DevelopmentCertificates.writePrivate(issued.keyPEM, to: keyPath)
+        try issued.chainPEM.write(toFile: certificatePath, atomically: true, encoding: .utf8)
+        print("wrote \(certificatePath) and \(keyPath)")
     }
 }

@@ -39,7 +39,7 @@ final class ProxyHandlerTests: XCTestCase {
     }
 
     private func send(_ channel: EmbeddedChannel, _ text: String) throws -> String {
-        try? channel.writeInbound(ByteBuffer(string: text))
+        _ = try? channel.writeInbound(ByteBuffer(string: text))
         var output = ""
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
             output += buffer.readString(length: buffer.readableBytes) ?? ""

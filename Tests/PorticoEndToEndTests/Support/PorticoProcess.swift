@@ -17,6 +17,8 @@ final class PorticoProcess {
     let adminPort: Int
     /// `policies:` of the plain-HTTP listener (the config's `policies:` section must declare them).
     let listenerPolicies: [String]
+    /// More keys for the TLS listener's `tls:` (such as `clientCA` and `mode`).
+    let tlsOptions: [String: String]
 
     /// The development CA the gateway writes beside its certificate at first start.
     var certificateAuthority: String { directory.appendingPathComponent("certs/dev-ca.pem").path }
@@ -25,8 +27,10 @@ final class PorticoProcess {
     /// `prepare` runs before the gateway starts, with the gateway's working directory (function
     /// folders go in its `Functions/`).
     init(config routesAndServices: String, extraArguments: [String] = [], listenerPolicies: [String] = [],
+         tlsOptions: [String: String] = [:],
          prepare: (URL) throws -> Void = { _ in }, file: StaticString = #filePath, line: UInt = #line) throws {
         self.listenerPolicies = listenerPolicies
+        self.tlsOptions = tlsOptions
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("portico-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configURL = directory.appendingPathComponent("gateway.yaml")
@@ -67,6 +71,7 @@ final class PorticoProcess {
             tls:
               certificate: certs/gateway.pem
               key: certs/gateway-key.pem
+        \(tlsOptions.sorted { $0.key < $1.key }.map { "      \($0.key): \($0.value)" }.joined(separator: "\n"))
         admin:
           address: 127.0.0.1:\(adminPort)
         \(routesAndServices)

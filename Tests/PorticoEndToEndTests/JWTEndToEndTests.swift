@@ -1,0 +1,195 @@
+import Foundation
+import JWTTestSupport
+import XCTest
+
+/// JWT authentication and claim-based authorization through the real binary, with tokens
+/// signed by keys the test generates and published in a JWKS file or at a JWKS URL.
+final class JWTEndToEndTests: GatewayTestCase {
+    let issuer = "https://auth.example.com"
+    var mint: TokenMint!
+
+    override func setUp() async throws {
+        try await super.setUp()
+        mint = TokenMint()
+        try await mint.addKey(kid: "rsa-1", algorithm: "RS256")
+        try await mint.addKey(kid: "ec-1", algorithm: "ES256")
+        try await mint.addKey(kid: "ed-1", algorithm: "EdDSA")
+    }
+
+    private func config(jwks: String = "jwks: jwks.json", extraPolicy: String = "") -> String {
+        """
+        policies:
+          public-jwt:
+            jwt:
+              issuer: \(issuer)
+              audiences: [api]
+              \(jwks)
+              forwardHeader: x-jwt-payload
+              claimToHeaders: [{ claim: sub, header: x-user }]
+              minRefreshInterval: 0s
+          admins:
+            authorization:
+              rules:
+                - when: { claims: { scope: admin } }
+                - to: { methods: [GET], paths: ["*/public"] }
+        \(extraPolicy)
+        services:
+          backend: { endpoints: [\(upstream.address)] }
+        routes:
+          - name: service
+            match: { prefix: /service/ }
+            service: backend
+            policies: [public-jwt]
+          - name: function
+            match: { prefix: /function/ }
+            function: echo
+            policies: [public-jwt]
+          - name: admin-service
+            match: { prefix: /admin/service/ }
+            service: backend
+            policies: [public-jwt, admins]
+          - name: admin-function
+            match: { prefix: /admin/function/ }
+            function: echo
+            policies: [public-jwt, admins]
+        """
+    }
+
+    private func prepare(_ root: URL) throws {
+        try mint.jwks().write(to: root.appendingPathComponent("jwks.json"), atomically: true, encoding: .utf8)
+        try writeFunction("echo", script: SecurityEndToEndTests.headerEchoWorker, in: root)
+    }
+
+    private func claims(_ extra: [String: Any] = [:]) -> [String: Any] {
+        TokenMint.claims(issuer: issuer, audience: "api", extra: extra)
+    }
+
+    private func get(_ path: String, token: String?) throws -> Curl.Result {
+        try Curl.run((token.map { ["-H", "authorization: Bearer \($0)"] } ?? []) + ["\(gateway.http)\(path)"])
+    }
+
+    func testValidTokensPassAndReachTheBackendWithClaimsNotTheToken() throws {
+        gateway = try PorticoProcess(config: config(), prepare: prepare)
+        for kid in ["rsa-1", "ec-1", "ed-1"] {
+            let token = try mint.token(claims: claims(), kid: kid)
+            let response = try get("/service/a", token: token)
+            XCTAssertEqual(response.status, 200, kid)
+            let seen = upstream.lastRequestHeaders
+            XCTAssertNil(seen.first(name: "authorization"), "the token stays at the gateway")
+            XCTAssertEqual(seen.first(name: "x-user"), "alice")
+            XCTAssertEqual(seen.first(name: "x-jwt-payload"), String(token.split(separator: ".")[1]))
+
+            let viaFunction = try get("/function/a", token: token)
+            XCTAssertEqual(viaFunction.status, 200, kid)
+            XCTAssertTrue(viaFunction.body.contains("x-user: alice"), viaFunction.body)
+            XCTAssertFalse(viaFunction.body.contains("authorization:"), viaFunction.body)
+        }
+        // A spoofed claim header is overwritten with the verified claim.
+        let token = try mint.token(claims: claims())
+        XCTAssertEqual(try Curl.run(["-H", "authorization: Bearer \(token)", "-H", "x-user: root", "\(gateway.http)/service/a"]).status, 200)
+        XCTAssertEqual(upstream.lastRequestHeaders[canonicalForm: "x-user"], ["alice"])
+    }
+
+    func testEveryRejectionIs401WithoutDetailOnServiceAndFunctionRoutes() throws {
+        gateway = try PorticoProcess(config: config(), prepare: prepare)
+        let now = Int(Date().timeIntervalSince1970)
+        let rsaJWK = mint.keys[0].jwk
+        let hmacInput = String(TokenMint.unsignedToken(claims: claims(), header: ["alg": "HS256", "kid": "rsa-1"]).dropLast())
+        let hmac = HMACSigner.sign(key: Data((rsaJWK["n"]! + rsaJWK["e"]!).utf8), message: hmacInput)
+        let valid = try mint.token(claims: claims())
+        let cases: [(reason: String, token: String?)] = [
+            ("missing", nil),
+            ("expired", try mint.token(claims: claims(["exp": now - 3600]))),
+            ("not_yet_valid", try mint.token(claims: claims(["nbf": now + 3600]))),
+            ("issuer", try mint.token(claims: claims(["iss": "https://evil.example.com"]))),
+            ("audience", try mint.token(claims: claims(["aud": "someone-else"]))),
+            ("unsupported_algorithm", TokenMint.unsignedToken(claims: claims(), header: ["alg": "none", "kid": "rsa-1"])),
+            ("unsupported_algorithm", hmacInput + "." + hmac),
+            ("unknown_kid", try mint.token(claims: claims(), header: ["kid": "not-in-the-set"])),
+            ("bad_signature", String(valid.dropLast(4)) + (valid.hasSuffix("AAAA") ? "BBBB" : "AAAA")),
+            ("malformed", "not.a.jwt"),
+            ("malformed", "garbage"),
+        ]
+        for (index, testCase) in cases.enumerated() {
+            for route in ["/service/x", "/function/x"] {
+                let response = try get(route, token: testCase.token)
+                XCTAssertEqual(response.status, 401, "\(testCase.reason) #\(index) on \(route)")
+                XCTAssertEqual(response.header("www-authenticate"), "Bearer", testCase.reason)
+                XCTAssertFalse(response.body.lowercased().contains(testCase.reason.replacingOccurrences(of: "_", with: " ")),
+                               "the reason is not told to the client: \(response.body)")
+            }
+        }
+        XCTAssertEqual(upstream.count(), 0, "no refused request reaches the backend")
+        XCTAssertTrue(Processes.matching(marker).isEmpty, "no refused request starts a function worker")
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        for (reason, count) in [("missing", 2), ("expired", 2), ("unsupported_algorithm", 4), ("unknown_kid", 2),
+                                ("bad_signature", 2), ("malformed", 4), ("issuer", 2), ("audience", 2), ("not_yet_valid", 2)] {
+            XCTAssertTrue(metrics.contains("portico_authn_failures_total{policy=\"public-jwt\",reason=\"\(reason)\"} \(count)"),
+                          "\(reason) \(count)\n\(metrics)")
+        }
+        XCTAssertTrue(metrics.contains(#"portico_requests_total{route="service",backend="authn",code="401"} 11"#), metrics)
+    }
+
+    func testClaimBasedAuthorization() throws {
+        gateway = try PorticoProcess(config: config(), prepare: prepare)
+        let admin = try mint.token(claims: claims(["scope": "admin"]))
+        let reader = try mint.token(claims: claims(["scope": "read"]))
+        for route in ["/admin/service/x", "/admin/function/x"] {
+            XCTAssertEqual(try get(route, token: admin).status, 200, route)
+            XCTAssertEqual(try get(route, token: reader).status, 403, route)
+            XCTAssertEqual(try get(route + "/public", token: reader).status, 200, "the second rule allows \(route)/public")
+            XCTAssertEqual(try get(route, token: nil).status, 401, "authentication comes before authorization")
+        }
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.contains(#"portico_authz_denied_total{policy="admins"} 2"#), metrics)
+    }
+
+    func testAnUnknownKidReloadsTheKeySetFile() async throws {
+        gateway = try PorticoProcess(config: config(), prepare: prepare)
+        try await mint.addKey(kid: "rsa-2", algorithm: "RS256")
+        let token = try mint.token(claims: claims(), kid: "rsa-2")
+        XCTAssertEqual(try get("/service/a", token: token).status, 401, "not published yet")
+        try mint.jwks().write(to: gateway.directory.appendingPathComponent("jwks.json"), atomically: true, encoding: .utf8)
+        XCTAssertTrue(eventually(timeout: 10) { (try? self.get("/service/a", token: token).status) == 200 },
+                      "a token with a new kid makes the gateway read the key set again")
+    }
+
+    func testKeysFromAJWKSURL() throws {
+        // A real HTTP server for the key set: Python's, serving a folder.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try mint.jwks().write(to: folder.appendingPathComponent("keys.json"), atomically: true, encoding: .utf8)
+        let port = try freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", folder.path]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["http://127.0.0.1:\(port)/keys.json"]).status) == 200 })
+
+        gateway = try PorticoProcess(config: config(jwks: "jwksUri: http://127.0.0.1:\(port)/keys.json"), prepare: prepare)
+        XCTAssertEqual(try get("/service/a", token: try mint.token(claims: claims(), kid: "ec-1")).status, 200)
+        XCTAssertEqual(try get("/function/a", token: try mint.token(claims: claims(), kid: "ed-1")).status, 200)
+        XCTAssertEqual(try get("/service/a", token: nil).status, 401)
+    }
+
+    func testAnUnreadableKeySetRejectsTheConfig() throws {
+        gateway = try PorticoProcess(config: config(), prepare: prepare)
+        try gateway.writeConfig(config(jwks: "jwks: missing.json"))
+        let reload = try Curl.run(["-X", "POST", "\(gateway.admin)/reload"])
+        XCTAssertEqual(reload.status, 400)
+        XCTAssertTrue(reload.body.contains("policies.public-jwt.jwt"), reload.body)
+        XCTAssertTrue(reload.body.contains("missing.json"), reload.body)
+        XCTAssertEqual(try get("/service/a", token: try mint.token(claims: claims())).status, 200, "the last good config serves")
+    }
+}
+
+import Crypto
+
+enum HMACSigner {
+    static func sign(key: Data, message: String) -> String {
+        TokenMint.base64URL(Data(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: SymmetricKey(data: key))))
+    }
+}
