@@ -53,6 +53,14 @@ public struct AuthorizationRules: Sendable {
 }
 
 extension AuthorizationRules.Rule {
+    /// `example.com:8443` → `example.com`; `[::1]:443` → `[::1]`.
+    static func hostWithoutPort(_ authority: String) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[...close])
+        }
+        return String(authority.prefix { $0 != ":" })
+    }
+
     func matches(_ request: AuthorizationRules.Request) -> Bool {
         if let principals {
             guard let principal = request.principal, principals.contains(where: { $0.matches(principal) }) else { return false }
@@ -65,7 +73,7 @@ extension AuthorizationRules.Rule {
         if let paths, !paths.contains(where: { $0.matches(request.path) }) { return false }
         if let hosts {
             // Host without its port, compared case-insensitively, as Istio's `hosts`.
-            let host = request.host.split(separator: ":", maxSplits: 1).first.map { String($0).lowercased() } ?? ""
+            let host = Self.hostWithoutPort(request.host).lowercased()
             guard hosts.contains(where: { $0.matches(host) }) else { return false }
         }
         for claim in claims {

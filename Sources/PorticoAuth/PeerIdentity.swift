@@ -38,11 +38,21 @@ public struct PeerIdentity: Sendable, Equatable {
     /// (`Hash=…;Subject="…";URI=…;DNS=…`), with `By` the gateway's own URI SAN when it has one.
     public func forwardedClientCertificate(by: String?) -> String {
         var parts: [String] = []
-        if let by { parts.append("By=" + by) }
+        if let by { parts.append("By=" + Self.quotedIfNeeded(by)) }
         parts.append("Hash=" + hash)
-        parts.append("Subject=\"" + subject.replacingOccurrences(of: "\"", with: "\\\"") + "\"")
-        parts.append(contentsOf: uris.map { "URI=" + $0 })
-        parts.append(contentsOf: dnsNames.map { "DNS=" + $0 })
+        parts.append("Subject=" + Self.quoted(subject))
+        parts.append(contentsOf: uris.map { "URI=" + Self.quotedIfNeeded($0) })
+        parts.append(contentsOf: dnsNames.map { "DNS=" + Self.quotedIfNeeded($0) })
         return parts.joined(separator: ";")
+    }
+
+    /// A value in double quotes with `\` and `"` escaped, as Envoy writes values that contain
+    /// the header's separators, so no SAN can pose as another element.
+    static func quoted(_ value: String) -> String {
+        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    static func quotedIfNeeded(_ value: String) -> String {
+        value.contains(where: { ",;=\"\\ ".contains($0) }) ? quoted(value) : value
     }
 }

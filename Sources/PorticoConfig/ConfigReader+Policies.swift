@@ -75,13 +75,13 @@ extension ConfigReader {
         if let node = fields["forwardOriginalToken"], let value = bool(node, key: fields.path("forwardOriginalToken")) {
             config.forwardOriginalToken = value
         }
-        if let node = fields["forwardHeader"] { config.forwardHeader = headerName(node, key: fields.path("forwardHeader")) }
+        if let node = fields["forwardHeader"] { config.forwardHeader = outputHeaderName(node, key: fields.path("forwardHeader")) }
         if let node = fields["claimToHeaders"], let items = sequence(node, key: fields.path("claimToHeaders"), of: "claim mappings") {
             for (index, item) in items.enumerated() {
                 let itemKey = Self.path(fields.path("claimToHeaders"), index: index)
                 guard let mapping = self.fields(item, key: itemKey, allowed: ["claim", "header"]) else { continue }
                 let claim = mapping["claim"].flatMap { nonEmptyString($0, key: mapping.path("claim"), what: "a claim name") }
-                let header = mapping["header"].flatMap { headerName($0, key: mapping.path("header")) }
+                let header = mapping["header"].flatMap { outputHeaderName($0, key: mapping.path("header")) }
                 if mapping["claim"] == nil { requireKey("claim", in: mapping) }
                 if mapping["header"] == nil { requireKey("header", in: mapping) }
                 if let claim, let header { config.claimToHeaders.append(.init(claim: claim, header: header)) }
@@ -90,8 +90,14 @@ extension ConfigReader {
         if let node = fields["cacheDuration"], let value = duration(node, key: fields.path("cacheDuration")) {
             config.cacheDuration = value
         }
-        if let node = fields["minRefreshInterval"], let value = duration(node, key: fields.path("minRefreshInterval"), allowZero: true) {
-            config.minRefreshInterval = value
+        if let node = fields["minRefreshInterval"], let value = duration(node, key: fields.path("minRefreshInterval")) {
+            // Any client can send an unknown kid; below a second that would let it keep the
+            // key set fetched without pause.
+            if value < .seconds(1) {
+                error("must be at least 1s, got \(value)", at: node, key: fields.path("minRefreshInterval"))
+            } else {
+                config.minRefreshInterval = value
+            }
         }
         guard diagnostics.count == errorsBefore, issuer != nil, keys != nil else { return nil }
         return config
@@ -157,7 +163,9 @@ extension ConfigReader {
                     result.claims.append(.init(name: claim.name, values: values))
                 }
             }
-            if rule.entries.isEmpty {
+            let states = result.principals != nil || result.requestPrincipals != nil || result.methods != nil
+                || result.paths != nil || result.hosts != nil || !result.claims.isEmpty
+            if !states {
                 error("an empty rule would allow every request; say what it allows with 'from', 'to' or 'when'",
                       at: item, key: ruleKey)
             }
@@ -181,6 +189,24 @@ extension ConfigReader {
             return nil
         }
         return value
+    }
+
+    /// Headers that frame or route the request, or carry identity Portico sets itself: a jwt
+    /// policy may not write them.
+    private static let reservedHeaders: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive",
+        "proxy-connection", "expect", "x-forwarded-client-cert", "x-forwarded-for", "x-forwarded-proto",
+        "x-forwarded-host", "forwarded", "x-request-id", "authorization",
+    ]
+
+    /// A header a policy writes for the backend: a header name, and not a reserved one.
+    private func outputHeaderName(_ node: Node, key: String) -> String? {
+        guard let name = headerName(node, key: key) else { return nil }
+        guard !Self.reservedHeaders.contains(name) else {
+            error("'\(name)' is set by the gateway or frames the request; choose another header name", at: node, key: key)
+            return nil
+        }
+        return name
     }
 
     /// A header name, lower-cased.

@@ -32,8 +32,12 @@ final class JWTKeyStore: Sendable {
         self.logger = logger
     }
 
-    var table: JWTKeyTable { state.withLockedValue { $0.table } }
     var isLoaded: Bool { state.withLockedValue { $0.loadedAt != 0 } }
+
+    /// The keys in use, and whether they are older than `maxAge` (one lock).
+    func table(now: UInt64, maxAge: UInt64) -> (JWTKeyTable, stale: Bool) {
+        state.withLockedValue { ($0.table, now &- $0.loadedAt > maxAge) }
+    }
 
     /// Fetches the key set and makes it current. Throws when the source cannot be read or holds
     /// no usable key; the table in use then stays as it was.
@@ -63,7 +67,7 @@ final class JWTKeyStore: Sendable {
 
     /// Called from the request path: reloads in the background when the table is older than
     /// `maxAge`, or when `unknownKey` and the last attempt is older than `minInterval`.
-    func refreshIfNeeded(now: UInt64, maxAge: UInt64, unknownKey: Bool, minInterval: UInt64) {
+    func refresh(now: UInt64, maxAge: UInt64, unknownKey: Bool, minInterval: UInt64) {
         let start = state.withLockedValue { state -> Bool in
             guard !state.loading else { return false }
             let stale = now &- state.loadedAt > maxAge
@@ -127,44 +131,53 @@ final class JWTPolicy: Sendable {
     enum Outcome {
         case noToken
         case verified(VerifiedToken)
-        case rejected
+        case rejected(JWTVerifier.Rejection)
     }
 
-    /// Finds and checks this policy's token; on success, edits `headers` for the backend
-    /// (removes the token unless kept, adds the payload and claim headers).
-    func authenticate(headers: inout HTTPHeaders, uri: String) -> Outcome {
-        guard let token = token(in: headers, uri: uri) else {
-            if !config.optional { missingCounter?.increment() }
-            return .noToken
-        }
+    /// Removes the headers this policy writes, so that only values it verified reach the
+    /// backend, whatever the client sent and whether or not a token comes.
+    func removeOutputHeaders(from headers: inout HTTPHeaders) {
+        if let header = config.forwardHeader { headers.remove(name: header) }
+        for mapping in config.claimToHeaders { headers.remove(name: mapping.header) }
+    }
+
+    /// Finds and checks this policy's token. Counts nothing: the chain decides whether the
+    /// request fails (another policy may accept the token) and counts then.
+    func verify(headers: HTTPHeaders, uri: String) -> Outcome {
+        guard let token = token(in: headers, uri: uri) else { return .noToken }
         let now = NIODeadline.now().uptimeNanoseconds
-        let table = keys.table
+        let maxAge = UInt64(config.cacheDuration.nanoseconds)
+        let (table, stale) = keys.table(now: now, maxAge: maxAge)
         let result = verifier.verify(token, keys: table, now: Date().timeIntervalSince1970)
         var unknownKey = false
         if case .failure(.unknownKey) = result { unknownKey = true }
-        keys.refreshIfNeeded(now: now, maxAge: UInt64(config.cacheDuration.nanoseconds), unknownKey: unknownKey,
-                             minInterval: UInt64(config.minRefreshInterval.nanoseconds))
-        switch result {
-        case .failure(let reason):
-            failureCounters[reason]?.increment()
-            return .rejected
-        case .success(let verified):
-            if !config.forwardOriginalToken, case .header(let name, _) = config.from {
-                headers.remove(name: name)
-            }
-            if let header = config.forwardHeader {
-                headers.replaceOrAdd(name: header, value: verified.encodedPayload)
-            }
-            for mapping in config.claimToHeaders {
-                let values = verified.claims.strings(mapping.claim)
-                if values.isEmpty {
-                    headers.remove(name: mapping.header)
-                } else {
-                    headers.replaceOrAdd(name: mapping.header, value: values.joined(separator: ","))
-                }
-            }
-            return .verified(verified)
+        if stale || unknownKey {
+            keys.refresh(now: now, maxAge: maxAge, unknownKey: unknownKey,
+                         minInterval: UInt64(config.minRefreshInterval.nanoseconds))
         }
+        switch result {
+        case .failure(let reason): return .rejected(reason)
+        case .success(let verified): return .verified(verified)
+        }
+    }
+
+    /// The request passed with `verified`: the token leaves (unless kept) and the verified
+    /// payload and claims are written for the backend.
+    func applyVerified(_ verified: VerifiedToken, to headers: inout HTTPHeaders) {
+        if !config.forwardOriginalToken, case .header(let name, _) = config.from {
+            headers.remove(name: name)
+        }
+        if let header = config.forwardHeader {
+            headers.replaceOrAdd(name: header, value: verified.encodedPayload)
+        }
+        for mapping in config.claimToHeaders {
+            let values = verified.claims.strings(mapping.claim)
+            if !values.isEmpty { headers.replaceOrAdd(name: mapping.header, value: values.joined(separator: ",")) }
+        }
+    }
+
+    func countFailure(_ reason: JWTVerifier.Rejection?) {
+        if let reason { failureCounters[reason]?.increment() } else { missingCounter?.increment() }
     }
 
     private func token(in headers: HTTPHeaders, uri: String) -> String? {

@@ -90,22 +90,20 @@ extension RuntimeSnapshot {
         let named = route?.named ?? PolicySet()
 
         var token: VerifiedToken?
-        for policy in listener.authentication + named.authentication.filter({ p in !listener.authentication.contains { $0 === p } }) {
-            switch policy.authenticate(headers: &headers, uri: request.uri) {
-            case .verified(let verified): token = verified
-            case .noToken where policy.config.optional: break
-            case .noToken, .rejected:
-                return .reject(status: .unauthorized, headers: [("www-authenticate", "Bearer")], backend: "authn")
+        if !listener.authentication.isEmpty || !named.authentication.isEmpty {
+            switch Self.authenticate(listener.authentication, named.authentication, uri: request.uri, headers: &headers) {
+            case .success(let verified): token = verified
+            case .failure: return .reject(status: .unauthorized, headers: [("www-authenticate", "Bearer")], backend: "authn")
             }
         }
-        let authorizationPolicies = listener.authorization + named.authorization.filter { p in
-            !listener.authorization.contains { $0 === p }
-        }
-        if !authorizationPolicies.isEmpty {
+        if !listener.authorization.isEmpty || !named.authorization.isEmpty {
             let attributes = AuthorizationRules.Request(principal: request.principal, token: token, method: request.method,
                                                         path: request.path, host: request.host)
-            for policy in authorizationPolicies where !policy.allows(attributes) {
+            for policy in listener.authorization where !policy.allows(attributes) {
                 return .reject(status: .forbidden, headers: [], backend: "authz")
+            }
+            for policy in named.authorization where !listener.authorization.contains(where: { $0 === policy }) {
+                if !policy.allows(attributes) { return .reject(status: .forbidden, headers: [], backend: "authz") }
             }
         }
 
@@ -131,6 +129,42 @@ extension RuntimeSnapshot {
             return .reject(status: HTTPResponseStatus(statusCode: abort.status), headers: [], backend: "fault")
         }
         return .proceed(delay: delay)
+    }
+
+    private struct AuthenticationFailed: Error {}
+
+    /// The jwt policies of the listener and the route, as Istio treats several
+    /// RequestAuthentications: a token any one of them verifies is accepted (issuers differ, so
+    /// in practice the token's issuer picks its policy). A token none accepts: 401. No token:
+    /// 401 unless every policy is `optional`. Failures are counted only when the request fails.
+    private static func authenticate(_ first: [JWTPolicy], _ second: [JWTPolicy], uri: String,
+                                     headers: inout HTTPHeaders) -> Result<VerifiedToken?, AuthenticationFailed> {
+        func each(_ body: (JWTPolicy) -> Void) {
+            for policy in first { body(policy) }
+            for policy in second where !first.contains(where: { $0 === policy }) { body(policy) }
+        }
+        each { $0.removeOutputHeaders(from: &headers) }
+        var accepted: (JWTPolicy, VerifiedToken)?
+        var failures: [(JWTPolicy, JWTVerifier.Rejection?)] = []
+        var required = false
+        let snapshot = headers
+        each { policy in
+            guard accepted == nil else { return }
+            switch policy.verify(headers: snapshot, uri: uri) {
+            case .verified(let verified): accepted = (policy, verified)
+            case .rejected(let reason): failures.append((policy, reason))
+            case .noToken: if !policy.config.optional { required = true; failures.append((policy, nil)) }
+            }
+        }
+        if let (policy, verified) = accepted {
+            policy.applyVerified(verified, to: &headers)
+            return .success(verified)
+        }
+        // A token that was there and failed fails the request even where policies are optional.
+        let tokenFailed = failures.contains { $0.1 != nil }
+        guard tokenFailed || required else { return .success(nil) }
+        for (policy, reason) in failures { policy.countFailure(reason) }
+        return .failure(AuthenticationFailed())
     }
 
     private static func apply(_ limiter: RateLimiter, clientAddress: String, headers: HTTPHeaders,

@@ -53,6 +53,8 @@ final class AuthorizationRulesTests: XCTestCase {
         XCTAssertTrue(rules.allows(request(token: alice)))
         XCTAssertTrue(rules.allows(request(token: alice, host: "API.Example.com")), "hosts compare without case and port")
         XCTAssertFalse(rules.allows(request(token: alice, host: "example.org")))
+        let v6 = AuthorizationRules(rules: [.init(hosts: [StringPattern("[::1]")])])
+        XCTAssertTrue(v6.allows(request(host: "[::1]:8443")), "an IPv6 host keeps its brackets and loses its port")
         let other = token(["iss": .string("https://other"), "sub": .string("alice")])
         XCTAssertFalse(rules.allows(request(token: other)))
     }
@@ -87,6 +89,13 @@ final class CertificateTests: XCTestCase {
         let bare = try PeerIdentity(derEncoded: derBytes(pem: authority.issue(commonName: "bare").chainPEM))
         XCTAssertEqual(bare.principal, "CN=bare", "no SAN: the subject")
         XCTAssertThrowsError(try authority.issue(commonName: "x", ipAddresses: ["not-an-ip"]))
+
+        // A SAN with the header's separators is quoted, so it cannot pose as another element.
+        let tricky = try PeerIdentity(derEncoded: derBytes(pem: authority.issue(
+            commonName: "a\"b", uris: ["spiffe://x/y;DNS=evil"]).chainPEM))
+        XCTAssertEqual(tricky.forwardedClientCertificate(by: nil),
+                       #"Hash=\#(tricky.hash);Subject="CN=a\\\"b";URI="spiffe://x/y;DNS=evil""#,
+                       "the subject's own escape (RFC 4514) is escaped again inside the quotes")
     }
 
     func testCertificateAuthorityRoundTripsThroughPEM() throws {

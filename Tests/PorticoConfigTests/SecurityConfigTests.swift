@@ -69,6 +69,11 @@ final class SecurityConfigTests: XCTestCase {
                 authorization: {}
               e:
                 jwt: { issuer: i, jwks: k.json, from: { header: x-token, query: t } }
+              f:
+                authorization: { rules: [ { to: {} }, { from: { principals: [] } } ] }
+              g:
+                jwt: { issuer: i, jwks: k.json, minRefreshInterval: 0s, forwardHeader: Content-Length,
+                       claimToHeaders: [{ claim: sub, header: x-forwarded-client-cert }] }
             """)
         XCTAssertTrue(text.contains("gateway.yaml:5:10: policies.a.jwt.issuer: a jwt policy needs 'issuer'"), text)
         XCTAssertTrue(text.contains("gateway.yaml:5:35: policies.a.jwt.jwksUri: give either 'jwks' (a file) or 'jwksUri' (a URL), not both"), text)
@@ -80,6 +85,18 @@ final class SecurityConfigTests: XCTestCase {
         XCTAssertTrue(text.contains("gateway.yaml:9:43: policies.c.authorization.rules[1].to.verbs: unknown key 'verbs'"), text)
         XCTAssertTrue(text.contains("gateway.yaml:11:20: policies.d.authorization.rules: an authorization policy needs 'rules'"), text)
         XCTAssertTrue(text.contains("policies.e.jwt.from.query: give either 'header'"), text)
+        XCTAssertTrue(text.contains("gateway.yaml:15:31: policies.f.authorization.rules[0]: an empty rule would allow every request"), text)
+        XCTAssertFalse(text.contains("policies.f.authorization.rules[1]"), "an empty principal list allows nobody; not an error")
+        XCTAssertTrue(text.contains("policies.g.jwt.minRefreshInterval: must be longer than 0s"), text)
+        XCTAssertTrue(rejectionText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            policies:
+              h:
+                jwt: { issuer: i, jwks: k.json, minRefreshInterval: 500ms }
+            """).contains("policies.h.jwt.minRefreshInterval: must be at least 1s, got 500ms"))
+        XCTAssertTrue(text.contains("policies.g.jwt.forwardHeader: 'content-length' is set by the gateway"), text)
+        XCTAssertTrue(text.contains("policies.g.jwt.claimToHeaders[0].header: 'x-forwarded-client-cert' is set by the gateway"), text)
     }
 
     func testClientCertificateModeNeedsAClientCA() {

@@ -26,7 +26,7 @@ final class JWTEndToEndTests: GatewayTestCase {
               \(jwks)
               forwardHeader: x-jwt-payload
               claimToHeaders: [{ claim: sub, header: x-user }]
-              minRefreshInterval: 0s
+              minRefreshInterval: 1s
           admins:
             authorization:
               rules:
@@ -142,6 +142,51 @@ final class JWTEndToEndTests: GatewayTestCase {
         }
         let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
         XCTAssertTrue(metrics.contains(#"portico_authz_denied_total{policy="admins"} 2"#), metrics)
+    }
+
+    func testOptionalTokensAndSeveralIssuers() async throws {
+        // A second issuer with its own keys, on the listener; the route keeps its own policy.
+        let partner = TokenMint()
+        try await partner.addKey(kid: "partner-1", algorithm: "ES256")
+        let extra = """
+              partner-jwt:
+                jwt:
+                  issuer: https://partner.example.com
+                  jwks: partner.json
+                  optional: true
+                  claimToHeaders: [{ claim: sub, header: x-partner }]
+            """
+        gateway = try PorticoProcess(config: config(extraPolicy: extra), listenerPolicies: ["partner-jwt"]) { root in
+            try self.prepare(root)
+            try partner.jwks().write(to: root.appendingPathComponent("partner.json"), atomically: true, encoding: .utf8)
+        }
+        // Either issuer's token passes where both policies apply; each policy's own claims
+        // headers are written, and a client's own copies of them never pass.
+        let ours = try mint.token(claims: claims())
+        let theirs = try partner.token(claims: TokenMint.claims(issuer: "https://partner.example.com", audience: "x", subject: "acme"))
+        XCTAssertEqual(try Curl.run(["-H", "authorization: Bearer \(ours)", "-H", "x-partner: spoofed",
+                                     "\(gateway.http)/service/a"]).status, 200)
+        XCTAssertEqual(upstream.lastRequestHeaders.first(name: "x-user"), "alice")
+        XCTAssertNil(upstream.lastRequestHeaders.first(name: "x-partner"))
+        XCTAssertEqual(try get("/service/a", token: theirs).status, 200)
+        XCTAssertEqual(upstream.lastRequestHeaders.first(name: "x-partner"), "acme")
+        XCTAssertNil(upstream.lastRequestHeaders.first(name: "x-user"))
+        XCTAssertEqual(try get("/function/a", token: theirs).status, 200)
+        // The route's policy is not optional: no token is still 401 there.
+        XCTAssertEqual(try get("/service/a", token: nil).status, 401)
+
+        // A route that only the optional listener policy covers: no token passes, without
+        // the spoofed claim header; a bad token does not.
+        try gateway.writeConfig(config(extraPolicy: extra) + """
+
+              - name: open
+                match: { prefix: /open/ }
+                service: backend
+            """)
+        XCTAssertEqual(try Curl.run(["-X", "POST", "\(gateway.admin)/reload"]).status, 200)
+        XCTAssertEqual(try Curl.run(["-H", "x-partner: spoofed", "-H", "x-jwt-payload: e30", "\(gateway.http)/open/a"]).status, 200)
+        XCTAssertNil(upstream.lastRequestHeaders.first(name: "x-partner"), "a client cannot claim a verified identity")
+        XCTAssertEqual(try get("/open/a", token: "not.a.token").status, 401, "a token that is there must be valid")
     }
 
     func testAnUnknownKidReloadsTheKeySetFile() async throws {

@@ -149,6 +149,15 @@ final class SecurityEndToEndTests: GatewayTestCase {
         XCTAssertEqual(h2c.httpVersion, "2")
         XCTAssertEqual(try Curl.run(["\(plaintext)/service/a"]).status, 403)
         XCTAssertEqual(try Curl.run(["\(plaintext)/function/a"]).status, 403)
+        XCTAssertEqual(try Curl.run(["-H", "x-forwarded-client-cert: URI=\(Self.orders)", "\(plaintext)/open/a"]).status, 200)
+        XCTAssertNil(upstream.lastRequestHeaders.first(name: "x-forwarded-client-cert"))
+
+        // Optional is not unverified: a certificate another CA signed is still refused.
+        _ = try runCommand(PorticoProcess.binary.path, ["certs", "init", "--dir", certs("other")])
+        _ = try runCommand(PorticoProcess.binary.path, ["certs", "issue", "orders", "--spiffe", Self.orders, "--dir", certs("other")])
+        let untrusted = try Curl.run(["--cacert", certs("ca.pem"), "--cert", certs("other/orders.pem"),
+                                      "--key", certs("other/orders-key.pem"), "\(gateway.https)/service/a"])
+        XCTAssertEqual(untrusted.status, 0, "a certificate another CA signed fails the handshake")
     }
 
     func testRotatedCertificateServesNewConnectionsWithoutRestart() throws {
@@ -172,8 +181,10 @@ final class SecurityEndToEndTests: GatewayTestCase {
                       "the new certificate serves within seconds: \(gateway.stderr)")
 
         // A broken certificate is refused; the last good one keeps serving.
+        func rejections() -> Int { gateway.stderr.components(separatedBy: "TLS certificate change rejected").count - 1 }
+        let before = rejections()
         try "not a certificate".write(toFile: certs("gateway.pem"), atomically: true, encoding: .utf8)
-        XCTAssertTrue(eventually(timeout: 10) { self.gateway.stderr.contains("TLS certificate change rejected") }, gateway.stderr)
+        XCTAssertTrue(eventually(timeout: 10) { rejections() > before }, gateway.stderr)
         XCTAssertTrue(try servedSubject().contains("CN=rotated"))
         XCTAssertEqual(try tls("/service/a").status, 200)
     }
