@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "PorticoProxyTests",
             dependencies: [
-                "PorticoProxy", "PorticoConfig", "PorticoRouting", "CAllocationCounter",
+                "PorticoProxy", "PorticoConfig", "PorticoRouting", "CAllocationCounter", "JWTTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

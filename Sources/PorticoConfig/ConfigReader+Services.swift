@@ -7,9 +7,11 @@ extension ConfigReader {
         var result: [ServiceConfig] = []
         for entry in entries {
             let path = Self.path("services", entry.name)
-            let allowed = ["endpoints", "loadBalancer", "connectTimeout", "maxConnectionsPerEndpoint", "retryBudget"]
+            let allowed = ["endpoints", "loadBalancer", "connectTimeout", "maxConnectionsPerEndpoint", "retryBudget",
+                           "outlierDetection", "circuitBreaker", "healthCheck", "tls"]
             guard let fields = fields(entry.value, key: path, allowed: allowed) else { continue }
             var service = ServiceConfig(name: entry.name, endpoints: [])
+            service.location = UncomparedLocation(location(of: entry.key))
 
             if let endpointsNode = fields["endpoints"] {
                 let endpointsPath = fields.path("endpoints")
@@ -41,9 +43,116 @@ extension ConfigReader {
             if let budgetNode = fields["retryBudget"], let budget = retryBudget(budgetNode, key: fields.path("retryBudget")) {
                 service.retryBudget = budget
             }
+            if let node = fields["outlierDetection"] {
+                service.outlierDetection = outlierDetection(node, key: fields.path("outlierDetection"))
+            }
+            if let node = fields["circuitBreaker"] {
+                service.circuitBreaker = circuitBreaker(node, key: fields.path("circuitBreaker"))
+            }
+            if let node = fields["healthCheck"] {
+                service.healthCheck = healthCheck(node, key: fields.path("healthCheck"))
+            }
+            if let node = fields["tls"] {
+                service.tls = upstreamTLS(node, key: fields.path("tls"))
+                service.location = UncomparedLocation(location(of: fields.keyNode("tls")))
+            }
             result.append(service)
         }
         return result
+    }
+
+    private func count(_ fields: Fields, _ name: String, minimum: Int = 1) -> Int? {
+        fields[name].flatMap {
+            int($0, key: fields.path(name), in: minimum...1_000_000_000, rangeMessage: "must be at least \(minimum)")
+        }
+    }
+
+    /// `outlierDetection: { consecutive5xx, consecutiveGatewayErrors, interval, baseEjectionTime, maxEjectionPercent }`.
+    private func outlierDetection(_ node: Node, key: String) -> OutlierDetectionConfig? {
+        let allowed = ["consecutive5xx", "consecutiveGatewayErrors", "interval", "baseEjectionTime", "maxEjectionPercent"]
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        var config = OutlierDetectionConfig()
+        // 0 turns a rule off, as in Istio.
+        if fields["consecutive5xx"] != nil {
+            let value = count(fields, "consecutive5xx", minimum: 0)
+            config.consecutive5xx = value == 0 ? nil : value
+        }
+        if fields["consecutiveGatewayErrors"] != nil {
+            let value = count(fields, "consecutiveGatewayErrors", minimum: 0)
+            config.consecutiveGatewayErrors = value == 0 ? nil : value
+        }
+        if let value = fields["interval"].flatMap({ duration($0, key: fields.path("interval")) }) { config.interval = value }
+        if let value = fields["baseEjectionTime"].flatMap({ duration($0, key: fields.path("baseEjectionTime")) }) {
+            config.baseEjectionTime = value
+        }
+        if let value = fields["maxEjectionPercent"].flatMap({
+            int($0, key: fields.path("maxEjectionPercent"), in: 0...100, rangeMessage: "must be from 0 to 100")
+        }) {
+            config.maxEjectionPercent = value
+        }
+        return config
+    }
+
+    /// `circuitBreaker: { maxConnections, maxPendingRequests, maxRequestsPerConnection }`.
+    private func circuitBreaker(_ node: Node, key: String) -> CircuitBreakerConfig? {
+        let allowed = ["maxConnections", "maxPendingRequests", "maxRequestsPerConnection"]
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        return CircuitBreakerConfig(maxConnections: count(fields, "maxConnections"),
+                                    maxPendingRequests: count(fields, "maxPendingRequests", minimum: 0),
+                                    maxRequestsPerConnection: count(fields, "maxRequestsPerConnection"))
+    }
+
+    /// `healthCheck: { path, interval, timeout, unhealthyThreshold, healthyThreshold }`.
+    private func healthCheck(_ node: Node, key: String) -> HealthCheckConfig? {
+        let allowed = ["path", "interval", "timeout", "unhealthyThreshold", "healthyThreshold"]
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        guard let pathNode = fields["path"] else {
+            requireKey("path", in: fields, message: "a health check needs 'path' (what to GET, such as /healthz)")
+            return nil
+        }
+        guard let path = string(pathNode, key: fields.path("path"), what: "a path such as /healthz") else { return nil }
+        guard path.hasPrefix("/"), !path.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else {
+            error("expected a path starting with '/', got '\(path)'", at: pathNode, key: fields.path("path"))
+            return nil
+        }
+        var config = HealthCheckConfig(path: path)
+        if let value = fields["interval"].flatMap({ duration($0, key: fields.path("interval")) }) { config.interval = value }
+        if let value = fields["timeout"].flatMap({ duration($0, key: fields.path("timeout")) }) { config.timeout = value }
+        if let value = count(fields, "unhealthyThreshold") { config.unhealthyThreshold = value }
+        if let value = count(fields, "healthyThreshold") { config.healthyThreshold = value }
+        return config
+    }
+
+    /// `tls: { ca, certificate, key, serverName, subjectAltNames }` on a service.
+    private func upstreamTLS(_ node: Node, key: String) -> UpstreamTLSConfig? {
+        let allowed = ["ca", "certificate", "key", "serverName", "subjectAltNames"]
+        // `tls: {}` is TLS verified against the system's roots.
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        var config = UpstreamTLSConfig()
+        func path(_ name: String) -> String? {
+            guard let valueNode = fields[name] else { return nil }
+            guard let value = string(valueNode, key: fields.path(name), what: "a file path"), !value.isEmpty else {
+                error("expected a file path\(Self.got(valueNode))", at: valueNode, key: fields.path(name))
+                return nil
+            }
+            return value
+        }
+        config.ca = path("ca")
+        config.certificate = path("certificate")
+        config.key = path("key")
+        if (fields["certificate"] == nil) != (fields["key"] == nil) {
+            let present = fields["certificate"] != nil ? "certificate" : "key"
+            error("a client certificate needs both 'certificate' and 'key'", at: fields[present], key: fields.path(present))
+        }
+        if let nameNode = fields["serverName"] {
+            config.serverName = string(nameNode, key: fields.path("serverName"), what: "a host name")
+        }
+        if let sansNode = fields["subjectAltNames"], let items = sequence(sansNode, key: fields.path("subjectAltNames"), of: "names") {
+            config.subjectAltNames = items.enumerated().compactMap { index, item in
+                string(item, key: Self.path(fields.path("subjectAltNames"), index: index), what: "a DNS name or URI")
+            }
+        }
+        return config
     }
 
     private func retryBudget(_ node: Node, key: String) -> RetryBudgetConfig? {

@@ -155,12 +155,40 @@ private extension LimitsConfig {
 
 private extension ServiceConfig {
     var jsonObject: [String: Any] {
-        [
+        var object: [String: Any] = [
             "endpoints": endpoints.map(\.description),
             "loadBalancer": loadBalancer.rawValue,
             "connectTimeout": connectTimeout.description,
             "maxConnectionsPerEndpoint": maxConnectionsPerEndpoint,
         ]
+        if let outlier = outlierDetection {
+            var value: [String: Any] = ["interval": outlier.interval.description,
+                                        "baseEjectionTime": outlier.baseEjectionTime.description,
+                                        "maxEjectionPercent": outlier.maxEjectionPercent]
+            value["consecutive5xx"] = outlier.consecutive5xx ?? 0
+            value["consecutiveGatewayErrors"] = outlier.consecutiveGatewayErrors ?? 0
+            object["outlierDetection"] = value
+        }
+        if let breaker = circuitBreaker {
+            var value: [String: Any] = [:]
+            if let limit = breaker.maxConnections { value["maxConnections"] = limit }
+            if let limit = breaker.maxPendingRequests { value["maxPendingRequests"] = limit }
+            if let limit = breaker.maxRequestsPerConnection { value["maxRequestsPerConnection"] = limit }
+            object["circuitBreaker"] = value
+        }
+        if let check = healthCheck {
+            object["healthCheck"] = ["path": check.path, "interval": check.interval.description, "timeout": check.timeout.description,
+                                     "unhealthyThreshold": check.unhealthyThreshold, "healthyThreshold": check.healthyThreshold]
+        }
+        if let tls {
+            var value: [String: Any] = ["subjectAltNames": tls.subjectAltNames]
+            if let ca = tls.ca { value["ca"] = ca }
+            if let certificate = tls.certificate { value["certificate"] = certificate }
+            if let key = tls.key { value["key"] = key }
+            if let serverName = tls.serverName { value["serverName"] = serverName }
+            object["tls"] = value
+        }
+        return object
     }
 }
 

@@ -144,6 +144,91 @@ public struct LimitsConfig: Sendable, Equatable {
     }
 }
 
+/// A source location that every other one equals, for config values whose identity does not
+/// depend on where in the file they are written.
+public struct UncomparedLocation: Sendable, Equatable {
+    public var value: SourceLocation?
+    public init(_ value: SourceLocation?) { self.value = value }
+    public static func == (lhs: UncomparedLocation, rhs: UncomparedLocation) -> Bool { true }
+}
+
+/// Passive health checking, as Istio's DestinationRule `outlierDetection`: an endpoint that
+/// keeps failing is ejected from the load balancer for `baseEjectionTime` × its ejections.
+public struct OutlierDetectionConfig: Sendable, Equatable {
+    /// 5xx answers (and failures to answer) in a row before an ejection; nil: off.
+    public var consecutive5xx: Int?
+    /// 502, 503, 504 answers (and failures to answer) in a row before an ejection; nil: off.
+    public var consecutiveGatewayErrors: Int?
+    public var interval: ConfigDuration
+    public var baseEjectionTime: ConfigDuration
+    public var maxEjectionPercent: Int
+
+    public init(consecutive5xx: Int? = 5, consecutiveGatewayErrors: Int? = nil, interval: ConfigDuration = .seconds(10),
+                baseEjectionTime: ConfigDuration = .seconds(30), maxEjectionPercent: Int = 10) {
+        self.consecutive5xx = consecutive5xx
+        self.consecutiveGatewayErrors = consecutiveGatewayErrors
+        self.interval = interval
+        self.baseEjectionTime = baseEjectionTime
+        self.maxEjectionPercent = maxEjectionPercent
+    }
+}
+
+/// Envoy's circuit-breaking thresholds (Istio's `connectionPool`). Over a limit: 503 at once.
+public struct CircuitBreakerConfig: Sendable, Equatable {
+    /// Open connections to one endpoint from one event loop.
+    public var maxConnections: Int?
+    /// Requests of the service waiting for a connection, per event loop.
+    public var maxPendingRequests: Int?
+    /// A connection is closed after serving this many requests.
+    public var maxRequestsPerConnection: Int?
+
+    public init(maxConnections: Int? = nil, maxPendingRequests: Int? = nil, maxRequestsPerConnection: Int? = nil) {
+        self.maxConnections = maxConnections
+        self.maxPendingRequests = maxPendingRequests
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+    }
+}
+
+/// Active health checking, as Envoy's HTTP health checker: `GET path` on each endpoint every
+/// `interval`; a 2xx is healthy. Unhealthy endpoints are left out of the load balancer.
+public struct HealthCheckConfig: Sendable, Equatable {
+    public var path: String
+    public var interval: ConfigDuration
+    public var timeout: ConfigDuration
+    public var unhealthyThreshold: Int
+    public var healthyThreshold: Int
+
+    public init(path: String, interval: ConfigDuration = .seconds(10), timeout: ConfigDuration = .seconds(1),
+                unhealthyThreshold: Int = 3, healthyThreshold: Int = 2) {
+        self.path = path
+        self.interval = interval
+        self.timeout = timeout
+        self.unhealthyThreshold = unhealthyThreshold
+        self.healthyThreshold = healthyThreshold
+    }
+}
+
+/// TLS to a service's endpoints: the upstream's certificate is verified against `ca` (or the
+/// system's roots) and `serverName`/`subjectAltNames`; `certificate` and `key` make it mTLS.
+public struct UpstreamTLSConfig: Sendable, Equatable {
+    public var ca: String?
+    public var certificate: String?
+    public var key: String?
+    /// SNI, and the name the certificate must carry when `subjectAltNames` is empty.
+    public var serverName: String?
+    /// The upstream certificate must carry one of these SANs (DNS names or URIs such as SPIFFE IDs).
+    public var subjectAltNames: [String]
+
+    public init(ca: String? = nil, certificate: String? = nil, key: String? = nil, serverName: String? = nil,
+                subjectAltNames: [String] = []) {
+        self.ca = ca
+        self.certificate = certificate
+        self.key = key
+        self.serverName = serverName
+        self.subjectAltNames = subjectAltNames
+    }
+}
+
 public enum LoadBalancerKind: String, Sendable, Equatable, CaseIterable {
     case roundRobin = "round_robin"
     case leastRequest = "least_request"
@@ -159,6 +244,14 @@ public struct ServiceConfig: Sendable, Equatable {
     /// Cap on open connections to one endpoint from one event loop.
     public var maxConnectionsPerEndpoint: Int
     public var retryBudget: RetryBudgetConfig
+    public var outlierDetection: OutlierDetectionConfig?
+    public var circuitBreaker: CircuitBreakerConfig?
+    public var healthCheck: HealthCheckConfig?
+    /// The endpoints are reached over TLS (or mTLS) when present.
+    public var tls: UpstreamTLSConfig?
+    /// Where the service is declared, for errors found after parsing (a TLS file that does
+    /// not load). Not part of equality: moving a service in the file does not change it.
+    public var location: UncomparedLocation = UncomparedLocation(nil)
 
     public init(
         name: String,
@@ -166,9 +259,17 @@ public struct ServiceConfig: Sendable, Equatable {
         loadBalancer: LoadBalancerKind = .roundRobin,
         connectTimeout: ConfigDuration = .seconds(5),
         maxConnectionsPerEndpoint: Int = 1024,
-        retryBudget: RetryBudgetConfig = RetryBudgetConfig()
+        retryBudget: RetryBudgetConfig = RetryBudgetConfig(),
+        outlierDetection: OutlierDetectionConfig? = nil,
+        circuitBreaker: CircuitBreakerConfig? = nil,
+        healthCheck: HealthCheckConfig? = nil,
+        tls: UpstreamTLSConfig? = nil
     ) {
         self.retryBudget = retryBudget
+        self.outlierDetection = outlierDetection
+        self.circuitBreaker = circuitBreaker
+        self.healthCheck = healthCheck
+        self.tls = tls
         self.name = name
         self.endpoints = endpoints
         self.loadBalancer = loadBalancer

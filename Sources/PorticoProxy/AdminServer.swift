@@ -65,19 +65,29 @@ final class AdminHandler: ChannelInboundHandler {
             }
             sendJSON(context, head, ["generation": snapshot.generation, "routes": routes])
         case (.GET, "/services"):
-            let services = gateway.snapshot.config.services
+            let snapshot = gateway.snapshot
             gateway.upstreamStatistics().assumeIsolated().whenComplete { [self] result in
                 let statistics = (try? result.get()) ?? [:]
-                let body: [[String: Any]] = services.map { service in
-                    [
+                let body: [[String: Any]] = snapshot.config.services.map { service in
+                    let health = snapshot.serviceHealth[service.name]
+                    let states = health?.endpointStates()
+                    return [
                         "name": service.name,
                         "loadBalancer": service.loadBalancer.rawValue,
-                        "endpoints": service.endpoints.map { endpoint -> [String: Any] in
+                        "tls": service.tls != nil,
+                        "endpoints": service.endpoints.enumerated().map { index, endpoint -> [String: Any] in
                             let counts = statistics[endpoint] ?? (0, 0)
-                            // Health (active checks, outlier ejection) is not tracked yet, so no
-                            // state is claimed beyond the connections the pools hold.
-                            return ["address": endpoint.description,
-                                    "openConnections": counts.open, "idleConnections": counts.idle]
+                            var object: [String: Any] = ["address": endpoint.description,
+                                                         "openConnections": counts.open, "idleConnections": counts.idle]
+                            // Only what is tracked is shown: ejection with outlier detection,
+                            // health with active checks.
+                            if service.outlierDetection != nil {
+                                let ejectedFor = states?[index].ejectedForSeconds
+                                object["ejected"] = ejectedFor != nil
+                                if let ejectedFor { object["ejectedForSeconds"] = (ejectedFor * 10).rounded() / 10 }
+                            }
+                            if let healthy = states?[index].healthy { object["healthy"] = healthy }
+                            return object
                         },
                     ]
                 }

@@ -106,6 +106,7 @@ public final class Gateway: @unchecked Sendable {
             adminChannel = try AdminServer(gateway: self).bind(address: admin.address, group: adminGroup)
             logger.info("admin listening", metadata: ["address": .string("\(admin.address)")])
         }
+        activateServiceHealth(snapshot, replacing: nil)
         state.withLockedValue { $0.ready = true }
     }
 
@@ -198,6 +199,18 @@ public final class Gateway: @unchecked Sendable {
     /// The event loops that serve requests, in order (for tests that watch one of them).
     var proxyEventLoops: [EventLoop] { orderedLoopContexts.map(\.eventLoop) }
 
+    /// Starts the outlier-detection intervals and health checks of services new in `snapshot`
+    /// and stops those of services it no longer has (or has with other settings). They run on
+    /// the admin loop, off the proxy loops.
+    private func activateServiceHealth(_ snapshot: RuntimeSnapshot, replacing old: RuntimeSnapshot?) {
+        for (name, health) in snapshot.serviceHealth where old?.serviceHealth[name] !== health {
+            health.start(on: adminGroup.next())
+        }
+        for (name, health) in old?.serviceHealth ?? [:] where snapshot.serviceHealth[name] !== health {
+            health.stop()
+        }
+    }
+
     /// Loads the key sets the running config's jwt policies need, before the listeners open,
     /// so that the first request with a token finds its keys. Throws if one cannot be loaded.
     public func loadKeys() async throws {
@@ -218,6 +231,23 @@ public final class Gateway: @unchecked Sendable {
     /// new jwt key set is loaded before the config that needs it starts serving.
     @discardableResult
     public func reload() async -> ReloadOutcome {
+        // One at a time, in the order asked: a slow reload (a key set to fetch) must not land
+        // after, and over, a newer one.
+        let task = reloadQueue.withLockedValue { queue in
+            let previous = queue
+            let task = Task {
+                _ = await previous?.value
+                return await self.reloadNow()
+            }
+            queue = task
+            return task
+        }
+        return await task.value
+    }
+
+    private let reloadQueue = NIOLockedValueBox<Task<ReloadOutcome, Never>?>(nil)
+
+    private func reloadNow() async -> ReloadOutcome {
         let current = snapshot
         let newSnapshot: RuntimeSnapshot
         do {
@@ -246,6 +276,7 @@ public final class Gateway: @unchecked Sendable {
         for context in orderedLoopContexts {
             context.eventLoop.execute { context.install(newSnapshot) }
         }
+        activateServiceHealth(newSnapshot, replacing: current)
         logger.info("config reloaded", metadata: ["generation": .stringConvertible(newSnapshot.generation)])
         return ReloadOutcome(succeeded: true, generation: newSnapshot.generation, message: "reloaded")
     }

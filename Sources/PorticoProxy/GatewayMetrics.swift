@@ -69,6 +69,13 @@ public final class GatewayMetrics: Sendable {
             labels: [("policy", policy)])
     }
 
+    func outlierEjectionCounter(service: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_outlier_ejections", unitName: "total",
+                              helpText: "Endpoints ejected from a service's load balancer by outlier detection."),
+            labels: [("service", service)])
+    }
+
     /// The Prometheus text exposition of every metric.
     public func render() -> [UInt8] {
         registry.emitToBuffer()

@@ -8,7 +8,11 @@ import PorticoCore
 final class LoopContext {
     let eventLoop: EventLoop
     private(set) var snapshot: RuntimeSnapshot
-    private var pools: [HostPort: UpstreamPool] = [:]
+    /// Pools by endpoint and, for a TLS service, by its TLS settings (the same address reached
+    /// in plaintext and over TLS is two pools).
+    private var pools: [PoolKey: UpstreamPool] = [:]
+    /// Circuit breakers by service, this loop's share (see `CircuitBreakerConfig`).
+    private var breakers: [String: (config: CircuitBreakerConfig, breaker: CircuitBreaker)] = [:]
     private var pickers: [String: EndpointPicker] = [:]
     private let loopIndex: Int
     let metrics: MetricsCache
@@ -32,34 +36,68 @@ final class LoopContext {
         guard newSnapshot.generation > snapshot.generation else { return }
         let old = snapshot
         snapshot = newSnapshot
-        let liveEndpoints = Set(newSnapshot.config.services.flatMap(\.endpoints))
-        for (endpoint, pool) in pools where !liveEndpoints.contains(endpoint) && !workerPools.contains(endpoint) {
+        let liveKeys = Set(newSnapshot.config.services.flatMap { service in
+            service.endpoints.map { PoolKey(endpoint: $0, tls: newSnapshot.upstreamTLS[service.name]) }
+        })
+        for (key, pool) in pools where !liveKeys.contains(key) && !workerPools.contains(key.endpoint) {
             pool.shutdown()
-            pools[endpoint] = nil
+            pools[key] = nil
         }
         for service in newSnapshot.config.services where old.servicesByName[service.name] != service {
             pickers[service.name] = nil
+            breakers[service.name] = nil
         }
     }
 
-    /// Chooses an endpoint of `service` and returns its pool.
-    func pool(for service: ServiceConfig) -> (pool: UpstreamPool, endpointIndex: Int) {
+    /// Chooses an endpoint of `service` and returns its pool: one that outlier detection has
+    /// not ejected and health checks have not failed, and not `avoiding` (a retry's previous
+    /// endpoint) where another will do.
+    func pool(for service: ServiceConfig, avoiding: Int? = nil) -> (pool: UpstreamPool, endpointIndex: Int) {
         if pickers[service.name]?.endpointCount != service.endpoints.count {
             pickers[service.name] = EndpointPicker(
                 strategy: service.loadBalancer.strategy, endpointCount: service.endpoints.count, startingAt: loopIndex)
         }
+        let availability = snapshot.serviceHealth.isEmpty ? nil : snapshot.serviceHealth[service.name]?.availability
         // Mutated in place through the dictionary: a copy out and back would copy the picker's
         // in-flight counts on every request.
-        let index = pickers[service.name]!.pick(using: &random)
+        var index = pickers[service.name]!.pick(using: &random)
+        if availability != nil || avoiding != nil {
+            // A few more picks past the endpoints that should not get this request; the
+            // strategy still decides among the rest.
+            var tries = 1
+            while tries < 2 * service.endpoints.count,
+                  availability.map({ !$0[index] }) ?? false || (index == avoiding && service.endpoints.count > 1) {
+                index = pickers[service.name]!.pick(using: &random)
+                tries += 1
+            }
+        }
         pickers[service.name]!.requestStarted(at: index)
         let endpoint = service.endpoints[index]
-        if let pool = pools[endpoint] { return (pool, index) }
+        let tls = snapshot.upstreamTLS.isEmpty ? nil : snapshot.upstreamTLS[service.name]
+        let key = PoolKey(endpoint: endpoint, tls: tls)
+        if let pool = pools[key] { return (pool, index) }
         let pool = UpstreamPool(
-            endpoint: endpoint, eventLoop: eventLoop, maxConnections: service.maxConnectionsPerEndpoint,
+            endpoint: endpoint, eventLoop: eventLoop,
+            maxConnections: min(service.maxConnectionsPerEndpoint, service.circuitBreaker?.maxConnections ?? .max),
             connectTimeout: service.connectTimeout.timeAmount, idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
-            metrics: metrics.metrics)
-        pools[endpoint] = pool
+            metrics: metrics.metrics, tls: tls)
+        pools[key] = pool
         return (pool, index)
+    }
+
+    /// A request of `service` must wait for a connection: false when `maxPendingRequests`
+    /// already wait on this loop (answer 503 at once).
+    func queueRequest(service: ServiceConfig) -> Bool {
+        guard let config = service.circuitBreaker, config.maxPendingRequests != nil else { return true }
+        if breakers[service.name]?.config != config {
+            breakers[service.name] = (config, CircuitBreaker(settings: .init(
+                maxPendingRequests: config.maxPendingRequests, maxRequestsPerConnection: config.maxRequestsPerConnection)))
+        }
+        return breakers[service.name]!.breaker.requestQueued()
+    }
+
+    func dequeueRequest(service name: String) {
+        breakers[name]?.breaker.requestDequeued()
     }
 
     /// Retry budgets by backend (a service's name, or `function:NAME`), this loop's share:
@@ -85,11 +123,12 @@ final class LoopContext {
 
     /// The pool for a function worker's port.
     func pool(forWorker endpoint: HostPort) -> UpstreamPool {
-        if let pool = pools[endpoint] { return pool }
+        let key = PoolKey(endpoint: endpoint, tls: nil)
+        if let pool = pools[key] { return pool }
         let pool = UpstreamPool(
             endpoint: endpoint, eventLoop: eventLoop, maxConnections: 1024, connectTimeout: .seconds(1),
             idleTimeout: snapshot.config.limits.idleTimeout.timeAmount, metrics: metrics.metrics)
-        pools[endpoint] = pool
+        pools[key] = pool
         workerPools.insert(endpoint)
         return pool
     }
@@ -97,7 +136,7 @@ final class LoopContext {
     /// A worker stopped: its port may be reused by another one, so its pool must go.
     func dropPool(_ endpoint: HostPort) {
         workerPools.remove(endpoint)
-        pools.removeValue(forKey: endpoint)?.shutdown()
+        pools.removeValue(forKey: PoolKey(endpoint: endpoint, tls: nil))?.shutdown()
     }
 
     /// A function request id unique in the process: a per-loop counter tagged with the loop.
@@ -113,11 +152,27 @@ final class LoopContext {
 
     /// Open and idle upstream connections of this loop, by endpoint (for the admin API).
     func poolStatistics() -> [HostPort: (open: Int, idle: Int)] {
-        pools.mapValues { ($0.openConnections, $0.idleConnections) }
+        var statistics: [HostPort: (open: Int, idle: Int)] = [:]
+        for (key, pool) in pools {
+            let sum = statistics[key.endpoint] ?? (0, 0)
+            statistics[key.endpoint] = (sum.open + pool.openConnections, sum.idle + pool.idleConnections)
+        }
+        return statistics
     }
 
     func shutdownPools() {
         for pool in pools.values { pool.shutdown() }
+    }
+}
+
+/// An upstream pool's identity: where, and how (plaintext, or which TLS settings).
+struct PoolKey: Hashable {
+    let endpoint: HostPort
+    let tls: ObjectIdentifier?
+
+    init(endpoint: HostPort, tls: UpstreamTLS?) {
+        self.endpoint = endpoint
+        self.tls = tls.map(ObjectIdentifier.init)
     }
 }
 

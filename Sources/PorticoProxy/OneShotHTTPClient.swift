@@ -3,51 +3,108 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// Fetches a JWKS document over HTTP or HTTPS: one GET, no redirects, 1 MiB at most, 10 s.
+/// One HTTP/1.1 GET on its own connection, for the gateway's own needs (a JWKS document, an
+/// active health check): no redirects, a size cap, a deadline.
 ///
-/// A few dozen lines of NIO rather than an HTTP client library: a key set is fetched every few
-/// minutes, and the gateway already carries NIO, NIOHTTP1 and NIOSSL.
-enum JWKSFetcher {
-    static let maxBytes = 1 << 20
-    static let timeout = TimeAmount.seconds(10)
+/// A few dozen lines of NIO rather than an HTTP client library: these requests are rare, and
+/// the gateway already carries NIO, NIOHTTP1 and NIOSSL.
+enum OneShotHTTPClient {
+    struct Response {
+        let status: Int
+        let body: [UInt8]
+    }
 
-    static func fetch(_ url: String) async throws -> [UInt8] {
-        guard let target = Target(url) else { throw JWKSFetchError("not an http(s) URL") }
-        let group = MultiThreadedEventLoopGroup.singleton
-        let promise = group.next().makePromise(of: [UInt8].self)
-        let bootstrap = ClientBootstrap(group: group)
+    static func get(host: String, port: Int, path: String, hostHeader: String, tls: NIOSSLContext?, serverName: String?,
+                    timeout: TimeAmount, maxBytes: Int, on eventLoop: EventLoop) -> EventLoopFuture<Response> {
+        let promise = eventLoop.makePromise(of: Response.self)
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            promise.fail(OneShotHTTPError("no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))
+        }
+        ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if target.tls {
-                        let context = try NIOSSLContext(configuration: .makeClientConfiguration())
-                        try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: target.host))
+                    if let tls {
+                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
                     try sync.addHTTPClientHandlers()
-                    try sync.addHandler(ResponseCollector(promise: promise))
+                    try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))
                 }
             }
-        let channel: Channel
-        do {
-            channel = try await bootstrap.connect(host: target.host, port: target.port).get()
-        } catch {
+            .connect(host: host, port: port)
+            .whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    promise.fail(OneShotHTTPError("cannot connect: \(error)"))
+                case .success(let channel):
+                    let headers = HTTPHeaders([("host", hostHeader), ("user-agent", "portico"), ("connection", "close")])
+                    channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path,
+                                                                             headers: headers)), promise: nil)
+                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                }
+            }
+        promise.futureResult.whenComplete { _ in deadline.cancel() }
+        return promise.futureResult
+    }
+
+    private final class ResponseCollector: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        private let promise: EventLoopPromise<Response>
+        private let maxBytes: Int
+        private var status = 0
+        private var body: [UInt8] = []
+
+        init(promise: EventLoopPromise<Response>, maxBytes: Int) {
+            self.promise = promise
+            self.maxBytes = maxBytes
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                status = Int(head.status.code)
+            case .body(let buffer):
+                guard body.count + buffer.readableBytes <= maxBytes else {
+                    promise.fail(OneShotHTTPError("the answer is larger than \(maxBytes) bytes"))
+                    context.close(promise: nil)
+                    return
+                }
+                body.append(contentsOf: buffer.readableBytesView)
+            case .end:
+                promise.succeed(Response(status: status, body: body))
+                context.close(promise: nil)
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
             promise.fail(error)
-            throw JWKSFetchError("cannot connect: \(error)")
+            context.close(promise: nil)
         }
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
-            promise.fail(JWKSFetchError("no complete answer within \(timeout)"))
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(OneShotHTTPError("the connection closed before the answer was complete"))
         }
-        var headers = HTTPHeaders([("host", target.hostHeader), ("accept", "application/json"), ("connection", "close")])
-        headers.add(name: "user-agent", value: "portico")
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.path, headers: headers)
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        defer {
-            deadline.cancel()
-            channel.close(promise: nil)
-        }
-        return try await promise.futureResult.get()
+    }
+}
+
+struct OneShotHTTPError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Fetches a JWKS document over HTTP or HTTPS (the system's trusted roots): 1 MiB, 10 s.
+enum JWKSFetcher {
+    static func fetch(_ url: String) async throws -> [UInt8] {
+        guard let target = Target(url) else { throw OneShotHTTPError("not an http(s) URL") }
+        let tls = target.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let response = try await OneShotHTTPClient.get(
+            host: target.host, port: target.port, path: target.path, hostHeader: target.hostHeader, tls: tls,
+            serverName: target.tls && !target.hostIsAddress ? target.host : nil, timeout: .seconds(10), maxBytes: 1 << 20,
+            on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        guard response.status == 200 else { throw OneShotHTTPError("the server answered \(response.status)") }
+        return response.body
     }
 
     private struct Target {
@@ -56,6 +113,8 @@ enum JWKSFetcher {
         let port: Int
         let path: String
         let hostHeader: String
+        /// An IP address cannot be sent as SNI.
+        var hostIsAddress: Bool { host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." } }
 
         init?(_ url: String) {
             let rest: Substring
@@ -86,48 +145,4 @@ enum JWKSFetcher {
             guard !host.isEmpty, (1...65535).contains(port) else { return nil }
         }
     }
-
-    private final class ResponseCollector: ChannelInboundHandler {
-        typealias InboundIn = HTTPClientResponsePart
-        private let promise: EventLoopPromise<[UInt8]>
-        private var status: HTTPResponseStatus?
-        private var body: [UInt8] = []
-
-        init(promise: EventLoopPromise<[UInt8]>) { self.promise = promise }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                status = head.status
-            case .body(let buffer):
-                guard body.count + buffer.readableBytes <= JWKSFetcher.maxBytes else {
-                    promise.fail(JWKSFetchError("the answer is larger than 1 MiB"))
-                    context.close(promise: nil)
-                    return
-                }
-                body.append(contentsOf: buffer.readableBytesView)
-            case .end:
-                if status == .ok {
-                    promise.succeed(body)
-                } else {
-                    promise.fail(JWKSFetchError("the server answered \(status.map { "\($0.code)" } ?? "nothing")"))
-                }
-                context.close(promise: nil)
-            }
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: Error) {
-            promise.fail(error)
-            context.close(promise: nil)
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            promise.fail(JWKSFetchError("the connection closed before the answer was complete"))
-        }
-    }
-}
-
-struct JWKSFetchError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

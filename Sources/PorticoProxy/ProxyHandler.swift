@@ -275,6 +275,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let (pool, endpointIndex) = loop.pool(for: service)
             exchange.pool = pool
             exchange.endpointIndex = endpointIndex
+            exchange.service = service
+            if !snapshot.serviceHealth.isEmpty { exchange.health = snapshot.serviceHealth[service.name] }
         }
         let timeout = route.config.timeout.timeAmount
         if let faultDelay {
@@ -303,8 +305,41 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
-        exchange.waiterID = pool.lease { [weak self] result in
+        exchange.leaseSettled = false
+        let id = pool.lease { [weak self] result in
+            exchange.leaseSettled = true
             self?.leaseCompleted(exchange, result: result)
+        }
+        guard !exchange.leaseSettled else { return }
+        exchange.waiterID = id
+        // No connection to hand out at once: the request waits, if the service's circuit
+        // breaker lets one more wait; if not, 503 now rather than a longer queue.
+        guard let service = exchange.service, service.circuitBreaker?.maxPendingRequests != nil else { return }
+        if loop.queueRequest(service: service) {
+            exchange.queuedInBreaker = true
+        } else {
+            pool.cancelLease(id)
+            exchange.waiterID = nil
+            exchange.leaseSettled = true
+            leaseCompleted(exchange, result: .failure(.overloaded))
+        }
+    }
+
+    /// The request stopped waiting for a connection (it got one, or gave up).
+    private func leftBreakerQueue(_ exchange: Exchange) {
+        guard exchange.queuedInBreaker, let service = exchange.service else { return }
+        exchange.queuedInBreaker = false
+        loop.dequeueRequest(service: service.name)
+    }
+
+    /// What a try of a service request came to, for outlier detection: a status, or nil when
+    /// the endpoint gave no answer (connect failure, reset, timeout).
+    private func recordOutcome(_ exchange: Exchange, status: Int?) {
+        guard let health = exchange.health, exchange.pool != nil else { return }
+        if let status {
+            health.recordResponse(endpoint: exchange.endpointIndex, status: status)
+        } else {
+            health.recordFailure(endpoint: exchange.endpointIndex)
         }
     }
 
@@ -496,6 +531,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func leaseCompleted(_ exchange: Exchange, result: Result<UpstreamConnection, UpstreamPoolError>) {
         exchange.waiterID = nil
+        leftBreakerQueue(exchange)
         guard case .proxying(let current) = state, current === exchange, let context else {
             // The request ended (timeout, client gone) while the connection was on its way.
             if case .success(let connection) = result { exchange.pool?.release(connection, reusable: true) }
@@ -503,6 +539,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch result {
         case .failure(let error):
+            if error == .connectFailed { recordOutcome(exchange, status: nil) }
             if error == .connectFailed, retryScheduled(exchange, after: .connectFailure) { return }
             exchange.cancelTimeout()
             releaseBackendSlot(exchange)
@@ -511,6 +548,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                record: exchange.record(), requestComplete: exchange.requestComplete)
         case .success(let upstream):
             exchange.upstream = upstream
+            upstream.requestsServed += 1
             upstream.attach(exchange)
             exchange.handler = self
             upstream.send(.head(exchange.upstreamHead))
@@ -528,6 +566,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     fileprivate func upstreamResponseHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
         guard let context else { return }
+        recordOutcome(exchange, status: Int(head.status.code))
         if let retry = exchange.retry {
             retry.perTryTask?.cancel()
             retry.perTryTask = nil
@@ -613,6 +652,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func upstreamClosed(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, let context else { return }
         exchange.upstream = nil
+        if !exchange.responseStarted, !exchange.responseComplete { recordOutcome(exchange, status: nil) }
         if !exchange.responseStarted, !exchange.responseComplete, retryScheduled(exchange, after: .reset) { return }
         exchange.retry?.cancelTimers()
         exchange.cancelTimeout()
@@ -651,6 +691,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let waiterID = exchange.waiterID {
             exchange.pool?.cancelLease(waiterID)
             exchange.waiterID = nil
+            leftBreakerQueue(exchange)
         }
         if let upstream = exchange.upstream {
             exchange.upstream = nil
@@ -695,14 +736,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                    record: exchange.record(), requestComplete: exchange.requestComplete)
                 return
             }
-            var choice = loop.pool(for: service)
-            if service.endpoints.count > 1 && choice.endpointIndex == previousEndpoint {
-                // Another endpoint is preferred (least_request and random can pick the same one).
-                loop.requestFinished(service: service.name, endpointIndex: choice.endpointIndex)
-                choice = loop.pool(for: service)
-            }
+            // Another endpoint is preferred (least_request and random can pick the same one).
+            let choice = loop.pool(for: service, avoiding: previousEndpoint)
             exchange.pool = choice.pool
             exchange.endpointIndex = choice.endpointIndex
+            exchange.service = service
+            exchange.health = loop.snapshot.serviceHealth[service.name]
             leaseConnection(exchange, from: choice.pool)
         } else if let instance = exchange.function {
             // A function: another worker if one is free, or a new one (the scaler decides).
@@ -723,6 +762,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func perTryTimedOut(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
         exchange.retry?.perTryTask = nil
+        if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
         if retryScheduled(exchange, after: .perTryTimeout) { return }
         abandonUpstream(exchange)
         releaseBackendSlot(exchange)
@@ -733,6 +773,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func routeTimedOut(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
         exchange.timeoutTask = nil
+        if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
         abandonUpstream(exchange)
         releaseBackendSlot(exchange)
         // A client still sending its body is not made to finish first: it hears now, and the
@@ -745,7 +786,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func completeExchange(_ exchange: Exchange) {
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            exchange.pool?.release(upstream, reusable: true)
+            // Envoy's max_requests_per_connection: a connection that served its share closes.
+            let retire = exchange.service?.circuitBreaker?.maxRequestsPerConnection.map { upstream.requestsServed >= $0 } ?? false
+            exchange.pool?.release(upstream, reusable: !retire)
         }
         finish(exchange)
         state = .idle
@@ -758,6 +801,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let waiterID = exchange.waiterID {
             exchange.pool?.cancelLease(waiterID)
             exchange.waiterID = nil
+            leftBreakerQueue(exchange)
         }
         if let functionWaitID = exchange.functionWaitID {
             exchange.function?.cancel(id: functionWaitID)
@@ -1047,6 +1091,14 @@ final class Exchange: UpstreamResponseDelegate {
     /// The pool of the chosen endpoint; for a function, set once a worker is assigned.
     var pool: UpstreamPool?
     var endpointIndex = 0
+    /// The service the request goes to (nil for a function), as the snapshot had it.
+    var service: ServiceConfig?
+    /// The service's outlier detection and health checks, when it has them.
+    var health: ServiceHealth?
+    /// The lease callback has run (it may run inside `lease` itself).
+    var leaseSettled = true
+    /// Counted as waiting in the service's circuit breaker.
+    var queuedInBreaker = false
     var function: FunctionInstance?
     /// While waiting for a function worker: the id to cancel the wait with.
     var functionWaitID: UInt64?

@@ -30,6 +30,12 @@ public final class RuntimeSnapshot: Sendable {
     /// The JWKS of each source the jwt policies name, kept by the next snapshot while the
     /// source stays the same.
     let keyStores: [JWTConfig.KeySource: JWTKeyStore]
+    /// Outlier detection and health checks, for services that configure them; kept by the next
+    /// snapshot while the service's config stays the same.
+    let serviceHealth: [String: ServiceHealth]
+    /// TLS to the endpoints, for services that configure it; kept while unchanged, so the
+    /// pools (keyed by it) stay warm across reloads.
+    let upstreamTLS: [String: UpstreamTLS]
 
     /// `previous` lends its rate limiters' state to the policies that are unchanged; `metrics`
     /// gives the policies their counters.
@@ -47,6 +53,34 @@ public final class RuntimeSnapshot: Sendable {
         self.servicesByName = Dictionary(config.services.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.maxRequestHeaders = config.limits.maxRequestHeaders
         self.maxRequestBody = config.limits.maxRequestBody
+
+        var tlsByService: [String: UpstreamTLS] = [:]
+        var healthByService: [String: ServiceHealth] = [:]
+        for service in config.services {
+            var tls: UpstreamTLS?
+            if let tlsConfig = service.tls {
+                if let kept = previous?.upstreamTLS[service.name], kept.config == tlsConfig {
+                    tls = kept
+                } else {
+                    do {
+                        tls = try UpstreamTLS(config: tlsConfig)
+                    } catch {
+                        throw ConfigError([ConfigDiagnostic(
+                            location: service.location.value ?? SourceLocation(file: config.sourceFile, line: 1, column: 1),
+                            key: "services.\(service.name).tls", message: "cannot load the TLS files: \(error)")])
+                    }
+                }
+                tlsByService[service.name] = tls
+            }
+            guard service.outlierDetection != nil || service.healthCheck != nil else { continue }
+            if let kept = previous?.serviceHealth[service.name], kept.service == service {
+                healthByService[service.name] = kept
+            } else {
+                healthByService[service.name] = ServiceHealth(service: service, tls: tls, metrics: metrics)
+            }
+        }
+        self.upstreamTLS = tlsByService
+        self.serviceHealth = healthByService
 
         var limiters: [String: RateLimiter] = [:]
         var stores: [JWTConfig.KeySource: JWTKeyStore] = [:]
@@ -106,11 +140,14 @@ extension RuntimeSnapshot {
         var stores: [JWTConfig.KeySource: JWTKeyStore] = [:]
         for policy in config.policies {
             guard case .jwt(let jwt) = policy.kind, stores[jwt.keys] == nil else { continue }
-            if let kept = previous?.keyStores[jwt.keys], kept.isLoaded {
+            // A file is read again at every reload (someone may have just edited it, and a
+            // broken one rejects the config); a URL's keys are kept while loaded.
+            let kept = previous?.keyStores[jwt.keys]
+            if let kept, kept.isLoaded, case .url = jwt.keys {
                 stores[jwt.keys] = kept
                 continue
             }
-            let store = JWTKeyStore(source: jwt.keys, logger: logger)
+            let store = kept ?? JWTKeyStore(source: jwt.keys, logger: logger)
             do {
                 try await store.load()
             } catch {

@@ -35,6 +35,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var isUpgrading = false
     /// Runs once the decoder has emitted the whole 101 message, so the pipeline can change.
     var onUpgradeMessageEnd: (() -> Void)?
+    /// Requests this connection has been leased for (for `maxRequestsPerConnection`).
+    var requestsServed = 0
 
     init(pool: UpstreamPool) {
         self.pool = pool

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import PorticoConfig
 import PorticoCore
 
@@ -28,11 +29,14 @@ final class UpstreamPool {
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let metrics: GatewayMetrics
+    /// Present when the endpoint is reached over TLS.
+    let tls: UpstreamTLS?
 
     init(endpoint: HostPort, eventLoop: EventLoop, maxConnections: Int, connectTimeout: TimeAmount,
-         idleTimeout: TimeAmount, metrics: GatewayMetrics) {
+         idleTimeout: TimeAmount, metrics: GatewayMetrics, tls: UpstreamTLS? = nil) {
         self.endpoint = endpoint
         self.eventLoop = eventLoop
+        self.tls = tls
         self.machine = Machine(maxConnections: maxConnections)
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
@@ -123,6 +127,9 @@ final class UpstreamPool {
     private func connect() {
         let connection = UpstreamConnection(pool: self)
         let idleTimeout = self.idleTimeout
+        let tls = self.tls
+        let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
+        let serverHostname = tls?.serverHostname(for: endpoint)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -130,12 +137,28 @@ final class UpstreamPool {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleConnectionHandler(timeout: idleTimeout))
+                    if let tls, let handshake {
+                        try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: serverHostname))
+                        try sync.addHandler(UpstreamHandshakeHandler(tls: tls, promise: handshake))
+                    }
                     // Bytes after a 101 belong to the upgraded protocol: keep them.
                     try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                     try sync.addHandler(connection)
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
+            .flatMapErrorThrowing { error in
+                handshake?.fail(error)
+                throw error
+            }
+            .flatMap { channel in
+                // Over TLS the connection is usable once the handshake is done and checked.
+                guard let handshake else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {

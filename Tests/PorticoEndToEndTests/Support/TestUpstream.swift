@@ -23,7 +23,8 @@ final class TestUpstream: @unchecked Sendable {
 
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    init(name: String) throws {
+    /// `port` 0 picks a free one; a test that brings a dead endpoint back names its port.
+    init(name: String, port: Int = 0) throws {
         self.name = name
         let box = CounterSink()
         let upgrader = NIOWebSocketServerUpgrader(
@@ -46,7 +47,7 @@ final class TestUpstream: @unchecked Sendable {
                     channel.pipeline.addHandler(behaviour)
                 }
             }
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: "127.0.0.1", port: port)
             .wait()
         self.channel = channel
         self.port = channel.localAddress!.port!

@@ -1,0 +1,104 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import PorticoAuth
+import PorticoConfig
+
+/// How a service's endpoints are reached over TLS: the client context (trust roots, and a
+/// client certificate for mTLS), the name sent as SNI, and the names the upstream's
+/// certificate must carry.
+final class UpstreamTLS: Sendable {
+    let config: UpstreamTLSConfig
+    let context: NIOSSLContext
+
+    init(config: UpstreamTLSConfig) throws {
+        self.config = config
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        if let ca = config.ca {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+        }
+        if let certificate = config.certificate, let key = config.key {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+        }
+        // With `subjectAltNames` the names are checked after the handshake, against the list
+        // (a SPIFFE ID is a URI, which hostname verification does not look at); the chain is
+        // verified either way.
+        configuration.certificateVerification = config.subjectAltNames.isEmpty ? .fullVerification : .noHostnameVerification
+        self.context = try NIOSSLContext(configuration: configuration)
+    }
+
+    /// The SNI and verified name for `endpoint`: `serverName`, else the endpoint's host when
+    /// it is a name (an IP address cannot be sent as SNI).
+    func serverHostname(for endpoint: HostPort) -> String? {
+        if let name = config.serverName { return name }
+        let host = endpoint.host
+        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+        return isAddress ? nil : host
+    }
+
+    /// Whether the upstream's certificate carries one of the required names: one of
+    /// `subjectAltNames`, or else a DNS name matching `serverName`. (NIOSSL's own check also
+    /// accepts a certificate whose IP SAN is the address dialled, whatever name was asked for;
+    /// a name the config states must be the certificate's.)
+    func acceptsPeer(_ certificate: NIOSSLCertificate?) -> Bool {
+        guard !config.subjectAltNames.isEmpty || config.serverName != nil else { return true }
+        guard let certificate, let identity = try? PeerIdentity(derEncoded: certificate.toDERBytes()) else { return false }
+        if !config.subjectAltNames.isEmpty {
+            return config.subjectAltNames.contains { identity.uris.contains($0) || identity.dnsNames.contains($0) }
+        }
+        let wanted = config.serverName!.lowercased()
+        return identity.dnsNames.contains { name in
+            let name = name.lowercased()
+            if name == wanted { return true }
+            // `*.example.com` covers one label: `api.example.com`, not `example.com` or `a.b.example.com`.
+            guard name.hasPrefix("*."), let dot = wanted.firstIndex(of: ".") else { return false }
+            return wanted[dot...] == name.dropFirst()
+        }
+    }
+}
+
+/// Holds a new upstream connection back until its TLS handshake is done and the peer's name
+/// checked, so a failed handshake is a failed connect (502, retried as `connect-failure`), not
+/// a reset in the middle of a request.
+final class UpstreamHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let tls: UpstreamTLS
+    private let promise: EventLoopPromise<Void>
+
+    init(tls: UpstreamTLS, promise: EventLoopPromise<Void>) {
+        self.tls = tls
+        self.promise = promise
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+            if tls.acceptsPeer(certificate ?? nil) {
+                promise.succeed(())
+                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            } else {
+                promise.fail(UpstreamTLSError.nameMismatch)
+                context.close(promise: nil)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        promise.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(UpstreamTLSError.closedDuringHandshake)
+        context.fireChannelInactive()
+    }
+}
+
+enum UpstreamTLSError: Error {
+    case nameMismatch
+    case closedDuringHandshake
+}
