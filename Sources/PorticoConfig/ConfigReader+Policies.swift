@@ -319,7 +319,7 @@ extension ConfigReader {
     }
 
     /// A number from 0 to 100, fractions allowed (`0.5`).
-    private func percentage(_ node: Node, key: String) -> Double? {
+    func percentage(_ node: Node, key: String) -> Double? {
         guard case .scalar(let scalar) = node, let value = Double(scalar.string), value.isFinite,
               scalar.string.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) else {
             error("expected a percentage from 0 to 100\(Self.got(node))", at: node, key: key)

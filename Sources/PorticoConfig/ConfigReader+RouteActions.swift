@@ -39,6 +39,22 @@ extension ConfigReader {
         return given.count == 1 ? actions.first : nil
     }
 
+    /// `mirror: { service, percent }`.
+    func mirror(_ node: Node, key: String, serviceNames: [String]) -> MirrorConfig? {
+        guard let fields = fields(node, key: key, allowed: ["service", "percent"]) else { return nil }
+        guard let serviceNode = fields["service"] else {
+            requireKey("service", in: fields, message: "a mirror needs 'service' (where the copies go)")
+            return nil
+        }
+        guard let service = serviceReference(serviceNode, key: fields.path("service"), serviceNames: serviceNames) else { return nil }
+        var config = MirrorConfig(service: service)
+        if let percentNode = fields["percent"] {
+            guard let percent = percentage(percentNode, key: fields.path("percent")) else { return nil }
+            config.percent = percent
+        }
+        return config
+    }
+
     /// A service name that must be declared under `services:`.
     private func serviceReference(_ node: Node, key: String, serviceNames: [String]) -> String? {
         guard let name = string(node, key: key, what: "a service name") else { return nil }

@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigReader {
     static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite",
-                            "policies", "fault", "retries"]
+                            "policies", "fault", "retries", "mirror"]
     static let actionKeys = ["service", "function", "split", "directResponse", "redirect"]
 
     /// `routes:` — in match order; each needs a `match` and exactly one action.
@@ -53,10 +53,16 @@ extension ConfigReader {
                 requireForwardingAction(for: "retries", in: fields)
             }
 
+            var mirror: MirrorConfig?
+            if let mirrorNode = fields["mirror"] {
+                mirror = self.mirror(mirrorNode, key: fields.path("mirror"), serviceNames: serviceNames)
+                requireForwardingAction(for: "mirror", in: fields)
+            }
+
             guard diagnostics.count == errorsBefore, let match, let action else { continue }
             result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
                                       rewrite: rewrite, policies: policyNames, fault: fault, retries: retries,
-                                      location: location(of: item)))
+                                      mirror: mirror, location: location(of: item)))
         }
         return result
     }

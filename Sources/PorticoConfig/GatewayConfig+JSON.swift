@@ -199,6 +199,7 @@ private extension RouteConfig {
             "match": match.jsonObject,
             "timeout": timeout.description,
         ]
+        if let mirror { object["mirror"] = ["service": mirror.service, "percent": mirror.percent] }
         switch action {
         case .service(let service):
             object["service"] = service

@@ -144,6 +144,19 @@ public struct LimitsConfig: Sendable, Equatable {
     }
 }
 
+/// Request mirroring, as Istio's VirtualService `mirror` and `mirrorPercentage`: fire and
+/// forget, the shadow's answer ignored, its `Host` suffixed `-shadow` (as Envoy does).
+public struct MirrorConfig: Sendable, Equatable {
+    public var service: String
+    /// 0 to 100, fractions allowed.
+    public var percent: Double
+
+    public init(service: String, percent: Double = 100) {
+        self.service = service
+        self.percent = percent
+    }
+}
+
 /// A source location that every other one equals, for config values whose identity does not
 /// depend on where in the file they are written.
 public struct UncomparedLocation: Sendable, Equatable {
@@ -304,6 +317,8 @@ public struct RouteConfig: Sendable, Equatable {
     public var policies: [String]
     public var fault: FaultConfig?
     public var retries: RetryConfig?
+    /// A copy of a share of the requests goes to this service as well; its answers are dropped.
+    public var mirror: MirrorConfig?
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -317,9 +332,11 @@ public struct RouteConfig: Sendable, Equatable {
         policies: [String] = [],
         fault: FaultConfig? = nil,
         retries: RetryConfig? = nil,
+        mirror: MirrorConfig? = nil,
         location: SourceLocation
     ) {
         self.retries = retries
+        self.mirror = mirror
         self.policies = policies
         self.fault = fault
         self.index = index

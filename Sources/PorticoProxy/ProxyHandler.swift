@@ -279,6 +279,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !snapshot.serviceHealth.isEmpty { exchange.health = snapshot.serviceHealth[service.name] }
         }
         let timeout = route.config.timeout.timeAmount
+        if let mirror = route.config.mirror, !isUpgrade, loop.random.percentDraw() < mirror.percent,
+           let shadowService = snapshot.servicesByName[mirror.service] {
+            exchange.shadow = startShadow(of: upstreamHead, to: shadowService, timeout: timeout)
+        }
         if let faultDelay {
             // Injected delay: the request waits as it would for a slow backend; the timeout
             // starts after it, as it does after Envoy's fault filter.
@@ -291,6 +295,28 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             connectBackend(exchange, function: function, timeout: timeout, context: context)
         }
+    }
+
+    /// Sends a copy of the request to the mirror service, `Host` suffixed `-shadow` so the
+    /// shadow (and its logs) can tell copies from real traffic, as Envoy marks them.
+    private func startShadow(of head: HTTPRequestHead, to service: ServiceConfig, timeout: TimeAmount) -> ShadowRequest {
+        var shadowHead = head
+        if let host = shadowHead.headers.first(name: "host") {
+            shadowHead.headers.replaceOrAdd(name: "host", value: Self.shadowHost(host))
+        }
+        let (pool, endpointIndex) = loop.pool(for: service)
+        let loop = self.loop
+        return ShadowRequest(head: shadowHead, pool: pool, timeout: timeout) {
+            loop.requestFinished(service: service.name, endpointIndex: endpointIndex)
+        }
+    }
+
+    /// `api.example.com:8080` → `api.example.com-shadow:8080`.
+    static func shadowHost(_ host: String) -> String {
+        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]"), host[host.index(after: colon)...].allSatisfy(\.isNumber) {
+            return host[..<colon] + "-shadow" + host[colon...]
+        }
+        return host + "-shadow"
     }
 
     /// Leases a connection from the endpoint already chosen, or waits for a function worker.
@@ -465,6 +491,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         exchange.retry?.keep(buffer)
+        exchange.shadow?.send(buffer)
         if let upstream = exchange.upstream {
             upstream.send(.body(.byteBuffer(buffer)))
             upstreamNeedsFlush = true
@@ -478,6 +505,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .proxying(let exchange):
             exchange.requestComplete = true
             exchange.bufferedTrailers = trailers
+            exchange.shadow?.end(trailers)
             if let upstream = exchange.upstream {
                 upstream.send(.end(trailers))
                 upstream.flush()
@@ -1099,6 +1127,8 @@ final class Exchange: UpstreamResponseDelegate {
     var leaseSettled = true
     /// Counted as waiting in the service's circuit breaker.
     var queuedInBreaker = false
+    /// The mirrored copy, when the route mirrors and this request drew it.
+    var shadow: ShadowRequest?
     var function: FunctionInstance?
     /// While waiting for a function worker: the id to cancel the wait with.
     var functionWaitID: UInt64?

@@ -62,4 +62,43 @@ final class ResilienceConfigTests: XCTestCase {
         XCTAssertTrue(text.contains("services.a.tls.certificate: a client certificate needs both 'certificate' and 'key'"), text)
         XCTAssertTrue(text.contains("services.b.healthCheck.path: expected a path starting with '/', got 'healthz'"), text)
     }
+
+    func testMirrorParsesAndChecksItsService() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+              shadow: { endpoints: [127.0.0.1:9002] }
+            routes:
+              - match: { prefix: /a/ }
+                service: api
+                mirror: { service: shadow, percent: 12.5 }
+              - match: { prefix: / }
+                service: api
+                mirror: { service: shadow }
+            """, file: "gateway.yaml")
+        XCTAssertEqual(config.routes[0].mirror, MirrorConfig(service: "shadow", percent: 12.5))
+        XCTAssertEqual(config.routes[1].mirror, MirrorConfig(service: "shadow", percent: 100))
+
+        let text = rejectionText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: /a/ }
+                service: api
+                mirror: { service: shadw }
+              - match: { prefix: /b/ }
+                service: api
+                mirror: { service: api, percent: 101 }
+              - match: { prefix: / }
+                directResponse: { status: 200 }
+                mirror: { service: api }
+            """)
+        XCTAssertTrue(text.contains("gateway.yaml:8:24: routes[0].mirror.service: unknown service 'shadw' (declared: api)"), text)
+        XCTAssertTrue(text.contains("routes[1].mirror.percent: must be from 0 to 100, got 101"), text)
+        XCTAssertTrue(text.contains("routes[2].mirror: mirror only applies to routes that forward"), text)
+    }
 }

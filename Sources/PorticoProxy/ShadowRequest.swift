@@ -1,0 +1,125 @@
+import NIOCore
+import NIOHTTP1
+
+/// A mirrored copy of a request (Istio's `mirror`): sent to the shadow service as the original
+/// arrives, its answer read and dropped. It never slows or fails the original: it holds no
+/// read back, and it gives up (closing its connection) when the shadow is slow to take the
+/// body, when the original's timeout passes, or when anything goes wrong.
+final class ShadowRequest: UpstreamResponseDelegate {
+    /// Body bytes kept while the shadow's connection is not there yet, or will not take more.
+    static let maxBuffered = 1 << 20
+
+    private let pool: UpstreamPool
+    private let finished: () -> Void
+    private var upstream: UpstreamConnection?
+    private var pending: [HTTPClientRequestPart]
+    private var pendingBytes = 0
+    private var waiterID: Int?
+    private var timeoutTask: Scheduled<Void>?
+    private var requestSent = false
+    private var done = false
+
+    /// `finished` runs once, when the shadow is over either way (to release its load-balancer slot).
+    init(head: HTTPRequestHead, pool: UpstreamPool, timeout: TimeAmount, finished: @escaping () -> Void) {
+        self.pool = pool
+        self.finished = finished
+        self.pending = [.head(head)]
+        timeoutTask = pool.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            self?.giveUp()
+        }
+        let id = pool.lease { [weak self] result in
+            guard let self else {
+                if case .success(let connection) = result { pool.release(connection, reusable: true) }
+                return
+            }
+            self.leased(result)
+        }
+        if !done && upstream == nil { waiterID = id }
+    }
+
+    func send(_ buffer: ByteBuffer) {
+        guard !done else { return }
+        if let upstream, upstream.isWritable {
+            upstream.send(.body(.byteBuffer(buffer)))
+            upstream.flush()
+            return
+        }
+        pendingBytes += buffer.readableBytes
+        guard pendingBytes <= Self.maxBuffered else { return giveUp() }
+        pending.append(.body(.byteBuffer(buffer)))
+    }
+
+    func end(_ trailers: HTTPHeaders?) {
+        guard !done else { return }
+        if let upstream {
+            upstream.send(.end(trailers))
+            upstream.flush()
+            requestSent = true
+        } else {
+            pending.append(.end(trailers))
+        }
+    }
+
+    private func leased(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
+        waiterID = nil
+        guard !done else {
+            if case .success(let connection) = result { pool.release(connection, reusable: true) }
+            return
+        }
+        guard case .success(let connection) = result else { return giveUp() }
+        upstream = connection
+        connection.attach(self)
+        flushPending()
+    }
+
+    private func flushPending() {
+        guard let upstream else { return }
+        for part in pending {
+            upstream.send(part)
+            if case .end = part { requestSent = true }
+        }
+        pending.removeAll()
+        pendingBytes = 0
+        upstream.flush()
+    }
+
+    private func giveUp() {
+        guard !done else { return }
+        done = true
+        timeoutTask?.cancel()
+        if let waiterID { pool.cancelLease(waiterID) }
+        if let upstream {
+            self.upstream = nil
+            pool.release(upstream, reusable: false)
+        }
+        pending.removeAll()
+        finished()
+    }
+
+    // MARK: UpstreamResponseDelegate: the answer is read and dropped.
+
+    var downstreamIsWritable: Bool { true }
+    func upstreamResponseHead(_ head: HTTPResponseHead) {}
+    func upstreamResponseBody(_ buffer: ByteBuffer) {}
+    func upstreamReadComplete() {}
+
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
+        guard !done, let upstream else { return }
+        // An answer before the whole request went out leaves the connection out of step.
+        let reusable = requestSent
+        done = true
+        timeoutTask?.cancel()
+        self.upstream = nil
+        pool.release(upstream, reusable: reusable)
+        finished()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { flushPending() }
+    }
+
+    func upstreamClosed() {
+        upstream = nil
+        giveUp()
+    }
+}
