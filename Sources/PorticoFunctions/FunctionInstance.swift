@@ -125,6 +125,18 @@ public final class FunctionInstance: @unchecked Sendable {
         homeLoop.inEventLoop ? run() : homeLoop.execute(run)
     }
 
+    /// The lease's worker refused the connection: the request is done with it, and the worker
+    /// gets no more (it is killed and replaced). The caller then asks again for another worker.
+    public func workerUnreachable(_ lease: WorkerLease) {
+        guard lease.instance === self else { return lease.instance.workerUnreachable(lease) }
+        let run = {
+            let worker = FunctionScaler.WorkerID(lease.worker)
+            self.perform(self.scaler.workerUnreachable(worker, now: self.now))
+            self.perform(self.scaler.requestFinished(FunctionScaler.RequestID(lease.requestID), worker: worker, now: self.now))
+        }
+        homeLoop.inEventLoop ? run() : homeLoop.execute(run)
+    }
+
     /// The client gave up while waiting for a worker.
     public func cancel(id: UInt64) {
         let run = {
@@ -213,6 +225,12 @@ public final class FunctionInstance: @unchecked Sendable {
             if let worker = workers[workerID] {
                 lastError = "worker \(workerID.rawValue) not ready within \(manifest.startupTimeout)"
                 logger.warning("worker not ready in time; killing it", metadata: metadata(worker, [:]))
+                worker.kill()
+            }
+        case .killUnreachableWorker(let workerID):
+            if let worker = workers[workerID] {
+                lastError = "worker \(workerID.rawValue) refused a connection while ready"
+                logger.warning("worker refused a connection; replacing it", metadata: metadata(worker, [:]))
                 worker.kill()
             }
         case .scheduleRetry(after: let delay):

@@ -567,6 +567,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch result {
         case .failure(let error):
+            if error == .connectFailed, let lease = exchange.lease, exchange.workerRefusals < 2 {
+                // The worker died (or stopped listening) since it was handed out: another one
+                // takes the request, as Knative's activator does. Nothing was sent, so the body
+                // is still all here; this is not one of the route's retries.
+                exchange.workerRefusals += 1
+                exchange.lease = nil
+                exchange.pool = nil
+                exchange.cancelTimeout()
+                lease.instance.workerUnreachable(lease)
+                acquireWorker(exchange, from: lease.instance, context: context)
+                return
+            }
             if error == .connectFailed { recordOutcome(exchange, status: nil) }
             if error == .connectFailed, retryScheduled(exchange, after: .connectFailure) { return }
             exchange.cancelTimeout()
@@ -1127,6 +1139,8 @@ final class Exchange: UpstreamResponseDelegate {
     var leaseSettled = true
     /// Counted as waiting in the service's circuit breaker.
     var queuedInBreaker = false
+    /// Function workers that refused this request's connection (each is replaced).
+    var workerRefusals = 0
     /// The mirrored copy, when the route mirrors and this request drew it.
     var shadow: ShadowRequest?
     var function: FunctionInstance?

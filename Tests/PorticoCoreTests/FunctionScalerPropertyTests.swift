@@ -288,6 +288,10 @@ private struct SimulatedShell {
                 XCTAssertFalse(requestsInFlight.values.contains(worker), "seed \(seed): \(worker) stopped while busy")
                 toldToStop.insert(worker)
                 startingWorkers.remove(worker)
+            case .killUnreachableWorker(let worker):
+                // Killed with the request that found it unreachable still to report finished.
+                XCTAssertTrue(liveWorkers.contains(worker), "seed \(seed): kill of dead \(worker)")
+                toldToStop.insert(worker)
             case .scheduleRetry(let after):
                 retryTimers.append(now + after)
             case .crashLooping(let failures):
@@ -309,6 +313,7 @@ private struct SimulatedShell {
         case .scheduleIdleCheck: return "scheduleIdleCheck"
         case .stopWorker: return "stopWorker"
         case .killWorker: return "killWorker"
+        case .killUnreachableWorker: return "killUnreachableWorker"
         case .scheduleRetry: return "scheduleRetry"
         case .requeueElsewhere: return "requeueElsewhere"
         case .crashLooping: return "crashLooping"

@@ -155,3 +155,81 @@ final class RetryEndToEndTests: GatewayTestCase {
         XCTAssertEqual(try retriesMetric("flaky"), 2)
     }
 }
+
+/// What retries mean for functions: a worker that stops answering hands its request to another,
+/// and a cold start is not a slow try.
+final class FunctionWorkerRefusalTests: GatewayTestCase {
+    /// `/deaf` answers, then closes its listening socket and lives on (so its exit does not
+    /// tell the gateway anything): every later connection to it is refused.
+    static let deafeningWorker = """
+        import os, sys, signal, threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                body = f"{os.getpid()}\\n".encode()
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.send_header("x-worker-pid", str(os.getpid()))
+                if self.path == "/deaf":
+                    self.send_header("connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                if self.path == "/deaf":
+                    server.socket.close()
+
+            def log_message(self, *args):
+                pass
+
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        signal.pause()
+        """
+
+    func testARefusedConnectionGoesToAnotherWorkerWithoutRouteRetries() throws {
+        gateway = try PorticoProcess(config: """
+            routes:
+              - name: deaf
+                match: { prefix: / }
+                function: deaf
+            """, prepare: { root in try self.writeFunction("deaf", script: Self.deafeningWorker, in: root) })
+        let first = try Curl.run(["\(gateway.http)/deaf"])
+        XCTAssertEqual(first.status, 200)
+        let deafPID = try XCTUnwrap(first.header("x-worker-pid"))
+
+        // The scaler still counts the deaf worker as ready; its port refuses.
+        let second = try Curl.run(["\(gateway.http)/after"])
+        XCTAssertEqual(second.status, 200, second.body)
+        XCTAssertNotEqual(second.header("x-worker-pid"), deafPID, "another worker answered")
+        XCTAssertTrue(gateway.stderr.contains("worker refused a connection; replacing it"), gateway.stderr)
+        XCTAssertTrue(eventually(timeout: 5) { kill(pid_t(deafPID)!, 0) != 0 }, "the deaf worker is killed")
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertFalse(metrics.contains("portico_retries_total{route=\"deaf\"}"), "not one of the route's retries")
+    }
+
+    func testAColdStartDoesNotCountAgainstThePerTryTimeout() throws {
+        // The worker takes 1.5 s to listen; each try may take 0.5 s once it has a worker.
+        let slowStart = FunctionEndToEndTests.workerScript.replacingOccurrences(
+            of: "signal.signal(signal.SIGTERM", with: "time.sleep(1.5)\nsignal.signal(signal.SIGTERM")
+        XCTAssertTrue(slowStart.contains("time.sleep(1.5)"))
+        gateway = try PorticoProcess(config: """
+            routes:
+              - name: cold
+                match: { prefix: / }
+                function: cold
+                timeout: 10s
+                retries: { attempts: 2, perTryTimeout: 500ms, retryOn: [gateway-error, reset] }
+            """, prepare: { root in try self.writeFunction("cold", script: slowStart, in: root) })
+        let started = Date()
+        let response = try Curl.run(["\(gateway.http)/a"])
+        XCTAssertEqual(response.status, 200)
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 1.4, "it was a cold start")
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertFalse(metrics.contains("portico_retries_total{route=\"cold\"}"), "no try timed out: \(metrics)")
+        // A warm slow answer is still bounded by the per-try timeout.
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/slow/2000"]).status, 504)
+    }
+}
