@@ -122,7 +122,13 @@ public final class Gateway: @unchecked Sendable {
     /// Loads a listener's certificate, key or client CA again when the file changed on disk
     /// (called once a second). New connections get the new files; a broken file is reported
     /// and the last good ones keep serving.
-    public func reloadCertificatesIfChanged() {
+    public func reloadCertificatesIfChanged() async {
+        // A service's client certificate, key or CA changed: a reload makes new pools with
+        // them (new connections use the new files; open ones finish with the old).
+        if snapshot.upstreamTLS.values.map({ $0.takeChange() }).contains(true) {
+            logger.info("a service's TLS files changed; reloading")
+            await reload()
+        }
         for (name, tls) in listenerTLS {
             do {
                 if try tls.reloadIfChanged() {

@@ -59,7 +59,7 @@ public final class RuntimeSnapshot: Sendable {
         for service in config.services {
             var tls: UpstreamTLS?
             if let tlsConfig = service.tls {
-                if let kept = previous?.upstreamTLS[service.name], kept.config == tlsConfig {
+                if let kept = previous?.upstreamTLS[service.name], kept.config == tlsConfig, !kept.filesChanged {
                     tls = kept
                 } else {
                     do {

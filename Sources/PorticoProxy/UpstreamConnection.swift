@@ -24,7 +24,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    unowned let pool: UpstreamPool
+    /// Strong: a pool a reload dropped must live until its last connection has closed and
+    /// told it so (the pool lets go of a connection when it closes, which ends the cycle).
+    let pool: UpstreamPool
     private(set) var context: ChannelHandlerContext?
     var delegate: UpstreamResponseDelegate?
     private var pendingRead = false

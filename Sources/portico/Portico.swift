@@ -205,7 +205,7 @@ struct ConfigFileWatcher: Service {
                 last = current
                 await gateway.reload()
             }
-            gateway.reloadCertificatesIfChanged()
+            await gateway.reloadCertificatesIfChanged()
         }
     }
 

@@ -129,6 +129,27 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
         XCTAssertTrue(admin.contains("\"tls\":true") || admin.contains("\"tls\" : true"), admin)
     }
 
+    func testARotatedClientCertificateIsUsedWithoutARestart() throws {
+        let required = try startServer(mode: "required")
+        gateway = try PorticoProcess(config: """
+            services:
+              backend:
+                endpoints: [127.0.0.1:\(required)]
+                tls: { ca: \(path("ca.pem")), certificate: \(path("gateway-client.pem")), key: \(path("gateway-client-key.pem")) }
+            routes:
+              - match: { prefix: / }
+                service: backend
+            """)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/a"]).body, "peer=\(Self.gatewayID)\n")
+        // A new certificate, with another identity, written over the old files.
+        let rotatedID = "spiffe://example.org/ns/default/sa/gateway-rotated"
+        let issued = try runCommand(PorticoProcess.binary.path,
+                                    ["certs", "issue", "gateway-client", "--spiffe", rotatedID, "--dir", certs.path])
+        XCTAssertEqual(issued.status, 0, issued.output)
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/a"]).body) == "peer=\(rotatedID)\n" },
+                      "new connections present the new certificate: \(gateway.stderr)")
+    }
+
     func testAMissingCertificateFileRejectsTheConfig() throws {
         gateway = try PorticoProcess(config: """
             services:
