@@ -3,11 +3,11 @@ import Yams
 extension ConfigReader {
     static let functionManifestKeys = [
         "command", "build", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
-        "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness",
+        "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness", "outlierDetection",
     ]
     /// Settings of long-running workers. An exec function starts one process per request and
     /// never keeps one around, so accepting these would promise behaviour that cannot happen.
-    static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness"]
+    static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness", "outlierDetection"]
     /// Set by Portico for every worker (Knative's runtime contract); a manifest value would
     /// either be overwritten or break the worker's address.
     static let reservedEnvironmentNames = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"]
@@ -101,6 +101,9 @@ extension ConfigReader {
         }
         if let node = top["readiness"] {
             manifest.readinessPath = readinessPath(node, key: "readiness")
+        }
+        if let node = top["outlierDetection"] {
+            manifest.outlierDetection = outlierDetection(node, key: "outlierDetection")
         }
 
         return hasErrors ? nil : manifest

@@ -68,7 +68,7 @@ extension ConfigReader {
     }
 
     /// `outlierDetection: { consecutive5xx, consecutiveGatewayErrors, interval, baseEjectionTime, maxEjectionPercent }`.
-    private func outlierDetection(_ node: Node, key: String) -> OutlierDetectionConfig? {
+    func outlierDetection(_ node: Node, key: String) -> OutlierDetectionConfig? {
         let allowed = ["consecutive5xx", "consecutiveGatewayErrors", "interval", "baseEjectionTime", "maxEjectionPercent"]
         guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
         var config = OutlierDetectionConfig()

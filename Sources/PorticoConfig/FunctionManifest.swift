@@ -40,6 +40,8 @@ public struct FunctionManifest: Sendable, Equatable {
     public var limits: FunctionLimits
     /// When set, a worker is ready once `GET path` answers 2xx; otherwise once its port accepts.
     public var readinessPath: String?
+    /// A worker that fails this way is taken out and replaced (see `FunctionInstance`).
+    public var outlierDetection: OutlierDetectionConfig?
 
     public init(
         name: String, directory: String, command: [String], build: [String]? = nil, mode: Mode = .http,

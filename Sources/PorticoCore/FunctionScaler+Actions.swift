@@ -18,9 +18,9 @@ extension FunctionScaler {
         case stopWorker(WorkerID)
         /// Immediate SIGKILL (the worker never became ready); report `workerExited`.
         case killWorker(WorkerID)
-        /// Immediate SIGKILL of a worker that refused a connection while it was thought ready
-        /// (it died, or stopped listening); report `workerExited`.
-        case killUnreachableWorker(WorkerID)
+        /// Immediate SIGKILL of a worker that failed while it was thought ready (see
+        /// `workerFailed`); report `workerExited`.
+        case replaceFailedWorker(WorkerID)
         /// Call `retryFired(now:)` after this many nanoseconds.
         case scheduleRetry(after: UInt64)
         /// These waiting requests belong to the next revision now; the shell moves them there.

@@ -174,15 +174,15 @@ public struct FunctionScaler: Sendable {
         return actions
     }
 
-    /// A connection to a worker thought ready was refused: it died and its exit has not been
-    /// seen yet, or it stopped listening. It gets no more requests; it is killed, and the
-    /// capacity it leaves is replaced as for a crash. The request that found it out reports
-    /// `requestFinished` as usual and asks again (for another worker).
-    public mutating func workerUnreachable(_ id: WorkerID, now: UInt64) -> Actions {
+    /// A worker thought ready failed: it refused a connection (it died and its exit has not
+    /// been seen yet, or it stopped listening), or outlier detection ejected it. It gets no
+    /// more requests; it is killed, and the capacity it leaves is replaced as for a crash. A
+    /// request that found it out reports `requestFinished` as usual.
+    public mutating func workerFailed(_ id: WorkerID, now: UInt64) -> Actions {
         guard let w = index(of: id), workers[w].state == .ready || workers[w].state == .draining else { return [] }
         workers[w].state = .stopping
         workers[w].idleSince = nil
-        var actions: Actions = [.killUnreachableWorker(id)]
+        var actions: Actions = [.replaceFailedWorker(id)]
         scaleUp(now: now, into: &actions)
         return actions
     }

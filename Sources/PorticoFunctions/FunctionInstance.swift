@@ -67,6 +67,11 @@ public final class FunctionInstance: @unchecked Sendable {
     private var startupTimers: [FunctionScaler.WorkerID: Scheduled<Void>] = [:]
     private var lastError: String?
     private var startedRequestIDs: Set<FunctionScaler.RequestID> = []
+    /// Why a worker is being replaced, for the log line that says so.
+    private var failureReasons: [FunctionScaler.WorkerID: String] = [:]
+    /// 5xx and gateway errors in a row, per worker (outlier detection).
+    private var outlierCounts: [FunctionScaler.WorkerID: (fiveXX: Int, gateway: Int)] = [:]
+    private var lastEjection: UInt64?
 
     struct Waiter {
         let loop: EventLoop
@@ -131,8 +136,47 @@ public final class FunctionInstance: @unchecked Sendable {
         guard lease.instance === self else { return lease.instance.workerUnreachable(lease) }
         let run = {
             let worker = FunctionScaler.WorkerID(lease.worker)
-            self.perform(self.scaler.workerUnreachable(worker, now: self.now))
+            self.failureReasons[worker] = "refused a connection"
+            self.perform(self.scaler.workerFailed(worker, now: self.now))
             self.perform(self.scaler.requestFinished(FunctionScaler.RequestID(lease.requestID), worker: worker, now: self.now))
+        }
+        homeLoop.inEventLoop ? run() : homeLoop.execute(run)
+    }
+
+    /// What a request on `lease`'s worker came to, for `outlierDetection`: a status, or nil
+    /// when the worker gave no answer (reset, timeout). Only called when the manifest has it.
+    ///
+    /// A function's workers are its endpoints, so they are ejected as a service's are, after
+    /// `consecutive5xx` 5xx or `consecutiveGatewayErrors` 502/503/504 (or no answer) in a row.
+    /// A worker is a process of Portico's own, so ejecting it means replacing it: it gets no
+    /// more requests, it is killed, and a fresh one takes its place when one is needed. At most
+    /// one worker is ejected per `baseEjectionTime`, so a function that fails everything (a bug
+    /// in it, not a bad worker) is not restarted in a loop; its workers keep serving meanwhile.
+    public func recordOutcome(_ lease: WorkerLease, status: Int?) {
+        guard let outlier = manifest.outlierDetection else { return }
+        guard lease.instance === self else { return lease.instance.recordOutcome(lease, status: status) }
+        let run = {
+            let worker = FunctionScaler.WorkerID(lease.worker)
+            var counts = self.outlierCounts[worker] ?? (fiveXX: 0, gateway: 0)
+            let code = status ?? 503
+            guard code >= 500 && code <= 599 else {
+                self.outlierCounts[worker] = nil
+                return
+            }
+            counts.fiveXX += 1
+            counts.gateway = (code == 502 || code == 503 || code == 504) ? counts.gateway + 1 : 0
+            self.outlierCounts[worker] = counts
+            let tripped = (outlier.consecutive5xx.map { counts.fiveXX >= $0 } ?? false)
+                || (outlier.consecutiveGatewayErrors.map { counts.gateway >= $0 } ?? false)
+            guard tripped else { return }
+            self.outlierCounts[worker] = nil
+            let now = self.now
+            if let last = self.lastEjection, now - last < UInt64(outlier.baseEjectionTime.nanoseconds) { return }
+            guard outlier.maxEjectionPercent > 0, self.scaler.worker(worker)?.state == .ready else { return }
+            self.lastEjection = now
+            self.metrics.ejections.increment()
+            self.failureReasons[worker] = "ejected by outlier detection (\(code == 503 && status == nil ? "no answer" : "status \(code)"))"
+            self.perform(self.scaler.workerFailed(worker, now: now))
         }
         homeLoop.inEventLoop ? run() : homeLoop.execute(run)
     }
@@ -227,10 +271,12 @@ public final class FunctionInstance: @unchecked Sendable {
                 logger.warning("worker not ready in time; killing it", metadata: metadata(worker, [:]))
                 worker.kill()
             }
-        case .killUnreachableWorker(let workerID):
+        case .replaceFailedWorker(let workerID):
+            let reason = failureReasons.removeValue(forKey: workerID) ?? "failed"
+            outlierCounts[workerID] = nil
             if let worker = workers[workerID] {
-                lastError = "worker \(workerID.rawValue) refused a connection while ready"
-                logger.warning("worker refused a connection; replacing it", metadata: metadata(worker, [:]))
+                lastError = "worker \(workerID.rawValue) \(reason)"
+                logger.warning("worker \(reason); replacing it", metadata: metadata(worker, [:]))
                 worker.kill()
             }
         case .scheduleRetry(after: let delay):

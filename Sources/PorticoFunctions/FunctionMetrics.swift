@@ -5,6 +5,7 @@ final class FunctionMetrics: Sendable {
     let coldStarts: Counter
     let coldStartDuration: DurationHistogram
     let queueLength: Gauge
+    let ejections: Counter
     private let starting: Gauge
     private let ready: Gauge
     private let draining: Gauge
@@ -30,6 +31,11 @@ final class FunctionMetrics: Sendable {
             descriptor: .init(metricName: "portico_function_queue", unitName: "length",
                               helpText: "Requests waiting for a worker."),
             labels: label)
+        // The series services use, labelled as the function's requests are (`function:NAME`).
+        ejections = registry.makeCounter(
+            descriptor: .init(metricName: "portico_outlier_ejections", unitName: "total",
+                              helpText: "Service endpoints and function workers ejected by outlier detection."),
+            labels: [("service", "function:" + function)])
         func workers(_ state: String) -> Gauge {
             registry.makeGauge(
                 descriptor: .init(metricName: "portico_function", unitName: "workers",

@@ -72,7 +72,7 @@ public final class GatewayMetrics: Sendable {
     func outlierEjectionCounter(service: String) -> Counter {
         registry.makeCounter(
             descriptor: .init(metricName: "portico_outlier_ejections", unitName: "total",
-                              helpText: "Endpoints ejected from a service's load balancer by outlier detection."),
+                              helpText: "Service endpoints and function workers ejected by outlier detection."),
             labels: [("service", service)])
     }
 

@@ -361,6 +361,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// What a try of a service request came to, for outlier detection: a status, or nil when
     /// the endpoint gave no answer (connect failure, reset, timeout).
     private func recordOutcome(_ exchange: Exchange, status: Int?) {
+        if let lease = exchange.lease {
+            if lease.instance.manifest.outlierDetection != nil { lease.instance.recordOutcome(lease, status: status) }
+            return
+        }
         guard let health = exchange.health, exchange.pool != nil else { return }
         if let status {
             health.recordResponse(endpoint: exchange.endpointIndex, status: status)

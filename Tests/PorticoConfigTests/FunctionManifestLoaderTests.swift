@@ -208,12 +208,27 @@ final class FunctionManifestLoaderTests: XCTestCase {
             idleTimeout: 10s
             readiness: { path: /healthz }
             maxWorkers: 4
+            outlierDetection: { consecutive5xx: 3 }
             """), """
             functions/hello/function.yaml:3:1: concurrency: only for mode: http; an exec function starts one process per request
             functions/hello/function.yaml:4:1: minWorkers: only for mode: http; an exec function starts one process per request
             functions/hello/function.yaml:5:1: idleTimeout: only for mode: http; an exec function starts one process per request
             functions/hello/function.yaml:6:1: readiness: only for mode: http; an exec function starts one process per request
+            functions/hello/function.yaml:8:1: outlierDetection: only for mode: http; an exec function starts one process per request
             """)
+    }
+
+    func testOutlierDetectionOnAFunction() throws {
+        let manifest = try parse("""
+            command: [./handler]
+            outlierDetection: { consecutive5xx: 0, consecutiveGatewayErrors: 2, baseEjectionTime: 5s }
+            """)
+        XCTAssertEqual(manifest.outlierDetection, OutlierDetectionConfig(
+            consecutive5xx: nil, consecutiveGatewayErrors: 2, baseEjectionTime: .seconds(5)))
+        XCTAssertTrue(errorText("""
+            command: [./handler]
+            outlierDetection: { consecutive5xx: many }
+            """).contains("functions/hello/function.yaml:2:37: outlierDetection.consecutive5xx: expected"))
     }
 
     func testRouteRules() {

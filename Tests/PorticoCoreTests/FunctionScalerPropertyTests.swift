@@ -288,7 +288,7 @@ private struct SimulatedShell {
                 XCTAssertFalse(requestsInFlight.values.contains(worker), "seed \(seed): \(worker) stopped while busy")
                 toldToStop.insert(worker)
                 startingWorkers.remove(worker)
-            case .killUnreachableWorker(let worker):
+            case .replaceFailedWorker(let worker):
                 // Killed with the request that found it unreachable still to report finished.
                 XCTAssertTrue(liveWorkers.contains(worker), "seed \(seed): kill of dead \(worker)")
                 toldToStop.insert(worker)
@@ -313,7 +313,7 @@ private struct SimulatedShell {
         case .scheduleIdleCheck: return "scheduleIdleCheck"
         case .stopWorker: return "stopWorker"
         case .killWorker: return "killWorker"
-        case .killUnreachableWorker: return "killUnreachableWorker"
+        case .replaceFailedWorker: return "replaceFailedWorker"
         case .scheduleRetry: return "scheduleRetry"
         case .requeueElsewhere: return "requeueElsewhere"
         case .crashLooping: return "crashLooping"

@@ -45,13 +45,13 @@ final class FunctionScalerTests: XCTestCase {
         _ = scaler.workerReady(w(2), now: 1)
         XCTAssertEqual(scaler.requestArrived(r(1), now: 2), [.dispatch(r(1), to: w(1))])
         // Worker 1 refused the connection: it is killed, and minWorkers brings a replacement.
-        XCTAssertEqual(scaler.workerUnreachable(w(1), now: 3),
-                       [.killUnreachableWorker(w(1)), .startWorker(w(3)), .scheduleStartupTimeout(w(3), after: 10 * second)])
+        XCTAssertEqual(scaler.workerFailed(w(1), now: 3),
+                       [.replaceFailedWorker(w(1)), .startWorker(w(3)), .scheduleStartupTimeout(w(3), after: 10 * second)])
         XCTAssertEqual(scaler.worker(w(1))?.state, .stopping)
         XCTAssertEqual(scaler.requestFinished(r(1), worker: w(1), now: 3), [])
         XCTAssertEqual(scaler.requestArrived(r(2), now: 4), [.dispatch(r(2), to: w(2))], "the request asks again: another worker")
         XCTAssertEqual(scaler.requestArrived(r(3), now: 4), [.dispatch(r(3), to: w(2))], "never the unreachable one")
-        XCTAssertEqual(scaler.workerUnreachable(w(1), now: 5), [], "reported twice: once is enough")
+        XCTAssertEqual(scaler.workerFailed(w(1), now: 5), [], "reported twice: once is enough")
         XCTAssertEqual(scaler.workerExited(w(1), now: 6), [], "its exit changes nothing more")
     }
 

@@ -145,3 +145,105 @@ final class Statuses: @unchecked Sendable {
         return values
     }
 }
+
+/// Outlier detection and circuit breaking for a function: its workers are its endpoints.
+final class FunctionResilienceTests: GatewayTestCase {
+    /// `/fail` answers 500; anything else 200; every answer names the worker's pid.
+    static let failingWorker = """
+        import os, sys, signal, time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path.startswith("/slow/"):
+                    time.sleep(int(self.path.split("/")[2]) / 1000)
+                status = 500 if self.path == "/fail" else 200
+                body = f"{os.getpid()}\\n".encode()
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                self.send_header("x-worker-pid", str(os.getpid()))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+        """
+
+    private func writeWorker(_ root: URL, manifest: String) throws {
+        let folder = root.appendingPathComponent("Functions/flaky")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Self.failingWorker.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
+        try ("command: [\"python3\", \"worker.py\", \"\(marker)\"]\nroutes: [{ prefix: / }]\n" + manifest)
+            .write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    private func pid(_ path: String) throws -> (status: Int, pid: String?) {
+        let response = try Curl.run(["\(gateway.http)\(path)"])
+        return (response.status, response.header("x-worker-pid"))
+    }
+
+    func testAFailingWorkerIsEjectedAndReplacedAtMostOncePerEjectionTime() throws {
+        gateway = try PorticoProcess(config: "routes: []") { root in
+            try self.writeWorker(root, manifest: """
+                maxWorkers: 1
+                outlierDetection: { consecutive5xx: 2, baseEjectionTime: 2s }
+                """)
+        }
+        let first = try pid("/fail")
+        XCTAssertEqual(first.status, 500)
+        XCTAssertEqual(try pid("/fail").status, 500)
+        // Two 5xx in a row: that worker is taken out and replaced; the next request gets a new one.
+        let replaced = try pid("/ok")
+        XCTAssertEqual(replaced.status, 200)
+        XCTAssertNotEqual(replaced.pid, first.pid, "a fresh worker serves")
+        XCTAssertTrue(gateway.stderr.contains("ejected by outlier detection (status 500); replacing it"), gateway.stderr)
+        var metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.contains(#"portico_outlier_ejections_total{service="function:flaky"} 1"#), metrics)
+
+        // Within the ejection time the new worker is not ejected too: a function failing
+        // everything is not restarted in a loop.
+        XCTAssertEqual(try pid("/fail").status, 500)
+        XCTAssertEqual(try pid("/fail").status, 500)
+        XCTAssertEqual(try pid("/ok").pid, replaced.pid)
+        // After it, the same failures eject again.
+        usleep(2_100_000)
+        XCTAssertEqual(try pid("/fail").status, 500)
+        XCTAssertEqual(try pid("/fail").status, 500)
+        let again = try pid("/ok")
+        XCTAssertEqual(again.status, 200)
+        XCTAssertNotEqual(again.pid, replaced.pid)
+        metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.contains(#"portico_outlier_ejections_total{service="function:flaky"} 2"#), metrics)
+    }
+
+    /// A function's circuit breaker is its scaler's limits: `concurrency` per worker,
+    /// `maxWorkers`, and `queueLimit` requests waiting; past them, 503 at once.
+    func testAFullFunctionAnswers503AtOnce() throws {
+        gateway = try PorticoProcess(config: "routes: []") { root in
+            try self.writeWorker(root, manifest: "concurrency: 1\nmaxWorkers: 1\nqueueLimit: 1\n")
+        }
+        XCTAssertEqual(try pid("/warm").status, 200)
+        let group = DispatchGroup()
+        let slow = Statuses()
+        for index in 0..<2 {
+            group.enter()
+            DispatchQueue.global().async {
+                slow.append((try? Curl.run(["\(self.gateway.http)/slow/1500"]).status) ?? -1)
+                group.leave()
+            }
+            usleep(index == 0 ? 300_000 : 200_000)
+        }
+        let started = Date()
+        let refused = try Curl.run(["\(gateway.http)/third"])
+        XCTAssertEqual(refused.status, 503)
+        XCTAssertEqual(refused.header("retry-after"), "1")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "refused at once")
+        group.wait()
+        XCTAssertEqual(slow.all, [200, 200], "one ran, one waited its turn")
+    }
+}
