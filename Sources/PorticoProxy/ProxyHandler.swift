@@ -279,6 +279,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !snapshot.serviceHealth.isEmpty { exchange.health = snapshot.serviceHealth[service.name] }
         }
         let timeout = route.config.timeout.timeAmount
+        exchange.routeTimeout = timeout
         if let mirror = route.config.mirror, !isUpgrade, loop.random.percentDraw() < mirror.percent,
            let shadowService = snapshot.servicesByName[mirror.service] {
             exchange.shadow = startShadow(of: upstreamHead, to: shadowService, timeout: timeout)
@@ -427,6 +428,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.pool = pool
             exchange.cancelTimeout()  // a retry's earlier try had one
             startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount, context: context)
+            if let retry = exchange.retry, retry.overallTask == nil {
+                // With retries, the route's timeout bounds all tries (as for a service), counted
+                // from the first try's worker: a cold start is not spent from it either.
+                retry.overallTask = context.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) { [weak self] in
+                    self?.routeTimedOut(exchange)
+                }
+            }
             leaseConnection(exchange, from: pool)
         }
     }
@@ -617,6 +625,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if retryScheduled(exchange, after: .status(Int(head.status.code))) { return }
         }
         exchange.cancelTimeout()
+        exchange.retry?.overallTask?.cancel()
         if head.status == .switchingProtocols {
             guard exchange.isUpgrade else {
                 // A 101 nobody asked for cannot be relayed safely.
@@ -1094,6 +1103,8 @@ final class RetryState {
     var replayable = true
     var perTryTask: Scheduled<Void>?
     var backoffTask: Scheduled<Void>?
+    /// On a function route: the route's timeout over all tries, from the first try's worker.
+    var overallTask: Scheduled<Void>?
 
     init(compiled: CompiledRetries, budgetKey: String, serviceName: String?) {
         self.compiled = compiled
@@ -1117,6 +1128,8 @@ final class RetryState {
         perTryTask = nil
         backoffTask?.cancel()
         backoffTask = nil
+        overallTask?.cancel()
+        overallTask = nil
     }
 }
 
@@ -1143,6 +1156,8 @@ final class Exchange: UpstreamResponseDelegate {
     var leaseSettled = true
     /// Counted as waiting in the service's circuit breaker.
     var queuedInBreaker = false
+    /// The route's timeout (on a function route with retries it bounds all tries).
+    var routeTimeout: TimeAmount = .seconds(15)
     /// Function workers that refused this request's connection (each is replaced).
     var workerRefusals = 0
     /// The mirrored copy, when the route mirrors and this request drew it.

@@ -178,7 +178,8 @@ final class FunctionResilienceTests: GatewayTestCase {
         let folder = root.appendingPathComponent("Functions/flaky")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try Self.failingWorker.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
-        try ("command: [\"python3\", \"worker.py\", \"\(marker)\"]\nroutes: [{ prefix: / }]\n" + manifest)
+        let routes = manifest.contains("routes:") ? "" : "routes: [{ prefix: / }]\n"
+        try ("command: [\"python3\", \"worker.py\", \"\(marker)\"]\n" + routes + manifest)
             .write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
     }
 
@@ -245,5 +246,41 @@ final class FunctionResilienceTests: GatewayTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "refused at once")
         group.wait()
         XCTAssertEqual(slow.all, [200, 200], "one ran, one waited its turn")
+    }
+
+    private func retries(_ route: String) throws -> Int {
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        let prefix = "portico_retries_total{route=\"\(route)\"} "
+        return metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Int($0.dropFirst(prefix.count)) } ?? 0
+    }
+
+    func testTheRetryBudgetAndTimeoutsOnAFunctionRoute() throws {
+        gateway = try PorticoProcess(config: """
+            routes:
+              - name: failing
+                match: { prefix: /fail }
+                function: flaky
+                retries: { attempts: 3, retryOn: [5xx] }
+              - name: overall
+                match: { prefix: /slow/ }
+                function: flaky
+                timeout: 700ms
+                retries: { attempts: 5, perTryTimeout: 300ms, retryOn: [gateway-error] }
+            """) { root in
+            try self.writeWorker(root, manifest: "routes: []\nminWorkers: 1\nconcurrency: 1\n")
+        }
+        // Per-try timeouts retry a slow worker (another one where it can: concurrency 1); the
+        // route's timeout ends them all.
+        let started = Date()
+        XCTAssertEqual(try pid("/slow/3000").status, 504)
+        let elapsed = Date().timeIntervalSince(started)
+        XCTAssertTrue((0.6..<1.2).contains(elapsed), "the route timeout ends the retries: \(elapsed)")
+        XCTAssertGreaterThanOrEqual(try retries("overall"), 1, "a per-try timeout led to a retry")
+
+        // The budget (20 % of requests over 10 s, at least 3, per backend) caps retries of a
+        // failing function. (It comes second: the slow request above spent some of it.)
+        for _ in 0..<20 { XCTAssertEqual(try pid("/fail").status, 500) }
+        let taken = try retries("failing")
+        XCTAssertTrue((1...7).contains(taken), "retries: \(taken) (60 without the budget)")
     }
 }
