@@ -149,38 +149,18 @@ final class Statuses: @unchecked Sendable {
 /// Outlier detection and circuit breaking for a function: its workers are its endpoints.
 final class FunctionResilienceTests: GatewayTestCase {
     /// `/fail` answers 500; anything else 200; every answer names the worker's pid.
-    static let failingWorker = """
-        import os, sys, signal, time
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    static let failingWorker = PythonWorker.script(
+        before: """
+            if self.path.startswith("/slow/"):
+                time.sleep(int(self.path.split("/")[2]) / 1000)
+            """,
+        status: #"500 if self.path == "/fail" else 200"#, body: #"f"{os.getpid()}\n""#,
+        headers: [("x-worker-pid", "str(os.getpid())")])
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                if self.path.startswith("/slow/"):
-                    time.sleep(int(self.path.split("/")[2]) / 1000)
-                status = 500 if self.path == "/fail" else 200
-                body = f"{os.getpid()}\\n".encode()
-                self.send_response(status)
-                self.send_header("content-length", str(len(body)))
-                self.send_header("x-worker-pid", str(os.getpid()))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-        """
-
+    /// The failing worker as function `flaky`, on every path unless `manifest` names routes.
     private func writeWorker(_ root: URL, manifest: String) throws {
-        let folder = root.appendingPathComponent("Functions/flaky")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try Self.failingWorker.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
         let routes = manifest.contains("routes:") ? "" : "routes: [{ prefix: / }]\n"
-        try ("command: [\"python3\", \"worker.py\", \"\(marker)\"]\n" + routes + manifest)
-            .write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        try writeFunction("flaky", script: Self.failingWorker, in: root, manifest: routes + manifest)
     }
 
     private func pid(_ path: String) throws -> (status: Int, pid: String?) {

@@ -116,30 +116,9 @@ final class RetryEndToEndTests: GatewayTestCase {
     }
 
     /// A worker that answers 503 to its first two requests.
-    static let flakyWorker = """
-        import os, sys, signal
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        seen = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                global seen
-                seen += 1
-                status = 503 if seen <= 2 else 200
-                body = f"try {seen}\\n".encode()
-                self.send_response(status)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-        """
+    static let flakyWorker = PythonWorker.script(
+        before: "global seen\nseen += 1", status: "503 if seen <= 2 else 200", body: #"f"try {seen}\n""#,
+        globals: "seen = 0")
 
     func testRetriesOnAFunctionRoute() throws {
         gateway = try PorticoProcess(config: """

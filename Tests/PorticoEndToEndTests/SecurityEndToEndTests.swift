@@ -11,26 +11,8 @@ final class SecurityEndToEndTests: GatewayTestCase {
     let issuer = "https://auth.example.com"
 
     /// A function worker that answers with the request's headers, one `name: value` a line.
-    static let headerEchoWorker = """
-        import os, sys, signal
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                body = "".join(f"{k.lower()}: {v}\\n" for k, v in self.headers.items()).encode()
-                self.send_response(200)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-        """
+    static let headerEchoWorker = PythonWorker.script(
+        body: #""".join(f"{k.lower()}: {v}\n" for k, v in self.headers.items())"#)
 
     /// The gateway's certificate, a CA, and client certificates for `orders` and `billing`,
     /// all made by `portico certs`.

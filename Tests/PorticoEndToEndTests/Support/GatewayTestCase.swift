@@ -19,13 +19,13 @@ class GatewayTestCase: XCTestCase {
         XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty }, "no worker outlives the gateway")
     }
 
-    /// Writes `Functions/NAME` under `root`: `script` as its Python worker, reached only through
-    /// the gateway's routes (`routes: []`).
-    func writeFunction(_ name: String, script: String, in root: URL) throws {
+    /// Writes `Functions/NAME` under `root`: `script` as its Python worker, and `manifest` as
+    /// the rest of its `function.yaml` (by default reached only through the gateway's routes).
+    func writeFunction(_ name: String, script: String, in root: URL, manifest: String = "routes: []\n") throws {
         let folder = root.appendingPathComponent("Functions/\(name)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try script.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
-        try "command: [\"python3\", \"worker.py\", \"\(marker)\"]\nroutes: []\n"
+        try ("command: [\"python3\", \"worker.py\", \"\(marker)\"]\n" + manifest)
             .write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
     }
 }
