@@ -187,6 +187,23 @@ public struct FunctionScaler: Sendable {
         return actions
     }
 
+    /// Outlier detection ejected a ready worker: it gets no more requests, finishes the ones it
+    /// has (an ejection never cuts a request short, as in Envoy), and is then stopped; its
+    /// capacity is replaced as needed.
+    public mutating func workerEjected(_ id: WorkerID, now: UInt64) -> Actions {
+        guard let w = index(of: id), workers[w].state == .ready else { return [] }
+        workers[w].idleSince = nil
+        var actions = Actions()
+        if workers[w].inFlight == 0 {
+            workers[w].state = .stopping
+            actions.append(.stopWorker(id))
+        } else {
+            workers[w].state = .draining
+        }
+        scaleUp(now: now, into: &actions)
+        return actions
+    }
+
     /// The worker's process exited (crashed, was stopped, or was killed).
     public mutating func workerExited(_ id: WorkerID, now: UInt64) -> Actions {
         guard let w = index(of: id) else { return [] }

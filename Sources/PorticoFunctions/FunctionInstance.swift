@@ -149,7 +149,8 @@ public final class FunctionInstance: @unchecked Sendable {
     /// A function's workers are its endpoints, so they are ejected as a service's are, after
     /// `consecutive5xx` 5xx or `consecutiveGatewayErrors` 502/503/504 (or no answer) in a row.
     /// A worker is a process of Portico's own, so ejecting it means replacing it: it gets no
-    /// more requests, it is killed, and a fresh one takes its place when one is needed. At most
+    /// more requests, finishes those it has, is stopped, and a fresh one takes its place when
+    /// one is needed. At most
     /// one worker is ejected per `baseEjectionTime`, so a function that fails everything (a bug
     /// in it, not a bad worker) is not restarted in a loop; its workers keep serving meanwhile.
     public func recordOutcome(_ lease: WorkerLease, status: Int?) {
@@ -157,6 +158,7 @@ public final class FunctionInstance: @unchecked Sendable {
         guard lease.instance === self else { return lease.instance.recordOutcome(lease, status: status) }
         let run = {
             let worker = FunctionScaler.WorkerID(lease.worker)
+            guard self.scaler.worker(worker)?.state == .ready else { return }  // already on its way out
             var counts = self.outlierCounts[worker] ?? (fiveXX: 0, gateway: 0)
             let code = status ?? 503
             guard code >= 500 && code <= 599 else {
@@ -175,8 +177,13 @@ public final class FunctionInstance: @unchecked Sendable {
             guard outlier.maxEjectionPercent > 0, self.scaler.worker(worker)?.state == .ready else { return }
             self.lastEjection = now
             self.metrics.ejections.increment()
-            self.failureReasons[worker] = "ejected by outlier detection (\(code == 503 && status == nil ? "no answer" : "status \(code)"))"
-            self.perform(self.scaler.workerFailed(worker, now: now))
+            let reason = "ejected by outlier detection (\(status == nil ? "no answer" : "status \(code)"))"
+            self.failureReasons[worker] = reason
+            if let process = self.workers[worker] {
+                self.logger.warning("worker \(reason); replacing it once its requests are done",
+                                    metadata: self.metadata(process, [:]))
+            }
+            self.perform(self.scaler.workerEjected(worker, now: now))
         }
         homeLoop.inEventLoop ? run() : homeLoop.execute(run)
     }
@@ -261,7 +268,8 @@ public final class FunctionInstance: @unchecked Sendable {
             }
         case .stopWorker(let workerID):
             if let worker = workers[workerID] {
-                let reason = scaler.isDraining ? "draining (redeploy, undeploy or shutdown)" : "idle for \(manifest.idleTimeout)"
+                let reason = failureReasons.removeValue(forKey: workerID)
+                    ?? (scaler.isDraining ? "draining (redeploy, undeploy or shutdown)" : "idle for \(manifest.idleTimeout)")
                 logger.info("stopping worker", metadata: metadata(worker, ["reason": .string(reason)]))
                 worker.stop(grace: manifest.gracePeriod.nanosecondsAmount)
             }
@@ -328,6 +336,8 @@ public final class FunctionInstance: @unchecked Sendable {
 
     private func workerExited(_ workerID: FunctionScaler.WorkerID, _ exit: ChildExit) {
         startupTimers.removeValue(forKey: workerID)?.cancel()
+        outlierCounts[workerID] = nil
+        failureReasons[workerID] = nil
         if let worker = workers.removeValue(forKey: workerID) {
             worker.markExited()
             logger.info("worker stopped", metadata: metadata(worker, ["exit": .string(exit.description)]))

@@ -178,7 +178,8 @@ public final class Gateway: @unchecked Sendable {
             state.functionFailures = published.failures
             guard let snapshot = try? RuntimeSnapshot(config: state.snapshot.config, functions: published.functions,
                                                        generation: state.snapshot.generation + 1,
-                                                       previous: state.snapshot, metrics: metrics) else { return nil }
+                                                       previous: state.snapshot, metrics: metrics,
+                                                       reloadChangedFiles: false) else { return nil }
             state.snapshot = snapshot
             return snapshot
         }

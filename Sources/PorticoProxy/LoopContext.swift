@@ -62,13 +62,18 @@ final class LoopContext {
         // in-flight counts on every request.
         var index = pickers[service.name]!.pick(using: &random)
         if availability != nil || avoiding != nil {
-            // A few more picks past the endpoints that should not get this request; the
-            // strategy still decides among the rest.
+            // A few more picks past the endpoints that should not get this request, so the
+            // strategy still decides among the rest; then, for an unavailable one, the next
+            // available in order. Availability wins over avoiding a retry's previous endpoint.
+            let count = service.endpoints.count
+            func unavailable(_ index: Int) -> Bool { availability.map { !$0[index] } ?? false }
             var tries = 1
-            while tries < 2 * service.endpoints.count,
-                  availability.map({ !$0[index] }) ?? false || (index == avoiding && service.endpoints.count > 1) {
+            while tries < 2 * count, unavailable(index) || (index == avoiding && count > 1) {
                 index = pickers[service.name]!.pick(using: &random)
                 tries += 1
+            }
+            if unavailable(index), let next = (1..<count).lazy.map({ (index + $0) % count }).first(where: { !unavailable($0) }) {
+                index = next
             }
         }
         pickers[service.name]!.requestStarted(at: index)
@@ -87,13 +92,13 @@ final class LoopContext {
 
     /// A request of `service` must wait for a connection: false when `maxPendingRequests`
     /// already wait on this loop (answer 503 at once).
-    func queueRequest(service: ServiceConfig) -> Bool {
-        guard let config = service.circuitBreaker, config.maxPendingRequests != nil else { return true }
-        if breakers[service.name]?.config != config {
-            breakers[service.name] = (config, CircuitBreaker(settings: .init(
+    func queueRequest(service name: String, breaker config: CircuitBreakerConfig) -> Bool {
+        guard config.maxPendingRequests != nil else { return true }
+        if breakers[name]?.config != config {
+            breakers[name] = (config, CircuitBreaker(settings: .init(
                 maxPendingRequests: config.maxPendingRequests, maxRequestsPerConnection: config.maxRequestsPerConnection)))
         }
-        return breakers[service.name]!.breaker.requestQueued()
+        return breakers[name]!.breaker.requestQueued()
     }
 
     func dequeueRequest(service name: String) {

@@ -275,7 +275,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let (pool, endpointIndex) = loop.pool(for: service)
             exchange.pool = pool
             exchange.endpointIndex = endpointIndex
-            exchange.service = service
+            exchange.serviceName = service.name
+            exchange.circuitBreaker = service.circuitBreaker
             if !snapshot.serviceHealth.isEmpty { exchange.health = snapshot.serviceHealth[service.name] }
         }
         let timeout = route.config.timeout.timeAmount
@@ -341,8 +342,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.waiterID = id
         // No connection to hand out at once: the request waits, if the service's circuit
         // breaker lets one more wait; if not, 503 now rather than a longer queue.
-        guard let service = exchange.service, service.circuitBreaker?.maxPendingRequests != nil else { return }
-        if loop.queueRequest(service: service) {
+        guard let service = exchange.serviceName, let breaker = exchange.circuitBreaker, breaker.maxPendingRequests != nil
+        else { return }
+        if loop.queueRequest(service: service, breaker: breaker) {
             exchange.queuedInBreaker = true
         } else {
             pool.cancelLease(id)
@@ -354,9 +356,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The request stopped waiting for a connection (it got one, or gave up).
     private func leftBreakerQueue(_ exchange: Exchange) {
-        guard exchange.queuedInBreaker, let service = exchange.service else { return }
+        guard exchange.queuedInBreaker, let service = exchange.serviceName else { return }
         exchange.queuedInBreaker = false
-        loop.dequeueRequest(service: service.name)
+        loop.dequeueRequest(service: service)
     }
 
     /// What a try of a service request came to, for outlier detection: a status, or nil when
@@ -793,7 +795,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let choice = loop.pool(for: service, avoiding: previousEndpoint)
             exchange.pool = choice.pool
             exchange.endpointIndex = choice.endpointIndex
-            exchange.service = service
+            exchange.serviceName = service.name
+            exchange.circuitBreaker = service.circuitBreaker
             exchange.health = loop.snapshot.serviceHealth[service.name]
             leaseConnection(exchange, from: choice.pool)
         } else if let instance = exchange.function {
@@ -840,7 +843,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let upstream = exchange.upstream {
             exchange.upstream = nil
             // Envoy's max_requests_per_connection: a connection that served its share closes.
-            let retire = exchange.service?.circuitBreaker?.maxRequestsPerConnection.map { upstream.requestsServed >= $0 } ?? false
+            let retire = exchange.circuitBreaker?.maxRequestsPerConnection.map { upstream.requestsServed >= $0 } ?? false
             exchange.pool?.release(upstream, reusable: !retire)
         }
         finish(exchange)
@@ -1148,8 +1151,9 @@ final class Exchange: UpstreamResponseDelegate {
     /// The pool of the chosen endpoint; for a function, set once a worker is assigned.
     var pool: UpstreamPool?
     var endpointIndex = 0
-    /// The service the request goes to (nil for a function), as the snapshot had it.
-    var service: ServiceConfig?
+    /// The service the request goes to (nil for a function), and its circuit breaker.
+    var serviceName: String?
+    var circuitBreaker: CircuitBreakerConfig?
     /// The service's outlier detection and health checks, when it has them.
     var health: ServiceHealth?
     /// The lease callback has run (it may run inside `lease` itself).

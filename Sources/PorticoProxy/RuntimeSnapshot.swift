@@ -42,9 +42,12 @@ public final class RuntimeSnapshot: Sendable {
     ///
     /// `keyStores` are the loaded key sets of the jwt policies' sources (see `loadKeyStores`);
     /// a source missing from it, and from `previous`, gets a store that has no keys yet.
+    /// `reloadChangedFiles` false keeps `previous`'s upstream TLS even if its files changed (a
+    /// function deploy must not fail on a certificate half-written on disk; the watcher's
+    /// reload picks the new files up).
     init(config: GatewayConfig, functions: [String: FunctionBackend] = [:], generation: Int,
                 previous: RuntimeSnapshot? = nil, metrics: GatewayMetrics? = nil,
-                keyStores: [JWTConfig.KeySource: JWTKeyStore] = [:]) throws {
+                keyStores: [JWTConfig.KeySource: JWTKeyStore] = [:], reloadChangedFiles: Bool = true) throws {
         self.config = config
         self.functions = functions
         self.routes = config.routes + functions.values.map(\.manifest).routeConfigs(after: config.routes.count)
@@ -59,7 +62,8 @@ public final class RuntimeSnapshot: Sendable {
         for service in config.services {
             var tls: UpstreamTLS?
             if let tlsConfig = service.tls {
-                if let kept = previous?.upstreamTLS[service.name], kept.config == tlsConfig, !kept.filesChanged {
+                if let kept = previous?.upstreamTLS[service.name], kept.config == tlsConfig,
+                   !reloadChangedFiles || !kept.filesChanged {
                     tls = kept
                 } else {
                     do {
@@ -73,7 +77,7 @@ public final class RuntimeSnapshot: Sendable {
                 tlsByService[service.name] = tls
             }
             guard service.outlierDetection != nil || service.healthCheck != nil else { continue }
-            if let kept = previous?.serviceHealth[service.name], kept.service == service {
+            if let kept = previous?.serviceHealth[service.name], kept.service == service, kept.tls === tls {
                 healthByService[service.name] = kept
             } else {
                 healthByService[service.name] = ServiceHealth(service: service, tls: tls, metrics: metrics)

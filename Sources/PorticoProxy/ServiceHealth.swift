@@ -14,7 +14,7 @@ import Prometheus
 /// `outlierDetection` or `healthCheck`.
 final class ServiceHealth: Sendable {
     let service: ServiceConfig
-    private let tls: UpstreamTLS?
+    let tls: UpstreamTLS?
     private let ejectionCounter: Counter?
     private let logger: Logger
 

@@ -24,22 +24,21 @@ final class ShadowRequest: UpstreamResponseDelegate {
         self.pool = pool
         self.finished = finished
         self.pending = [.head(head)]
-        timeoutTask = pool.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-            self?.giveUp()
+        // Both hold the shadow strongly: it lives on after the original request has ended,
+        // until its own answer, its timeout, or a failure (each of which ends them).
+        timeoutTask = pool.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            giveUp()
         }
-        let id = pool.lease { [weak self] result in
-            guard let self else {
-                if case .success(let connection) = result { pool.release(connection, reusable: true) }
-                return
-            }
-            self.leased(result)
+        let id = pool.lease { [self] result in
+            leased(result)
         }
         if !done && upstream == nil { waiterID = id }
     }
 
     func send(_ buffer: ByteBuffer) {
         guard !done else { return }
-        if let upstream, upstream.isWritable {
+        // Behind anything still buffered, so the copy keeps the original's order.
+        if let upstream, upstream.isWritable, pending.isEmpty {
             upstream.send(.body(.byteBuffer(buffer)))
             upstream.flush()
             return
@@ -51,7 +50,7 @@ final class ShadowRequest: UpstreamResponseDelegate {
 
     func end(_ trailers: HTTPHeaders?) {
         guard !done else { return }
-        if let upstream {
+        if let upstream, pending.isEmpty {
             upstream.send(.end(trailers))
             upstream.flush()
             requestSent = true
@@ -73,7 +72,7 @@ final class ShadowRequest: UpstreamResponseDelegate {
     }
 
     private func flushPending() {
-        guard let upstream else { return }
+        guard let upstream, !pending.isEmpty else { return }
         for part in pending {
             upstream.send(part)
             if case .end = part { requestSent = true }

@@ -151,10 +151,14 @@ final class UpstreamPool {
                 handshake?.fail(error)
                 throw error
             }
-            .flatMap { channel in
-                // Over TLS the connection is usable once the handshake is done and checked.
+            .flatMap { [connectTimeout] channel in
+                // Over TLS the connection is usable once the handshake is done and checked,
+                // within the connect timeout too: a peer that accepts and stalls is a failure.
                 guard let handshake else { return channel.eventLoop.makeSucceededFuture(channel) }
-                return handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
+                let timer = channel.eventLoop.scheduleTask(in: connectTimeout) {
+                    handshake.fail(UpstreamTLSError.handshakeTimeout)
+                }
+                return handshake.futureResult.always { _ in timer.cancel() }.map { channel }.flatMapErrorThrowing { error in
                     channel.close(promise: nil)
                     throw error
                 }

@@ -129,4 +129,5 @@ final class UpstreamHandshakeHandler: ChannelInboundHandler, RemovableChannelHan
 enum UpstreamTLSError: Error {
     case nameMismatch
     case closedDuringHandshake
+    case handshakeTimeout
 }

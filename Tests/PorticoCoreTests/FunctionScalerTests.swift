@@ -55,6 +55,24 @@ final class FunctionScalerTests: XCTestCase {
         XCTAssertEqual(scaler.workerExited(w(1), now: 6), [], "its exit changes nothing more")
     }
 
+    func testAnEjectedWorkerFinishesItsRequestsThenStops() {
+        var scaler = Scaler(configuration: config(concurrency: 2, maxWorkers: 2))
+        _ = scaler.requestArrived(r(1), now: 0)
+        _ = scaler.workerReady(w(1), now: 1)
+        XCTAssertEqual(scaler.requestArrived(r(2), now: 2), [.dispatch(r(2), to: w(1))])
+        // Ejected with two requests in flight: no kill, no more requests; a replacement starts
+        // for the demand it leaves.
+        XCTAssertEqual(scaler.workerEjected(w(1), now: 3),
+                       [.startWorker(w(2)), .scheduleStartupTimeout(w(2), after: 10 * second)])
+        XCTAssertEqual(scaler.worker(w(1))?.state, .draining)
+        XCTAssertEqual(scaler.requestArrived(r(3), now: 4), [], "waits for the new worker, not the ejected one")
+        XCTAssertEqual(scaler.requestFinished(r(1), worker: w(1), now: 5), [])
+        XCTAssertEqual(scaler.requestFinished(r(2), worker: w(1), now: 6), [.stopWorker(w(1))], "stopped once idle")
+        XCTAssertEqual(scaler.workerReady(w(2), now: 7), [.dispatch(r(3), to: w(2))])
+        XCTAssertEqual(scaler.workerEjected(w(2), now: 8).first, nil as Scaler.Action?,
+                       "busy: drains; nothing to stop yet and the demand is covered")
+    }
+
     func testWarmWorkerServesTheNextRequestWithoutAStart() {
         var scaler = Scaler(configuration: config())
         _ = scaler.requestArrived(r(1), now: 0)

@@ -189,6 +189,34 @@ final class JWTEndToEndTests: GatewayTestCase {
         XCTAssertEqual(try get("/open/a", token: "not.a.token").status, 401, "a token that is there must be valid")
     }
 
+    func testTokensFromAnotherHeaderOrAQueryParameter() throws {
+        let extra = """
+              header-jwt:
+                jwt: { issuer: \(issuer), jwks: jwks.json, from: { header: x-token }, forwardOriginalToken: true }
+              query-jwt:
+                jwt: { issuer: \(issuer), jwks: jwks.json, from: { query: access_token } }
+            """
+        gateway = try PorticoProcess(config: config(extraPolicy: extra) + """
+
+              - name: by-header
+                match: { prefix: /by-header/ }
+                service: backend
+                policies: [header-jwt]
+              - name: by-query
+                match: { prefix: /by-query/ }
+                function: echo
+                policies: [query-jwt]
+            """, prepare: prepare)
+        let token = try mint.token(claims: claims())
+        XCTAssertEqual(try Curl.run(["-H", "x-token: \(token)", "\(gateway.http)/by-header/a"]).status, 200)
+        XCTAssertEqual(upstream.lastRequestHeaders.first(name: "x-token"), token, "kept: forwardOriginalToken")
+        XCTAssertEqual(try Curl.run(["-H", "authorization: Bearer \(token)", "\(gateway.http)/by-header/a"]).status, 401,
+                       "only the configured header counts")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/by-query/a?x=1&access_token=\(token)"]).status, 200)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/by-query/a?access_token=not.a.token"]).status, 401)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/by-query/a"]).status, 401)
+    }
+
     func testAnUnknownKidReloadsTheKeySetFile() async throws {
         gateway = try PorticoProcess(config: config(), prepare: prepare)
         try await mint.addKey(kid: "rsa-2", algorithm: "RS256")
