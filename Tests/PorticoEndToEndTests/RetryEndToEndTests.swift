@@ -152,6 +152,7 @@ final class FunctionWorkerRefusalTests: GatewayTestCase {
                 self.send_response(200)
                 self.send_header("content-length", str(len(body)))
                 self.send_header("x-worker-pid", str(os.getpid()))
+                self.send_header("x-worker-port", os.environ["PORT"])
                 if self.path == "/deaf":
                     self.send_header("connection", "close")
                 self.end_headers()
@@ -178,6 +179,9 @@ final class FunctionWorkerRefusalTests: GatewayTestCase {
         let first = try Curl.run(["\(gateway.http)/deaf"])
         XCTAssertEqual(first.status, 200)
         let deafPID = try XCTUnwrap(first.header("x-worker-pid"))
+        let deafPort = try XCTUnwrap(first.header("x-worker-port").flatMap(Int.init))
+        // Once its port refuses (a connection already queued there would be reset instead).
+        XCTAssertTrue(eventually(timeout: 5) { (try? RawSocket(port: deafPort, timeout: 1)) == nil }, "the port closes")
 
         // The scaler still counts the deaf worker as ready; its port refuses.
         let second = try Curl.run(["\(gateway.http)/after"])
