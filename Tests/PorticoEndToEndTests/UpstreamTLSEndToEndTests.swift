@@ -150,6 +150,31 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
                       "new connections present the new certificate: \(gateway.stderr)")
     }
 
+    func testAStalledHandshakeIsAConnectFailureWithinTheConnectTimeout() throws {
+        // A peer that accepts the connection and never says a word.
+        let silentPort = try freePort()
+        let silent = Process()
+        silent.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        silent.arguments = ["-c", "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', \(silentPort)))\ns.listen(64)\ntime.sleep(30)"]
+        try silent.run()
+        servers.append(silent)
+        usleep(300_000)
+        gateway = try PorticoProcess(config: """
+            services:
+              backend:
+                endpoints: [127.0.0.1:\(silentPort)]
+                connectTimeout: 500ms
+                tls: { ca: \(path("ca.pem")), serverName: localhost }
+            routes:
+              - match: { prefix: / }
+                service: backend
+                timeout: 10s
+            """)
+        let started = Date()
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/a"]).status, 502)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3, "the handshake is bounded by connectTimeout, not the route timeout")
+    }
+
     func testAMissingCertificateFileRejectsTheConfig() throws {
         gateway = try PorticoProcess(config: """
             services:
