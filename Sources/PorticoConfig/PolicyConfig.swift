@@ -125,7 +125,7 @@ public struct RetryBudgetConfig: Sendable, Equatable {
 /// token must be signed by a key of the issuer's JWKS and name the issuer and an audience.
 public struct JWTConfig: Sendable, Equatable {
     public enum KeySource: Sendable, Hashable {
-        /// A JWKS file, read again when it changes.
+        /// A JWKS file, read again at each config reload, when older than `cacheDuration`, and on a token with an unknown `kid`.
         case file(String)
         /// An http(s) URL, fetched, cached and refreshed.
         case url(String)

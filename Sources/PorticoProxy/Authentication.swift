@@ -161,11 +161,21 @@ final class JWTPolicy: Sendable {
         }
     }
 
-    /// The request passed with `verified`: the token leaves (unless kept) and the verified
-    /// payload and claims are written for the backend.
-    func applyVerified(_ verified: VerifiedToken, to headers: inout HTTPHeaders) {
-        if !config.forwardOriginalToken, case .header(let name, _) = config.from {
-            headers.remove(name: name)
+    /// The request passed with `verified`: the token leaves (unless kept: from its header, or
+    /// from the query the backend gets) and the verified payload and claims are written.
+    func applyVerified(_ verified: VerifiedToken, to headers: inout HTTPHeaders, query: inout String?) {
+        if !config.forwardOriginalToken {
+            switch config.from {
+            case .header(let name, _):
+                headers.remove(name: name)
+            case .query(let parameter):
+                if let current = query {
+                    let kept = current.split(separator: "&", omittingEmptySubsequences: false).filter { pair in
+                        pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) != parameter
+                    }
+                    query = kept.isEmpty ? nil : kept.joined(separator: "&")
+                }
+            }
         }
         if let header = config.forwardHeader {
             headers.replaceOrAdd(name: header, value: verified.encodedPayload)

@@ -80,8 +80,9 @@ extension RuntimeSnapshot {
     ///    sits just before the router): a fault only hits requests that would have been served.
     ///    When both the delay and the abort draw hit, the abort is answered at once.
     ///
-    /// `headers` are the request's, edited for the backend (a verified token removed, claims added).
-    func evaluatePolicies(route index: Int, request: PolicyRequest, headers: inout HTTPHeaders,
+    /// `headers` and `query` are the request's, edited for the backend (a verified token
+    /// removed, claims added).
+    func evaluatePolicies(route index: Int, request: PolicyRequest, headers: inout HTTPHeaders, query: inout String?,
                           random: inout FastRandom) -> PolicyVerdict {
         let listenerSet = listenerPolicies.isEmpty ? nil : listenerPolicies[request.listener]
         let route = index < routePolicies.count ? routePolicies[index] : nil
@@ -91,7 +92,8 @@ extension RuntimeSnapshot {
 
         var token: VerifiedToken?
         if !listener.authentication.isEmpty || !named.authentication.isEmpty {
-            switch Self.authenticate(listener.authentication, named.authentication, uri: request.uri, headers: &headers) {
+            switch Self.authenticate(listener.authentication, named.authentication, uri: request.uri, headers: &headers,
+                                     query: &query) {
             case .success(let verified): token = verified
             case .failure: return .reject(status: .unauthorized, headers: [("www-authenticate", "Bearer")], backend: "authn")
             }
@@ -137,8 +139,8 @@ extension RuntimeSnapshot {
     /// RequestAuthentications: a token any one of them verifies is accepted (issuers differ, so
     /// in practice the token's issuer picks its policy). A token none accepts: 401. No token:
     /// 401 unless every policy is `optional`. Failures are counted only when the request fails.
-    private static func authenticate(_ first: [JWTPolicy], _ second: [JWTPolicy], uri: String,
-                                     headers: inout HTTPHeaders) -> Result<VerifiedToken?, AuthenticationFailed> {
+    private static func authenticate(_ first: [JWTPolicy], _ second: [JWTPolicy], uri: String, headers: inout HTTPHeaders,
+                                     query: inout String?) -> Result<VerifiedToken?, AuthenticationFailed> {
         func each(_ body: (JWTPolicy) -> Void) {
             for policy in first { body(policy) }
             for policy in second where !first.contains(where: { $0 === policy }) { body(policy) }
@@ -157,7 +159,7 @@ extension RuntimeSnapshot {
             }
         }
         if let (policy, verified) = accepted {
-            policy.applyVerified(verified, to: &headers)
+            policy.applyVerified(verified, to: &headers, query: &query)
             return .success(verified)
         }
         // A token that was there and failed fails the request even where policies are optional.

@@ -142,7 +142,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let contentLength, contentLength > snapshot.maxRequestBody {
             return reject(.payloadTooLarge, close: true)
         }
-        let target: NormalizedTarget
+        var target: NormalizedTarget
         switch PathNormalizer.normalize(head.uri, method: head.method.rawValue) {
         case .success(let normalized): target = normalized
         case .failure: return reject(.badRequest, close: false)
@@ -171,7 +171,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             listener: connection.listenerName, clientAddress: connection.clientAddress, principal: connection.principal,
             method: head.method.rawValue, uri: head.uri, path: target.path, host: authority)
         switch snapshot.evaluatePolicies(route: matched.index, request: policyRequest, headers: &head.headers,
-                                         random: &loop.random) {
+                                         query: &target.query, random: &loop.random) {
         case .proceed(let delay):
             faultDelay = delay
         case .reject(let status, let headers, let backend):

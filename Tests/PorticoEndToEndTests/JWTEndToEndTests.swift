@@ -204,6 +204,10 @@ final class JWTEndToEndTests: GatewayTestCase {
                 policies: [header-jwt]
               - name: by-query
                 match: { prefix: /by-query/ }
+                service: backend
+                policies: [query-jwt]
+              - name: by-query-function
+                match: { prefix: /by-query-function/ }
                 function: echo
                 policies: [query-jwt]
             """, prepare: prepare)
@@ -212,7 +216,10 @@ final class JWTEndToEndTests: GatewayTestCase {
         XCTAssertEqual(upstream.lastRequestHeaders.first(name: "x-token"), token, "kept: forwardOriginalToken")
         XCTAssertEqual(try Curl.run(["-H", "authorization: Bearer \(token)", "\(gateway.http)/by-header/a"]).status, 401,
                        "only the configured header counts")
-        XCTAssertEqual(try Curl.run(["\(gateway.http)/by-query/a?x=1&access_token=\(token)"]).status, 200)
+        let byQuery = try Curl.run(["\(gateway.http)/by-query/a?x=1&access_token=\(token)&y=2"])
+        XCTAssertEqual(byQuery.status, 200)
+        XCTAssertTrue(byQuery.body.hasPrefix("backend GET /by-query/a?x=1&y=2 "), "the token leaves the query: \(byQuery.body)")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/by-query-function/a?access_token=\(token)"]).status, 200)
         XCTAssertEqual(try Curl.run(["\(gateway.http)/by-query/a?access_token=not.a.token"]).status, 401)
         XCTAssertEqual(try Curl.run(["\(gateway.http)/by-query/a"]).status, 401)
     }
