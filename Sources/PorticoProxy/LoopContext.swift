@@ -37,7 +37,7 @@ final class LoopContext {
         let old = snapshot
         snapshot = newSnapshot
         let liveKeys = Set(newSnapshot.config.services.flatMap { service in
-            service.endpoints.map { PoolKey(endpoint: $0, tls: newSnapshot.upstreamTLS[service.name]) }
+            service.endpoints.map { PoolKey(endpoint: $0, service: service, tls: newSnapshot.upstreamTLS[service.name]) }
         })
         for (key, pool) in pools where !liveKeys.contains(key) && !workerPools.contains(key.endpoint) {
             pool.shutdown()
@@ -79,12 +79,11 @@ final class LoopContext {
         pickers[service.name]!.requestStarted(at: index)
         let endpoint = service.endpoints[index]
         let tls = snapshot.upstreamTLS.isEmpty ? nil : snapshot.upstreamTLS[service.name]
-        let key = PoolKey(endpoint: endpoint, tls: tls)
+        let key = PoolKey(endpoint: endpoint, service: service, tls: tls)
         if let pool = pools[key] { return (pool, index) }
         let pool = UpstreamPool(
-            endpoint: endpoint, eventLoop: eventLoop,
-            maxConnections: min(service.maxConnectionsPerEndpoint, service.circuitBreaker?.maxConnections ?? .max),
-            connectTimeout: service.connectTimeout.timeAmount, idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
+            endpoint: endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
+            connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
             metrics: metrics.metrics, tls: tls)
         pools[key] = pool
         return (pool, index)
@@ -128,11 +127,12 @@ final class LoopContext {
 
     /// The pool for a function worker's port.
     func pool(forWorker endpoint: HostPort) -> UpstreamPool {
-        let key = PoolKey(endpoint: endpoint, tls: nil)
+        let key = PoolKey(worker: endpoint)
         if let pool = pools[key] { return pool }
         let pool = UpstreamPool(
-            endpoint: endpoint, eventLoop: eventLoop, maxConnections: 1024, connectTimeout: .seconds(1),
-            idleTimeout: snapshot.config.limits.idleTimeout.timeAmount, metrics: metrics.metrics)
+            endpoint: endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
+            connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
+            metrics: metrics.metrics)
         pools[key] = pool
         workerPools.insert(endpoint)
         return pool
@@ -141,7 +141,7 @@ final class LoopContext {
     /// A worker stopped: its port may be reused by another one, so its pool must go.
     func dropPool(_ endpoint: HostPort) {
         workerPools.remove(endpoint)
-        pools.removeValue(forKey: PoolKey(endpoint: endpoint, tls: nil))?.shutdown()
+        pools.removeValue(forKey: PoolKey(worker: endpoint))?.shutdown()
     }
 
     /// A function request id unique in the process: a per-loop counter tagged with the loop.
@@ -170,14 +170,29 @@ final class LoopContext {
     }
 }
 
-/// An upstream pool's identity: where, and how (plaintext, or which TLS settings).
+/// An upstream pool's identity: where, how (plaintext, or which TLS settings) and with which
+/// limits. A reload that changes a service's connection settings gets new pools for it (the
+/// old ones close once their connections come back); two services that share an endpoint
+/// with different settings each get their own.
 struct PoolKey: Hashable {
     let endpoint: HostPort
     let tls: ObjectIdentifier?
+    let maxConnections: Int
+    let connectTimeout: Int64
 
-    init(endpoint: HostPort, tls: UpstreamTLS?) {
+    init(endpoint: HostPort, service: ServiceConfig, tls: UpstreamTLS?) {
         self.endpoint = endpoint
         self.tls = tls.map(ObjectIdentifier.init)
+        self.maxConnections = min(service.maxConnectionsPerEndpoint, service.circuitBreaker?.maxConnections ?? .max)
+        self.connectTimeout = service.connectTimeout.nanoseconds
+    }
+
+    /// A function worker's pool.
+    init(worker endpoint: HostPort) {
+        self.endpoint = endpoint
+        self.tls = nil
+        self.maxConnections = 1024
+        self.connectTimeout = 1_000_000_000
     }
 }
 

@@ -1,0 +1,40 @@
+import NIOEmbedded
+import PorticoConfig
+@testable import PorticoProxy
+import XCTest
+
+/// Which pool a request of a service gets, across reloads.
+final class LoopContextPoolTests: XCTestCase {
+    private let endpoint = HostPort(host: "127.0.0.1", port: 9001)
+
+    private func snapshot(_ service: ServiceConfig, generation: Int) throws -> RuntimeSnapshot {
+        try RuntimeSnapshot(config: GatewayConfig(
+            sourceFile: "test.yaml",
+            listeners: [ListenerConfig(name: "public", address: HostPort(host: "127.0.0.1", port: 0))],
+            admin: nil, limits: LimitsConfig(), services: [service], routes: []), generation: generation)
+    }
+
+    func testAReloadKeepsThePoolUnlessTheServiceConnectionSettingsChange() throws {
+        let loop = EmbeddedEventLoop()
+        let service = ServiceConfig(name: "api", endpoints: [endpoint])
+        let context = LoopContext(eventLoop: loop, loopIndex: 0, snapshot: try snapshot(service, generation: 1),
+                                  metrics: GatewayMetrics(), accessLogWriter: nil)
+        let first = context.pool(for: service).pool
+
+        var retried = service
+        retried.retryBudget.percent = 50
+        context.install(try snapshot(retried, generation: 2))
+        XCTAssertTrue(context.pool(for: retried).pool === first, "other settings keep the warm pool")
+
+        var limited = retried
+        limited.circuitBreaker = CircuitBreakerConfig(maxConnections: 2)
+        context.install(try snapshot(limited, generation: 3))
+        XCTAssertFalse(context.pool(for: limited).pool === first, "a new connection limit gets a new pool")
+
+        var slower = limited
+        slower.connectTimeout = .seconds(9)
+        let before = context.pool(for: limited).pool
+        context.install(try snapshot(slower, generation: 4))
+        XCTAssertFalse(context.pool(for: slower).pool === before, "a new connect timeout gets a new pool")
+    }
+}
