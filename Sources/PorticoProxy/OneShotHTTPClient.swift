@@ -14,8 +14,11 @@ enum OneShotHTTPClient {
         let body: [UInt8]
     }
 
+    /// `peerCheck`: a service's TLS settings whose names the peer's certificate must carry
+    /// (`serverName`, `subjectAltNames`), checked after the handshake as for proxied requests.
     static func get(host: String, port: Int, path: String, hostHeader: String, tls: NIOSSLContext?, serverName: String?,
-                    timeout: TimeAmount, maxBytes: Int, on eventLoop: EventLoop) -> EventLoopFuture<Response> {
+                    peerCheck: UpstreamTLS? = nil, timeout: TimeAmount, maxBytes: Int,
+                    on eventLoop: EventLoop) -> EventLoopFuture<Response> {
         let promise = eventLoop.makePromise(of: Response.self)
         let deadline = eventLoop.scheduleTask(in: timeout) {
             promise.fail(OneShotHTTPError("no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))
@@ -27,6 +30,10 @@ enum OneShotHTTPClient {
                     let sync = channel.pipeline.syncOperations
                     if let tls {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        if let peerCheck {
+                            // A wrong name closes the connection, which fails the request.
+                            try sync.addHandler(UpstreamHandshakeHandler(tls: peerCheck, promise: channel.eventLoop.makePromise()))
+                        }
                     }
                     try sync.addHTTPClientHandlers()
                     try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))

@@ -137,7 +137,7 @@ final class ServiceHealth: Sendable {
         for (index, endpoint) in service.endpoints.enumerated() {
             OneShotHTTPClient.get(
                 host: endpoint.host, port: endpoint.port, path: check.path, hostHeader: endpoint.description,
-                tls: tls?.context, serverName: tls?.serverHostname(for: endpoint),
+                tls: tls?.context, serverName: tls?.serverHostname(for: endpoint), peerCheck: tls,
                 timeout: .nanoseconds(check.timeout.nanoseconds), maxBytes: 64 * 1024, on: eventLoop
             ).whenComplete { [weak self] result in
                 guard let self else { return }

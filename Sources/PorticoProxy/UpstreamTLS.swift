@@ -124,6 +124,12 @@ final class UpstreamHandshakeHandler: ChannelInboundHandler, RemovableChannelHan
         promise.fail(UpstreamTLSError.closedDuringHandshake)
         context.fireChannelInactive()
     }
+
+    /// A channel that never connected is torn down without going inactive: the promise is
+    /// settled either way (failing a settled one does nothing).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        promise.fail(UpstreamTLSError.closedDuringHandshake)
+    }
 }
 
 enum UpstreamTLSError: Error {

@@ -175,6 +175,35 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 3, "the handshake is bounded by connectTimeout, not the route timeout")
     }
 
+    func testHealthChecksCheckTheUpstreamsNamesToo() throws {
+        let optional = try startServer(mode: "optional")
+        let check = "healthCheck: { path: /healthz, interval: 100ms, unhealthyThreshold: 2, healthyThreshold: 1 }"
+        gateway = try PorticoProcess(config: """
+            services:
+              right:
+                endpoints: [127.0.0.1:\(optional)]
+                tls: { ca: \(path("ca.pem")), subjectAltNames: ["\(Self.backendID)"] }
+                \(check)
+              wrong:
+                endpoints: [127.0.0.1:\(optional)]
+                tls: { ca: \(path("ca.pem")), subjectAltNames: ["spiffe://example.org/ns/default/sa/other"] }
+                \(check)
+            routes:
+              - match: { prefix: / }
+                service: right
+            """)
+        func healthy(_ service: String) -> Bool? {
+            guard let body = try? Curl.run(["\(gateway.admin)/services"]).body,
+                  let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+                  let services = json["services"] as? [[String: Any]],
+                  let entry = services.first(where: { $0["name"] as? String == service }),
+                  let endpoints = entry["endpoints"] as? [[String: Any]] else { return nil }
+            return endpoints.first?["healthy"] as? Bool
+        }
+        XCTAssertTrue(eventually(timeout: 5) { healthy("wrong") == false }, "a check reaching the wrong identity fails")
+        XCTAssertEqual(healthy("right"), true)
+    }
+
     func testAMissingCertificateFileRejectsTheConfig() throws {
         gateway = try PorticoProcess(config: """
             services:
