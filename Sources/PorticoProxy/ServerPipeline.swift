@@ -26,7 +26,7 @@ struct ServerPipeline {
         if let tlsContext, acceptsPlaintext {
             // A TLS connection starts with a handshake record (content type 22); anything
             // else is plaintext HTTP, as Istio's permissive mode sniffs it.
-            try sync.addHandler(TLSSniffer(
+            try sync.addHandler(ProtocolSniffer.tlsOrPlaintext(
                 tls: { channel in try configureTLS(channel, context: tlsContext, clientAddress: clientAddress) },
                 plaintext: { channel in try configureCleartext(channel, clientAddress: clientAddress) }))
         } else if let tlsContext {
@@ -56,7 +56,7 @@ struct ServerPipeline {
     }
 
     private func configureCleartext(_ channel: Channel, clientAddress: String) throws {
-        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(
+        try channel.pipeline.syncOperations.addHandler(ProtocolSniffer.cleartext(
             http1: { channel in try configureHTTP1(channel, scheme: "http", clientAddress: clientAddress) },
             http2: { channel in try configureHTTP2(channel, scheme: "http", clientAddress: clientAddress) }))
     }
@@ -112,19 +112,41 @@ struct ServerPipeline {
     }
 }
 
-/// Decides between HTTP/1.1 and h2c by the connection preface (RFC 9113 3.4), then steps aside.
-final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
+/// Looks at a connection's first bytes, configures the pipeline for what they are, replays
+/// them into it, and steps aside: HTTP/1.1 or h2c on a cleartext port, TLS or plaintext on a
+/// permissive mTLS port.
+final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    /// True for the first kind, false for the second, nil to wait for more bytes.
+    private let decide: (ByteBufferView) -> Bool?
+    private let first: (Channel) throws -> Void
+    private let second: (Channel) throws -> Void
     private var buffered: ByteBuffer?
-    private let http1: (Channel) throws -> Void
-    private let http2: (Channel) throws -> Void
 
-    init(http1: @escaping (Channel) throws -> Void, http2: @escaping (Channel) throws -> Void) {
-        self.http1 = http1
-        self.http2 = http2
+    private init(decide: @escaping (ByteBufferView) -> Bool?, first: @escaping (Channel) throws -> Void,
+                 second: @escaping (Channel) throws -> Void) {
+        self.decide = decide
+        self.first = first
+        self.second = second
+    }
+
+    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    /// h2c with prior knowledge by the connection preface (RFC 9113 3.4), else HTTP/1.1.
+    static func cleartext(http1: @escaping (Channel) throws -> Void, http2: @escaping (Channel) throws -> Void) -> ProtocolSniffer {
+        ProtocolSniffer(decide: { bytes in
+            let compared = min(bytes.count, preface.count)
+            let matches = bytes.prefix(compared).elementsEqual(preface.prefix(compared))
+            return matches && compared < preface.count ? nil : matches
+        }, first: http2, second: http1)
+    }
+
+    /// TLS by its first record (a handshake, content type 22), else plaintext, as Istio's
+    /// permissive mode tells them apart.
+    static func tlsOrPlaintext(tls: @escaping (Channel) throws -> Void, plaintext: @escaping (Channel) throws -> Void) -> ProtocolSniffer {
+        ProtocolSniffer(decide: { bytes in bytes.first.map { $0 == 22 } }, first: tls, second: plaintext)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -134,12 +156,9 @@ final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHan
         } else {
             buffered!.writeBuffer(&incoming)
         }
-        let bytes = buffered!.readableBytesView
-        let compared = min(bytes.count, Self.preface.count)
-        let matches = bytes.prefix(compared).elementsEqual(Self.preface.prefix(compared))
-        if matches && compared < Self.preface.count { return }  // Not enough yet to tell.
+        guard let isFirst = decide(buffered!.readableBytesView) else { return }  // Not enough yet to tell.
         do {
-            try (matches ? http2 : http1)(context.channel)
+            try (isFirst ? first : second)(context.channel)
         } catch {
             context.close(promise: nil)
             return
@@ -154,42 +173,6 @@ final class CleartextProtocolSniffer: ChannelInboundHandler, RemovableChannelHan
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Shutting down before the client said anything: nothing to finish.
         if event is ChannelShouldQuiesceEvent || event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-}
-
-/// Decides between TLS and plaintext by the first byte, then steps aside.
-final class TLSSniffer: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    private static let handshakeRecord: UInt8 = 22
-    private let tls: (Channel) throws -> Void
-    private let plaintext: (Channel) throws -> Void
-
-    init(tls: @escaping (Channel) throws -> Void, plaintext: @escaping (Channel) throws -> Void) {
-        self.tls = tls
-        self.plaintext = plaintext
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let incoming = unwrapInboundIn(data)
-        guard let first = incoming.getInteger(at: incoming.readerIndex, as: UInt8.self) else { return }
-        do {
-            try (first == Self.handshakeRecord ? tls : plaintext)(context.channel)
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        context.fireChannelRead(data)
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
             context.close(promise: nil)
             return
         }

@@ -81,22 +81,16 @@ final class ResilienceEndToEndTests: GatewayTestCase {
         // One slow request holds the only connection; one more may wait; the third is refused.
         // (A request waiting for a connection being opened counts as pending too, as in
         // Envoy, so the second is sent once the first holds its connection.)
-        let group = DispatchGroup()
         let slow = Statuses()
-        for index in 0..<2 {
-            group.enter()
-            DispatchQueue.global().async {
-                slow.append((try? Curl.run(["\(self.gateway.http)/slow/1500"]).status) ?? -1)
-                group.leave()
-            }
-            if index == 0 { XCTAssertTrue(eventually(timeout: 5) { self.upstream.count() >= 1 }) }
-        }
+        slow.start(curl: ["\(gateway.http)/slow/1500"])
+        XCTAssertTrue(eventually(timeout: 5) { self.upstream.count() >= 1 })
+        slow.start(curl: ["\(gateway.http)/slow/1500"])
         usleep(300_000)
         let started = Date()
         let refused = try Curl.run(["\(gateway.http)/fast"])
         XCTAssertEqual(refused.status, 503)
         XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "refused at once, not after waiting")
-        group.wait()
+        slow.wait()
         XCTAssertEqual(slow.all, [200, 200], "the request that waited got the connection after the first")
         XCTAssertEqual(upstream.count("connections"), 1, "never more than one connection")
     }
@@ -128,16 +122,25 @@ final class ResilienceEndToEndTests: GatewayTestCase {
     }
 }
 
-/// Statuses collected from several threads.
+/// curl runs in the background, and the statuses they end with.
 final class Statuses: @unchecked Sendable {
     private let lock = NSLock()
+    private let group = DispatchGroup()
     private var values: [Int] = []
 
-    func append(_ value: Int) {
-        lock.lock()
-        values.append(value)
-        lock.unlock()
+    /// Runs curl with `arguments` on another thread; its status joins `all` when it ends.
+    func start(curl arguments: [String]) {
+        group.enter()
+        DispatchQueue.global().async {
+            let status = (try? Curl.run(arguments).status) ?? -1
+            self.lock.lock()
+            self.values.append(status)
+            self.lock.unlock()
+            self.group.leave()
+        }
     }
+
+    func wait() { group.wait() }
 
     var all: [Int] {
         lock.lock()
@@ -209,22 +212,17 @@ final class FunctionResilienceTests: GatewayTestCase {
             try self.writeWorker(root, manifest: "concurrency: 1\nmaxWorkers: 1\nqueueLimit: 1\n")
         }
         XCTAssertEqual(try pid("/warm").status, 200)
-        let group = DispatchGroup()
         let slow = Statuses()
-        for index in 0..<2 {
-            group.enter()
-            DispatchQueue.global().async {
-                slow.append((try? Curl.run(["\(self.gateway.http)/slow/1500"]).status) ?? -1)
-                group.leave()
-            }
-            usleep(index == 0 ? 300_000 : 200_000)
-        }
+        slow.start(curl: ["\(gateway.http)/slow/1500"])
+        usleep(300_000)
+        slow.start(curl: ["\(gateway.http)/slow/1500"])
+        usleep(200_000)
         let started = Date()
         let refused = try Curl.run(["\(gateway.http)/third"])
         XCTAssertEqual(refused.status, 503)
         XCTAssertEqual(refused.header("retry-after"), "1")
         XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "refused at once")
-        group.wait()
+        slow.wait()
         XCTAssertEqual(slow.all, [200, 200], "one ran, one waited its turn")
     }
 

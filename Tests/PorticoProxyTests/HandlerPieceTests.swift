@@ -4,12 +4,12 @@ import NIOHTTP1
 @testable import PorticoProxy
 import XCTest
 
-final class CleartextProtocolSnifferTests: XCTestCase {
+final class ProtocolSnifferTests: XCTestCase {
     private final class Choice { var value: String? }
 
     private func makeChannel(_ choice: Choice) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(CleartextProtocolSniffer(
+        try channel.pipeline.syncOperations.addHandler(ProtocolSniffer.cleartext(
             http1: { _ in choice.value = "http1" },
             http2: { _ in choice.value = "http2" }))
         return channel
@@ -24,7 +24,7 @@ final class CleartextProtocolSnifferTests: XCTestCase {
         XCTAssertEqual(choice.value, "http2")
         var forwarded = try XCTUnwrap(channel.readInbound(as: ByteBuffer.self))
         XCTAssertEqual(forwarded.readString(length: forwarded.readableBytes), "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nframes")
-        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: CleartextProtocolSniffer.self), "it steps aside")
+        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: ProtocolSniffer.self), "it steps aside")
     }
 
     func testAnythingElseIsHTTP1() throws {
@@ -43,6 +43,21 @@ final class CleartextProtocolSnifferTests: XCTestCase {
         XCTAssertNil(choice.value)
         try channel.writeInbound(ByteBuffer(string: "OST / HTTP/1.1\r\n"))
         XCTAssertEqual(choice.value, "http1")
+    }
+
+    func testATLSRecordChoosesTLSAndAnythingElsePlaintext() throws {
+        for (first, expected) in [([UInt8(22), 3, 1], "tls"), (Array("GET /".utf8), "plaintext")] {
+            let choice = Choice()
+            let channel = EmbeddedChannel()
+            try channel.pipeline.syncOperations.addHandler(ProtocolSniffer.tlsOrPlaintext(
+                tls: { _ in choice.value = "tls" }, plaintext: { _ in choice.value = "plaintext" }))
+            try channel.writeInbound(ByteBuffer(bytes: []))
+            XCTAssertNil(choice.value, "no byte yet, no decision")
+            try channel.writeInbound(ByteBuffer(bytes: first))
+            XCTAssertEqual(choice.value, expected)
+            let forwarded = try XCTUnwrap(channel.readInbound(as: ByteBuffer.self))
+            XCTAssertEqual(Array(forwarded.readableBytesView), first, "the bytes go on untouched")
+        }
     }
 }
 
