@@ -77,7 +77,9 @@ public final class RuntimeSnapshot: Sendable {
                 tlsByService[service.name] = tls
             }
             guard service.outlierDetection != nil || service.healthCheck != nil else { continue }
-            if let kept = previous?.serviceHealth[service.name], kept.service == service, kept.tls === tls {
+            // Kept while what it watches stays the same: a reload that changes a service's
+            // retries or breaker does not forget which endpoints are ejected or unhealthy.
+            if let kept = previous?.serviceHealth[service.name], kept.watchesTheSame(as: service), kept.tls === tls {
                 healthByService[service.name] = kept
             } else {
                 healthByService[service.name] = ServiceHealth(service: service, tls: tls, metrics: metrics)

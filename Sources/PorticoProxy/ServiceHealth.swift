@@ -48,6 +48,12 @@ final class ServiceHealth: Sendable {
         self.state = NIOLockedValueBox(state)
     }
 
+    /// Whether `other` has the endpoints and settings this one watches (so it can be kept).
+    func watchesTheSame(as other: ServiceConfig) -> Bool {
+        service.endpoints == other.endpoints && service.outlierDetection == other.outlierDetection
+            && service.healthCheck == other.healthCheck
+    }
+
     /// The endpoints the picker may choose now; nil when every endpoint may be chosen.
     var availability: [Bool]? { state.withLockedValue { $0.available } }
 

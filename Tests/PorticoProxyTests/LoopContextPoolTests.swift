@@ -38,3 +38,34 @@ final class LoopContextPoolTests: XCTestCase {
         XCTAssertFalse(context.pool(for: slower).pool === before, "a new connect timeout gets a new pool")
     }
 }
+
+/// Which reloads keep a service's outlier and health state.
+final class ServiceHealthReloadTests: XCTestCase {
+    private func snapshot(_ service: ServiceConfig, generation: Int, previous: RuntimeSnapshot?) throws -> RuntimeSnapshot {
+        try RuntimeSnapshot(config: GatewayConfig(
+            sourceFile: "test.yaml",
+            listeners: [ListenerConfig(name: "public", address: HostPort(host: "127.0.0.1", port: 0))],
+            admin: nil, limits: LimitsConfig(), services: [service], routes: []), generation: generation, previous: previous)
+    }
+
+    func testStateSurvivesReloadsThatDoNotChangeWhatItWatches() throws {
+        var service = ServiceConfig(name: "api", endpoints: [HostPort(host: "127.0.0.1", port: 9001),
+                                                            HostPort(host: "127.0.0.1", port: 9002)])
+        service.outlierDetection = OutlierDetectionConfig(consecutive5xx: 1, maxEjectionPercent: 50)
+        let first = try snapshot(service, generation: 1, previous: nil)
+        let health = try XCTUnwrap(first.serviceHealth["api"])
+        health.recordResponse(endpoint: 1, status: 503)
+        XCTAssertEqual(health.availability, [true, false], "ejected")
+
+        service.retryBudget.percent = 50
+        service.circuitBreaker = CircuitBreakerConfig(maxPendingRequests: 10)
+        let second = try snapshot(service, generation: 2, previous: first)
+        XCTAssertTrue(second.serviceHealth["api"] === health, "retries and breaker changes keep the state")
+        XCTAssertEqual(second.serviceHealth["api"]?.availability, [true, false])
+
+        service.outlierDetection?.consecutive5xx = 3
+        let third = try snapshot(service, generation: 3, previous: second)
+        XCTAssertFalse(third.serviceHealth["api"] === health, "new detection settings start afresh")
+        XCTAssertNil(third.serviceHealth["api"]?.availability)
+    }
+}
