@@ -35,11 +35,10 @@ public struct PeerIdentity: Sendable, Equatable {
     }
 
     /// The `x-forwarded-client-cert` element Envoy sets for this peer
-    /// (`Hash=…;Subject="…";URI=…;DNS=…`), with `By` the gateway's own URI SAN when it has one.
-    public func forwardedClientCertificate(by: String?) -> String {
-        var parts: [String] = []
-        if let by { parts.append("By=" + Self.quotedIfNeeded(by)) }
-        parts.append("Hash=" + hash)
+    /// (`Hash=…;Subject="…";URI=…;DNS=…`). Envoy's `By` (the proxy's own URI SAN) is left out:
+    /// a gateway's certificate seldom has one.
+    public func forwardedClientCertificate() -> String {
+        var parts: [String] = ["Hash=" + hash]
         parts.append("Subject=" + Self.quoted(subject))
         parts.append(contentsOf: uris.map { "URI=" + Self.quotedIfNeeded($0) })
         parts.append(contentsOf: dnsNames.map { "DNS=" + Self.quotedIfNeeded($0) })

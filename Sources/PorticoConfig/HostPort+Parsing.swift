@@ -29,6 +29,12 @@ extension HostPort {
         return HostPort(host: String(host), port: port)
     }
 
+    /// The host is an IP address (IPv4 digits and dots, or IPv6), not a name: it cannot be sent
+    /// as TLS SNI, nor checked against a DNS name.
+    public var hostIsIPAddress: Bool {
+        host.contains(":") || host.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") }
+    }
+
     static func isHostNameCharacter(_ c: Character) -> Bool {
         c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "." || c == "_")
     }

@@ -148,7 +148,8 @@ final class JWTPolicy: Sendable {
         let now = NIODeadline.now().uptimeNanoseconds
         let maxAge = UInt64(config.cacheDuration.nanoseconds)
         let (table, stale) = keys.table(now: now, maxAge: maxAge)
-        let result = verifier.verify(token, keys: table, now: Date().timeIntervalSince1970)
+        // Whole seconds are all `exp` and `nbf` have; time(2) is a vDSO call, not a Date.
+        let result = verifier.verify(token, keys: table, now: Double(time(nil)))
         var unknownKey = false
         if case .failure(.unknownKey) = result { unknownKey = true }
         if stale || unknownKey {

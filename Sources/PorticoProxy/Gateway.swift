@@ -125,7 +125,7 @@ public final class Gateway: @unchecked Sendable {
     public func reloadCertificatesIfChanged() async {
         // A service's client certificate, key or CA changed: a reload makes new pools with
         // them (new connections use the new files; open ones finish with the old).
-        if snapshot.upstreamTLS.values.map({ $0.takeChange() }).contains(true) {
+        if snapshot.upstreamTLS.values.map({ $0.files.takeChange() }).contains(true) {
             logger.info("a service's TLS files changed; reloading")
             await reload()
         }

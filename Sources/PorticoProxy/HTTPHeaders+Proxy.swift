@@ -24,7 +24,7 @@ final class DownstreamConnectionInfo {
     init(scheme: String, listenerName: String, clientAddress: String, protocolName: String, peer: PeerIdentity? = nil) {
         self.scheme = scheme
         self.principal = peer?.principal
-        self.forwardedClientCertificate = peer?.forwardedClientCertificate(by: nil)
+        self.forwardedClientCertificate = peer?.forwardedClientCertificate()
         self.listenerName = listenerName
         self.clientAddress = clientAddress
         self.protocolName = protocolName

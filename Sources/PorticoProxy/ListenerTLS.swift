@@ -1,5 +1,3 @@
-import Foundation
-import Logging
 import NIOConcurrencyHelpers
 import NIOSSL
 import PorticoConfig
@@ -9,37 +7,26 @@ import PorticoConfig
 /// serves new connections without a restart, while open connections keep theirs.
 final class ListenerTLS: Sendable {
     let config: ListenerTLSConfig
-    private let state: NIOLockedValueBox<(context: NIOSSLContext, files: [Data?])>
+    private let files: WatchedFiles
+    private let state: NIOLockedValueBox<NIOSSLContext>
 
     init(config: ListenerTLSConfig) throws {
         self.config = config
-        let files = Self.read(config)
-        self.state = NIOLockedValueBox((try Self.makeContext(config), files))
+        self.files = WatchedFiles([config.certificate, config.key] + (config.clientCA.map { [$0] } ?? []))
+        self.state = NIOLockedValueBox(try Self.makeContext(config))
     }
 
-    var context: NIOSSLContext { state.withLockedValue { $0.context } }
+    var context: NIOSSLContext { state.withLockedValue { $0 } }
 
     /// Reads the files again; if any changed, makes a new context. Returns true when it
     /// changed; throws when the files changed but do not make a working context (the old one
     /// keeps serving).
     func reloadIfChanged() throws -> Bool {
-        let files = Self.read(config)
-        guard files != state.withLockedValue({ $0.files }) else { return false }
-        do {
-            let context = try Self.makeContext(config)
-            state.withLockedValue { $0 = (context, files) }
-            return true
-        } catch {
-            // Remember the broken files so the error is reported once, not every second.
-            state.withLockedValue { $0.files = files }
-            throw error
-        }
-    }
-
-    private static func read(_ config: ListenerTLSConfig) -> [Data?] {
-        ([config.certificate, config.key] + (config.clientCA.map { [$0] } ?? [])).map {
-            try? Data(contentsOf: URL(fileURLWithPath: $0).resolvingSymlinksInPath())
-        }
+        // A broken change is reported once: the next call sees no change until the files move again.
+        guard files.takeChange() else { return false }
+        let context = try Self.makeContext(config)
+        state.withLockedValue { $0 = context }
+        return true
     }
 
     static func makeContext(_ tls: ListenerTLSConfig) throws -> NIOSSLContext {

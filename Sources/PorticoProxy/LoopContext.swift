@@ -52,12 +52,16 @@ final class LoopContext {
     /// Chooses an endpoint of `service` and returns its pool: one that outlier detection has
     /// not ejected and health checks have not failed, and not `avoiding` (a retry's previous
     /// endpoint) where another will do.
-    func pool(for service: ServiceConfig, avoiding: Int? = nil) -> (pool: UpstreamPool, endpointIndex: Int) {
+    /// Also returns the service's outlier detection and health checks, when it has them, for
+    /// the request to report its outcome to.
+    func pool(for service: ServiceConfig, avoiding: Int? = nil)
+        -> (pool: UpstreamPool, endpointIndex: Int, health: ServiceHealth?) {
         if pickers[service.name]?.endpointCount != service.endpoints.count {
             pickers[service.name] = EndpointPicker(
                 strategy: service.loadBalancer.strategy, endpointCount: service.endpoints.count, startingAt: loopIndex)
         }
-        let availability = snapshot.serviceHealth.isEmpty ? nil : snapshot.serviceHealth[service.name]?.availability
+        let health = snapshot.serviceHealth.isEmpty ? nil : snapshot.serviceHealth[service.name]
+        let availability = health?.availability
         // Mutated in place through the dictionary: a copy out and back would copy the picker's
         // in-flight counts on every request.
         var index = pickers[service.name]!.pick(using: &random)
@@ -80,13 +84,13 @@ final class LoopContext {
         let endpoint = service.endpoints[index]
         let tls = snapshot.upstreamTLS.isEmpty ? nil : snapshot.upstreamTLS[service.name]
         let key = PoolKey(endpoint: endpoint, service: service, tls: tls)
-        if let pool = pools[key] { return (pool, index) }
+        if let pool = pools[key] { return (pool, index, health) }
         let pool = UpstreamPool(
             endpoint: endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
             connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
             metrics: metrics.metrics, tls: tls)
         pools[key] = pool
-        return (pool, index)
+        return (pool, index, health)
     }
 
     /// A request of `service` must wait for a connection: false when `maxPendingRequests`

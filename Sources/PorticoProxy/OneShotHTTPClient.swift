@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PorticoConfig
 
 /// One HTTP/1.1 GET on its own connection, for the gateway's own needs (a JWKS document, an
 /// active health check): no redirects, a size cap, a deadline.
@@ -107,21 +108,18 @@ enum JWKSFetcher {
         guard let target = Target(url) else { throw OneShotHTTPError("not an http(s) URL") }
         let tls = target.tls ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
         let response = try await OneShotHTTPClient.get(
-            host: target.host, port: target.port, path: target.path, hostHeader: target.hostHeader, tls: tls,
-            serverName: target.tls && !target.hostIsAddress ? target.host : nil, timeout: .seconds(10), maxBytes: 1 << 20,
-            on: MultiThreadedEventLoopGroup.singleton.next()).get()
+            host: target.endpoint.host, port: target.endpoint.port, path: target.path, hostHeader: target.hostHeader,
+            tls: tls, serverName: target.tls && !target.endpoint.hostIsIPAddress ? target.endpoint.host : nil,
+            timeout: .seconds(10), maxBytes: 1 << 20, on: MultiThreadedEventLoopGroup.singleton.next()).get()
         guard response.status == 200 else { throw OneShotHTTPError("the server answered \(response.status)") }
         return response.body
     }
 
     private struct Target {
         let tls: Bool
-        let host: String
-        let port: Int
+        let endpoint: HostPort
         let path: String
         let hostHeader: String
-        /// An IP address cannot be sent as SNI.
-        var hostIsAddress: Bool { host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." } }
 
         init?(_ url: String) {
             let rest: Substring
@@ -138,18 +136,12 @@ enum JWKSFetcher {
             let pathPart = rest.dropFirst(authority.count)
             path = pathPart.isEmpty ? "/" : String(pathPart)
             hostHeader = String(authority)
-            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-                host = String(authority[authority.index(after: authority.startIndex)..<close])
-                let after = authority[authority.index(after: close)...]
-                port = after.hasPrefix(":") ? Int(after.dropFirst()) ?? -1 : (tls ? 443 : 80)
-            } else if let colon = authority.lastIndex(of: ":") {
-                host = String(authority[..<colon])
-                port = Int(authority[authority.index(after: colon)...]) ?? -1
-            } else {
-                host = String(authority)
-                port = tls ? 443 : 80
+            // Without a port (after any IPv6 brackets), the scheme's.
+            let hasPort = authority.lastIndex(of: ":").map { colon in !authority[colon...].contains("]") } ?? false
+            guard let endpoint = HostPort.parse(hasPort ? String(authority) : authority + (tls ? ":443" : ":80")) else {
+                return nil
             }
-            guard !host.isEmpty, (1...65535).contains(port) else { return nil }
+            self.endpoint = endpoint
         }
     }
 }

@@ -272,12 +272,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let service {
             // The endpoint is chosen now, from the snapshot this request matched with, even when
             // a fault delays it: a reload during the delay must not hand it a stale service.
-            let (pool, endpointIndex) = loop.pool(for: service)
+            let (pool, endpointIndex, health) = loop.pool(for: service)
             exchange.pool = pool
             exchange.endpointIndex = endpointIndex
             exchange.serviceName = service.name
             exchange.circuitBreaker = service.circuitBreaker
-            if !snapshot.serviceHealth.isEmpty { exchange.health = snapshot.serviceHealth[service.name] }
+            exchange.health = health
         }
         let timeout = route.config.timeout.timeAmount
         exchange.routeTimeout = timeout
@@ -306,7 +306,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let host = shadowHead.headers.first(name: "host") {
             shadowHead.headers.replaceOrAdd(name: "host", value: Self.shadowHost(host))
         }
-        let (pool, endpointIndex) = loop.pool(for: service)
+        let (pool, endpointIndex, _) = loop.pool(for: service)
         let loop = self.loop
         return ShadowRequest(head: shadowHead, pool: pool, timeout: timeout) {
             loop.requestFinished(service: service.name, endpointIndex: endpointIndex)
@@ -797,7 +797,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.endpointIndex = choice.endpointIndex
             exchange.serviceName = service.name
             exchange.circuitBreaker = service.circuitBreaker
-            exchange.health = loop.snapshot.serviceHealth[service.name]
+            exchange.health = choice.health
             leaseConnection(exchange, from: choice.pool)
         } else if let instance = exchange.function {
             // A function: another worker if one is free, or a new one (the scaler decides).

@@ -63,7 +63,7 @@ public final class RuntimeSnapshot: Sendable {
             var tls: UpstreamTLS?
             if let tlsConfig = service.tls {
                 if let kept = previous?.upstreamTLS[service.name], kept.config == tlsConfig,
-                   !reloadChangedFiles || !kept.filesChanged {
+                   !reloadChangedFiles || !kept.files.changedSinceLoaded {
                     tls = kept
                 } else {
                     do {

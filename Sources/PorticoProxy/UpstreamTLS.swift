@@ -1,5 +1,3 @@
-import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import NIOTLS
@@ -12,15 +10,12 @@ import PorticoConfig
 final class UpstreamTLS: Sendable {
     let config: UpstreamTLSConfig
     let context: NIOSSLContext
-    /// The files as they were read, to notice a rotation.
-    private let files: [Data?]
-    /// The files as the watcher last saw them, so one change is reported once.
-    private let seen: NIOLockedValueBox<[Data?]>
+    /// To notice a rotation.
+    let files: WatchedFiles
 
     init(config: UpstreamTLSConfig) throws {
         self.config = config
-        self.files = Self.read(config)
-        self.seen = NIOLockedValueBox(files)
+        self.files = WatchedFiles([config.ca, config.certificate, config.key].compactMap { $0 })
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
@@ -38,33 +33,11 @@ final class UpstreamTLS: Sendable {
         self.context = try NIOSSLContext(configuration: configuration)
     }
 
-    private static func read(_ config: UpstreamTLSConfig) -> [Data?] {
-        [config.ca, config.certificate, config.key].compactMap { $0 }.map {
-            try? Data(contentsOf: URL(fileURLWithPath: $0).resolvingSymlinksInPath())
-        }
-    }
-
-    /// Whether a file changed on disk since it was loaded (a rotated client certificate).
-    var filesChanged: Bool { Self.read(config) != files }
-
-    /// True once for each change on disk (for the watcher: a broken file is reported once, not
-    /// every second).
-    func takeChange() -> Bool {
-        let current = Self.read(config)
-        return seen.withLockedValue { seen in
-            guard seen != current else { return false }
-            seen = current
-            return true
-        }
-    }
-
     /// The SNI and verified name for `endpoint`: `serverName`, else the endpoint's host when
     /// it is a name (an IP address cannot be sent as SNI).
     func serverHostname(for endpoint: HostPort) -> String? {
         if let name = config.serverName { return name }
-        let host = endpoint.host
-        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
-        return isAddress ? nil : host
+        return endpoint.hostIsIPAddress ? nil : endpoint.host
     }
 
     /// Whether the upstream's certificate carries one of the required names: one of

@@ -81,7 +81,7 @@ final class CertificateTests: XCTestCase {
         XCTAssertEqual(identity.dnsNames, ["orders.local"])
         XCTAssertEqual(identity.subject, "CN=orders")
         XCTAssertEqual(identity.hash.count, 64)
-        XCTAssertEqual(identity.forwardedClientCertificate(by: nil),
+        XCTAssertEqual(identity.forwardedClientCertificate(),
                        "Hash=\(identity.hash);Subject=\"CN=orders\";URI=spiffe://example.org/ns/default/sa/orders;DNS=orders.local")
 
         let dnsOnly = try PeerIdentity(derEncoded: derBytes(pem: authority.issue(commonName: "web", dnsNames: ["web.local"]).chainPEM))
@@ -93,7 +93,7 @@ final class CertificateTests: XCTestCase {
         // A SAN with the header's separators is quoted, so it cannot pose as another element.
         let tricky = try PeerIdentity(derEncoded: derBytes(pem: authority.issue(
             commonName: "a\"b", uris: ["spiffe://x/y;DNS=evil"]).chainPEM))
-        XCTAssertEqual(tricky.forwardedClientCertificate(by: nil),
+        XCTAssertEqual(tricky.forwardedClientCertificate(),
                        #"Hash=\#(tricky.hash);Subject="CN=a\\\"b";URI="spiffe://x/y;DNS=evil""#,
                        "the subject's own escape (RFC 4514) is escaped again inside the quotes")
     }
