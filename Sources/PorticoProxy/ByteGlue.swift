@@ -98,21 +98,21 @@ enum ByteGlue {
     /// Strips the HTTP handlers from both pipelines and puts a `GlueHandler` pair in their place.
     /// The glue goes in before the decoders leave, so bytes they had already read (a WebSocket
     /// frame sent right behind the 101) reach it instead of being lost.
-    static func join(downstream: Channel, upstream: Channel) throws {
+    static func join(downstream: Channel, upstream: Channel, idleTimeout: TimeAmount) throws {
         let (downstreamGlue, upstreamGlue) = GlueHandler.matchedPair()
 
+        // The HTTP handlers kept the idle clocks; a tunnel gets its own.
         let down = downstream.pipeline.syncOperations
         try removeIfPresent(ProxyHandler.self, from: down)
-        try removeIfPresent(EdgeErrorHandler.self, from: down)
-        try removeIfPresent(NIOHTTPResponseHeadersValidator.self, from: down)
-        try removeIfPresent(HTTPServerPipelineHandler.self, from: down)
+        // Removing it writes out what it still held: the 101, if not yet sent.
+        try removeIfPresent(HTTP1ServerConnection.self, from: down)
+        try down.addHandler(IdleConnectionHandler(timeout: idleTimeout), position: .first)
         try down.addHandler(downstreamGlue)
         try removeIfPresent(ByteToMessageHandler<HTTPRequestDecoder>.self, from: down)
-        try removeIfPresent(HTTPResponseEncoder.self, from: down)
 
         let up = upstream.pipeline.syncOperations
         try removeIfPresent(UpstreamConnection.self, from: up)
-        try removeIfPresent(NIOHTTPRequestHeadersValidator.self, from: up)
+        try up.addHandler(IdleConnectionHandler(timeout: idleTimeout), position: .first)
         try up.addHandler(upstreamGlue)
         // What the decoder still held arrives as a read with no read-complete after it: flush
         // it to the client once the decoder is gone, or a server-speaks-first protocol stalls.
@@ -121,7 +121,7 @@ enum ByteGlue {
             removed.futureResult.whenComplete { _ in downstream.flush() }
             up.removeHandler(context: decoder, promise: removed)
         }
-        try removeIfPresent(HTTPRequestEncoder.self, from: up)
+        try removeIfPresent(HTTP1RequestWriter.self, from: up)
 
         // Half-closes must reach the glue rather than close the socket outright.
         _ = downstream.setOption(.allowRemoteHalfClosure, value: true)

@@ -9,7 +9,7 @@ import PorticoRouting
 /// the edge, matches a route, and either answers locally or streams the exchange through an
 /// upstream connection leased from this event loop's pool.
 ///
-/// HTTP/1 pipelining reaches this handler one request at a time (`HTTPServerPipelineHandler`
+/// HTTP/1 pipelining reaches this handler one request at a time (`HTTP1ServerConnection`
 /// sits before it), so there is at most one `Exchange` in flight per handler.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -20,8 +20,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case idle
         /// The answer is decided (a local response, or an upstream answer that already went
         /// out); the rest of the request body is read and dropped, and `pending`, if any, is
-        /// written when the request ends. Answering before the request's end would race NIO's
-        /// pipelining helper, which may already hold the next request.
+        /// written when the request ends. Answering before the request's end would let
+        /// `HTTP1ServerConnection` hand over a pipelined request while this one still reads.
         case awaitingRequestEnd(pending: LocalResponse?)
         case proxying(Exchange)
         /// An exec-mode function: the body is gathered, then one process answers it.
@@ -661,8 +661,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPHeaders?) {
         guard let context, exchange.responseStarted else { return }
         exchange.responseComplete = true
-        // Settle this exchange before writing the end: that write can make NIO's pipelining
-        // helper hand over the next buffered request at once, re-entering this handler.
+        // Settle this exchange before writing the end: the next pipelined request may follow
+        // it soon after.
         if exchange.requestComplete {
             completeExchange(exchange)
         } else {
@@ -915,13 +915,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         response.headers.removeHopByHop(keepUpgrade: true)
         let downstreamChannel = context.channel
         let eventLoop = context.eventLoop
+        let idleTimeout = loop.snapshot.config.limits.idleTimeout.timeAmount
         var waitingFor = 2
         let stepDone = {
             waitingFor -= 1
             guard waitingFor == 0 else { return }
             eventLoop.execute {
                 do {
-                    try ByteGlue.join(downstream: downstreamChannel, upstream: upstreamChannel)
+                    try ByteGlue.join(downstream: downstreamChannel, upstream: upstreamChannel, idleTimeout: idleTimeout)
                 } catch {
                     downstreamChannel.close(promise: nil)
                     upstreamChannel.close(promise: nil)

@@ -21,7 +21,10 @@ struct ServerPipeline {
 
     func configure(_ channel: Channel) throws {
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(ConnectionCounter(gauge: metrics.downstreamConnections))
+        // Counted by the close future rather than by a handler that every read would pass.
+        let gauge = metrics.downstreamConnections
+        gauge.increment()
+        channel.closeFuture.whenComplete { _ in gauge.decrement() }
         let clientAddress = channel.remoteAddress?.ipAddress ?? "-"
         if let tlsContext, acceptsPlaintext {
             // A TLS connection starts with a handshake record (content type 22); anything
@@ -68,17 +71,24 @@ struct ServerPipeline {
     func configureHTTP1(_ channel: Channel, scheme: String, clientAddress: String, peer: PeerIdentity? = nil) throws {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
                                             clientAddress: clientAddress, protocolName: "HTTP/1.1", peer: peer)
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = limits.headers
-        decoderLimits.maxHeaderFieldSize = limits.headers
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(IdleConnectionHandler(timeout: limits.idle))
-        try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
-            withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: decoderLimits)
-        try sync.addHandler(EdgeErrorHandler())
+        try Self.addHTTP1Handlers(sync, maxRequestHeaders: limits.headers, idleTimeout: limits.idle)
         try sync.addHandler(ProxyHandler(loop: loop, connection: info))
+    }
+
+    /// The handlers between the socket (or TLS) and an HTTP/1.1 connection's `ProxyHandler`.
+    ///
+    /// Two, not NIO's usual five or six: each one is a hop for every request part and every
+    /// write (see `HTTP1ServerConnection`).
+    static func addHTTP1Handlers(_ sync: ChannelPipeline.SynchronousOperations, maxRequestHeaders: Int,
+                                 idleTimeout: TimeAmount) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = maxRequestHeaders
+        decoderLimits.maxHeaderFieldSize = maxRequestHeaders
+        // Bytes behind an upgrade request belong to the new protocol: keep them for the tunnel.
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
+            leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)))
+        try sync.addHandler(HTTP1ServerConnection(idleTimeout: idleTimeout))
     }
 
     func configureHTTP2(_ channel: Channel, scheme: String, clientAddress: String, peer: PeerIdentity? = nil) throws {
@@ -206,35 +216,5 @@ final class FlushCoalescingHandler: ChannelOutboundHandler {
             self.flushScheduled = false
             context.flush()
         }
-    }
-}
-
-/// Counts open client connections for `portico_downstream_connections`.
-final class ConnectionCounter: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
-    private let gauge: Gauge
-    private var counted = false
-
-    init(gauge: Gauge) { self.gauge = gauge }
-
-    func channelActive(context: ChannelHandlerContext) {
-        counted = true
-        gauge.increment()
-        context.fireChannelActive()
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive, !counted {
-            counted = true
-            gauge.increment()
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if counted {
-            counted = false
-            gauge.decrement()
-        }
-        context.fireChannelInactive()
     }
 }

@@ -40,8 +40,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests this connection has been leased for (for `maxRequestsPerConnection`).
     var requestsServed = 0
 
-    init(pool: UpstreamPool) {
+    /// Upstream connections keep their own idle clock rather than a handler of their own in
+    /// the pipeline, which every read and write would pass through.
+    private var idle: IdleTimer
+
+    init(pool: UpstreamPool, idleTimeout: TimeAmount) {
         self.pool = pool
+        self.idle = IdleTimer(timeout: idleTimeout)
     }
 
     var channel: Channel? { context?.channel }
@@ -50,13 +55,21 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { startIdleTimer(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startIdleTimer(context)
+        context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idle.stop()
         self.context = nil
     }
 
     func send(_ part: HTTPClientRequestPart) {
+        idle.noteActivity()
         context?.write(wrapOutboundOut(part), promise: nil)
     }
 
@@ -86,6 +99,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        idle.noteActivity()
         let part = unwrapInboundIn(data)
         if isUpgrading {
             if case .end = part, let onEnd = onUpgradeMessageEnd {
@@ -131,21 +145,26 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idle.stop()
         let delegate = self.delegate
         self.delegate = nil
         pool.connectionClosed(self)
         delegate?.upstreamClosed()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent, delegate == nil || !pendingRead {
+    private func startIdleTimer(_ context: ChannelHandlerContext) {
+        idle.start(on: context.eventLoop) { [weak self] in self?.idleTimerFired(context) }
+    }
+
+    private func idleTimerFired(_ context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let wentIdle = idle.fired(on: context.eventLoop) { [weak self] in self?.idleTimerFired(context) }
+        if wentIdle, delegate == nil || !pendingRead {
             // Idle in the pool, or an upstream that went silent mid-response for the whole idle
             // timeout (not one held back by a slow client): let it go. A request on it hears of
             // it as a close, and its client's stream is cut.
             context.close(promise: nil)
-            return
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

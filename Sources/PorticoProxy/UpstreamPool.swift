@@ -125,8 +125,7 @@ final class UpstreamPool {
     }
 
     private func connect() {
-        let connection = UpstreamConnection(pool: self)
-        let idleTimeout = self.idleTimeout
+        let connection = UpstreamConnection(pool: self, idleTimeout: idleTimeout)
         let tls = self.tls
         let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
         let serverHostname = tls?.serverHostname(for: endpoint)
@@ -136,13 +135,13 @@ final class UpstreamPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(IdleConnectionHandler(timeout: idleTimeout))
                     if let tls, let handshake {
                         try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: serverHostname))
                         try sync.addHandler(UpstreamHandshakeHandler(tls: tls, promise: handshake))
                     }
+                    try sync.addHandler(HTTP1RequestWriter())
                     // Bytes after a 101 belong to the upgraded protocol: keep them.
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
                     try sync.addHandler(connection)
                 }
             }

@@ -329,6 +329,25 @@ final class ProxyEndToEndTests: XCTestCase {
         XCTAssertLessThan(peakMiB, 150, "2 GiB passed through; peak RSS must stay far below that")
     }
 
+    /// Pipelined requests, one with a body and one the upstream answers late, come back
+    /// complete and in the order they were sent, on the one connection.
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let socket = try RawSocket(port: gateway.httpPort, timeout: 10)
+        socket.send("GET /beta/slow/150/first HTTP/1.1\r\nHost: x\r\nx-canary: true\r\n\r\n"
+            + "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            + "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+            + "GET /v1/fourth HTTP/1.1\r\nHost: x\r\n\r\n")
+        let responses = RawHTTP.parseResponses(socket.receive { RawHTTP.completeResponses(in: $0) >= 4 })
+        XCTAssertEqual(responses.map(\.status), [200, 200, 200, 200])
+        XCTAssertEqual(responses.count, 4)
+        guard responses.count == 4 else { return }
+        XCTAssertTrue(responses[0].body.hasPrefix("new GET /slow/150/first body=0"), responses[0].body)
+        XCTAssertTrue(responses[1].body.hasPrefix("new POST /second body=5"), responses[1].body)
+        XCTAssertEqual(responses[2].body, "pong")
+        XCTAssertTrue(responses[3].body.hasPrefix("legacy GET /v1/fourth body=0"), responses[3].body)
+    }
+
     func testWebSocketUpgradeIsProxiedEndToEnd() throws {
         gateway = try PorticoProcess(config: legacyVersusNew())
         let socket = try RawSocket(port: gateway.httpPort)

@@ -20,14 +20,8 @@ final class ProxyHandlerTests: XCTestCase {
                                metrics: GatewayMetrics(), accessLogWriter: nil)
         let info = DownstreamConnectionInfo(scheme: "http", listenerName: "public", clientAddress: "192.0.2.1",
                                             protocolName: "HTTP/1.1")
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = limits.maxRequestHeaders
-        decoderLimits.maxHeaderFieldSize = limits.maxRequestHeaders
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withServerUpgrade: nil, withErrorHandling: false,
-            withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: decoderLimits)
-        try channel.pipeline.syncOperations.addHandler(EdgeErrorHandler())
+        try ServerPipeline.addHTTP1Handlers(channel.pipeline.syncOperations, maxRequestHeaders: limits.maxRequestHeaders,
+                                            idleTimeout: .seconds(60))
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(loop: loop, connection: info))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         return channel

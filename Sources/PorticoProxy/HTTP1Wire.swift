@@ -1,0 +1,237 @@
+import NIOCore
+import NIOHTTP1
+
+/// How the body of an outgoing HTTP/1 message is delimited.
+enum HTTP1BodyFraming {
+    /// No body may follow (a 204, a 304, an interim response, a response to HEAD).
+    case none
+    case contentLength
+    case chunked
+    /// Whatever is written goes as it is: an HTTP/1.0 body that ends with the connection, or
+    /// a GET whose headers announce no body (NIO's encoder does the same).
+    case untilClose
+}
+
+/// Whether an outgoing HTTP/1 message carries a body, by its kind (NIO's `HasBody`).
+enum HTTP1BodyExpectation {
+    /// Never: a 204, a 304, a 1xx, a TRACE request.
+    case no
+    /// Always possible: a response, a POST, PUT or PATCH. Without a length it is chunked.
+    case yes
+    /// Only if the headers say so: a GET or DELETE request.
+    case unlikely
+
+    init(requestMethod method: HTTPMethod) {
+        switch method {
+        case .TRACE: self = .no
+        case .POST, .PUT, .PATCH: self = .yes
+        default: self = .unlikely
+        }
+    }
+
+    init(responseStatus status: HTTPResponseStatus) {
+        self = status.mayHaveResponseBody ? .yes : .no
+    }
+}
+
+extension HTTPHeaders {
+    /// Makes the framing headers agree with whether the message carries a body, as NIO's
+    /// encoders do: a body-less message loses `content-length` and `transfer-encoding`; a
+    /// length wins over a transfer coding; an HTTP/1.1 message that may have a body and has
+    /// neither is sent chunked.
+    ///
+    /// One scan in the common case, and no copy of the headers unless one has to change.
+    mutating func frameForSending(_ expectation: HTTP1BodyExpectation, version: HTTPVersion) -> HTTP1BodyFraming {
+        var hasLength = false
+        var hasTransferEncoding = false
+        var isChunkedOnly = false
+        for (name, value) in self {
+            let count = name.utf8.count
+            if count == 14, name.utf8.equalsIgnoringASCIICase("content-length") {
+                hasLength = true
+            } else if count == 17, name.utf8.equalsIgnoringASCIICase("transfer-encoding") {
+                isChunkedOnly = !hasTransferEncoding && value.utf8.equalsIgnoringASCIICase("chunked")
+                hasTransferEncoding = true
+            }
+        }
+        if expectation == .no {
+            if hasLength { remove(name: "content-length") }
+            if hasTransferEncoding { remove(name: "transfer-encoding") }
+            return .none
+        }
+        if hasLength {
+            if hasTransferEncoding { remove(name: "transfer-encoding") }
+            return .contentLength
+        }
+        guard version.major == 1 && version.minor >= 1 else {
+            return .untilClose
+        }
+        if expectation == .unlikely {
+            return isChunkedOnly ? .chunked : .untilClose
+        }
+        if !isChunkedOnly { replaceOrAdd(name: "transfer-encoding", value: "chunked") }
+        return .chunked
+    }
+}
+
+extension String.UTF8View {
+    /// Compares with a lowercase ASCII literal, ignoring the case of `self`.
+    @inline(__always)
+    func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
+        guard count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            var index = 0
+            for byte in self {
+                let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                if lowered != expected[index] { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+}
+
+/// The error a write fails with when a header would break the message: a name that is not a
+/// token, or a value with a control character (CR and LF would let it start a new header).
+struct InvalidOutboundHeader: Error {}
+
+extension ByteBuffer {
+    /// Writes `HTTP/x.y CODE REASON\r\n` without Foundation or string interpolation.
+    mutating func writeHTTP1StatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
+        if version.major == 1 && version.minor == 1 {
+            writeStaticString("HTTP/1.1 ")
+        } else {
+            writeStaticString("HTTP/")
+            writeDecimal(version.major)
+            writeInteger(UInt8(ascii: "."))
+            writeDecimal(version.minor)
+            writeInteger(UInt8(ascii: " "))
+        }
+        writeDecimal(Int(status.code))
+        writeInteger(UInt8(ascii: " "))
+        writeString(status.reasonPhrase)
+        writeStaticString("\r\n")
+    }
+
+    /// Writes `METHOD URI HTTP/x.y\r\n`.
+    mutating func writeHTTP1RequestLine(_ head: HTTPRequestHead) {
+        writeString(head.method.rawValue)
+        writeInteger(UInt8(ascii: " "))
+        writeString(head.uri)
+        if head.version.major == 1 && head.version.minor == 1 {
+            writeStaticString(" HTTP/1.1\r\n")
+        } else {
+            writeStaticString(" HTTP/")
+            writeDecimal(head.version.major)
+            writeInteger(UInt8(ascii: "."))
+            writeDecimal(head.version.minor)
+            writeStaticString("\r\n")
+        }
+    }
+
+    /// Writes each field as `name: value\r\n`, then the empty line that ends the section.
+    /// Writes nothing and returns false if a name or value cannot be sent as it is.
+    mutating func writeHTTP1HeaderSection(_ headers: HTTPHeaders) -> Bool {
+        let start = writerIndex
+        for (name, value) in headers {
+            guard name.utf8.isValidHeaderName, value.utf8.isValidHeaderValue else {
+                moveWriterIndex(to: start)
+                return false
+            }
+            writeString(name)
+            writeStaticString(": ")
+            writeString(value)
+            writeStaticString("\r\n")
+        }
+        writeStaticString("\r\n")
+        return true
+    }
+
+    /// Writes a chunk-size line: the length in hexadecimal and CRLF.
+    mutating func writeChunkSizeLine(_ size: Int) {
+        var digits = 0
+        var rest = size
+        repeat {
+            digits += 1
+            rest >>= 4
+        } while rest > 0
+        let hex: StaticString = "0123456789abcdef"
+        hex.withUTF8Buffer { alphabet in
+            for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                writeInteger(alphabet[(size >> shift) & 0xF])
+            }
+        }
+        writeStaticString("\r\n")
+    }
+}
+
+extension String.UTF8View {
+    /// RFC 9110 `token`.
+    fileprivate var isValidHeaderName: Bool {
+        guard !isEmpty else { return false }
+        return withContiguousStorageIfAvailable { $0.allSatisfy(\.isTokenByte) } ?? allSatisfy(\.isTokenByte)
+    }
+
+    /// No control character but HTAB (RFC 9110 5.5: CR, LF and NUL are dangerous, the other
+    /// controls unsafe where the value may be parsed again), as NIO's validator checks.
+    fileprivate var isValidHeaderValue: Bool {
+        withContiguousStorageIfAvailable { $0.allSatisfy(\.isFieldValueByte) } ?? allSatisfy(\.isFieldValueByte)
+    }
+}
+
+extension UInt8 {
+    @inline(__always)
+    fileprivate var isTokenByte: Bool {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"),
+             UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    @inline(__always)
+    fileprivate var isFieldValueByte: Bool {
+        self == UInt8(ascii: "\t") || (self >= 0x20 && self != 0x7F)
+    }
+}
+
+/// Gathers the bytes of outgoing HTTP/1 messages into one buffer, so a head, small body parts
+/// and an end leave in a single `write` at the flush instead of one buffer each.
+///
+/// A body part above `copyLimit` is not copied: what was gathered goes first, then the part's
+/// own buffer. A part written with a promise is sent at once, so the promise keeps its meaning.
+struct OutboundGatherer {
+    /// Larger body parts are passed on as they are; copying them would cost more than an iovec.
+    static let copyLimit = 4096
+    /// Gathered bytes are invisible to the channel's writability, so the gathering stays small.
+    static let gatherLimit = 16 * 1024
+
+    var gathered: ByteBuffer?
+
+    /// Makes sure there is a buffer to write into (`gathered!`), from the channel's allocator.
+    @inline(__always)
+    mutating func prepare(_ allocator: ByteBufferAllocator) {
+        if gathered == nil { gathered = allocator.buffer(capacity: 512) }
+    }
+
+    /// Takes what was gathered, leaving nothing; nil if that is no bytes.
+    mutating func take() -> ByteBuffer? {
+        defer { gathered = nil }
+        guard let gathered, gathered.readableBytes > 0 else { return nil }
+        return gathered
+    }
+
+    var isOverLimit: Bool { (gathered?.readableBytes ?? 0) >= Self.gatherLimit }
+
+    /// Whether a body part is small enough to copy into the gathered bytes.
+    static func shouldCopy(_ data: IOData) -> Bool {
+        if case .byteBuffer(let buffer) = data { return buffer.readableBytes <= copyLimit }
+        return false
+    }
+}

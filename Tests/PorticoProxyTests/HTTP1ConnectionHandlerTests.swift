@@ -1,0 +1,309 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+@testable import PorticoProxy
+import XCTest
+
+/// Counts the reads that reach the socket end of the pipeline.
+private final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = NIOAny
+    var reads = 0
+
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
+}
+
+/// Stands in for the `ProxyHandler`: records the request parts it is handed.
+private final class RequestRecorder: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    var parts: [HTTPServerRequestPart] = []
+    var events: [Any] = []
+
+    var heads: [String] {
+        parts.compactMap { if case .head(let head) = $0 { return head.uri } else { return nil } }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        parts.append(unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        events.append(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}
+
+final class HTTP1ServerConnectionTests: XCTestCase {
+    private var channel: EmbeddedChannel!
+    private var recorder: RequestRecorder!
+    private var readCounter: ReadCounter!
+
+    override func setUpWithError() throws {
+        channel = EmbeddedChannel()
+        recorder = RequestRecorder()
+        readCounter = ReadCounter()
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(readCounter)
+        try ServerPipeline.addHTTP1Handlers(sync, maxRequestHeaders: 1024, idleTimeout: .seconds(30))
+        try sync.addHandler(recorder)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
+    }
+
+    override func tearDownWithError() throws {
+        _ = try? channel.finish()
+    }
+
+    private func receive(_ text: String) throws {
+        try channel.writeInbound(ByteBuffer(string: text))
+    }
+
+    private func respond(_ parts: [HTTPServerResponsePart], flush: Bool = true) {
+        for part in parts { channel.write(part, promise: nil) }
+        if flush { channel.flush() }
+    }
+
+    /// Every buffer written to the socket, as text.
+    private func written() throws -> [String] {
+        var buffers: [String] = []
+        while let data = try channel.readOutbound(as: IOData.self) {
+            guard case .byteBuffer(let buffer) = data else { XCTFail("not a buffer"); break }
+            buffers.append(String(buffer: buffer))
+        }
+        return buffers
+    }
+
+    private func head(_ status: HTTPResponseStatus, _ headers: [(String, String)] = [],
+                      version: HTTPVersion = .http1_1) -> HTTPServerResponsePart {
+        .head(HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)))
+    }
+
+    private func body(_ text: String) -> HTTPServerResponsePart {
+        .body(.byteBuffer(ByteBuffer(string: text)))
+    }
+
+    func testResponseLeavesInOneWrite() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond([head(.ok, [("content-length", "5")]), body("hel"), body("lo"), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"])
+    }
+
+    func testResponseWithoutLengthIsChunked() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond([head(.ok, [("x-a", "1")]), body(String(repeating: "z", count: 26)), .end(nil)])
+        XCTAssertEqual(try written(), [
+            "HTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n1a\r\n" + String(repeating: "z", count: 26) + "\r\n0\r\n\r\n",
+        ])
+    }
+
+    func testChunkedTrailers() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond([head(.ok, [("transfer-encoding", "chunked")]), body("ab"), .end(HTTPHeaders([("grpc-status", "0")]))])
+        XCTAssertEqual(try written(), [
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n0\r\ngrpc-status: 0\r\n\r\n",
+        ])
+    }
+
+    func testHTTP10ResponseWithoutLengthIsNotChunked() throws {
+        try receive("GET / HTTP/1.0\r\n\r\n")
+        respond([head(.ok, version: .http1_0), body("raw"), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.0 200 OK\r\n\r\nraw"])
+    }
+
+    func testLargeBodyIsPassedOnWithoutCopying() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let large = String(repeating: "b", count: OutboundGatherer.copyLimit + 1)
+        respond([head(.ok, [("content-length", String(large.utf8.count))]), body(large), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 4097\r\n\r\n", large])
+    }
+
+    func testResponseToHEADHasNoBody() throws {
+        try receive("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let bodyWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.write(head(.ok, [("content-length", "5")]), promise: nil)
+        channel.write(body("hello"), promise: bodyWrite)
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+        XCTAssertThrowsError(try bodyWrite.futureResult.wait())
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"])
+    }
+
+    func testNoContentLosesFramingHeaders() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond([head(.noContent, [("content-length", "0"), ("x-a", "1")]), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.1 204 No Content\r\nx-a: 1\r\n\r\n"])
+    }
+
+    func testInterimResponseThenFinal() throws {
+        try receive("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        respond([head(.continue)])
+        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"])
+    }
+
+    func testHeaderThatWouldSplitTheResponseIsRefused() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let headWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.write(head(.ok, [("x-a", "1\r\nset-cookie: evil=1")]), promise: headWrite)
+        channel.flush()
+        XCTAssertThrowsError(try headWrite.futureResult.wait())
+        XCTAssertEqual(try written(), [])
+        XCTAssertFalse(channel.isActive, "the connection is closed rather than answered half")
+    }
+
+    func testBadHeaderNameIsRefused() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let headWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(head(.ok, [("x a", "1")]), promise: headWrite)
+        XCTAssertThrowsError(try headWrite.futureResult.wait())
+        XCTAssertEqual(try written(), [])
+    }
+
+    func testPipelinedRequestWaitsForTheResponse() throws {
+        try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(recorder.heads, ["/a"], "the second request waits")
+        respond([head(.ok, [("content-length", "1")]), body("a"), .end(nil)])
+        XCTAssertEqual(recorder.heads, ["/a"], "handed on after the write, not inside it")
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads, ["/a", "/b"])
+        respond([head(.ok, [("content-length", "1")]), body("b"), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na", "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb"])
+    }
+
+    func testReadsContinueWhileAResponseIsPending() throws {
+        try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        let before = readCounter.reads
+        channel.read()
+        XCTAssertEqual(readCounter.reads, before + 1, "no read is held back for one request in flight")
+    }
+
+    func testReadsStopWhenPipelinedRequestsPileUp() throws {
+        let many = String(repeating: "GET /p HTTP/1.1\r\nHost: x\r\n\r\n", count: HTTP1ServerConnection.maxQueuedParts)
+        try receive("GET /first HTTP/1.1\r\nHost: x\r\n\r\n" + many)
+        let before = readCounter.reads
+        channel.read()
+        XCTAssertEqual(readCounter.reads, before, "held while the queue is full")
+        var answered = 0
+        while answered <= HTTP1ServerConnection.maxQueuedParts {
+            respond([head(.ok, [("content-length", "0")]), .end(nil)])
+            channel.embeddedEventLoop.run()
+            answered += 1
+        }
+        XCTAssertEqual(recorder.heads.count, 1 + HTTP1ServerConnection.maxQueuedParts)
+        XCTAssertEqual(readCounter.reads, before + 1, "the held read goes out once the queue drained")
+    }
+
+    func testUnparsableRequestGets400() throws {
+        _ = try? receive("GET / HTTP/1.1\r\nHo st: x\r\n\r\n")
+        XCTAssertEqual(try written(), ["HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"])
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testOversizedHeadersGet431() throws {
+        let big = String(repeating: "v", count: 2000)
+        _ = try? receive("GET / HTTP/1.1\r\nHost: x\r\nx-big: \(big)\r\n\r\n")
+        XCTAssertEqual(try written(), ["HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"])
+    }
+
+    func testQuiesceClosesAnIdleConnection() throws {
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testQuiesceLetsTheResponseInFlightFinishWithConnectionClose() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        XCTAssertTrue(channel.isActive)
+        respond([head(.ok, [("content-length", "0")]), .end(nil)], flush: false)
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"])
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testIdleConnectionIsReported() throws {
+        channel.embeddedEventLoop.advanceTime(by: .seconds(31))
+        XCTAssertTrue(recorder.events.contains { ($0 as? IdleStateHandler.IdleStateEvent) == .all })
+    }
+
+    func testTrafficKeepsTheConnectionFromIdling() throws {
+        channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+        XCTAssertTrue(recorder.events.isEmpty, "traffic 20 s ago: not idle yet")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(11))
+        XCTAssertFalse(recorder.events.isEmpty)
+    }
+}
+
+final class HTTP1RequestWriterTests: XCTestCase {
+    private var channel: EmbeddedChannel!
+
+    override func setUpWithError() throws {
+        channel = EmbeddedChannel(handler: HTTP1RequestWriter())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
+    }
+
+    override func tearDownWithError() throws {
+        _ = try? channel.finish()
+    }
+
+    private func send(_ parts: [HTTPClientRequestPart]) {
+        for part in parts { channel.write(part, promise: nil) }
+        channel.flush()
+    }
+
+    private func written() throws -> [String] {
+        var buffers: [String] = []
+        while let data = try channel.readOutbound(as: IOData.self) {
+            guard case .byteBuffer(let buffer) = data else { XCTFail("not a buffer"); break }
+            buffers.append(String(buffer: buffer))
+        }
+        return buffers
+    }
+
+    private func head(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)]) -> HTTPClientRequestPart {
+        .head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers)))
+    }
+
+    func testGetLeavesInOneWriteWithoutFraming() throws {
+        send([head(.GET, "/a?b=c", [("host", "up")]), .end(nil)])
+        XCTAssertEqual(try written(), ["GET /a?b=c HTTP/1.1\r\nhost: up\r\n\r\n"])
+    }
+
+    func testPostWithoutLengthIsChunked() throws {
+        send([head(.POST, "/", [("host", "up")]), .body(.byteBuffer(ByteBuffer(string: "hi"))), .end(nil)])
+        XCTAssertEqual(try written(), ["POST / HTTP/1.1\r\nhost: up\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"])
+    }
+
+    func testLengthWinsOverTransferEncoding() throws {
+        send([head(.PUT, "/", [("content-length", "2"), ("transfer-encoding", "chunked")]),
+              .body(.byteBuffer(ByteBuffer(string: "hi"))), .end(nil)])
+        XCTAssertEqual(try written(), ["PUT / HTTP/1.1\r\ncontent-length: 2\r\n\r\nhi"])
+    }
+
+    func testInjectedHeaderValueIsRefused() throws {
+        let headWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(head(.GET, "/", [("x-user", "a\r\nx-admin: true")]), promise: headWrite)
+        XCTAssertThrowsError(try headWrite.futureResult.wait())
+        XCTAssertEqual(try written(), [])
+    }
+
+    func testTargetWithASpaceIsRefused() throws {
+        let headWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(head(.GET, "/a HTTP/1.1\r\nx: y", [("host", "up")]), promise: headWrite)
+        XCTAssertThrowsError(try headWrite.futureResult.wait())
+        XCTAssertEqual(try written(), [])
+    }
+
+    func testWritePromiseCompletesInOrder() throws {
+        let headWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.write(head(.GET, "/", [("host", "up")]), promise: headWrite)
+        channel.flush()
+        XCTAssertNoThrow(try headWrite.futureResult.wait())
+        XCTAssertEqual(try written(), ["GET / HTTP/1.1\r\nhost: up\r\n\r\n"])
+    }
+}
