@@ -57,7 +57,9 @@ final class WorkerProcess {
     static let inheritedVariables: Set<String> = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "SWIFT_BACKTRACE"]
 
     /// Polls until the worker is ready: its port accepts a connection, or `readinessPath`
-    /// answers 2xx. Fast at first (a native worker is up in a millisecond or two), then slower.
+    /// answers 2xx. Fast at first (a native worker is up in a millisecond or two, and every
+    /// interval here is added to its cold start: half of it on average), then slower. A refused
+    /// connect on loopback costs tens of microseconds.
     func probeReadiness(path: String?, onReady: @escaping () -> Void) {
         var attempt = 0
         func probe() {
@@ -69,7 +71,7 @@ final class WorkerProcess {
                     onReady()
                     return
                 }
-                let delay: TimeAmount = attempt < 50 ? .milliseconds(2) : .milliseconds(25)
+                let delay: TimeAmount = attempt < 40 ? .microseconds(500) : attempt < 90 ? .milliseconds(2) : .milliseconds(25)
                 probeTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { probe() }
             }
         }
