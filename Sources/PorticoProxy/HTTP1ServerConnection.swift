@@ -23,16 +23,30 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     /// Pipelined request parts held before the connection stops reading.
     static let maxQueuedParts = 64
 
+    /// What arrived behind a request whose response has not ended, in order.
+    private enum Pending {
+        case part(HTTPServerRequestPart)
+        /// A later request could not be parsed: it is answered (400 or 431) in its turn.
+        case parseError(HTTPParserError)
+        /// The client shut its side (half-close): the connection closes after the answers.
+        case inputClosed
+    }
+
     /// A request was handed on and its response has not ended: the next request waits.
     private var awaitingResponse = false
-    /// Parts of requests that arrived while `awaitingResponse`, in order.
-    private var queued: [HTTPServerRequestPart] = []
+    /// The request handed on has ended (its `.end` went by).
+    private var requestEnded = true
+    private var queued: [Pending] = []
     private var drainScheduled = false
+    /// A later request failed to parse: the decoder refuses whatever comes after it.
+    private var parseErrorQueued = false
     private var readsHeld = false
     private var readPending = false
 
     /// A final response head was written and its end was not.
     private var responseInProgress = false
+    /// A response head could not be sent; its body and end are refused too.
+    private var droppingResponse = false
     private var framing = HTTP1BodyFraming.none
     /// The request being answered was a HEAD: its response has framing headers but no body.
     private var answeringHEAD = false
@@ -79,34 +93,57 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         idle.noteActivity()
         let part = unwrapInboundIn(data)
         if !queued.isEmpty || (awaitingResponse && part.isHead) {
-            queued.append(part)
-            if queued.count >= Self.maxQueuedParts { readsHeld = true }
+            enqueue(.part(part))
             return
         }
         deliver(context, part)
     }
 
+    private func enqueue(_ pending: Pending) {
+        queued.append(pending)
+        if queued.count >= Self.maxQueuedParts { readsHeld = true }
+    }
+
     private func deliver(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
-        if case .head(let head) = part {
+        switch part {
+        case .head(let head):
             awaitingResponse = true
+            requestEnded = false
             answeringHEAD = head.method == .HEAD
+        case .body:
+            break
+        case .end:
+            requestEnded = true
         }
         context.fireChannelRead(wrapInboundOut(part))
     }
 
-    /// Hands on the requests that waited, up to the next one that must wait again.
+    /// Hands on what waited, up to the next request that must wait again. While a response
+    /// is pending only the rest of its own request may pass.
     private func drainQueue(_ context: ChannelHandlerContext) {
         drainScheduled = false
-        guard !queued.isEmpty, !quiescing else { return }
-        var delivered = 0
-        while delivered < queued.count {
-            if awaitingResponse && queued[delivered].isHead { break }
-            deliver(context, queued[delivered])
-            delivered += 1
+        var delivered = false
+        while let next = queued.first, !quiescing, context.channel.isActive {
+            if awaitingResponse {
+                guard case .part(let part) = next, !part.isHead else { break }
+            }
+            // Taken off before it is handed on: handing it on may close the connection,
+            // which empties the queue.
+            queued.removeFirst()
+            switch next {
+            case .part(let part):
+                deliver(context, part)
+                delivered = true
+            case .parseError(let error):
+                answerParseError(context, error)
+                return
+            case .inputClosed:
+                closeAfterWrites(context)
+                return
+            }
         }
-        queued.removeFirst(delivered)
-        context.fireChannelReadComplete()
-        if readsHeld && queued.count < Self.maxQueuedParts / 2 {
+        if delivered { context.fireChannelReadComplete() }
+        if readsHeld && !parseErrorQueued && queued.count < Self.maxQueuedParts / 2 {
             readsHeld = false
             if readPending {
                 readPending = false
@@ -130,32 +167,81 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             if !awaitingResponse { context.close(promise: nil) }
             return
         }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // A client may send its request and shut its side; it still gets its answers.
+            if awaitingResponse || !queued.isEmpty {
+                enqueue(.inputClosed)
+            } else {
+                closeAfterWrites(context)
+            }
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parserError = error as? HTTPParserError {
-            // The decoder closes the connection right after this returns, so the answer goes
-            // now, and only if no other response has begun. NIO's error handler answers every
-            // parse error with 400; a header section over the limit deserves 431.
-            queued.removeAll()
-            if !responseInProgress {
-                let status: HTTPResponseStatus = parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-                out.prepare(context.channel.allocator)
-                out.gathered!.writeHTTP1StatusLine(version: .http1_1, status: status)
-                out.gathered!.writeStaticString("connection: close\r\ncontent-length: 0\r\n\r\n")
-                flushGathered(context)
-                context.flush()
+            if !queued.isEmpty || (awaitingResponse && requestEnded) {
+                // The error is a later request's: the ones before it are answered first.
+                enqueue(.parseError(parserError))
+                parseErrorQueued = true
+                readsHeld = true
+                return
             }
+            if !awaitingResponse {
+                answerParseError(context, parserError)
+                return
+            }
+            // The request being served broke off (a bad chunk in its body): answer it if its
+            // answer has not begun, and let the `ProxyHandler` end the exchange.
+            if !responseInProgress { writeParseErrorResponse(context, parserError, promise: nil) }
+        } else if parseErrorQueued, error is ByteToMessageDecoderError {
+            return  // Bytes behind the queued bad request: there is nothing to do with them.
         }
         context.fireErrorCaught(error)
+    }
+
+    /// NIO's error handler answers every parse error with 400; a header section over the
+    /// limit deserves 431. The connection closes once the answer is written.
+    private func answerParseError(_ context: ChannelHandlerContext, _ error: HTTPParserError) {
+        queued.removeAll()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        writeParseErrorResponse(context, error, promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private func writeParseErrorResponse(_ context: ChannelHandlerContext, _ error: HTTPParserError,
+                                         promise: EventLoopPromise<Void>?) {
+        let status: HTTPResponseStatus = error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        out.prepare(context.channel.allocator)
+        out.gathered!.writeHTTP1StatusLine(version: .http1_1, status: status)
+        out.gathered!.writeStaticString("connection: close\r\ncontent-length: 0\r\n\r\n")
+        flushGathered(context, promise: promise)
+        context.flush()
+    }
+
+    /// Closes once everything written so far has reached the socket: NIO fails writes still
+    /// pending when a channel closes.
+    private func closeAfterWrites(_ context: ChannelHandlerContext) {
+        queued.removeAll()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        flushGathered(context, promise: written)
+        context.flush()
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         idle.noteActivity()
-        switch unwrapOutboundIn(data) {
+        let part = unwrapOutboundIn(data)
+        if droppingResponse {
+            // The rest of a response whose head could not be sent: the connection is closing.
+            if case .end = part { droppingResponse = false }
+            promise?.fail(InvalidOutboundHeader())
+            return
+        }
+        switch part {
         case .head(var head):
             let code = head.status.code
             let isInterim = code >= 100 && code < 200 && code != 101
@@ -170,6 +256,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             out.gathered!.writeHTTP1StatusLine(version: head.version, status: head.status)
             guard out.gathered!.writeHTTP1HeaderSection(head.headers) else {
                 out.gathered!.moveWriterIndex(to: start)
+                droppingResponse = !isInterim
+                responseInProgress = false
                 promise?.fail(InvalidOutboundHeader())
                 context.fireErrorCaught(InvalidOutboundHeader())
                 return

@@ -72,6 +72,9 @@ struct ServerPipeline {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
                                             clientAddress: clientAddress, protocolName: "HTTP/1.1", peer: peer)
         let sync = channel.pipeline.syncOperations
+        // A client that sends its request and shuts its side still gets the answer
+        // (`HTTP1ServerConnection` closes after it).
+        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
         try Self.addHTTP1Handlers(sync, maxRequestHeaders: limits.headers, idleTimeout: limits.idle)
         try sync.addHandler(ProxyHandler(loop: loop, connection: info))
     }

@@ -348,6 +348,19 @@ final class ProxyEndToEndTests: XCTestCase {
         XCTAssertTrue(responses[3].body.hasPrefix("legacy GET /v1/fourth body=0"), responses[3].body)
     }
 
+    /// A client that sends its request and shuts its side (a FIN) before the upstream has
+    /// answered still gets the answer, and then the connection is closed.
+    func testHalfClosedClientGetsItsAnswer() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew())
+        let socket = try RawSocket(port: gateway.httpPort, timeout: 10)
+        socket.send("GET /beta/slow/200/half HTTP/1.1\r\nHost: x\r\nx-canary: true\r\n\r\n")
+        socket.shutdownWrite()
+        let responses = RawHTTP.parseResponses(socket.receive { RawHTTP.completeResponses(in: $0) >= 1 })
+        XCTAssertEqual(responses.first?.status, 200)
+        XCTAssertTrue(responses.first?.body.hasPrefix("new GET /slow/200/half") ?? false, responses.first?.body ?? "no answer")
+        XCTAssertTrue(socket.peerClosed(), "closed after the answer")
+    }
+
     func testWebSocketUpgradeIsProxiedEndToEnd() throws {
         gateway = try PorticoProcess(config: legacyVersusNew())
         let socket = try RawSocket(port: gateway.httpPort)

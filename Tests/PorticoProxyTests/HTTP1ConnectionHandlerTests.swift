@@ -26,16 +26,24 @@ private final class RequestRecorder: ChannelInboundHandler {
         parts.compactMap { if case .head(let head) = $0 { return head.uri } else { return nil } }
     }
 
+    /// A request with this target closes the connection as soon as it arrives, as the
+    /// `ProxyHandler` does after a local answer to an HTTP/1.0 request.
+    var closeOn: String?
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        parts.append(unwrapInboundIn(data))
+        let part = unwrapInboundIn(data)
+        parts.append(part)
+        if case .head(let head) = part, head.uri == closeOn { context.close(promise: nil) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         events.append(event)
     }
 
+    var closeOnError = true
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
+        if closeOnError { context.close(promise: nil) }
     }
 }
 
@@ -68,12 +76,13 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         if flush { channel.flush() }
     }
 
-    /// Every buffer written to the socket, as text.
+    /// Every buffer written to the socket, as text; empty writes (which carry only a promise)
+    /// put nothing on the wire and are left out.
     private func written() throws -> [String] {
         var buffers: [String] = []
         while let data = try channel.readOutbound(as: IOData.self) {
             guard case .byteBuffer(let buffer) = data else { XCTFail("not a buffer"); break }
-            buffers.append(String(buffer: buffer))
+            if buffer.readableBytes > 0 { buffers.append(String(buffer: buffer)) }
         }
         return buffers
     }
@@ -172,6 +181,57 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         XCTAssertEqual(recorder.heads, ["/a", "/b"])
         respond([head(.ok, [("content-length", "1")]), body("b"), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na", "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb"])
+    }
+
+    func testAPipelinedRequestThatClosesTheConnectionEndsTheQueue() throws {
+        recorder.closeOn = "/close"
+        try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /close HTTP/1.0\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads, ["/a", "/close"], "nothing is handed on after the close")
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testAClientThatShutsItsSideStillGetsItsAnswer() throws {
+        try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        XCTAssertTrue(channel.isActive, "the answer is still coming")
+        respond([head(.ok, [("content-length", "1")]), body("a"), .end(nil)])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na"])
+        XCTAssertFalse(channel.isActive, "closed after the last answer")
+    }
+
+    func testAClientThatShutsItsSideWhileIdleIsClosed() throws {
+        try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        channel.embeddedEventLoop.run()
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testABadPipelinedRequestIsAnsweredInItsTurn() throws {
+        try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHo st: x\r\n\r\n")
+        XCTAssertEqual(try written(), [], "the 400 waits for the answer before it")
+        XCTAssertTrue(channel.isActive)
+        respond([head(.ok, [("content-length", "1")]), body("a"), .end(nil)])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(try written(), [
+            "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na",
+            "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        ])
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testTheRestOfARefusedResponseIsDropped() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        recorder.closeOnError = false
+        channel.write(head(.ok, [("x-a", "1\r\nx-b: 2")]), promise: nil)
+        let bodyWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.write(body("a"), promise: bodyWrite)
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+        XCTAssertThrowsError(try bodyWrite.futureResult.wait())
+        XCTAssertEqual(try written(), [])
     }
 
     func testReadsContinueWhileAResponseIsPending() throws {

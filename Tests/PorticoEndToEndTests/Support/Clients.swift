@@ -65,6 +65,11 @@ final class RawSocket {
         return received
     }
 
+    /// Shuts the sending side (a FIN), as `nc -N` does after its request.
+    func shutdownWrite() {
+        shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// True when the peer has closed the connection (a read returns end of stream).
     func peerClosed() -> Bool {
         var byte: UInt8 = 0
