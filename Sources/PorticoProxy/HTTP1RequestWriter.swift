@@ -37,53 +37,17 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
                 return
             }
         case .body(let body):
-            let size = body.readableBytes
-            guard size > 0 else { break }
-            let chunked = framing == .chunked
-            if chunked {
-                out.prepare(context.channel.allocator)
-                out.gathered!.writeChunkSizeLine(size)
-            }
-            if case .byteBuffer(var buffer) = body, size <= OutboundGatherer.copyLimit {
-                out.prepare(context.channel.allocator)
-                out.gathered!.writeBuffer(&buffer)
-                if chunked { out.gathered!.writeStaticString("\r\n") }
-            } else {
-                flushGathered(context)
-                context.write(wrapOutboundOut(body), promise: promise)
-                if chunked {
-                    out.prepare(context.channel.allocator)
-                    out.gathered!.writeStaticString("\r\n")
-                }
-                return
-            }
+            out.writeBody(body, chunked: framing == .chunked, to: context, promise: promise)
+            return
         case .end(let trailers):
-            if framing == .chunked {
-                out.prepare(context.channel.allocator)
-                if let trailers, !trailers.isEmpty {
-                    out.gathered!.writeStaticString("0\r\n")
-                    if !out.gathered!.writeHTTP1HeaderSection(trailers) {
-                        out.gathered!.writeStaticString("\r\n")  // Trailers that cannot be sent are dropped.
-                    }
-                } else {
-                    out.gathered!.writeStaticString("0\r\n\r\n")
-                }
-            }
+            out.gatherEnd(trailers: trailers, chunked: framing == .chunked, allocator: context.channel.allocator)
             framing = .none
         }
-        if promise != nil || out.isOverLimit { flushGathered(context, promise: promise) }
+        if promise != nil || out.isOverLimit { out.write(to: context, promise: promise) }
     }
 
     func flush(context: ChannelHandlerContext) {
-        flushGathered(context)
+        out.write(to: context)
         context.flush()
-    }
-
-    private func flushGathered(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
-        if let pending = out.take() {
-            context.write(wrapOutboundOut(.byteBuffer(pending)), promise: promise)
-        } else if let promise {
-            context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
-        }
     }
 }

@@ -55,7 +55,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     /// The gateway is shutting down: the response in progress says `connection: close`, and
     /// the connection closes after it.
     private var quiescing = false
-    private var idle: IdleTimer
+    private let idle: IdleTimer
 
     init(idleTimeout: TimeAmount) {
         self.idle = IdleTimer(timeout: idleTimeout)
@@ -64,11 +64,11 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { startIdleTimer(context) }
+        if context.channel.isActive { idle.start(firingEventsFrom: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        startIdleTimer(context)
+        idle.start(firingEventsFrom: context)
         context.fireChannelActive()
     }
 
@@ -268,37 +268,10 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
                 promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
                 return
             }
-            let size = body.readableBytes
-            guard size > 0 else { break }
-            if framing == .chunked {
-                out.prepare(context.channel.allocator)
-                out.gathered!.writeChunkSizeLine(size)
-            }
-            if case .byteBuffer(var buffer) = body, size <= OutboundGatherer.copyLimit {
-                out.prepare(context.channel.allocator)
-                out.gathered!.writeBuffer(&buffer)
-            } else {
-                flushGathered(context)
-                context.write(wrapOutboundOut(body), promise: promise)
-                if framing != .chunked { return }
-                out.prepare(context.channel.allocator)
-                out.gathered!.writeStaticString("\r\n")
-                if out.isOverLimit { flushGathered(context) }
-                return
-            }
-            if framing == .chunked { out.gathered!.writeStaticString("\r\n") }
+            out.writeBody(body, chunked: framing == .chunked, to: context, promise: promise)
+            return
         case .end(let trailers):
-            if framing == .chunked {
-                out.prepare(context.channel.allocator)
-                if let trailers, !trailers.isEmpty {
-                    out.gathered!.writeStaticString("0\r\n")
-                    if !out.gathered!.writeHTTP1HeaderSection(trailers) {
-                        out.gathered!.writeStaticString("\r\n")  // Trailers that cannot be sent are dropped.
-                    }
-                } else {
-                    out.gathered!.writeStaticString("0\r\n\r\n")
-                }
-            }
+            out.gatherEnd(trailers: trailers, chunked: framing == .chunked, allocator: context.channel.allocator)
             responseEnded(context, promise: promise)
             return
         }
@@ -310,15 +283,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         context.flush()
     }
 
-    /// Passes what was gathered on to the channel (it goes to the socket at the next flush).
     private func flushGathered(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
-        if let pending = out.take() {
-            context.write(wrapOutboundOut(.byteBuffer(pending)), promise: promise)
-        } else if let promise {
-            // Nothing of this part to write (an empty body part, an unchunked end): complete
-            // the promise behind what is already queued, in order.
-            context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
-        }
+        out.write(to: context, promise: promise)
     }
 
     private func responseEnded(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
@@ -338,19 +304,6 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             // not start inside the end of the last one.
             drainScheduled = true
             context.eventLoop.assumeIsolated().execute { [self] in drainQueue(context) }
-        }
-    }
-
-    // MARK: Idle
-
-    private func startIdleTimer(_ context: ChannelHandlerContext) {
-        idle.start(on: context.eventLoop) { [weak self] in self?.idleTimerFired(context) }
-    }
-
-    private func idleTimerFired(_ context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
-        if idle.fired(on: context.eventLoop, fire: { [weak self] in self?.idleTimerFired(context) }) {
-            context.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.all)
         }
     }
 }

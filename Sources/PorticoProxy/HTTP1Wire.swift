@@ -229,9 +229,53 @@ struct OutboundGatherer {
 
     var isOverLimit: Bool { (gathered?.readableBytes ?? 0) >= Self.gatherLimit }
 
-    /// Whether a body part is small enough to copy into the gathered bytes.
-    static func shouldCopy(_ data: IOData) -> Bool {
-        if case .byteBuffer(let buffer) = data { return buffer.readableBytes <= copyLimit }
-        return false
+    /// Passes what was gathered on to the channel (it reaches the socket at the next flush).
+    /// With a promise and nothing gathered, an empty write completes the promise in order,
+    /// behind what is already queued.
+    mutating func write(to context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        if let pending = take() {
+            context.write(NIOAny(IOData.byteBuffer(pending)), promise: promise)
+        } else if let promise {
+            context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        }
+    }
+
+    /// Frames a body part (a size line and CRLF around it when `chunked`) and gathers it if it
+    /// is small; a larger one is written as it is, right behind what was gathered before it.
+    mutating func writeBody(_ body: IOData, chunked: Bool, to context: ChannelHandlerContext,
+                            promise: EventLoopPromise<Void>?) {
+        let size = body.readableBytes
+        guard size > 0 else {
+            // An empty chunk would end a chunked body.
+            if promise != nil { write(to: context, promise: promise) }
+            return
+        }
+        prepare(context.channel.allocator)
+        if chunked { gathered!.writeChunkSizeLine(size) }
+        if case .byteBuffer(var buffer) = body, size <= Self.copyLimit {
+            gathered!.writeBuffer(&buffer)
+            if chunked { gathered!.writeStaticString("\r\n") }
+            if promise != nil || isOverLimit { write(to: context, promise: promise) }
+        } else {
+            write(to: context)
+            context.write(NIOAny(body), promise: promise)
+            if chunked {
+                prepare(context.channel.allocator)
+                gathered!.writeStaticString("\r\n")
+            }
+        }
+    }
+
+    /// Gathers the end of a chunked body: the last chunk and the trailers (dropped, whole,
+    /// if one cannot be sent). An unchunked body has no end on the wire.
+    mutating func gatherEnd(trailers: HTTPHeaders?, chunked: Bool, allocator: ByteBufferAllocator) {
+        guard chunked else { return }
+        prepare(allocator)
+        if let trailers, !trailers.isEmpty {
+            gathered!.writeStaticString("0\r\n")
+            if !gathered!.writeHTTP1HeaderSection(trailers) { gathered!.writeStaticString("\r\n") }
+        } else {
+            gathered!.writeStaticString("0\r\n\r\n")
+        }
     }
 }

@@ -1,44 +1,64 @@
 import NIOCore
 
-/// The clock behind an idle timeout: notes when traffic last passed, and tells its owner when
-/// a whole timeout has gone by without any. One timer per connection, rescheduled only when
-/// it fires, so traffic costs a clock read and no timer work.
-struct IdleTimer {
+/// The clock behind an idle timeout: notes when traffic last passed, and calls `onIdle` when
+/// a whole timeout has gone by without any (and again every timeout after that). One timer
+/// per connection, rescheduled only when it fires, so traffic costs a clock read and no
+/// timer work.
+final class IdleTimer {
     let timeout: TimeAmount
-    var lastActivity = NIODeadline.uptimeNanoseconds(0)
+    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
     private var timer: Scheduled<Void>?
     /// The loop's clock, so a test's `EmbeddedEventLoop` can move time.
     private var loop: EventLoop?
+    private var onIdle: (() -> Void)?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
     }
 
     @inline(__always)
-    mutating func noteActivity() {
+    func noteActivity() {
         lastActivity = loop?.now ?? .now()
     }
 
-    /// Starts the timer unless it runs; `fire` runs on `loop` when it goes off and should call
-    /// `fired(on:fire:)`.
-    mutating func start(on loop: EventLoop, fire: @escaping () -> Void) {
+    /// Starts the clock unless it runs. `onIdle` runs on `loop`; it is let go by `stop()`,
+    /// which the owner calls when its channel closes or it leaves the pipeline.
+    func start(on loop: EventLoop, onIdle: @escaping () -> Void) {
         guard timer == nil else { return }
         self.loop = loop
+        self.onIdle = onIdle
         lastActivity = loop.now
-        timer = loop.assumeIsolated().scheduleTask(deadline: lastActivity + timeout, fire)
+        schedule(at: lastActivity + timeout)
     }
 
-    mutating func stop() {
+    /// Starts the clock for a handler's channel (now if it is active, else when it becomes
+    /// so), telling the handler after it with an `IdleStateHandler.IdleStateEvent.all`.
+    func start(firingEventsFrom context: ChannelHandlerContext) {
+        start(on: context.eventLoop) {
+            guard context.channel.isActive else { return }
+            context.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.all)
+        }
+    }
+
+    func stop() {
         timer?.cancel()
         timer = nil
+        onIdle = nil
     }
 
-    /// Reschedules itself, and says whether nothing passed for the whole timeout.
-    mutating func fired(on loop: EventLoop, fire: @escaping () -> Void) -> Bool {
+    private func schedule(at deadline: NIODeadline) {
+        timer = loop?.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.fired() }
+    }
+
+    private func fired() {
+        guard let loop, let onIdle else { return }
         let now = loop.now
-        let idle = now - lastActivity >= timeout
-        timer = loop.assumeIsolated().scheduleTask(deadline: idle ? now + timeout : lastActivity + timeout, fire)
-        return idle
+        if now - lastActivity >= timeout {
+            schedule(at: now + timeout)
+            onIdle()
+        } else {
+            schedule(at: lastActivity + timeout)
+        }
     }
 }
 
@@ -53,18 +73,18 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     typealias InboundIn = NIOAny
     typealias OutboundIn = NIOAny
 
-    private var idle: IdleTimer
+    private let idle: IdleTimer
 
     init(timeout: TimeAmount) {
         self.idle = IdleTimer(timeout: timeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { start(context) }
+        if context.channel.isActive { idle.start(firingEventsFrom: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        start(context)
+        idle.start(firingEventsFrom: context)
         context.fireChannelActive()
     }
 
@@ -85,16 +105,5 @@ final class IdleConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         idle.noteActivity()
         context.write(data, promise: promise)
-    }
-
-    private func start(_ context: ChannelHandlerContext) {
-        idle.start(on: context.eventLoop) { [weak self] in self?.check(context) }
-    }
-
-    private func check(_ context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
-        if idle.fired(on: context.eventLoop, fire: { [weak self] in self?.check(context) }) {
-            context.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.all)
-        }
     }
 }

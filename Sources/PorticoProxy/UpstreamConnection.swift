@@ -42,7 +42,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Upstream connections keep their own idle clock rather than a handler of their own in
     /// the pipeline, which every read and write would pass through.
-    private var idle: IdleTimer
+    private let idle: IdleTimer
 
     init(pool: UpstreamPool, idleTimeout: TimeAmount) {
         self.pool = pool
@@ -153,13 +153,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startIdleTimer(_ context: ChannelHandlerContext) {
-        idle.start(on: context.eventLoop) { [weak self] in self?.idleTimerFired(context) }
-    }
-
-    private func idleTimerFired(_ context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
-        let wentIdle = idle.fired(on: context.eventLoop) { [weak self] in self?.idleTimerFired(context) }
-        if wentIdle, delegate == nil || !pendingRead {
+        idle.start(on: context.eventLoop) { [weak self] in
+            guard let self, context.channel.isActive, delegate == nil || !pendingRead else { return }
             // Idle in the pool, or an upstream that went silent mid-response for the whole idle
             // timeout (not one held back by a slow client): let it go. A request on it hears of
             // it as a close, and its client's stream is cut.
