@@ -104,6 +104,9 @@ enum ByteGlue {
         // The HTTP handlers kept the idle clocks; a tunnel gets its own.
         let down = downstream.pipeline.syncOperations
         try removeIfPresent(ProxyHandler.self, from: down)
+        // A client that shut its side before the 101: the tunnel passes that on once it
+        // stands, or the upstream would wait for more from it.
+        let clientShutItsSide = (try? down.handler(type: HTTP1ServerConnection.self))?.inputClosed ?? false
         // Removing it writes out what it still held: the 101, if not yet sent.
         try removeIfPresent(HTTP1ServerConnection.self, from: down)
         try down.addHandler(IdleConnectionHandler(timeout: idleTimeout), position: .first)
@@ -128,6 +131,7 @@ enum ByteGlue {
         _ = upstream.setOption(.allowRemoteHalfClosure, value: true)
         downstream.read()
         upstream.read()
+        if clientShutItsSide { downstream.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
     }
 
     private static func removeIfPresent<Handler: RemovableChannelHandler>(

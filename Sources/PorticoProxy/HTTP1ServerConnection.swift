@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// The HTTP/1.1 side of a client connection, between NIO's request decoder and the
 /// `ProxyHandler`: it writes responses to the wire, hands requests on one at a time, answers
@@ -40,6 +41,12 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     private var drainScheduled = false
     /// A later request failed to parse: the decoder refuses whatever comes after it.
     private var parseErrorQueued = false
+    /// The response being written says `connection: close`: no request after it is served
+    /// (RFC 9112 9.6), and the `ProxyHandler` closes once it is written.
+    private var lastResponse = false
+    /// The client shut its side; a tunnel that replaces this handler must hear of it.
+    private(set) var inputClosed = false
+    private var closing = false
     private var readsHeld = false
     private var readPending = false
 
@@ -169,6 +176,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
             // A client may send its request and shut its side; it still gets its answers.
+            inputClosed = true
             if awaitingResponse || !queued.isEmpty {
                 enqueue(.inputClosed)
             } else {
@@ -189,7 +197,13 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             if !awaitingResponse {
-                answerParseError(context, parserError)
+                if requestEnded {
+                    answerParseError(context, parserError)
+                } else {
+                    // Its answer went out already (the upstream answered early); the rest of
+                    // the request broke off. A second answer would be a stray: just close.
+                    closeAfterWrites(context)
+                }
                 return
             }
             // The request being served broke off (a bad chunk in its body): answer it if its
@@ -197,6 +211,10 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             if !responseInProgress { writeParseErrorResponse(context, parserError, promise: nil) }
         } else if parseErrorQueued, error is ByteToMessageDecoderError {
             return  // Bytes behind the queued bad request: there is nothing to do with them.
+        } else if case NIOSSLError.uncleanShutdown = error, requestEnded {
+            // A TLS client that shut its side without close_notify, between requests or
+            // waiting for an answer: the input-closed event that follows deals with it.
+            return
         }
         context.fireErrorCaught(error)
     }
@@ -205,6 +223,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     /// limit deserves 431. The connection closes once the answer is written.
     private func answerParseError(_ context: ChannelHandlerContext, _ error: HTTPParserError) {
         queued.removeAll()
+        guard !closing, context.channel.isActive else { return }
+        closing = true
         let written = context.eventLoop.makePromise(of: Void.self)
         writeParseErrorResponse(context, error, promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -224,6 +244,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     /// pending when a channel closes.
     private func closeAfterWrites(_ context: ChannelHandlerContext) {
         queued.removeAll()
+        guard !closing, context.channel.isActive else { return }
+        closing = true
         let written = context.eventLoop.makePromise(of: Void.self)
         flushGathered(context, promise: written)
         context.flush()
@@ -247,6 +269,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             let isInterim = code >= 100 && code < 200 && code != 101
             if !isInterim {
                 if quiescing { head.headers.replaceOrAdd(name: "connection", value: "close") }
+                lastResponse = quiescing || head.headers.saysConnectionClose
                 framing = head.headers.frameForSending(HTTP1BodyExpectation(responseStatus: head.status), version: head.version)
                 if answeringHEAD { framing = .none }
                 responseInProgress = true
@@ -299,12 +322,27 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         if promise != nil { flushGathered(context, promise: promise) }
+        if lastResponse {
+            // Nothing after a `connection: close` answer is served; the `ProxyHandler` closes.
+            queued.removeAll()
+            readsHeld = true
+            return
+        }
         if !queued.isEmpty && !drainScheduled {
             // Not now: the `ProxyHandler` is inside its own write, and the next request must
             // not start inside the end of the last one.
             drainScheduled = true
             context.eventLoop.assumeIsolated().execute { [self] in drainQueue(context) }
         }
+    }
+}
+
+extension HTTPHeaders {
+    /// Whether a `connection` field lists `close`.
+    fileprivate var saysConnectionClose: Bool {
+        // The tokens are split (an allocation) only when there is such a field at all.
+        contains(name: "connection")
+            && self[canonicalForm: "connection"].contains { $0.utf8.count == 5 && $0.lowercased() == "close" }
     }
 }
 

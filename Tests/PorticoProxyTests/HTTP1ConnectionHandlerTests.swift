@@ -234,6 +234,26 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         XCTAssertEqual(try written(), [])
     }
 
+    func testNothingIsServedAfterAConnectionCloseAnswer() throws {
+        try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        respond([head(.ok, [("content-length", "0"), ("connection", "close")]), .end(nil)])
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.heads, ["/a"], "RFC 9112 9.6: no request after a close is processed")
+        let before = readCounter.reads
+        channel.read()
+        XCTAssertEqual(readCounter.reads, before, "and nothing more is read")
+    }
+
+    func testARequestCutOffAfterItsAnswerGetsNoSecondAnswer() throws {
+        try receive("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        // The upstream answered before the body was complete.
+        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        _ = try? receive("lo\r\nzz\r\n")  // not a chunk size: a parse error
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"], "no stray 400")
+        XCTAssertFalse(channel.isActive)
+    }
+
     func testReadsContinueWhileAResponseIsPending() throws {
         try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
         let before = readCounter.reads
