@@ -15,9 +15,8 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
     private var out = OutboundGatherer()
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        if let pending = out.take() {
-            context.writeAndFlush(wrapOutboundOut(.byteBuffer(pending)), promise: nil)
-        }
+        out.write(to: context)
+        context.flush()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

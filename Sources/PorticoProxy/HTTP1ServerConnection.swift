@@ -83,9 +83,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         idle.stop()
         // Leaving for an upgrade: what was gathered (the 101) must still go out, ahead of
         // whatever the new protocol writes.
-        if let pending = out.take() {
-            context.writeAndFlush(wrapOutboundOut(.byteBuffer(pending)), promise: nil)
-        }
+        out.write(to: context)
+        context.flush()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -236,7 +235,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         out.prepare(context.channel.allocator)
         out.gathered!.writeHTTP1StatusLine(version: .http1_1, status: status)
         out.gathered!.writeStaticString("connection: close\r\ncontent-length: 0\r\n\r\n")
-        flushGathered(context, promise: promise)
+        out.write(to: context, promise: promise)
         context.flush()
     }
 
@@ -247,7 +246,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         guard !closing, context.channel.isActive else { return }
         closing = true
         let written = context.eventLoop.makePromise(of: Void.self)
-        flushGathered(context, promise: written)
+        out.write(to: context, promise: written)
         context.flush()
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
@@ -298,16 +297,12 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             responseEnded(context, promise: promise)
             return
         }
-        if promise != nil || out.isOverLimit { flushGathered(context, promise: promise) }
+        if promise != nil || out.isOverLimit { out.write(to: context, promise: promise) }
     }
 
     func flush(context: ChannelHandlerContext) {
-        flushGathered(context)
+        out.write(to: context)
         context.flush()
-    }
-
-    private func flushGathered(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
-        out.write(to: context, promise: promise)
     }
 
     private func responseEnded(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
@@ -316,12 +311,12 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         awaitingResponse = false
         if quiescing {
             let written = promise ?? context.eventLoop.makePromise()
-            flushGathered(context, promise: written)
+            out.write(to: context, promise: written)
             context.flush()
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
-        if promise != nil { flushGathered(context, promise: promise) }
+        if promise != nil { out.write(to: context, promise: promise) }
         if lastResponse {
             // Nothing after a `connection: close` answer is served; the `ProxyHandler` closes.
             queued.removeAll()
@@ -334,15 +329,6 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             drainScheduled = true
             context.eventLoop.assumeIsolated().execute { [self] in drainQueue(context) }
         }
-    }
-}
-
-extension HTTPHeaders {
-    /// Whether a `connection` field lists `close`.
-    fileprivate var saysConnectionClose: Bool {
-        // The tokens are split (an allocation) only when there is such a field at all.
-        contains(name: "connection")
-            && self[canonicalForm: "connection"].contains { $0.utf8.count == 5 && $0.lowercased() == "close" }
     }
 }
 

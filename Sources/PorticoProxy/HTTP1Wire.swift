@@ -46,11 +46,10 @@ extension HTTPHeaders {
         var hasTransferEncoding = false
         var isChunkedOnly = false
         for (name, value) in self {
-            let count = name.utf8.count
-            if count == 14, name.utf8.equalsIgnoringASCIICase("content-length") {
+            if name.equalsASCIICaseInsensitive("content-length") {
                 hasLength = true
-            } else if count == 17, name.utf8.equalsIgnoringASCIICase("transfer-encoding") {
-                isChunkedOnly = !hasTransferEncoding && value.utf8.equalsIgnoringASCIICase("chunked")
+            } else if name.equalsASCIICaseInsensitive("transfer-encoding") {
+                isChunkedOnly = !hasTransferEncoding && value.equalsASCIICaseInsensitive("chunked")
                 hasTransferEncoding = true
             }
         }
@@ -71,23 +70,6 @@ extension HTTPHeaders {
         }
         if !isChunkedOnly { replaceOrAdd(name: "transfer-encoding", value: "chunked") }
         return .chunked
-    }
-}
-
-extension String.UTF8View {
-    /// Compares with a lowercase ASCII literal, ignoring the case of `self`.
-    @inline(__always)
-    func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
-        guard count == lowercase.utf8CodeUnitCount else { return false }
-        return lowercase.withUTF8Buffer { expected in
-            var index = 0
-            for byte in self {
-                let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-                if lowered != expected[index] { return false }
-                index += 1
-            }
-            return true
-        }
     }
 }
 
@@ -221,7 +203,7 @@ struct OutboundGatherer {
     }
 
     /// Takes what was gathered, leaving nothing; nil if that is no bytes.
-    mutating func take() -> ByteBuffer? {
+    private mutating func take() -> ByteBuffer? {
         defer { gathered = nil }
         guard let gathered, gathered.readableBytes > 0 else { return nil }
         return gathered

@@ -150,10 +150,15 @@ extension HTTPHeaders {
     var isUpgradeRequest: Bool {
         contains(name: "upgrade") && self[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
     }
+
+    /// Whether a `connection` field lists `close`. The tokens are split (an allocation) only
+    /// when there is such a field at all.
+    var saysConnectionClose: Bool {
+        contains(name: "connection") && self[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+    }
 }
 
 extension StringProtocol {
-    /// Compares with a lower-case ASCII `lowercase` byte by byte, ignoring the case of `self`.
     /// Compares with `other` ignoring the case of ASCII letters on both sides.
     func equalsASCIICaseInsensitive<Other: StringProtocol>(other: Other) -> Bool {
         guard utf8.count == other.utf8.count else { return false }
@@ -162,6 +167,7 @@ extension StringProtocol {
         }
     }
 
+    /// Compares with a lower-case ASCII `lowercase` byte by byte, ignoring the case of `self`.
     func equalsASCIICaseInsensitive(_ lowercase: StaticString) -> Bool {
         guard utf8.count == lowercase.utf8CodeUnitCount else { return false }
         return lowercase.withUTF8Buffer { expected in

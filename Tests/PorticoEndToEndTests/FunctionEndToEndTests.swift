@@ -23,30 +23,14 @@ final class FunctionEndToEndTests: XCTestCase {
     }
 
     /// A Python worker: `/slow/MS/...` sleeps first; answers with its revision and pid.
-    static let workerScript = """
-        import os, sys, time, signal
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                parts = self.path.split("/")
-                if len(parts) > 2 and parts[1] == "slow":
-                    time.sleep(int(parts[2]) / 1000)
-                body = f"{os.environ.get('GREETING', 'hi')} {os.environ['K_REVISION']} {os.getpid()} {self.path}\\n".encode()
-                self.send_response(200)
-                self.send_header("content-length", str(len(body)))
-                self.send_header("x-worker-pid", str(os.getpid()))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-        """
+    static let workerScript = PythonWorker.script(
+        before: """
+            parts = self.path.split("/")
+            if len(parts) > 2 and parts[1] == "slow":
+                time.sleep(int(parts[2]) / 1000)
+            """,
+        body: #"f"{os.environ.get('GREETING', 'hi')} {os.environ['K_REVISION']} {os.getpid()} {self.path}\n""#,
+        headers: [("x-worker-pid", "str(os.getpid())")])
 
     /// Writes `Functions/NAME` with the test worker and a manifest made of `manifest` lines.
     func writeFunction(_ name: String, in root: URL, manifest: String, script: String = FunctionEndToEndTests.workerScript) throws {

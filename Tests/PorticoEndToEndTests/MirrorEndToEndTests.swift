@@ -56,12 +56,8 @@ final class MirrorEndToEndTests: GatewayTestCase {
     func testAShadowThatFailsOrIsSlowChangesNothing() throws {
         // A shadow that accepts connections and never answers: the client does not wait for it.
         let silentPort = try freePort()
-        let silent = Process()
-        silent.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        silent.arguments = ["-c", "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', \(silentPort)))\ns.listen(64)\ntime.sleep(30)"]
-        try silent.run()
+        let silent = try SilentPeer.start(port: silentPort)
         defer { silent.terminate(); silent.waitUntilExit() }
-        usleep(300_000)
         gateway = try PorticoProcess(config: config(shadowAddress: "127.0.0.1:\(silentPort)"), prepare: prepare)
         for path in ["/service/a", "/function/a", "/service/b"] {
             let started = Date()

@@ -153,12 +153,7 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
     func testAStalledHandshakeIsAConnectFailureWithinTheConnectTimeout() throws {
         // A peer that accepts the connection and never says a word.
         let silentPort = try freePort()
-        let silent = Process()
-        silent.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        silent.arguments = ["-c", "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', \(silentPort)))\ns.listen(64)\ntime.sleep(30)"]
-        try silent.run()
-        servers.append(silent)
-        usleep(300_000)
+        servers.append(try SilentPeer.start(port: silentPort))
         gateway = try PorticoProcess(config: """
             services:
               backend:
