@@ -3,6 +3,10 @@
 /// The machine never touches a socket or a clock. The shell (`UpstreamPool` in PorticoProxy)
 /// feeds it events and performs the `Action` it returns, so every path through the pool can be
 /// driven event by event in a unit test.
+///
+/// It is `@inlinable` so the proxy's pools get a copy specialised for their types: called
+/// across the module boundary unspecialised, every lease and release looked up generic
+/// metadata and witness tables at run time.
 public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable> {
     public enum Action: Equatable {
         case none
@@ -25,29 +29,36 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
     }
 
     /// Idle connections, most recently used last: reusing the warmest one keeps fewer alive.
-    private var idle: [Connection] = []
-    private var leased: Set<Connection> = []
-    private var connecting = 0
-    private var waiters: [Waiter] = []
-    private var waitersHead = 0
-    private var isShutDown = false
+    @usableFromInline var idle: [Connection] = []
+    @usableFromInline var leased: Set<Connection> = []
+    @usableFromInline var connecting = 0
+    @usableFromInline var waiters: [Waiter] = []
+    @usableFromInline var waitersHead = 0
+    @usableFromInline var isShutDown = false
 
     public let maxConnections: Int
     public let maxWaiters: Int
 
+    @inlinable
     public init(maxConnections: Int, maxWaiters: Int = 4096) {
         precondition(maxConnections > 0)
         self.maxConnections = maxConnections
         self.maxWaiters = maxWaiters
     }
 
+    @inlinable
     public var idleCount: Int { idle.count }
+    @inlinable
     public var leasedCount: Int { leased.count }
+    @inlinable
     public var connectingCount: Int { connecting }
+    @inlinable
     public var waiterCount: Int { waiters.count - waitersHead }
+    @inlinable
     public var openCount: Int { idle.count + leased.count }
 
     /// A request wants a connection.
+    @inlinable
     public mutating func leaseRequested(by waiter: Waiter) -> Action {
         guard !isShutDown else { return .failWaiter(waiter, .shuttingDown) }
         if let connection = idle.popLast() {
@@ -65,6 +76,7 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
     }
 
     /// A waiter gave up (its request timed out or its client went away).
+    @inlinable
     public mutating func waiterCancelled(_ waiter: Waiter) -> Action {
         if let index = waiters[waitersHead...].firstIndex(of: waiter) {
             waiters.remove(at: index)
@@ -72,6 +84,7 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
         return .none
     }
 
+    @inlinable
     public mutating func connectionEstablished(_ connection: Connection) -> Action {
         connecting -= 1
         if isShutDown { return .closeConnection(connection) }
@@ -85,6 +98,7 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
 
     /// A connect attempt failed. Its waiter fails fast rather than hoping a later attempt works:
     /// the endpoint just refused, and the client should hear so (502) now.
+    @inlinable
     public mutating func connectionFailed() -> Action {
         connecting -= 1
         guard connecting < waiterCount, let waiter = dequeue() else { return .none }
@@ -94,6 +108,7 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
     /// A leased connection came back. `reusable` is false when the exchange left it in an unknown
     /// state (the response ended early, the upstream said `Connection: close`, an error); the
     /// shell closes such a connection itself, and the machine only decides whether to replace it.
+    @inlinable
     public mutating func connectionReleased(_ connection: Connection, reusable: Bool) -> Action {
         guard leased.remove(connection) != nil else { return .none }
         guard reusable else { return refillForWaiters() }
@@ -107,6 +122,7 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
     }
 
     /// The connection closed on its own (peer closed it, or it idled out).
+    @inlinable
     public mutating func connectionClosed(_ connection: Connection) -> Action {
         if let index = idle.firstIndex(of: connection) {
             idle.remove(at: index)
@@ -119,6 +135,7 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
         return .none
     }
 
+    @inlinable
     public mutating func shutdown() -> Action {
         isShutDown = true
         let connections = idle
@@ -128,7 +145,8 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
         return .closeAll(connections: connections, waiters: failed)
     }
 
-    private mutating func refillForWaiters() -> Action {
+    @inlinable
+    mutating func refillForWaiters() -> Action {
         if !isShutDown, connecting < waiterCount, openCount + connecting < maxConnections {
             connecting += 1
             return .createConnection
@@ -136,11 +154,13 @@ public struct ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hashable>
         return .none
     }
 
-    private mutating func enqueue(_ waiter: Waiter) {
+    @inlinable
+    mutating func enqueue(_ waiter: Waiter) {
         waiters.append(waiter)
     }
 
-    private mutating func dequeue() -> Waiter? {
+    @inlinable
+    mutating func dequeue() -> Waiter? {
         guard waitersHead < waiters.count else { return nil }
         let waiter = waiters[waitersHead]
         waitersHead += 1

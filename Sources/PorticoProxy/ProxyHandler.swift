@@ -38,6 +38,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private var upstreamNeedsFlush = false
+    /// Wakes the handler for the current exchange's timeout (`Exchange.deadline`).
+    private var timeoutTimer: WakeupTimer?
 
     init(loop: LoopContext, connection: DownstreamConnectionInfo) {
         self.loop = loop
@@ -46,6 +48,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        timeoutTimer = WakeupTimer(loop: context.eventLoop) { [weak self] in self?.timeoutTimerFired() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeoutTimer?.stop()
     }
 
     // MARK: Inbound
@@ -95,6 +102,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             finish(exchange)
         }
         state = .closing
+        timeoutTimer?.stop()
         context.fireChannelInactive()
     }
 
@@ -288,10 +296,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let faultDelay {
             // Injected delay: the request waits as it would for a slow backend; the timeout
             // starts after it, as it does after Envoy's fault filter.
-            exchange.timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) { [weak self] in
+            exchange.delayTask = context.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) { [weak self] in
                 guard let self, case .proxying(let current) = self.state, current === exchange, let context = self.context
                 else { return }
-                exchange.timeoutTask = nil
+                exchange.delayTask = nil
                 self.connectBackend(exchange, function: function, timeout: timeout, context: context)
             }
         } else {
@@ -394,8 +402,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount, context: ChannelHandlerContext) {
-        exchange.timeoutTask = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
-            self?.routeTimedOut(exchange)
+        let deadline = context.eventLoop.now + timeout
+        exchange.deadline = deadline
+        timeoutTimer?.wake(by: deadline)
+    }
+
+    private func timeoutTimerFired() {
+        guard case .proxying(let exchange) = state, let deadline = exchange.deadline else { return }
+        if let context, context.eventLoop.now < deadline {
+            timeoutTimer?.wake(by: deadline)  // an earlier request's wake-up
+        } else {
+            routeTimedOut(exchange)
         }
     }
 
@@ -828,7 +845,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func routeTimedOut(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
-        exchange.timeoutTask = nil
+        exchange.deadline = nil
         if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
         abandonUpstream(exchange)
         releaseBackendSlot(exchange)
@@ -1177,7 +1194,11 @@ final class Exchange: UpstreamResponseDelegate {
     var closeAfterResponse = false
     var upstream: UpstreamConnection?
     var waiterID: Int?
-    var timeoutTask: Scheduled<Void>?
+    /// When the request times out (the route's timeout, or a function's request timeout);
+    /// the handler's `WakeupTimer` checks it.
+    var deadline: NIODeadline?
+    /// An injected fault delay, before the request is sent.
+    var delayTask: Scheduled<Void>?
     var bufferedBody: [ByteBuffer] = []
     var bufferedEnd = false
     var bufferedTrailers: HTTPHeaders?
@@ -1208,8 +1229,9 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     func cancelTimeout() {
-        timeoutTask?.cancel()
-        timeoutTask = nil
+        deadline = nil
+        delayTask?.cancel()
+        delayTask = nil
     }
 
     var downstreamIsWritable: Bool { handler?.isDownstreamWritable ?? true }
