@@ -17,6 +17,8 @@ final class LoopContext {
     private let loopIndex: Int
     let metrics: MetricsCache
     let accessLog: AccessLogBatch?
+    /// Request timeouts of this loop's exchanges.
+    let timeouts: DeadlineSweeper<Exchange>
     var random = FastRandom()
 
     init(eventLoop: EventLoop, loopIndex: Int, snapshot: RuntimeSnapshot, metrics: GatewayMetrics,
@@ -26,6 +28,7 @@ final class LoopContext {
         self.snapshot = snapshot
         self.metrics = MetricsCache(metrics: metrics)
         self.accessLog = accessLogWriter.map { AccessLogBatch(writer: $0, eventLoop: eventLoop) }
+        self.timeouts = DeadlineSweeper(loop: eventLoop)
         self.random = FastRandom(seed: UInt64.random(in: .min ... .max))
     }
 

@@ -38,8 +38,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private var upstreamNeedsFlush = false
-    /// Wakes the handler for the current exchange's timeout (`Exchange.deadline`).
-    private var timeoutTimer: WakeupTimer?
 
     init(loop: LoopContext, connection: DownstreamConnectionInfo) {
         self.loop = loop
@@ -48,11 +46,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        timeoutTimer = WakeupTimer(loop: context.eventLoop) { [weak self] in self?.timeoutTimerFired() }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timeoutTimer?.stop()
     }
 
     // MARK: Inbound
@@ -102,7 +95,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             finish(exchange)
         }
         state = .closing
-        timeoutTimer?.stop()
         context.fireChannelInactive()
     }
 
@@ -264,6 +256,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let exchange = Exchange(
             requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
             requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
+        exchange.handler = self
         exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
         // NIO's decoder stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, the connection cannot carry another request.
@@ -402,18 +395,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount, context: ChannelHandlerContext) {
-        let deadline = context.eventLoop.now + timeout
-        exchange.deadline = deadline
-        timeoutTimer?.wake(by: deadline)
-    }
-
-    private func timeoutTimerFired() {
-        guard case .proxying(let exchange) = state, let deadline = exchange.deadline else { return }
-        if let context, context.eventLoop.now < deadline {
-            timeoutTimer?.wake(by: deadline)  // an earlier request's wake-up
-        } else {
-            routeTimedOut(exchange)
-        }
+        exchange.timeouts = loop.timeouts
+        loop.timeouts.watch(exchange, until: context.eventLoop.now + timeout)
     }
 
     /// The function's scaler chose a worker (or could not).
@@ -621,7 +604,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.upstream = upstream
             upstream.requestsServed += 1
             upstream.attach(exchange)
-            exchange.handler = self
             upstream.send(.head(exchange.upstreamHead))
             for buffer in exchange.bufferedBody { upstream.send(.body(.byteBuffer(buffer))) }
             exchange.bufferedBody.removeAll()
@@ -843,9 +825,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                            close: !exchange.requestComplete, record: exchange.record(), requestComplete: exchange.requestComplete)
     }
 
-    private func routeTimedOut(_ exchange: Exchange) {
+    fileprivate func routeTimedOut(_ exchange: Exchange) {
         guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
-        exchange.deadline = nil
         if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
         abandonUpstream(exchange)
         releaseBackendSlot(exchange)
@@ -1155,7 +1136,7 @@ final class RetryState {
 }
 
 /// One proxied request: the state both of its connections share.
-final class Exchange: UpstreamResponseDelegate {
+final class Exchange: UpstreamResponseDelegate, DeadlineWatched {
     let requestHead: HTTPRequestHead
     let upstreamHead: HTTPRequestHead
     let routeName: String
@@ -1194,9 +1175,11 @@ final class Exchange: UpstreamResponseDelegate {
     var closeAfterResponse = false
     var upstream: UpstreamConnection?
     var waiterID: Int?
-    /// When the request times out (the route's timeout, or a function's request timeout);
-    /// the handler's `WakeupTimer` checks it.
+    /// When the request times out (the route's timeout, or a function's request timeout),
+    /// watched by the loop's `timeouts` while set.
     var deadline: NIODeadline?
+    var watchSlot = -1
+    var timeouts: DeadlineSweeper<Exchange>?
     /// An injected fault delay, before the request is sent.
     var delayTask: Scheduled<Void>?
     var bufferedBody: [ByteBuffer] = []
@@ -1229,7 +1212,7 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     func cancelTimeout() {
-        deadline = nil
+        timeouts?.unwatch(self)
         delayTask?.cancel()
         delayTask = nil
     }
@@ -1242,6 +1225,7 @@ final class Exchange: UpstreamResponseDelegate {
     func upstreamReadComplete() { handler?.upstreamReadComplete(self) }
     func upstreamWritabilityChanged(isWritable: Bool) { handler?.upstreamWritabilityChanged(self, isWritable: isWritable) }
     func upstreamClosed() { handler?.upstreamClosed(self) }
+    func deadlinePassed() { handler?.routeTimedOut(self) }
 }
 
 extension ProxyHandler {

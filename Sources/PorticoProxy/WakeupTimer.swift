@@ -41,3 +41,73 @@ final class WakeupTimer {
         onWake?()
     }
 }
+
+/// Something with a deadline that a `DeadlineSweeper` watches.
+protocol DeadlineWatched: AnyObject {
+    /// When it times out; nil when it is not watched. Set only by the sweeper.
+    var deadline: NIODeadline? { get set }
+    /// Its place in the sweeper's list, -1 when not watched. Set only by the sweeper.
+    var watchSlot: Int { get set }
+    /// The deadline came before `unwatch`. Called on the loop, after the member left the list.
+    func deadlinePassed()
+}
+
+/// The request timeouts of one event loop, on one `WakeupTimer`.
+///
+/// Starting and ending a watch is an append and a swap-remove, with no timer work unless the
+/// new deadline is the earliest. An HTTP/2 stream's handler lives for one request, so a timer
+/// per handler would be scheduled and cancelled per request again, and NIO cancels by a linear
+/// search of all its pending timers (hundreds, with many streams in flight).
+final class DeadlineSweeper<Member: DeadlineWatched> {
+    private let loop: EventLoop
+    private var watched: [Member] = []
+    private var timer: WakeupTimer!
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        timer = WakeupTimer(loop: loop) { [weak self] in self?.sweep() }
+    }
+
+    var watchedCount: Int { watched.count }
+
+    /// Watches `member` until `deadline` (a member already watched gets the new deadline).
+    func watch(_ member: Member, until deadline: NIODeadline) {
+        if member.watchSlot < 0 {
+            member.watchSlot = watched.count
+            watched.append(member)
+        }
+        member.deadline = deadline
+        timer.wake(by: deadline)
+    }
+
+    func unwatch(_ member: Member) {
+        let slot = member.watchSlot
+        guard slot >= 0, slot < watched.count, watched[slot] === member else { return }
+        let last = watched.removeLast()
+        if last !== member {
+            watched[slot] = last
+            last.watchSlot = slot
+        }
+        member.watchSlot = -1
+        member.deadline = nil
+    }
+
+    private func sweep() {
+        let now = loop.now
+        var expired: [Member] = []
+        var next = NIODeadline.distantFuture
+        for member in watched {
+            guard let deadline = member.deadline else { continue }
+            if deadline <= now {
+                expired.append(member)
+            } else if deadline < next {
+                next = deadline
+            }
+        }
+        for member in expired {
+            unwatch(member)
+            member.deadlinePassed()
+        }
+        if next != .distantFuture { timer.wake(by: next) }
+    }
+}

@@ -280,6 +280,11 @@ final class ProxyEndToEndTests: XCTestCase {
         XCTAssertEqual(result.status, 504)
         XCTAssertLessThan(Date().timeIntervalSince(started), 2.5)
         XCTAssertEqual(try Curl.run(["\(gateway.http)/slow/10/x"]).status, 200)
+        // An HTTP/2 stream's timeout too (its handler lives for that one request).
+        let h2Started = Date()
+        XCTAssertEqual(try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/slow/3000/x"]).status, 504)
+        XCTAssertLessThan(Date().timeIntervalSince(h2Started), 2.5)
+        XCTAssertEqual(try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/slow/10/x"]).status, 200)
     }
 
     func testPipelinedRequestsAnswerInOrder() throws {

@@ -63,3 +63,91 @@ final class WakeupTimerTests: XCTestCase {
         XCTAssertEqual(wakes, [])
     }
 }
+
+private final class Watched: DeadlineWatched {
+    let name: String
+    var deadline: NIODeadline?
+    var watchSlot = -1
+    var onPassed: (String) -> Void
+
+    init(_ name: String, onPassed: @escaping (String) -> Void) {
+        self.name = name
+        self.onPassed = onPassed
+    }
+
+    func deadlinePassed() { onPassed(name) }
+}
+
+final class DeadlineSweeperTests: XCTestCase {
+    private var loop: EmbeddedEventLoop!
+    private var sweeper: DeadlineSweeper<Watched>!
+    private var passed: [String] = []
+
+    override func setUp() {
+        loop = EmbeddedEventLoop()
+        sweeper = DeadlineSweeper(loop: loop)
+        passed = []
+    }
+
+    override func tearDown() {
+        try? loop.syncShutdownGracefully()
+    }
+
+    private func member(_ name: String) -> Watched {
+        Watched(name) { [unowned self] in passed.append($0) }
+    }
+
+    func testEachMemberTimesOutAtItsOwnDeadline() {
+        let a = member("a"), b = member("b"), c = member("c")
+        sweeper.watch(a, until: loop.now + .seconds(10))
+        sweeper.watch(b, until: loop.now + .seconds(5))
+        sweeper.watch(c, until: loop.now + .seconds(20))
+        loop.advanceTime(by: .seconds(5))
+        XCTAssertEqual(passed, ["b"])
+        loop.advanceTime(by: .seconds(5))
+        XCTAssertEqual(passed, ["b", "a"])
+        loop.advanceTime(by: .seconds(9))
+        XCTAssertEqual(passed, ["b", "a"])
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(passed, ["b", "a", "c"])
+        XCTAssertEqual(sweeper.watchedCount, 0)
+        XCTAssertNil(a.deadline)
+        XCTAssertEqual(a.watchSlot, -1)
+    }
+
+    func testAnUnwatchedMemberNeverTimesOut() {
+        let a = member("a"), b = member("b"), c = member("c")
+        sweeper.watch(a, until: loop.now + .seconds(5))
+        sweeper.watch(b, until: loop.now + .seconds(5))
+        sweeper.watch(c, until: loop.now + .seconds(5))
+        sweeper.unwatch(a)  // the first: the last member moves into its place
+        sweeper.unwatch(a)  // twice is harmless
+        XCTAssertEqual(sweeper.watchedCount, 2)
+        loop.advanceTime(by: .seconds(6))
+        XCTAssertEqual(passed.sorted(), ["b", "c"])
+    }
+
+    func testMembersWatchedLaterStillTimeOutAfterTheEarlierOnesEnd() {
+        // Keep-alive traffic: each request ends well before its timeout, and a new one starts.
+        for second in 0..<30 {
+            let request = member("r\(second)")
+            sweeper.watch(request, until: loop.now + .seconds(10))
+            loop.advanceTime(by: .seconds(1))
+            if second < 29 { sweeper.unwatch(request) }
+        }
+        XCTAssertEqual(passed, [], "every request but the last ended in time")
+        loop.advanceTime(by: .seconds(9))
+        XCTAssertEqual(passed, ["r29"])
+    }
+
+    func testAWatchCanBeMovedToALaterDeadline() {
+        let a = member("a")
+        sweeper.watch(a, until: loop.now + .seconds(5))
+        sweeper.watch(a, until: loop.now + .seconds(8))
+        XCTAssertEqual(sweeper.watchedCount, 1)
+        loop.advanceTime(by: .seconds(7))
+        XCTAssertEqual(passed, [])
+        loop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(passed, ["a"])
+    }
+}
