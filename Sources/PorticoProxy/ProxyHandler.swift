@@ -48,6 +48,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
     }
 
+    /// The context holds this handler: kept after removal, the pair would keep each other (and
+    /// the channel) alive. An HTTP/2 stream's handler is removed after every request.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -50,6 +50,21 @@ final class ProxyHandlerTests: XCTestCase {
         XCTAssertTrue(channel.isActive, "keep-alive: the connection stays open")
     }
 
+    /// Every HTTP/2 stream gets its own handler: one kept alive after its stream closed is a
+    /// leak per request (it was: the handler and its channel context held each other).
+    func testTheHandlerIsFreedWhenItsChannelCloses() throws {
+        weak var freed: ProxyHandler?
+        try {
+            let channel = try makeChannel(routes: [
+                route(0, RouteMatch(path: .exact("/ping")), .directResponse(DirectResponseConfig(status: 200, body: "pong"))),
+            ])
+            freed = try channel.pipeline.syncOperations.handler(type: ProxyHandler.self)
+            XCTAssertTrue(try send(channel, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").hasSuffix("pong"))
+            _ = try channel.finish()
+        }()
+        XCTAssertNil(freed, "the handler outlived its channel")
+    }
+
     func testHeadGetsHeadersWithoutBody() throws {
         let channel = try makeChannel(routes: [
             route(0, RouteMatch(path: .exact("/ping")), .directResponse(DirectResponseConfig(status: 200, body: "pong"))),
