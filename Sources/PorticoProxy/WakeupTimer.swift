@@ -14,6 +14,8 @@ final class WakeupTimer {
     private var onWake: (() -> Void)?
     private var task: Scheduled<Void>?
     private var firesAt = NIODeadline.distantFuture
+    /// Tells the current task from one that was cancelled too late to stop it running.
+    private var generation = 0
 
     init(loop: EventLoop, onWake: @escaping () -> Void) {
         self.loop = loop
@@ -25,7 +27,9 @@ final class WakeupTimer {
         if task != nil, firesAt <= deadline { return }
         task?.cancel()
         firesAt = deadline
-        task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.fired() }
+        generation &+= 1
+        let current = generation
+        task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.fired(current) }
     }
 
     /// Cancels the timer for good; the owner calls it when it leaves.
@@ -35,7 +39,8 @@ final class WakeupTimer {
         onWake = nil
     }
 
-    private func fired() {
+    private func fired(_ firedGeneration: Int) {
+        guard firedGeneration == generation else { return }
         task = nil
         firesAt = .distantFuture
         onWake?()
@@ -105,6 +110,8 @@ final class DeadlineSweeper<Member: DeadlineWatched> {
             }
         }
         for member in expired {
+            // An earlier member's callback may have ended this watch, or moved its deadline.
+            guard member.watchSlot >= 0, let deadline = member.deadline, deadline <= now else { continue }
             unwatch(member)
             member.deadlinePassed()
         }

@@ -140,6 +140,18 @@ final class DeadlineSweeperTests: XCTestCase {
         XCTAssertEqual(passed, ["r29"])
     }
 
+    func testAMemberEndedByAnEarlierOnesTimeoutIsNotTimedOut() {
+        let b = member("b")
+        let a = Watched("a") { [unowned self] name in
+            passed.append(name)
+            sweeper.unwatch(b)
+        }
+        sweeper.watch(a, until: loop.now + .seconds(5))
+        sweeper.watch(b, until: loop.now + .seconds(5))
+        loop.advanceTime(by: .seconds(6))
+        XCTAssertEqual(passed, ["a"])
+    }
+
     func testAWatchCanBeMovedToALaterDeadline() {
         let a = member("a")
         sweeper.watch(a, until: loop.now + .seconds(5))

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 
 #if canImport(Glibc)
@@ -147,8 +148,21 @@ enum HarnessError: Error {
     case socket(String)
 }
 
-/// A port nobody listens on right now (bound once, then released).
+/// Ports `freePort` handed out in this test process.
+private let portsHandedOut = Mutex<Set<Int>>([])
+
+/// A port nobody listens on right now (bound once, then released), and not one handed out
+/// before: the kernel may give the same ephemeral port to two binds in a row, and a gateway
+/// told to use one port for two listeners refuses its config.
 func freePort() throws -> Int {
+    for _ in 0..<100 {
+        let port = try ephemeralPort()
+        if portsHandedOut.withLock({ $0.insert(port).inserted }) { return port }
+    }
+    throw HarnessError.socket("no fresh port")
+}
+
+private func ephemeralPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw HarnessError.socket("socket") }
     defer { close(fd) }
