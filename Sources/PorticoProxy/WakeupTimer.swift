@@ -3,12 +3,10 @@ import NIOCore
 /// Calls its owner back at, or just after, the earliest deadline it was asked to wake by, on
 /// one event-loop timer that moves only when it must fire sooner.
 ///
-/// A request's timeout is set when the request starts and cleared when its answer ends. As a
-/// timer of its own, scheduled and cancelled every time, it cost NIO a lock, a heap insert and
-/// a linear search of all pending timers per request. Here the owner keeps its deadline itself
-/// and checks it when woken: passed, it acts; still ahead (a later request's), it asks to be
-/// woken by it again. A connection's requests then share one timer that fires about once per
-/// timeout period while they keep coming.
+/// The owner (a `DeadlineSweeper`) keeps the deadlines itself and checks them when woken, then
+/// asks to be woken by the next one. Asking for a later deadline than the pending one costs
+/// nothing, so a stream of requests whose timeouts are set and cleared needs no timer work
+/// for each of them.
 final class WakeupTimer {
     private let loop: EventLoop
     private var onWake: (() -> Void)?
