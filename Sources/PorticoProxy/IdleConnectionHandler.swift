@@ -47,7 +47,9 @@ final class IdleTimer {
     }
 
     private func schedule(at deadline: NIODeadline) {
-        timer = loop?.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.fired() }
+        // Strong until it runs or `stop()` cancels it: a weak reference would give this object a
+        // side table, and every retain and release of it would take the runtime's slow path.
+        timer = loop?.assumeIsolated().scheduleTask(deadline: deadline) { self.fired() }
     }
 
     private func fired() {

@@ -295,8 +295,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let faultDelay {
             // Injected delay: the request waits as it would for a slow backend; the timeout
             // starts after it, as it does after Envoy's fault filter.
-            exchange.delayTask = context.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) { [weak self] in
-                guard let self, case .proxying(let current) = self.state, current === exchange, let context = self.context
+            exchange.delayTask = context.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) {
+                guard case .proxying(let current) = self.state, current === exchange, let context = self.context
                 else { return }
                 exchange.delayTask = nil
                 self.connectBackend(exchange, function: function, timeout: timeout, context: context)
@@ -341,9 +341,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
         exchange.leaseSettled = false
-        let id = pool.lease { [weak self] result in
+        let id = pool.lease { result in
             exchange.leaseSettled = true
-            self?.leaseCompleted(exchange, result: result)
+            self.leaseCompleted(exchange, result: result)
         }
         guard !exchange.leaseSettled else { return }
         exchange.waiterID = id
@@ -390,12 +390,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let id = loop.nextFunctionRequestID()
         exchange.function = instance
         exchange.functionWaitID = id
-        instance.acquire(id: id, on: context.eventLoop) { [weak self] result in
-            guard let self else {
-                // The connection went away while the worker was on its way: give it back.
-                if case .success(let lease) = result { lease.instance.release(lease) }
-                return
-            }
+        instance.acquire(id: id, on: context.eventLoop) { result in
+            // A request that ended meanwhile gives the worker back there.
             self.workerAssigned(exchange, result: result)
         }
     }
@@ -439,8 +435,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let retry = exchange.retry, retry.overallTask == nil {
                 // With retries, the route's timeout bounds all tries (as for a service), counted
                 // from the first try's worker: a cold start is not spent from it either.
-                retry.overallTask = context.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) { [weak self] in
-                    self?.routeTimedOut(exchange)
+                retry.overallTask = context.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) {
+                    self.routeTimedOut(exchange)
                 }
             }
             leaseConnection(exchange, from: pool)
@@ -775,8 +771,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         let backoff = retry.compiled.rules.backoff(retry: retry.retriesDone, unit: loop.random.unitDraw())
         let previousEndpoint = exchange.endpointIndex
-        retry.backoffTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) { [weak self] in
-            guard let self, case .proxying(let current) = self.state, current === exchange, let context = self.context
+        retry.backoffTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) {
+            guard case .proxying(let current) = self.state, current === exchange, let context = self.context
             else { return }
             retry.backoffTask = nil
             self.startRetry(exchange, retry: retry, avoiding: previousEndpoint, context: context)
@@ -815,8 +811,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startPerTryTimer(_ exchange: Exchange, context: ChannelHandlerContext) {
         guard let retry = exchange.retry, let perTry = retry.compiled.perTryTimeout, retry.perTryTask == nil,
               !exchange.responseStarted else { return }
-        retry.perTryTask = context.eventLoop.assumeIsolated().scheduleTask(in: perTry) { [weak self] in
-            self?.perTryTimedOut(exchange)
+        retry.perTryTask = context.eventLoop.assumeIsolated().scheduleTask(in: perTry) {
+            self.perTryTimedOut(exchange)
         }
     }
 
@@ -1152,7 +1148,11 @@ final class Exchange: UpstreamResponseDelegate, DeadlineWatched {
     let isUpgrade: Bool
     let maxRequestBody: Int
 
-    weak var handler: ProxyHandler?
+    /// Strong, and so are the handler's timer and pool callbacks: a weak reference would give
+    /// the handler a side table, and every retain and release of it (several per request)
+    /// would take the runtime's slow path. The handler leaves `.proxying` when its channel
+    /// closes, which ends the cycle; a late callback finds it no longer current and lets go.
+    var handler: ProxyHandler?
     /// The pool of the chosen endpoint; for a function, set once a worker is assigned.
     var pool: UpstreamPool?
     var endpointIndex = 0

@@ -153,8 +153,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startIdleTimer(_ context: ChannelHandlerContext) {
-        idle.start(on: context.eventLoop) { [weak self] in
-            guard let self, context.channel.isActive, delegate == nil || !pendingRead else { return }
+        // Strong (see `IdleTimer.schedule`): `channelInactive` stops the timer, which lets go
+        // of this closure.
+        idle.start(on: context.eventLoop) {
+            guard context.channel.isActive, self.delegate == nil || !self.pendingRead else { return }
             // Idle in the pool, or an upstream that went silent mid-response for the whole idle
             // timeout (not one held back by a slow client): let it go. A request on it hears of
             // it as a close, and its client's stream is cut.

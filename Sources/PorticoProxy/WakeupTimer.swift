@@ -27,13 +27,21 @@ final class WakeupTimer {
         firesAt = deadline
         generation &+= 1
         let current = generation
-        task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.fired(current) }
+        // Held strongly until it runs or is cancelled: a weak reference would give this object
+        // a side table, and every retain and release of it would take the runtime's slow path.
+        task = loop.assumeIsolated().scheduleTask(deadline: deadline) { self.fired(current) }
     }
 
     /// Cancels the timer for good; the owner calls it when it leaves.
     func stop() {
         task?.cancel()
         task = nil
+        onWake = nil
+    }
+
+    /// Lets go of the owner without touching the loop (which may have shut down): a pending
+    /// task still runs, and does nothing.
+    func forgetOwner() {
         onWake = nil
     }
 
@@ -68,7 +76,15 @@ final class DeadlineSweeper<Member: DeadlineWatched> {
 
     init(loop: EventLoop) {
         self.loop = loop
-        timer = WakeupTimer(loop: loop) { [weak self] in self?.sweep() }
+        // Unowned, not weak (see `WakeupTimer.wake`); `deinit` takes the callback back, so the
+        // timer never calls a sweeper that is gone.
+        timer = WakeupTimer(loop: loop) { [unowned self] in self.sweep() }
+    }
+
+    deinit {
+        // Not `stop()`: a loop context goes after its event loop has shut down, and cancelling
+        // a task there is a fatal error in NIO.
+        timer.forgetOwner()
     }
 
     var watchedCount: Int { watched.count }
