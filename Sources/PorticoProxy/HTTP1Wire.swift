@@ -195,17 +195,32 @@ struct OutboundGatherer {
     static let gatherLimit = 16 * 1024
 
     var gathered: ByteBuffer?
+    /// The buffer last handed to the channel. Once the channel has written it and let go, the
+    /// next message is gathered into it again, which saves two allocations per message; if
+    /// the channel still holds it, `clear()` gives a fresh buffer instead (copy on write), so
+    /// bytes not yet sent are never touched.
+    private var spare: ByteBuffer?
+    /// A buffer that grew past this (a large head) is not kept for the next message.
+    private static let spareCapacityLimit = 4096
 
     /// Makes sure there is a buffer to write into (`gathered!`), from the channel's allocator.
     @inline(__always)
     mutating func prepare(_ allocator: ByteBufferAllocator) {
-        if gathered == nil { gathered = allocator.buffer(capacity: 512) }
+        guard gathered == nil else { return }
+        if var buffer = spare {
+            spare = nil
+            buffer.clear()
+            gathered = buffer
+        } else {
+            gathered = allocator.buffer(capacity: 512)
+        }
     }
 
     /// Takes what was gathered, leaving nothing; nil if that is no bytes.
     private mutating func take() -> ByteBuffer? {
         defer { gathered = nil }
         guard let gathered, gathered.readableBytes > 0 else { return nil }
+        if gathered.capacity <= Self.spareCapacityLimit { spare = gathered }
         return gathered
     }
 
