@@ -101,25 +101,29 @@ extension HTTPHeaders {
         var hadConnection = false
         for (name, value) in self where name.equalsASCIICaseInsensitive("connection") {
             hadConnection = true
-            for token in value.split(separator: ",") {
-                let token = token.trimmingASCIISpaces()
+            // Token by token, without `split`'s array: `Connection: keep-alive` is on most
+            // responses.
+            var rest = value[...]
+            while !rest.isEmpty {
+                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
+                let token = rest[..<comma].trimmingASCIISpaces()
                 if !token.isEmpty, !Self.isHopByHopName(token) { named.append(token) }
+                rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
             }
         }
-        // One pass that keeps the rest, in order, instead of one removal scan per name.
-        var kept: [(String, String)] = []
-        kept.reserveCapacity(count)
-        for (name, value) in self {
-            if Self.isHopByHopName(name) {
-                if keepUpgrade && name.equalsASCIICaseInsensitive("upgrade") { kept.append((name, value)) }
-                continue
-            }
-            if !named.isEmpty && named.contains(where: { $0.equalsASCIICaseInsensitive(other: name) }) { continue }
-            kept.append((name, value))
+        // Removed in place: when the headers are not shared, that allocates nothing (building
+        // a new list cost two allocations on every response, whose `Connection` is common).
+        for name in Self.fixedHopByHopNames where !(keepUpgrade && name == "upgrade") && contains(name: name) {
+            remove(name: name)
         }
-        if keepUpgrade && hadConnection { kept.append(("connection", "upgrade")) }
-        self = HTTPHeaders(kept)
+        for name in named { remove(name: String(name)) }
+        if keepUpgrade && hadConnection { add(name: "connection", value: "upgrade") }
     }
+
+    private static let fixedHopByHopNames = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
 
     /// Whether `name` is `Connection` or one of the fixed hop-by-hop names (any case).
     private static func isHopByHopName<S: StringProtocol>(_ name: S) -> Bool {
