@@ -341,10 +341,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
         exchange.leaseSettled = false
-        let id = pool.lease { result in
-            exchange.leaseSettled = true
-            self.leaseCompleted(exchange, result: result)
-        }
+        let id = pool.lease(for: exchange)
         guard !exchange.leaseSettled else { return }
         exchange.waiterID = id
         // No connection to hand out at once: the request waits, if the service's circuit
@@ -573,7 +570,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Upstream
 
-    private func leaseCompleted(_ exchange: Exchange, result: Result<UpstreamConnection, UpstreamPoolError>) {
+    fileprivate func leaseCompleted(_ exchange: Exchange, result: Result<UpstreamConnection, UpstreamPoolError>) {
         exchange.waiterID = nil
         leftBreakerQueue(exchange)
         guard case .proxying(let current) = state, current === exchange, let context else {
@@ -1138,7 +1135,7 @@ final class RetryState {
 }
 
 /// One proxied request: the state both of its connections share.
-final class Exchange: UpstreamResponseDelegate, DeadlineWatched {
+final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWatched {
     let requestHead: HTTPRequestHead
     let upstreamHead: HTTPRequestHead
     let routeName: String
@@ -1224,6 +1221,15 @@ final class Exchange: UpstreamResponseDelegate, DeadlineWatched {
     }
 
     var downstreamIsWritable: Bool { handler?.isDownstreamWritable ?? true }
+
+    func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
+        leaseSettled = true
+        if let handler {
+            handler.leaseCompleted(self, result: result)
+        } else if case .success(let connection) = result {
+            pool?.release(connection, reusable: true)
+        }
+    }
 
     func upstreamResponseHead(_ head: HTTPResponseHead) { handler?.upstreamResponseHead(self, head) }
     func upstreamResponseBody(_ buffer: ByteBuffer) { handler?.upstreamResponseBody(self, buffer) }

@@ -5,7 +5,7 @@ import NIOHTTP1
 /// arrives, its answer read and dropped. It never slows or fails the original: it holds no
 /// read back, and it gives up (closing its connection) when the shadow is slow to take the
 /// body, when the original's timeout passes, or when anything goes wrong.
-final class ShadowRequest: UpstreamResponseDelegate {
+final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     /// Body bytes kept while the shadow's connection is not there yet, or will not take more.
     static let maxBuffered = 1 << 20
 
@@ -29,9 +29,7 @@ final class ShadowRequest: UpstreamResponseDelegate {
         timeoutTask = pool.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
             giveUp()
         }
-        let id = pool.lease { [self] result in
-            leased(result)
-        }
+        let id = pool.lease(for: self)
         if !done && upstream == nil { waiterID = id }
     }
 
@@ -59,7 +57,7 @@ final class ShadowRequest: UpstreamResponseDelegate {
         }
     }
 
-    private func leased(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
+    func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
         waiterID = nil
         guard !done else {
             if case .success(let connection) = result { pool.release(connection, reusable: true) }

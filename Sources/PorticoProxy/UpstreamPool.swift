@@ -11,20 +11,27 @@ enum UpstreamPoolError: Error {
     case shuttingDown
 }
 
+/// Waits for a connection of an `UpstreamPool`: a request, or a mirrored copy of one. An object
+/// rather than a closure, so leasing allocates nothing.
+protocol UpstreamLeaseWaiter: AnyObject {
+    /// Runs on the pool's loop, possibly before `lease` returns. A waiter that no longer wants
+    /// the connection gives it back with `release`.
+    func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>)
+}
+
 /// Keep-alive HTTP/1.1 connections to one endpoint, owned by one event loop.
 ///
 /// The decisions are `ConnectionPoolStateMachine`'s; this shell opens sockets with a
 /// `ClientBootstrap` on the same loop, so the downstream and upstream sockets of a request share
 /// a thread and no lock is ever taken.
 final class UpstreamPool {
-    typealias LeaseCallback = (Result<UpstreamConnection, UpstreamPoolError>) -> Void
     private typealias Machine = ConnectionPoolStateMachine<ObjectIdentifier, Int>
 
     let endpoint: HostPort
     let eventLoop: EventLoop
     private var machine: Machine
     private var connections: [ObjectIdentifier: UpstreamConnection] = [:]
-    private var waiters: [Int: LeaseCallback] = [:]
+    private var waiters: [Int: any UpstreamLeaseWaiter] = [:]
     private var nextWaiterID = 0
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
@@ -46,13 +53,13 @@ final class UpstreamPool {
     var openConnections: Int { machine.openCount }
     var idleConnections: Int { machine.idleCount }
 
-    /// Asks for a connection; `callback` runs on this loop, possibly before `lease` returns.
-    /// The returned id cancels the wait.
+    /// Asks for a connection for `waiter`, which hears on this loop, possibly before `lease`
+    /// returns. The returned id cancels the wait.
     @discardableResult
-    func lease(_ callback: @escaping LeaseCallback) -> Int {
+    func lease(for waiter: any UpstreamLeaseWaiter) -> Int {
         let id = nextWaiterID
         nextWaiterID &+= 1
-        waiters[id] = callback
+        waiters[id] = waiter
         perform(machine.leaseRequested(by: id))
         return id
     }
@@ -96,8 +103,8 @@ final class UpstreamPool {
             break
         case .lease(let id, to: let waiter):
             guard let connection = connections[id] else { return }
-            if let callback = waiters.removeValue(forKey: waiter) {
-                callback(.success(connection))
+            if let waiting = waiters.removeValue(forKey: waiter) {
+                waiting.leaseCompleted(.success(connection))
             } else {
                 // The waiter gave up in the meantime: the connection goes straight back.
                 perform(machine.connectionReleased(id, reusable: true))
@@ -105,14 +112,14 @@ final class UpstreamPool {
         case .createConnection:
             connect()
         case .failWaiter(let waiter, let failure):
-            waiters.removeValue(forKey: waiter)?(.failure(Self.error(for: failure)))
+            waiters.removeValue(forKey: waiter)?.leaseCompleted(.failure(Self.error(for: failure)))
         case .failWaiters(let failed, let failure):
-            for waiter in failed { waiters.removeValue(forKey: waiter)?(.failure(Self.error(for: failure))) }
+            for waiter in failed { waiters.removeValue(forKey: waiter)?.leaseCompleted(.failure(Self.error(for: failure))) }
         case .closeConnection(let id):
             connections[id]?.close()
         case .closeAll(let idle, let failed):
             for id in idle { connections[id]?.close() }
-            for waiter in failed { waiters.removeValue(forKey: waiter)?(.failure(.shuttingDown)) }
+            for waiter in failed { waiters.removeValue(forKey: waiter)?.leaseCompleted(.failure(.shuttingDown)) }
         }
     }
 
