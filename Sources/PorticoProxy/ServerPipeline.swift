@@ -26,6 +26,7 @@ struct ServerPipeline {
         gauge.increment()
         channel.closeFuture.whenComplete { _ in gauge.decrement() }
         let clientAddress = channel.remoteAddress?.ipAddress ?? "-"
+        try sync.addHandler(ConnectionSetupDeadline(timeout: limits.idle))
         if let tlsContext, acceptsPlaintext {
             // A TLS connection starts with a handshake record (content type 22); anything
             // else is plaintext HTTP, as Istio's permissive mode sniffs it.
@@ -72,6 +73,7 @@ struct ServerPipeline {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
                                             clientAddress: clientAddress, protocolName: "HTTP/1.1", peer: peer)
         let sync = channel.pipeline.syncOperations
+        ConnectionSetupDeadline.setupFinished(sync)
         // A client that sends its request and shuts its side still gets the answer
         // (`HTTP1ServerConnection` closes after it).
         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
@@ -110,6 +112,7 @@ struct ServerPipeline {
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.headers + 64 * 1024),
         ]
         let sync = channel.pipeline.syncOperations
+        ConnectionSetupDeadline.setupFinished(sync)
         try sync.addHandler(FlushCoalescingHandler())
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init(),
@@ -122,6 +125,57 @@ struct ServerPipeline {
             }
         }
         try sync.addHandler(manager)
+    }
+}
+
+/// Bounds a new connection's setup by the idle timeout: until its protocol is known and, on
+/// TLS, its handshake is done. No HTTP handler and so no idle timer is there yet, and a client
+/// that connects and says nothing, or stalls mid-handshake, would hold its socket for ever
+/// (Envoy bounds the same stage with its listener filter timeout). Reads pass through.
+final class ConnectionSetupDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let timeout: TimeAmount
+    private var task: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    /// The HTTP handlers are in place, with idle timers of their own: the deadline goes.
+    static func setupFinished(_ sync: ChannelPipeline.SynchronousOperations) {
+        guard let context = try? sync.context(handlerType: ConnectionSetupDeadline.self) else { return }
+        sync.removeHandler(context: context, promise: nil)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        cancel()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancel()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard task == nil else { return }
+        task = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            context.close(promise: nil)
+        }
+    }
+
+    private func cancel() {
+        task?.cancel()
+        task = nil
     }
 }
 

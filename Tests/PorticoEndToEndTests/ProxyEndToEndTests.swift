@@ -245,6 +245,37 @@ final class ProxyEndToEndTests: XCTestCase {
         XCTAssertTrue(fits.body.contains("body=60000"))
     }
 
+    /// Before a connection's protocol is known (and, on TLS, before its handshake is done) the
+    /// idle timeout bounds the wait; once the HTTP handlers are in, only their idle timer runs.
+    func testAConnectionThatNeverFinishesItsSetupIsClosedAfterTheIdleTimeout() throws {
+        gateway = try PorticoProcess(config: legacyVersusNew(limits: """
+            limits:
+              idleTimeout: 1s
+            """))
+        let silent = try RawSocket(port: gateway.httpPort, timeout: 5)
+        let halfPreface = try RawSocket(port: gateway.httpPort, timeout: 5)
+        halfPreface.send("PRI * HTTP/2.0\r\n")  // the sniffer waits for the rest
+        let stalledHandshake = try RawSocket(port: gateway.tlsPort, timeout: 5)
+        stalledHandshake.send([22, 3, 1, 0, 200])  // a ClientHello's record header, and no more
+
+        // Set up, and in use for longer than the setup deadline, with gaps shorter than the
+        // idle timeout. (Bytes of an unfinished head do not count as traffic: as in Envoy, a
+        // connection with no request in progress is idle.)
+        let keptAlive = try RawSocket(port: gateway.httpPort, timeout: 5)
+        for index in 0..<3 {
+            if index > 0 { usleep(700_000) }
+            keptAlive.send("GET /v1/\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = RawHTTP.parseResponses(keptAlive.receive { RawHTTP.completeResponses(in: $0) >= 1 }).first
+            XCTAssertEqual(response?.status, 200, "request \(index): past its setup, the connection is not cut by the deadline")
+        }
+
+        // Each read returns end of stream within the sockets' 5 s timeout, or the check fails.
+        XCTAssertTrue(silent.peerClosed(), "a connection that sends nothing")
+        XCTAssertTrue(halfPreface.peerClosed(), "a connection whose protocol is not known yet")
+        XCTAssertTrue(stalledHandshake.peerClosed(), "a TLS handshake that stalls")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/v1/after"]).status, 200)
+    }
+
     func testRefusedAndResetUpstreamsAre502() throws {
         let closedPort = try freePort()
         gateway = try PorticoProcess(config: """
