@@ -421,6 +421,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .crashLooping:
                 status = .badGateway
             }
+            exchange.retry?.cancelTimers()
             writeLocalResponse(context: context, head: exchange.requestHead, status: status, extraHeaders: headers,
                                close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
         case .success(let lease):
@@ -595,6 +596,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if error == .connectFailed { recordOutcome(exchange, status: nil) }
             if error == .connectFailed, retryScheduled(exchange, after: .connectFailure) { return }
             exchange.cancelTimeout()
+            exchange.retry?.cancelTimers()
             releaseBackendSlot(exchange)
             let status: HTTPResponseStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
             writeLocalResponse(context: context, head: exchange.requestHead, status: status, close: false,
@@ -785,6 +787,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard let service = loop.snapshot.servicesByName[name] else {
                 releaseBackendSlot(exchange)
                 exchange.cancelTimeout()
+                retry.cancelTimers()
                 writeLocalResponse(context: context, head: exchange.requestHead, status: .serviceUnavailable, close: false,
                                    record: exchange.record(), requestComplete: exchange.requestComplete)
                 return
@@ -1224,6 +1227,8 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
 
     func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
         leaseSettled = true
+        // `handler` is set when the exchange is made and never cleared; were that to change,
+        // a connection nobody can use goes straight back.
         if let handler {
             handler.leaseCompleted(self, result: result)
         } else if case .success(let connection) = result {
