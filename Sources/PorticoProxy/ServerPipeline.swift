@@ -73,12 +73,13 @@ struct ServerPipeline {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
                                             clientAddress: clientAddress, protocolName: "HTTP/1.1", peer: peer)
         let sync = channel.pipeline.syncOperations
-        ConnectionSetupDeadline.setupFinished(sync)
         // A client that sends its request and shuts its side still gets the answer
         // (`HTTP1ServerConnection` closes after it).
         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
         try Self.addHTTP1Handlers(sync, maxRequestHeaders: limits.headers, idleTimeout: limits.idle)
         try sync.addHandler(ProxyHandler(loop: loop, connection: info))
+        // Last: if a step above throws, the connection keeps the deadline.
+        ConnectionSetupDeadline.setupFinished(sync)
     }
 
     /// The handlers between the socket (or TLS) and an HTTP/1.1 connection's `ProxyHandler`.
@@ -112,7 +113,6 @@ struct ServerPipeline {
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.headers + 64 * 1024),
         ]
         let sync = channel.pipeline.syncOperations
-        ConnectionSetupDeadline.setupFinished(sync)
         try sync.addHandler(FlushCoalescingHandler())
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init(),
@@ -125,6 +125,7 @@ struct ServerPipeline {
             }
         }
         try sync.addHandler(manager)
+        ConnectionSetupDeadline.setupFinished(sync)
     }
 }
 
@@ -164,6 +165,16 @@ final class ConnectionSetupDeadline: ChannelInboundHandler, RemovableChannelHand
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancel()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Shutting down while the connection is still being set up (a TLS handshake, say):
+        // there is no request to finish.
+        if event is ChannelShouldQuiesceEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func start(_ context: ChannelHandlerContext) {
