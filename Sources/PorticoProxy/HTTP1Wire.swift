@@ -200,8 +200,9 @@ struct OutboundGatherer {
     /// the channel still holds it, `clear()` gives a fresh buffer instead (copy on write), so
     /// bytes not yet sent are never touched.
     private var spare: ByteBuffer?
-    /// A buffer that grew past this (a large head) is not kept for the next message.
-    private static let spareCapacityLimit = 4096
+    /// A buffer that grew past this (a large head) is not kept for the next message: an idle
+    /// connection holds at most this much for it.
+    private static let spareCapacityLimit = 2048
 
     /// Makes sure there is a buffer to write into (`gathered!`), from the channel's allocator.
     @inline(__always)
