@@ -9,11 +9,12 @@ import XCTest
 /// Only answers the gateway writes itself are tested here; proxying needs real sockets and is
 /// covered end to end.
 final class ProxyHandlerTests: XCTestCase {
-    private func makeChannel(routes: [RouteConfig], limits: LimitsConfig = LimitsConfig()) throws -> EmbeddedChannel {
+    private func makeChannel(routes: [RouteConfig], services: [ServiceConfig] = [],
+                             limits: LimitsConfig = LimitsConfig()) throws -> EmbeddedChannel {
         let config = GatewayConfig(
             sourceFile: "test.yaml",
             listeners: [ListenerConfig(name: "public", address: HostPort(host: "127.0.0.1", port: 0))],
-            admin: nil, limits: limits, services: [], routes: routes)
+            admin: nil, limits: limits, services: services, routes: routes)
         let channel = EmbeddedChannel()
         let loop = LoopContext(eventLoop: channel.embeddedEventLoop, loopIndex: 0,
                                snapshot: try RuntimeSnapshot(config: config, generation: 1),
@@ -63,6 +64,30 @@ final class ProxyHandlerTests: XCTestCase {
             _ = try channel.finish()
         }()
         XCTAssertNil(freed, "the handler outlived its channel")
+    }
+
+    /// The handler's timers and waits hold it strongly (a weak reference would send every
+    /// retain and release of it down the runtime's slow path): a client that leaves while its
+    /// request waits must still let it go.
+    func testTheHandlerIsFreedWhenItsClientLeavesDuringAFaultDelay() throws {
+        weak var freed: ProxyHandler?
+        // Outlives the channel, as a real loop does: a task not cancelled would stay in it.
+        var loop: EmbeddedEventLoop?
+        try {
+            var delayed = route(0, RouteMatch(path: .prefix("/")), .service("backend"))
+            delayed.fault = FaultConfig(delay: .init(percent: 100, duration: .seconds(30)))
+            let channel = try makeChannel(
+                routes: [delayed], services: [ServiceConfig(name: "backend", endpoints: [HostPort(host: "127.0.0.1", port: 9)])])
+            loop = channel.embeddedEventLoop
+            freed = try channel.pipeline.syncOperations.handler(type: ProxyHandler.self)
+            XCTAssertEqual(try send(channel, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"), "", "the request waits out its delay")
+            // Not `finish()`, which runs every scheduled task and so would free it anyway; only
+            // what is due now runs (the pipeline's teardown).
+            try channel.close().wait()
+            channel.embeddedEventLoop.run()
+        }()
+        XCTAssertNil(freed, "the delay's task still holds the handler after its client left")
+        try loop?.syncShutdownGracefully()
     }
 
     func testHeadGetsHeadersWithoutBody() throws {
