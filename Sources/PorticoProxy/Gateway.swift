@@ -37,7 +37,9 @@ public final class Gateway: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let adminGroup: MultiThreadedEventLoopGroup
     private let state: NIOLockedValueBox<State>
-    private var quiesce: ServerQuiescingHelper?
+    /// One per listener: a `ServerQuiescingHelper` drains the children of a single server
+    /// channel (a second one given to it is silently left out of the drain).
+    private var quiescers: [ServerQuiescingHelper] = []
     private let accessLogWriter: AccessLogWriter?
     private var loopContexts: [ObjectIdentifier: LoopContext] = [:]
     private var orderedLoopContexts: [LoopContext] = []
@@ -60,7 +62,6 @@ public final class Gateway: @unchecked Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoopThreads))
         // The admin API (and reloads, which read files) never run on a proxy event loop.
         self.adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.quiesce = ServerQuiescingHelper(group: group)
         self.accessLogWriter = config.accessLog.format == .json ? AccessLogWriter() : nil
     }
 
@@ -145,14 +146,14 @@ public final class Gateway: @unchecked Sendable {
         let metrics = self.metrics
         let loopContexts = self.loopContexts
         let name = listener.name
+        let quiesce = ServerQuiescingHelper(group: group)
+        quiescers.append(quiesce)
         return try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { [quiesce] channel in
+            .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let quiesce {
-                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
-                    }
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -307,12 +308,12 @@ public final class Gateway: @unchecked Sendable {
         let drainTimeout = snapshot.config.limits.drainTimeout
         state.withLockedValue { $0.ready = false }
         logger.info("draining", metadata: ["timeout": .string("\(drainTimeout)")])
-        let drainedPromise = group.next().makePromise(of: Void.self)
-        if let quiesce {
-            quiesce.initiateShutdown(promise: drainedPromise)
-        } else {
-            drainedPromise.succeed()
-        }
+        // Every listener's connections: drained when the last of them closes.
+        let drained = EventLoopFuture.andAllComplete(quiescers.map { quiesce in
+            let promise = group.next().makePromise(of: Void.self)
+            quiesce.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }, on: group.next())
         // Whichever comes first, the last connection closing or the timeout, settles `outcome`.
         let outcome = group.next().makePromise(of: Bool.self)
         let settled = NIOLockedValueBox(false)
@@ -323,7 +324,7 @@ public final class Gateway: @unchecked Sendable {
             }
             if first { outcome.succeed(drained) }
         }
-        drainedPromise.futureResult.whenComplete { _ in settle(true) }
+        drained.whenComplete { _ in settle(true) }
         let timeout = group.next().scheduleTask(in: drainTimeout.timeAmount) { settle(false) }
         if (try? await outcome.futureResult.get()) == true {
             timeout.cancel()
@@ -341,8 +342,8 @@ public final class Gateway: @unchecked Sendable {
         }
         try? await adminChannel?.close()
         accessLogWriter?.stop()
-        // The helper fails a promise on its loop when it goes away: let it go while the loops run.
-        quiesce = nil
+        // A helper fails a promise on its loop when it goes away: let them go while the loops run.
+        quiescers = []
         try? await group.shutdownGracefully()
         try? await adminGroup.shutdownGracefully()
     }

@@ -91,6 +91,27 @@ final class LifecycleEndToEndTests: XCTestCase {
         XCTAssertThrowsError(try RawSocket(port: gateway.httpPort), "nothing listens any more")
     }
 
+    /// Every listener drains, not only the first: the TLS listener's in-flight request finishes
+    /// too. (One quiescing helper took only the first listener's connections; the others were
+    /// cut when the loops stopped, and NIO's strict mode crashed the process then.)
+    func testGracefulShutdownFinishesAnInFlightRequestOnTheTLSListener() throws {
+        gateway = try PorticoProcess(config: routes(body: "one"))
+        let arguments = ["--cacert", gateway.certificateAuthority, "\(gateway.https)/slow/1500/tls"]
+        let finished = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Curl.Result?
+        Thread.detachNewThread {
+            result = try? Curl.run(arguments, timeout: 10)
+            finished.signal()
+        }
+        XCTAssertTrue(eventually(timeout: 3) { self.upstream.count() == 1 }, "the request reached the upstream")
+
+        gateway.signal(SIGTERM)
+        XCTAssertEqual(finished.wait(timeout: .now() + 15), .success, "curl finished")
+        XCTAssertEqual(result?.status, 200, result?.errorOutput ?? "no result")
+        XCTAssertEqual(result?.exitCode, 0, "the response arrived whole: \(result?.errorOutput ?? "")")
+        XCTAssertEqual(gateway.waitForExit(timeout: 10), 0, gateway.stderr)
+    }
+
     /// HTTP/2 drains differently (GOAWAY, then the connection manager closes the connection
     /// once its last stream ends): the in-flight stream's response must still arrive whole.
     func testGracefulShutdownFinishesAnInFlightHTTP2Stream() throws {
