@@ -112,6 +112,19 @@ final class LifecycleEndToEndTests: XCTestCase {
         XCTAssertEqual(gateway.waitForExit(timeout: 10), 0, gateway.stderr)
     }
 
+    /// A connection still in its TLS handshake has no request to finish: the drain closes it
+    /// at once instead of waiting out the drain timeout (30 s here) or the idle timeout.
+    func testGracefulShutdownClosesAConnectionStillInItsTLSHandshake() throws {
+        gateway = try PorticoProcess(config: routes(body: "one"))
+        let stalled = try RawSocket(port: gateway.tlsPort, timeout: 10)
+        stalled.send([22, 3, 1, 0, 200])  // a ClientHello's record header, and no more
+        usleep(300_000)  // accepted, not still in the listen backlog when the listener closes
+
+        gateway.signal(SIGTERM)
+        XCTAssertTrue(stalled.peerClosed(), "closed by the drain, well within the drain timeout")
+        XCTAssertEqual(gateway.waitForExit(timeout: 10), 0, gateway.stderr)
+    }
+
     /// HTTP/2 drains differently (GOAWAY, then the connection manager closes the connection
     /// once its last stream ends): the in-flight stream's response must still arrive whole.
     func testGracefulShutdownFinishesAnInFlightHTTP2Stream() throws {
