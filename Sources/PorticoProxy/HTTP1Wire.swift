@@ -91,7 +91,14 @@ extension ByteBuffer {
         }
         writeDecimal(Int(status.code))
         writeInteger(UInt8(ascii: " "))
-        writeString(status.reasonPhrase)
+        let reason = status.reasonPhrase
+        if reason.utf8.isValidHeaderValue {
+            writeString(reason)
+        } else {
+            // An upstream's phrase with a control character in it is not passed on; the
+            // code's own phrase (empty for an unknown code) says the same.
+            writeString(HTTPResponseStatus(statusCode: Int(status.code)).reasonPhrase)
+        }
         writeStaticString("\r\n")
     }
 

@@ -164,6 +164,14 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         XCTAssertFalse(channel.isActive, "the connection is closed rather than answered half")
     }
 
+    func testAnUpstreamReasonPhraseIsPassedOnUnlessItHasAControlCharacter() throws {
+        try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        respond([head(.custom(code: 299, reasonPhrase: "Fine, Thanks"), [("content-length", "0")]), .end(nil)])
+        respond([head(.custom(code: 200, reasonPhrase: "OK\u{01}\u{7F}"), [("content-length", "0")]), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.1 299 Fine, Thanks\r\ncontent-length: 0\r\n\r\n",
+                                       "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"])
+    }
+
     func testBadHeaderNameIsRefused() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         let headWrite = channel.eventLoop.makePromise(of: Void.self)
