@@ -26,10 +26,10 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
             out.prepare(context.channel.allocator)
             let start = out.gathered!.writerIndex
             out.gathered!.writeHTTP1RequestLine(head)
-            guard head.uri.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }),
-                  out.gathered!.writeHTTP1HeaderSection(head.headers) else {
-                // A header that would split the request, or a target with a space or a
-                // control character in it: nothing of this request is sent.
+            guard head.isSendableRequestLine, out.gathered!.writeHTTP1HeaderSection(head.headers) else {
+                // A header that would split the request, a method that is not a token, or a
+                // target with a space or a control character in it: nothing of this request
+                // is sent.
                 out.gathered!.moveWriterIndex(to: start)
                 promise?.fail(InvalidOutboundHeader())
                 context.fireErrorCaught(InvalidOutboundHeader())

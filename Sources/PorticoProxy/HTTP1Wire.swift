@@ -102,7 +102,7 @@ extension ByteBuffer {
         writeStaticString("\r\n")
     }
 
-    /// Writes `METHOD URI HTTP/x.y\r\n`.
+    /// Writes `METHOD URI HTTP/x.y\r\n`. The caller checks `isSendableRequestLine` first.
     mutating func writeHTTP1RequestLine(_ head: HTTPRequestHead) {
         writeString(head.method.rawValue)
         writeInteger(UInt8(ascii: " "))
@@ -151,6 +151,15 @@ extension ByteBuffer {
             }
         }
         writeStaticString("\r\n")
+    }
+}
+
+extension HTTPRequestHead {
+    /// The method is a token and the target has no space or control character: nothing in
+    /// them can end the request line early or start another line. (An HTTP/2 client's
+    /// `:method` and `:path` reach here without HTTP/1's parser having seen them.)
+    var isSendableRequestLine: Bool {
+        method.rawValue.utf8.isValidHeaderName && uri.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F })
     }
 }
 

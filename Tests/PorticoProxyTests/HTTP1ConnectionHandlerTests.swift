@@ -380,6 +380,19 @@ final class HTTP1RequestWriterTests: XCTestCase {
         XCTAssertEqual(try written(), [])
     }
 
+    /// An HTTP/2 client's `:method` is not parsed as an HTTP/1 request line before it is sent
+    /// as one.
+    func testMethodThatIsNotATokenIsRefused() throws {
+        for method in ["GET /admin", "GET\u{01}"] {
+            let headWrite = channel.eventLoop.makePromise(of: Void.self)
+            channel.writeAndFlush(head(.RAW(value: method), "/", [("host", "up")]), promise: headWrite)
+            XCTAssertThrowsError(try headWrite.futureResult.wait(), method)
+            XCTAssertEqual(try written(), [], method)
+        }
+        send([head(.RAW(value: "PURGE"), "/", [("host", "up")]), .end(nil)])
+        XCTAssertEqual(try written(), ["PURGE / HTTP/1.1\r\nhost: up\r\n\r\n"], "an extension method that is a token goes")
+    }
+
     func testTargetWithASpaceIsRefused() throws {
         let headWrite = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(head(.GET, "/a HTTP/1.1\r\nx: y", [("host", "up")]), promise: headWrite)
