@@ -250,7 +250,7 @@ final class ProxyEndToEndTests: XCTestCase {
     func testAConnectionThatNeverFinishesItsSetupIsClosedAfterTheIdleTimeout() throws {
         gateway = try PorticoProcess(config: legacyVersusNew(limits: """
             limits:
-              idleTimeout: 1s
+              idleTimeout: 2s
             """))
         let silent = try RawSocket(port: gateway.httpPort, timeout: 5)
         let halfPreface = try RawSocket(port: gateway.httpPort, timeout: 5)
@@ -263,13 +263,14 @@ final class ProxyEndToEndTests: XCTestCase {
         // connection with no request in progress is idle.)
         let keptAlive = try RawSocket(port: gateway.httpPort, timeout: 5)
         for index in 0..<3 {
-            if index > 0 { usleep(700_000) }
+            if index > 0 { usleep(1_200_000) }
             keptAlive.send("GET /v1/\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
             let response = RawHTTP.parseResponses(keptAlive.receive { RawHTTP.completeResponses(in: $0) >= 1 }).first
             XCTAssertEqual(response?.status, 200, "request \(index): past its setup, the connection is not cut by the deadline")
         }
 
-        // Each read returns end of stream within the sockets' 5 s timeout, or the check fails.
+        // Each read returns end of stream within the sockets' 5 s timeout (the deadline passed
+        // during the requests above), or the check fails.
         XCTAssertTrue(silent.peerClosed(), "a connection that sends nothing")
         XCTAssertTrue(halfPreface.peerClosed(), "a connection whose protocol is not known yet")
         XCTAssertTrue(stalledHandshake.peerClosed(), "a TLS handshake that stalls")
