@@ -118,7 +118,10 @@ final class LifecycleEndToEndTests: XCTestCase {
         gateway = try PorticoProcess(config: routes(body: "one"))
         let stalled = try RawSocket(port: gateway.tlsPort, timeout: 10)
         stalled.send([22, 3, 1, 0, 200])  // a ClientHello's record header, and no more
-        usleep(300_000)  // accepted, not still in the listen backlog when the listener closes
+        // Accepted, not still in the listen backlog when the listener closes (which resets it).
+        XCTAssertTrue(eventually {
+            (try? Curl.run(["\(self.gateway.admin)/metrics"]).body)?.contains("portico_downstream_connections 1") ?? false
+        }, "the gateway has the connection")
 
         gateway.signal(SIGTERM)
         XCTAssertTrue(stalled.peerClosed(), "closed by the drain, well within the drain timeout")
