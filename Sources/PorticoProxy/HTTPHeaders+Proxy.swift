@@ -111,19 +111,17 @@ extension HTTPHeaders {
                 rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
             }
         }
-        // Removed in place: when the headers are not shared, that allocates nothing (building
-        // a new list cost two allocations on every response, whose `Connection` is common).
-        for name in Self.fixedHopByHopNames where !(keepUpgrade && name == "upgrade") && contains(name: name) {
-            remove(name: name)
+        // Removed in place, a name at a time (`remove` takes every field of the name, in any
+        // case): when the headers are not shared that allocates nothing, where building a new
+        // list cost two allocations on every response, whose `Connection` is common.
+        while let field = first(where: {
+            Self.isHopByHopName($0.name) && !(keepUpgrade && $0.name.equalsASCIICaseInsensitive("upgrade"))
+        }) {
+            remove(name: field.name)
         }
         for name in named { remove(name: String(name)) }
         if keepUpgrade && hadConnection { add(name: "connection", value: "upgrade") }
     }
-
-    private static let fixedHopByHopNames = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
 
     /// Whether `name` is `Connection` or one of the fixed hop-by-hop names (any case).
     private static func isHopByHopName<S: StringProtocol>(_ name: S) -> Bool {

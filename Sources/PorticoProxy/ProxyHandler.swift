@@ -260,9 +260,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                              hadRequestID: head.headers.contains(name: "x-request-id"))
 
         let exchange = Exchange(
-            requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
+            handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
             requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
-        exchange.handler = self
         exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
         // NIO's decoder stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, the connection cannot carry another request.
@@ -394,7 +393,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount, context: ChannelHandlerContext) {
-        exchange.timeouts = loop.timeouts
         loop.timeouts.watch(exchange, until: context.eventLoop.now + timeout)
     }
 
@@ -1152,7 +1150,7 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     /// the handler a side table, and every retain and release of it (several per request)
     /// would take the runtime's slow path. The handler leaves `.proxying` when its channel
     /// closes, which ends the cycle; a late callback finds it no longer current and lets go.
-    var handler: ProxyHandler?
+    let handler: ProxyHandler
     /// The pool of the chosen endpoint; for a function, set once a worker is assigned.
     var pool: UpstreamPool?
     var endpointIndex = 0
@@ -1185,7 +1183,6 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     /// watched by the loop's `timeouts` while set.
     var deadline: NIODeadline?
     var watchSlot = -1
-    var timeouts: DeadlineSweeper<Exchange>?
     /// An injected fault delay, before the request is sent.
     var delayTask: Scheduled<Void>?
     var bufferedBody: [ByteBuffer] = []
@@ -1201,8 +1198,9 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     /// Set on routes with `retries`: what a retry needs (the body to send again, the count).
     var retry: RetryState?
 
-    init(requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String, backend: BackendReference,
-         requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {
+    init(handler: ProxyHandler, requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String,
+         backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {
+        self.handler = handler
         self.requestHead = requestHead
         self.upstreamHead = upstreamHead
         self.routeName = routeName
@@ -1218,35 +1216,30 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     }
 
     func cancelTimeout() {
-        timeouts?.unwatch(self)
+        if watchSlot >= 0 { handler.timeouts.unwatch(self) }
         delayTask?.cancel()
         delayTask = nil
     }
 
-    var downstreamIsWritable: Bool { handler?.isDownstreamWritable ?? true }
+    var downstreamIsWritable: Bool { handler.isDownstreamWritable }
 
     func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
         leaseSettled = true
-        // `handler` is set when the exchange is made and never cleared; were that to change,
-        // a connection nobody can use goes straight back.
-        if let handler {
-            handler.leaseCompleted(self, result: result)
-        } else if case .success(let connection) = result {
-            pool?.release(connection, reusable: true)
-        }
+        handler.leaseCompleted(self, result: result)
     }
 
-    func upstreamResponseHead(_ head: HTTPResponseHead) { handler?.upstreamResponseHead(self, head) }
-    func upstreamResponseBody(_ buffer: ByteBuffer) { handler?.upstreamResponseBody(self, buffer) }
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?) { handler?.upstreamResponseEnd(self, trailers) }
-    func upstreamReadComplete() { handler?.upstreamReadComplete(self) }
-    func upstreamWritabilityChanged(isWritable: Bool) { handler?.upstreamWritabilityChanged(self, isWritable: isWritable) }
-    func upstreamClosed() { handler?.upstreamClosed(self) }
-    func deadlinePassed() { handler?.routeTimedOut(self) }
+    func upstreamResponseHead(_ head: HTTPResponseHead) { handler.upstreamResponseHead(self, head) }
+    func upstreamResponseBody(_ buffer: ByteBuffer) { handler.upstreamResponseBody(self, buffer) }
+    func upstreamResponseEnd(_ trailers: HTTPHeaders?) { handler.upstreamResponseEnd(self, trailers) }
+    func upstreamReadComplete() { handler.upstreamReadComplete(self) }
+    func upstreamWritabilityChanged(isWritable: Bool) { handler.upstreamWritabilityChanged(self, isWritable: isWritable) }
+    func upstreamClosed() { handler.upstreamClosed(self) }
+    func deadlinePassed() { handler.routeTimedOut(self) }
 }
 
 extension ProxyHandler {
     fileprivate var isDownstreamWritable: Bool { context?.channel.isWritable ?? false }
+    fileprivate var timeouts: DeadlineSweeper<Exchange> { loop.timeouts }
 }
 
 /// Adapts an HTTP/1 head (HTTP/2 streams arrive as HTTP/1 heads too) to route matching.

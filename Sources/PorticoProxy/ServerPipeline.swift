@@ -168,8 +168,8 @@ final class ConnectionSetupDeadline: ChannelInboundHandler, RemovableChannelHand
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Shutting down while the connection is still being set up (a TLS handshake, say):
-        // there is no request to finish.
+        // Shutting down while the connection is still being set up (a TLS handshake, or too
+        // few bytes to tell its protocol): there is no request to finish.
         if event is ChannelShouldQuiesceEvent {
             context.close(promise: nil)
             return
@@ -246,15 +246,6 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(data))
         context.fireChannelReadComplete()
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Shutting down before the client said anything: nothing to finish.
-        if event is ChannelShouldQuiesceEvent || event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }
 
