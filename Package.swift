@@ -96,6 +96,19 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // A measuring tool for the benchmark, not part of Portico: what SwiftNIO's own codecs cost
+        // per request on the same core (Benchmarks/README.md, "The floor under the design").
+        .executableTarget(
+            name: "nio-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            path: "Benchmarks/tools/nio-floor"
+        ),
         .testTarget(name: "PorticoConfigTests", dependencies: ["PorticoConfig"]),
         .testTarget(name: "PorticoRoutingTests", dependencies: ["PorticoRouting", "PorticoConfig"]),
         .testTarget(name: "PorticoCoreTests", dependencies: ["PorticoCore"]),

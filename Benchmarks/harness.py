@@ -39,8 +39,11 @@ PORTS = {
     "nginx": {"H1": 18200, "H2C": 18201, "TLS": 18243},
     "HAProxy": {"H1": 18300, "H2C": 18301, "TLS": 18343},
     "Caddy": {"H1": 18400, "H2C": 18400, "TLS": 18443},
+    # Not a gateway: the smallest proxy on SwiftNIO's own HTTP codecs (tools/nio-floor), the most
+    # any design on Portico's libraries reaches here. No TLS.
+    "NIO floor": {"H1": 18600, "H2C": 18601},
 }
-SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy"]
+SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy", "NIO floor"]
 FLOOR_PORT = 18500
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -272,6 +275,11 @@ class System:
         elif name == "HAProxy":
             config = render("haproxy.cfg", self.values(), os.path.join(w, "haproxy.cfg"))
             self.process = PROCESSES.start(name, ["haproxy", "-db", "-f", config], SUT_CORE, stderr=stderr)
+        elif name == "NIO floor":
+            ports = PORTS[name]
+            self.process = PROCESSES.start(name, [self.settings.floor_binary, str(BACKEND["BACKEND_H1"]),
+                                                  f"h1proxy={ports['H1']}", f"h2proxy={ports['H2C']}"],
+                                           SUT_CORE, stderr=stderr)
         elif name == "Caddy":
             config = render("Caddyfile", self.values(), os.path.join(w, "Caddyfile"))
             home = os.path.join(w, "caddy-home")
@@ -280,8 +288,8 @@ class System:
                                            SUT_CORE, cwd=w, stderr=stderr,
                                            env={"GOMAXPROCS": "1", "HOME": home, "XDG_DATA_HOME": home,
                                                 "XDG_CONFIG_HOME": home})
-        for key in ("H1", "H2C", "TLS"):
-            wait_accepting(PORTS[name][key], process=self.process)
+        for port in PORTS[name].values():
+            wait_accepting(port, process=self.process)
         time.sleep(0.2)
         status, body = http_get(PORTS[name]["H1"])
         if status != 200 or body != b"hello from the backend\n":
@@ -467,10 +475,11 @@ def measure_system(name, settings, backend):
         result["cpu_window_h2c_s"] = cpu3 - cpu2
 
         # 3. TLS 1.3: HTTP/1.1 (wrk, no ALPN) and h2 (h2load, ALPN h2).
-        result["tls_facts"] = tls_facts(ports["TLS"])
-        result["tls_h1"] = run_wrk(f"https://127.0.0.1:{ports['TLS']}/", 64, d["tls"], 1)
-        result["tls_h2"] = run_h2load(f"https://127.0.0.1:{ports['TLS']}/", 16, 32, d["tls"], 1,
-                                      expect_protocol="h2")
+        if "TLS" in ports:
+            result["tls_facts"] = tls_facts(ports["TLS"])
+            result["tls_h1"] = run_wrk(f"https://127.0.0.1:{ports['TLS']}/", 64, d["tls"], 1)
+            result["tls_h2"] = run_h2load(f"https://127.0.0.1:{ports['TLS']}/", 16, 32, d["tls"], 1,
+                                          expect_protocol="h2")
 
         # 4. Latency at a fixed moderate rate.
         result["fixed_rate"] = run_paced(ports["H1"], settings.rate_connections, settings.rate,
@@ -754,18 +763,18 @@ def main_table(table):
             else:
                 cells.append(fmt(row.get(key), kind))
         rows.append(cells)
-    portico = table.get("Portico")
-    if portico:
-        for other in ("nginx", "HAProxy", "Caddy", "direct"):
-            if other not in table:
-                continue
-            cells = [f"Portico / {other}"]
-            for key, _, _ in METRICS:
-                if other == "direct" and key.startswith("rate_"):
-                    cells.append("n/a")
-                else:
-                    cells.append(ratio(portico.get(key), table[other].get(key)))
-            rows.append(cells)
+    pairs = [("Portico", other) for other in ("nginx", "HAProxy", "Caddy", "direct", "NIO floor")]
+    pairs.append(("NIO floor", "nginx"))
+    for mine, other in pairs:
+        if mine not in table or other not in table:
+            continue
+        cells = [f"{mine} / {other}"]
+        for key, _, _ in METRICS:
+            if other == "direct" and key.startswith("rate_"):
+                cells.append("n/a")
+            else:
+                cells.append(ratio(table[mine].get(key), table[other].get(key)))
+        rows.append(cells)
     return headers, rows
 
 
@@ -874,10 +883,20 @@ def thresholds(table, fn):
     return out
 
 
+def ceilings(table):
+    """How far SwiftNIO's own codecs get against nginx, with nothing else done: the most the
+    throughput targets allow any design on Portico's libraries."""
+    f, n = table.get("NIO floor", {}), table.get("nginx", {})
+    return [{"what": f"NIO floor / nginx, {label}", "value": round(f[key] / n[key], 3)}
+            for key, label in (("h1_rps", "scenario 1 req/s"), ("h2c_rps", "scenario 2 req/s"))
+            if f.get(key) and n.get(key)]
+
+
 def write_results(settings, runs, table, fn, problems, started):
     headers, rows = main_table(table)
     fheaders, frows = functions_table(fn) if fn else ([], [])
     targets = thresholds(table, fn or {})
+    ceiling = ceilings(table)
     meta = versions(settings)
     meta.update(mode="smoke" if settings.smoke else "full", rounds=settings.rounds, durations_s=settings.durations,
                 fixed_rate_total_rps=settings.rate,
@@ -896,6 +915,8 @@ def write_results(settings, runs, table, fn, problems, started):
     text.append("")
     for t in targets:
         text.append(f"target {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}")
+    for c in ceiling:
+        text.append(f"ceiling {c['what']}: {c['value']}")
     text.append("")
     text.append("every run clean (zero errors, zero non-2xx): " + ("yes" if not problems else "NO"))
     for p in problems:
@@ -921,6 +942,10 @@ def write_results(settings, runs, table, fn, problems, started):
                markdown(fheaders, frows), ""]
     md += ["## Targets", ""] + [f"- {'met' if t['met'] else '**missed**'}: {t['target']}: {t['value']}"
                                 for t in targets]
+    if ceiling:
+        md += ["", "The same ratio for the NIO floor (SwiftNIO's own HTTP codecs proxying, nothing else done; "
+               "see the README's \"The floor under the design\"):", ""]
+        md += [f"- {c['what']}: {c['value']}" for c in ceiling]
     md += ["", "## Checks", "",
            "Every run had zero errors and zero non-2xx responses." if not problems else
            "Some runs were not clean:"] + [f"- {p}" for p in problems]
@@ -930,7 +955,7 @@ def write_results(settings, runs, table, fn, problems, started):
     with open(os.path.join(settings.results, "latest.md"), "w") as f:
         f.write("\n".join(md))
     with open(os.path.join(settings.results, "latest.json"), "w") as f:
-        json.dump({"meta": meta, "medians": table, "targets": targets, "problems": problems,
+        json.dump({"meta": meta, "medians": table, "targets": targets, "ceilings": ceiling, "problems": problems,
                    "functions": fn, "runs": runs}, f, indent=1, sort_keys=True)
         f.write("\n")
     log(f"wrote {os.path.relpath(settings.results, REPO)}/latest.md and latest.json")
@@ -941,6 +966,7 @@ def write_results(settings, runs, table, fn, problems, started):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--binary", required=True, help="the release portico binary")
+    parser.add_argument("--floor-binary", help="the nio-floor binary (default: next to --binary)")
     parser.add_argument("--smoke", action="store_true", help="a few seconds per scenario, 1 round")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset, for debugging")
@@ -949,6 +975,8 @@ def main():
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (configs, logs)")
     settings = parser.parse_args()
     settings.binary = os.path.abspath(settings.binary)
+    settings.floor_binary = os.path.abspath(settings.floor_binary or
+                                            os.path.join(os.path.dirname(settings.binary), "nio-floor"))
     if settings.smoke:
         settings.rounds = settings.rounds or 1
         settings.durations = {"warmup": 1, "h1": 2, "h2": 2, "tls": 2, "rate": 2, "fn": 2}
@@ -998,8 +1026,9 @@ def main():
                     run = {"system": system, "error": str(error)}
                 run["round"] = round_number
                 if "h1" in run:
-                    log(f"  H1 {run['h1']['rps']:.0f} req/s, h2c {run['h2c']['rps']:.0f} req/s, "
-                        f"TLS {run['tls_h1']['rps']:.0f}/{run['tls_h2']['rps']:.0f}, "
+                    tls = (f"TLS {run['tls_h1']['rps']:.0f}/{run['tls_h2']['rps']:.0f}, " if "tls_h1" in run
+                           else "")
+                    log(f"  H1 {run['h1']['rps']:.0f} req/s, h2c {run['h2c']['rps']:.0f} req/s, {tls}"
                         f"@rate p50 {run['fixed_rate']['p50_us']} us")
                 runs.append(run)
 

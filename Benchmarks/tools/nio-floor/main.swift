@@ -1,0 +1,311 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The least a gateway built on SwiftNIO can do per request, so Portico's numbers can be read
+// against what its libraries cost on the same core. Not part of Portico: a measuring tool (see
+// Benchmarks/README.md, "The floor under the design"). One event loop; every listener on it.
+//
+//     nio-floor UPSTREAM_PORT MODE=PORT [MODE=PORT ...]
+//
+// Proxies (to 127.0.0.1:UPSTREAM_PORT, upstream connections kept alive and reused):
+//   forward   bytes copied both ways, nothing parsed: SwiftNIO and the kernel alone
+//   h1proxy   HTTP/1.1 in, HTTP/1.1 out, through NIO's own HTTP/1 codecs, nothing else done
+//   h2proxy   HTTP/2 in through NIO's stream multiplexer (a child channel per stream, as
+//             gateways use it), HTTP/1.1 out as h1proxy
+// Servers that answer 200 with a 23-byte body themselves (one half of a proxy):
+//   h1        NIO's HTTP/1 server pipeline
+//   h2        HTTP/2 through the multiplexer
+//   h2frames  HTTP/2 without a multiplexer: one handler answers every stream's frames
+//
+// Everything optional in NIO's HTTP/1 pipelines (pipelining helper, error handler, header
+// validators) is off, and nothing is checked, routed or logged: no gateway does less.
+
+let body = ByteBuffer(string: "hello from the backend\n")
+
+// MARK: - Upstream connections
+
+/// The keep-alive upstream connections of one client connection, reused one request at a time.
+final class Upstreams {
+    private let eventLoop: EventLoop
+    private let port: Int
+    private var idle: [UpstreamLink] = []
+
+    init(eventLoop: EventLoop, port: Int) {
+        self.eventLoop = eventLoop
+        self.port = port
+    }
+
+    func lease(_ leased: @escaping (UpstreamLink) -> Void) {
+        if let link = idle.popLast() {
+            leased(link)
+            return
+        }
+        let link = UpstreamLink(upstreams: self)
+        ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    try channel.pipeline.syncOperations.addHandler(link)
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .whenSuccess { _ in leased(link) }
+    }
+
+    func release(_ link: UpstreamLink) { idle.append(link) }
+}
+
+/// One upstream connection: sends a request's parts and hands the response's parts to the
+/// client channel that leased it.
+final class UpstreamLink: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let upstreams: Upstreams
+    private var channel: Channel?
+    private var client: RequestForwarder?
+
+    init(upstreams: Upstreams) { self.upstreams = upstreams }
+
+    func handlerAdded(context: ChannelHandlerContext) { channel = context.channel }
+
+    func send(_ part: HTTPClientRequestPart, for client: RequestForwarder) {
+        self.client = client
+        if case .end = part {
+            channel?.writeAndFlush(part, promise: nil)
+        } else {
+            channel?.write(part, promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let client else { return }
+        let part = unwrapInboundIn(data)
+        client.respond(part)
+        if case .end = part {
+            self.client = nil
+            client.responseEnded()
+            upstreams.release(self)
+        }
+    }
+}
+
+// MARK: - Client side
+
+/// A client connection's (or HTTP/2 stream's) requests: each part goes upstream as it comes,
+/// the response's parts come back the same way.
+final class RequestForwarder: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let upstreams: Upstreams
+    private var context: ChannelHandlerContext?
+    private var link: UpstreamLink?
+    /// Parts that came while the upstream connection was being leased.
+    private var waiting: [HTTPClientRequestPart] = []
+
+    init(upstreams: Upstreams) { self.upstreams = upstreams }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part: HTTPClientRequestPart
+        switch unwrapInboundIn(data) {
+        case .head(var head):
+            // HTTP/2 streams come with version 2.0; upstream speaks HTTP/1.1.
+            head.version = .http1_1
+            part = .head(head)
+        case .body(let buffer): part = .body(.byteBuffer(buffer))
+        case .end: part = .end(nil)
+        }
+        if let link {
+            link.send(part, for: self)
+            return
+        }
+        waiting.append(part)
+        guard case .head = part else { return }
+        upstreams.lease { link in
+            self.link = link
+            for part in self.waiting { link.send(part, for: self) }
+            self.waiting.removeAll(keepingCapacity: true)
+        }
+    }
+
+    func respond(_ part: HTTPClientResponsePart) {
+        guard let context else { return }
+        switch part {
+        case .head(let head): context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let buffer): context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end: context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    func responseEnded() { link = nil }
+}
+
+/// Answers each request with 200 and `body`.
+final class PartsResponder: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-length", value: "23")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+}
+
+/// Answers each HTTP/2 stream with a HEADERS and a DATA frame, on the connection channel.
+final class FrameResponder: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers) where headers.endStream: respond(context: context, stream: frame.streamID)
+        case .data(let data) where data.endStream: respond(context: context, stream: frame.streamID)
+        default: break
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, stream: HTTP2StreamID) {
+        let headers: HPACKHeaders = [":status": "200", "content-length": "23"]
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: headers)))), promise: nil)
+        let data = HTTP2Frame.FramePayload.Data(data: .byteBuffer(body), endStream: true)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: stream, payload: .data(data))), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+}
+
+// MARK: - Bytes only
+
+/// One side of a byte pipe: writes what the other side reads, and reads only while the other
+/// side can take it.
+final class Glue: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    var partner: Glue?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    private var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { partner?.context?.write(data, promise: nil) }
+    func channelReadComplete(context: ChannelHandlerContext) { partner?.context?.flush() }
+    func channelInactive(context: ChannelHandlerContext) { partner?.context?.close(promise: nil) }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let partner, partner.pendingRead {
+            partner.pendingRead = false
+            partner.context?.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if partner?.isWritable ?? false {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+}
+
+func forward(_ client: Channel, to upstreamPort: Int) -> EventLoopFuture<Void> {
+    ClientBootstrap(group: client.eventLoop)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .connect(host: "127.0.0.1", port: upstreamPort)
+        .flatMap { upstream in
+            let clientSide = Glue()
+            let upstreamSide = Glue()
+            clientSide.partner = upstreamSide
+            upstreamSide.partner = clientSide
+            upstream.closeFuture.whenComplete { _ in client.close(promise: nil) }
+            return upstream.pipeline.addHandler(upstreamSide)
+                .flatMap { client.pipeline.addHandler(clientSide) }
+                // Nothing is read before the upstream connection is there to take it.
+                .flatMap { client.setOption(.autoRead, value: true) }
+        }
+}
+
+// MARK: - Listeners
+
+func initialize(_ channel: Channel, mode: String, upstreamPort: Int) -> EventLoopFuture<Void> {
+    if mode == "forward" { return forward(channel, to: upstreamPort) }
+    return channel.eventLoop.makeCompletedFuture {
+        let sync = channel.pipeline.syncOperations
+        switch mode {
+        case "h1proxy", "h1":
+            try sync.configureHTTPServerPipeline(
+                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false
+            )
+            let upstreams = Upstreams(eventLoop: channel.eventLoop, port: upstreamPort)
+            try sync.addHandler(mode == "h1" ? PartsResponder() : RequestForwarder(upstreams: upstreams))
+        case "h2proxy", "h2":
+            // Shared by the connection's streams, all on its event loop.
+            let upstreams = NIOLoopBound(Upstreams(eventLoop: channel.eventLoop, port: upstreamPort), eventLoop: channel.eventLoop)
+            _ = try sync.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+            ) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    let handler: ChannelHandler = mode == "h2" ? PartsResponder() : RequestForwarder(upstreams: upstreams.value)
+                    try stream.pipeline.syncOperations.addHandlers([HTTP2FramePayloadToHTTP1ServerCodec(), handler])
+                }
+            }
+        default:
+            try sync.addHandlers([NIOHTTP2Handler(mode: .server), FrameResponder()])
+        }
+    }
+}
+
+let modes = ["forward", "h1proxy", "h2proxy", "h1", "h2", "h2frames"]
+let arguments = CommandLine.arguments
+let listeners = arguments.dropFirst(2).map { $0.split(separator: "=").map(String.init) }
+guard arguments.count >= 3, let upstreamPort = Int(arguments[1]),
+      listeners.allSatisfy({ $0.count == 2 && modes.contains($0[0]) && Int($0[1]) != nil }) else {
+    print("usage: nio-floor UPSTREAM_PORT MODE=PORT [MODE=PORT ...]   MODE: \(modes.joined(separator: ", "))")
+    exit(2)
+}
+let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+var servers: [Channel] = []
+for listener in listeners {
+    let mode = listener[0]
+    servers.append(try ServerBootstrap(group: group)
+        .serverChannelOption(.backlog, value: 4096)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelOption(.autoRead, value: mode != "forward")
+        .childChannelInitializer { initialize($0, mode: mode, upstreamPort: upstreamPort) }
+        .bind(host: "127.0.0.1", port: Int(listener[1])!).wait())
+}
+print("nio-floor: " + listeners.map { "\($0[0]) on 127.0.0.1:\($0[1])" }.joined(separator: ", "))
+try servers[0].closeFuture.wait()
