@@ -884,8 +884,8 @@ def thresholds(table, fn):
 
 
 def ceilings(table):
-    """How far SwiftNIO's own codecs get against nginx, with nothing else done: the most the
-    throughput targets allow any design on Portico's libraries."""
+    """How far a proxy on SwiftNIO's own HTTP codecs gets against nginx when it does nothing
+    else (the NIO floor row), next to the throughput targets."""
     f, n = table.get("NIO floor", {}), table.get("nginx", {})
     return [{"what": f"NIO floor / nginx, {label}", "value": round(f[key] / n[key], 3)}
             for key, label in (("h1_rps", "scenario 1 req/s"), ("h2c_rps", "scenario 2 req/s"))
@@ -991,6 +991,9 @@ def main():
     # backlog there would only measure the queue and risk timeouts that are not breakage.
     settings.rate, settings.rate_connections = (200 if settings.smoke else 2000), 16
     systems = [s for s in SYSTEMS if s in settings.systems.split(",")]
+    if "NIO floor" in systems and not os.access(settings.floor_binary, os.X_OK):
+        # A debug build has it next to portico once every product is built (`swift build`).
+        parser.error(f"no nio-floor binary at {settings.floor_binary} (--floor-binary, or leave out 'NIO floor')")
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
