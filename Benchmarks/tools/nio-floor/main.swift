@@ -68,7 +68,6 @@ final class Upstreams {
 /// client channel that leased it.
 final class UpstreamLink: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
-
     typealias OutboundOut = HTTPClientRequestPart
 
     private let upstreams: Upstreams
