@@ -39,8 +39,8 @@ PORTS = {
     "nginx": {"H1": 18200, "H2C": 18201, "TLS": 18243},
     "HAProxy": {"H1": 18300, "H2C": 18301, "TLS": 18343},
     "Caddy": {"H1": 18400, "H2C": 18400, "TLS": 18443},
-    # Not a gateway: the smallest proxy on SwiftNIO's own HTTP codecs (tools/nio-floor), the most
-    # any design on Portico's libraries reaches here. No TLS.
+    # Not a gateway: the smallest proxy on SwiftNIO's own HTTP codecs (tools/nio-floor), to read
+    # Portico's numbers against what its libraries cost. No TLS.
     "NIO floor": {"H1": 18600, "H2C": 18601},
 }
 SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy", "NIO floor"]

@@ -95,7 +95,6 @@ final class UpstreamLink: ChannelInboundHandler {
         client.respond(part)
         if case .end = part {
             self.client = nil
-            client.responseEnded()
             upstreams.release(self)
         }
     }
@@ -130,13 +129,9 @@ final class RequestForwarder: ChannelInboundHandler {
         case .body(let buffer): part = .body(.byteBuffer(buffer))
         case .end: part = .end(nil)
         }
+        if link == nil, case .head = part { link = upstreams.takeIdle() }
         if let link {
             link.send(part, for: self)
-            return
-        }
-        if case .head = part, let idle = upstreams.takeIdle() {
-            link = idle
-            idle.send(part, for: self)
             return
         }
         waiting.append(part)
@@ -148,7 +143,9 @@ final class RequestForwarder: ChannelInboundHandler {
         }
     }
 
+    /// A response's part; after its end, the upstream connection goes back to `upstreams`.
     func respond(_ part: HTTPClientResponsePart) {
+        if case .end = part { link = nil }
         guard let context else { return }
         switch part {
         case .head(let head): context.write(wrapOutboundOut(.head(head)), promise: nil)
@@ -156,8 +153,6 @@ final class RequestForwarder: ChannelInboundHandler {
         case .end: context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
-
-    func responseEnded() { link = nil }
 }
 
 /// Answers each request with 200 and `body`.
