@@ -4,6 +4,7 @@ import NIOHTTP2
 import NIOSSL
 import NIOTLS
 import PorticoAuth
+import PorticoConfig
 import Prometheus
 
 /// Builds the pipeline of an accepted client connection.
@@ -65,13 +66,19 @@ struct ServerPipeline {
             http2: { channel in try configureHTTP2(channel, scheme: "http", clientAddress: clientAddress) }))
     }
 
+    /// The listener's `headersWithUnderscores`, from the config the connection starts under.
+    private var underscoreHeaders: UnderscoreHeaderAction {
+        loop.snapshot.config.listeners.first { $0.name == listenerName }?.headersWithUnderscores ?? .drop
+    }
+
     private var limits: (headers: Int, idle: TimeAmount) {
         (loop.snapshot.maxRequestHeaders, loop.snapshot.config.limits.idleTimeout.timeAmount)
     }
 
     func configureHTTP1(_ channel: Channel, scheme: String, clientAddress: String, peer: PeerIdentity? = nil) throws {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
-                                            clientAddress: clientAddress, protocolName: "HTTP/1.1", peer: peer)
+                                            clientAddress: clientAddress, protocolName: "HTTP/1.1", peer: peer,
+                                            underscoreHeaders: underscoreHeaders)
         let sync = channel.pipeline.syncOperations
         // A client that sends its request and shuts its side still gets the answer
         // (`HTTP1ServerConnection` closes after it).
@@ -84,13 +91,14 @@ struct ServerPipeline {
 
     /// The handlers between the socket (or TLS) and an HTTP/1.1 connection's `ProxyHandler`.
     ///
-    /// Two, not NIO's usual five or six: each one is a hop for every request part and every
+    /// Three, not NIO's usual five or six: each one is a hop for every request part and every
     /// write (see `HTTP1ServerConnection`).
     static func addHTTP1Handlers(_ sync: ChannelPipeline.SynchronousOperations, maxRequestHeaders: Int,
                                  idleTimeout: TimeAmount) throws {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = maxRequestHeaders
         decoderLimits.maxHeaderFieldSize = maxRequestHeaders
+        try sync.addHandler(ChunkSizeGuard())
         // Bytes behind an upgrade request belong to the new protocol: keep them for the tunnel.
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
             leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)))
@@ -99,7 +107,8 @@ struct ServerPipeline {
 
     func configureHTTP2(_ channel: Channel, scheme: String, clientAddress: String, peer: PeerIdentity? = nil) throws {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
-                                            clientAddress: clientAddress, protocolName: "HTTP/2", peer: peer)
+                                            clientAddress: clientAddress, protocolName: "HTTP/2", peer: peer,
+                                            underscoreHeaders: underscoreHeaders)
         let loop = self.loop
         // GOAWAY on shutdown, and closing idle connections, are the connection manager's job.
         let manager = NIOHTTP2ServerConnectionManagementHandler(
@@ -114,6 +123,7 @@ struct ServerPipeline {
         ]
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(FlushCoalescingHandler())
+        try sync.addHandler(HTTP2ConnectionErrorGuard())
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init(),
             streamDelegate: manager.http2StreamDelegate
