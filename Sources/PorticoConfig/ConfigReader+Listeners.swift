@@ -21,7 +21,7 @@ extension ConfigReader {
         var addressesSeen: [HostPort: String] = [:]
         for (index, item) in items.enumerated() {
             let path = Self.path("listeners", index: index)
-            guard let fields = fields(item, key: path, allowed: ["name", "address", "tls", "policies"]) else { continue }
+            guard let fields = fields(item, key: path, allowed: ["name", "address", "tls", "policies", "headersWithUnderscores"]) else { continue }
 
             var name = "listener-\(index)"
             if let nameNode = fields["name"], let given = string(nameNode, key: fields.path("name")) {
@@ -48,8 +48,14 @@ extension ConfigReader {
 
             let tls = fields["tls"].flatMap { listenerTLS($0, key: fields.path("tls")) }
             let policyNames = fields["policies"].map { self.policyNames($0, key: fields.path("policies"), known: policies) } ?? []
+            var underscores = UnderscoreHeaderAction.drop
+            if let underscoresNode = fields["headersWithUnderscores"] {
+                underscores = choice(underscoresNode, key: fields.path("headersWithUnderscores"),
+                                     [("drop", .drop), ("reject", .reject), ("allow", .allow)]) ?? .drop
+            }
             if let address {
-                result.append(ListenerConfig(name: name, address: address, tls: tls, policies: policyNames))
+                result.append(ListenerConfig(name: name, address: address, tls: tls, policies: policyNames,
+                                             headersWithUnderscores: underscores))
             }
         }
         return result

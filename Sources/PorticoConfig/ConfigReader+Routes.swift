@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigReader {
     static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite",
-                            "policies", "fault", "retries", "mirror"]
+                            "policies", "fault", "retries", "mirror", "upgrades"]
     static let actionKeys = ["service", "function", "split", "directResponse", "redirect"]
 
     /// `routes:` — in match order; each needs a `match` and exactly one action.
@@ -59,10 +59,38 @@ extension ConfigReader {
                 requireForwardingAction(for: "mirror", in: fields)
             }
 
+            var upgrades = RouteConfig.defaultUpgrades
+            if let upgradesNode = fields["upgrades"] {
+                upgrades = self.upgrades(upgradesNode, key: fields.path("upgrades"))
+                requireForwardingAction(for: "upgrades", in: fields)
+            }
+
             guard diagnostics.count == errorsBefore, let match, let action else { continue }
             result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
                                       rewrite: rewrite, policies: policyNames, fault: fault, retries: retries,
-                                      mirror: mirror, location: location(of: item)))
+                                      mirror: mirror, upgrades: upgrades, location: location(of: item)))
+        }
+        return result
+    }
+
+    /// `upgrades: [websocket, ...]`: protocol tokens (RFC 9110 7.8), lower-cased. `h2c` is
+    /// refused: RFC 9113 3.1 deprecates that upgrade, and tunnelling it would let a client speak
+    /// HTTP/2 straight to the backend, past routing and every policy.
+    func upgrades(_ node: Node, key: String) -> [String] {
+        guard let items = sequence(node, key: key, of: "upgrade protocols") else { return [] }
+        var result: [String] = []
+        for (index, item) in items.enumerated() {
+            let itemKey = Self.path(key, index: index)
+            guard let value = string(item, key: itemKey, what: "a protocol name such as websocket") else { continue }
+            let token = value.lowercased()
+            if token.isEmpty || !token.utf8.allSatisfy(HTTPToken.isTokenByte) {
+                error("expected a protocol name such as websocket, got '\(value)'", at: item, key: itemKey)
+            } else if token == "h2c" || token.hasPrefix("h2c/") {
+                error("h2c is never proxied (RFC 9113 deprecates the h2c upgrade); clients reach HTTP/2 by prior knowledge or TLS",
+                      at: item, key: itemKey)
+            } else if !result.contains(token) {
+                result.append(token)
+            }
         }
         return result
     }

@@ -138,6 +138,7 @@ private extension ListenerConfig {
             object["tls"] = tlsObject
         }
         if !policies.isEmpty { object["policies"] = policies }
+        object["headersWithUnderscores"] = headersWithUnderscores.rawValue
         return object
     }
 }
@@ -200,6 +201,7 @@ private extension RouteConfig {
             "timeout": timeout.description,
         ]
         if let mirror { object["mirror"] = ["service": mirror.service, "percent": mirror.percent] }
+        if action.forwards { object["upgrades"] = upgrades }
         switch action {
         case .service(let service):
             object["service"] = service

@@ -81,13 +81,31 @@ public struct ListenerConfig: Sendable, Equatable {
     public var tls: ListenerTLSConfig?
     /// Policies applied to every request on this listener, before the route's own.
     public var policies: [String]
+    /// What happens to request headers whose name has an `_` (Envoy's
+    /// `headers_with_underscores_action`).
+    public var headersWithUnderscores: UnderscoreHeaderAction
 
-    public init(name: String, address: HostPort, tls: ListenerTLSConfig? = nil, policies: [String] = []) {
+    public init(name: String, address: HostPort, tls: ListenerTLSConfig? = nil, policies: [String] = [],
+                headersWithUnderscores: UnderscoreHeaderAction = .drop) {
         self.name = name
         self.address = address
         self.tls = tls
         self.policies = policies
+        self.headersWithUnderscores = headersWithUnderscores
     }
+}
+
+/// Request headers named with an `_` (`Content_Length`) can turn into framing or identity headers
+/// at a backend that maps `_` and `-` to one another (CGI, WSGI, PHP), so a gateway does not pass
+/// them on blindly. Whatever the action, a request that has such a header and a body
+/// (`Content-Length` or `Transfer-Encoding`) gets 400, except with `allow`.
+public enum UnderscoreHeaderAction: String, Sendable, Equatable {
+    /// They are removed before the request is forwarded (the default; nginx ignores them too).
+    case drop
+    /// The request gets 400.
+    case reject
+    /// They are forwarded as they came.
+    case allow
 }
 
 public struct ListenerTLSConfig: Sendable, Equatable {
@@ -319,6 +337,9 @@ public struct RouteConfig: Sendable, Equatable {
     public var retries: RetryConfig?
     /// A copy of a share of the requests goes to this service as well; its answers are dropped.
     public var mirror: MirrorConfig?
+    /// The `Upgrade` protocols this route tunnels (lower-cased), as Envoy's `upgrade_configs`:
+    /// `websocket` by default. A request asking for any other is served without the upgrade.
+    public var upgrades: [String]
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -333,8 +354,10 @@ public struct RouteConfig: Sendable, Equatable {
         fault: FaultConfig? = nil,
         retries: RetryConfig? = nil,
         mirror: MirrorConfig? = nil,
+        upgrades: [String] = RouteConfig.defaultUpgrades,
         location: SourceLocation
     ) {
+        self.upgrades = upgrades
         self.retries = retries
         self.mirror = mirror
         self.policies = policies
@@ -347,6 +370,11 @@ public struct RouteConfig: Sendable, Equatable {
         self.rewrite = rewrite
         self.location = location
     }
+}
+
+extension RouteConfig {
+    /// WebSocket only, as Envoy and nginx proxy upgrades only where they are configured.
+    public static let defaultUpgrades = ["websocket"]
 }
 
 public struct RouteMatch: Sendable, Equatable {
@@ -404,6 +432,14 @@ public enum RouteAction: Sendable, Equatable {
     case split([WeightedBackend])
     case directResponse(DirectResponseConfig)
     case redirect(RedirectConfig)
+
+    /// Whether requests go on to a backend (rather than being answered by the gateway).
+    public var forwards: Bool {
+        switch self {
+        case .service, .function, .split: return true
+        case .directResponse, .redirect: return false
+        }
+    }
 }
 
 /// Where a proxied request goes: a service's endpoints, or a function's workers.

@@ -112,6 +112,7 @@ enum ByteGlue {
         try down.addHandler(IdleConnectionHandler(timeout: idleTimeout), position: .first)
         try down.addHandler(downstreamGlue)
         try removeIfPresent(ByteToMessageHandler<HTTPRequestDecoder>.self, from: down)
+        try removeIfPresent(ChunkSizeGuard.self, from: down)
 
         let up = upstream.pipeline.syncOperations
         try removeIfPresent(UpstreamConnection.self, from: up)

@@ -1,4 +1,5 @@
 import NIOCore
+import PorticoConfig
 import NIOHTTP1
 
 /// How the body of an outgoing HTTP/1 message is delimited.
@@ -179,19 +180,7 @@ extension String.UTF8View {
 
 extension UInt8 {
     @inline(__always)
-    fileprivate var isTokenByte: Bool {
-        switch self {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"),
-             UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
-    }
+    fileprivate var isTokenByte: Bool { HTTPToken.isTokenByte(self) }
 
     @inline(__always)
     fileprivate var isFieldValueByte: Bool {

@@ -1,5 +1,6 @@
 import NIOHTTP1
 import PorticoAuth
+import PorticoConfig
 
 /// What a request looks like to the proxy beyond its head: where it came from and how.
 final class DownstreamConnectionInfo {
@@ -18,11 +19,15 @@ final class DownstreamConnectionInfo {
     let forwardedSuffix: String
     /// The verified client certificate's identity (mTLS), for authorization rules.
     let principal: String?
+    /// The listener's `headersWithUnderscores`.
+    let underscoreHeaders: UnderscoreHeaderAction
     /// `x-forwarded-client-cert` for the backend, made once per connection (Envoy's format).
     let forwardedClientCertificate: String?
 
-    init(scheme: String, listenerName: String, clientAddress: String, protocolName: String, peer: PeerIdentity? = nil) {
+    init(scheme: String, listenerName: String, clientAddress: String, protocolName: String, peer: PeerIdentity? = nil,
+         underscoreHeaders: UnderscoreHeaderAction = .drop) {
         self.scheme = scheme
+        self.underscoreHeaders = underscoreHeaders
         self.principal = peer?.principal
         self.forwardedClientCertificate = peer?.forwardedClientCertificate()
         self.listenerName = listenerName
@@ -46,24 +51,36 @@ final class DownstreamConnectionInfo {
 }
 
 /// Problems with a request's framing headers that make it unsafe to forward (request smuggling).
-enum FramingError: Error {
+enum FramingError: Error, Equatable {
     case contentLengthWithTransferEncoding
     case conflictingContentLengths
     case invalidContentLength
+    /// A list that is not a list of codings (`,chunked`, `chunked;x`), `chunked` not last or
+    /// twice, or more than one `Transfer-Encoding` line.
     case invalidTransferEncoding
+    /// `Transfer-Encoding` on HTTP/1.0, which has no chunked framing (RFC 9112 6.1).
+    case transferEncodingOnHTTP10
+    /// A coding Portico does not implement (`gzip, chunked`): forwarding its bytes as plain
+    /// chunks would change the body, so the request gets 501 (RFC 9112 6.1).
+    case unsupportedTransferCoding
+
+    /// 501 for a coding Portico does not implement, 400 for everything else.
+    var status: HTTPResponseStatus {
+        self == .unsupportedTransferCoding ? .notImplemented : .badRequest
+    }
 }
 
 extension HTTPHeaders {
-    /// Checks `Content-Length` and `Transfer-Encoding` the way RFC 9112 section 6.3 asks of a
-    /// proxy: a request that has both, several different lengths, or a coding other than a
-    /// final `chunked` is refused rather than guessed at.
-    func validateRequestFraming() throws(FramingError) -> Int? {
+    /// Checks `Content-Length` and `Transfer-Encoding` the way RFC 9112 section 6 asks of a
+    /// proxy, and as nginx and HAProxy do: a request that has both, several different lengths,
+    /// or any transfer coding but a single `chunked` is refused rather than guessed at.
+    func validateRequestFraming(version: HTTPVersion = .http1_1) throws(FramingError) -> Int? {
         var contentLength: Int?
-        var hasTransferEncoding = false
+        var transferEncoding: String?
         for (name, value) in self {
             if name.equalsASCIICaseInsensitive("content-length") {
                 // A list such as "5, 5" is allowed when every member agrees.
-                for member in value.split(separator: ",") {
+                for member in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let trimmed = member.trimmingASCIISpaces()
                     guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
                           let length = Int(trimmed) else { throw .invalidContentLength }
@@ -71,17 +88,57 @@ extension HTTPHeaders {
                     contentLength = length
                 }
             } else if name.equalsASCIICaseInsensitive("transfer-encoding") {
-                hasTransferEncoding = true
+                // Two lines would be read as one list by some parsers and as the last line by
+                // others: there is no single meaning to forward.
+                guard transferEncoding == nil else { throw .invalidTransferEncoding }
+                transferEncoding = value
             }
         }
-        if hasTransferEncoding {
-            if contentLength != nil { throw .contentLengthWithTransferEncoding }
-            let codings = self[canonicalForm: "transfer-encoding"]
-            guard let last = codings.last, last.lowercased() == "chunked" else { throw .invalidTransferEncoding }
-            // `chunked` must be applied exactly once, and last.
-            if codings.dropLast().contains(where: { $0.lowercased() == "chunked" }) { throw .invalidTransferEncoding }
+        guard let transferEncoding else { return contentLength }
+        if contentLength != nil { throw .contentLengthWithTransferEncoding }
+        if version.major == 1 && version.minor == 0 { throw .transferEncodingOnHTTP10 }
+        var sawUnsupported = false
+        var members = transferEncoding.split(separator: ",", omittingEmptySubsequences: false)[...]
+        guard let last = members.popLast() else { throw .invalidTransferEncoding }
+        for member in members {
+            let coding = member.trimmingASCIISpaces()
+            // An empty member, a parameter or a space inside is no coding Portico could name.
+            guard !coding.isEmpty, coding.utf8.allSatisfy(HTTPToken.isTokenByte) else { throw .invalidTransferEncoding }
+            // `chunked` is applied once, and last (RFC 9112 6.1).
+            if coding.equalsASCIICaseInsensitive("chunked") { throw .invalidTransferEncoding }
+            sawUnsupported = true
         }
-        return contentLength
+        let lastCoding = last.trimmingASCIISpaces()
+        guard !lastCoding.isEmpty, lastCoding.utf8.allSatisfy(HTTPToken.isTokenByte) else { throw .invalidTransferEncoding }
+        // A final coding other than chunked leaves the body without an end a proxy can find
+        // (RFC 9112 6.3: 400).
+        guard lastCoding.equalsASCIICaseInsensitive("chunked") else { throw .invalidTransferEncoding }
+        if sawUnsupported { throw .unsupportedTransferCoding }
+        return nil
+    }
+
+    /// Checks the `Host` fields of a request: RFC 9112 3.2 asks for 400 on more than one, or on
+    /// one whose value is not `host[:port]`. An HTTP/2 request's `:authority` arrives as `host`.
+    var hasValidHost: Bool {
+        var seen = false
+        for (name, value) in self where name.utf8.count == 4 && name.equalsASCIICaseInsensitive("host") {
+            if seen { return false }
+            seen = true
+            if !HostHeader.isValid(value.utf8) { return false }
+        }
+        return true
+    }
+
+    /// Whether any field name has an `_`.
+    var hasUnderscoreName: Bool {
+        contains { $0.name.utf8.contains(UInt8(ascii: "_")) }
+    }
+
+    /// Removes every field whose name has an `_`.
+    mutating func removeUnderscoreNames() {
+        while let field = first(where: { $0.name.utf8.contains(UInt8(ascii: "_")) }) {
+            remove(name: field.name)
+        }
     }
 
     /// Approximate bytes of the header section as received: names, values and separators.
@@ -151,6 +208,19 @@ extension HTTPHeaders {
     /// True when the request asks to switch protocols (WebSocket and the like).
     var isUpgradeRequest: Bool {
         contains(name: "upgrade") && self[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+    }
+
+    /// Whether every protocol the `Upgrade` fields name is in `allowed` (lower-cased names,
+    /// compared without a `/version`).
+    func upgradeProtocolsAllowed(_ allowed: [String]) -> Bool {
+        guard !allowed.isEmpty else { return false }
+        var named = false
+        for protocolName in self[canonicalForm: "upgrade"] {
+            let name = protocolName.split(separator: "/", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+            guard allowed.contains(name) else { return false }
+            named = true
+        }
+        return named
     }
 
     /// Whether a `connection` field lists `close`. The tokens are split (an allocation) only

@@ -139,11 +139,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if head.headers.wireSize + head.uri.utf8.count > snapshot.maxRequestHeaders {
             return reject(.requestHeaderFieldsTooLarge, close: true)
         }
+        // Two Host fields, or one that is not host[:port]: routing, policies and the backend
+        // could each read a different host (RFC 9112 3.2 asks for 400).
+        guard head.headers.hasValidHost else { return reject(.badRequest, close: true) }
         let contentLength: Int?
         do {
-            contentLength = try head.headers.validateRequestFraming()
+            contentLength = try head.headers.validateRequestFraming(version: head.version)
         } catch {
-            return reject(.badRequest, close: true)
+            return reject(error.status, close: true)
+        }
+        if head.headers.hasUnderscoreName, connection.underscoreHeaders != .allow {
+            // `Content_Length` may become `Content-Length` at a backend that maps `_` to `-`:
+            // with a body, whatever the action, the request is refused (as nginx and HAProxy
+            // refuse it); without one, the names are dropped unless the listener says reject.
+            if connection.underscoreHeaders == .reject || contentLength != nil || head.headers.contains(name: "transfer-encoding") {
+                return reject(.badRequest, close: true)
+            }
+            head.headers.removeUnderscoreNames()
         }
         if let contentLength, contentLength > snapshot.maxRequestBody {
             return reject(.payloadTooLarge, close: true)
@@ -237,13 +249,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
 
-        let isUpgrade = head.headers.isUpgradeRequest && connection.isHTTP1
+        // Only the upgrades the route allows become tunnels (WebSocket by default, as Envoy's
+        // `upgrade_configs`). Any other, h2c above all, is served as a plain request without
+        // its upgrade headers: a tunnelled h2c would carry HTTP/2 requests straight to the
+        // backend, past routing and every policy.
+        let asksUpgrade = connection.isHTTP1 && head.headers.isUpgradeRequest
+        let isUpgrade = asksUpgrade && head.headers.upgradeProtocolsAllowed(route.config.upgrades)
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamPath, headers: head.headers)
         // The copy made here has room for the forwarding headers, so adding them does not grow it.
         upstreamHead.headers.reserveCapacity(head.headers.count + 6)
         let hadTransferEncoding = head.headers.contains(name: "transfer-encoding")
         upstreamHead.headers.removeHopByHop(keepUpgrade: isUpgrade)
         upstreamHead.headers.remove(name: "expect")
+        if asksUpgrade && !isUpgrade { upstreamHead.headers.remove(name: "http2-settings") }
         if let contentLength {
             upstreamHead.headers.replaceOrAdd(name: "content-length", value: String(contentLength))
         } else if hadTransferEncoding {
@@ -264,8 +282,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
         exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
         // NIO's decoder stops parsing after a request that asks to switch protocols: if the
-        // answer is not a 101, the connection cannot carry another request.
-        exchange.closeAfterResponse = isUpgrade || !head.isKeepAlive
+        // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
+        // another request.
+        exchange.closeAfterResponse = asksUpgrade || !head.isKeepAlive
         if let retries = snapshot.routePolicies.isEmpty ? nil : snapshot.routePolicies[matched.index]?.retries,
            !isUpgrade, retries.rules.retries > 0 {
             let budgetKey = service?.name ?? backend.description

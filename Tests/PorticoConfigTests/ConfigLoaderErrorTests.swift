@@ -25,7 +25,7 @@ final class ConfigLoaderErrorTests: XCTestCase {
               - address: 127.0.0.1:8080
                 backlog: 128
             """),
-            "gateway.yaml:3:5: listeners[0].backlog: unknown key 'backlog' (expected one of name, address, tls, policies)")
+            "gateway.yaml:3:5: listeners[0].backlog: unknown key 'backlog' (expected one of name, address, tls, policies, headersWithUnderscores)")
     }
 
     func testUnknownTopLevelKey() {

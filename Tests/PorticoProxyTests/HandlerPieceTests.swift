@@ -89,7 +89,24 @@ final class ProxyHeaderTests: XCTestCase {
     func testFraming() throws {
         XCTAssertEqual(try HTTPHeaders([("Content-Length", "5")]).validateRequestFraming(), 5)
         XCTAssertEqual(try HTTPHeaders([("Content-Length", "5, 5")]).validateRequestFraming(), 5)
-        XCTAssertNil(try HTTPHeaders([("Transfer-Encoding", "gzip, chunked")]).validateRequestFraming())
+        XCTAssertNil(try HTTPHeaders([("Transfer-Encoding", "chunked")]).validateRequestFraming())
+        XCTAssertNil(try HTTPHeaders([("Transfer-Encoding", "Chunked")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "gzip, chunked")]).validateRequestFraming()) {
+            XCTAssertEqual($0 as? FramingError, .unsupportedTransferCoding)
+        }
+        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "identity, chunked")]).validateRequestFraming()) {
+            XCTAssertEqual(($0 as? FramingError)?.status, .notImplemented)
+        }
+        for malformed in [",chunked", "chunked,", "gzip", "chunked;x=1", "gzip;q=1, chunked", "chunked , , chunked"] {
+            XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", malformed)]).validateRequestFraming(), malformed) {
+                XCTAssertEqual(($0 as? FramingError)?.status, .badRequest, malformed)
+            }
+        }
+        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")])
+            .validateRequestFraming())
+        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked")]).validateRequestFraming(version: .http1_0)) {
+            XCTAssertEqual($0 as? FramingError, .transferEncodingOnHTTP10)
+        }
         XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "5"), ("Content-Length", "6")]).validateRequestFraming())
         XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "5"), ("Transfer-Encoding", "chunked")]).validateRequestFraming())
         XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked, gzip")]).validateRequestFraming())
