@@ -104,7 +104,11 @@ public final class Gateway: @unchecked Sendable {
             ])
         }
         if let admin = snapshot.config.admin {
-            adminChannel = try AdminServer(gateway: self).bind(address: admin.address, group: adminGroup)
+            do {
+                adminChannel = try AdminServer(gateway: self).bind(address: admin.address, group: adminGroup)
+            } catch {
+                throw ListenerBindError(what: "admin", address: "\(admin.address)", underlying: error)
+            }
             logger.info("admin listening", metadata: ["address": .string("\(admin.address)")])
         }
         activateServiceHealth(snapshot, replacing: nil)
@@ -148,7 +152,8 @@ public final class Gateway: @unchecked Sendable {
         let name = listener.name
         let quiesce = ServerQuiescingHelper(group: group)
         quiescers.append(quiesce)
-        return try ServerBootstrap(group: group)
+        do {
+            return try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -171,6 +176,9 @@ public final class Gateway: @unchecked Sendable {
             }
             .bind(host: listener.address.host, port: listener.address.port)
             .wait()
+        } catch {
+            throw ListenerBindError(what: "listener '\(name)'", address: "\(listener.address)", underlying: error)
+        }
     }
 
     /// Functions were deployed, redeployed or undeployed: every event loop gets routes for them.

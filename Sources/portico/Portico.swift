@@ -50,11 +50,13 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode.failure
         }
+        // The group shuts services down one at a time, last first: the gateway is last so that
+        // SIGTERM stops its listeners at once, not after the other services have stopped.
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: GatewayService(gateway: gateway), successTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: ReloadOnSignalService(gateway: gateway)),
                 .init(service: ConfigFileWatcher(gateway: gateway)),
+                .init(service: GatewayService(gateway: gateway), successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
@@ -199,7 +201,9 @@ struct ConfigFileWatcher: Service {
     func run() async throws {
         var last = contents()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .seconds(1))
+            // The wait ends with a graceful shutdown, so it never holds up the group's.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
             let current = contents()
             if current != last {
                 last = current
