@@ -20,6 +20,8 @@ final class PorticoProcess {
     let listenerPolicies: [String]
     /// More keys for the TLS listener's `tls:` (such as `clientCA` and `mode`).
     let tlsOptions: [String: String]
+    /// More keys for the plain-HTTP listener (such as `headersWithUnderscores`).
+    let listenerOptions: [String: String]
 
     /// The development CA the gateway writes beside its certificate at first start.
     var certificateAuthority: String { directory.appendingPathComponent("certs/dev-ca.pem").path }
@@ -28,9 +30,10 @@ final class PorticoProcess {
     /// `prepare` runs before the gateway starts, with the gateway's working directory (function
     /// folders go in its `Functions/`).
     init(config routesAndServices: String, extraArguments: [String] = [], listenerPolicies: [String] = [],
-         tlsOptions: [String: String] = [:],
+         tlsOptions: [String: String] = [:], listenerOptions: [String: String] = [:],
          prepare: (URL) throws -> Void = { _ in }, file: StaticString = #filePath, line: UInt = #line) throws {
         self.listenerPolicies = listenerPolicies
+        self.listenerOptions = listenerOptions
         self.tlsOptions = tlsOptions
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("portico-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -67,6 +70,7 @@ final class PorticoProcess {
           - name: public
             address: 127.0.0.1:\(httpPort)
             policies: [\(listenerPolicies.joined(separator: ", "))]
+        \(listenerOptions.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)" }.joined(separator: "\n"))
           - name: public-tls
             address: 127.0.0.1:\(tlsPort)
             tls:
