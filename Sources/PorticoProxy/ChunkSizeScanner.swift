@@ -6,15 +6,18 @@
 /// different to each of them. The decoder does not show chunk sizes to its user, so this reads
 /// them beside it. It is not a parser: whatever it does not follow (an upgrade, CONNECT, a
 /// length it cannot read) makes it stand aside for the rest of the connection and leaves the
-/// verdict to the decoder, which refuses malformed input by itself.
+/// verdict to the decoder, which refuses malformed input by itself. An upgrade request stops it
+/// where llhttp stops: after the message, since llhttp reads an upgrade request's body first.
 ///
 /// A byte automaton that keeps no copy of what it reads: it matches the three field names that
 /// matter as the bytes go by. Pure: bytes in, a verdict out.
 struct ChunkSizeScanner {
     enum Verdict: Equatable {
         case fine
-        /// A chunk size of 2^63 or more: the request must be refused.
-        case overflow
+        /// A chunk size of 2^63 or more: the request that starts at `messageStart` in the
+        /// bytes just scanned (0 when it started in earlier ones) must be refused; the
+        /// requests before it are fine.
+        case overflow(messageStart: Int)
     }
 
     private enum Phase: Equatable {
@@ -43,27 +46,37 @@ struct ChunkSizeScanner {
     }
 
     private enum Field {
-        case transferEncoding, contentLength, other
+        case transferEncoding, contentLength, connection, other
     }
 
     private static let transferEncoding: StaticString = "transfer-encoding"
     private static let contentLength: StaticString = "content-length"
     private static let upgrade: StaticString = "upgrade"
+    private static let connection: StaticString = "connection"
     private static let connect: StaticString = "CONNECT "
     private static let chunked: StaticString = "chunked"
 
     private var phase = Phase.requestLine
     /// Bytes of the current name (or of `CONNECT ` on the request line) seen so far.
     private var position = 0
-    /// Which of transfer-encoding (1), content-length (2), upgrade (4) the name may still be.
+    /// Which of transfer-encoding (1), content-length (2), upgrade (4), connection (8) the name
+    /// may still be.
     private var candidates: UInt8 = 0
     private var field = Field.other
     /// What the head read so far says about the body.
     private var chunkedBody = false
     private var contentLengthValue = 0
-    private var tunnels = false
+    /// CONNECT: what follows the head is a tunnel.
+    private var isConnect = false
+    /// `Upgrade`, and `Connection: upgrade`: llhttp stops after this message.
+    private var hasUpgradeField = false
+    private var connectionSaysUpgrade = false
+    private var standAsideAfterMessage = false
+    /// A message ended at the byte just taken.
+    private var messageEnded = false
     private var requestLineStarted = false
-    /// The last transfer coding of a `Transfer-Encoding` value, matched against `chunked`.
+    /// The current token of a `Transfer-Encoding` value (matched against `chunked`, and only the
+    /// last one counts) or of a `Connection` value (matched against `upgrade`).
     private var codingMatched = 0
     private var codingBad = false
     private var codingEnded = false
@@ -75,6 +88,7 @@ struct ChunkSizeScanner {
     /// Takes the next bytes the client sent, in order.
     mutating func scan(_ bytes: UnsafeRawBufferPointer) -> Verdict {
         var index = 0
+        var messageStart = 0
         let count = bytes.count
         while index < count {
             switch phase {
@@ -83,23 +97,28 @@ struct ChunkSizeScanner {
             case .fixedBody(let remaining):
                 let taken = min(remaining, count - index)
                 index += taken
-                if taken == remaining { startRequest() } else { phase = .fixedBody(remaining: remaining - taken) }
+                if taken == remaining { endMessage() } else { phase = .fixedBody(remaining: remaining - taken) }
             case .chunkData(let remaining):
                 let taken = Int(min(remaining, UInt64(count - index)))
                 index += taken
                 phase = UInt64(taken) == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - UInt64(taken))
             default:
-                if take(bytes[index]) == .overflow {
+                if !take(bytes[index]) {
                     phase = .standingAside
-                    return .overflow
+                    return .overflow(messageStart: messageStart)
                 }
                 index += 1
+            }
+            if messageEnded {
+                messageEnded = false
+                messageStart = index
             }
         }
         return .fine
     }
 
-    private mutating func take(_ byte: UInt8) -> Verdict {
+    /// Takes one byte; false when it makes a chunk size overflow.
+    private mutating func take(_ byte: UInt8) -> Bool {
         let isLF = byte == UInt8(ascii: "\n")
         switch phase {
         case .requestLine:
@@ -113,7 +132,7 @@ struct ChunkSizeScanner {
                 }
                 if position >= 0 && position < Self.connect.utf8CodeUnitCount {
                     position = byte == Self.connect.utf8Start[position] ? position + 1 : -1
-                    if position == Self.connect.utf8CodeUnitCount { tunnels = true }
+                    if position == Self.connect.utf8CodeUnitCount { isConnect = true }
                 }
             }
         case .lineStart:
@@ -122,7 +141,7 @@ struct ChunkSizeScanner {
             } else if byte != UInt8(ascii: "\r") {
                 phase = .name
                 position = 0
-                candidates = 0b111
+                candidates = 0b1111
                 matchName(byte)
             }
         case .name:
@@ -148,24 +167,24 @@ struct ChunkSizeScanner {
             if isLF {
                 guard sizeDigits > 0 else {
                     phase = .standingAside
-                    return .fine
+                    return true
                 }
                 phase = size == 0 ? .trailers : .chunkData(remaining: size)
                 position = 0
-                return .fine
+                return true
             }
             guard !sizeEnded, let digit = Self.hexValue(byte) else {
                 sizeEnded = true
-                return .fine
+                return true
             }
             sizeDigits += 1
             // Leading zeros are not an overflow; a 16th significant digit or the top bit is.
-            if size >> 59 != 0 { return .overflow }
+            if size >> 59 != 0 { return false }
             size = size << 4 | UInt64(digit)
-            if size > UInt64(Int64.max) { return .overflow }
+            if size > UInt64(Int64.max) { return false }
         case .trailers:
             if isLF {
-                if position == 0 { startRequest() }  // the empty line that ends the message
+                if position == 0 { endMessage() }  // the empty line that ends the message
                 position = 0
             } else if byte != UInt8(ascii: "\r") {
                 position += 1
@@ -173,7 +192,7 @@ struct ChunkSizeScanner {
         case .fixedBody, .chunkData, .standingAside:
             break
         }
-        return .fine
+        return true
     }
 
     private mutating func matchName(_ byte: UInt8) {
@@ -181,6 +200,7 @@ struct ChunkSizeScanner {
         if candidates & 1 != 0 && !Self.matches(Self.transferEncoding, position, folded) { candidates &= ~1 }
         if candidates & 2 != 0 && !Self.matches(Self.contentLength, position, folded) { candidates &= ~2 }
         if candidates & 4 != 0 && !Self.matches(Self.upgrade, position, folded) { candidates &= ~4 }
+        if candidates & 8 != 0 && !Self.matches(Self.connection, position, folded) { candidates &= ~8 }
         position += 1
         if candidates == 0 { phase = .skipLine }
     }
@@ -200,8 +220,12 @@ struct ChunkSizeScanner {
             field = .contentLength
             contentLengthValue = 0
         } else if candidates & 4 != 0 && position == Self.upgrade.utf8CodeUnitCount {
-            // The bytes after an upgrade request may be another protocol's.
-            tunnels = true
+            hasUpgradeField = true
+        } else if candidates & 8 != 0 && position == Self.connection.utf8CodeUnitCount {
+            field = .connection
+            codingMatched = 0
+            codingBad = false
+            codingEnded = false
         }
         phase = field == .other ? .skipLine : .value
     }
@@ -209,20 +233,22 @@ struct ChunkSizeScanner {
     private mutating func readValue(_ byte: UInt8) {
         let isSpace = byte == 0x20 || byte == 0x09 || byte == UInt8(ascii: "\r")
         switch field {
-        case .transferEncoding:
-            // Only the last coding matters: anything but a final `chunked` is refused by the
-            // gateway before any body is read.
+        case .transferEncoding, .connection:
+            // A `Transfer-Encoding`'s last coding must be `chunked` (anything else is refused
+            // by the gateway before any body is read); any `Connection` token may be `upgrade`.
+            let token = field == .transferEncoding ? Self.chunked : Self.upgrade
             if byte == UInt8(ascii: ",") {
+                endToken()
                 codingMatched = 0
                 codingBad = false
                 codingEnded = false
             } else if isSpace {
                 if codingMatched > 0 || codingBad { codingEnded = true }
-            } else if codingEnded || codingBad || codingMatched == Self.chunked.utf8CodeUnitCount {
+            } else if codingEnded || codingBad || codingMatched == token.utf8CodeUnitCount {
                 codingBad = true
             } else {
                 let folded = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
-                if Self.chunked.utf8Start[codingMatched] == folded { codingMatched += 1 } else { codingBad = true }
+                if token.utf8Start[codingMatched] == folded { codingMatched += 1 } else { codingBad = true }
             }
         case .contentLength:
             if isSpace { return }
@@ -239,22 +265,42 @@ struct ChunkSizeScanner {
     private mutating func endValue() {
         if field == .transferEncoding {
             chunkedBody = !codingBad && codingMatched == Self.chunked.utf8CodeUnitCount
+        } else if field == .connection {
+            endToken()
+        }
+    }
+
+    private mutating func endToken() {
+        if field == .connection && !codingBad && codingMatched == Self.upgrade.utf8CodeUnitCount {
+            connectionSaysUpgrade = true
         }
     }
 
     /// The head is over: what follows is its body, then the next request.
     private mutating func endHead() {
-        if tunnels {
+        // After CONNECT, and after an upgrade request's body, llhttp stops: the bytes may be
+        // another protocol's.
+        standAsideAfterMessage = hasUpgradeField && connectionSaysUpgrade
+        if isConnect {
             phase = .standingAside
         } else if chunkedBody {
             startChunkSize()
         } else if contentLengthValue > 0 {
             phase = .fixedBody(remaining: contentLengthValue)
         } else {
-            startRequest()
+            endMessage()
         }
         chunkedBody = false
         contentLengthValue = 0
+    }
+
+    private mutating func endMessage() {
+        messageEnded = true
+        if standAsideAfterMessage {
+            phase = .standingAside
+        } else {
+            startRequest()
+        }
     }
 
     private mutating func startChunkSize() {
@@ -268,6 +314,9 @@ struct ChunkSizeScanner {
         phase = .requestLine
         requestLineStarted = false
         position = 0
+        isConnect = false
+        hasUpgradeField = false
+        connectionSaysUpgrade = false
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

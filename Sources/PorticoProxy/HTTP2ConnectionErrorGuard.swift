@@ -30,8 +30,11 @@ final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if !scanner.sawErrorGoAway, case .byteBuffer(let buffer) = unwrapOutboundIn(data) {
-            scanner.scan(buffer.readableBytesView)
+        if !scanner.sawErrorGoAway {
+            switch unwrapOutboundIn(data) {
+            case .byteBuffer(let buffer): scanner.scan(buffer.readableBytesView)
+            case .fileRegion(let region): scanner.skip(region.readableBytes)
+            }
         }
         context.write(data, promise: promise)
     }

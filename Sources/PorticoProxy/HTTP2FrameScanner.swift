@@ -11,53 +11,73 @@ struct HTTP2FrameScanner {
     private static let goAwayType: UInt8 = 0x7
 
     private enum State {
-        /// Collecting a 9-byte frame header; `header` holds what arrived so far.
-        case header
+        /// Reading a 9-byte frame header: `read` bytes of it so far.
+        case header(read: Int)
         /// Skipping the rest of a frame's payload.
         case payload(remaining: Int)
-        /// Collecting a GOAWAY's first 8 payload bytes (last stream id, error code).
-        case goAway(remaining: Int)
+        /// Reading a GOAWAY's first 8 payload bytes (last stream id, error code): `read` of
+        /// them so far, of a payload of `length`.
+        case goAway(read: Int, length: Int)
     }
 
-    private var state = State.header
-    private var header: [UInt8] = []
-    private var goAwayPrefix: [UInt8] = []
+    private var state = State.header(read: 0)
+    /// The frame length and type, or the error code, read so far (no buffer: no allocation).
+    private var length = 0
+    private var type: UInt8 = 0
+    private var errorCode: UInt32 = 0
 
     /// True once a GOAWAY with an error code other than NO_ERROR went by.
     private(set) var sawErrorGoAway = false
+    private var lostTrack = false
+
+    /// Takes `count` written bytes that cannot be looked at (a file region): inside a frame's
+    /// payload they are skipped; anywhere else the frames can no longer be followed, and the
+    /// scanner stops (it never closes a connection it cannot read).
+    mutating func skip(_ count: Int) {
+        guard count > 0, !lostTrack else { return }
+        if case .payload(let remaining) = state, count <= remaining {
+            state = count == remaining ? .header(read: 0) : .payload(remaining: remaining - count)
+        } else {
+            lostTrack = true
+        }
+    }
 
     /// Takes the next written bytes, in order.
     mutating func scan(_ bytes: ByteBufferView) {
         var index = bytes.startIndex
-        while index < bytes.endIndex, !sawErrorGoAway {
+        while index < bytes.endIndex, !sawErrorGoAway, !lostTrack {
             switch state {
-            case .header:
-                header.append(bytes[index])
+            case .header(let read):
+                let byte = bytes[index]
                 index += 1
-                guard header.count == 9 else { continue }
-                let length = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
-                let type = header[3]
-                header.removeAll(keepingCapacity: true)
+                if read < 3 {
+                    length = (read == 0 ? 0 : length << 8) | Int(byte)
+                } else if read == 3 {
+                    type = byte
+                }
+                guard read == 8 else {
+                    state = .header(read: read + 1)
+                    continue
+                }
                 if type == Self.goAwayType && length >= 8 {
-                    goAwayPrefix.removeAll(keepingCapacity: true)
-                    state = .goAway(remaining: length)
+                    errorCode = 0
+                    state = .goAway(read: 0, length: length)
                 } else {
-                    state = length == 0 ? .header : .payload(remaining: length)
+                    state = length == 0 ? .header(read: 0) : .payload(remaining: length)
                 }
             case .payload(let remaining):
                 let taken = min(remaining, bytes.endIndex - index)
                 index += taken
-                state = remaining == taken ? .header : .payload(remaining: remaining - taken)
-            case .goAway(let remaining):
-                goAwayPrefix.append(bytes[index])
+                state = remaining == taken ? .header(read: 0) : .payload(remaining: remaining - taken)
+            case .goAway(let read, let length):
+                if read >= 4 { errorCode = errorCode << 8 | UInt32(bytes[index]) }
                 index += 1
-                if goAwayPrefix.count == 8 {
-                    let code = goAwayPrefix[4...7].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                    if code != 0 { sawErrorGoAway = true }
-                    state = remaining == 1 ? .header : .payload(remaining: remaining - 1)
-                } else {
-                    state = .goAway(remaining: remaining - 1)
+                guard read == 7 else {
+                    state = .goAway(read: read + 1, length: length)
+                    continue
                 }
+                if errorCode != 0 { sawErrorGoAway = true }
+                state = length == 8 ? .header(read: 0) : .payload(remaining: length - 8)
             }
         }
     }

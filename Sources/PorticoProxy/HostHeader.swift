@@ -29,8 +29,15 @@ enum HostHeader {
         // The port: a colon and digits (RFC 3986 allows none).
         guard value[index] == UInt8(ascii: ":") else { return false }
         index = value.index(after: index)
-        let digits = value[index...]
-        return digits.count <= 5 && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        var port = 0
+        while index < value.endIndex {
+            let byte = value[index]
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return false }
+            port = port * 10 + Int(byte - UInt8(ascii: "0"))
+            guard port <= 65535 else { return false }
+            index = value.index(after: index)
+        }
+        return true
     }
 
     private static func isHexDigit(_ byte: UInt8) -> Bool {

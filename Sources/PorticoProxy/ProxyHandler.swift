@@ -152,7 +152,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // `Content_Length` may become `Content-Length` at a backend that maps `_` to `-`:
             // with a body, whatever the action, the request is refused (as nginx and HAProxy
             // refuse it); without one, the names are dropped unless the listener says reject.
-            if connection.underscoreHeaders == .reject || contentLength != nil || head.headers.contains(name: "transfer-encoding") {
+            // HTTP/2 frames its body itself (NIO's codec adds the framing headers it converts to),
+            // so there only the names go.
+            let hasBody = connection.isHTTP1 && (contentLength != nil || head.headers.contains(name: "transfer-encoding"))
+            if connection.underscoreHeaders == .reject || hasBody {
                 return reject(.badRequest, close: true)
             }
             head.headers.removeUnderscoreNames()
@@ -167,8 +170,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let authority = target.authority ?? head.headers.first(name: "host") ?? ""
         if authority.isEmpty && head.version == .http1_1 {
-            return reject(.badRequest, close: false)  // HTTP/1.1 requires Host (RFC 9112 3.2).
+            return reject(.badRequest, close: true)  // HTTP/1.1 requires Host (RFC 9112 3.2).
         }
+        // An absolute-form target's authority replaces Host, so it meets the same grammar.
+        if target.authority != nil, !HostHeader.isValid(authority.utf8) { return reject(.badRequest, close: true) }
 
         let request = RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)
         guard let matched = snapshot.routeTable.match(request) else {

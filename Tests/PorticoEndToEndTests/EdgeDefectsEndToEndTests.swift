@@ -188,6 +188,10 @@ final class EdgeDefectsEndToEndTests: GatewayTestCase {
             XCTAssertEqual(response.status, 400, host)
         }
         XCTAssertEqual(upstream.count(), 0, "none of them was forwarded")
+        for target in ["http://a,b/x", "http://a:1:2/x", "http://a:99999/x"] {
+            let response = try RawHTTP.request(port: gateway.httpPort, "GET \(target) HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(response.status, 400, "an absolute-form authority meets Host's grammar: \(target)")
+        }
         for host in ["Host: a.example:8080", "Host: [::1]:8080", "Host: 127.0.0.1"] {
             let response = try RawHTTP.request(port: gateway.httpPort, "GET /x HTTP/1.1\r\n\(host)\r\n\r\n")
             XCTAssertEqual(response.status, 200, host)
@@ -240,6 +244,16 @@ final class EdgeDefectsEndToEndTests: GatewayTestCase {
                                                "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\(size)\r\nhello")
             XCTAssertEqual(response.status, 400, size)
         }
+        // Behind a request that is fine, in the same packet: that one is answered first.
+        let socket = try RawSocket(port: gateway.httpPort)
+        socket.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n"
+                    + "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nhello")
+        XCTAssertEqual(RawHTTP.parseResponses(socket.receive()).map(\.status), [200, 400])
+        // `Upgrade` without `Connection: upgrade` is no upgrade, and no way around the check.
+        let upgrade = try RawHTTP.request(port: gateway.httpPort, "POST /x HTTP/1.1\r\nHost: a\r\nUpgrade: foo\r\n"
+                                          + "Transfer-Encoding: chunked\r\n\r\n8000000000000000\r\nhello")
+        XCTAssertEqual(upgrade.status, 400)
+        XCTAssertEqual(upstream.count(), 1, "only the first request went upstream")
         let largest = try RawHTTP.request(port: gateway.httpPort,
                                           "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n000005\r\nhello\r\n0\r\n\r\n")
         XCTAssertEqual(largest.status, 200, "leading zeros are not an overflow")

@@ -10,7 +10,7 @@ final class EdgeCheckTests: XCTestCase {
         for valid in ["", "example.com", "example.com:8080", "127.0.0.1", "[::1]", "[::1]:8443", "a-b.c_d~e", "xn--bcher-kva.example:"] {
             XCTAssertTrue(HostHeader.isValid(valid.utf8), valid)
         }
-        for invalid in ["a, b", "a,b", "a/b", "a@b", "a b", "[::1", "[]", "a:b", "a:123456", "a\u{0}b", "a\tb", "[::1]x", "a:80:80"] {
+        for invalid in ["a, b", "a,b", "a/b", "a@b", "a b", "[::1", "[]", "a:b", "a:123456", "a:65536", "a\u{0}b", "a\tb", "[::1]x", "a:80:80"] {
             XCTAssertFalse(HostHeader.isValid(invalid.utf8), invalid)
         }
         XCTAssertTrue(HTTPHeaders([("Host", "a.example")]).hasValidHost)
@@ -39,21 +39,35 @@ final class EdgeCheckTests: XCTestCase {
 
     // MARK: ChunkSizeScanner
 
-    private func scan(_ pieces: [String]) -> ChunkSizeScanner.Verdict {
+    private enum Scanned: Equatable {
+        case fine
+        /// The offending request starts at this offset of the whole text.
+        case overflow(at: Int)
+    }
+
+    private func scan(_ pieces: [String]) -> Scanned {
         var scanner = ChunkSizeScanner()
+        var consumed = 0
         for piece in pieces {
             let verdict = Array(piece.utf8).withUnsafeBytes { scanner.scan($0) }
-            if verdict == .overflow { return .overflow }
+            if case .overflow(let start) = verdict { return .overflow(at: consumed + start) }
+            consumed += piece.utf8.count
         }
         return .fine
     }
 
-    /// Every way of cutting `text` in two gives `expected`.
-    private func assertEverySplit(_ text: String, _ expected: ChunkSizeScanner.Verdict, file: StaticString = #filePath, line: UInt = #line) {
+    /// Every way of cutting `text` in two gives `expected`. An overflow is reported at the start
+    /// of the offending request, or at the start of the second piece when the request began in
+    /// the first and its overflow shows only in the second.
+    private func assertEverySplit(_ text: String, _ expected: Scanned, file: StaticString = #filePath, line: UInt = #line) {
         let bytes = Array(text.utf8)
+        // The shortest prefix in which the overflow shows.
+        let detected = (0...bytes.count).first { scan([String(decoding: bytes[..<$0], as: UTF8.self)]) != .fine } ?? bytes.count
         for cut in 0...bytes.count {
             let pieces = [String(decoding: bytes[..<cut], as: UTF8.self), String(decoding: bytes[cut...], as: UTF8.self)]
-            XCTAssertEqual(scan(pieces), expected, "cut at \(cut)", file: file, line: line)
+            var wanted = expected
+            if case .overflow(let start) = expected, cut > start, cut < detected { wanted = .overflow(at: cut) }
+            XCTAssertEqual(scan(pieces), wanted, "cut at \(cut)", file: file, line: line)
         }
     }
 
@@ -64,22 +78,29 @@ final class EdgeCheckTests: XCTestCase {
     }
 
     func testChunkSizesOfSixtyThreeBitsOrMoreOverflow() {
-        assertEverySplit("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\n", .overflow)
-        assertEverySplit("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\n", .overflow)
-        // In a later chunk, and in a later pipelined request.
-        assertEverySplit("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n10000000000000000\r\n", .overflow)
-        assertEverySplit("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n8000000000000000"
-                         + "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nTrailer: 1\r\n\r\n"
-                         + "GET / HTTP/1.1\r\n\r\n"
-                         + "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9000000000000000\r\n", .overflow)
+        assertEverySplit("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\n", .overflow(at: 0))
+        assertEverySplit("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\n", .overflow(at: 0))
+        // In a later chunk, and in a later pipelined request (the ones before it are fine).
+        assertEverySplit("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n10000000000000000\r\n", .overflow(at: 0))
+        let before = "POST / HTTP/1.1\r\nContent-Length: 16\r\n\r\n8000000000000000"
+            + "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nTrailer: 1\r\n\r\n"
+            + "GET / HTTP/1.1\r\n\r\n"
+        assertEverySplit(before + "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n9000000000000000\r\n",
+                         .overflow(at: before.utf8.count))
+        // An Upgrade without `Connection: upgrade` is no upgrade to llhttp, nor to the scanner.
+        assertEverySplit("POST / HTTP/1.1\r\nUpgrade: foo\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\n", .overflow(at: 0))
+        // An upgrade request's own body is read by llhttp before it stops: so here too.
+        assertEverySplit("POST / HTTP/1.1\r\nUpgrade: foo\r\nConnection: keep-alive, Upgrade\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + "8000000000000000\r\n", .overflow(at: 0))
     }
 
     func testBodiesThatLookLikeSizesAreNotRead() {
         // The data of a chunk, and a Content-Length body, are skipped by count.
         assertEverySplit("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n12\r\n8000000000000000\r\n\r\n0\r\n\r\n", .fine)
         assertEverySplit("POST / HTTP/1.1\r\nContent-Length: 18\r\n\r\n8000000000000000\r\n", .fine)
-        // After an upgrade request or CONNECT the bytes may be another protocol's.
+        // After an upgrade request (and its body) or CONNECT the bytes may be another protocol's.
         assertEverySplit("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n8000000000000000\r\n", .fine)
+        assertEverySplit("POST / HTTP/1.1\r\nUpgrade: x\r\nConnection: upgrade\r\nContent-Length: 2\r\n\r\nhi8000000000000000\r\n", .fine)
         assertEverySplit("CONNECT a:443 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\n", .fine)
     }
 
@@ -116,6 +137,18 @@ final class EdgeCheckTests: XCTestCase {
             XCTAssertTrue(sawError(withError, pieceSize: pieceSize), "pieces of \(pieceSize)")
             XCTAssertFalse(sawError(graceful, pieceSize: pieceSize), "NO_ERROR is a graceful GOAWAY; pieces of \(pieceSize)")
         }
+        // A file region inside a DATA payload is skipped by its length; one anywhere else
+        // leaves the scanner unable to follow, and it stays silent rather than guess.
+        var scanner = HTTP2FrameScanner()
+        scanner.scan(ByteBuffer(bytes: frame(type: 0, streamID: 1, payload: [])[..<9].map { $0 } ).readableBytesView)
+        scanner.scan(ByteBuffer(bytes: [0, 0, 100, 0, 0, 0, 0, 0, 1]).readableBytesView)
+        scanner.skip(100)
+        scanner.scan(ByteBuffer(bytes: goAway(code: 2)).readableBytesView)
+        XCTAssertTrue(scanner.sawErrorGoAway)
+        var lost = HTTP2FrameScanner()
+        lost.skip(10)
+        lost.scan(ByteBuffer(bytes: goAway(code: 2)).readableBytesView)
+        XCTAssertFalse(lost.sawErrorGoAway)
         // A DATA payload that contains GOAWAY-looking bytes is skipped by its length.
         let disguised = frame(type: 0, streamID: 1, payload: goAway(code: 2))
         XCTAssertFalse(sawError(disguised, pieceSize: 5))
