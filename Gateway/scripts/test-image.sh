@@ -17,14 +17,15 @@
 #     it links, at the toolchain's own paths. Every other line of the Containerfile runs as
 #     written, the runtime stage's `apt-get install` included.
 # Then the image runs, with podman and no network (curl reaches it by entering its network
-# namespace), first as `podman run IMAGE` would run it, then as Gateway/kubernetes/
+# namespace), three ways: as `podman run IMAGE` runs it; with a read-only root file system and
+# a named volume at /srv/portico, as Gateway/README.md shows; and as Gateway/kubernetes/
 # deployment.yaml says (see pod-to-podman.py): init container, read-only root, UID 10001,
 # emptyDirs as host folders. Each run checks /ping, the three example functions, the image's
 # HEALTHCHECK, and a clean exit 0 on SIGTERM.
 #
 # Needs root, buildah, podman, runc, debootstrap, python3 with PyYAML, curl and nsenter.
 # Prints one line per check, then "test-image: PASS" or "test-image: FAIL: reason"; exits 1 on
-# failure. Everything it starts (containers, images, folders) is removed on exit.
+# failure. Everything it starts (containers, images, volumes, folders) is removed on exit.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -62,6 +63,7 @@ scratch="$(mktemp -d "$work/run-XXXXXX")"
 base_image="localhost/portico-test-base:$run_id"
 image="localhost/portico-test:$run_id"
 containers=()
+volumes_made=()
 
 # This machine's limits: crun refuses its mixed cgroup v1/v2 layout, so runc with cgroupfs;
 # and the container runtime cannot raise RLIMIT_NOFILE or RLIMIT_NPROC (no CAP_SYS_RESOURCE),
@@ -74,11 +76,33 @@ podman_log="$scratch/podman.log"
 podman_run=(run --ulimit "nofile=$nofile:$nofile" --ulimit nproc=4096:4096 --network none
     --health-interval disable)
 
+# The long steps (debootstrap, buildah) run in their own process group, in the background,
+# so that a signal reaches the trap at once and the trap can stop the whole step.
+#   run_step LOG COMMAND...   (the output goes to LOG)
+step_group=""
+run_step() {
+    local log="$1"
+    shift
+    setsid "$@" >"$log" 2>&1 &
+    step_group=$!
+    local status=0
+    wait "$step_group" || status=$?
+    step_group=""
+    return "$status"
+}
+
 cleanup() {
     local status=$?
     set +e
+    if [[ -n "$step_group" ]]; then
+        kill -TERM -- "-$step_group" 2>/dev/null
+        wait "$step_group" 2>/dev/null
+    fi
     for container in "${containers[@]}"; do
         podman "${podman_global[@]}" rm -f -t 0 "$container" >/dev/null 2>&1
+    done
+    for volume in "${volumes_made[@]}"; do
+        podman volume rm -f "$volume" >/dev/null 2>&1
     done
     podman rmi -f "$image" "$base_image" >/dev/null 2>&1
     # debootstrap mounts /proc and /sys inside its target; an interrupted run leaves them.
@@ -91,7 +115,7 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "test-image: FAIL: interrupted"; exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------
 # The base image.
@@ -99,7 +123,7 @@ rootfs_tar="$work/debian-bookworm-minbase.tar"
 if [[ ! -s "$rootfs_tar" ]]; then
     echo "making the base root file system with debootstrap (cached in $rootfs_tar)"
     rootfs="$scratch/rootfs"
-    debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$scratch/debootstrap.log" 2>&1 \
+    run_step "$scratch/debootstrap.log" debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian \
         || { tail -20 "$scratch/debootstrap.log"; fail "debootstrap failed"; }
     # The apt sources of the official debian:bookworm-slim image, security updates included.
     rm -f "$rootfs/etc/apt/sources.list"
@@ -150,9 +174,9 @@ ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | while read -r libr
 done
 
 echo "building the image with buildah (the Containerfile's runtime stage runs apt-get)"
-if ! buildah build --isolation chroot --pull=never --format docker \
+if ! run_step "$scratch/build.log" buildah build --isolation chroot --pull=never --format docker \
     --build-context "builder=$builder" --build-arg "RUNTIME_IMAGE=$base_image" \
-    -f "$repo/Gateway/Containerfile" -t "$image" "$repo" >"$scratch/build.log" 2>&1; then
+    -f "$repo/Gateway/Containerfile" -t "$image" "$repo"; then
     tail -30 "$scratch/build.log"
     fail "buildah build failed"
 fi
@@ -253,7 +277,24 @@ podman "${podman_global[@]}" "${podman_run[@]}" -d --name "$plain" "$image" >/de
 check_gateway "$plain" "podman run"
 stop_gateway "$plain" "podman run"
 
-# 2. As Gateway/kubernetes/deployment.yaml runs it.
+# 2. With a read-only root, as Gateway/README.md shows: named volumes at /srv/portico and at
+# /etc/portico/certs (where the gateway makes its development certificate), which podman and
+# Docker fill from the image's folder, owner included, when the volume is new; a tmpfs at /tmp.
+# (A tmpfs at /etc/portico/certs would not do: podman copies the folder's owner but not its
+# owner's access.) --read-only-tmpfs=false: Docker's --read-only adds no /tmp, podman's would.
+read_only="portico-test-read-only-$run_id"
+work_volume="portico-test-work-$run_id"
+certs_volume="portico-test-certs-$run_id"
+containers+=("$read_only")
+volumes_made+=("$work_volume" "$certs_volume")
+podman "${podman_global[@]}" "${podman_run[@]}" -d --name "$read_only" --read-only --read-only-tmpfs=false \
+    --tmpfs /tmp -v "$certs_volume:/etc/portico/certs" -v "$work_volume:/srv/portico" "$image" \
+    >/dev/null 2>>"$podman_log" \
+    || { cat "$podman_log"; fail "podman run --read-only failed"; }
+check_gateway "$read_only" "podman run --read-only"
+stop_gateway "$read_only" "podman run --read-only"
+
+# 3. As Gateway/kubernetes/deployment.yaml runs it.
 mkdir -p "$scratch/volumes"
 python3 "$repo/Gateway/scripts/pod-to-podman.py" --kubernetes "$repo/Gateway/kubernetes" \
     --container-config "$repo/Gateway/container-gateway.yaml" --image "$image" \
