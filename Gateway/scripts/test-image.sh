@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the container image from Gateway/Containerfile and runs it the two ways Gateway/
+# Builds the container image from Gateway/Containerfile and runs it the three ways Gateway/
 # documents, checking that every example function builds and answers.
 #
 #   Gateway/scripts/test-image.sh [--binary FILE]
@@ -10,7 +10,7 @@
 # No registry is reachable here and no daemon runs, so:
 #   - the base image (debian:bookworm-slim's stand-in) is a Debian bookworm root file system
 #     made with `debootstrap --variant=minbase`, imported with `podman import`; it is cached in
-#     Gateway/.work/ (delete the tar there to refresh it; a fresh clone makes it, about 80 s);
+#     Gateway/.work/ (delete the tar there to refresh it; a fresh clone makes it in 1-2 min);
 #   - the Containerfile's `builder` stage (swift:6.3-bookworm and `swift package resolve` from
 #     GitHub) is replaced with `buildah build --build-context builder=DIR`: DIR holds the
 #     binary, the toolchain's backtracer and, for a debug binary, the Swift runtime libraries
@@ -156,7 +156,9 @@ builder="$scratch/builder"
 install -D -m 0755 "$binary" "$builder/staging/usr/local/bin/portico"
 # The toolchain's usr folder: from where the debug binary finds libswiftCore.so
 # (usr/lib/swift/linux), or else from the swift on PATH.
-swift_core="$(ldd "$binary" | awk '$1 ~ /^libswiftCore\.so/ && $3 ~ /^\// { print $3 }')"
+# ldd fails on a static binary: then there is nothing to copy.
+linked="$(ldd "$binary" 2>/dev/null || true)"
+swift_core="$(awk '$1 ~ /^libswiftCore\.so/ && $3 ~ /^\// { print $3 }' <<<"$linked")"
 if [[ -n "$swift_core" ]]; then
     toolchain="$(cd "$(dirname "$(readlink -f "$swift_core")")/../../.." && pwd)"
 else
@@ -164,10 +166,10 @@ else
 fi
 install -D -m 0755 "$toolchain/libexec/swift/linux/swift-backtrace-static" \
     "$builder/staging/usr/local/libexec/portico/swift-backtrace-static"
-if ldd "$binary" | grep -q 'not found'; then
-    fail "$binary has unresolved libraries: $(ldd "$binary" | grep 'not found' | tr -s ' \n' ' ')"
+if grep -q 'not found' <<<"$linked"; then
+    fail "$binary has unresolved libraries: $(grep 'not found' <<<"$linked" | tr -s ' \n' ' ')"
 fi
-ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' | while read -r library; do
+awk '$2 == "=>" && $3 ~ /^\// { print $3 }' <<<"$linked" | while read -r library; do
     case "$library" in
         "$toolchain"/*) install -D -m 0644 "$library" "$builder/staging$library" ;;
     esac
@@ -195,7 +197,7 @@ check "image user 10001:10001, working folder /srv/portico"
 if ! podman "${podman_global[@]}" "${podman_run[@]}" --rm --entrypoint sh "$image" -c '
     set -e
     for tool in cc python3 sh curl cp; do command -v "$tool" >/dev/null || { echo "no $tool"; exit 1; }; done
-    ! ldd /usr/local/bin/portico | grep "not found"
+    if ldd /usr/local/bin/portico | grep "not found"; then exit 1; fi
     test -f /usr/local/share/portico/Functions/native/worker.c
     test -d /srv/portico/Functions/native -a -w /srv/portico/Functions/native
     test ! -e /usr/local/share/portico/Functions/native/.portico-build
@@ -300,6 +302,8 @@ python3 "$repo/Gateway/scripts/pod-to-podman.py" --kubernetes "$repo/Gateway/kub
     --container-config "$repo/Gateway/container-gateway.yaml" --image "$image" \
     --image-user "$image_user" --volumes "$scratch/volumes" --out "$scratch/pod.sh" \
     || fail "Gateway/kubernetes does not fit the image (see the line above)"
+# What pod.sh sets (see pod-to-podman.py), plus init_0 ... init_N-1.
+init_count=0 main=() volumes=() functions_folder=""
 # shellcheck source=/dev/null
 source "$scratch/pod.sh"
 check "deployment.yaml: read-only root, UID 10001, functions folder $functions_folder on an emptyDir"
