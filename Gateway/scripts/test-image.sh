@@ -248,7 +248,7 @@ check_gateway() {
             sleep 0.3
         done
     }
-    expect "Functions/hello (python3)" "Hello from hello-" http://127.0.0.1:8080/function/hello/
+    expect "Functions/hello (python3)" "you asked for /" http://127.0.0.1:8080/function/hello/
     expect "Functions/native (built with cc)" "Hello from a native worker" http://127.0.0.1:8080/function/native/
     expect "Functions/echo (sh, exec mode)" $'POST /\nsome text' -d 'some text' http://127.0.0.1:8080/function/echo/
     check "$label: UID 10001, /ping, hello, native (built in the container), echo"
