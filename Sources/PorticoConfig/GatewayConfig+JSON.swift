@@ -206,11 +206,17 @@ private extension RouteConfig {
         case .function(let function):
             object["function"] = function
         case .split(let backends):
-            object["split"] = backends.map { backend -> [String: Any] in
+            let list = backends.map { backend -> [String: Any] in
                 switch backend.backend {
                 case .service(let name): return ["service": name, "weight": backend.weight]
                 case .function(let name): return ["function": name, "weight": backend.weight]
                 }
+            }
+            // The shape the config was written in: the mapping only when it says more than the list.
+            switch splitStickyOn {
+            case nil: object["split"] = list
+            case .header(let name)?: object["split"] = ["backends": list, "stickyOn": ["header": name]] as [String: Any]
+            case .cookie(let name)?: object["split"] = ["backends": list, "stickyOn": ["cookie": name]] as [String: Any]
             }
         case .directResponse(let response):
             object["directResponse"] = [

@@ -319,6 +319,9 @@ public struct RouteConfig: Sendable, Equatable {
     public var retries: RetryConfig?
     /// A copy of a share of the requests goes to this service as well; its answers are dropped.
     public var mirror: MirrorConfig?
+    /// For a split: keeps one client on one side (`split: { backends, stickyOn }`). Without
+    /// it, each request draws by weight.
+    public var splitStickyOn: SplitStickiness?
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -333,9 +336,11 @@ public struct RouteConfig: Sendable, Equatable {
         fault: FaultConfig? = nil,
         retries: RetryConfig? = nil,
         mirror: MirrorConfig? = nil,
+        splitStickyOn: SplitStickiness? = nil,
         location: SourceLocation
     ) {
         self.retries = retries
+        self.splitStickyOn = splitStickyOn
         self.mirror = mirror
         self.policies = policies
         self.fault = fault
@@ -423,6 +428,15 @@ public enum BackendReference: Sendable, Hashable, CustomStringConvertible {
         case .function(let name): return "function:" + name
         }
     }
+}
+
+/// Where a split finds the value that keeps a client on one side: a request carrying it goes
+/// where the value's hash lands, the same side every time; one without it draws by weight.
+public enum SplitStickiness: Sendable, Equatable {
+    /// A request header, by lower-cased name.
+    case header(String)
+    /// A cookie of the `Cookie` header, by its exact (case-sensitive) name.
+    case cookie(String)
 }
 
 public struct WeightedBackend: Sendable, Equatable {
