@@ -130,7 +130,7 @@ private extension ListenerConfig {
     var jsonObject: [String: Any] {
         var object: [String: Any] = ["name": name, "address": address.description]
         if let tls {
-            var tlsObject: [String: Any] = ["certificate": tls.certificate, "key": tls.key]
+            var tlsObject: [String: Any] = ["certificate": tls.certificate, "key": tls.key, "cipherSuites": tls.cipherSuites]
             if let clientCA = tls.clientCA {
                 tlsObject["clientCA"] = clientCA
                 tlsObject["mode"] = tls.mode.rawValue

@@ -106,12 +106,17 @@ public struct ListenerTLSConfig: Sendable, Equatable {
     /// PEM CA certificates that sign client certificates; nil: clients are not asked for one.
     public var clientCA: String?
     public var mode: ClientCertificateMode
+    /// TLS 1.2 cipher suites by OpenSSL name, in the order the server prefers them (the
+    /// server's order wins over the client's). Default: `TLSCipherSuites.defaultOrder`.
+    public var cipherSuites: [String]
 
-    public init(certificate: String, key: String, clientCA: String? = nil, mode: ClientCertificateMode = .strict) {
+    public init(certificate: String, key: String, clientCA: String? = nil, mode: ClientCertificateMode = .strict,
+                cipherSuites: [String] = TLSCipherSuites.defaultOrder) {
         self.certificate = certificate
         self.key = key
         self.clientCA = clientCA
         self.mode = mode
+        self.cipherSuites = cipherSuites
     }
 }
 
