@@ -51,8 +51,8 @@ public struct JWTVerifier: Sendable {
               firstDot > 0, secondDot > firstDot + 1 else {
             return .failure(.malformed)
         }
-        // jwt-kit's decoder forgives padding, the `+/` alphabet and stray low bits. Each of these
-        // gives one signature a second spelling, so only the canonical one is accepted.
+        // jwt-kit's decoder accepts padding and non-zero unused bits, each a second spelling of
+        // one signature; only the canonical spelling passes, whatever a decoder forgives.
         guard Self.isCanonicalBase64URL(bytes[..<firstDot]),
               Self.isCanonicalBase64URL(bytes[(firstDot + 1)..<secondDot]),
               Self.isCanonicalBase64URL(bytes[(secondDot + 1)...]) else {

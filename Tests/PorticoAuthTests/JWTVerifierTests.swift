@@ -10,9 +10,12 @@ final class JWTVerifierTests: XCTestCase {
     var mint: TokenMint!
     var table: JWTKeyTable!
     var verifier: JWTVerifier!
-    let now = Date().timeIntervalSince1970
+    /// Set for each test: XCTest makes every test's instance when the run starts, and the
+    /// tokens are minted with the time they are made, minutes later in a full run.
+    var now: Double = 0
 
     override func setUp() async throws {
+        now = Date().timeIntervalSince1970
         mint = TokenMint()
         for (kid, algorithm) in [("rsa", "RS256"), ("ec", "ES256"), ("ed", "EdDSA")] {
             try await mint.addKey(kid: kid, algorithm: algorithm)
