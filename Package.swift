@@ -67,10 +67,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // One BoringSSL option NIOSSL does not expose: the server's cipher order (ListenerTLS).
+        .target(
+            name: "CPorticoTLS"
+        ),
         .target(
             name: "PorticoProxy",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions", "PorticoAuth",
+                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions", "PorticoAuth", "CPorticoTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

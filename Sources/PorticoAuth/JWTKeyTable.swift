@@ -92,11 +92,36 @@ public struct JWTKeyTable: Sendable {
 
 /// A key set in which a key jwt-kit cannot read (a symmetric `oct` key, a curve it does not
 /// know) is skipped rather than failing the whole set, as identity providers publish such keys.
+/// So is a key published for another purpose (RFC 7517 4.2 and 4.3): `use` other than `sig`,
+/// or `key_ops` without `verify`. An encryption key must not verify signatures.
 private struct LenientKeySet: Decodable {
     struct Entry: Decodable {
         let key: JWK?
         init(from decoder: any Decoder) throws {
+            guard let purpose = try? Purpose(from: decoder), purpose.allowsVerification else {
+                key = nil
+                return
+            }
             key = try? JWK(from: decoder)
+        }
+    }
+
+    /// The JWK members jwt-kit does not read.
+    struct Purpose: Decodable {
+        let use: String?
+        let keyOperations: [String]?
+
+        enum CodingKeys: String, CodingKey {
+            case use
+            case keyOperations = "key_ops"
+        }
+
+        /// A member that is present but not a string (or list of strings) fails decoding,
+        /// and so skips the key: a key whose purpose cannot be read is not trusted with one.
+        var allowsVerification: Bool {
+            if let use, use != "sig" { return false }
+            if let keyOperations, !keyOperations.contains("verify") { return false }
+            return true
         }
     }
 

@@ -21,7 +21,13 @@ public struct JWTVerifier: Sendable {
 
     /// Why a token was refused. The reason goes to metrics and logs, never to the client.
     public enum Rejection: String, Error, Sendable, CaseIterable {
+        /// Not three parts of canonical base64url (RFC 7515 2: no padding, no `+` or `/`, and the
+        /// unused bits of the last character zero), or not JSON.
         case malformed
+        /// A `crit` header (RFC 7515 4.1.11): it names extensions the token needs its verifier
+        /// to understand, and Portico implements none; or `b64: false` (RFC 7797), whose
+        /// signature covers the payload unencoded.
+        case unsupportedHeader = "unsupported_header"
         /// `none`, an HMAC algorithm, or one the key set has no key for.
         case unsupportedAlgorithm = "unsupported_algorithm"
         case unknownKey = "unknown_kid"
@@ -45,11 +51,25 @@ public struct JWTVerifier: Sendable {
               firstDot > 0, secondDot > firstDot + 1 else {
             return .failure(.malformed)
         }
+        // jwt-kit's decoder accepts padding and non-zero unused bits, each a second spelling of
+        // one signature; only the canonical spelling passes, whatever a decoder forgives.
+        guard Self.isCanonicalBase64URL(bytes[..<firstDot]),
+              Self.isCanonicalBase64URL(bytes[(firstDot + 1)..<secondDot]),
+              Self.isCanonicalBase64URL(bytes[(secondDot + 1)...]) else {
+            return .failure(.malformed)
+        }
         let parsed: (header: JWTHeader, payload: ClaimSet, signature: Data)
         do {
             parsed = try DefaultJWTParser().parse(bytes, as: ClaimSet.self)
         } catch {
             return .failure(.malformed)
+        }
+        // Portico understands no JWS extension, so any `crit` list names one it must refuse;
+        // an empty or malformed one is refused too (RFC 7515 4.1.11).
+        if parsed.header.fields["crit"] != nil { return .failure(.unsupportedHeader) }
+        switch parsed.header.fields["b64"] {
+        case nil, .bool(true)?: break
+        default: return .failure(.unsupportedHeader)
         }
         guard let algorithm = parsed.header.alg, Self.asymmetricAlgorithms.contains(algorithm) else {
             return .failure(.unsupportedAlgorithm)
@@ -83,6 +103,34 @@ public struct JWTVerifier: Sendable {
         }
         let encodedPayload = String(decoding: bytes[(firstDot + 1)..<secondDot], as: UTF8.self)
         return .success(VerifiedToken(claims: claims, encodedPayload: encodedPayload))
+    }
+
+    /// Whether `part` is the one base64url spelling of its bytes: the URL alphabet only, no
+    /// `=`, a length a whole number of bytes can have, and zero in the bits the last character
+    /// carries beyond the data (RFC 4648 3.5 lets a decoder reject them; this one must).
+    static func isCanonicalBase64URL(_ part: ArraySlice<UInt8>) -> Bool {
+        var last: UInt8 = 0
+        for byte in part {
+            guard let value = base64URLValue(byte) else { return false }
+            last = value
+        }
+        switch part.count % 4 {
+        case 0: return true
+        case 1: return false
+        case 2: return last & 0x0F == 0  // 12 bits for one byte: 4 unused
+        default: return last & 0x03 == 0  // 18 bits for two bytes: 2 unused
+        }
+    }
+
+    private static func base64URLValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): return byte - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "-"): return 62
+        case UInt8(ascii: "_"): return 63
+        default: return nil
+        }
     }
 }
 

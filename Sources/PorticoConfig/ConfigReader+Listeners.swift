@@ -65,7 +65,7 @@ extension ConfigReader {
     /// development certificate at those paths when both are missing, and a config check that
     /// touched the disk would also make `portico check` depend on the working directory.
     private func listenerTLS(_ node: Node, key: String) -> ListenerTLSConfig? {
-        guard let fields = fields(node, key: key, allowed: ["certificate", "key", "clientCA", "mode"]) else { return nil }
+        guard let fields = fields(node, key: key, allowed: ["certificate", "key", "clientCA", "mode", "cipherSuites"]) else { return nil }
         var paths: [String: String] = [:]
         for name in ["certificate", "key", "clientCA"] {
             guard let valueNode = fields[name] else {
@@ -88,8 +88,45 @@ extension ConfigReader {
                 error("'mode' is about client certificates; it needs 'clientCA'", at: modeNode, key: fields.path("mode"))
             }
         }
+        var cipherSuites = TLSCipherSuites.defaultOrder
+        if let suitesNode = fields["cipherSuites"] {
+            cipherSuites = self.cipherSuites(suitesNode, key: fields.path("cipherSuites")) ?? cipherSuites
+        }
         guard let certificate = paths["certificate"], let privateKey = paths["key"] else { return nil }
-        return ListenerTLSConfig(certificate: certificate, key: privateKey, clientCA: paths["clientCA"], mode: mode)
+        return ListenerTLSConfig(certificate: certificate, key: privateKey, clientCA: paths["clientCA"], mode: mode,
+                                 cipherSuites: cipherSuites)
+    }
+
+    /// `cipherSuites: [NAME, ...]`: known TLS 1.2 suites, each once, in preference order.
+    private func cipherSuites(_ node: Node, key: String) -> [String]? {
+        guard let items = sequence(node, key: key, of: "cipher suite names such as ECDHE-ECDSA-AES128-GCM-SHA256") else { return nil }
+        guard !items.isEmpty else {
+            error("needs at least one cipher suite; leave 'cipherSuites' out for the default", at: node, key: key)
+            return nil
+        }
+        let errorsBefore = diagnostics.count
+        var suites: [String] = []
+        for (index, item) in items.enumerated() {
+            let itemKey = Self.path(key, index: index)
+            guard let name = string(item, key: itemKey, what: "a cipher suite name") else { continue }
+            if TLSCipherSuites.tls13.contains(name) {
+                error("'\(name)' is a TLS 1.3 suite; TLS 1.3 always offers its three AEAD suites, and this list is for TLS 1.2",
+                      at: item, key: itemKey)
+            } else if !TLSCipherSuites.supported.contains(name) {
+                var message = "unknown TLS 1.2 cipher suite '\(name)'"
+                if let suggestion = KeySuggestion.closest(to: name, among: TLSCipherSuites.supported) {
+                    message += " (did you mean '\(suggestion)'?)"
+                } else {
+                    message += " (OpenSSL names such as \(TLSCipherSuites.defaultOrder[0]))"
+                }
+                error(message, at: item, key: itemKey)
+            } else if suites.contains(name) {
+                error("'\(name)' is listed twice", at: item, key: itemKey)
+            } else {
+                suites.append(name)
+            }
+        }
+        return diagnostics.count == errorsBefore ? suites : nil
     }
 
     /// `admin:` — where `GET /config`, health and metrics are served; must not share a listener's port.

@@ -7,7 +7,9 @@ extension ConfigReader {
 
     /// The route's one action. Every action key present is still read, so its own mistakes are
     /// reported alongside the "more than one action" error.
-    func routeAction(_ fields: Fields, routeName: String, pathMatch: PathMatch?, serviceNames: [String]) -> RouteAction? {
+    /// A split's `stickyOn`, when it has one, comes back in `splitStickyOn`.
+    func routeAction(_ fields: Fields, routeName: String, pathMatch: PathMatch?, serviceNames: [String],
+                     splitStickyOn: inout SplitStickiness?) -> RouteAction? {
         let given = fields.entries.filter { Self.actionKeys.contains($0.name) }
         let choices = "service, function, split, directResponse or redirect"
         if given.isEmpty {
@@ -28,7 +30,7 @@ extension ConfigReader {
             case "function":
                 action = functionReference(entry.value, key: key).map(RouteAction.function)
             case "split":
-                action = split(entry.value, key: key, serviceNames: serviceNames).map(RouteAction.split)
+                action = split(entry.value, key: key, serviceNames: serviceNames, stickyOn: &splitStickyOn).map(RouteAction.split)
             case "directResponse":
                 action = directResponse(entry.value, key: key).map(RouteAction.directResponse)
             default:
@@ -85,9 +87,22 @@ extension ConfigReader {
     }
 
     /// `split:` — weighted services and functions; a request goes to one with probability
-    /// weight / total.
-    private func split(_ node: Node, key: String, serviceNames: [String]) -> [WeightedBackend]? {
+    /// weight / total. Either the list itself, or `{ backends: [list], stickyOn: {...} }`.
+    private func split(_ node: Node, key: String, serviceNames: [String], stickyOn: inout SplitStickiness?) -> [WeightedBackend]? {
         let entryShape = "{ service, weight } or { function, weight }"
+        var node = node, key = key
+        if case .mapping = node {
+            guard let fields = fields(node, key: key, allowed: ["backends", "stickyOn"]) else { return nil }
+            if let stickyNode = fields["stickyOn"] {
+                stickyOn = splitStickiness(stickyNode, key: fields.path("stickyOn"))
+            }
+            guard let backendsNode = fields["backends"] else {
+                requireKey("backends", in: fields, message: "a split written as a mapping needs 'backends', the list of \(entryShape)")
+                return nil
+            }
+            node = backendsNode
+            key = fields.path("backends")
+        }
         guard let items = sequence(node, key: key, of: "\(entryShape) entries") else { return nil }
         guard !items.isEmpty else {
             error("a split needs at least one \(entryShape) entry", at: node, key: key)
@@ -130,6 +145,36 @@ extension ConfigReader {
             }
         }
         return diagnostics.count == errorsBefore ? result : nil
+    }
+
+    /// `stickyOn: { header: NAME }` or `stickyOn: { cookie: NAME }`.
+    private func splitStickiness(_ node: Node, key: String) -> SplitStickiness? {
+        guard let fields = fields(node, key: key, allowed: ["header", "cookie"]) else { return nil }
+        guard fields.entries.count == 1, let entry = fields.entries.first else {
+            if fields.entries.isEmpty {
+                error("stickyOn needs 'header' or 'cookie': where the value that keeps a client on one side is", at: node, key: key)
+            } else {
+                error("stickyOn takes one of 'header' or 'cookie', not both", at: fields.entries[1].key, key: fields.path(fields.entries[1].name))
+            }
+            return nil
+        }
+        let what = entry.name == "header" ? "a header name such as x-user" : "a cookie name such as session"
+        // Both are RFC 9110 tokens (a cookie name is one by RFC 6265 4.1.1).
+        guard let name = string(entry.value, key: fields.path(entry.name), what: what) else { return nil }
+        guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenCharacter) else {
+            error("expected \(what)\(Self.got(entry.value))", at: entry.value, key: fields.path(entry.name))
+            return nil
+        }
+        return entry.name == "header" ? .header(name.lowercased()) : .cookie(name)
+    }
+
+    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
     }
 
     /// `directResponse:` — the gateway answers itself. 1xx is refused: it is not a final response.

@@ -27,7 +27,9 @@ extension ConfigReader {
                            message: "route '\(name)' needs a 'match'; use `match: { prefix: / }` to match every request")
             }
 
-            let action = routeAction(fields, routeName: name, pathMatch: match?.path, serviceNames: serviceNames)
+            var splitStickyOn: SplitStickiness?
+            let action = routeAction(fields, routeName: name, pathMatch: match?.path, serviceNames: serviceNames,
+                                     splitStickyOn: &splitStickyOn)
 
             var timeout = ConfigDuration.seconds(15)
             if let timeoutNode = fields["timeout"], let value = duration(timeoutNode, key: fields.path("timeout")) {
@@ -68,7 +70,8 @@ extension ConfigReader {
             guard diagnostics.count == errorsBefore, let match, let action else { continue }
             result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
                                       rewrite: rewrite, policies: policyNames, fault: fault, retries: retries,
-                                      mirror: mirror, upgrades: upgrades, location: location(of: item)))
+                                      mirror: mirror, upgrades: upgrades, splitStickyOn: splitStickyOn,
+                                      location: location(of: item)))
         }
         return result
     }

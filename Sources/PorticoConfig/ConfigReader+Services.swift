@@ -156,13 +156,16 @@ extension ConfigReader {
     }
 
     private func retryBudget(_ node: Node, key: String) -> RetryBudgetConfig? {
-        guard let fields = fields(node, key: key, allowed: ["percent", "interval", "minRetries"]) else { return nil }
+        guard let fields = fields(node, key: key, allowed: ["percent", "interval", "minRetriesPerSecond", "minRetries"]) else { return nil }
         var budget = RetryBudgetConfig()
         if let value = fields["percent"].flatMap({ int($0, key: fields.path("percent"), in: 0...100, rangeMessage: "must be from 0 to 100") }) {
             budget.percent = value
         }
         if let value = fields["interval"].flatMap({ duration($0, key: fields.path("interval")) }) {
             budget.interval = value
+        }
+        if let value = fields["minRetriesPerSecond"].flatMap({ int($0, key: fields.path("minRetriesPerSecond"), in: 0...1_000_000, rangeMessage: "must be 0 or more") }) {
+            budget.minRetriesPerSecond = value
         }
         if let value = fields["minRetries"].flatMap({ int($0, key: fields.path("minRetries"), in: 0...1_000_000, rangeMessage: "must be 0 or more") }) {
             budget.minRetries = value

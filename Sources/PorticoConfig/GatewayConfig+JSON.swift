@@ -130,7 +130,7 @@ private extension ListenerConfig {
     var jsonObject: [String: Any] {
         var object: [String: Any] = ["name": name, "address": address.description]
         if let tls {
-            var tlsObject: [String: Any] = ["certificate": tls.certificate, "key": tls.key]
+            var tlsObject: [String: Any] = ["certificate": tls.certificate, "key": tls.key, "cipherSuites": tls.cipherSuites]
             if let clientCA = tls.clientCA {
                 tlsObject["clientCA"] = clientCA
                 tlsObject["mode"] = tls.mode.rawValue
@@ -208,11 +208,17 @@ private extension RouteConfig {
         case .function(let function):
             object["function"] = function
         case .split(let backends):
-            object["split"] = backends.map { backend -> [String: Any] in
+            let list = backends.map { backend -> [String: Any] in
                 switch backend.backend {
                 case .service(let name): return ["service": name, "weight": backend.weight]
                 case .function(let name): return ["function": name, "weight": backend.weight]
                 }
+            }
+            // The shape the config was written in: the mapping only when it says more than the list.
+            switch splitStickyOn {
+            case nil: object["split"] = list
+            case .header(let name)?: object["split"] = ["backends": list, "stickyOn": ["header": name]] as [String: Any]
+            case .cookie(let name)?: object["split"] = ["backends": list, "stickyOn": ["cookie": name]] as [String: Any]
             }
         case .directResponse(let response):
             object["directResponse"] = [

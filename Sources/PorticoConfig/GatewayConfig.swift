@@ -124,12 +124,17 @@ public struct ListenerTLSConfig: Sendable, Equatable {
     /// PEM CA certificates that sign client certificates; nil: clients are not asked for one.
     public var clientCA: String?
     public var mode: ClientCertificateMode
+    /// TLS 1.2 cipher suites by OpenSSL name, in the order the server prefers them (the
+    /// server's order wins over the client's). Default: `TLSCipherSuites.defaultOrder`.
+    public var cipherSuites: [String]
 
-    public init(certificate: String, key: String, clientCA: String? = nil, mode: ClientCertificateMode = .strict) {
+    public init(certificate: String, key: String, clientCA: String? = nil, mode: ClientCertificateMode = .strict,
+                cipherSuites: [String] = TLSCipherSuites.defaultOrder) {
         self.certificate = certificate
         self.key = key
         self.clientCA = clientCA
         self.mode = mode
+        self.cipherSuites = cipherSuites
     }
 }
 
@@ -340,6 +345,9 @@ public struct RouteConfig: Sendable, Equatable {
     /// The `Upgrade` protocols this route tunnels (lower-cased), as Envoy's `upgrade_configs`:
     /// `websocket` by default. A request asking for any other is served without the upgrade.
     public var upgrades: [String]
+    /// For a split: keeps one client on one side (`split: { backends, stickyOn }`). Without
+    /// it, each request draws by weight.
+    public var splitStickyOn: SplitStickiness?
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -355,10 +363,12 @@ public struct RouteConfig: Sendable, Equatable {
         retries: RetryConfig? = nil,
         mirror: MirrorConfig? = nil,
         upgrades: [String] = RouteConfig.defaultUpgrades,
+        splitStickyOn: SplitStickiness? = nil,
         location: SourceLocation
     ) {
         self.upgrades = upgrades
         self.retries = retries
+        self.splitStickyOn = splitStickyOn
         self.mirror = mirror
         self.policies = policies
         self.fault = fault
@@ -459,6 +469,15 @@ public enum BackendReference: Sendable, Hashable, CustomStringConvertible {
         case .function(let name): return "function:" + name
         }
     }
+}
+
+/// Where a split finds the value that keeps a client on one side: a request carrying it goes
+/// where the value's hash lands, the same side every time; one without it draws by weight.
+public enum SplitStickiness: Sendable, Equatable {
+    /// A request header, by lower-cased name.
+    case header(String)
+    /// A cookie of the `Cookie` header, by its exact (case-sensitive) name.
+    case cookie(String)
 }
 
 public struct WeightedBackend: Sendable, Equatable {

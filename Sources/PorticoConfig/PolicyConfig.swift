@@ -107,16 +107,21 @@ public struct RetryConfig: Sendable, Equatable {
     }
 }
 
-/// How many retries a service takes: at most `percent` of its requests over `interval`, but
-/// always `minRetries` (Envoy's retry budget; Linkerd's default is the same 20 % over 10 s).
+/// How many retries a service takes: over `interval`, `percent` of its requests plus
+/// `minRetriesPerSecond` for each second of the interval plus `minRetries` (Linkerd's retry
+/// budget: `retryRatio` 0.2, `minRetriesPerSecond` 10, `ttl` 10s).
 public struct RetryBudgetConfig: Sendable, Equatable {
     public var percent: Int
     public var interval: ConfigDuration
+    public var minRetriesPerSecond: Int
+    /// Retries per interval on top of the per-second floor. Before the per-second floor it was
+    /// the only floor (default 3), which allowed 0.3 retries a second; kept so such configs load.
     public var minRetries: Int
 
-    public init(percent: Int = 20, interval: ConfigDuration = .seconds(10), minRetries: Int = 3) {
+    public init(percent: Int = 20, interval: ConfigDuration = .seconds(10), minRetriesPerSecond: Int = 10, minRetries: Int = 0) {
         self.percent = percent
         self.interval = interval
+        self.minRetriesPerSecond = minRetriesPerSecond
         self.minRetries = minRetries
     }
 }

@@ -68,23 +68,32 @@ public struct RetryRules: Sendable, Equatable {
     }
 }
 
-/// A retry budget, as Envoy's `retry_budget` and Linkerd's have it: retries may be at most
-/// `percent` of the requests seen over the last `window`, but `minimum` are always allowed, so
-/// a quiet service still retries. It keeps retries from multiplying an outage.
+/// A retry budget, as Linkerd's has it (from Finagle's `RetryBudget`): over the last `window`,
+/// retries may be `percent` of the requests plus a floor of `minimumPerSecond` for each second of
+/// the window (and `minimum` more). The floor is added, not a lower bound: at low traffic every
+/// retry a route asks for happens, and the share only bites when a busy service's retries are a
+/// large part of its traffic. It keeps retries from multiplying an outage.
+///
+/// Linkerd rather than Envoy: Envoy's floor counts retries in flight, which needs every end of
+/// every try reported back; this one needs only when requests and retries start.
 ///
 /// The window is ten slots; a slot older than the window is cleared as time moves on.
 public struct RetryBudget: Sendable, Equatable {
     public let percent: Int
-    public let minimum: Int
+    /// Retries the window always allows: `minimumPerSecond` times its length in seconds, plus
+    /// `minimum`.
+    public let floor: Int
     private let slotNanoseconds: Int64
     private var requests: [Int]
     private var retries: [Int]
     /// The slot number (time / slot length) of the newest slot written.
     private var newestSlot: Int64
 
-    public init(percent: Int, minimum: Int, windowNanoseconds: Int64, now: Int64) {
+    public init(percent: Int, minimumPerSecond: Int, minimum: Int = 0, windowNanoseconds: Int64, now: Int64) {
         self.percent = percent
-        self.minimum = minimum
+        // In Double: a day's window at a million a second overflows an Int64 of nanoseconds.
+        let perWindow = Double(max(minimumPerSecond, 0)) * Double(max(windowNanoseconds, 0)) / 1e9
+        self.floor = Int(min(perWindow, Double(Int32.max))) + max(minimum, 0)
         self.slotNanoseconds = max(1, windowNanoseconds / 10)
         self.requests = Array(repeating: 0, count: 10)
         self.retries = Array(repeating: 0, count: 10)
@@ -100,7 +109,7 @@ public struct RetryBudget: Sendable, Equatable {
     /// Takes a retry from the budget if there is room for one.
     public mutating func takeRetry(now: Int64) -> Bool {
         let slot = advance(to: now)
-        let allowed = max(minimum, requests.reduce(0, +) * percent / 100)
+        let allowed = floor + requests.reduce(0, +) * percent / 100
         guard retries.reduce(0, +) < allowed else { return false }
         retries[slot] += 1
         return true

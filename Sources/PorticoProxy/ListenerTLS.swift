@@ -1,3 +1,4 @@
+import CPorticoTLS
 import NIOConcurrencyHelpers
 import NIOSSL
 import PorticoConfig
@@ -35,12 +36,37 @@ final class ListenerTLS: Sendable {
             privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem)))
         configuration.applicationProtocols = ["h2", "http/1.1"]
         configuration.minimumTLSVersion = .tlsv12
+        // The config reader admits only names BoringSSL knows, so this cannot hit NIOSSL's
+        // precondition on a cipher string BoringSSL refuses.
+        configuration.cipherSuites = tls.cipherSuites.joined(separator: ":")
         if let clientCA = tls.clientCA {
             configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
             // Strict: no valid client certificate, no handshake. Permissive: a client without
             // one is served without a principal; one with a bad certificate is still refused.
             configuration.certificateVerification = tls.mode == .strict ? .noHostnameVerification : .optionalVerification
         }
-        return try NIOSSLContext(configuration: configuration)
+        let context = try NIOSSLContext(configuration: configuration)
+        try preferServerCipherOrder(context)
+        return context
+    }
+
+    /// Turns on BoringSSL's server cipher preference, which NIOSSL has no setting for: without
+    /// it the client's order picks the TLS 1.2 suite, and the list above would only filter.
+    ///
+    /// NIOSSL keeps its `SSL_CTX *` in a private stored property; it is read by reflection,
+    /// and a NIOSSL that renames it makes this throw at start rather than serve without it.
+    private static func preferServerCipherOrder(_ context: NIOSSLContext) throws {
+        let stored = Mirror(reflecting: context).children.first { $0.label == "sslContext" }?.value
+        guard let pointer = stored as? OpaquePointer else { throw ListenerTLSError.serverCipherOrderUnavailable }
+        let options = portico_ssl_ctx_prefer_server_ciphers(UnsafeMutableRawPointer(pointer))
+        guard options & PORTICO_SSL_OP_CIPHER_SERVER_PREFERENCE != 0 else { throw ListenerTLSError.serverCipherOrderUnavailable }
+    }
+}
+
+enum ListenerTLSError: Error, CustomStringConvertible {
+    case serverCipherOrderUnavailable
+
+    var description: String {
+        "cannot make the TLS listener prefer its own cipher order: this NIOSSL version keeps its SSL_CTX elsewhere"
     }
 }

@@ -118,8 +118,9 @@ final class LoopContext {
     func recordRequestForRetryBudget(_ backend: String, config: RetryBudgetConfig, now: Int64) {
         if retryBudgets[backend]?.config != config {
             // New, or its settings changed in a reload.
-            retryBudgets[backend] = (config, RetryBudget(percent: config.percent, minimum: config.minRetries,
-                                                         windowNanoseconds: config.interval.nanoseconds, now: now))
+            retryBudgets[backend] = (config, RetryBudget(
+                percent: config.percent, minimumPerSecond: config.minRetriesPerSecond, minimum: config.minRetries,
+                windowNanoseconds: config.interval.nanoseconds, now: now))
         }
         retryBudgets[backend]!.budget.recordRequest(now: now)
     }

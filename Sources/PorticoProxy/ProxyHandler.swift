@@ -223,8 +223,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         }
 
-        let hashKey = route.picker == nil ? 0 : StableHash.hash(splitKey(head: head, requestID: requestID, path: target.path))
-        guard let backend = route.backend(hash: hashKey) else {
+        // A split draws by weight for each request, unless its sticky value (looked up after the
+        // policies, which may have set it) keeps the client on one side.
+        let splitDraw = route.picker == nil ? 0 : route.stickyHash(
+            of: RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)) ?? loop.random.next()
+        guard let backend = route.backend(draw: splitDraw) else {
             return reject(.serviceUnavailable, close: false)
         }
         var service: ServiceConfig?
@@ -461,13 +464,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             leaseConnection(exchange, from: pool)
         }
-    }
-
-    /// The key a weighted split hashes: the client's own request id when it sent one (so a
-    /// retried request lands on the same backend), else who asked for what.
-    private func splitKey(head: HTTPRequestHead, requestID: String, path: String) -> String {
-        if head.headers.contains(name: "x-request-id") { return requestID }
-        return connection.clientAddress + " " + head.method.rawValue + " " + path
     }
 
     private func addForwardingHeaders(to headers: inout HTTPHeaders, authority: String, requestID: String, hadRequestID: Bool) {
@@ -1276,6 +1272,10 @@ struct RoutedRequestView: RoutableRequest {
 
     func firstHeaderValue(lowercasedName: String) -> String? {
         head.headers.first(name: lowercasedName)
+    }
+
+    func headerValues(lowercasedName: String) -> [String] {
+        head.headers[lowercasedName]
     }
 }
 

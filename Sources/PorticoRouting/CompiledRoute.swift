@@ -73,8 +73,10 @@ public final class CompiledRoute: Sendable {
     }
 
     /// Where a request on this route goes: the service or function itself, or for a split the
-    /// backend `hash` lands on; `nil` for direct responses and redirects.
-    public func backend(hash: UInt64) -> BackendReference? {
+    /// backend `draw` lands on; `nil` for direct responses and redirects. `draw` is a uniform
+    /// 64-bit number: a fresh random one for each request (as Envoy, Istio and Gateway API
+    /// split), or the hash of the request's sticky value (`stickyHash(of:)`).
+    public func backend(draw: UInt64) -> BackendReference? {
         switch config.action {
         case .service(let name):
             return .service(name)
@@ -82,8 +84,25 @@ public final class CompiledRoute: Sendable {
             return .function(name)
         case .split(let backends):
             guard let picker, !backends.isEmpty else { return nil }
-            return backends[picker.pick(hash: hash)].backend
+            return backends[picker.pick(hash: draw)].backend
         case .directResponse, .redirect:
+            return nil
+        }
+    }
+
+    /// For a split with `stickyOn`: the hash of the request's header or cookie value, so a
+    /// client that keeps sending it stays on one side. `nil` without `stickyOn`, or when the
+    /// request lacks the value (such a request draws at random).
+    public func stickyHash(of request: some RoutableRequest) -> UInt64? {
+        switch config.splitStickyOn {
+        case nil:
+            return nil
+        case .header(let name):
+            return request.firstHeaderValue(lowercasedName: name).map { StableHash.hash($0) }
+        case .cookie(let name):
+            for header in request.headerValues(lowercasedName: "cookie") {
+                if let value = CookieHeader.value(named: name, in: header) { return StableHash.hash(value.utf8) }
+            }
             return nil
         }
     }

@@ -9,4 +9,12 @@ public protocol RoutableRequest {
     var normalizedPath: String { get }
     /// The first value of a header, looked up by its lower-cased name.
     func firstHeaderValue(lowercasedName: String) -> String?
+    /// Every value of a header, in order: HTTP/2 may send `cookie` as several fields.
+    func headerValues(lowercasedName: String) -> [String]
+}
+
+extension RoutableRequest {
+    public func headerValues(lowercasedName: String) -> [String] {
+        firstHeaderValue(lowercasedName: lowercasedName).map { [$0] } ?? []
+    }
 }

@@ -96,6 +96,11 @@ extension RouteTable {
             var parts = ["timeout=\(route.timeout)"]
             if let prefix = route.rewrite?.prefix { parts.append("rewrite=\(prefix)") }
             if let host = route.rewrite?.host { parts.append("host-rewrite=\(host)") }
+            switch route.splitStickyOn {
+            case .header(let name)?: parts.append("sticky-header=\(name)")
+            case .cookie(let name)?: parts.append("sticky-cookie=\(name)")
+            case nil: break
+            }
             return parts.joined(separator: " ")
         }
     }

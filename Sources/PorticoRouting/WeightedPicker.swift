@@ -1,6 +1,6 @@
-/// Picks an index among weighted choices from a hash, so a traffic split is a pure function of
-/// the request key: the same key always lands on the same backend, and keys spread in
-/// proportion to the weights.
+/// Picks an index among weighted choices from a uniform 64-bit number: a random draw per
+/// request lands on each choice in proportion to its weight, and the hash of a sticky value
+/// lands on the same choice every time.
 public struct WeightedPicker: Sendable, Equatable {
     /// Running totals: choice `i` owns the points `[cumulative[i-1], cumulative[i])`.
     private let cumulative: [UInt64]
@@ -20,7 +20,8 @@ public struct WeightedPicker: Sendable, Equatable {
         self.total = running
     }
 
-    /// The index whose share of the total `hash` falls into; 0 when every weight is 0.
+    /// The index whose share of the total `hash` (a random draw or a hash) falls into; 0 when
+    /// every weight is 0.
     public func pick(hash: UInt64) -> Int {
         guard total > 0 else { return 0 }
         // Scales the hash onto [0, total) with a multiply instead of `%`: no modulo bias, and it

@@ -68,24 +68,43 @@ public final class TokenMint: @unchecked Sendable {
         return key
     }
 
-    /// `{"keys": [...]}` with the public half of every key (or of the named ones).
-    public func jwks(only kids: [String]? = nil) -> String {
-        let published = keys.filter { kids?.contains($0.kid) ?? true }.map(\.jwk)
+    /// `{"keys": [...]}` with the public half of every key (or of the named ones). `amend`
+    /// adds members to a key's JWK by kid (`use`, `key_ops`), or removes one with `NSNull()`.
+    public func jwks(only kids: [String]? = nil, amend: [String: [String: Any]] = [:]) -> String {
+        let published = keys.filter { kids?.contains($0.kid) ?? true }.map { key -> [String: Any] in
+            var jwk: [String: Any] = key.jwk
+            for (name, value) in amend[key.kid] ?? [:] { jwk[name] = value is NSNull ? nil : value }
+            return jwk
+        }
         let data = try! JSONSerialization.data(withJSONObject: ["keys": published], options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
 
     /// A token signed by `kid` (the first key by default). `header` entries override the
     /// defaults (`alg` of the key, `kid`, `typ`); a nil value removes the entry.
-    public func token(claims: [String: Any], kid: String? = nil, header: [String: String?] = [:]) throws -> String {
+    /// `extraHeader` adds members of any JSON type (`crit` as a list, `b64` as a boolean).
+    public func token(claims: [String: Any], kid: String? = nil, header: [String: String?] = [:],
+                      extraHeader: [String: Any] = [:]) throws -> String {
+        let key = self.key(kid)
+        var fields: [String: Any] = ["alg": key.algorithm, "kid": key.kid, "typ": "JWT"]
+        for (name, value) in header { fields[name] = value }
+        for (name, value) in extraHeader { fields[name] = value }
+        return try signed(header: Self.encode(fields), payload: Self.encode(claims), kid: key.kid)
+    }
+
+    /// A token whose first two parts are exactly the given text, with a real signature over
+    /// them: for encodings no honest issuer produces (padding, the `+/` alphabet).
+    public func signed(header: String, payload: String, kid: String? = nil) throws -> String {
+        let signingInput = header + "." + payload
+        let signature = try key(kid).signer.sign(Array(signingInput.utf8))
+        return signingInput + "." + Self.base64URL(Data(signature))
+    }
+
+    private func key(_ kid: String?) -> Key {
         guard let key = kid.map({ kid in keys.first { $0.kid == kid }! }) ?? keys.first else {
             fatalError("TokenMint has no key")
         }
-        var fields: [String: String] = ["alg": key.algorithm, "kid": key.kid, "typ": "JWT"]
-        for (name, value) in header { fields[name] = value }
-        let signingInput = Self.encode(fields) + "." + Self.encode(claims)
-        let signature = try key.signer.sign(Array(signingInput.utf8))
-        return signingInput + "." + Self.base64URL(Data(signature))
+        return key
     }
 
     /// A token with `alg` as given and a signature made with an HMAC secret (for the attack in
@@ -113,7 +132,8 @@ public final class TokenMint: @unchecked Sendable {
             .replacingOccurrences(of: "=", with: "")
     }
 
-    static func encode(_ object: Any) -> String {
+    /// JSON with sorted keys, base64url-encoded as a token part.
+    public static func encode(_ object: Any) -> String {
         base64URL(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
     }
 }

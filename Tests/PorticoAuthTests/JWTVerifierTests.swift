@@ -10,9 +10,12 @@ final class JWTVerifierTests: XCTestCase {
     var mint: TokenMint!
     var table: JWTKeyTable!
     var verifier: JWTVerifier!
-    let now = Date().timeIntervalSince1970
+    /// Set for each test: XCTest makes every test's instance when the run starts, and the
+    /// tokens are minted with the time they are made, minutes later in a full run.
+    var now: Double = 0
 
     override func setUp() async throws {
+        now = Date().timeIntervalSince1970
         mint = TokenMint()
         for (kid, algorithm) in [("rsa", "RS256"), ("ec", "ES256"), ("ed", "EdDSA")] {
             try await mint.addKey(kid: kid, algorithm: algorithm)
@@ -137,6 +140,96 @@ final class JWTVerifierTests: XCTestCase {
         guard case .failure(.expired) = strict.verify(token, keys: table, now: now) else {
             return XCTFail("no skew: a token a second past exp is expired")
         }
+    }
+
+    func testRejectsCritAndUnencodedPayloads() throws {
+        // Really signed: each would verify if the header were not looked at.
+        XCTAssertEqual(rejection(try mint.token(claims: claims(), kid: "ec", extraHeader: ["crit": ["exp"], "exp": 1])),
+                       .unsupportedHeader, "crit names a parameter Portico does not understand")
+        XCTAssertEqual(rejection(try mint.token(claims: claims(), kid: "ec", extraHeader: ["crit": ["b64"], "b64": false])),
+                       .unsupportedHeader, "b64: false, declared critical as RFC 7797 requires")
+        XCTAssertEqual(rejection(try mint.token(claims: claims(), kid: "ed", extraHeader: ["b64": false])), .unsupportedHeader)
+        XCTAssertEqual(rejection(try mint.token(claims: claims(), kid: "ed", extraHeader: ["crit": [String]()])), .unsupportedHeader)
+        XCTAssertEqual(rejection(try mint.token(claims: claims(), kid: "rsa", extraHeader: ["crit": "b64"])), .unsupportedHeader)
+        XCTAssertNil(rejection(try mint.token(claims: claims(), kid: "ec", extraHeader: ["b64": true])),
+                     "b64: true is the default encoding")
+        XCTAssertNil(rejection(try mint.token(claims: claims(), kid: "ec", extraHeader: ["x-vendor": "any"])),
+                     "an unknown header that is not critical is ignored (RFC 7515 4)")
+    }
+
+    /// Every other spelling of a signed token's parts: padding, the `+/` alphabet, stray bits.
+    /// The header and payload variants are really signed over that spelling; the signature
+    /// variants reuse a genuine signature, so they pass if the decoder is lenient.
+    func testRejectsNonCanonicalBase64URL() throws {
+        let header = TokenMint.encode(["alg": "ES256", "kid": "ec", "typ": "JWT"])
+        var payloadClaims = claims()
+        var payload = TokenMint.encode(payloadClaims)
+        // A payload whose encoding needs padding and has `-` or `_` in it (the subject varies it).
+        var salt = 0
+        while salt < 1000, payload.count % 4 == 0 || !payload.contains(where: { $0 == "-" || $0 == "_" }) {
+            salt += 1
+            payloadClaims["sub"] = "alice-\(salt)-??>>"
+            payload = TokenMint.encode(payloadClaims)
+        }
+        XCTAssertNil(rejection(try mint.signed(header: header, payload: payload, kid: "ec")), "the canonical spelling passes")
+
+        let padded = payload + String(repeating: "=", count: (4 - payload.count % 4) % 4)
+        XCTAssertEqual(rejection(try mint.signed(header: header, payload: padded, kid: "ec")), .malformed, "padding")
+        let standardAlphabet = payload.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        XCTAssertEqual(rejection(try mint.signed(header: header, payload: standardAlphabet, kid: "ec")), .malformed, "+/ alphabet")
+        let paddedHeader = header + String(repeating: "=", count: (4 - header.count % 4) % 4)
+        if paddedHeader != header {
+            XCTAssertEqual(rejection(try mint.signed(header: paddedHeader, payload: payload, kid: "ec")), .malformed, "header padding")
+        }
+        let strayBits = Self.withStrayBits(payload)
+        XCTAssertEqual(rejection(try mint.signed(header: header, payload: strayBits, kid: "ec")), .malformed, "unused bits set")
+
+        // The signature: an ES256 signature is 64 bytes, 86 characters, 4 unused bits.
+        var token = try mint.token(claims: claims(), kid: "ec")
+        while !token.split(separator: ".")[2].contains(where: { $0 == "-" || $0 == "_" }) {
+            token = try mint.token(claims: claims(), kid: "ec")
+        }
+        XCTAssertNil(rejection(token))
+        let parts = token.split(separator: ".").map(String.init)
+        let signedText = parts[0] + "." + parts[1] + "."
+        XCTAssertEqual(parts[2].count % 4, 2)
+        XCTAssertEqual(rejection(signedText + parts[2] + "=="), .malformed, "padded signature")
+        let plusSlash = parts[2].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        XCTAssertEqual(rejection(signedText + plusSlash), .malformed, "signature in the +/ alphabet")
+        XCTAssertEqual(rejection(signedText + Self.withStrayBits(parts[2])), .malformed, "signature with unused bits set")
+    }
+
+    func testKeysPublishedForAnotherPurposeDoNotVerify() async throws {
+        for amend: [String: Any] in [["use": "enc"], ["key_ops": ["encrypt"]], ["key_ops": ["sign"]], ["use": 1]] {
+            let jwks = mint.jwks(amend: ["ec": amend])
+            let keys = try await JWTKeyTable.load(jwksJSON: Array(jwks.utf8))
+            let token = try mint.token(claims: claims(), kid: "ec")
+            guard case .failure(.unknownKey) = verifier.verify(token, keys: keys, now: now) else {
+                return XCTFail("a key with \(amend) verified a token")
+            }
+            // The other keys of the set still work.
+            XCTAssertNoThrow(try verifier.verify(try mint.token(claims: claims(), kid: "ed"), keys: keys, now: now).get())
+        }
+        for amend: [String: Any] in [["use": NSNull()], ["key_ops": ["verify"]], ["key_ops": ["sign", "verify"], "use": NSNull()]] {
+            let keys = try await JWTKeyTable.load(jwksJSON: Array(mint.jwks(amend: ["ec": amend]).utf8))
+            XCTAssertNoThrow(try verifier.verify(try mint.token(claims: claims(), kid: "ec"), keys: keys, now: now).get(), "\(amend)")
+        }
+        // A token without kid is not tried against the encryption key either.
+        let only = try await JWTKeyTable.load(jwksJSON: Array(mint.jwks(amend: ["ec": ["use": "enc"]]).utf8))
+        let anonymous = try mint.token(claims: claims(), kid: "ec", header: ["kid": nil])
+        guard case .failure(.unsupportedAlgorithm) = verifier.verify(anonymous, keys: only, now: now) else {
+            return XCTFail("a token without kid verified with an encryption key")
+        }
+    }
+
+    /// `part` with the last character's unused low bits set: decoders that ignore them read
+    /// the same bytes.
+    static func withStrayBits(_ part: String) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let unusedMask = part.count % 4 == 2 ? 0x0F : 0x03
+        precondition(part.count % 4 != 0, "a part without unused bits")
+        let last = alphabet.firstIndex(of: part.last!)!
+        return String(part.dropLast()) + String(alphabet[last | unusedMask])
     }
 
     func testKeySetErrors() async {

@@ -284,6 +284,70 @@ final class ConfigLoaderErrorTests: XCTestCase {
             """)
     }
 
+    func testASplitWrittenAsAMappingTakesBackendsAndStickyOn() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              new: { endpoints: [127.0.0.1:9001] }
+              old: { endpoints: [127.0.0.1:9002] }
+            routes:
+              - match: { prefix: /a/ }
+                split:
+                  backends: [{ service: new, weight: 90 }, { service: old, weight: 10 }]
+                  stickyOn: { header: X-User }
+              - match: { prefix: /b/ }
+                split:
+                  backends: [{ service: new, weight: 1 }]
+                  stickyOn: { cookie: Session }
+              - match: { prefix: / }
+                split: { backends: [{ service: new, weight: 1 }] }
+            """, file: "gateway.yaml")
+        XCTAssertEqual(config.routes[0].action, .split([WeightedBackend(service: "new", weight: 90),
+                                                        WeightedBackend(service: "old", weight: 10)]))
+        XCTAssertEqual(config.routes[0].splitStickyOn, .header("x-user"), "header names are lower-cased")
+        XCTAssertEqual(config.routes[1].splitStickyOn, .cookie("Session"), "cookie names are case-sensitive")
+        XCTAssertNil(config.routes[2].splitStickyOn)
+        XCTAssertEqual(config.routes[2].action, .split([WeightedBackend(service: "new", weight: 1)]))
+    }
+
+    func testSplitStickyOnMistakes() {
+        XCTAssertEqual(errorText("""
+            listeners:
+              - address: 127.0.0.1:8080
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: /a/ }
+                split: { backend: [{ service: api, weight: 1 }] }
+              - match: { prefix: /b/ }
+                split:
+                  backends: [{ service: api, weight: 1 }]
+                  stickyOn: { header: x-user, cookie: session }
+              - match: { prefix: /c/ }
+                split:
+                  backends: [{ service: api, weight: 1 }]
+                  stickyOn: { cookie: "a;b" }
+              - match: { prefix: /d/ }
+                split:
+                  backends: [{ service: api, weight: 1 }]
+                  stickyOn: { header: [x] }
+              - match: { prefix: / }
+                split:
+                  backends: [{ service: api, weight: 1 }]
+                  stickyOn: {}
+            """), """
+            gateway.yaml:7:12: routes[0].split.backends: a split written as a mapping needs 'backends', \
+            the list of { service, weight } or { function, weight }
+            gateway.yaml:7:14: routes[0].split.backend: unknown key 'backend' (did you mean 'backends'?)
+            gateway.yaml:11:35: routes[1].split.stickyOn.cookie: stickyOn takes one of 'header' or 'cookie', not both
+            gateway.yaml:15:27: routes[2].split.stickyOn.cookie: expected a cookie name such as session, got 'a;b'
+            gateway.yaml:19:27: routes[3].split.stickyOn.header: expected a header name such as x-user, got a list
+            gateway.yaml:23:17: routes[4].split.stickyOn: stickyOn needs 'header' or 'cookie': \
+            where the value that keeps a client on one side is
+            """)
+    }
+
     func testAServiceAndAFunctionOfTheSameNameAreDifferentBackends() throws {
         let config = try ConfigLoader.parse(yaml: """
             listeners:

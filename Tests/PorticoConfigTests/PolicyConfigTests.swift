@@ -142,7 +142,7 @@ final class RetryConfigTests: XCTestCase {
             services:
               api:
                 endpoints: [127.0.0.1:9001]
-                retryBudget: { percent: 10, interval: 30s, minRetries: 1 }
+                retryBudget: { percent: 10, interval: 30s, minRetriesPerSecond: 2, minRetries: 1 }
               other: { endpoints: [127.0.0.1:9002] }
             routes:
               - match: { prefix: /a/ }
@@ -152,8 +152,11 @@ final class RetryConfigTests: XCTestCase {
                 service: other
                 retries: { attempts: 1 }
             """, file: "gateway.yaml")
-        XCTAssertEqual(config.services[0].retryBudget, RetryBudgetConfig(percent: 10, interval: .seconds(30), minRetries: 1))
-        XCTAssertEqual(config.services[1].retryBudget, RetryBudgetConfig(), "20 % over 10 s, at least 3")
+        XCTAssertEqual(config.services[0].retryBudget, RetryBudgetConfig(percent: 10, interval: .seconds(30),
+                                                                               minRetriesPerSecond: 2, minRetries: 1))
+        XCTAssertEqual(config.services[1].retryBudget, RetryBudgetConfig(percent: 20, interval: .seconds(10), minRetriesPerSecond: 10,
+                                                                          minRetries: 0),
+                       "Linkerd's: 20 % over 10 s, plus 10 a second")
         XCTAssertEqual(config.routes[0].retries, RetryConfig(attempts: 3, perTryTimeout: .seconds(2),
                                                              retryOn: [.serverError, .reset], replayBuffer: 1024 * 1024))
         XCTAssertEqual(config.routes[1].retries, RetryConfig(attempts: 1),

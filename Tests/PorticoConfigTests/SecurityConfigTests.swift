@@ -54,6 +54,56 @@ final class SecurityConfigTests: XCTestCase {
         XCTAssertTrue(json.contains("spiffe://example.org/ns/default/sa/orders"), json)
     }
 
+    func testListenerCipherSuites() throws {
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8443
+                tls: { certificate: c.pem, key: k.pem }
+              - address: 127.0.0.1:9443
+                tls:
+                  certificate: c.pem
+                  key: k.pem
+                  cipherSuites: [ECDHE-RSA-CHACHA20-POLY1305, ECDHE-RSA-AES128-SHA]
+            routes:
+              - match: { prefix: / }
+                directResponse: { status: 200 }
+            """, file: "gateway.yaml")
+        XCTAssertEqual(config.listeners[0].tls?.cipherSuites, [
+            "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+        ], "the default: ECDHE with AES-GCM or ChaCha20-Poly1305 only")
+        XCTAssertEqual(config.listeners[1].tls?.cipherSuites, ["ECDHE-RSA-CHACHA20-POLY1305", "ECDHE-RSA-AES128-SHA"])
+        XCTAssertTrue(config.renderJSON().contains("ECDHE-RSA-CHACHA20-POLY1305"))
+
+        XCTAssertEqual(rejectionText("""
+            listeners:
+              - address: 127.0.0.1:8443
+                tls:
+                  certificate: c.pem
+                  key: k.pem
+                  cipherSuites: [ecdhe-rsa-aes128-gcm-sha256, RC4-SHA, TLS_AES_128_GCM_SHA256, AES128-SHA, AES128-SHA, [x]]
+              - address: 127.0.0.1:9443
+                tls: { certificate: c.pem, key: k.pem, cipherSuites: [] }
+              - address: 127.0.0.1:9444
+                tls: { certificate: c.pem, key: k.pem, cipherSuites: ECDHE-RSA-AES128-GCM-SHA256 }
+            routes:
+              - match: { prefix: / }
+                directResponse: { status: 200 }
+            """), """
+            gateway.yaml:6:22: listeners[0].tls.cipherSuites[0]: unknown TLS 1.2 cipher suite 'ecdhe-rsa-aes128-gcm-sha256' \
+            (did you mean 'ECDHE-RSA-AES128-GCM-SHA256'?)
+            gateway.yaml:6:51: listeners[0].tls.cipherSuites[1]: unknown TLS 1.2 cipher suite 'RC4-SHA' \
+            (OpenSSL names such as ECDHE-ECDSA-AES128-GCM-SHA256)
+            gateway.yaml:6:60: listeners[0].tls.cipherSuites[2]: 'TLS_AES_128_GCM_SHA256' is a TLS 1.3 suite; \
+            TLS 1.3 always offers its three AEAD suites, and this list is for TLS 1.2
+            gateway.yaml:6:96: listeners[0].tls.cipherSuites[4]: 'AES128-SHA' is listed twice
+            gateway.yaml:6:108: listeners[0].tls.cipherSuites[5]: expected a cipher suite name, got a list
+            gateway.yaml:8:58: listeners[1].tls.cipherSuites: needs at least one cipher suite; leave 'cipherSuites' out for the default
+            gateway.yaml:10:58: listeners[2].tls.cipherSuites: expected a list of cipher suite names such as \
+            ECDHE-ECDSA-AES128-GCM-SHA256, got 'ECDHE-RSA-AES128-GCM-SHA256'
+            """)
+    }
+
     func testBadJWTAndAuthorizationValuesAreEachReported() {
         let text = rejectionText("""
             listeners:

@@ -130,6 +130,44 @@ final class JWTEndToEndTests: GatewayTestCase {
         XCTAssertTrue(metrics.contains(#"portico_requests_total{route="service",backend="authn",code="401"} 11"#), metrics)
     }
 
+    /// The JWS details a lenient library lets through: each token here is really signed by a
+    /// key of the set, and each is refused through the real binary.
+    func testCriticalHeadersOtherSpellingsAndEncryptionKeysAre401() throws {
+        gateway = try PorticoProcess(config: config(), prepare: { root in
+            // ec-1 is published as an encryption key: it must not verify anything.
+            try self.mint.jwks(amend: ["ec-1": ["use": "enc"]])
+                .write(to: root.appendingPathComponent("jwks.json"), atomically: true, encoding: .utf8)
+            try self.writeFunction("echo", script: SecurityEndToEndTests.headerEchoWorker, in: root)
+        })
+        var genuine = try mint.token(claims: claims(), kid: "ed-1")
+        while !genuine.split(separator: ".")[2].contains(where: { $0 == "-" || $0 == "_" }) {
+            genuine = try mint.token(claims: claims(), kid: "ed-1")
+        }
+        XCTAssertEqual(try get("/service/x", token: genuine).status, 200)
+        let parts = genuine.split(separator: ".").map(String.init)
+        let signedText = parts[0] + "." + parts[1] + "."
+        let plusSlash = parts[2].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let strayBits = String(parts[2].dropLast()) + String(alphabet[alphabet.firstIndex(of: parts[2].last!)! | 0x0F])
+        let cases: [(reason: String, token: String)] = [
+            ("unsupported_header", try mint.token(claims: claims(), kid: "rsa-1", extraHeader: ["crit": ["exp"], "exp": 1])),
+            ("unsupported_header", try mint.token(claims: claims(), kid: "ed-1", extraHeader: ["crit": ["b64"], "b64": false])),
+            ("malformed", signedText + parts[2] + "=="),
+            ("malformed", signedText + plusSlash),
+            ("malformed", signedText + strayBits),
+            ("unknown_kid", try mint.token(claims: claims(), kid: "ec-1")),
+        ]
+        for (index, testCase) in cases.enumerated() {
+            XCTAssertEqual(try get("/service/x", token: testCase.token).status, 401, "\(testCase.reason) #\(index)")
+        }
+        XCTAssertEqual(upstream.count(), 1, "only the genuine token reached the backend")
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        for (reason, count) in [("unsupported_header", 2), ("malformed", 3), ("unknown_kid", 1)] {
+            XCTAssertTrue(metrics.contains("portico_authn_failures_total{policy=\"public-jwt\",reason=\"\(reason)\"} \(count)"),
+                          "\(reason) \(count)\n\(metrics)")
+        }
+    }
+
     func testClaimBasedAuthorization() throws {
         gateway = try PorticoProcess(config: config(), prepare: prepare)
         let admin = try mint.token(claims: claims(["scope": "admin"]))

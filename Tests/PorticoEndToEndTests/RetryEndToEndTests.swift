@@ -63,12 +63,35 @@ final class RetryEndToEndTests: GatewayTestCase {
         XCTAssertTrue(plain.contains(502), "without retries the closed endpoint shows: \(plain)")
     }
 
+    /// Issue 14 item 7: with the default budget, a quiet service with one dead endpoint of two
+    /// gets every retry it asks for. One connection, so every request is on one event loop:
+    /// the old floor (3 retries per 10 s per loop) answered some of these 502.
+    func testTheDefaultBudgetAllowsEveryRetryAtLowTraffic() throws {
+        let closedPort = try freePort()
+        gateway = try PorticoProcess(config: """
+            services:
+              backend: { endpoints: [127.0.0.1:\(closedPort), \(upstream.address)], connectTimeout: 1s }
+            routes:
+              - name: retried
+                match: { prefix: / }
+                service: backend
+                retries: { attempts: 2, retryOn: [connect-failure] }
+            """)
+        let url = "\(gateway.http)/x"
+        let run = try runCommand("/usr/bin/curl", ["--silent", "--max-time", "30", "--write-out", "%{http_code}\n"]
+                                 + (0..<10).flatMap { _ in ["--output", "/dev/null", url] })
+        let statuses = run.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(statuses, Array(repeating: "200", count: 10), run.output)
+        XCTAssertGreaterThanOrEqual(try retriesMetric("retried"), 4, "half the requests met the closed port first")
+        XCTAssertEqual(upstream.count(), 10)
+    }
+
     func testTheRetryBudgetCapsRetriesUnderAFailingService() throws {
         gateway = try PorticoProcess(config: """
             services:
               backend:
                 endpoints: [\(upstream.address)]
-                retryBudget: { percent: 20, interval: 1m, minRetries: 0 }
+                retryBudget: { percent: 20, interval: 1m, minRetriesPerSecond: 0 }
             routes:
               - name: failing
                 match: { prefix: / }

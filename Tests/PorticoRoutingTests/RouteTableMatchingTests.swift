@@ -160,15 +160,61 @@ final class RouteTableMatchingTests: XCTestCase {
         }
     }
 
-    func testSplitRoutesPickTheirServiceFromTheHash() throws {
+    func testSplitRoutesPickTheirServiceFromTheDraw() throws {
         let routes = try table(route("split", action: .split([
             WeightedBackend(service: "new", weight: 1),
             WeightedBackend(service: "old", weight: 0),
         ])))
         let matched = try XCTUnwrap(routes.match(TestRequest()))
-        XCTAssertEqual(matched.route.backend(hash: StableHash.hash("anything")), .service("new"))
+        XCTAssertEqual(matched.route.backend(draw: StableHash.hash("anything")), .service("new"))
+        XCTAssertNil(matched.route.stickyHash(of: TestRequest(headers: ["x-user": "a"])), "no stickyOn: every request draws")
 
         let plain = try table(route("plain", action: .service("users")))
-        XCTAssertEqual(plain.match(TestRequest())?.route.backend(hash: 0), .service("users"))
+        XCTAssertEqual(plain.match(TestRequest())?.route.backend(draw: 0), .service("users"))
+    }
+
+    func testStickySplitsHashTheHeaderOrCookieValue() throws {
+        var byHeader = route("by-header", action: .split([WeightedBackend(service: "a", weight: 1), WeightedBackend(service: "b", weight: 1)]))
+        byHeader.splitStickyOn = .header("x-user")
+        let header = try XCTUnwrap(table(byHeader).match(TestRequest())).route
+        XCTAssertEqual(header.stickyHash(of: TestRequest(headers: ["x-user": "alice"])), StableHash.hash("alice"))
+        XCTAssertNil(header.stickyHash(of: TestRequest(headers: ["cookie": "x-user=alice"])))
+
+        var byCookie = byHeader
+        byCookie.splitStickyOn = .cookie("session")
+        let cookie = try XCTUnwrap(table(byCookie).match(TestRequest())).route
+        XCTAssertEqual(cookie.stickyHash(of: TestRequest(headers: ["cookie": "theme=dark; session=s1"])), StableHash.hash("s1"))
+        XCTAssertNil(cookie.stickyHash(of: TestRequest(headers: ["cookie": "Session=s1; sessionid=s2"])), "names compare exactly")
+        XCTAssertNil(cookie.stickyHash(of: TestRequest(headers: ["session": "s1"])))
+        // HTTP/2 may send each cookie as its own field.
+        XCTAssertEqual(cookie.stickyHash(of: SeveralCookies(cookies: ["theme=dark", "session=s2"])), StableHash.hash("s2"))
+    }
+
+    func testCookieValues() {
+        XCTAssertEqual(CookieHeader.value(named: "a", in: "a=1"), "1")
+        XCTAssertEqual(CookieHeader.value(named: "b", in: "a=1; b=2;c=3"), "2")
+        XCTAssertEqual(CookieHeader.value(named: "c", in: "a=1; b=2;c=3"), "3")
+        XCTAssertEqual(CookieHeader.value(named: "q", in: #"q="quoted value""#), "quoted value")
+        XCTAssertEqual(CookieHeader.value(named: "e", in: "e=; f=1"), "")
+        XCTAssertEqual(CookieHeader.value(named: "a", in: "a = 1 "), "1")
+        XCTAssertEqual(CookieHeader.value(named: "t", in: "t=x=y"), "x=y", "the value runs to the ';'")
+        XCTAssertNil(CookieHeader.value(named: "a", in: "ab=1; ba=2; noequals"))
+        XCTAssertEqual(CookieHeader.value(named: "a", in: "a=first; a=second"), "first")
+    }
+}
+
+/// A request whose `cookie` came as several header fields.
+private struct SeveralCookies: RoutableRequest {
+    var method = "GET"
+    var authority = "api.example.com"
+    var normalizedPath = "/"
+    var cookies: [String]
+
+    func firstHeaderValue(lowercasedName: String) -> String? {
+        lowercasedName == "cookie" ? cookies.first : nil
+    }
+
+    func headerValues(lowercasedName: String) -> [String] {
+        lowercasedName == "cookie" ? cookies : []
     }
 }
