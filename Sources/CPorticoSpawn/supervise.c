@@ -16,9 +16,10 @@
 #include <unistd.h>
 
 // The per-worker supervisor: the gateway starts every worker, exec process and build through
-// it (see `portico_spawn` with a control pipe). It is the same binary as the gateway, run again
-// through /proc/self/exe with argv[0] "portico-supervise", and it does its whole job here, in a
-// constructor, before any Swift code runs: a few system calls, no runtime.
+// it (see `portico_spawn` with a control pipe). It is the small `portico-supervise` program
+// installed beside the gateway (Sources/portico-supervise), or, where that is missing, the
+// gateway's own binary run again through /proc/self/exe with argv[0] "portico-supervise": a
+// constructor below then does the whole job before any Swift code runs.
 //
 // Why a process of its own: PR_SET_PDEATHSIG reaches only a direct child, so a worker's own
 // children (a shell script that starts python without exec, a `setsid` daemon) outlived a
@@ -34,8 +35,31 @@
 static const char supervisor_name[] = "portico-supervise";
 enum { control_fd = 3 };
 
-/// Fills `out` with up to `capacity` pids whose parent is `parent`; returns how many.
+/// Fills `out` with up to `capacity` children of this (single-threaded) process; returns how
+/// many. `/proc/self/task/PID/children` is one read; scanning every process in /proc is the
+/// fallback for kernels built without it, and costs milliseconds on a busy machine.
 static int children_of(pid_t parent, pid_t *out, int capacity) {
+    char list_path[64];
+    snprintf(list_path, sizeof(list_path), "/proc/self/task/%ld/children", (long)parent);
+    int list = open(list_path, O_RDONLY | O_CLOEXEC);
+    if (list >= 0) {
+        char text[4096];
+        ssize_t length = read(list, text, sizeof(text) - 1);
+        close(list);
+        if (length >= 0) {
+            text[length] = '\0';
+            int count = 0;
+            char *cursor = text;
+            while (count < capacity) {
+                char *end;
+                long pid = strtol(cursor, &end, 10);
+                if (end == cursor) break;
+                if (pid > 0) out[count++] = (pid_t)pid;
+                cursor = end;
+            }
+            return count;
+        }
+    }
     DIR *proc = opendir("/proc");
     if (proc == NULL) return 0;
     int count = 0;
@@ -103,8 +127,11 @@ static void exit_like(int status) {
     _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
-static void supervise(int argc, char **argv, char **envp) {
-    if (argc < 5) _exit(125);
+int portico_supervise_main(int argc, char **argv, char **envp) {
+    if (argc < 5 || strcmp(argv[0], supervisor_name) != 0) {
+        dprintf(2, "portico-supervise: started by the gateway only\n");
+        return 125;
+    }
     long long memory_limit = atoll(argv[1]);
     long long open_files_limit = atoll(argv[2]);
     const char *path = argv[3];
@@ -187,10 +214,11 @@ static void supervise(int argc, char **argv, char **envp) {
     // The worker is gone, or must go: nothing it started may stay.
     kill_descendants(worker, &worker_status, &worker_reaped);
     exit_like(worker_reaped ? worker_status : (SIGKILL & 0x7f));
+    return 1;
 }
 
 __attribute__((constructor)) static void portico_supervise_if_asked(int argc, char **argv, char **envp) {
     if (argc >= 1 && argv != NULL && argv[0] != NULL && strcmp(argv[0], supervisor_name) == 0) {
-        supervise(argc, argv, envp);
+        _exit(portico_supervise_main(argc, argv, envp));
     }
 }

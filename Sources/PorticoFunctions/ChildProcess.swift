@@ -63,8 +63,20 @@ public struct ChildProcess: Sendable {
         deinit { if fd >= 0 { _ = Glibc.close(fd) } }
     }
 
-    /// The argv[0] that makes the gateway's own binary run as a supervisor.
+    /// The supervisor's argv[0]: it checks it, and it makes the gateway's own binary run as one.
     static let supervisorName = "portico-supervise"
+
+    /// `portico-supervise` beside the running binary, else the running binary itself (a
+    /// constructor in CPorticoSpawn then acts as the supervisor, at the cost of loading the
+    /// Swift runtime on every spawn).
+    static let supervisorPath: String = {
+        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        if let slash = own.lastIndex(of: "/") {
+            let sibling = String(own[..<slash]) + "/" + supervisorName
+            if access(sibling, X_OK) == 0 { return sibling }
+        }
+        return "/proc/self/exe"
+    }()
 
     /// What the spawner hands back: the process and the parent's ends of its pipes.
     public struct Spawned {
@@ -122,7 +134,7 @@ public struct ChildProcess: Sendable {
         var pid: pid_t = 0
         let result = argv.withUnsafeBufferPointer { argvBuffer in
             envp.withUnsafeBufferPointer { envpBuffer in
-                portico_spawn("/proc/self/exe", argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
+                portico_spawn(Self.supervisorPath, argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
                               stdinPipe[0], stdoutPipe[1], mergeStderr ? stdoutPipe[1] : stderrPipe[1],
                               0, 0, controlPipe[0], &pid)
             }

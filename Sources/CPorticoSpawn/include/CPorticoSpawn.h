@@ -33,6 +33,10 @@ int portico_pipe_cloexec(int fds[2]);
 /// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); returns 0 or errno.
 int portico_rename_exchange(const char *from, const char *to);
 
+/// The supervisor (supervise.c): argv is `portico-supervise MEMORY OPEN_FILES PATH ARGV0 ARGS...`
+/// with the control pipe as fd 3. Returns only on bad arguments.
+int portico_supervise_main(int argc, char **argv, char **envp);
+
 /// Makes the calling process a child subreaper; returns 0 or errno.
 int portico_set_child_subreaper(void);
 
