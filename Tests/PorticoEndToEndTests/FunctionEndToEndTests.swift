@@ -410,6 +410,26 @@ final class FunctionEndToEndTests: XCTestCase {
                       "left behind: \(Processes.matching(marker).map(\.commandLine))")
     }
 
+    /// Item 13: the gateway is a child subreaper, so a worker's descendants that lose their
+    /// supervisor (killed from outside) are re-parented to the gateway, which kills them.
+    func testWhatAKilledSupervisorLeavesIsKilledByTheGateway() throws {
+        let daemonizing = PythonWorker.script(
+            body: #""daemon\n""#,
+            globals: "import subprocess\nsubprocess.Popen([\"setsid\", \"python3\", \"-c\", \"import time; time.sleep(300)\", \"\(marker)\"])")
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("daemon", in: root, manifest: "", script: daemonizing)
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/daemon/"]).status, 200)
+        XCTAssertTrue(eventually(timeout: 10) { Processes.workers(self.marker).count >= 2 })
+        let gatewayPID = gateway.process.processIdentifier
+        let supervisor = try XCTUnwrap(Processes.matching(marker).first { $0.parent == gatewayPID && $0.commandLine.hasPrefix("portico-supervise ") })
+        kill(supervisor.pid, SIGKILL)
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "survivors: \(Processes.matching(marker).map { "\($0.pid) (parent \($0.parent)): \($0.commandLine)" })")
+        XCTAssertTrue(gateway.process.isRunning)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/daemon/"]).status, 200, "and the function starts again")
+    }
+
     /// Item 14: a redeploy whose code exits at start drained the working revision at once, and
     /// half the requests got 502 until the next deploy.
     func testBadCodeDoesNotReplaceAHealthyRevision() throws {
