@@ -410,6 +410,23 @@ final class FunctionEndToEndTests: XCTestCase {
                       "left behind: \(Processes.matching(marker).map(\.commandLine))")
     }
 
+    /// Item 13: an exec-mode script that leaves a process behind: the process held the
+    /// response's stdout open (the request waited for it) and outlived the request.
+    func testAnExecScriptsLeftoverEndsWithIt() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeRawFunction("leaver", in: root, manifest: "command: [\"./run.sh\"]\nmode: exec\nrequestTimeout: 20s\n", files: [
+                "run.sh": "#!/bin/sh\npython3 -c 'import time; time.sleep(300)' \(self.marker) &\necho done\n",
+            ])
+        }
+        let started = Date()
+        let response = try Curl.run(["\(gateway.http)/function/leaver/"], timeout: 30)
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.body, "done\n")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the response ends with the script")
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "left behind: \(Processes.matching(marker).map(\.commandLine))")
+    }
+
     /// Item 13: the gateway is a child subreaper, so a worker's descendants that lose their
     /// supervisor (killed from outside) are re-parented to the gateway, which kills them.
     func testWhatAKilledSupervisorLeavesIsKilledByTheGateway() throws {
