@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "portico", targets: ["portico"]),
+        .executable(name: "portico-supervise", targets: ["portico-supervise"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -52,6 +53,13 @@ let package = Package(
         // exec must be async-signal-safe C, which Foundation's Process cannot offer.
         .target(
             name: "CPorticoSpawn"
+        ),
+        // The per-worker supervisor (see Sources/CPorticoSpawn/supervise.c), installed beside
+        // `portico`; without it the gateway runs its own binary as the supervisor, which works
+        // but costs a cold start the load of the Swift runtime.
+        .executableTarget(
+            name: "portico-supervise",
+            dependencies: ["CPorticoSpawn"]
         ),
         // The I/O shell of functions: processes, readiness, the scaler's actions, the folder watcher.
         .target(

@@ -24,7 +24,7 @@ static void fail_in_child(int report_fd) {
 
 int portico_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
                   int stdin_fd, int stdout_fd, int stderr_fd,
-                  long long memory_limit, long long open_files_limit, pid_t *pid_out) {
+                  long long memory_limit, long long open_files_limit, int control_fd, pid_t *pid_out) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     pid_t parent = getpid();
@@ -72,14 +72,30 @@ int portico_spawn(const char *path, char *const argv[], char *const envp[], cons
         if (dup2(stdout_fd >= 0 ? stdout_fd : null_fd, 1) < 0) fail_in_child(report[1]);
         if (dup2(stderr_fd >= 0 ? stderr_fd : null_fd, 2) < 0) fail_in_child(report[1]);
 
-        // Only 0, 1, 2 and the report pipe (close-on-exec) may reach the worker: no listening
-        // socket or client connection of the gateway leaks into it.
+        // A supervisor gets its control pipe as fd 3, without close-on-exec. The report pipe
+        // moves out of the way first if it happens to be fd 3.
+        int keep = report[1];
+        int first_closed = 3;
+        if (control_fd >= 0) {
+            if (keep == 3) {
+                keep = fcntl(keep, F_DUPFD_CLOEXEC, 4);
+                if (keep < 0) fail_in_child(report[1]);
+            }
+            if (control_fd == 3) {
+                if (fcntl(3, F_SETFD, 0) != 0) fail_in_child(keep);
+            } else if (dup2(control_fd, 3) < 0) {
+                fail_in_child(keep);
+            }
+            first_closed = 4;
+        }
+
+        // Only 0, 1, 2 (3 for a supervisor) and the report pipe (close-on-exec) may reach the
+        // child: no listening socket or client connection of the gateway leaks into it.
         // close_range is one system call where a loop is tens of thousands: it matters for
         // cold starts. The loop is the fallback for kernels older than 5.9.
-        int keep = report[1];
-        if (keep < 3 || syscall(SYS_close_range, 3, keep - 1, 0) != 0 ||
+        if (keep < first_closed || syscall(SYS_close_range, first_closed, keep - 1, 0) != 0 ||
             syscall(SYS_close_range, keep + 1, ~0U, 0) != 0) {
-            for (int fd = 3; fd < 65536; fd++) {
+            for (int fd = first_closed; fd < 65536; fd++) {
                 if (fd != keep) close(fd);
             }
         }
@@ -88,15 +104,15 @@ int portico_spawn(const char *path, char *const argv[], char *const envp[], cons
         // gateway that has many descriptors open.
         if (memory_limit > 0) {
             struct rlimit limit = { (rlim_t)memory_limit, (rlim_t)memory_limit };
-            if (setrlimit(RLIMIT_AS, &limit) != 0) fail_in_child(report[1]);
+            if (setrlimit(RLIMIT_AS, &limit) != 0) fail_in_child(keep);
         }
         if (open_files_limit > 0) {
             struct rlimit limit = { (rlim_t)open_files_limit, (rlim_t)open_files_limit };
-            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail_in_child(report[1]);
+            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) fail_in_child(keep);
         }
-        if (directory != NULL && chdir(directory) != 0) fail_in_child(report[1]);
+        if (directory != NULL && chdir(directory) != 0) fail_in_child(keep);
         execve(path, argv, envp);
-        fail_in_child(report[1]);
+        fail_in_child(keep);
     }
 
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
@@ -144,4 +160,8 @@ int portico_pipe_cloexec(int fds[2]) {
 
 int portico_rename_exchange(const char *from, const char *to) {
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) == 0 ? 0 : errno;
+}
+
+int portico_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : errno;
 }

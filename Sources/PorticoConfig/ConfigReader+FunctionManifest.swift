@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigReader {
     static let functionManifestKeys = [
-        "command", "build", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
+        "command", "build", "buildTimeout", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
         "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness", "outlierDetection",
     ]
     /// Settings of long-running workers. An exec function starts one process per request and
@@ -41,6 +41,9 @@ extension ConfigReader {
         }
         if let node = top["build"] {
             manifest.build = commandLine(node, key: "build")
+        }
+        if let value = top["buildTimeout"].flatMap({ duration($0, key: "buildTimeout") }) {
+            manifest.buildTimeout = value
         }
         if let node = top["mode"], let mode = choice(node, key: "mode", [("http", FunctionManifest.Mode.http), ("exec", .exec)]) {
             manifest.mode = mode

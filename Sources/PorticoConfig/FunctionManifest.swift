@@ -17,13 +17,24 @@ public struct FunctionManifest: Sendable, Equatable {
     /// Run once per revision, in `directory`, before the first worker starts (compile a
     /// native worker, say). A failing build keeps the previous revision serving.
     public var build: [String]?
+    /// A build still running after this is stopped (SIGTERM, then SIGKILL) and counts as failed.
+    public var buildTimeout: ConfigDuration
     public var mode: Mode
     /// Default: one route, prefix `/function/<name>/`, rewritten to `/`.
     public var routes: [FunctionRoute]
     /// Extra environment for every worker, in file order.
     public var env: [EnvironmentVariable]
-    /// Requests in flight per worker; 0 means unlimited.
+    /// Requests in flight per worker; 0 means unlimited (and so never a second worker for load).
     public var concurrency: Int
+    /// The default `concurrency`: a worker takes this many requests at once before the next
+    /// worker starts. Knative's `containerConcurrency` defaults to 0 (unlimited) but its
+    /// autoscaler still targets 100 per pod; a Portico worker is one process, often a Python
+    /// program, and Python's `http.server` listens with a backlog of 5: more connections at
+    /// once than that are not accepted in time. 4 stays under it (each request in flight
+    /// holds one connection to its worker).
+    public static let defaultConcurrency = 4
+    /// The default `buildTimeout`: long enough for a Swift package with dependencies on two cores.
+    public static let defaultBuildTimeout = ConfigDuration.seconds(600)
     /// Workers kept even when idle; 0 scales to zero.
     public var minWorkers: Int
     public var maxWorkers: Int
@@ -45,7 +56,7 @@ public struct FunctionManifest: Sendable, Equatable {
 
     public init(
         name: String, directory: String, command: [String], build: [String]? = nil, mode: Mode = .http,
-        routes: [FunctionRoute]? = nil, env: [EnvironmentVariable] = [], concurrency: Int = 0,
+        routes: [FunctionRoute]? = nil, env: [EnvironmentVariable] = [], concurrency: Int = FunctionManifest.defaultConcurrency,
         minWorkers: Int = 0, maxWorkers: Int = 8, idleTimeout: ConfigDuration = .seconds(30),
         startupTimeout: ConfigDuration = .seconds(10), requestTimeout: ConfigDuration = .seconds(60),
         queueLimit: Int = 100, gracePeriod: ConfigDuration = .seconds(5), limits: FunctionLimits = FunctionLimits(),
@@ -55,6 +66,7 @@ public struct FunctionManifest: Sendable, Equatable {
         self.directory = directory
         self.command = command
         self.build = build
+        self.buildTimeout = Self.defaultBuildTimeout
         self.mode = mode
         self.routes = routes ?? [FunctionRoute.default(for: name)]
         self.env = env

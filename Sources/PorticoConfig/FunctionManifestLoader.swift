@@ -4,7 +4,7 @@ import Yams
 /// Turns a function folder's `function.yaml` into a validated `FunctionManifest`, or a
 /// `ConfigError` listing every problem, printed the same way as `gateway.yaml` errors.
 ///
-/// Keys: `command` (required), `build`, `mode`, `routes`, `env`, `concurrency`, `minWorkers`,
+/// Keys: `command` (required), `build`, `buildTimeout`, `mode`, `routes`, `env`, `concurrency`, `minWorkers`,
 /// `maxWorkers`, `idleTimeout`, `startupTimeout`, `requestTimeout`, `queueLimit`, `gracePeriod`,
 /// `limits`, `readiness`; the rules live in `ConfigReader+FunctionManifest.swift`.
 public enum FunctionManifestLoader {
@@ -15,6 +15,12 @@ public enum FunctionManifestLoader {
     ///
     /// - Throws: `ConfigError`; a missing or unreadable file is one diagnostic with key `(file)`.
     public static func load(directory: String) throws -> FunctionManifest {
+        try load(directory: directory, name: functionName(ofDirectory: directory))
+    }
+
+    /// Reads `<directory>/function.yaml` as function `name`, for a folder not named after its
+    /// function (a revision's private copy).
+    public static func load(directory: String, name: String) throws -> FunctionManifest {
         let file = manifestPath(in: directory)
         let yaml: String
         do {
@@ -23,7 +29,7 @@ public enum FunctionManifestLoader {
             throw ConfigError([ConfigDiagnostic(
                 location: SourceLocation(file: file, line: 1, column: 1), key: "(file)", message: problem.text)])
         }
-        return try parse(yaml: yaml, file: file, name: functionName(ofDirectory: directory), directory: directory)
+        return try parse(yaml: yaml, file: file, name: name, directory: directory)
     }
 
     /// Parses manifest text; `file` only names the source in messages, `name` and `directory`
@@ -49,7 +55,7 @@ public enum FunctionManifestLoader {
         return manifest
     }
 
-    static func manifestPath(in directory: String) -> String {
+    public static func manifestPath(in directory: String) -> String {
         directory.hasSuffix("/") ? directory + fileName : directory + "/" + fileName
     }
 

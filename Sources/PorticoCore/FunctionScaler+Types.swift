@@ -23,7 +23,9 @@ extension FunctionScaler {
         public var minWorkers: Int
         /// Most live processes at once, counting the ones still starting and the ones stopping.
         public var maxWorkers: Int
-        /// Most requests waiting for a worker; the next one is rejected (`.queueFull`).
+        /// Most requests waiting for a worker beyond what the starting workers (and those that
+        /// may still start under `maxWorkers`) will take, `concurrency` each; the next one is
+        /// rejected (`.queueFull`). With `concurrency` 0, most requests waiting at all.
         public var queueLimit: Int
         /// How long a ready worker sits without requests before it is stopped.
         public var idleTimeout: UInt64

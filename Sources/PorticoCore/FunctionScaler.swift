@@ -10,7 +10,10 @@
 /// - live processes (starting + ready + draining + stopping) never exceed `maxWorkers`;
 /// - no worker is given more than `concurrency` requests at once;
 /// - a worker with requests in flight is never stopped for idleness;
-/// - a request is never refused because the function is cold: it waits (up to `queueLimit`).
+/// - a request is never refused because the function is cold: it waits. `queueLimit` bounds
+///   only the requests beyond what the workers that are starting, or may still start, will
+///   take (`concurrency` each), so a cold burst starts workers up to `maxWorkers` (as Knative's
+///   activator holds a cold burst until capacity arrives).
 ///
 /// Requests in flight on a worker that exits are forgotten: the proxy sees the broken connection
 /// and answers 502 itself, and a late `requestFinished` for them is ignored.
@@ -30,6 +33,8 @@ public struct FunctionScaler: Sendable {
     private var retryPending = false
 
     public private(set) var isDraining = false
+    /// Set by `warmUp`: one worker is wanted even without requests, until one is ready.
+    public private(set) var isWarming = false
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -61,6 +66,18 @@ public struct FunctionScaler: Sendable {
         return actions
     }
 
+    /// A new revision is to take over from a serving one: start a worker now, without waiting
+    /// for a request, so the shell can switch traffic once it is ready (Knative routes to a new
+    /// revision only once it is ready). The wish ends when a worker becomes ready; after that
+    /// the worker idles out like any other.
+    public mutating func warmUp(now: UInt64) -> Actions {
+        guard !isDraining else { return [] }
+        isWarming = true
+        var actions = Actions()
+        scaleUp(now: now, into: &actions)
+        return actions
+    }
+
     /// A request wants a worker.
     public mutating func requestArrived(_ request: RequestID, now: UInt64) -> Actions {
         guard !isDraining else { return [.reject(request, .draining)] }
@@ -69,7 +86,7 @@ public struct FunctionScaler: Sendable {
         if queueLength == 0, let worker = leastLoadedReadyWorker() {
             return [dispatch(request, to: worker)]
         }
-        guard queueLength < configuration.queueLimit else { return [.reject(request, .queueFull)] }
+        guard queueLength < configuration.queueLimit + capacityOnItsWay else { return [.reject(request, .queueFull)] }
         queue.append(request)
         var actions = Actions()
         dispatchQueued(into: &actions)
@@ -91,6 +108,7 @@ public struct FunctionScaler: Sendable {
         // A worker killed at startup or stopped by a drain may still report ready: ignore it.
         guard let w = index(of: id), workers[w].state == .starting else { return [] }
         workers[w].state = .ready
+        isWarming = false
         consecutiveStartFailures = 0
         startsAllowedAt = 0
 
@@ -268,7 +286,7 @@ public struct FunctionScaler: Sendable {
         } else {
             needed = (demand + configuration.concurrency - 1) / configuration.concurrency
         }
-        needed = min(max(needed, configuration.minWorkers), configuration.maxWorkers)
+        needed = min(max(needed, configuration.minWorkers, isWarming ? 1 : 0), configuration.maxWorkers)
         // Draining and stopping workers are no capacity, but they are processes.
         let toStart = min(
             needed - (readyWorkerCount + startingWorkerCount),
@@ -311,6 +329,16 @@ public struct FunctionScaler: Sendable {
             doublings -= 1
         }
         return min(delay, bounds.max)
+    }
+
+    /// What the workers that are starting, and those that may still start under `maxWorkers`,
+    /// will take once ready. With `concurrency: 0` a worker's capacity is unknown (unbounded),
+    /// so nothing is counted and `queueLimit` alone bounds the wait.
+    private var capacityOnItsWay: Int {
+        guard configuration.concurrency > 0 else { return 0 }
+        let workersComing = startingWorkerCount + max(0, configuration.maxWorkers - liveWorkerCount)
+        let (capacity, overflow) = workersComing.multipliedReportingOverflow(by: configuration.concurrency)
+        return overflow ? Int.max - configuration.queueLimit : min(capacity, Int.max - configuration.queueLimit)
     }
 
     /// Hands waiting requests, oldest first, to ready workers with spare capacity.

@@ -33,10 +33,50 @@ public enum SpawnError: Error, CustomStringConvertible {
     }
 }
 
-/// A child process in its own process group, which dies with the gateway (PR_SET_PDEATHSIG)
-/// and is reaped by `ChildReaper`.
+/// A child process in its own process group, reaped by `ChildReaper`.
+///
+/// It runs under a supervisor (`Sources/CPorticoSpawn/supervise.c`): `pid` is the supervisor's,
+/// which shares its process group with the command and exits the way the command exits. The
+/// supervisor is a child subreaper holding a pipe from the gateway: when the command exits, or
+/// the pipe closes (`killAll`, or the gateway dying in any way, SIGKILL included), it kills
+/// everything the command started, `setsid` escapees included, so nothing outlives either.
 public struct ChildProcess: Sendable {
     public let pid: pid_t
+    /// The gateway's end of the supervisor's control pipe.
+    let control: ControlPipe?
+
+    /// The write end of a supervisor's control pipe; closing it kills the supervised tree.
+    final class ControlPipe: @unchecked Sendable {
+        private let lock = NIOLock()
+        private var fd: Int32
+
+        init(fd: Int32) { self.fd = fd }
+
+        func close() {
+            let toClose = lock.withLock { () -> Int32 in
+                defer { fd = -1 }
+                return fd
+            }
+            if toClose >= 0 { _ = Glibc.close(toClose) }
+        }
+
+        deinit { if fd >= 0 { _ = Glibc.close(fd) } }
+    }
+
+    /// The supervisor's argv[0]: it checks it, and it makes the gateway's own binary run as one.
+    static let supervisorName = "portico-supervise"
+
+    /// `portico-supervise` beside the running binary, else the running binary itself (a
+    /// constructor in CPorticoSpawn then acts as the supervisor, at the cost of loading the
+    /// Swift runtime on every spawn).
+    static let supervisorPath: String = {
+        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        if let slash = own.lastIndex(of: "/") {
+            let sibling = String(own[..<slash]) + "/" + supervisorName
+            if access(sibling, X_OK) == 0 { return sibling }
+        }
+        return "/proc/self/exe"
+    }()
 
     /// What the spawner hands back: the process and the parent's ends of its pipes.
     public struct Spawned {
@@ -48,7 +88,7 @@ public struct ChildProcess: Sendable {
         public var stderr: Int32?
     }
 
-    /// Starts `command` in `directory` with exactly `environment`.
+    /// Starts `command` in `directory` with exactly `environment`, under a supervisor.
     /// `command[0]` is looked up on `PATH` (from `environment`, else the gateway's) unless it
     /// contains a slash, in which case it is relative to `directory`.
     public static func spawn(
@@ -78,7 +118,14 @@ public struct ChildProcess: Sendable {
             guard code == 0 else { throw SpawnError.pipe(code) }
         }
 
-        let argv = command.map { strdup($0) } + [nil]
+        var controlPipe: [Int32] = [-1, -1]
+        code = portico_pipe_cloexec(&controlPipe)
+        guard code == 0 else { throw SpawnError.pipe(code) }
+
+        // The supervisor is this very binary (a constructor in CPorticoSpawn takes over when
+        // argv[0] is `supervisorName`); the limits are its to apply, to the command alone.
+        let supervisorArguments = [Self.supervisorName, String(memoryLimit ?? 0), String(openFilesLimit ?? 0), path]
+        let argv = (supervisorArguments + command).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
@@ -87,28 +134,38 @@ public struct ChildProcess: Sendable {
         var pid: pid_t = 0
         let result = argv.withUnsafeBufferPointer { argvBuffer in
             envp.withUnsafeBufferPointer { envpBuffer in
-                portico_spawn(path, argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
+                portico_spawn(Self.supervisorPath, argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
                               stdinPipe[0], stdoutPipe[1], mergeStderr ? stdoutPipe[1] : stderrPipe[1],
-                              Int64(memoryLimit ?? 0), Int64(openFilesLimit ?? 0), &pid)
+                              0, 0, controlPipe[0], &pid)
             }
         }
         // The child's ends belong to the child now.
         if withStdin { close(stdinPipe[0]) }
         close(stdoutPipe[1])
         if !mergeStderr { close(stderrPipe[1]) }
+        close(controlPipe[0])
         guard result == 0 else {
             if withStdin { close(stdinPipe[1]) }
             close(stdoutPipe[0])
             if !mergeStderr { close(stderrPipe[0]) }
+            close(controlPipe[1])
             throw SpawnError.failed(command: program, errno: result)
         }
-        return Spawned(process: ChildProcess(pid: pid), stdin: withStdin ? stdinPipe[1] : nil,
-                       stdout: stdoutPipe[0], stderr: mergeStderr ? nil : stderrPipe[0])
+        return Spawned(process: ChildProcess(pid: pid, control: ControlPipe(fd: controlPipe[1])),
+                       stdin: withStdin ? stdinPipe[1] : nil, stdout: stdoutPipe[0], stderr: mergeStderr ? nil : stderrPipe[0])
     }
 
-    /// Signals the whole process group: the worker and whatever it started.
+    /// Signals the whole process group: the command and whatever it started in its group. The
+    /// supervisor ignores SIGTERM, so a graceful stop reaches the command only.
     public func signalGroup(_ signal: Int32) {
         _ = portico_kill_group(pid, signal)
+    }
+
+    /// Kills the command and everything it started, wherever it went (`setsid` included): the
+    /// supervisor does it once its control pipe closes, then exits. Also releases the pipe of a
+    /// child that has exited.
+    public func killAll() {
+        control?.close()
     }
 
     static func resolve(_ program: String, directory: String, path: String?) -> String? {
@@ -133,6 +190,12 @@ public final class ChildReaper: @unchecked Sendable {
 
     private let lock = NIOLock()
     private var watched: [pid_t: @Sendable (ChildExit) -> Void] = [:]
+    /// Killed orphans, to reap once they are gone (reaper queue only).
+    private var orphans: Set<pid_t> = []
+    /// Unknown children already dead at the last sweep: reaped at the next one if still unknown
+    /// (a supervisor that exits at once is watched a moment after its spawn).
+    private var deadStrangers: Set<pid_t> = []
+    private var adoptsOrphans = false  // reaper queue only
     private let queue = DispatchQueue(label: "portico.child-reaper")
     private var signalSource: DispatchSourceSignal?
     private var timer: DispatchSourceTimer?
@@ -157,9 +220,22 @@ public final class ChildReaper: @unchecked Sendable {
         queue.async { self.reap() }
     }
 
+    /// Makes the gateway a child subreaper (`PR_SET_CHILD_SUBREAPER`), and kills and reaps any
+    /// process re-parented to it. A worker's descendants are its supervisor's to kill; they
+    /// reach the gateway only if the supervisor itself was killed from outside. For the
+    /// gateway only: a process that runs other children of its own (a test runner) must not
+    /// call it.
+    public func adoptOrphans() {
+        queue.async {
+            guard !self.adoptsOrphans else { return }
+            self.adoptsOrphans = portico_set_child_subreaper() == 0
+        }
+    }
+
     public var watchedCount: Int { lock.withLock { watched.count } }
 
     private func reap() {
+        if adoptsOrphans { sweepOrphans() }
         let pids = lock.withLock { Array(watched.keys) }
         for pid in pids {
             var status: Int32 = 0
@@ -169,5 +245,52 @@ public final class ChildReaper: @unchecked Sendable {
             let callback = lock.withLock { watched.removeValue(forKey: pid) }
             callback?(exit)
         }
+    }
+}
+
+extension ChildReaper {
+    /// Kills every child that is not one of the gateway's supervisors (an orphan re-parented
+    /// here), then reaps the ones killed before.
+    ///
+    /// A supervisor is known by its command line; one that was just forked and has not reached
+    /// exec yet still has the gateway's own command line, and is spared as well. So a spawn
+    /// needs no lock shared with this sweep.
+    fileprivate func sweepOrphans() {
+        for pid in orphans {
+            var status: Int32 = 0
+            if portico_try_reap(pid, &status) != 0 { orphans.remove(pid) }
+        }
+        let own = Self.commandLine(of: "self")
+        var dead: Set<pid_t> = []
+        for pid in Self.children() where !orphans.contains(pid) && lock.withLock({ watched[pid] == nil }) {
+            let commandLine = Self.commandLine(of: String(pid))
+            if commandLine.isEmpty {
+                // A zombie (or gone): an orphan that died on its own, unless it is about to be watched.
+                var status: Int32 = 0
+                if deadStrangers.contains(pid) { _ = portico_try_reap(pid, &status) } else { dead.insert(pid) }
+                continue
+            }
+            guard commandLine != own,
+                  !commandLine.starts(with: Array(ChildProcess.supervisorName.utf8) + [0]) else { continue }
+            kill(pid, SIGKILL)
+            orphans.insert(pid)
+        }
+        deadStrangers = dead
+    }
+
+    private static func commandLine(of process: String) -> [UInt8] {
+        (try? Array(Data(contentsOf: URL(fileURLWithPath: "/proc/\(process)/cmdline")))) ?? []
+    }
+
+    /// The gateway's children, from `/proc/self/task/*/children` (a child belongs to the thread
+    /// that forked it, or to any thread once re-parented).
+    private static func children() -> [pid_t] {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
+        var pids: [pid_t] = []
+        for task in tasks {
+            guard let text = try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8) else { continue }
+            pids += text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        return pids
     }
 }

@@ -127,7 +127,7 @@ public final class ExecFunction: @unchecked Sendable {
         let collector = OutputCollector(limit: Self.maxOutput, eventLoop: loop)
         let timeout = loop.scheduleTask(in: manifest.requestTimeout.nanosecondsAmount) {
             collector.timedOut = true
-            process.signalGroup(SIGKILL)
+            process.killAll()
         }
         let body = request.body
         return NIOPipeBootstrap(group: loop)
@@ -144,6 +144,7 @@ public final class ExecFunction: @unchecked Sendable {
             .flatMap { output in exitPromise.futureResult.map { (output, $0) } }
             .map { [manifest, logger] output, exit in
                 timeout.cancel()
+                process.killAll()  // releases the control pipe; the supervisor is gone
                 if collector.timedOut { return .timedOut }
                 guard let output else { return .failed("output over \(Self.maxOutput) bytes") }
                 guard exit == .exited(0) else {

@@ -72,6 +72,8 @@ public final class FunctionInstance: @unchecked Sendable {
     /// 5xx and gateway errors in a row, per worker (outlier detection).
     private var outlierCounts: [FunctionScaler.WorkerID: (fiveXX: Int, gateway: Int)] = [:]
     private var lastEjection: UInt64?
+    /// Told once how a warm-up ended: nil when a worker is ready, else why none will be.
+    private var warmUpDone: ((String?) -> Void)?
 
     struct Waiter {
         let loop: EventLoop
@@ -107,6 +109,22 @@ public final class FunctionInstance: @unchecked Sendable {
     /// Starts the `minWorkers` the function always keeps.
     func start() {
         homeLoop.execute { self.perform(self.scaler.start(now: self.now)) }
+    }
+
+    /// Starts one worker before this revision takes any traffic; `done` hears (on the home
+    /// loop) nil once it is ready, or why the revision cannot become ready (its starts keep
+    /// failing). The revision it replaces serves meanwhile.
+    func warmUp(_ done: @escaping (String?) -> Void) {
+        homeLoop.execute {
+            self.warmUpDone = done
+            self.perform(self.scaler.warmUp(now: self.now))
+        }
+    }
+
+    private func finishWarmUp(_ failure: String?) {
+        guard let done = warmUpDone else { return }
+        warmUpDone = nil
+        done(failure)
     }
 
     // MARK: Requests (called from any event loop)
@@ -295,7 +313,9 @@ public final class FunctionInstance: @unchecked Sendable {
             let handedOver = requestIDs.compactMap { id in waiting.removeValue(forKey: id).map { (id.rawValue, $0) } }
             requeue(handedOver)
         case .crashLooping(let failures):
+            let previous = lastError.map { " (last: \($0))" } ?? ""
             lastError = "crash loop: \(failures) starts in a row failed"
+            finishWarmUp(lastError! + previous)
             logger.error("function keeps failing to start; backing off", metadata: ["function": .string(manifest.name),
                                                                                     "failures": .stringConvertible(failures)])
             // Requests waiting now would wait through every back-off: they hear at once (502),
@@ -331,6 +351,7 @@ public final class FunctionInstance: @unchecked Sendable {
             let microseconds = (NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000
             logger.info("worker ready", metadata: metadata(worker, ["us_to_ready": .stringConvertible(microseconds)]))
             perform(scaler.workerReady(workerID, now: now))
+            finishWarmUp(nil)
         }
     }
 
@@ -338,6 +359,9 @@ public final class FunctionInstance: @unchecked Sendable {
         startupTimers.removeValue(forKey: workerID)?.cancel()
         outlierCounts[workerID] = nil
         failureReasons[workerID] = nil
+        if scaler.worker(workerID)?.state == .starting {
+            lastError = "worker \(workerID.rawValue) exited before it was ready (\(exit))"
+        }
         if let worker = workers.removeValue(forKey: workerID) {
             worker.markExited()
             logger.info("worker stopped", metadata: metadata(worker, ["exit": .string(exit.description)]))

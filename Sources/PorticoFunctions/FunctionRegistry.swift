@@ -5,19 +5,37 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Prometheus
 import PorticoConfig
+import PorticoCore
 
 /// The functions deployed from the functions folder, kept in step with it.
 ///
-/// A reconcile reads the folder, compares each function's content hash (its revision) with
-/// what runs, and deploys, redeploys or undeploys. It runs on a queue of its own: reading
-/// folders and running build commands must never stall an event loop.
+/// A reconcile reads the folder, compares each function's content hash with what runs, and
+/// deploys, redeploys or undeploys. It runs on a queue of its own: reading folders and running
+/// build commands must never stall an event loop.
+///
+/// A new revision is a private copy of the folder (`RevisionCopies`), built there. When it
+/// replaces a serving revision, it first starts a worker and takes traffic only once that
+/// worker is ready (as Knative routes to a revision only once it is ready); a revision that
+/// cannot become ready, or does not build, is reported and the serving one stays. A folder
+/// that failed is tried again when its content changes, or after a back-off (`DeployAttempts`).
 public final class FunctionRegistry: @unchecked Sendable {
     /// What the gateway routes to: the serving revision of every function, and what failed.
     public struct Published: Sendable {
         public var functions: [String: FunctionBackend]
-        /// Functions whose folder is broken (bad manifest, failed build), with the reason.
-        /// A broken function that had a good revision keeps serving that revision.
+        /// Functions whose folder is broken (bad manifest, failed build, a revision that cannot
+        /// become ready), with the reason. A broken function that had a good revision keeps
+        /// serving that revision.
         public var failures: [String: String]
+    }
+
+    /// A revision and the folder content it was made from.
+    private struct Deployment {
+        var backend: FunctionBackend
+        /// The hash of the function's folder when the revision was made: what the folder is
+        /// compared with to see whether it changed.
+        var sourceHash: String
+        /// The revision's private copy of the folder.
+        var copy: String
     }
 
     public let directory: String
@@ -26,8 +44,18 @@ public final class FunctionRegistry: @unchecked Sendable {
     private let logger: Logger
     private let queue = DispatchQueue(label: "portico.functions")
     private let state = NIOLockedValueBox(Published(functions: [:], failures: [:]))
-    private var draining: [ObjectIdentifier: FunctionBackend] = [:]  // queue only
-    private var metrics: [String: FunctionMetrics] = [:]  // queue only
+    // Queue only, from here on.
+    private var deployed: [String: Deployment] = [:]
+    /// New revisions warming up before they take over from a serving one.
+    private var pending: [String: Deployment] = [:]
+    private var attempts = DeployAttempts() {
+        didSet { recordFailures(from: oldValue) }
+    }
+    /// The last error logged per function, so a failure is logged when it appears, not on every poll.
+    private var loggedFailures: [String: String] = [:]
+    private var draining: [ObjectIdentifier: FunctionBackend] = [:]
+    private var metrics: [String: FunctionMetrics] = [:]
+    private lazy var copies = RevisionCopies(functionsDirectory: directory, logger: logger)
     private var watcher: FolderWatcher?
     /// Told about every change, so the gateway can rebuild its routes.
     public var onChange: @Sendable (Published) -> Void = { _ in }
@@ -50,63 +78,180 @@ public final class FunctionRegistry: @unchecked Sendable {
 
     /// Watches the folder (inotify where it works, polling as well) and reconciles on changes.
     public func startWatching() {
+        // Only a serving gateway: a process that runs children of its own must not sweep them.
+        ChildReaper.shared.adoptOrphans()
         let watcher = FolderWatcher(path: directory, queue: queue) { [weak self] in self?.reconcile() }
         watcher.start()
         self.watcher = watcher
     }
 
+    private var now: UInt64 { DispatchTime.now().uptimeNanoseconds }
+
     // MARK: Reconcile (on `queue`)
 
     private func reconcile() {
         let scan = FunctionDirectory.scan(directory)
-        var current = state.withLockedValue { $0.functions }
         var failures: [String: String] = [:]
         var changed = false
 
         for (name, error) in scan.failures {
             failures[name] = error.description
-            logger.error("function not deployed: bad manifest", metadata: ["function": .string(name), "error": .string(error.description)])
+            // A bad change to a function: the serving revision stays, a half-started one goes.
+            abandonPending(name)
         }
 
         for manifest in scan.manifests {
-            let revision: String
+            let name = manifest.name
+            let sourceHash: String
             do {
-                revision = manifest.name + "-" + (try FunctionRevision.hash(directory: manifest.directory))
+                sourceHash = try FunctionRevision.hash(directory: manifest.directory)
             } catch {
-                failures[manifest.name] = "cannot read the folder: \(error)"
+                failures[name] = "cannot read the folder: \(error)"
                 continue
             }
-            if current[manifest.name]?.revision == revision { continue }
-            if let build = manifest.build {
-                if let failure = BuildRunner.run(build, in: manifest.directory, function: manifest.name, logger: logger) {
-                    failures[manifest.name] = failure
-                    logger.error("function build failed; the previous revision keeps serving",
-                                 metadata: ["function": .string(manifest.name), "error": .string(failure)])
-                    continue
+            if deployed[name]?.sourceHash == sourceHash {
+                // Back to what serves (a bad change was undone): a revision warming up for the
+                // change is no longer wanted.
+                abandonPending(name)
+                attempts.forget(name)
+                continue
+            }
+            if pending[name]?.sourceHash == sourceHash { continue }
+            if case .skip(let failure) = attempts.decide(name, fingerprint: sourceHash, now: now) {
+                failures[name] = failure.reason
+                continue
+            }
+            abandonPending(name)
+            switch makeRevision(manifest, sourceHash: sourceHash) {
+            case .failure(let reason):
+                failures[name] = reason.description
+            case .success(let deployment):
+                if let old = deployed[name], case .http(let instance) = deployment.backend {
+                    // The serving revision keeps all traffic until the new one has a ready worker.
+                    pending[name] = deployment
+                    logger.info("starting a new revision; it takes over once a worker is ready",
+                                metadata: ["function": .string(name), "from": .string(old.backend.revision),
+                                           "to": .string(deployment.backend.revision)])
+                    instance.warmUp { [weak self] failure in
+                        guard let self else { return }
+                        self.queue.async { self.warmUpEnded(name, instance, failure: failure) }
+                    }
+                } else {
+                    install(deployment, name: name)
+                    changed = true
                 }
             }
-            let backend = makeBackend(manifest: manifest, revision: revision)
-            if let old = current[manifest.name] {
-                logger.info("redeploying function", metadata: ["function": .string(manifest.name),
-                                                              "from": .string(old.revision), "to": .string(revision)])
-                retire(old, successor: backend)
-            } else {
-                logger.info("deploying function", metadata: ["function": .string(manifest.name), "revision": .string(revision)])
-            }
-            current[manifest.name] = backend
-            changed = true
         }
 
         let present = Set(scan.manifests.map(\.name)).union(scan.failures.keys)
-        for (name, old) in current where !present.contains(name) {
-            logger.info("undeploying function", metadata: ["function": .string(name), "revision": .string(old.revision)])
-            current[name] = nil
-            retire(old, successor: nil)
-            changed = true
+        for name in Array(deployed.keys) + Array(pending.keys) where !present.contains(name) {
+            abandonPending(name)
+            attempts.forget(name)
+            if let old = deployed.removeValue(forKey: name) {
+                logger.info("undeploying function", metadata: ["function": .string(name), "revision": .string(old.backend.revision)])
+                retire(old, successor: nil)
+                changed = true
+            }
         }
+        publish(failures: failures, changed: changed, badManifests: Set(scan.failures.keys))
+    }
 
+    /// Copies the folder, reads the copy's manifest, builds there. Failures are remembered, so
+    /// the same content is not built again on every poll.
+    private func makeRevision(_ manifest: FunctionManifest, sourceHash: String) -> Result<Deployment, ReasonText> {
+        let name = manifest.name
+        let fail = { (reason: String) -> Result<Deployment, ReasonText> in
+            self.attempts.failed(name, fingerprint: sourceHash, reason: reason, now: self.now)
+            return .failure(ReasonText(reason))
+        }
+        let copy: String
+        do {
+            copy = try copies.copy(manifest.directory, name: name)
+        } catch {
+            return fail("cannot copy the folder for a new revision: \(error)")
+        }
+        let revision: String
+        let runnable: FunctionManifest
+        do {
+            // The copy's own content names the revision: it is what runs, even if the folder
+            // changed while it was being copied (the next poll sees that change).
+            revision = name + "-" + (try FunctionRevision.hash(directory: copy))
+            runnable = try FunctionManifestLoader.load(directory: copy, name: name)
+        } catch {
+            copies.remove(copy)
+            // A manifest that changed for the worse during the copy: the next scan reports it.
+            return .failure(ReasonText("\(error)"))
+        }
+        if let build = runnable.build {
+            if let failure = BuildRunner.run(build, in: copy, function: name, timeout: runnable.buildTimeout, logger: logger) {
+                copies.remove(copy)
+                return fail(failure + (deployed[name] != nil ? "; the previous revision keeps serving" : ""))
+            }
+        }
+        let backend = makeBackend(manifest: runnable, revision: revision)
+        return .success(Deployment(backend: backend, sourceHash: sourceHash, copy: copy))
+    }
+
+    /// Makes `deployment` the serving revision of `name`, retiring the one it replaces.
+    private func install(_ deployment: Deployment, name: String) {
+        attempts.forget(name)
+        if let old = deployed[name] {
+            logger.info("redeploying function", metadata: ["function": .string(name),
+                                                          "from": .string(old.backend.revision), "to": .string(deployment.backend.revision)])
+            retire(old, successor: deployment.backend)
+        } else {
+            logger.info("deploying function", metadata: ["function": .string(name), "revision": .string(deployment.backend.revision)])
+        }
+        deployed[name] = deployment
+    }
+
+    private func warmUpEnded(_ name: String, _ instance: FunctionInstance, failure: String?) {
+        guard let deployment = pending[name], case .http(let warming) = deployment.backend, warming === instance else { return }
+        pending[name] = nil
+        var failures = state.withLockedValue { $0.failures }
+        if let failure {
+            let reason = "revision \(instance.revision) did not become ready: \(failure)"
+                + (deployed[name].map { "; revision \($0.backend.revision) keeps serving" } ?? "")
+            attempts.failed(name, fingerprint: deployment.sourceHash, reason: reason, now: now)
+            failures[name] = reason
+            retire(deployment, successor: nil)
+            publish(failures: failures, changed: false)
+        } else {
+            failures[name] = nil
+            install(deployment, name: name)
+            publish(failures: failures, changed: true)
+        }
+    }
+
+    /// Drops a revision that was warming up for a folder content that is no longer there.
+    private func abandonPending(_ name: String) {
+        guard let deployment = pending.removeValue(forKey: name) else { return }
+        logger.info("abandoning a revision that was starting; its folder changed",
+                    metadata: ["function": .string(name), "revision": .string(deployment.backend.revision)])
+        retire(deployment, successor: nil)
+    }
+
+    /// Keeps `portico check`'s view of failed deploys in step with `attempts`.
+    private func recordFailures(from old: DeployAttempts) {
+        guard old.failures != attempts.failures else { return }
+        for name in Set(old.failures.keys).union(attempts.failures.keys) where old.failures[name] != attempts.failures[name] {
+            if let failure = attempts.failures[name] {
+                FunctionDeployFailure(contentHash: failure.fingerprint, reason: failure.reason)
+                    .write(functionsDirectory: directory, name: name)
+            } else {
+                FunctionDeployFailure.remove(functionsDirectory: directory, name: name)
+            }
+        }
+    }
+
+    private func publish(failures: [String: String], changed: Bool, badManifests: Set<String> = []) {
+        for (name, failure) in failures where loggedFailures[name] != failure {
+            logger.error(badManifests.contains(name) ? "function not deployed: bad manifest" : "function not deployed",
+                         metadata: ["function": .string(name), "error": .string(failure)])
+        }
+        loggedFailures = failures
         let previousFailures = state.withLockedValue { $0.failures }
-        let published = Published(functions: current, failures: failures)
+        let published = Published(functions: deployed.mapValues(\.backend), failures: failures)
         state.withLockedValue { $0 = published }
         if changed || previousFailures != failures {
             onChange(published)
@@ -131,11 +276,19 @@ public final class FunctionRegistry: @unchecked Sendable {
     }
 
     /// Takes `old` out of service: its waiting requests move to `successor` (or get 503 when
-    /// the function is gone), in-flight requests finish, then its workers stop.
-    private func retire(_ old: FunctionBackend, successor: FunctionBackend?) {
-        guard case .http(let instance) = old else { return }
+    /// the function is gone), in-flight requests finish, then its workers stop and its copy of
+    /// the folder is removed.
+    private func retire(_ old: Deployment, successor: FunctionBackend?) {
+        let copy = old.copy
+        guard case .http(let instance) = old.backend else {
+            // An exec request runs for at most requestTimeout (then it is killed), so its copy
+            // is unused after that.
+            let delay = DispatchTimeInterval.nanoseconds(Int(clamping: old.backend.manifest.requestTimeout.nanoseconds + 5_000_000_000))
+            queue.asyncAfter(deadline: .now() + delay) { [weak self] in self?.copies.remove(copy) }
+            return
+        }
         let key = ObjectIdentifier(instance)
-        draining[key] = old
+        draining[key] = old.backend
         if case .http(let next) = successor {
             instance.homeLoop.execute {
                 instance.successor = next
@@ -144,7 +297,10 @@ public final class FunctionRegistry: @unchecked Sendable {
         }
         instance.onFinished = { [weak self] in
             guard let self else { return }
-            self.queue.async { self.draining[key] = nil }
+            self.queue.async {
+                self.draining[key] = nil
+                self.copies.remove(copy)
+            }
         }
         instance.drain()
     }
@@ -153,7 +309,9 @@ public final class FunctionRegistry: @unchecked Sendable {
     public func shutdown() async {
         watcher?.stop()
         let all = queue.sync { () -> [FunctionBackend] in
-            let live = Array(state.withLockedValue { $0.functions.values }) + Array(draining.values)
+            let live = deployed.values.map(\.backend) + pending.values.map(\.backend) + Array(draining.values)
+            deployed = [:]
+            pending = [:]
             state.withLockedValue { $0.functions = [:] }
             return live
         }
@@ -174,6 +332,12 @@ public final class FunctionRegistry: @unchecked Sendable {
     }
 }
 
+/// Why a revision could not be made, as an `Error` for `Result`.
+struct ReasonText: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// A deployed function as the proxy sees it.
 public enum FunctionBackend: Sendable {
     case http(FunctionInstance)
@@ -191,38 +355,5 @@ public enum FunctionBackend: Sendable {
         case .http(let instance): return instance.manifest
         case .exec(let function): return function.manifest
         }
-    }
-}
-
-/// Runs a function's `build` command to completion, logging its output.
-enum BuildRunner {
-    /// Returns nil on success, or why it failed.
-    static func run(_ command: [String], in directory: String, function: String, logger: Logger) -> String? {
-        let environment = ProcessInfo.processInfo.environment.filter { WorkerProcess.inheritedVariables.contains($0.key) }
-        let spawned: ChildProcess.Spawned
-        do {
-            // One pipe for both streams: reading two pipes in turn could deadlock on a full one.
-            spawned = try ChildProcess.spawn(command: command, directory: directory, environment: environment, mergeStderr: true)
-        } catch {
-            return "build: \(error)"
-        }
-        let exited = DispatchSemaphore(value: 0)
-        let outcome = NIOLockedValueBox<ChildExit?>(nil)
-        ChildReaper.shared.watch(spawned.process.pid) { exit in
-            outcome.withLockedValue { $0 = exit }
-            exited.signal()
-        }
-        let output = readAll(spawned.stdout)
-        exited.wait()
-        for line in output.split(separator: "\n") {
-            logger.info("\(function) build: \(line)")
-        }
-        let exit = outcome.withLockedValue { $0 }
-        return exit == .exited(0) ? nil : "build \(command.joined(separator: " ")) failed (\(exit?.description ?? "?"))"
-    }
-
-    private static func readAll(_ fd: Int32) -> String {
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
     }
 }

@@ -78,28 +78,30 @@ final class WorkerProcess {
         probe()
     }
 
-    /// SIGTERM to the process group, then SIGKILL once `grace` has passed.
+    /// SIGTERM to the process group, then, once `grace` has passed, SIGKILL to everything the
+    /// worker started (its supervisor does that).
     func stop(grace: TimeAmount) {
         guard !exited else { return }
         probeTask?.cancel()
         child.signalGroup(SIGTERM)
         killTask = eventLoop.assumeIsolated().scheduleTask(in: grace) { [self] in
-            if !exited { child.signalGroup(SIGKILL) }
+            if !exited { child.killAll() }
         }
     }
 
     func kill() {
         guard !exited else { return }
         probeTask?.cancel()
-        child.signalGroup(SIGKILL)
+        child.killAll()
     }
 
-    /// The reaper saw the process exit. Whatever it left in its group goes too.
+    /// The reaper saw the supervisor exit, which it does only after killing whatever the worker
+    /// left; this releases the control pipe.
     func markExited() {
         exited = true
         probeTask?.cancel()
         killTask?.cancel()
-        child.signalGroup(SIGKILL)
+        child.killAll()
     }
 }
 

@@ -85,6 +85,14 @@ struct Check: ParsableCommand {
             print(scan.failures[name]!.description)
             failed = true
         }
+        // What a running gateway could not deploy from these folders (a failed build, a
+        // revision that never became ready), while the folder is unchanged since.
+        for manifest in scan.manifests {
+            guard let failure = FunctionDeployFailure.current(functionsDirectory: functionsOption.functions, manifest: manifest) else { continue }
+            print(ConfigDiagnostic(location: SourceLocation(file: FunctionManifestLoader.manifestPath(in: manifest.directory), line: 1, column: 1),
+                                   key: "(deploy)", message: failure.reason).description)
+            failed = true
+        }
         let deployed = Set(scan.manifests.map(\.name))
         for route in config.routes {
             let named: [String]

@@ -24,6 +24,7 @@ final class FunctionManifestLoaderTests: XCTestCase {
         let manifest = try parse("""
             command: ["python3", "main.py"]
             build: ["cc", "-O2", "-o", "worker", "main.c"]
+            buildTimeout: 90s
             mode: http
             routes:
               - { prefix: /hello/, rewrite: / }
@@ -46,6 +47,7 @@ final class FunctionManifestLoaderTests: XCTestCase {
         XCTAssertEqual(manifest.directory, "functions/hello")
         XCTAssertEqual(manifest.command, ["python3", "main.py"])
         XCTAssertEqual(manifest.build, ["cc", "-O2", "-o", "worker", "main.c"])
+        XCTAssertEqual(manifest.buildTimeout, .seconds(90))
         XCTAssertEqual(manifest.mode, .http)
         XCTAssertEqual(manifest.routes, [
             FunctionRoute(match: RouteMatch(path: .prefix("/hello/")), rewrite: RewriteConfig(prefix: "/")),
@@ -81,7 +83,8 @@ final class FunctionManifestLoaderTests: XCTestCase {
             FunctionRoute(match: RouteMatch(path: .prefix("/function/hello/")), rewrite: RewriteConfig(prefix: "/")),
         ])
         XCTAssertEqual(manifest.env, [])
-        XCTAssertEqual(manifest.concurrency, 0)
+        XCTAssertEqual(manifest.concurrency, 4, "a default that scales out under concurrent load")
+        XCTAssertEqual(manifest.buildTimeout, .seconds(600))
         XCTAssertEqual(manifest.minWorkers, 0)
         XCTAssertEqual(manifest.maxWorkers, 8)
         XCTAssertEqual(manifest.idleTimeout, .seconds(30))

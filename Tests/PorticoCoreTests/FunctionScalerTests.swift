@@ -159,11 +159,67 @@ final class FunctionScalerTests: XCTestCase {
         var scaler = Scaler(configuration: config(maxWorkers: 1, queueLimit: 2))
         _ = scaler.requestArrived(r(1), now: 0)
         _ = scaler.requestArrived(r(2), now: 0)
-        XCTAssertEqual(scaler.requestArrived(r(3), now: 0), [.reject(r(3), .queueFull)])
-        XCTAssertEqual(scaler.queuedRequests, [r(1), r(2)])
+        _ = scaler.requestArrived(r(3), now: 0)
+        XCTAssertEqual(scaler.requestArrived(r(4), now: 0), [.reject(r(4), .queueFull)],
+                       "one for the starting worker, then queueLimit more")
+        XCTAssertEqual(scaler.queuedRequests, [r(1), r(2), r(3)])
         _ = scaler.workerReady(w(1), now: 1)
-        XCTAssertEqual(scaler.requestArrived(r(4), now: 1), [], "a slot in the queue freed up")
+        XCTAssertEqual(scaler.queuedRequests, [r(2), r(3)], "the ready worker took one; nothing is on its way now")
         XCTAssertEqual(scaler.requestArrived(r(5), now: 1), [.reject(r(5), .queueFull)])
+        _ = scaler.requestFinished(r(1), worker: w(1), now: 2)
+        XCTAssertEqual(scaler.requestArrived(r(6), now: 2), [], "a slot in the queue freed up")
+        XCTAssertEqual(scaler.requestArrived(r(7), now: 2), [.reject(r(7), .queueFull)])
+    }
+
+    /// Issue 14, item 11: a cold burst of 8 with maxWorkers 3 and queueLimit 2 got 6 answers of
+    /// 503 because the requests waiting for starting workers counted against the queue limit.
+    func testColdBurstStartsEveryWorkerItMayAndQueuesOnlyQueueLimitBeyondThem() {
+        var scaler = Scaler(configuration: config(concurrency: 1, maxWorkers: 3, queueLimit: 2))
+        var rejected: [Scaler.RequestID] = []
+        var started: [Scaler.WorkerID] = []
+        for n in 1...8 {
+            for action in scaler.requestArrived(r(UInt64(n)), now: 0) {
+                if case .reject(let request, .queueFull) = action { rejected.append(request) }
+                if case .startWorker(let worker) = action { started.append(worker) }
+            }
+        }
+        XCTAssertEqual(started, [w(1), w(2), w(3)], "the burst starts workers up to maxWorkers")
+        XCTAssertEqual(rejected, [r(6), r(7), r(8)], "3 for the starting workers, 2 queued beyond them")
+        for worker in started { _ = scaler.workerReady(worker, now: 1) }
+        XCTAssertEqual(scaler.queuedRequests, [r(4), r(5)])
+        XCTAssertEqual(scaler.inFlightCount, 3)
+    }
+
+    func testWithUnlimitedConcurrencyOnlyQueueLimitBoundsTheWait() {
+        var scaler = Scaler(configuration: config(concurrency: 0, maxWorkers: 3, queueLimit: 2))
+        _ = scaler.requestArrived(r(1), now: 0)
+        _ = scaler.requestArrived(r(2), now: 0)
+        XCTAssertEqual(scaler.requestArrived(r(3), now: 0), [.reject(r(3), .queueFull)])
+        XCTAssertEqual(scaler.startingWorkerCount, 1)
+    }
+
+    // MARK: Warm-up (a new revision before it takes traffic)
+
+    func testWarmUpStartsOneWorkerThatThenIdlesOutLikeAnyOther() {
+        var scaler = Scaler(configuration: config(idleTimeout: 30 * second))
+        XCTAssertEqual(scaler.warmUp(now: 0), [.startWorker(w(1)), .scheduleStartupTimeout(w(1), after: 10 * second)])
+        XCTAssertTrue(scaler.isWarming)
+        XCTAssertEqual(scaler.workerReady(w(1), now: 1 * second), [.scheduleIdleCheck(w(1), after: 30 * second)])
+        XCTAssertFalse(scaler.isWarming)
+        XCTAssertEqual(scaler.idleCheckFired(w(1), now: 31 * second), [.stopWorker(w(1))], "minWorkers 0: it is not kept")
+    }
+
+    func testWarmUpRetriesAFailedStartAfterTheBackoffAndSaysWhenItCrashLoops() {
+        var scaler = Scaler(configuration: config())
+        _ = scaler.warmUp(now: 0)
+        XCTAssertEqual(scaler.workerExited(w(1), now: 10 * ms), [.scheduleRetry(after: 100 * ms)])
+        XCTAssertEqual(scaler.retryFired(now: 110 * ms), [.startWorker(w(2)), .scheduleStartupTimeout(w(2), after: 10 * second)])
+        XCTAssertEqual(scaler.workerExited(w(2), now: 120 * ms), [.scheduleRetry(after: 200 * ms)])
+        _ = scaler.retryFired(now: 320 * ms)
+        XCTAssertEqual(scaler.workerExited(w(3), now: 330 * ms), [.crashLooping(consecutiveFailures: 3), .scheduleRetry(after: 400 * ms)])
+        XCTAssertTrue(scaler.isWarming)
+        XCTAssertEqual(scaler.drain(), [], "a drained warm-up starts nothing more")
+        XCTAssertEqual(scaler.retryFired(now: 800 * ms), [])
     }
 
     // MARK: Scale down

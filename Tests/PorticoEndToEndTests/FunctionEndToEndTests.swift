@@ -53,7 +53,7 @@ final class FunctionEndToEndTests: XCTestCase {
         XCTAssertEqual(first.status, 200, gateway.stderr)
         XCTAssertTrue(first.body.hasPrefix("hi hello-"), first.body)
         XCTAssertTrue(first.body.hasSuffix(" /greet\n"), "the default route rewrites /function/hello/ to /: \(first.body)")
-        XCTAssertEqual(Processes.matching(marker).count, 1)
+        XCTAssertEqual(Processes.workers(marker).count, 1)
 
         XCTAssertTrue(eventually(timeout: 6) { Processes.matching(self.marker).isEmpty }, "the idle worker stops")
         XCTAssertTrue(Processes.zombies(childrenOf: gateway.process.processIdentifier).isEmpty, "and is reaped")
@@ -127,7 +127,7 @@ final class FunctionEndToEndTests: XCTestCase {
         }
         XCTAssertEqual(try Curl.run(["\(gateway.http)/function/one/"]).status, 200)
         XCTAssertEqual(try Curl.run(["\(gateway.http)/function/two/"]).status, 200)
-        XCTAssertEqual(Processes.matching(marker).count, 2)
+        XCTAssertEqual(Processes.workers(marker).count, 2)
         gateway.signal(SIGKILL)
         XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
                       "PR_SET_PDEATHSIG takes the workers down with the gateway")
@@ -180,7 +180,7 @@ final class FunctionEndToEndTests: XCTestCase {
         // One slow request holds the only worker; two more queue behind it.
         let busy = try RawSocket(port: gateway.httpPort, timeout: 15)
         busy.send("GET /function/queued/slow/1500/busy HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertTrue(eventually { Processes.matching(self.marker).count == 1 })
+        XCTAssertTrue(eventually { Processes.workers(self.marker).count == 1 })
         usleep(400_000)
         let waiting = (0..<2).map { _ in try? RawSocket(port: gateway.httpPort, timeout: 15) }
         for socket in waiting { socket?.send("GET /function/queued/after HTTP/1.1\r\nHost: x\r\n\r\n") }
@@ -263,6 +263,243 @@ final class FunctionEndToEndTests: XCTestCase {
                                    currentDirectory: gateway.directory)
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.contains("2 functions"), check.output)
+    }
+
+    // MARK: Issue 14
+
+    /// Writes `Functions/NAME/function.yaml` exactly as given (the command included) and any
+    /// other `files` beside it.
+    func writeRawFunction(_ name: String, in root: URL, manifest: String, files: [String: String] = [:]) throws {
+        let folder = root.appendingPathComponent("Functions/\(name)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (file, text) in files {
+            try text.write(to: folder.appendingPathComponent(file), atomically: true, encoding: .utf8)
+            if file.hasSuffix(".sh") { chmod(folder.appendingPathComponent(file).path, 0o755) }
+        }
+        try manifest.write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    func functionsJSON() -> String {
+        (try? Curl.run(["\(gateway.admin)/functions"]).body) ?? ""
+    }
+
+    /// Item 9: a failing build ran every 2 s forever. It runs once per change of the folder, its
+    /// error stays in `/functions`, and a change of the folder builds it again.
+    func testAFailingBuildRunsOncePerChangeOfTheFolder() throws {
+        var attemptsFile = ""
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            attemptsFile = root.appendingPathComponent("build-attempts").path
+            try self.writeFunction("broken", in: root, manifest: """
+                build: ["sh", "-c", "echo attempt >> \(attemptsFile); echo no compiler here >&2; exit 3"]
+                """)
+        }
+        let attempts = { ((try? String(contentsOfFile: attemptsFile, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        XCTAssertTrue(eventually(timeout: 10) { self.functionsJSON().contains("failed (exit 3)") }, functionsJSON())
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/broken/"]).status, 404, "a function that never built has no route")
+        // Three polls of the folder (every 2 s) at least: none of them builds the same content again.
+        let watchUntil = Date().addingTimeInterval(6.5)
+        while Date() < watchUntil, attempts() == 1 { usleep(250_000) }
+        XCTAssertEqual(attempts(), 1, "built again without a change: \(gateway.stderr)")
+        XCTAssertTrue(functionsJSON().contains("failed (exit 3)"), "the error stays visible: \(functionsJSON())")
+        XCTAssertEqual(gateway.stderr.components(separatedBy: "function not deployed").count - 1, 1, "logged once: \(gateway.stderr)")
+        let check = try runCommand(PorticoProcess.binary.path, ["check", "--config", gateway.configURL.path],
+                                   currentDirectory: gateway.directory)
+        XCTAssertEqual(check.status, 1, check.output)
+        XCTAssertTrue(check.output.contains("Functions/broken/function.yaml:1:1: (deploy): build sh -c"), check.output)
+
+        // A change of the folder is built at once, and a good build deploys.
+        try writeFunction("broken", in: gateway.directory, manifest: """
+            build: ["sh", "-c", "echo attempt >> \(attemptsFile)"]
+            """)
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/function/broken/"]).status) == 200 },
+                      functionsJSON())
+        XCTAssertEqual(attempts(), 2)
+        let clean = try runCommand(PorticoProcess.binary.path, ["check", "--config", gateway.configURL.path],
+                                   currentDirectory: gateway.directory)
+        XCTAssertEqual(clean.status, 0, clean.output)
+    }
+
+    /// Item 9: a build gets `buildTimeout`, then SIGTERM, then SIGKILL for all it started.
+    func testABuildPastItsTimeoutIsStoppedWithEverythingItStarted() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("slowbuild", in: root, manifest: """
+                build: ["sh", "-c", "python3 -c 'import time; time.sleep(300)' \(self.marker) & python3 -c 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)' \(self.marker)"]
+                buildTimeout: 1s
+                """)
+        }
+        XCTAssertTrue(eventually(timeout: 15) { self.functionsJSON().contains("timed out after 1s") }, functionsJSON())
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "the build and what it started are gone: \(Processes.matching(marker).map(\.commandLine))")
+    }
+
+    /// Item 11: with maxWorkers 3 and queueLimit 2, a cold burst of 8 got 6 answers of 503: the
+    /// requests waiting for starting workers counted against the queue limit.
+    func testAColdBurstStartsWorkersUpToMaxWorkersBeforeAnyIsRefused() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("burst", in: root, manifest: "concurrency: 1\nmaxWorkers: 3\nqueueLimit: 2\n")
+        }
+        let result = try Curl.run(["--parallel", "--parallel-max", "8", "--parallel-immediate", "--output", "/dev/null",
+                                   "--write-out", "%{http_code}\n", "\(gateway.http)/function/burst/slow/2000/[1-8]"], timeout: 60)
+        let codes = result.body.split(separator: "\n").filter { !$0.contains(" ") }.map(String.init).sorted()
+        XCTAssertEqual(codes, ["200", "200", "200", "200", "200", "503", "503", "503"],
+                       "3 for the 3 workers a burst may start, 2 queued beyond them: \(gateway.stderr)")
+    }
+
+    /// Item 11: without `concurrency`, a function used to take every request on one worker.
+    func testTheDefaultConcurrencyScalesOut() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("plain", in: root, manifest: "maxWorkers: 4\n")
+        }
+        let peak = PeakCounter()
+        let gatewayPID = gateway.process.processIdentifier
+        let sampler = Thread { peak.sample(marker: self.marker, childrenOf: gatewayPID, for: 10) }
+        sampler.start()
+        let result = try Curl.run(["--parallel", "--parallel-max", "12", "--parallel-immediate", "--output", "/dev/null",
+                                   "--write-out", "%{http_code}\n", "\(gateway.http)/function/plain/slow/1000/[1-12]"], timeout: 60)
+        peak.stop()
+        let codes = result.body.split(separator: "\n").filter { !$0.contains(" ") }
+        XCTAssertEqual(codes.count, 12)
+        XCTAssertTrue(codes.allSatisfy { $0 == "200" }, "\(codes) \(gateway.stderr)")
+        XCTAssertGreaterThanOrEqual(peak.maximum, 3, "12 concurrent requests at 4 per worker need 3 workers:\n\(peak.atPeak)")
+    }
+
+    /// Item 13: a worker's children outlived a gateway killed with SIGKILL (PR_SET_PDEATHSIG
+    /// reaches only a direct child): a shell that starts python without exec, a `setsid`
+    /// daemon, an exec-mode script in the middle of a request.
+    func testGatewaySIGKILLLeavesNothingAWorkerStarted() throws {
+        let daemonizing = PythonWorker.script(
+            body: #""daemon\n""#,
+            globals: "import subprocess\nsubprocess.Popen([\"setsid\", \"python3\", \"-c\", \"import time; time.sleep(300)\", \"\(marker)\"])")
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeRawFunction("shell", in: root, manifest: "command: [\"sh\", \"-c\", \"python3 worker.py \(self.marker); echo done\"]\n",
+                                      files: ["worker.py": Self.workerScript])
+            try self.writeFunction("daemon", in: root, manifest: "", script: daemonizing)
+            try self.writeRawFunction("slowexec", in: root, manifest: "command: [\"./run.sh\"]\nmode: exec\n", files: [
+                "run.sh": "#!/bin/sh\npython3 -c 'import time; time.sleep(300)' \(self.marker)\necho late\n",
+            ])
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/shell/"]).status, 200)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/daemon/"]).status, 200)
+        let inFlight = try RawSocket(port: gateway.httpPort, timeout: 10)
+        inFlight.send("GET /function/slowexec/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        // shell: sh + python; daemon: python + its setsid child; slowexec: sh + python.
+        XCTAssertTrue(eventually(timeout: 10) { Processes.workers(self.marker).count >= 5 },
+                      "\(Processes.workers(marker).map(\.commandLine))")
+        gateway.signal(SIGKILL)
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "survivors: \(Processes.matching(marker).map { "\($0.pid) (parent \($0.parent)): \($0.commandLine)" })")
+    }
+
+    /// Item 13: a worker that leaves a `setsid` grandchild and exits leaked one process per
+    /// start while it crash-looped, and they survived even a clean stop of the gateway.
+    func testACrashLoopingWorkerLeaksNoGrandchild() throws {
+        let leaving = """
+            import subprocess, sys
+            subprocess.Popen(["setsid", "python3", "-c", "import time; time.sleep(300)", "\(marker)"])
+            sys.exit(1)
+            """
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("leaky", in: root, manifest: "", script: leaving)
+        }
+        // Each request starts the function again; three starts in a row fail.
+        XCTAssertTrue(eventually(timeout: 20) {
+            _ = try? Curl.run(["\(self.gateway.http)/function/leaky/"])
+            return self.gateway.stderr.components(separatedBy: "worker stopped").count - 1 >= 4
+        }, gateway.stderr)
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "left behind: \(Processes.matching(marker).map(\.commandLine))")
+    }
+
+    /// Item 13: an exec-mode script that leaves a process behind: the process held the
+    /// response's stdout open (the request waited for it) and outlived the request.
+    func testAnExecScriptsLeftoverEndsWithIt() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeRawFunction("leaver", in: root, manifest: "command: [\"./run.sh\"]\nmode: exec\nrequestTimeout: 20s\n", files: [
+                "run.sh": "#!/bin/sh\npython3 -c 'import time; time.sleep(300)' \(self.marker) &\necho done\n",
+            ])
+        }
+        let started = Date()
+        let response = try Curl.run(["\(gateway.http)/function/leaver/"], timeout: 30)
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.body, "done\n")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the response ends with the script")
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "left behind: \(Processes.matching(marker).map(\.commandLine))")
+    }
+
+    /// Item 13: the gateway is a child subreaper, so a worker's descendants that lose their
+    /// supervisor (killed from outside) are re-parented to the gateway, which kills them.
+    func testWhatAKilledSupervisorLeavesIsKilledByTheGateway() throws {
+        let daemonizing = PythonWorker.script(
+            body: #""daemon\n""#,
+            globals: "import subprocess\nsubprocess.Popen([\"setsid\", \"python3\", \"-c\", \"import time; time.sleep(300)\", \"\(marker)\"])")
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("daemon", in: root, manifest: "", script: daemonizing)
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/daemon/"]).status, 200)
+        XCTAssertTrue(eventually(timeout: 10) { Processes.workers(self.marker).count >= 2 })
+        let gatewayPID = gateway.process.processIdentifier
+        let supervisor = try XCTUnwrap(Processes.matching(marker).first { $0.parent == gatewayPID && $0.commandLine.hasPrefix("portico-supervise ") })
+        kill(supervisor.pid, SIGKILL)
+        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
+                      "survivors: \(Processes.matching(marker).map { "\($0.pid) (parent \($0.parent)): \($0.commandLine)" })")
+        XCTAssertTrue(gateway.process.isRunning)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/daemon/"]).status, 200, "and the function starts again")
+    }
+
+    /// Item 14: a redeploy whose code exits at start drained the working revision at once, and
+    /// half the requests got 502 until the next deploy.
+    func testBadCodeDoesNotReplaceAHealthyRevision() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("steady", in: root, manifest: "env: { GREETING: one }\nconcurrency: 2\nmaxWorkers: 2\n")
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/steady/"]).status, 200)
+        let load = LoadLoop(url: "\(gateway.http)/function/steady/slow/20/x")
+        load.start()
+        defer { load.stop() }
+
+        try writeFunction("steady", in: gateway.directory, manifest: "env: { GREETING: two }\nconcurrency: 2\nmaxWorkers: 2\n",
+                          script: "import sys\nsys.exit(1)\n")
+        XCTAssertTrue(eventually(timeout: 20) { self.functionsJSON().contains("did not become ready") }, functionsJSON())
+        let during = try Curl.run(["\(gateway.http)/function/steady/"])
+        XCTAssertEqual(during.status, 200)
+        XCTAssertTrue(during.body.hasPrefix("one "), "the old revision serves: \(during.body)")
+
+        // A good change then deploys as usual.
+        try writeFunction("steady", in: gateway.directory, manifest: "env: { GREETING: three }\nconcurrency: 2\nmaxWorkers: 2\n")
+        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/function/steady/"]).body.hasPrefix("three ")) == true },
+                      functionsJSON())
+        let results = load.stop()
+        XCTAssertGreaterThan(results.count, 10)
+        XCTAssertEqual(results.filter { $0 != 200 }, [], "no request failed while the bad code was deployed")
+        XCTAssertFalse(functionsJSON().contains("did not become ready"), "the good revision clears the error")
+    }
+
+    /// Item 15: Python writes `__pycache__` beside the modules it imports, which changed the
+    /// folder's hash and redeployed the function after its first start; a function writing
+    /// into its folder redeployed on every write.
+    func testWhatAWorkerWritesDoesNotChangeItsRevision() throws {
+        let writing = PythonWorker.script(
+            before: "open('requests.log', 'a').write(self.path + '\\n')",
+            body: #"f"{helper.greeting()} {os.environ['K_REVISION']}\n""#,
+            globals: "import helper")
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("writer", in: root, manifest: "", script: writing)
+            try "def greeting():\n    return 'hi'\n".write(to: root.appendingPathComponent("Functions/writer/helper.py"),
+                                                            atomically: true, encoding: .utf8)
+        }
+        let first = try Curl.run(["\(gateway.http)/function/writer/a"])
+        XCTAssertEqual(first.status, 200, gateway.stderr)
+        for n in 0..<5 { XCTAssertEqual(try Curl.run(["\(gateway.http)/function/writer/\(n)"]).status, 200) }
+        // Three polls of the folder at least.
+        let watchUntil = Date().addingTimeInterval(6.5)
+        while Date() < watchUntil, !gateway.stderr.contains("redeploying") { usleep(250_000) }
+        XCTAssertFalse(gateway.stderr.contains("redeploying"), "a worker's writes redeployed it: \(gateway.stderr)")
+        let later = try Curl.run(["\(gateway.http)/function/writer/b"])
+        XCTAssertEqual(later.body, first.body, "same revision, same worker")
+        let source = gateway.directory.appendingPathComponent("Functions/writer").path
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: source).sorted(), ["function.yaml", "helper.py", "worker.py"],
+                       "the worker wrote into its revision's copy, not into the folder")
     }
 }
 

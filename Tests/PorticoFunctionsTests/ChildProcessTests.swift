@@ -100,3 +100,53 @@ final class FunctionInstallerTests: XCTestCase {
         XCTAssertEqual(leftovers, ["demo"], "no staging folder is left behind")
     }
 }
+
+/// The supervisor every child runs under (Sources/CPorticoSpawn/supervise.c).
+final class SupervisorTests: XCTestCase {
+    let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
+    let marker = "supervisor-test-\(UUID().uuidString.prefix(8))"
+
+    private func processes() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard Int32(entry) != nil,
+                  let raw = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/cmdline")), !raw.isEmpty else { return nil }
+            let commandLine = String(decoding: raw.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+            return commandLine.contains(marker) && !commandLine.hasPrefix("portico-supervise ") ? commandLine : nil
+        }
+    }
+
+    /// A `setsid` grandchild leaves the process group, so a signal to the group misses it.
+    func testKillAllReachesASetsidGrandchild() throws {
+        let sleeper = "python3 -c 'import time; time.sleep(300)' \(marker)"
+        let spawned = try ChildProcess.spawn(command: ["sh", "-c", "setsid \(sleeper) & \(sleeper)"], directory: "/tmp",
+                                             environment: environment)
+        let exited = expectation(description: "exit")
+        let outcome = NIOLockedValueBox<ChildExit?>(nil)
+        ChildReaper.shared.watch(spawned.process.pid) { exit in
+            outcome.withLockedValue { $0 = exit }
+            exited.fulfill()
+        }
+        XCTAssertTrue(eventually(timeout: 10) { self.processes().filter { !$0.hasPrefix("sh ") }.count >= 2 }, "\(processes())")
+        spawned.process.killAll()
+        wait(for: [exited], timeout: 10)
+        XCTAssertEqual(outcome.withLockedValue { $0 }, .signaled(SIGKILL), "the supervisor exits the way its command did")
+        XCTAssertTrue(eventually { self.processes().isEmpty }, "left behind: \(processes())")
+    }
+
+    /// When the command exits, whatever it left running goes too (exec mode, crash loops).
+    func testWhatACommandLeavesBehindDiesWithIt() throws {
+        let spawned = try ChildProcess.spawn(
+            command: ["sh", "-c", "setsid python3 -c 'import time; time.sleep(300)' \(marker) & sleep 0.3; exit 4"], directory: "/tmp",
+            environment: environment)
+        let exited = expectation(description: "exit")
+        let outcome = NIOLockedValueBox<ChildExit?>(nil)
+        ChildReaper.shared.watch(spawned.process.pid) { exit in
+            outcome.withLockedValue { $0 = exit }
+            exited.fulfill()
+        }
+        wait(for: [exited], timeout: 10)
+        XCTAssertEqual(outcome.withLockedValue { $0 }, .exited(4))
+        XCTAssertTrue(eventually { self.processes().isEmpty }, "left behind: \(processes())")
+        spawned.process.killAll()
+    }
+}

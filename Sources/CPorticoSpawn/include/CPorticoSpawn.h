@@ -8,11 +8,12 @@
 ///
 /// The child's stdin, stdout and stderr become `stdin_fd`, `stdout_fd` and `stderr_fd` (-1: /dev/null).
 /// `memory_limit` (RLIMIT_AS) and `open_files_limit` (RLIMIT_NOFILE) apply when positive.
+/// `control_fd` (-1: none) becomes the child's fd 3, for a supervisor (see supervise.c).
 /// Returns 0 and sets `*pid_out`, or returns the errno of what failed (fork, or exec in the child,
 /// which the child reports through a close-on-exec pipe).
 int portico_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
                   int stdin_fd, int stdout_fd, int stderr_fd,
-                  long long memory_limit, long long open_files_limit, pid_t *pid_out);
+                  long long memory_limit, long long open_files_limit, int control_fd, pid_t *pid_out);
 
 /// Sends `signal` to the whole process group led by `pid`.
 int portico_kill_group(pid_t pid, int signal);
@@ -31,5 +32,12 @@ int portico_pipe_cloexec(int fds[2]);
 
 /// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); returns 0 or errno.
 int portico_rename_exchange(const char *from, const char *to);
+
+/// The supervisor (supervise.c): argv is `portico-supervise MEMORY OPEN_FILES PATH ARGV0 ARGS...`
+/// with the control pipe as fd 3. Returns only on bad arguments.
+int portico_supervise_main(int argc, char **argv, char **envp);
+
+/// Makes the calling process a child subreaper; returns 0 or errno.
+int portico_set_child_subreaper(void);
 
 #endif

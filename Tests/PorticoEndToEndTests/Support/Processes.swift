@@ -26,9 +26,15 @@ enum Processes {
         }
     }
 
-    /// Live (not zombie) processes whose command line contains `marker`.
+    /// Live (not zombie) processes whose command line contains `marker`, their supervisors
+    /// (`portico-supervise ... COMMAND`) included.
     static func matching(_ marker: String) -> [Info] {
         all().filter { $0.commandLine.contains(marker) && $0.state != "Z" }
+    }
+
+    /// Like `matching`, without the supervisors: the workers and what they started.
+    static func workers(_ marker: String) -> [Info] {
+        matching(marker).filter { !$0.commandLine.hasPrefix("portico-supervise ") }
     }
 
     /// Children of `pid` that exited and were never reaped.

@@ -1,0 +1,224 @@
+#define _GNU_SOURCE
+#include "CPorticoSpawn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// The per-worker supervisor: the gateway starts every worker, exec process and build through
+// it (see `portico_spawn` with a control pipe). It is the small `portico-supervise` program
+// installed beside the gateway (Sources/portico-supervise), or, where that is missing, the
+// gateway's own binary run again through /proc/self/exe with argv[0] "portico-supervise": a
+// constructor below then does the whole job before any Swift code runs.
+//
+// Why a process of its own: PR_SET_PDEATHSIG reaches only a direct child, so a worker's own
+// children (a shell script that starts python without exec, a `setsid` daemon) outlived a
+// gateway killed with SIGKILL. The supervisor is a child subreaper (PR_SET_CHILD_SUBREAPER):
+// whatever the worker starts stays its descendant even after its parent exits or it calls
+// setsid, so it can always find and kill all of it. It holds the read end of a pipe whose
+// write end only the gateway holds; the kernel closes that end however the gateway dies, and
+// then the supervisor kills every descendant and exits. The gateway also closes it on purpose
+// to kill a worker outright.
+//
+// argv: portico-supervise MEMORY_LIMIT OPEN_FILES_LIMIT PATH ARGV0 ARGS...  (fd 3: the control pipe)
+
+static const char supervisor_name[] = "portico-supervise";
+enum { control_fd = 3 };
+
+/// Fills `out` with up to `capacity` children of this (single-threaded) process; returns how
+/// many. `/proc/self/task/PID/children` is one read; scanning every process in /proc is the
+/// fallback for kernels built without it, and costs milliseconds on a busy machine.
+static int children_of(pid_t parent, pid_t *out, int capacity) {
+    char list_path[64];
+    snprintf(list_path, sizeof(list_path), "/proc/self/task/%ld/children", (long)parent);
+    int list = open(list_path, O_RDONLY | O_CLOEXEC);
+    if (list >= 0) {
+        char text[4096];
+        ssize_t length = read(list, text, sizeof(text) - 1);
+        close(list);
+        if (length >= 0) {
+            text[length] = '\0';
+            int count = 0;
+            char *cursor = text;
+            while (count < capacity) {
+                char *end;
+                long pid = strtol(cursor, &end, 10);
+                if (end == cursor) break;
+                if (pid > 0) out[count++] = (pid_t)pid;
+                cursor = end;
+            }
+            return count;
+        }
+    }
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return 0;
+    int count = 0;
+    struct dirent *entry;
+    char path[64];
+    char stat[512];
+    while (count < capacity && (entry = readdir(proc)) != NULL) {
+        char *end;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0) continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t length = read(fd, stat, sizeof(stat) - 1);
+        close(fd);
+        if (length <= 0) continue;
+        stat[length] = '\0';
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+        char *close_paren = strrchr(stat, ')');
+        if (close_paren == NULL) continue;
+        char state;
+        long ppid;
+        if (sscanf(close_paren + 1, " %c %ld", &state, &ppid) != 2) continue;
+        if (ppid == parent) out[count++] = (pid_t)pid;
+    }
+    closedir(proc);
+    return count;
+}
+
+/// SIGKILLs every descendant and reaps it. Each death re-parents the dead process's children
+/// to this subreaper, so killing children until none is left reaches every generation.
+/// Records the worker's status in `worker_status` if it is reaped here.
+static void kill_descendants(pid_t worker, int *worker_status, int *worker_reaped) {
+    pid_t self = getpid();
+    for (;;) {
+        pid_t children[256];
+        int count = children_of(self, children, 256);
+        for (int i = 0; i < count; i++) kill(children[i], SIGKILL);
+        int status;
+        pid_t reaped = waitpid(-1, &status, 0);
+        if (reaped < 0) {
+            if (errno == EINTR) continue;
+            break;  // ECHILD: nothing left
+        }
+        if (reaped == worker && !*worker_reaped) {
+            *worker_status = status;
+            *worker_reaped = 1;
+        }
+    }
+}
+
+/// Ends the supervisor the way the worker ended, so the gateway sees the worker's own exit.
+static void exit_like(int status) {
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        kill(getpid(), sig);
+        _exit(128 + sig);
+    }
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+int portico_supervise_main(int argc, char **argv, char **envp) {
+    if (argc < 5 || strcmp(argv[0], supervisor_name) != 0) {
+        dprintf(2, "portico-supervise: started by the gateway only\n");
+        return 125;
+    }
+    long long memory_limit = atoll(argv[1]);
+    long long open_files_limit = atoll(argv[2]);
+    const char *path = argv[3];
+    char **worker_argv = argv + 4;
+
+    // The spawner set PDEATHSIG so that nothing lingers if the gateway died during the spawn;
+    // the supervisor must outlive the gateway long enough to clean up, so it clears it.
+    prctl(PR_SET_PDEATHSIG, 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    fcntl(control_fd, F_SETFD, FD_CLOEXEC);
+
+    // The gateway stops a worker with SIGTERM to the process group, which holds this
+    // supervisor too: only the worker is meant to act on it. The worker gets the defaults back.
+    int ignored[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE};
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) signal(ignored[i], SIG_IGN);
+    sigset_t child_signal, previous;
+    sigemptyset(&child_signal);
+    sigaddset(&child_signal, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &child_signal, &previous);
+    int child_events = signalfd(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    pid_t self = getpid();
+    pid_t worker = fork();
+    if (worker < 0) _exit(127);
+    if (worker == 0) {
+        // If the supervisor itself is killed, the worker goes with it.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != self) _exit(126);
+        for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) signal(ignored[i], SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        // Limits apply to the worker only: the supervisor is the gateway's binary, whose mapped
+        // size alone could exceed a small RLIMIT_AS.
+        if (memory_limit > 0) {
+            struct rlimit limit = {(rlim_t)memory_limit, (rlim_t)memory_limit};
+            if (setrlimit(RLIMIT_AS, &limit) != 0) {
+                dprintf(2, "portico: cannot set the memory limit: %s\n", strerror(errno));
+                _exit(127);
+            }
+        }
+        if (open_files_limit > 0) {
+            struct rlimit limit = {(rlim_t)open_files_limit, (rlim_t)open_files_limit};
+            if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+                dprintf(2, "portico: cannot set the open files limit: %s\n", strerror(errno));
+                _exit(127);
+            }
+        }
+        execve(path, worker_argv, envp);
+        dprintf(2, "portico: cannot start %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+
+    int worker_status = 0;
+    int worker_reaped = 0;
+    struct pollfd fds[2] = {{.fd = control_fd, .events = POLLIN}, {.fd = child_events, .events = POLLIN}};
+    while (!worker_reaped) {
+        fds[0].revents = 0;
+        fds[1].revents = 0;
+        if (poll(fds, child_events >= 0 ? 2 : 1, child_events >= 0 ? -1 : 100) < 0 && errno != EINTR) break;
+        if (child_events >= 0 && (fds[1].revents & POLLIN)) {
+            struct signalfd_siginfo info;
+            while (read(child_events, &info, sizeof(info)) > 0) {}
+        }
+        // Reap whatever exited: the worker, or orphans of it re-parented here.
+        int status;
+        pid_t reaped;
+        while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (reaped == worker) {
+                worker_status = status;
+                worker_reaped = 1;
+            }
+        }
+        if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            char ignored_bytes[64];
+            ssize_t got = read(control_fd, ignored_bytes, sizeof(ignored_bytes));
+            if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) break;  // the gateway is gone, or wants it killed
+        }
+    }
+    // The worker is gone, or must go: nothing it started may stay.
+    kill_descendants(worker, &worker_status, &worker_reaped);
+    exit_like(worker_reaped ? worker_status : (SIGKILL & 0x7f));
+    return 1;
+}
+
+__attribute__((constructor)) static void portico_supervise_if_asked(int argc, char **argv, char **envp) {
+    if (argc >= 1 && argv != NULL && argv[0] != NULL && strcmp(argv[0], supervisor_name) == 0) {
+        _exit(portico_supervise_main(argc, argv, envp));
+    }
+}
