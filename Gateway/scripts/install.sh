@@ -102,6 +102,9 @@ if [[ "$build" == true ]]; then
         exit 1
     fi
     run swift build --package-path "$repo" -c release --product portico
+    # The worker supervisor, found beside the gateway's binary (see the README's "What
+    # Portico promises about workers").
+    run swift build --package-path "$repo" -c release --product portico-supervise
     binary="$(swift build --package-path "$repo" -c release --product portico --show-bin-path)/portico"
 elif [[ -z "$binary" ]]; then
     binary="$repo/.build/release/portico"
@@ -166,6 +169,12 @@ fi
 # --- 4. Files -------------------------------------------------------------------------------
 step "Binary, unit and config"
 run install -m 0755 "$binary" "$destdir$bin_path"
+supervisor="$(dirname "$binary")/portico-supervise"
+if [[ -x "$supervisor" || "$dry_run" == true ]]; then
+    run install -m 0755 "$supervisor" "$destdir$(dirname "$bin_path")/portico-supervise"
+else
+    echo "install.sh: no portico-supervise beside $binary; the gateway will supervise workers with its own binary (slower starts)" >&2
+fi
 
 sed "s#/usr/local/bin/portico#$bin_path#g" "$repo/Gateway/systemd/portico.service" >"$scratch/portico.service"
 run install -m 0644 "$scratch/portico.service" "$destdir$unit_path"

@@ -154,6 +154,10 @@ check "base image from a debootstrap bookworm minbase ($((SECONDS - started)) s)
 # Swift runtime libraries a debug binary links (a release build links them statically).
 builder="$scratch/builder"
 install -D -m 0755 "$binary" "$builder/staging/usr/local/bin/portico"
+# The worker supervisor is built beside the gateway (`swift build` makes both).
+supervisor="$(dirname "$binary")/portico-supervise"
+[[ -x "$supervisor" ]] || fail "no portico-supervise beside $binary (swift build makes it)"
+install -D -m 0755 "$supervisor" "$builder/staging/usr/local/bin/portico-supervise"
 # The toolchain's usr folder: from where the debug binary finds libswiftCore.so
 # (usr/lib/swift/linux), or else from the swift on PATH.
 # ldd fails on a static binary: then there is nothing to copy.
@@ -198,6 +202,7 @@ if ! podman "${podman_global[@]}" "${podman_run[@]}" --rm --entrypoint sh "$imag
     set -e
     for tool in cc python3 sh curl cp; do command -v "$tool" >/dev/null || { echo "no $tool"; exit 1; }; done
     if ldd /usr/local/bin/portico | grep "not found"; then exit 1; fi
+    test -x /usr/local/bin/portico-supervise
     test -f /usr/local/share/portico/Functions/native/worker.c
     test -d /srv/portico/Functions/native -a -w /srv/portico/Functions/native
     test ! -e /usr/local/share/portico/Functions/native/.portico-build
@@ -252,6 +257,13 @@ check_gateway() {
     expect "Functions/native (built with cc)" "Hello from a native worker" http://127.0.0.1:8080/function/native/
     expect "Functions/echo (sh, exec mode)" $'POST /\nsome text' -d 'some text' http://127.0.0.1:8080/function/echo/
     check "$label: UID 10001, /ping, hello, native (built in the container), echo"
+    # The workers run under the supervisor the image ships (not the gateway's own fallback).
+    local supervised=false child
+    for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+        [[ "$(readlink "/proc/$child/exe" 2>/dev/null)" == /usr/local/bin/portico-supervise ]] && supervised=true
+    done
+    [[ "$supervised" == true ]] || fail "$label: no worker runs under /usr/local/bin/portico-supervise"
+    check "$label: workers run under /usr/local/bin/portico-supervise"
 
     local healthcheck
     healthcheck="$(podman image inspect -f '{{json .Config.Healthcheck.Test}}' "$image")"
