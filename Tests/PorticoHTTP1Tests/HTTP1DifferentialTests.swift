@@ -1,0 +1,190 @@
+import NIOHTTP1
+import PorticoHTTP1
+import XCTest
+
+/// Portico's request parser against llhttp (NIO's `HTTPRequestDecoder`, strict) on generated
+/// and mutated requests, each fed whole and split at every byte.
+///
+/// The rule: wherever Portico hands out a head, body bytes or the end of a message, llhttp
+/// hands out the same (method, target, fields, body bytes, trailers). Portico may reject
+/// what llhttp accepts. It may not accept what llhttp rejects, except in the cases named in
+/// `exception(...)`, each with its reason.
+final class HTTP1DifferentialTests: XCTestCase {
+    private struct Tally {
+        var inputs = 0
+        var feedings = 0
+        var bothAccepted = 0
+        var porticoStricter = 0
+        var bothRejected = 0
+        var porticoUndecided = 0
+        var exceptions: [String: Int] = [:]
+    }
+
+    func testGeneratedRequestsParseAlikeInBoth() {
+        var generator = RequestGenerator(seed: 0x5eed_0001)
+        var tally = Tally()
+        for _ in 0..<60 {
+            let input = generator.pipeline()
+            let failures = self.testRun?.failureCount ?? 0
+            let outcome = self.compareEverySplit(input, &tally)
+            // Generated requests are valid, so Portico must accept all of them.
+            XCTAssertNil(outcome.error, "Portico rejected a valid request: \(String(decoding: input, as: UTF8.self).debugDescription)")
+            if (self.testRun?.failureCount ?? 0) > failures + 2 { break }
+        }
+        print("differential, valid: \(tally)")
+        XCTAssertEqual(tally.porticoStricter, 0)
+    }
+
+    func testMutatedRequestsNeverMakePorticoAcceptWhatLLHTTPRejects() {
+        var generator = RequestGenerator(seed: 0x5eed_0002)
+        var tally = Tally()
+        for _ in 0..<260 {
+            let input = generator.mutate(generator.pipeline())
+            self.compareEverySplit(input, &tally)
+            if (self.testRun?.failureCount ?? 0) > 3 { break }
+        }
+        print("differential, mutated: \(tally)")
+        XCTAssertGreaterThan(tally.bothAccepted, 50, "the mutations should leave some inputs valid")
+        XCTAssertGreaterThan(tally.bothRejected, 100, "the mutations should break most inputs")
+    }
+
+    /// Compares both parsers on `input` for every feeding; returns Portico's whole-input outcome.
+    @discardableResult
+    private func compareEverySplit(_ input: [UInt8], _ tally: inout Tally, file: StaticString = #filePath, line: UInt = #line)
+        -> ParseOutcome
+    {
+        tally.inputs += 1
+        let whole = Feeding.parseRequests([input])
+        // Splitting at every byte costs one parse per byte; long inputs get a sample of cuts.
+        var feedings = Feeding.everySplit(input)
+        if feedings.count > 120 {
+            var random = SeededRandom(seed: UInt64(input.count))
+            feedings = [feedings[0], feedings[feedings.count - 1]] + (0..<40).map { _ in random.pick(feedings) }
+        }
+        for feeding in feedings {
+            tally.feedings += 1
+            let portico = Feeding.parseRequests(feeding)
+            if portico != whole {
+                XCTFail("Portico depends on the split \(feeding.map(\.count)): \(portico) vs \(whole)", file: file, line: line)
+                return whole
+            }
+            var oracle = LLHTTPOracle.parse(feeding)
+            var violation = self.violation(portico, oracle, &tally)
+            if violation != nil, let spaced = HTTP1DifferentialTests.spacesForTabsInFramingFields(input) {
+                // llhttp refuses an HTAB between a `Content-Length` or `chunked` and the CRLF
+                // (it takes SP there). RFC 9110 §5.6.3 makes both whitespace, and Portico takes
+                // both. The same input with SP in those places must then agree in full.
+                var cuts = feeding.map(\.count).makeIterator()
+                var respaced: [[UInt8]] = []
+                var start = 0
+                while let count = cuts.next() {
+                    respaced.append(Array(spaced[start..<start + count]))
+                    start += count
+                }
+                oracle = LLHTTPOracle.parse(respaced)
+                violation = self.violation(portico, oracle, &tally)
+                if violation == nil { tally.exceptions["HTAB after a framing value", default: 0] += 1 }
+            }
+            if let violation {
+                XCTFail(
+                    "\(violation)\ninput: \(String(decoding: input, as: UTF8.self).debugDescription)\nsplit: \(feeding.map(\.count))\nportico: \(portico)\nllhttp: \(oracle.messages) \(oracle.error.map { "\($0)" } ?? "no error")",
+                    file: file,
+                    line: line
+                )
+                return whole
+            }
+        }
+        return whole
+    }
+
+    /// Why Portico's outcome is not allowed next to llhttp's, or nil.
+    private func violation(_ portico: ParseOutcome, _ oracle: LLHTTPOracle.Outcome, _ tally: inout Tally) -> String? {
+        for (index, message) in portico.messages.enumerated() {
+            guard index < oracle.messages.count else {
+                if let reason = self.exception(portico, oracle, at: index) {
+                    tally.exceptions[reason, default: 0] += 1
+                    return nil
+                }
+                return "Portico parsed message \(index), llhttp did not"
+            }
+            let other = oracle.messages[index]
+            guard message.startLine == other.startLine, message.fields == other.fields else {
+                return "message \(index) differs: \(message) vs \(other)"
+            }
+            guard other.body.starts(with: message.body) else {
+                return "message \(index): Portico handed out body bytes llhttp did not"
+            }
+            if message.ended {
+                guard other.ended, other.body == message.body, message.trailers == other.trailers else {
+                    return "message \(index): Portico ended it, llhttp did not end it the same way"
+                }
+            }
+        }
+        switch (portico.error, oracle.error) {
+        case (nil, nil):
+            tally.bothAccepted += 1
+        case (.some, nil):
+            tally.porticoStricter += 1
+        case (.some, .some):
+            tally.bothRejected += 1
+        case (nil, .some(let error)):
+            if let reason = self.exception(portico, oracle, at: oracle.messages.count) {
+                tally.exceptions[reason, default: 0] += 1
+            } else if portico.idle && !portico.awaitingUpgrade {
+                // Portico took every byte as complete messages; llhttp refused some of them.
+                return "llhttp rejected (\(error)) what Portico accepted"
+            } else {
+                // Portico is still inside a message: it has not accepted the bytes llhttp
+                // refused, and would judge them when the rest arrives.
+                tally.porticoUndecided += 1
+            }
+        }
+        return nil
+    }
+
+    /// `input` with every HTAB that ends a `Content-Length` or `Transfer-Encoding` line made a
+    /// space, or nil if there is none.
+    static func spacesForTabsInFramingFields(_ input: [UInt8]) -> [UInt8]? {
+        var result = input
+        var changed = false
+        var lineStart = 0
+        for index in input.indices where input[index] == UInt8(ascii: "\n") {
+            let line = String(decoding: input[lineStart..<index], as: UTF8.self).lowercased()
+            if line.hasPrefix("content-length:") || line.hasPrefix("transfer-encoding:") {
+                var end = index - 1
+                while end > lineStart, input[end - 1] == UInt8(ascii: "\t") || input[end - 1] == UInt8(ascii: " ") {
+                    if input[end - 1] == UInt8(ascii: "\t") {
+                        result[end - 1] = UInt8(ascii: " ")
+                        changed = true
+                    }
+                    end -= 1
+                }
+            }
+            lineStart = index + 1
+        }
+        return changed ? result : nil
+    }
+
+    /// Where Portico may go further than llhttp, and why.
+    private func exception(_ portico: ParseOutcome, _ oracle: LLHTTPOracle.Outcome, at index: Int) -> String? {
+        if let error = oracle.error as? HTTPParserError, error == .closedConnection,
+            portico.finished, portico.error == nil, portico.messages.count == oracle.messages.count
+        {
+            // llhttp fails on bytes after a `Connection: close` request; Portico ignores
+            // them without an error, so the request it did parse still gets its answer.
+            // Neither parses the bytes.
+            return "bytes after Connection: close"
+        }
+        if let error = oracle.error as? HTTPParserError, error == .invalidMethod || error == .invalidConstant,
+            index < portico.messages.count,
+            let method = portico.messages[index].startLine.split(separator: " ").first,
+            !LLHTTPOracle.knownMethods.contains(String(method))
+        {
+            // llhttp knows a fixed list of methods; RFC 9110 §9.1 makes any token a method,
+            // and a gateway forwards extension methods. What follows the method was still
+            // checked by Portico's own rules.
+            return "extension method"
+        }
+        return nil
+    }
+}
