@@ -133,7 +133,7 @@ let package = Package(
             name: "PorticoHTTP1Fuzz",
             dependencies: ["PorticoHTTP1", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/PorticoHTTP1Fuzz",
-            exclude: ["Corpus"]
+            exclude: ["Corpus", "http1.dict"]
         ),
         // Keys, key sets and tokens made by tests, for the JWT unit and end-to-end tests.
         .target(
