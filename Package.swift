@@ -90,7 +90,8 @@ let package = Package(
         // builds no String unless asked. Pure: no I/O, no clock, no channel types.
         .target(
             name: "PorticoHTTP1",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "portico",
