@@ -104,7 +104,7 @@ struct HTTP1BodyDecoder {
                     self.state = .chunkSize(size: 0, digits: 0)
                     self.chunkLineBytes = 0
                 case .chunkSize(let size, let digits):
-                    if HTTP1ByteClass.is(byte, HTTP1ByteClass.hex) {
+                    if HTTP1ByteClass.hex.contains(byte) {
                         // Below 2^63 after this digit, so that every size fits an Int64.
                         guard size <= Int64.max >> 4 else { return .error(.chunkSizeTooLarge) }
                         self.state = .chunkSize(size: size << 4 | HTTP1ByteClass.hexValue(byte), digits: digits + 1)
@@ -144,7 +144,7 @@ struct HTTP1BodyDecoder {
     /// One byte of `chunk-ext`. Returns nil if the byte is not allowed there, `.some(nil)`
     /// for the CR that ends the line, or the next state.
     private static func extensionStep(_ state: ExtensionState, _ byte: UInt8) -> ExtensionState?? {
-        let isToken = HTTP1ByteClass.is(byte, HTTP1ByteClass.token)
+        let isToken = HTTP1ByteClass.token.contains(byte)
         let endsElement = byte == UInt8(ascii: ";") || byte == UInt8(ascii: "\r")
         func element() -> ExtensionState?? {
             byte == UInt8(ascii: ";") ? .some(.afterSemicolon) : .some(nil)
@@ -165,9 +165,9 @@ struct HTTP1BodyDecoder {
         case .quoted:
             if byte == UInt8(ascii: "\"") { return .some(.afterQuoted) }
             if byte == UInt8(ascii: "\\") { return .some(.quotedPair) }
-            return HTTP1ByteClass.is(byte, HTTP1ByteClass.quotedText) ? .some(.quoted) : nil
+            return HTTP1ByteClass.quotedText.contains(byte) ? .some(.quoted) : nil
         case .quotedPair:
-            return HTTP1ByteClass.is(byte, HTTP1ByteClass.lineByte) ? .some(.quoted) : nil
+            return HTTP1ByteClass.lineByte.contains(byte) ? .some(.quoted) : nil
         case .afterQuoted:
             return endsElement ? element() : nil
         }

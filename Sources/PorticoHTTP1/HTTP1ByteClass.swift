@@ -1,50 +1,45 @@
-/// Which bytes RFC 9110/9112 allow where, as one 256-entry table of bit flags.
+/// Which bytes RFC 9110/9112 allow where.
 ///
-/// A table keeps the per-byte checks of the scanners to one load and one mask, with no
-/// branching on ranges; the scanners run these checks on every byte of every head.
+/// Each class is two 64-bit masks (one bit per ASCII byte) and one answer for bytes 0x80 and
+/// up. The masks are literals, so a check inlines to a shift and a test, with no table to load
+/// or lazily initialize: the scanners run these checks on every byte of every head.
 enum HTTP1ByteClass {
     /// tchar (RFC 9110 §5.6.2): the bytes of a token such as a method or a field name.
-    static let token: UInt8 = 1 << 0
+    case token
     /// Bytes allowed in a request-target: visible ASCII except `#` (a fragment is never sent).
-    static let target: UInt8 = 1 << 1
+    case target
     /// HEXDIG.
-    static let hex: UInt8 = 1 << 2
+    case hex
     /// DIGIT.
-    static let digit: UInt8 = 1 << 3
+    case digit
     /// The reg-name and IPv4 bytes of a Host value: unreserved, sub-delims and `%` (RFC 3986).
-    static let regName: UInt8 = 1 << 4
+    case regName
     /// qdtext of a quoted-string (RFC 9110 §5.6.4): HTAB, SP, visible ASCII except `"` and `\`, obs-text.
-    static let quotedText: UInt8 = 1 << 5
+    case quotedText
     /// Bytes a head line may hold besides its CRLF: HTAB, SP, visible ASCII and obs-text.
     /// Everything else (NUL, the other control bytes, DEL) is rejected wherever it appears.
-    static let lineByte: UInt8 = 1 << 6
+    case lineByte
 
-    static let table: [UInt8] = {
-        var table = [UInt8](repeating: 0, count: 256)
-        func mark(_ bytes: some Sequence<UInt8>, _ flag: UInt8) {
-            for byte in bytes { table[Int(byte)] |= flag }
+    /// Bits for bytes 0–63, bits for bytes 64–127, and whether bytes 128–255 belong.
+    @inline(__always)
+    private var masks: (low: UInt64, high: UInt64, nonASCII: Bool) {
+        switch self {
+        case .token: return (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE, false)
+        case .target: return (0xFFFF_FFF6_0000_0000, 0x7FFF_FFFF_FFFF_FFFF, false)
+        case .hex: return (0x03FF_0000_0000_0000, 0x0000_007E_0000_007E, false)
+        case .digit: return (0x03FF_0000_0000_0000, 0x0000_0000_0000_0000, false)
+        case .regName: return (0x2BFF_7FF2_0000_0000, 0x47FF_FFFE_87FF_FFFE, false)
+        case .quotedText: return (0xFFFF_FFFB_0000_0200, 0x7FFF_FFFF_EFFF_FFFF, true)
+        case .lineByte: return (0xFFFF_FFFF_0000_0200, 0x7FFF_FFFF_FFFF_FFFF, true)
         }
-        let letters = Array(UInt8(ascii: "a")...UInt8(ascii: "z")) + Array(UInt8(ascii: "A")...UInt8(ascii: "Z"))
-        let digits = Array(UInt8(ascii: "0")...UInt8(ascii: "9"))
-        let visible = Array(UInt8(0x21)...UInt8(0x7E))
-        let obsText = Array(UInt8(0x80)...UInt8(0xFF))
-
-        mark(letters + digits + Array("!#$%&'*+-.^_`|~".utf8), token)
-        mark(visible.filter { $0 != UInt8(ascii: "#") }, target)
-        mark(digits + Array("abcdefABCDEF".utf8), hex)
-        mark(digits, digit)
-        mark(letters + digits + Array("-._~!$&'()*+,;=%".utf8), regName)
-        mark(
-            [0x09, 0x20] + visible.filter { $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") } + obsText,
-            quotedText
-        )
-        mark([0x09, 0x20] + visible + obsText, lineByte)
-        return table
-    }()
+    }
 
     @inline(__always)
-    static func `is`(_ byte: UInt8, _ flag: UInt8) -> Bool {
-        table.withUnsafeBufferPointer { $0[Int(byte)] } & flag != 0
+    func contains(_ byte: UInt8) -> Bool {
+        let masks = self.masks
+        if byte < 64 { return (masks.low >> UInt64(byte)) & 1 == 1 }
+        if byte < 128 { return (masks.high >> UInt64(byte &- 64)) & 1 == 1 }
+        return masks.nonASCII
     }
 
     /// The value of a hex digit; the caller has checked `hex`.

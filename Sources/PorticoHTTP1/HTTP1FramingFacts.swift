@@ -70,7 +70,7 @@ struct HTTP1FramingFacts {
         guard !value.isEmpty else { return nil }
         var length: Int64 = 0
         for byte in value {
-            guard HTTP1ByteClass.is(byte, HTTP1ByteClass.digit) else { return nil }
+            guard HTTP1ByteClass.digit.contains(byte) else { return nil }
             let (times10, overflow1) = length.multipliedReportingOverflow(by: 10)
             let (sum, overflow2) = times10.addingReportingOverflow(Int64(byte &- UInt8(ascii: "0")))
             guard !overflow1 && !overflow2 else { return nil }
@@ -98,7 +98,7 @@ struct HTTP1FramingFacts {
             while elementStart < elementEnd && HTTP1ByteClass.isWhitespace(value[elementStart]) { elementStart += 1 }
             while elementEnd > elementStart && HTTP1ByteClass.isWhitespace(value[elementEnd - 1]) { elementEnd -= 1 }
             let element = UnsafeRawBufferPointer(rebasing: value[elementStart..<elementEnd])
-            guard !element.isEmpty, element.allSatisfy({ HTTP1ByteClass.is($0, HTTP1ByteClass.token) }) else {
+            guard !element.isEmpty, element.allSatisfy({ HTTP1ByteClass.token.contains($0) }) else {
                 return .failure(.invalidTransferEncoding)
             }
             if HTTPFieldList.equalsIgnoringCase(element, "chunked") {
@@ -124,7 +124,7 @@ struct HTTP1FramingFacts {
             index = 1
             while index < value.count && value[index] != UInt8(ascii: "]") {
                 let byte = value[index]
-                guard HTTP1ByteClass.is(byte, HTTP1ByteClass.hex) || byte == UInt8(ascii: ":")
+                guard HTTP1ByteClass.hex.contains(byte) || byte == UInt8(ascii: ":")
                     || byte == UInt8(ascii: ".")
                 else { return false }
                 index += 1
@@ -134,10 +134,10 @@ struct HTTP1FramingFacts {
         } else {
             while index < value.count && value[index] != UInt8(ascii: ":") {
                 let byte = value[index]
-                guard HTTP1ByteClass.is(byte, HTTP1ByteClass.regName) else { return false }
+                guard HTTP1ByteClass.regName.contains(byte) else { return false }
                 if byte == UInt8(ascii: "%") {
-                    guard index + 2 < value.count, HTTP1ByteClass.is(value[index + 1], HTTP1ByteClass.hex),
-                        HTTP1ByteClass.is(value[index + 2], HTTP1ByteClass.hex)
+                    guard index + 2 < value.count, HTTP1ByteClass.hex.contains(value[index + 1]),
+                        HTTP1ByteClass.hex.contains(value[index + 2])
                     else { return false }
                     index += 2
                 }
@@ -148,6 +148,6 @@ struct HTTP1FramingFacts {
         if index == value.count { return !portRequired }
         guard value[index] == UInt8(ascii: ":") else { return false }
         let port = UnsafeRawBufferPointer(rebasing: value[(index + 1)...])
-        return (1...5).contains(port.count) && port.allSatisfy { HTTP1ByteClass.is($0, HTTP1ByteClass.digit) }
+        return (1...5).contains(port.count) && port.allSatisfy { HTTP1ByteClass.digit.contains($0) }
     }
 }

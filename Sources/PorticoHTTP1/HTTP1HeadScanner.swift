@@ -63,35 +63,32 @@ struct HTTP1HeadScanner {
         let count = bytes.count
         let limit = Swift.min(count, self.maxBytes)
         var index = self.scanned
-        let table = HTTP1ByteClass.table
-        return table.withUnsafeBufferPointer { table in
-            while index < limit {
-                let byte = bytes[index]
-                if table[Int(byte)] & HTTP1ByteClass.lineByte != 0 {
-                    index &+= 1
-                    continue
-                }
-                switch byte {
-                case UInt8(ascii: "\r"):
-                    guard index + 1 < limit else {
-                        // The LF is not here yet, or would fall past the limit.
-                        self.scanned = index
-                        return count >= self.maxBytes ? .error(.headTooLarge) : .needMore
-                    }
-                    guard bytes[index + 1] == UInt8(ascii: "\n") else { return .error(.bareCR) }
-                    let lineEnd = index
-                    index += 2
-                    let result = self.endOfLine(bytes, lineEnd: lineEnd, next: index)
-                    if result != .needMore { return result }
-                case UInt8(ascii: "\n"):
-                    return .error(.bareLF)
-                default:
-                    return .error(.controlByte)
-                }
+        while index < limit {
+            let byte = bytes[index]
+            if HTTP1ByteClass.lineByte.contains(byte) {
+                index &+= 1
+                continue
             }
-            self.scanned = index
-            return count >= self.maxBytes ? .error(.headTooLarge) : .needMore
+            switch byte {
+            case UInt8(ascii: "\r"):
+                guard index + 1 < limit else {
+                    // The LF is not here yet, or would fall past the limit.
+                    self.scanned = index
+                    return count >= self.maxBytes ? .error(.headTooLarge) : .needMore
+                }
+                guard bytes[index + 1] == UInt8(ascii: "\n") else { return .error(.bareCR) }
+                let lineEnd = index
+                index += 2
+                let result = self.endOfLine(bytes, lineEnd: lineEnd, next: index)
+                if result != .needMore { return result }
+            case UInt8(ascii: "\n"):
+                return .error(.bareLF)
+            default:
+                return .error(.controlByte)
+            }
         }
+        self.scanned = index
+        return count >= self.maxBytes ? .error(.headTooLarge) : .needMore
     }
 
     /// Interprets the line that ends at `lineEnd`; `next` is the first byte after its CRLF.
@@ -121,7 +118,7 @@ struct HTTP1HeadScanner {
         // after the start line, hides a field from parsers that skip it: both are rejected.
         if HTTP1ByteClass.isWhitespace(bytes[start]) { return .error(.obsoleteLineFolding) }
         var colon = start
-        while colon < end && HTTP1ByteClass.is(bytes[colon], HTTP1ByteClass.token) { colon += 1 }
+        while colon < end && HTTP1ByteClass.token.contains(bytes[colon]) { colon += 1 }
         guard colon < end, bytes[colon] == UInt8(ascii: ":") else {
             // `Name : value` is how `Transfer-Encoding : chunked` slips past one parser and not
             // another (RFC 9112 §5.1: a server MUST reject whitespace before the colon).

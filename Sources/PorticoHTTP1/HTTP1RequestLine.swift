@@ -14,14 +14,14 @@ struct HTTP1RequestLine {
     /// splits on runs of whitespace and one that does not would read different targets.
     static func parse(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) -> Result<HTTP1RequestLine, HTTP1ParseError.Reason> {
         var index = line.lowerBound
-        while index < line.upperBound && HTTP1ByteClass.is(bytes[index], HTTP1ByteClass.token) { index += 1 }
+        while index < line.upperBound && HTTP1ByteClass.token.contains(bytes[index]) { index += 1 }
         let method = line.lowerBound..<index
         guard !method.isEmpty, index < line.upperBound, bytes[index] == UInt8(ascii: " ") else {
             return .failure(.invalidMethod)
         }
         index += 1
         let targetStart = index
-        while index < line.upperBound && HTTP1ByteClass.is(bytes[index], HTTP1ByteClass.target) { index += 1 }
+        while index < line.upperBound && HTTP1ByteClass.target.contains(bytes[index]) { index += 1 }
         let target = targetStart..<index
         guard !target.isEmpty, index < line.upperBound, bytes[index] == UInt8(ascii: " ") else {
             return .failure(.invalidTarget)

@@ -181,7 +181,10 @@ public struct HTTP1RequestParser {
     }
 
     private mutating func parseHead() -> Step {
-        let result = self.input.withUnsafeReadableBytes { self.scanner.scan($0) }
+        // A copy of the buffer (no bytes copied) keeps the closure's access to `self` apart
+        // from the read of `self.input`.
+        let input = self.input
+        let result = input.withUnsafeReadableBytes { self.scanner.scan($0) }
         switch result {
         case .needMore:
             guard self.sawEOF else { return .wait }
@@ -253,7 +256,10 @@ public struct HTTP1RequestParser {
     }
 
     private mutating func parseTrailers() -> Step {
-        let result = self.input.withUnsafeReadableBytes { self.trailerScanner.scan($0) }
+        // A copy of the buffer (no bytes copied) keeps the closure's access to `self` apart
+        // from the read of `self.input`.
+        let input = self.input
+        let result = input.withUnsafeReadableBytes { self.trailerScanner.scan($0) }
         switch result {
         case .needMore:
             guard self.sawEOF else { return .wait }

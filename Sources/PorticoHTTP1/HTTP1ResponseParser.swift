@@ -150,7 +150,10 @@ public struct HTTP1ResponseParser {
         if self.input.readableBytes > 0 && self.expected.isEmpty {
             return .emit(self.fail(.unexpectedResponse))
         }
-        let result = self.input.withUnsafeReadableBytes { self.scanner.scan($0) }
+        // A copy of the buffer (no bytes copied) keeps the closure's access to `self` apart
+        // from the read of `self.input`.
+        let input = self.input
+        let result = input.withUnsafeReadableBytes { self.scanner.scan($0) }
         switch result {
         case .needMore:
             guard self.sawEOF else { return .wait }
@@ -248,7 +251,10 @@ public struct HTTP1ResponseParser {
     }
 
     private mutating func parseTrailers() -> Step {
-        let result = self.input.withUnsafeReadableBytes { self.trailerScanner.scan($0) }
+        // A copy of the buffer (no bytes copied) keeps the closure's access to `self` apart
+        // from the read of `self.input`.
+        let input = self.input
+        let result = input.withUnsafeReadableBytes { self.trailerScanner.scan($0) }
         switch result {
         case .needMore:
             guard self.sawEOF else { return .wait }

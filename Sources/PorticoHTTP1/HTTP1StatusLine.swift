@@ -14,7 +14,7 @@ struct HTTP1StatusLine {
         else { return nil }
         var status = 0
         for index in start + 9..<start + 12 {
-            guard HTTP1ByteClass.is(bytes[index], HTTP1ByteClass.digit) else { return nil }
+            guard HTTP1ByteClass.digit.contains(bytes[index]) else { return nil }
             status = status * 10 + Int(bytes[index] &- UInt8(ascii: "0"))
         }
         guard (100...599).contains(status) else { return nil }

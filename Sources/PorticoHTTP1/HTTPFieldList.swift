@@ -170,13 +170,13 @@ public struct HTTPFieldList: Sendable {
     /// Whether `name` is a valid field name (a token), for callers appending fields from
     /// outside a parser.
     public static func isValidName(_ name: some Collection<UInt8>) -> Bool {
-        !name.isEmpty && name.allSatisfy { HTTP1ByteClass.is($0, HTTP1ByteClass.token) }
+        !name.isEmpty && name.allSatisfy { HTTP1ByteClass.token.contains($0) }
     }
 
     /// Whether `value` is a valid field value: no CR, LF, NUL or other control byte, and no
     /// leading or trailing whitespace.
     public static func isValidValue(_ value: some Collection<UInt8>) -> Bool {
-        guard value.allSatisfy({ HTTP1ByteClass.is($0, HTTP1ByteClass.lineByte) }) else { return false }
+        guard value.allSatisfy({ HTTP1ByteClass.lineByte.contains($0) }) else { return false }
         guard let first = value.first, let last = value.reversed().first else { return true }
         return !HTTP1ByteClass.isWhitespace(first) && !HTTP1ByteClass.isWhitespace(last)
     }
