@@ -70,18 +70,11 @@ final class HTTP1DifferentialTests: XCTestCase {
             }
             var oracle = LLHTTPOracle.parse(feeding)
             var violation = self.violation(portico, oracle, &tally)
-            if violation != nil, let spaced = HTTP1DifferentialTests.spacesForTabsInFramingFields(input) {
+            if violation != nil, let spaced = Differential.spacesForTabsInFramingFields(input) {
                 // llhttp refuses an HTAB between a `Content-Length` or `chunked` and the CRLF
                 // (it takes SP there). RFC 9110 §5.6.3 makes both whitespace, and Portico takes
                 // both. The same input with SP in those places must then agree in full.
-                var cuts = feeding.map(\.count).makeIterator()
-                var respaced: [[UInt8]] = []
-                var start = 0
-                while let count = cuts.next() {
-                    respaced.append(Array(spaced[start..<start + count]))
-                    start += count
-                }
-                oracle = LLHTTPOracle.parse(respaced)
+                oracle = LLHTTPOracle.parse(Differential.cut(spaced, like: feeding))
                 violation = self.violation(portico, oracle, &tally)
                 if violation == nil { tally.exceptions["HTAB after a framing value", default: 0] += 1 }
             }
@@ -99,26 +92,12 @@ final class HTTP1DifferentialTests: XCTestCase {
 
     /// Why Portico's outcome is not allowed next to llhttp's, or nil.
     private func violation(_ portico: ParseOutcome, _ oracle: LLHTTPOracle.Outcome, _ tally: inout Tally) -> String? {
-        for (index, message) in portico.messages.enumerated() {
-            guard index < oracle.messages.count else {
-                if let reason = self.exception(portico, oracle, at: index) {
-                    tally.exceptions[reason, default: 0] += 1
-                    return nil
-                }
-                return "Portico parsed message \(index), llhttp did not"
+        if let disagreement = Differential.disagreement(portico.messages, oracle.messages) {
+            if disagreement.index >= oracle.messages.count, let reason = self.exception(portico, oracle, at: disagreement.index) {
+                tally.exceptions[reason, default: 0] += 1
+                return nil
             }
-            let other = oracle.messages[index]
-            guard message.startLine == other.startLine, message.fields == other.fields else {
-                return "message \(index) differs: \(message) vs \(other)"
-            }
-            guard other.body.starts(with: message.body) else {
-                return "message \(index): Portico handed out body bytes llhttp did not"
-            }
-            if message.ended {
-                guard other.ended, other.body == message.body, message.trailers == other.trailers else {
-                    return "message \(index): Portico ended it, llhttp did not end it the same way"
-                }
-            }
+            return disagreement.reason
         }
         switch (portico.error, oracle.error) {
         case (nil, nil):
@@ -140,29 +119,6 @@ final class HTTP1DifferentialTests: XCTestCase {
             }
         }
         return nil
-    }
-
-    /// `input` with every HTAB that ends a `Content-Length` or `Transfer-Encoding` line made a
-    /// space, or nil if there is none.
-    static func spacesForTabsInFramingFields(_ input: [UInt8]) -> [UInt8]? {
-        var result = input
-        var changed = false
-        var lineStart = 0
-        for index in input.indices where input[index] == UInt8(ascii: "\n") {
-            let line = String(decoding: input[lineStart..<index], as: UTF8.self).lowercased()
-            if line.hasPrefix("content-length:") || line.hasPrefix("transfer-encoding:") {
-                var end = index - 1
-                while end > lineStart, input[end - 1] == UInt8(ascii: "\t") || input[end - 1] == UInt8(ascii: " ") {
-                    if input[end - 1] == UInt8(ascii: "\t") {
-                        result[end - 1] = UInt8(ascii: " ")
-                        changed = true
-                    }
-                    end -= 1
-                }
-            }
-            lineStart = index + 1
-        }
-        return changed ? result : nil
     }
 
     /// Where Portico may go further than llhttp, and why.

@@ -22,7 +22,7 @@ enum LLHTTPOracle {
 
     /// llhttp hands out a value with its trailing whitespace; RFC 9110 §5.5 says that
     /// whitespace is not part of the value, and Portico drops it. Compare without it.
-    private static func trimmed(_ value: String) -> String {
+    static func trimmed(_ value: String) -> String {
         var scalars = Substring(value)
         while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
         return String(scalars)

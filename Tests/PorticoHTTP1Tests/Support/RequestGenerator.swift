@@ -77,7 +77,7 @@ struct RequestGenerator {
         self.random.pick(["example.com", "api.example.com:8080", "127.0.0.1", "[::1]:443", "localhost", ""])
     }
 
-    private mutating func fieldName() -> String {
+    mutating func fieldName() -> String {
         if self.random.chance(60) {
             return self.random.pick(["Accept", "User-Agent", "X-Request-Id", "x-forwarded-for", "Cache-Control", "Cookie", "If-None-Match", "X-Empty"])
         }
@@ -85,7 +85,7 @@ struct RequestGenerator {
         return (0..<Int.random(in: 1...12, using: &self.random)).map { _ in self.random.pick(tokenBytes) }.joined()
     }
 
-    private mutating func fieldValue() -> String {
+    mutating func fieldValue() -> String {
         let valueBytes = Array("abcXYZ0189 !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".utf8).map { String(UnicodeScalar($0)) }
         var value = (0..<Int.random(in: 0...24, using: &self.random)).map { _ in self.random.pick(valueBytes) }.joined()
         value = String(value.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
@@ -93,15 +93,15 @@ struct RequestGenerator {
     }
 
     /// Surrounds a value with optional whitespace, as senders may (RFC 9110 §5.5: OWS).
-    private mutating func padded(_ value: String) -> String {
+    mutating func padded(_ value: String) -> String {
         self.random.pick(["", " ", " ", "\t", "  "]) + value + self.random.pick(["", "", " ", "\t"])
     }
 
-    private mutating func bodyBytes() -> [UInt8] {
+    mutating func bodyBytes() -> [UInt8] {
         (0..<Int.random(in: 0...40, using: &self.random)).map { _ in UInt8.random(in: 0...255, using: &self.random) }
     }
 
-    private mutating func chunkedBody() -> [UInt8] {
+    mutating func chunkedBody() -> [UInt8] {
         var body: [UInt8] = []
         for _ in 0..<Int.random(in: 0...3, using: &self.random) {
             let data = (0..<Int.random(in: 1...20, using: &self.random)).map { _ in UInt8.random(in: 0...255, using: &self.random) }
