@@ -123,6 +123,16 @@ final class HTTP1RequestStrictnessTests: XCTestCase {
         XCTAssertEqual(outcome.messages.first?.body, Array("ab".utf8))
     }
 
+    func testAnHTABAfterAFramingValueIsWhitespaceLikeSP() {
+        // llhttp takes SP but not HTAB here; RFC 9110 §5.6.3 makes both OWS, and so does
+        // Portico (the differential test checks that llhttp agrees once the HTAB is a SP).
+        XCTAssertEqual(self.assertAccepted("POST / HTTP/1.1\r\nContent-Length: 3\t\r\n\r\nabc")?.body, Array("abc".utf8))
+        XCTAssertEqual(
+            self.assertAccepted("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\t\r\n\r\n1\r\nx\r\n0\r\n\r\n")?.body,
+            Array("x".utf8)
+        )
+    }
+
     func testTransferCodingsOtherThanChunkedAreNotImplemented() {
         for value in ["gzip", "identity", "xchunked", "chunkedx", "gzip, chunked", "deflate,chunked"] {
             self.assertRejected(
@@ -303,6 +313,13 @@ final class HTTP1RequestStrictnessTests: XCTestCase {
     func testACONNECTWithABodyIsRejected() {
         self.assertRejected("CONNECT a:443 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", .bodyOnConnect)
         self.assertRejected("CONNECT a:443 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", .bodyOnConnect)
+    }
+
+    func testTheFirstErrorIsTheOneReported() {
+        // The parser stops at the line that breaks a rule; what follows is never looked at.
+        self.assertRejected("GET / HTTP/1.1\r\nX : y\r\nZ: \u{0}\r\nContent-Length: -1\r\n\r\n", .whitespaceBeforeColon)
+        self.assertRejected("GET / HTTP/1.1\r\nContent-Length: +1\r\nHost: a\r\nHost: b\r\n\r\n", .invalidContentLength)
+        self.assertRejected("GET / HTTP/9.9\r\nX : y\r\n\r\n", .invalidVersion)
     }
 
     func testEmptyLinesBeforeARequestAreSkipped() {
