@@ -49,9 +49,7 @@ public struct HTTP1RequestHead: Sendable {
     /// Whether the method is `method`; methods are case-sensitive (RFC 9110 §9.1).
     public func methodIs(_ method: StaticString) -> Bool {
         self.fields.storage.withUnsafeReadableBytes { bytes in
-            UnsafeRawBufferPointer(rebasing: bytes[self.methodRange]).elementsEqual(
-                UnsafeRawBufferPointer(start: method.utf8Start, count: method.utf8CodeUnitCount)
-            )
+            HTTPFieldList.equals(UnsafeRawBufferPointer(rebasing: bytes[self.methodRange]), method)
         }
     }
 

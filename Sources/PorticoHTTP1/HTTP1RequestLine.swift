@@ -31,11 +31,11 @@ struct HTTP1RequestLine {
 
         let methodBytes = UnsafeRawBufferPointer(rebasing: bytes[method])
         let kind: MethodKind
-        if methodBytes.elementsEqual("CONNECT".utf8) {
+        if HTTPFieldList.equals(methodBytes, "CONNECT") {
             kind = .connect
-        } else if methodBytes.elementsEqual("OPTIONS".utf8) {
+        } else if HTTPFieldList.equals(methodBytes, "OPTIONS") {
             kind = .options
-        } else if methodBytes.elementsEqual("HEAD".utf8) {
+        } else if HTTPFieldList.equals(methodBytes, "HEAD") {
             kind = .head
         } else {
             kind = .other

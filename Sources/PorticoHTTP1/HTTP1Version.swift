@@ -6,7 +6,9 @@ public enum HTTP1Version: Sendable, Hashable {
 
     /// Parses exactly `HTTP/1.0` or `HTTP/1.1` (the name is case-sensitive, RFC 9112 §2.3).
     static func parse(_ bytes: UnsafeRawBufferPointer) -> HTTP1Version? {
-        guard bytes.count == 8, bytes.starts(with: "HTTP/1.".utf8) else { return nil }
+        guard bytes.count == 8, HTTPFieldList.equals(UnsafeRawBufferPointer(rebasing: bytes[0..<7]), "HTTP/1.") else {
+            return nil
+        }
         switch bytes[7] {
         case UInt8(ascii: "0"): return .http1_0
         case UInt8(ascii: "1"): return .http1_1

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// An ordered list of HTTP fields (headers or trailers) kept as offsets into one buffer.
@@ -187,6 +192,12 @@ public struct HTTPFieldList: Sendable {
             UnsafeRawBufferPointer(rebasing: bytes[Int(entry.nameStart)..<Int(entry.nameStart + entry.nameLength)]),
             name
         )
+    }
+
+    /// Whether the bytes are exactly `string` (for methods and versions, which are case-sensitive).
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ string: StaticString) -> Bool {
+        bytes.count == string.utf8CodeUnitCount
+            && (bytes.isEmpty || memcmp(bytes.baseAddress!, string.utf8Start, bytes.count) == 0)
     }
 
     /// Compares bytes with a lowercase ASCII string, ignoring the case of the bytes.
