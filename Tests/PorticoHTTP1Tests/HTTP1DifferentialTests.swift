@@ -12,6 +12,8 @@ import XCTest
 final class HTTP1DifferentialTests: XCTestCase {
     private struct Tally {
         var inputs = 0
+        /// Inputs fed at every split; longer ones get 40 seeded cuts besides whole and byte by byte.
+        var splitAtEveryByte = 0
         var feedings = 0
         var bothAccepted = 0
         var porticoStricter = 0
@@ -38,7 +40,7 @@ final class HTTP1DifferentialTests: XCTestCase {
     func testMutatedRequestsNeverMakePorticoAcceptWhatLLHTTPRejects() {
         var generator = RequestGenerator(seed: 0x5eed_0002)
         var tally = Tally()
-        for _ in 0..<260 {
+        for _ in 0..<200 {
             let input = generator.mutate(generator.pipeline())
             self.compareEverySplit(input, &tally)
             if (self.testRun?.failureCount ?? 0) > 3 { break }
@@ -46,6 +48,21 @@ final class HTTP1DifferentialTests: XCTestCase {
         print("differential, mutated: \(tally)")
         XCTAssertGreaterThan(tally.bothAccepted, 50, "the mutations should leave some inputs valid")
         XCTAssertGreaterThan(tally.bothRejected, 100, "the mutations should break most inputs")
+    }
+
+    func testShortRequestsAgreeAtEverySplit() {
+        var generator = RequestGenerator(seed: 0x5eed_0003)
+        generator.compact = true
+        var tally = Tally()
+        for round in 0..<90 {
+            let request = generator.request()
+            // Every other input is mutated; all are short enough to be cut at every byte.
+            let input = round % 2 == 0 ? request : generator.mutate(request)
+            self.compareEverySplit(input, &tally)
+            if (self.testRun?.failureCount ?? 0) > 3 { break }
+        }
+        print("differential, short: \(tally)")
+        XCTAssertEqual(tally.splitAtEveryByte, tally.inputs)
     }
 
     /// Compares both parsers on `input` for every feeding; returns Portico's whole-input outcome.
@@ -57,9 +74,11 @@ final class HTTP1DifferentialTests: XCTestCase {
         let whole = Feeding.parseRequests([input])
         // Splitting at every byte costs one parse per byte; long inputs get a sample of cuts.
         var feedings = Feeding.everySplit(input)
-        if feedings.count > 120 {
+        if feedings.count > 200 {
             var random = SeededRandom(seed: UInt64(input.count))
             feedings = [feedings[0], feedings[feedings.count - 1]] + (0..<40).map { _ in random.pick(feedings) }
+        } else {
+            tally.splitAtEveryByte += 1
         }
         for feeding in feedings {
             tally.feedings += 1

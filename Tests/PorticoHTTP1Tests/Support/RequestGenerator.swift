@@ -21,6 +21,8 @@ struct SeededRandom: RandomNumberGenerator {
 /// Valid requests of many shapes, and mutations of them.
 struct RequestGenerator {
     var random: SeededRandom
+    /// Short requests (few fields, small bodies), cheap enough to split at every byte.
+    var compact = false
 
     init(seed: UInt64) { self.random = SeededRandom(seed: seed) }
 
@@ -40,7 +42,7 @@ struct RequestGenerator {
         var lines = ["\(method) \(target) HTTP/1.\(http10 ? 0 : 1)"]
         var fields: [(String, String)] = []
         if self.random.chance(90) { fields.append((self.random.pick(["Host", "host", "HOST"]), self.host())) }
-        for _ in 0..<Int.random(in: 0...6, using: &self.random) {
+        for _ in 0..<Int.random(in: 0...(self.compact ? 2 : 6), using: &self.random) {
             fields.append((self.fieldName(), self.fieldValue()))
         }
         if http10 && self.random.chance(50) { fields.append(("Connection", "keep-alive")) }
@@ -66,7 +68,7 @@ struct RequestGenerator {
     private mutating func originTarget() -> String {
         let segmentBytes = Array("abcXYZ019-._~!$&'()*+,;=:@".utf8).map { String(UnicodeScalar($0)) } + ["%2F", "%20"]
         var target = ""
-        for _ in 0..<Int.random(in: 1...3, using: &self.random) {
+        for _ in 0..<Int.random(in: 1...(self.compact ? 1 : 3), using: &self.random) {
             target += "/" + (0..<Int.random(in: 0...6, using: &self.random)).map { _ in self.random.pick(segmentBytes) }.joined()
         }
         if self.random.chance(30) { target += "?q=" + self.random.pick(["1", "a%20b", "x|y", "{z}", "\"quoted\"", "a?b"]) }
@@ -87,7 +89,7 @@ struct RequestGenerator {
 
     mutating func fieldValue() -> String {
         let valueBytes = Array("abcXYZ0189 !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~".utf8).map { String(UnicodeScalar($0)) }
-        var value = (0..<Int.random(in: 0...24, using: &self.random)).map { _ in self.random.pick(valueBytes) }.joined()
+        var value = (0..<Int.random(in: 0...(self.compact ? 8 : 24), using: &self.random)).map { _ in self.random.pick(valueBytes) }.joined()
         value = String(value.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
         return self.padded(value)
     }
@@ -98,13 +100,13 @@ struct RequestGenerator {
     }
 
     mutating func bodyBytes() -> [UInt8] {
-        (0..<Int.random(in: 0...40, using: &self.random)).map { _ in UInt8.random(in: 0...255, using: &self.random) }
+        (0..<Int.random(in: 0...(self.compact ? 12 : 40), using: &self.random)).map { _ in UInt8.random(in: 0...255, using: &self.random) }
     }
 
     mutating func chunkedBody() -> [UInt8] {
         var body: [UInt8] = []
-        for _ in 0..<Int.random(in: 0...3, using: &self.random) {
-            let data = (0..<Int.random(in: 1...20, using: &self.random)).map { _ in UInt8.random(in: 0...255, using: &self.random) }
+        for _ in 0..<Int.random(in: 0...(self.compact ? 1 : 3), using: &self.random) {
+            let data = (0..<Int.random(in: 1...(self.compact ? 8 : 20), using: &self.random)).map { _ in UInt8.random(in: 0...255, using: &self.random) }
             var size = String(data.count, radix: 16, uppercase: self.random.chance(50))
             if self.random.chance(20) { size = "00" + size }
             body += Array((size + self.chunkExtension() + "\r\n").utf8) + data + Array("\r\n".utf8)
