@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "PorticoConfigTests", dependencies: ["PorticoConfig"]),
         .testTarget(name: "PorticoRoutingTests", dependencies: ["PorticoRouting", "PorticoConfig"]),
         .testTarget(name: "PorticoCoreTests", dependencies: ["PorticoCore"]),
-        // NIOHTTP1 (llhttp) is the differential oracle here, and only here.
+        // NIOHTTP1 (llhttp) is a test-only dependency: the differential oracle of the codec.
         .testTarget(
             name: "PorticoHTTP1Tests",
             dependencies: [
@@ -129,7 +129,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
-        // The libFuzzer target of the HTTP/1 codec; see its source for how CI builds and runs it.
+        // The libFuzzer target of the HTTP/1 codec; HTTP1FuzzEntry.swift says how CI builds and runs it.
         .executableTarget(
             name: "PorticoHTTP1Fuzz",
             dependencies: ["PorticoHTTP1", .product(name: "NIOCore", package: "swift-nio")],
