@@ -98,6 +98,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Portico's own HTTP/1 codec: parses in place, keeps offsets into the received bytes and
+        // builds no String unless asked. Pure: no I/O, no clock, no channel types.
+        .target(
+            name: "PorticoHTTP1",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "portico",
             dependencies: [
@@ -124,6 +131,23 @@ let package = Package(
         .testTarget(name: "PorticoConfigTests", dependencies: ["PorticoConfig"]),
         .testTarget(name: "PorticoRoutingTests", dependencies: ["PorticoRouting", "PorticoConfig"]),
         .testTarget(name: "PorticoCoreTests", dependencies: ["PorticoCore"]),
+        // NIOHTTP1 (llhttp) is a test-only dependency: the differential oracle of the codec.
+        .testTarget(
+            name: "PorticoHTTP1Tests",
+            dependencies: [
+                "PorticoHTTP1", "CAllocationCounter",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        // The libFuzzer target of the HTTP/1 codec; HTTP1FuzzEntry.swift says how CI builds and runs it.
+        .executableTarget(
+            name: "PorticoHTTP1Fuzz",
+            dependencies: ["PorticoHTTP1", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/PorticoHTTP1Fuzz",
+            exclude: ["Corpus", "http1.dict"]
+        ),
         // Keys, key sets and tokens made by tests, for the JWT unit and end-to-end tests.
         .target(
             name: "JWTTestSupport",
