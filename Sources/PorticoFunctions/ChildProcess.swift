@@ -132,12 +132,17 @@ public struct ChildProcess: Sendable {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = argv.withUnsafeBufferPointer { argvBuffer in
-            envp.withUnsafeBufferPointer { envpBuffer in
-                portico_spawn(Self.supervisorPath, argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
-                              stdinPipe[0], stdoutPipe[1], mergeStderr ? stdoutPipe[1] : stderrPipe[1],
-                              0, 0, controlPipe[0], &pid)
+        // Known to the reaper from the moment it exists: a supervisor whose command fails at
+        // once may die before its spawner watches it, and must not be taken for an orphan.
+        let result = ChildReaper.shared.spawning { () -> (Int32, pid_t) in
+            let result = argv.withUnsafeBufferPointer { argvBuffer in
+                envp.withUnsafeBufferPointer { envpBuffer in
+                    portico_spawn(Self.supervisorPath, argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
+                                  stdinPipe[0], stdoutPipe[1], mergeStderr ? stdoutPipe[1] : stderrPipe[1],
+                                  0, 0, controlPipe[0], &pid)
+                }
             }
+            return (result, result == 0 ? pid : 0)
         }
         // The child's ends belong to the child now.
         if withStdin { close(stdinPipe[0]) }
@@ -190,10 +195,14 @@ public final class ChildReaper: @unchecked Sendable {
 
     private let lock = NIOLock()
     private var watched: [pid_t: @Sendable (ChildExit) -> Void] = [:]
+    /// Children `ChildProcess.spawn` started and nobody has reaped yet: never orphans.
+    private var spawned: Set<pid_t> = []
+    /// The gateway's children when it became a subreaper (inherited across exec, or started
+    /// before): not its to kill (reaper queue only).
+    private var preexisting: Set<pid_t> = []
     /// Killed orphans, to reap once they are gone (reaper queue only).
     private var orphans: Set<pid_t> = []
-    /// Unknown children already dead at the last sweep: reaped at the next one if still unknown
-    /// (a supervisor that exits at once is watched a moment after its spawn).
+    /// Orphans already dead at the last sweep: reaped at the next one if still unknown.
     private var deadStrangers: Set<pid_t> = []
     private var adoptsOrphans = false  // reaper queue only
     private let queue = DispatchQueue(label: "portico.child-reaper")
@@ -214,6 +223,16 @@ public final class ChildReaper: @unchecked Sendable {
         }
     }
 
+    /// Runs `spawn` (which returns its result and the new pid, 0 for none) with the reaper's
+    /// lock held, so the sweep never sees the child before it is known.
+    func spawning(_ spawn: () -> (Int32, pid_t)) -> Int32 {
+        lock.withLock {
+            let (result, pid) = spawn()
+            if pid > 0 { spawned.insert(pid) }
+            return result
+        }
+    }
+
     /// Calls `onExit` (on the reaper's queue) once `pid` has exited and been reaped.
     public func watch(_ pid: pid_t, onExit: @escaping @Sendable (ChildExit) -> Void) {
         lock.withLock { watched[pid] = onExit }
@@ -228,6 +247,7 @@ public final class ChildReaper: @unchecked Sendable {
     public func adoptOrphans() {
         queue.async {
             guard !self.adoptsOrphans else { return }
+            self.preexisting = Set(Self.children()).subtracting(self.lock.withLock { self.spawned })
             self.adoptsOrphans = portico_set_child_subreaper() == 0
         }
     }
@@ -242,7 +262,10 @@ public final class ChildReaper: @unchecked Sendable {
             guard portico_try_reap(pid, &status) == 1 else { continue }
             let exit: ChildExit = portico_signaled(status) != 0
                 ? .signaled(portico_term_signal(status)) : .exited(portico_exit_status(status))
-            let callback = lock.withLock { watched.removeValue(forKey: pid) }
+            let callback = lock.withLock { () -> (@Sendable (ChildExit) -> Void)? in
+                spawned.remove(pid)
+                return watched.removeValue(forKey: pid)
+            }
             callback?(exit)
         }
     }
@@ -252,26 +275,23 @@ extension ChildReaper {
     /// Kills every child that is not one of the gateway's supervisors (an orphan re-parented
     /// here), then reaps the ones killed before.
     ///
-    /// A supervisor is known by its command line; one that was just forked and has not reached
-    /// exec yet still has the gateway's own command line, and is spared as well. So a spawn
-    /// needs no lock shared with this sweep.
+    /// A supervisor is known by its pid, recorded under the reaper's lock as it is spawned; the
+    /// gateway's children from before it became a subreaper are spared too.
     fileprivate func sweepOrphans() {
         for pid in orphans {
             var status: Int32 = 0
             if portico_try_reap(pid, &status) != 0 { orphans.remove(pid) }
         }
-        let own = Self.commandLine(of: "self")
         var dead: Set<pid_t> = []
-        for pid in Self.children() where !orphans.contains(pid) && lock.withLock({ watched[pid] == nil }) {
-            let commandLine = Self.commandLine(of: String(pid))
-            if commandLine.isEmpty {
-                // A zombie (or gone): an orphan that died on its own, unless it is about to be watched.
+        for pid in Self.children()
+        where !orphans.contains(pid) && !preexisting.contains(pid)
+            && lock.withLock({ watched[pid] == nil && !spawned.contains(pid) }) {
+            if Self.commandLine(of: String(pid)).isEmpty {
+                // A zombie (or gone): an orphan that died on its own.
                 var status: Int32 = 0
                 if deadStrangers.contains(pid) { _ = portico_try_reap(pid, &status) } else { dead.insert(pid) }
                 continue
             }
-            guard commandLine != own,
-                  !commandLine.starts(with: Array(ChildProcess.supervisorName.utf8) + [0]) else { continue }
             kill(pid, SIGKILL)
             orphans.insert(pid)
         }

@@ -29,20 +29,34 @@ final class RevisionCopies {
     static let folderName = FunctionDeployFailure.folderName
 
     init(functionsDirectory: String, logger: Logger) {
-        let preferred = (functionsDirectory.hasSuffix("/") ? functionsDirectory : functionsDirectory + "/") + Self.folderName
-        let fallback = FileManager.default.temporaryDirectory.path + "/portico-revisions-\(getpid())"
-        var chosen = fallback
-        for candidate in [preferred, fallback] {
-            // Copies left by an earlier run belong to no running revision.
-            try? FileManager.default.removeItem(atPath: candidate)
-            if (try? FileManager.default.createDirectory(atPath: candidate, withIntermediateDirectories: true)) != nil {
-                chosen = candidate
-                break
-            }
+        let shared = (functionsDirectory.hasSuffix("/") ? functionsDirectory : functionsDirectory + "/") + Self.folderName
+        // A folder of this gateway's own: two gateways on one functions folder (a benchmark
+        // beside a running one) must not remove each other's copies.
+        let own = shared + "/" + Self.instancePrefix + String(getpid()) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        if (try? FileManager.default.createDirectory(atPath: own, withIntermediateDirectories: true)) != nil {
+            root = own
+            Self.removeCopiesOfDeadGateways(in: shared, except: own)
+            return
         }
-        root = chosen
-        if chosen != preferred {
-            logger.warning("functions folder is not writable; revisions run from copies in \(chosen)")
+        // A read-only functions folder: a private folder with a name nobody could have made
+        // beforehand (mkdtemp, mode 0700), not a guessable one in a shared /tmp.
+        var template = Array((FileManager.default.temporaryDirectory.path + "/portico-revisions-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        root = made.map { String(cString: $0) } ?? FileManager.default.temporaryDirectory.path
+        logger.warning("functions folder is not writable; revisions run from copies in \(root)")
+    }
+
+    /// Gateways' folders are named `gateway-PID-RANDOM`.
+    private static let instancePrefix = "gateway-"
+
+    /// Copies left by gateways that are no longer running belong to no running revision.
+    private static func removeCopiesOfDeadGateways(in shared: String, except own: String) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: shared) else { return }
+        for entry in entries where entry.hasPrefix(instancePrefix) && shared + "/" + entry != own {
+            guard let pid = pid_t(entry.dropFirst(instancePrefix.count).prefix { $0 != "-" }) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: shared + "/" + entry)
+            }
         }
     }
 

@@ -269,6 +269,22 @@ final class FunctionEndToEndTests: XCTestCase {
 
     /// Writes `Functions/NAME/function.yaml` exactly as given (the command included) and any
     /// other `files` beside it.
+    /// Processes that exit at once, many of them, four at a time: each exit must reach its
+    /// request. A supervisor that died before it was watched used to be reaped as an orphan,
+    /// its status lost, and its request left waiting for ever.
+    func testManyProcessesThatExitAtOnceAllAnswer() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeRawFunction("quick", in: root, manifest: "command: [\"sh\", \"-c\", \"exit 0\"]\nmode: exec\nmaxWorkers: 4\n")
+        }
+        let statuses = Statuses()
+        for _ in 0..<26 {
+            for _ in 0..<4 { statuses.start(curl: ["--max-time", "10", "\(gateway.http)/function/quick/"]) }
+            statuses.wait()
+        }
+        XCTAssertEqual(statuses.all.count, 104)
+        XCTAssertEqual(Set(statuses.all), [200], "every request got its process's answer")
+    }
+
     func writeRawFunction(_ name: String, in root: URL, manifest: String, files: [String: String] = [:]) throws {
         let folder = root.appendingPathComponent("Functions/\(name)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
