@@ -135,8 +135,14 @@ final class SupervisorTests: XCTestCase {
 
     /// When the command exits, whatever it left running goes too (exec mode, crash loops).
     func testWhatACommandLeavesBehindDiesWithIt() throws {
+        // The command exits only once its `setsid` grandchild is running, so the test cannot
+        // pass by the grandchild never having started.
+        let started = "/tmp/portico-grandchild-\(UUID().uuidString)"
+        defer { unlink(started) }
+        let grandchild = "import sys, time; open(sys.argv[1], 'w').close(); time.sleep(300)"
         let spawned = try ChildProcess.spawn(
-            command: ["sh", "-c", "setsid python3 -c 'import time; time.sleep(300)' \(marker) & sleep 0.3; exit 4"], directory: "/tmp",
+            command: ["sh", "-c", "setsid python3 -c \"\(grandchild)\" \(started) \(marker) & "
+                      + "while [ ! -e \(started) ]; do sleep 0.05; done; exit 4"], directory: "/tmp",
             environment: environment)
         let exited = expectation(description: "exit")
         let outcome = NIOLockedValueBox<ChildExit?>(nil)
@@ -146,6 +152,7 @@ final class SupervisorTests: XCTestCase {
         }
         wait(for: [exited], timeout: 10)
         XCTAssertEqual(outcome.withLockedValue { $0 }, .exited(4))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: started), "the grandchild ran")
         XCTAssertTrue(eventually { self.processes().isEmpty }, "left behind: \(processes())")
         spawned.process.killAll()
     }
