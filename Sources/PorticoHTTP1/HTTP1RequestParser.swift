@@ -88,13 +88,7 @@ public struct HTTP1RequestParser {
         default:
             break
         }
-        if self.input.readableBytes == 0 {
-            self.input = bytes
-        } else {
-            if self.input.readerIndex > 0 { self.input.discardReadBytes() }
-            var bytes = bytes
-            self.input.writeBuffer(&bytes)
-        }
+        self.input.appendReceived(bytes)
     }
 
     /// The client closed its side: a message cut short becomes an error.

@@ -85,13 +85,7 @@ public struct HTTP1ResponseParser {
         default:
             break
         }
-        if self.input.readableBytes == 0 {
-            self.input = bytes
-        } else {
-            if self.input.readerIndex > 0 { self.input.discardReadBytes() }
-            var bytes = bytes
-            self.input.writeBuffer(&bytes)
-        }
+        self.input.appendReceived(bytes)
     }
 
     /// The upstream closed its side: this ends a body that runs until the close, and cuts

@@ -146,17 +146,22 @@ final class ProxyEndToEndTests: XCTestCase {
         XCTAssertNotEqual(untrusted.exitCode, 0, "the development certificate is not trusted without its CA")
     }
 
+    /// `new` and `legacy` behind one catch-all route, split 90/10.
+    private var ninetyTenSplit: String {
+        """
+        services:
+          legacy: { endpoints: [\(legacy.address)] }
+          new: { endpoints: [\(new.address)] }
+        routes:
+          - match: { prefix: / }
+            split:
+              - { service: new, weight: 90 }
+              - { service: legacy, weight: 10 }
+        """
+    }
+
     func testWeightedSplitOverDistinctPaths() throws {
-        gateway = try PorticoProcess(config: """
-            services:
-              legacy: { endpoints: [\(legacy.address)] }
-              new: { endpoints: [\(new.address)] }
-            routes:
-              - match: { prefix: / }
-                split:
-                  - { service: new, weight: 90 }
-                  - { service: legacy, weight: 10 }
-            """)
+        gateway = try PorticoProcess(config: ninetyTenSplit)
         // One curl process, 1000 distinct paths (curl's URL globbing).
         let result = try Curl.run(["--output", "/dev/null", "\(gateway.http)/item/[1-1000]"], timeout: 120)
         XCTAssertEqual(result.exitCode, 0)
@@ -182,16 +187,7 @@ final class ProxyEndToEndTests: XCTestCase {
     /// API do), so one path from one client reaches both sides. It used to hash the client
     /// address, method and path, so all 200 went to one side.
     func testWeightedSplitDrawsForEachRequest() throws {
-        gateway = try PorticoProcess(config: """
-            services:
-              legacy: { endpoints: [\(legacy.address)] }
-              new: { endpoints: [\(new.address)] }
-            routes:
-              - match: { prefix: / }
-                split:
-                  - { service: new, weight: 90 }
-                  - { service: legacy, weight: 10 }
-            """)
+        gateway = try PorticoProcess(config: ninetyTenSplit)
         // The 10 % side gets Binomial(200, 0.1): mean 20, sd 4.2; outside 3...40 has a
         // probability of a few in a million.
         let oneClient = try sides("\(gateway.http)/item/42", headers: Array(repeating: [], count: 200))
