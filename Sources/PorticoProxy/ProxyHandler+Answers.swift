@@ -15,8 +15,9 @@ extension ProxyHandler {
     /// has emitted the whole 101 message, and then on a fresh event-loop tick: either event can
     /// fire from inside a decoder's call stack, where swapping handlers would hand HTTP parts
     /// to the byte glue.
-    func upgrade(context: ChannelHandlerContext, exchange: Exchange, head: HTTPResponseHead) {
-        guard let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
+    func upgrade(exchange: Exchange, head: HTTPResponseHead) {
+        // Only an HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
+        guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
         exchange.status = 101
         exchange.responseStarted = true
         exchange.cancelTimeout()
@@ -61,7 +62,7 @@ extension ProxyHandler {
     /// Answers from the gateway itself. The answer goes out now when the request is complete
     /// or the connection closes after it; otherwise when the request ends.
     func writeLocalResponse(
-        context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
+        head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
         bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
         extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false
     ) {
@@ -73,14 +74,15 @@ extension ProxyHandler {
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record)
         if close || requestComplete {
             state = close ? .closing : .idle
-            write(response, context: context)
+            write(response)
         } else {
             state = .awaitingRequestEnd(pending: response)
-            resumeClientReads(context)
+            resumeClientReads()
         }
     }
 
-    func write(_ response: LocalResponse, context: ChannelHandlerContext) {
+    func write(_ response: LocalResponse) {
+        guard let downstream else { return }
         let body = response.body
         var headers = HTTPHeaders()
         headers.reserveCapacity(4 + response.extraHeaders.count)
@@ -89,16 +91,14 @@ extension ProxyHandler {
         for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
         if response.close, connection.isHTTP1 { headers.add(name: "connection", value: "close") }
         let head = response.head
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        downstream.write(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
         if head.method != .HEAD, body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            downstream.write(.body(.byteBuffer(body)))
         }
         if response.close {
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            downstream.writeAndFlushThenClose(.end(nil))
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            downstream.writeAndFlush(.end(nil))
         }
         record(response.record, method: head.method, uri: head.uri, status: Int(response.status.code), bytesIn: 0,
                bytesOut: body.readableBytes, upstream: nil)

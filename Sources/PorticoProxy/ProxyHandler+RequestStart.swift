@@ -9,14 +9,15 @@ import PorticoRouting
 extension ProxyHandler {
     // MARK: Request start
 
-    func startRequest(context: ChannelHandlerContext, head: HTTPRequestHead) {
+    func startRequest(head: HTTPRequestHead) {
+        guard let downstream else { return }
         var head = head
         let snapshot = loop.snapshot
         let started = NIODeadline.now()
         let requestID = head.headers.first(name: "x-request-id") ?? loop.random.makeRequestID()
 
         func reject(_ status: HTTPResponseStatus, close: Bool) {
-            writeLocalResponse(context: context, head: head, status: status, close: close,
+            writeLocalResponse(head: head, status: status, close: close,
                                record: .init(route: "-", backend: "-", requestID: requestID, started: started))
         }
 
@@ -82,7 +83,7 @@ extension ProxyHandler {
         case .proceed(let delay):
             faultDelay = delay
         case .reject(let status, let headers, let backend):
-            writeLocalResponse(context: context, head: head, status: status, extraHeaders: headers, close: false,
+            writeLocalResponse(head: head, status: status, extraHeaders: headers, close: false,
                                record: .init(route: routeName, backend: backend, requestID: requestID, started: started))
             return
         }
@@ -90,7 +91,7 @@ extension ProxyHandler {
         switch route.config.action {
         case .directResponse(let direct):
             writeLocalResponse(
-                context: context, head: head, status: HTTPResponseStatus(statusCode: direct.status),
+                head: head, status: HTTPResponseStatus(statusCode: direct.status),
                 body: direct.body, contentType: direct.contentType, close: false,
                 record: .init(route: routeName, backend: "direct", requestID: requestID, started: started))
             return
@@ -99,7 +100,7 @@ extension ProxyHandler {
                 redirect, matched: matched, scheme: connection.scheme, authority: authority,
                 normalizedPath: target.path, query: target.query)
             writeLocalResponse(
-                context: context, head: head, status: HTTPResponseStatus(statusCode: redirect.status),
+                head: head, status: HTTPResponseStatus(statusCode: redirect.status),
                 extraHeaders: [("location", location)], close: false,
                 record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started))
             return
@@ -130,14 +131,14 @@ extension ProxyHandler {
         if head.headers.expectsContinue {
             // Portico answers the interim response itself (as Envoy does by default): the
             // client may send its body, which flows on once there is somewhere to send it.
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            downstream.writeAndFlush(.head(HTTPResponseHead(version: head.version, status: .continue)))
         }
         if case .exec(let execFunction)? = function {
             state = .execCollecting(ExecExchange(
                 head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
                 maxRequestBody: snapshot.maxRequestBody,
                 record: .init(route: routeName, backend: backend.description, requestID: requestID, started: started),
-                allocator: context.channel.allocator))
+                allocator: downstream.allocator))
             return
         }
 
@@ -205,14 +206,14 @@ extension ProxyHandler {
         if let faultDelay {
             // Injected delay: the request waits as it would for a slow backend; the timeout
             // starts after it, as it does after Envoy's fault filter.
-            exchange.delayTask = context.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) {
-                guard case .proxying(let current) = self.state, current === exchange, let context = self.context
+            exchange.delayTask = loop.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) {
+                guard case .proxying(let current) = self.state, current === exchange, self.downstream != nil
                 else { return }
                 exchange.delayTask = nil
-                self.connectBackend(exchange, function: function, timeout: timeout, context: context)
+                self.connectBackend(exchange, function: function, timeout: timeout)
             }
         } else {
-            connectBackend(exchange, function: function, timeout: timeout, context: context)
+            connectBackend(exchange, function: function, timeout: timeout)
         }
     }
 
@@ -239,13 +240,12 @@ extension ProxyHandler {
     }
 
     /// Leases a connection from the endpoint already chosen, or waits for a function worker.
-    func connectBackend(_ exchange: Exchange, function: FunctionBackend?, timeout: TimeAmount,
-                                context: ChannelHandlerContext) {
+    func connectBackend(_ exchange: Exchange, function: FunctionBackend?, timeout: TimeAmount) {
         if let pool = exchange.pool {
-            startTimeout(exchange, timeout, context: context)
+            startTimeout(exchange, timeout)
             leaseConnection(exchange, from: pool)
         } else if case .http(let instance)? = function {
-            acquireWorker(exchange, from: instance, context: context)
+            acquireWorker(exchange, from: instance)
         }
     }
 
@@ -293,24 +293,24 @@ extension ProxyHandler {
     /// The request waits here while a worker starts (the activator's job). That wait is bounded
     /// by the function's startup timeout, not by the request timeout, which starts once a
     /// worker is assigned.
-    func acquireWorker(_ exchange: Exchange, from instance: FunctionInstance, context: ChannelHandlerContext) {
+    func acquireWorker(_ exchange: Exchange, from instance: FunctionInstance) {
         let id = loop.nextFunctionRequestID()
         exchange.function = instance
         exchange.functionWaitID = id
-        instance.acquire(id: id, on: context.eventLoop) { result in
+        instance.acquire(id: id, on: loop.eventLoop) { result in
             // A request that ended meanwhile gives the worker back there.
             self.workerAssigned(exchange, result: result)
         }
     }
 
-    func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount, context: ChannelHandlerContext) {
-        loop.timeouts.watch(exchange, until: context.eventLoop.now + timeout)
+    func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount) {
+        loop.timeouts.watch(exchange, until: loop.eventLoop.now + timeout)
     }
 
     /// The function's scaler chose a worker (or could not).
     func workerAssigned(_ exchange: Exchange, result: Result<WorkerLease, FunctionUnavailable>) {
         exchange.functionWaitID = nil
-        guard case .proxying(let current) = state, current === exchange, let context else {
+        guard case .proxying(let current) = state, current === exchange, downstream != nil else {
             if case .success(let lease) = result { lease.instance.release(lease) }
             return
         }
@@ -331,18 +331,18 @@ extension ProxyHandler {
                 status = .badGateway
             }
             exchange.retry?.cancelTimers()
-            writeLocalResponse(context: context, head: exchange.requestHead, status: status, extraHeaders: headers,
+            writeLocalResponse(head: exchange.requestHead, status: status, extraHeaders: headers,
                                close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
         case .success(let lease):
             exchange.lease = lease
             let pool = loop.pool(forWorker: lease.endpoint)
             exchange.pool = pool
             exchange.cancelTimeout()  // a retry's earlier try had one
-            startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount, context: context)
+            startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount)
             if let retry = exchange.retry, retry.overallTask == nil {
                 // With retries, the route's timeout bounds all tries (as for a service), counted
                 // from the first try's worker: a cold start is not spent from it either.
-                retry.overallTask = context.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) {
+                retry.overallTask = loop.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) {
                     self.routeTimedOut(exchange)
                 }
             }

@@ -17,7 +17,7 @@ extension ProxyHandler {
     func retryScheduled(_ exchange: Exchange, after outcome: RetryRules.Outcome) -> Bool {
         guard let retry = exchange.retry, !exchange.responseStarted, retry.replayable,
               retry.retriesDone < retry.compiled.rules.retries, retry.compiled.rules.matches(outcome),
-              let context, case .proxying(let current) = state, current === exchange else { return false }
+              downstream != nil, case .proxying(let current) = state, current === exchange else { return false }
         let now = Int64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds)
         guard loop.takeRetryFromBudget(retry.budgetKey, now: now) else { return false }
         retry.retriesDone += 1
@@ -52,17 +52,16 @@ extension ProxyHandler {
 
         let backoff = retry.compiled.rules.backoff(retry: retry.retriesDone, unit: loop.random.unitDraw())
         let previousEndpoint = exchange.endpointIndex
-        retry.backoffTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) {
-            guard case .proxying(let current) = self.state, current === exchange, let context = self.context
+        retry.backoffTask = loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) {
+            guard case .proxying(let current) = self.state, current === exchange, self.downstream != nil
             else { return }
             retry.backoffTask = nil
-            self.startRetry(exchange, retry: retry, avoiding: previousEndpoint, context: context)
+            self.startRetry(exchange, retry: retry, avoiding: previousEndpoint)
         }
         return true
     }
 
-    func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previousEndpoint: Int,
-                            context: ChannelHandlerContext) {
+    func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previousEndpoint: Int) {
         if let name = retry.serviceName {
             // The service as this loop serves it now: a reload during the backoff may have
             // changed its endpoints, and a pick from the old list would point past the new one.
@@ -70,7 +69,7 @@ extension ProxyHandler {
                 releaseBackendSlot(exchange)
                 exchange.cancelTimeout()
                 retry.cancelTimers()
-                writeLocalResponse(context: context, head: exchange.requestHead, status: .serviceUnavailable, close: false,
+                writeLocalResponse(head: exchange.requestHead, status: .serviceUnavailable, close: false,
                                    record: exchange.record(), requestComplete: exchange.requestComplete)
                 return
             }
@@ -84,39 +83,39 @@ extension ProxyHandler {
             leaseConnection(exchange, from: choice.pool)
         } else if let instance = exchange.function {
             // A function: another worker if one is free, or a new one (the scaler decides).
-            acquireWorker(exchange, from: instance, context: context)
+            acquireWorker(exchange, from: instance)
         }
     }
 
     /// The per-try timeout runs from the moment the try's request has been sent whole (as in
     /// Envoy), so a slow upload is not cut short by it.
-    func startPerTryTimer(_ exchange: Exchange, context: ChannelHandlerContext) {
+    func startPerTryTimer(_ exchange: Exchange) {
         guard let retry = exchange.retry, let perTry = retry.compiled.perTryTimeout, retry.perTryTask == nil,
               !exchange.responseStarted else { return }
-        retry.perTryTask = context.eventLoop.assumeIsolated().scheduleTask(in: perTry) {
+        retry.perTryTask = loop.eventLoop.assumeIsolated().scheduleTask(in: perTry) {
             self.perTryTimedOut(exchange)
         }
     }
 
     func perTryTimedOut(_ exchange: Exchange) {
-        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
+        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, downstream != nil else { return }
         exchange.retry?.perTryTask = nil
         if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
         if retryScheduled(exchange, after: .perTryTimeout) { return }
         abandonUpstream(exchange)
         releaseBackendSlot(exchange)
-        writeLocalResponse(context: context, head: exchange.requestHead, status: .gatewayTimeout,
+        writeLocalResponse(head: exchange.requestHead, status: .gatewayTimeout,
                            close: !exchange.requestComplete, record: exchange.record(), requestComplete: exchange.requestComplete)
     }
 
     func routeTimedOut(_ exchange: Exchange) {
-        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, let context else { return }
+        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, downstream != nil else { return }
         if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
         abandonUpstream(exchange)
         releaseBackendSlot(exchange)
         // A client still sending its body is not made to finish first: it hears now, and the
         // connection closes behind the answer.
-        writeLocalResponse(context: context, head: exchange.requestHead, status: .gatewayTimeout,
+        writeLocalResponse(head: exchange.requestHead, status: .gatewayTimeout,
                            close: !exchange.requestComplete, record: exchange.record(), requestComplete: exchange.requestComplete)
     }
 

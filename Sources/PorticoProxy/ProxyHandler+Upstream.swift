@@ -9,27 +9,27 @@ import PorticoRouting
 extension ProxyHandler {
     // MARK: Exec functions
 
-    func runExec(_ exec: ExecExchange, context: ChannelHandlerContext) {
+    func runExec(_ exec: ExecExchange) {
         let head = exec.head
         let (path, query) = exec.path.splitQuery()
         let request = ExecRequest(method: head.method.rawValue, path: path, query: query,
                                   headers: head.headers.map { ($0.name, $0.value) }, body: exec.body,
                                   remoteAddress: connection.clientAddress)
-        exec.function.run(request, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+        exec.function.run(request, on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard case .execRunning(let current) = state, current === exec else { return }
             switch result {
             case .success(.ok(let output)):
-                writeLocalResponse(context: context, head: head, status: .ok, bodyBytes: output,
+                writeLocalResponse(head: head, status: .ok, bodyBytes: output,
                                    contentType: "application/octet-stream", close: false, record: exec.record,
                                    requestComplete: true)
             case .success(.queueFull):
-                writeLocalResponse(context: context, head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
+                writeLocalResponse(head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
                                    close: false, record: exec.record, requestComplete: true)
             case .success(.timedOut):
-                writeLocalResponse(context: context, head: head, status: .gatewayTimeout, close: false,
+                writeLocalResponse(head: head, status: .gatewayTimeout, close: false,
                                    record: exec.record, requestComplete: true)
             case .success(.failed), .failure:
-                writeLocalResponse(context: context, head: head, status: .badGateway, close: false,
+                writeLocalResponse(head: head, status: .badGateway, close: false,
                                    record: exec.record, requestComplete: true)
             }
         }
@@ -40,7 +40,7 @@ extension ProxyHandler {
     func leaseCompleted(_ exchange: Exchange, result: Result<UpstreamConnection, UpstreamPoolError>) {
         exchange.waiterID = nil
         leftBreakerQueue(exchange)
-        guard case .proxying(let current) = state, current === exchange, let context else {
+        guard case .proxying(let current) = state, current === exchange, let downstream = downstream else {
             // The request ended (timeout, client gone) while the connection was on its way.
             if case .success(let connection) = result { exchange.pool?.release(connection, reusable: true) }
             return
@@ -56,7 +56,7 @@ extension ProxyHandler {
                 exchange.pool = nil
                 exchange.cancelTimeout()
                 lease.instance.workerUnreachable(lease)
-                acquireWorker(exchange, from: lease.instance, context: context)
+                acquireWorker(exchange, from: lease.instance)
                 return
             }
             if error == .connectFailed { recordOutcome(exchange, status: nil) }
@@ -65,7 +65,7 @@ extension ProxyHandler {
             exchange.retry?.cancelTimers()
             releaseBackendSlot(exchange)
             let status: HTTPResponseStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
-            writeLocalResponse(context: context, head: exchange.requestHead, status: status, close: false,
+            writeLocalResponse(head: exchange.requestHead, status: status, close: false,
                                record: exchange.record(), requestComplete: exchange.requestComplete)
         case .success(let upstream):
             exchange.upstream = upstream
@@ -76,16 +76,16 @@ extension ProxyHandler {
             exchange.bufferedBody.removeAll()
             if exchange.bufferedEnd { upstream.send(.end(exchange.bufferedTrailers)) }
             upstream.flush()
-            if exchange.requestComplete { startPerTryTimer(exchange, context: context) }
+            if exchange.requestComplete { startPerTryTimer(exchange) }
             if pendingRead, upstream.isWritable {
                 pendingRead = false
-                context.read()
+                downstream.read()
             }
         }
     }
 
     func upstreamResponseHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
-        guard let context else { return }
+        guard let downstream = downstream else { return }
         recordOutcome(exchange, status: Int(head.status.code))
         if let retry = exchange.retry {
             retry.perTryTask?.cancel()
@@ -99,11 +99,11 @@ extension ProxyHandler {
                 // A 101 nobody asked for cannot be relayed safely.
                 abandonUpstream(exchange)
                 releaseBackendSlot(exchange)
-                writeLocalResponse(context: context, head: exchange.requestHead, status: .badGateway, close: false,
+                writeLocalResponse(head: exchange.requestHead, status: .badGateway, close: false,
                                    record: exchange.record(), requestComplete: exchange.requestComplete)
                 return
             }
-            upgrade(context: context, exchange: exchange, head: head)
+            upgrade(exchange: exchange, head: head)
             return
         }
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: head.headers)
@@ -115,17 +115,17 @@ extension ProxyHandler {
         }
         exchange.status = Int(head.status.code)
         exchange.responseStarted = true
-        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        downstream.write(.head(response))
     }
 
     func upstreamResponseBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
-        guard let context, exchange.responseStarted else { return }
+        guard let downstream = downstream, exchange.responseStarted else { return }
         exchange.bytesOut += buffer.readableBytes
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        downstream.write(.body(.byteBuffer(buffer)))
     }
 
     func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPHeaders?) {
-        guard let context, exchange.responseStarted else { return }
+        guard let downstream = downstream, exchange.responseStarted else { return }
         exchange.responseComplete = true
         // Settle this exchange before writing the end: the next pipelined request may follow
         // it soon after.
@@ -137,41 +137,39 @@ extension ProxyHandler {
             abandonUpstream(exchange)
             finish(exchange)
             state = .awaitingRequestEnd(pending: nil)
-            resumeClientReads(context)
+            resumeClientReads()
         }
         let closeAfter = exchange.closeAfterResponse && connection.isHTTP1
         if closeAfter { state = .closing }
         if closeAfter {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            downstream.writeAndFlushThenClose(.end(trailers))
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            downstream.writeAndFlush(.end(trailers))
         }
     }
 
     /// A read held back for an upstream that is no longer there must be issued now, or the
     /// rest of the request (and the answer waiting for its end) would never arrive.
-    func resumeClientReads(_ context: ChannelHandlerContext) {
+    func resumeClientReads() {
         if pendingRead {
             pendingRead = false
-            context.read()
+            downstream?.read()
         }
     }
 
     func upstreamReadComplete(_ exchange: Exchange) {
-        context?.flush()
+        downstream?.flush()
     }
 
     func upstreamWritabilityChanged(_ exchange: Exchange, isWritable: Bool) {
-        if isWritable, pendingRead, let context {
+        if isWritable, pendingRead, let downstream = downstream {
             pendingRead = false
-            context.read()
+            downstream.read()
         }
     }
 
     func upstreamClosed(_ exchange: Exchange) {
-        guard case .proxying(let current) = state, current === exchange, let context else { return }
+        guard case .proxying(let current) = state, current === exchange, let downstream = downstream else { return }
         exchange.upstream = nil
         if !exchange.responseStarted, !exchange.responseComplete { recordOutcome(exchange, status: nil) }
         if !exchange.responseStarted, !exchange.responseComplete, retryScheduled(exchange, after: .reset) { return }
@@ -183,10 +181,10 @@ extension ProxyHandler {
             exchange.status = exchange.status == 0 ? 502 : exchange.status
             finish(exchange)
             state = .closing
-            context.close(promise: nil)
+            downstream.close()
         } else {
             releaseBackendSlot(exchange)
-            writeLocalResponse(context: context, head: exchange.requestHead, status: .badGateway, close: false,
+            writeLocalResponse(head: exchange.requestHead, status: .badGateway, close: false,
                                record: exchange.record(), requestComplete: exchange.requestComplete)
         }
     }

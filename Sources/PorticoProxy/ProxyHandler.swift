@@ -39,7 +39,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let loop: LoopContext
     let connection: DownstreamConnectionInfo
     var state: State = .idle
+    /// Set while this handler sits in an HTTP/1.1 connection's pipeline (an upgrade needs it).
     var context: ChannelHandlerContext?
+    /// Where answers go: the HTTP/1.1 connection, or the HTTP/2 stream that drives this handler.
+    var downstream: ProxyDownstream?
     var pendingRead = false
     var upstreamNeedsFlush = false
 
@@ -48,56 +51,86 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.connection = connection
     }
 
+    /// Driven by one HTTP/2 stream rather than by a pipeline (see `HTTP2ServerConnection`).
+    convenience init(loop: LoopContext, connection: DownstreamConnectionInfo, stream: ProxyDownstream) {
+        self.init(loop: loop, connection: connection)
+        self.downstream = stream
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.downstream = ChannelDownstream(context: context)
     }
 
     /// The context holds this handler: kept after removal, the pair would keep each other (and
-    /// the channel) alive. An HTTP/2 stream's handler is removed after every request.
+    /// the channel) alive.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.downstream = nil
     }
 
-    // MARK: Inbound
+    // MARK: Inbound (from the pipeline, or from an HTTP/2 stream)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        receive(unwrapInboundIn(data))
+    }
+
+    func receive(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
-            startRequest(context: context, head: head)
+            startRequest(head: head)
         case .body(let buffer):
-            requestBody(context: context, buffer: buffer)
+            requestBody(buffer: buffer)
         case .end(let trailers):
-            requestEnd(context: context, trailers: trailers)
+            requestEnd(trailers: trailers)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        readComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func readComplete() {
         if upstreamNeedsFlush, case .proxying(let exchange) = state {
             upstreamNeedsFlush = false
             exchange.upstream?.flush()
         }
-        context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
-        // Hold the client back while the request body has nowhere to go: no upstream
-        // connection yet, or one whose send buffer is full.
-        if case .proxying(let exchange) = state, !exchange.requestComplete,
-           exchange.upstream.map({ !$0.isWritable }) ?? true {
-            pendingRead = true
-            return
-        }
+        if holdsReads() { return }
         context.read()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .proxying(let exchange) = state {
-            exchange.upstream?.resumeReading()
+    /// Holds the client back while the request body has nowhere to go: no upstream
+    /// connection yet, or one whose send buffer is full. The read is issued once it has.
+    func holdsReads() -> Bool {
+        if case .proxying(let exchange) = state, !exchange.requestComplete,
+           exchange.upstream.map({ !$0.isWritable }) ?? true {
+            pendingRead = true
+            return true
         }
+        return false
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
+    func writabilityChanged() {
+        if downstream?.isWritable ?? false, case .proxying(let exchange) = state {
+            exchange.upstream?.resumeReading()
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        clientLeft()
+        context.fireChannelInactive()
+    }
+
+    func clientLeft() {
         if case .proxying(let exchange) = state {
             // The client left mid-exchange: the upstream connection is mid-message too.
             exchange.status = exchange.responseStarted ? exchange.status : 499
@@ -105,7 +138,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             finish(exchange)
         }
         state = .closing
-        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -129,11 +161,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Request body
 
-    private func requestBody(context: ChannelHandlerContext, buffer: ByteBuffer) {
+    func requestBody(buffer: ByteBuffer) {
         if case .execCollecting(let exec) = state {
             var buffer = buffer
             guard exec.body.readableBytes + buffer.readableBytes <= exec.maxRequestBody else {
-                writeLocalResponse(context: context, head: exec.head, status: .payloadTooLarge, close: true, record: exec.record)
+                writeLocalResponse(head: exec.head, status: .payloadTooLarge, close: true, record: exec.record)
                 return
             }
             exec.body.writeBuffer(&buffer)
@@ -148,9 +180,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if exchange.responseStarted {
                 finish(exchange)
                 state = .closing
-                context.close(promise: nil)
+                downstream?.close()
             } else {
-                writeLocalResponse(context: context, head: exchange.requestHead, status: .badRequest, close: true,
+                writeLocalResponse(head: exchange.requestHead, status: .badRequest, close: true,
                                    record: exchange.record())
             }
             return
@@ -161,11 +193,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 abandonUpstream(exchange)
                 finish(exchange)
                 state = .closing
-                context.close(promise: nil)
+                downstream?.close()
             } else {
                 abandonUpstream(exchange)
                 releaseBackendSlot(exchange)
-                writeLocalResponse(context: context, head: exchange.requestHead, status: .payloadTooLarge, close: true,
+                writeLocalResponse(head: exchange.requestHead, status: .payloadTooLarge, close: true,
                                    record: exchange.record())
             }
             return
@@ -180,7 +212,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func requestEnd(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
+    func requestEnd(trailers: HTTPHeaders?) {
         switch state {
         case .proxying(let exchange):
             exchange.requestComplete = true
@@ -190,7 +222,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 upstream.send(.end(trailers))
                 upstream.flush()
                 upstreamNeedsFlush = false
-                startPerTryTimer(exchange, context: context)
+                startPerTryTimer(exchange)
                 if exchange.responseComplete { completeExchange(exchange) }
             } else {
                 exchange.bufferedEnd = true
@@ -198,10 +230,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .awaitingRequestEnd(let pending):
             state = .idle
-            if let pending { write(pending, context: context) }
+            if let pending { write(pending) }
         case .execCollecting(let exec):
             state = .execRunning(exec)
-            runExec(exec, context: context)
+            runExec(exec)
         case .idle, .upgraded, .closing, .execRunning:
             break
         }
