@@ -108,6 +108,6 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
 }
 
 extension ProxyHandler {
-    fileprivate var isDownstreamWritable: Bool { context?.channel.isWritable ?? false }
+    fileprivate var isDownstreamWritable: Bool { downstream?.isWritable ?? false }
     fileprivate var timeouts: DeadlineSweeper<Exchange> { loop.timeouts }
 }

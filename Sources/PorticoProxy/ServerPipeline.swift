@@ -11,7 +11,7 @@ import Prometheus
 ///
 /// Cleartext: one port speaks HTTP/1.1 and h2c with prior knowledge; the first bytes decide.
 /// TLS: ALPN decides between h2 and http/1.1. Either way each request, or each HTTP/2 stream,
-/// ends in its own `ProxyHandler` as HTTP/1-style parts, so the proxy logic exists once.
+/// ends in a `ProxyHandler` as HTTP/1-style parts, so the proxy logic exists once.
 struct ServerPipeline {
     let listenerName: String
     let loop: LoopContext
@@ -106,11 +106,6 @@ struct ServerPipeline {
         let info = DownstreamConnectionInfo(scheme: scheme, listenerName: listenerName,
                                             clientAddress: clientAddress, protocolName: "HTTP/2", peer: peer,
                                             underscoreHeaders: underscoreHeaders)
-        let loop = self.loop
-        // GOAWAY on shutdown, and closing idle connections, are the connection manager's job.
-        let manager = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(maxIdleTime: limits.idle, maxAge: nil, maxGraceTime: nil, keepalive: nil))
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
         connectionConfiguration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: 256),
@@ -121,17 +116,9 @@ struct ServerPipeline {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(HTTP2ConnectionErrorGuard())
-        _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: .init(),
-            streamDelegate: manager.http2StreamDelegate
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                let streamSync = stream.pipeline.syncOperations
-                try streamSync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try streamSync.addHandler(ProxyHandler(loop: loop, connection: info))
-            }
-        }
-        try sync.addHandler(manager)
+        // No stream multiplexer: the streams are a table in `HTTP2ServerConnection`.
+        try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration))
+        try sync.addHandler(HTTP2ServerConnection(loop: loop, connection: info, idleTimeout: limits.idle))
         ConnectionSetupDeadline.setupFinished(sync)
     }
 }

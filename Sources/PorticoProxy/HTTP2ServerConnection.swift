@@ -1,0 +1,307 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import PorticoCore
+
+/// The HTTP/2 side of a client connection: one handler behind `NIOHTTP2Handler` that keeps a
+/// table of streams, each driving its own `ProxyHandler` through an `HTTP2ServerStream`.
+///
+/// swift-nio-http2's stream multiplexer gives every stream a child channel with a pipeline of
+/// its own, a cost paid on every request; here a stream is a table entry. What the multiplexer
+/// did is done here instead:
+/// - **Flow control.** The connection window is returned as DATA arrives (every stream's own
+///   window bounds what it may buffer). A stream's window is returned only as its upstream
+///   takes the body (`HTTP2ServerStream.read`), never ahead of use.
+/// - **Backpressure.** A stream is writable while the connection is and the client's window
+///   for it is open; the upstream's reads wait otherwise.
+/// - **Resets.** A client RST_STREAM ends its exchange. Envoy's premature-reset budget
+///   (`PrematureResetBudget`) closes a connection whose client resets most streams it opens.
+/// - **Idle and shutdown.** With no stream open for the idle timeout, or when the gateway
+///   quiesces, a GOAWAY goes out; the connection closes once its streams are done.
+final class HTTP2ServerConnection: ChannelDuplexHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// The connection-level window the client is kept supplied with (RFC 9113 6.9.2 default).
+    static let connectionWindowTarget = 65_535
+
+    private let loop: LoopContext
+    private let info: DownstreamConnectionInfo
+    private let idleTimeout: TimeAmount
+    private let streamWindow: Int
+    private var context: ChannelHandlerContext?
+    private var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
+    /// Streams that got frames in the current read burst.
+    private var touched: [HTTP2ServerStream] = []
+    private var highestStreamID = HTTP2StreamID.rootStream
+    /// The client's SETTINGS_INITIAL_WINDOW_SIZE: each new stream's send window.
+    private var clientInitialWindow = 65_535
+    private var quiescing = false
+    private var resetBudget = PrematureResetBudget()
+    private var idleTask: Scheduled<Void>?
+
+    init(loop: LoopContext, connection: DownstreamConnectionInfo, idleTimeout: TimeAmount, streamWindow: Int = 65_535) {
+        self.loop = loop
+        self.info = connection
+        self.idleTimeout = idleTimeout
+        self.streamWindow = streamWindow
+    }
+
+    var eventLoop: EventLoop { loop.eventLoop }
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { scheduleIdleClose() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        scheduleIdleClose()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTask?.cancel()
+        idleTask = nil
+        let open = streams.values
+        streams.removeAll()
+        for stream in open {
+            stream.markReset()
+            stream.proxy.clientLeft()
+        }
+        context.fireChannelInactive()
+    }
+
+    // MARK: Inbound frames
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers):
+            receivedHeaders(headers, on: frame.streamID)
+        case .data(let payload):
+            receivedData(payload, on: frame.streamID)
+        case .rstStream:
+            clientReset(frame.streamID)
+        case .settings(.settings(let settings)):
+            for setting in settings where setting.parameter == .initialWindowSize {
+                let delta = setting.value - clientInitialWindow
+                clientInitialWindow = setting.value
+                for stream in streams.values { stream.sendWindow += delta }
+            }
+        default:
+            break  // Pings, window updates, priorities and GOAWAY are the HTTP/2 handler's.
+        }
+    }
+
+    private func receivedHeaders(_ headers: HTTP2Frame.FramePayload.Headers, on id: HTTP2StreamID) {
+        if let stream = streams[id] {
+            // A second header block: the request's trailers, which end it.
+            do {
+                let trailers = try HTTPRequestHead.http2Trailers(headers.headers)
+                guard headers.endStream else { return reset(stream, code: .protocolError) }
+                stream.endRequest(trailers: trailers)
+                noteTouched(stream)
+            } catch {
+                reset(stream, code: .protocolError)
+            }
+            return
+        }
+        guard !quiescing else {
+            // After the GOAWAY: the client may retry it on a new connection (RFC 9113 6.8).
+            writeFrame(HTTP2Frame(streamID: id, payload: .rstStream(.refusedStream)))
+            context?.flush()
+            return
+        }
+        resetBudget.streamOpened()
+        if id > highestStreamID { highestStreamID = id }
+        let head: HTTPRequestHead
+        do {
+            head = try HTTPRequestHead(http2Fields: headers.headers, endStream: headers.endStream)
+        } catch {
+            writeFrame(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)))
+            context?.flush()
+            return
+        }
+        idleTask?.cancel()
+        idleTask = nil
+        let stream = HTTP2ServerStream(id: id, connection: self, openedAt: NIODeadline.now().uptimeNanoseconds,
+                                       receiveWindow: streamWindow, sendWindow: clientInitialWindow)
+        stream.answersHEAD = head.method == .HEAD
+        stream.proxy = ProxyHandler(loop: loop, connection: info, stream: stream)
+        streams[id] = stream
+        stream.proxy.receive(.head(head))
+        if headers.endStream, !stream.isReset { stream.endRequest(trailers: nil) }
+        noteTouched(stream)
+    }
+
+    private func receivedData(_ payload: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID) {
+        guard let stream = streams[id], case .byteBuffer(let buffer) = payload.data else { return }
+        let flowControlled = buffer.readableBytes + (payload.paddingBytes ?? 0)
+        guard stream.receivedData(buffer, flowControlledLength: flowControlled, endStream: payload.endStream) else {
+            return reset(stream, code: .flowControlError)
+        }
+        noteTouched(stream)
+    }
+
+    private func noteTouched(_ stream: HTTP2ServerStream) {
+        if !touched.contains(where: { $0 === stream }) { touched.append(stream) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Each stream flushes its upstream once per burst, and reads on if it can.
+        for stream in touched where !stream.isReset { stream.readBurstEnded() }
+        touched.removeAll(keepingCapacity: true)
+        context.fireChannelReadComplete()
+    }
+
+    /// The client reset a stream: its exchange ends. Most streams reset before their answer,
+    /// at scale, is an attack (Rapid Reset), and closes the connection.
+    private func clientReset(_ id: HTTP2StreamID) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        stream.markReset()
+        let premature = !stream.responseEnded
+        stream.proxy.clientLeft()
+        if premature,
+           resetBudget.clientReset(openedAt: stream.openedAt, now: NIODeadline.now().uptimeNanoseconds) == .closeConnection {
+            goAway(.enhanceYourCalm, close: true)
+            return
+        }
+        streamsChanged()
+    }
+
+    // MARK: Events
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let closed as StreamClosedEvent:
+            if let stream = streams.removeValue(forKey: closed.streamID) {
+                stream.markReset()
+                if !(stream.requestEnded && stream.responseEnded) { stream.proxy.clientLeft() }
+                streamsChanged()
+            }
+        case let window as NIOHTTP2WindowUpdatedEvent:
+            windowUpdated(window)
+        case let created as NIOHTTP2StreamCreatedEvent:
+            if let stream = streams[created.streamID], let size = created.localInitialWindowSize {
+                stream.sendWindow = Int(size)
+            }
+        case is ChannelShouldQuiesceEvent:
+            quiescing = true
+            goAway(.noError, close: streams.isEmpty)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func windowUpdated(_ event: NIOHTTP2WindowUpdatedEvent) {
+        if event.streamID == .rootStream {
+            // The connection's window comes back as soon as DATA is in: a stream's own window
+            // is what holds back a body nobody reads yet.
+            if let inbound = event.inboundWindowSize, inbound <= Self.connectionWindowTarget / 2 {
+                sendWindowUpdate(Self.connectionWindowTarget - inbound, on: .rootStream)
+            }
+            return
+        }
+        guard let stream = streams[event.streamID], let outbound = event.outboundWindowSize else { return }
+        let wasWritable = stream.isWritable
+        stream.sendWindow = outbound
+        if !wasWritable && stream.isWritable { stream.proxy.writabilityChanged() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            for stream in streams.values { stream.proxy.writabilityChanged() }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A stream error: the HTTP/2 handler has reset the stream; its exchange ends. A
+        // connection error went out as a GOAWAY, and `HTTP2ConnectionErrorGuard` closes.
+        if let streamError = error as? NIOHTTP2Errors.StreamError,
+           let stream = streams.removeValue(forKey: streamError.streamID) {
+            stream.markReset()
+            stream.proxy.clientLeft()
+            streamsChanged()
+        }
+    }
+
+    // MARK: Writing, for the streams
+
+    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(frame), promise: promise)
+    }
+
+    private func writeFrame(_ frame: HTTP2Frame) {
+        write(frame, promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func sendWindowUpdate(_ increment: Int, on id: HTTP2StreamID) {
+        writeFrame(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
+        context?.flush()
+    }
+
+    /// Resets a stream from this side. Its `ProxyHandler` hears of it on the next tick, not
+    /// from inside the call that led here.
+    func reset(_ stream: HTTP2ServerStream, code: HTTP2ErrorCode) {
+        guard streams[stream.id] === stream else { return }
+        streams.removeValue(forKey: stream.id)
+        stream.markReset()
+        writeFrame(HTTP2Frame(streamID: stream.id, payload: .rstStream(code)))
+        context?.flush()
+        let proxy = stream.proxy!
+        eventLoop.assumeIsolated().execute { proxy.clientLeft() }
+        streamsChanged()
+    }
+
+    // MARK: Idle and shutdown
+
+    /// The stream table changed size: a quiescing connection closes when it is empty, an
+    /// idle one starts its clock.
+    private func streamsChanged() {
+        guard streams.isEmpty else { return }
+        if quiescing {
+            // Not from inside the write that ended the last stream: its frames are not flushed
+            // yet, and a close now would drop them.
+            eventLoop.assumeIsolated().execute { self.context?.close(promise: nil) }
+        } else {
+            scheduleIdleClose()
+        }
+    }
+
+    private func scheduleIdleClose() {
+        guard idleTask == nil, streams.isEmpty else { return }
+        idleTask = eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
+            guard let self, self.streams.isEmpty else { return }
+            self.idleTask = nil
+            self.goAway(.noError, close: true)
+        }
+    }
+
+    /// GOAWAY naming the last stream this side took on; the connection closes after it
+    /// when asked to (the flush goes first: see `FlushCoalescingHandler`).
+    private func goAway(_ code: HTTP2ErrorCode, close: Bool) {
+        guard let context else { return }
+        writeFrame(HTTP2Frame(streamID: .rootStream,
+                              payload: .goAway(lastStreamID: highestStreamID, errorCode: code, opaqueData: nil)))
+        context.flush()
+        if close { context.close(promise: nil) }
+    }
+}

@@ -1,0 +1,165 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+import PorticoCore
+
+/// One client stream of an HTTP/2 connection, as its `ProxyHandler` sees it: no channel, no
+/// pipeline, just the frames it becomes on the connection (`HTTP2ServerConnection`).
+///
+/// It converts the handler's HTTP/1-style response parts to HEADERS and DATA frames, returns
+/// flow-control credit for the request body only as the handler reads on (that is, as the
+/// upstream takes it), and tells the handler whether the client can take more of the answer:
+/// the connection's buffer and the stream's send window both count.
+final class HTTP2ServerStream: ProxyDownstream {
+    let id: HTTP2StreamID
+    /// Unowned: the connection keeps its streams in its table and drops them when they close.
+    private unowned let connection: HTTP2ServerConnection
+    var proxy: ProxyHandler!
+    /// When the client opened it (monotonic nanoseconds), for the premature-reset budget.
+    let openedAt: UInt64
+    var credit: InboundFlowCredit
+    /// The send window as last reported, less what was written since: at zero or below, the
+    /// HTTP/2 handler is holding DATA for the client's WINDOW_UPDATE.
+    var sendWindow: Int
+    /// Request body bytes handed to the proxy since credit was last settled.
+    private var unsettled = 0
+    private(set) var requestEnded = false
+    private(set) var responseEnded = false
+    private(set) var isReset = false
+    /// A HEAD request: the response's framing headers stay, its body does not exist.
+    var answersHEAD = false
+
+    init(id: HTTP2StreamID, connection: HTTP2ServerConnection, openedAt: UInt64, receiveWindow: Int, sendWindow: Int) {
+        self.id = id
+        self.connection = connection
+        self.openedAt = openedAt
+        self.credit = InboundFlowCredit(target: receiveWindow)
+        self.sendWindow = sendWindow
+    }
+
+    var eventLoop: EventLoop { connection.eventLoop }
+    var allocator: ByteBufferAllocator { connection.allocator }
+    var isWritable: Bool { !isReset && sendWindow > 0 && connection.isWritable }
+
+    // MARK: Request side (from the connection)
+
+    /// DATA arrived: counted against the stream's window, then handed to the proxy.
+    /// Returns false when the client overran the window it was given.
+    func receivedData(_ buffer: ByteBuffer, flowControlledLength: Int, endStream: Bool) -> Bool {
+        guard credit.received(flowControlledLength) == .accepted else { return false }
+        // Padding is flow-controlled but never reaches the proxy: settled at once.
+        unsettled += buffer.readableBytes
+        if flowControlledLength > buffer.readableBytes, let increment = credit.consumed(flowControlledLength - buffer.readableBytes) {
+            connection.sendWindowUpdate(increment, on: id)
+        }
+        if buffer.readableBytes > 0 { proxy.receive(.body(buffer)) }
+        if endStream { endRequest(trailers: nil) }
+        return true
+    }
+
+    func endRequest(trailers: HTTPHeaders?) {
+        requestEnded = true
+        proxy.receive(.end(trailers))
+    }
+
+    /// The end of a read burst: the proxy flushes its upstream, and takes more of the body
+    /// unless its upstream cannot.
+    func readBurstEnded() {
+        proxy.readComplete()
+        if unsettled > 0, !proxy.holdsReads() { read() }
+    }
+
+    // MARK: ProxyDownstream
+
+    /// The proxy reads on: what it was handed is consumed, and the client gets that much
+    /// window back once half the window is used (never ahead of use).
+    func read() {
+        guard unsettled > 0, !isReset else { return }
+        let consumed = unsettled
+        unsettled = 0
+        if let increment = credit.consumed(consumed), !requestEnded {
+            connection.sendWindowUpdate(increment, on: id)
+        }
+    }
+
+    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
+        guard !isReset, !responseEnded else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        switch part {
+        case .head(let head):
+            let fields = HPACKHeaders(response: head)
+            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields))), promise: promise)
+        case .body(let data):
+            if answersHEAD {
+                promise?.succeed(())
+                return
+            }
+            sendWindow -= data.readableBytes
+            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: data))), promise: promise)
+        case .end(let trailers):
+            responseEnded = true
+            if let trailers, !trailers.isEmpty {
+                let fields = HPACKHeaders(trailers: trailers)
+                connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields, endStream: true))),
+                                 promise: promise)
+            } else {
+                let empty = connection.allocator.buffer(capacity: 0)
+                connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true))),
+                                 promise: promise)
+            }
+        }
+    }
+
+    func flush() {
+        connection.flush()
+    }
+
+    /// The exchange ends abruptly: the stream is reset, as a closed child channel would be.
+    func close() {
+        guard !isReset else { return }
+        if responseEnded && requestEnded { return }
+        connection.reset(self, code: .cancel)
+    }
+
+    /// The stream is gone (reset either way, or the connection closed): nothing more is written.
+    func markReset() {
+        isReset = true
+    }
+}
+
+extension HPACKHeaders {
+    /// The headers that cannot cross into HTTP/2 (RFC 9113 8.2.2).
+    static func isConnectionSpecific(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 7: return name.equalsASCIICaseInsensitive("upgrade")
+        case 10: return name.equalsASCIICaseInsensitive("connection") || name.equalsASCIICaseInsensitive("keep-alive")
+        case 16: return name.equalsASCIICaseInsensitive("proxy-connection")
+        case 17: return name.equalsASCIICaseInsensitive("transfer-encoding")
+        default: return false
+        }
+    }
+
+    init(response head: HTTPResponseHead) {
+        self.init()
+        reserveCapacity(head.headers.count + 1)
+        add(name: ":status", value: String(head.status.code))
+        appendRegular(head.headers)
+    }
+
+    init(trailers: HTTPHeaders) {
+        self.init()
+        reserveCapacity(trailers.count)
+        appendRegular(trailers)
+    }
+
+    /// HTTP/2 field names are lowercase (RFC 9113 8.2.1); names from HTTP/1 upstreams often
+    /// are not.
+    private mutating func appendRegular(_ headers: HTTPHeaders) {
+        for (name, value) in headers where !Self.isConnectionSpecific(name) {
+            add(name: name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? name.lowercased() : name, value: value)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import NIOHPACK
+import NIOHTTP1
+@testable import PorticoProxy
+import XCTest
+
+/// The checks an HTTP/2 header block passes before it becomes a request the proxy reads
+/// (RFC 9113 8.2 and 8.3), one rule at a time.
+final class HTTP2RequestHeadTests: XCTestCase {
+    private let base: [(String, String)] = [(":method", "GET"), (":scheme", "https"), (":path", "/a?b=1"),
+                                            (":authority", "api.example")]
+
+    private func head(_ fields: [(String, String)], endStream: Bool = true) throws(HTTP2MalformedRequest) -> HTTPRequestHead {
+        try HTTPRequestHead(http2Fields: HPACKHeaders(fields), endStream: endStream)
+    }
+
+    private func assertMalformed(_ fields: [(String, String)], _ expected: HTTP2MalformedRequest,
+                                 file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try head(fields)
+            XCTFail("accepted \(fields)", file: file, line: line)
+        } catch {
+            XCTAssertEqual(error, expected, "\(fields)", file: file, line: line)
+        }
+    }
+
+    func testAWellFormedRequestBecomesAnHTTP1Head() throws {
+        let request = try head(base + [("accept", "*/*"), ("cookie", "a=1")])
+        XCTAssertEqual(request.method, .GET)
+        XCTAssertEqual(request.uri, "/a?b=1")
+        XCTAssertEqual(request.version, HTTPVersion(major: 2, minor: 0))
+        XCTAssertEqual(request.headers.map { "\($0.name)=\($0.value)" }, ["host=api.example", "accept=*/*", "cookie=a=1"])
+    }
+
+    func testABodyIsFramedForTheUpstream() throws {
+        let post = base.map { $0.0 == ":method" ? (":method", "POST") : $0 }
+        XCTAssertEqual(try head(post, endStream: false).headers["transfer-encoding"], ["chunked"])
+        XCTAssertEqual(try head(post, endStream: true).headers["content-length"], ["0"])
+        XCTAssertEqual(try head(post + [("content-length", "5")], endStream: false).headers["content-length"], ["5"])
+        XCTAssertFalse(try head(base, endStream: false).headers.contains(name: "transfer-encoding"), "GET frames no body")
+    }
+
+    func testPseudoHeaderRules() {
+        assertMalformed([(":method", "GET"), (":scheme", "https"), (":authority", "a")], .missingPseudoHeader)
+        assertMalformed([(":method", "GET"), (":scheme", "https"), (":path", ""), (":authority", "a")], .missingPseudoHeader)
+        assertMalformed(base + [(":method", "POST")], .duplicatePseudoHeader)
+        assertMalformed([(":method", "GET"), ("accept", "*/*"), (":scheme", "https"), (":path", "/")], .pseudoHeaderAfterRegular)
+        assertMalformed(base + [(":status", "200")], .unknownPseudoHeader)
+        assertMalformed(base + [(":protocol", "websocket")], .unknownPseudoHeader)
+        assertMalformed([(":method", "GET"), (":scheme", "https"), (":path", "/a b"), (":authority", "a")], .invalidPseudoHeaderValue)
+        assertMalformed([(":method", "GET"), (":scheme", "https"), (":path", "/a\r\nx: y"), (":authority", "a")],
+                        .invalidPseudoHeaderValue)
+    }
+
+    func testFieldNamesAreLowercaseTokens() {
+        assertMalformed(base + [("Accept", "*/*")], .invalidFieldName)
+        assertMalformed(base + [("a b", "1")], .invalidFieldName)
+        assertMalformed(base + [("a:b", "1")], .invalidFieldName)
+    }
+
+    func testValuesWithCRLFNULOrEdgeWhitespaceAreMalformed() {
+        for value in ["a\rb", "a\nb", "a\u{0}b", " a", "a ", "\ta", "a\t"] {
+            assertMalformed(base + [("x-v", value)], .invalidFieldValue)
+        }
+        XCTAssertNoThrow(try head(base + [("x-v", "a b\tc")]), "inner whitespace is allowed")
+    }
+
+    func testConnectionSpecificFieldsAndTEAreRefused() {
+        for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"] {
+            assertMalformed(base + [(name, "x")], .connectionSpecificField)
+        }
+        assertMalformed(base + [("te", "gzip")], .teOtherThanTrailers)
+        XCTAssertNoThrow(try head(base + [("te", "trailers")]))
+    }
+
+    func testHostMustAgreeWithAuthority() throws {
+        assertMalformed(base + [("host", "other.example")], .hostDiffersFromAuthority)
+        assertMalformed(base + [("host", "api.example"), ("host", "api.example")], .hostDiffersFromAuthority)
+        XCTAssertEqual(try head(base + [("host", "API.example")]).headers["host"], ["API.example"], "case does not matter")
+        let noAuthority = base.filter { $0.0 != ":authority" } + [("host", "h.example")]
+        XCTAssertEqual(try head(noAuthority).headers["host"], ["h.example"])
+    }
+
+    func testTrailersFollowTheSameRules() throws {
+        XCTAssertEqual(try HTTPRequestHead.http2Trailers(HPACKHeaders([("x-sum", "1")]))["x-sum"], ["1"])
+        XCTAssertThrowsError(try HTTPRequestHead.http2Trailers(HPACKHeaders([(":path", "/")])))
+        XCTAssertThrowsError(try HTTPRequestHead.http2Trailers(HPACKHeaders([("x-v", "a\nb")])))
+    }
+
+    func testResponsesLoseConnectionSpecificFieldsAndGetLowercaseNames() {
+        var headers = HTTPHeaders([("Content-Type", "text/plain"), ("Connection", "close"), ("Keep-Alive", "5"),
+                                   ("Transfer-Encoding", "chunked"), ("x-ok", "1")])
+        headers.add(name: "Upgrade", value: "h2c")
+        let fields = HPACKHeaders(response: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))
+        XCTAssertEqual(fields.map { "\($0.name)=\($0.value)" }, [":status=200", "content-type=text/plain", "x-ok=1"])
+    }
+}
