@@ -41,6 +41,9 @@ public struct WorkerLease: Sendable {
 /// hops there to get its worker and hops back with the lease; the proxying itself (the
 /// connection to the worker, the bytes) stays on the request's own loop. With one event loop
 /// (`--threads 1`) there is no hop at all.
+///
+/// `@unchecked Sendable`: its mutable state is confined to `homeLoop` (see below), which the
+/// compiler cannot see; the public entry points hop there.
 public final class FunctionInstance: @unchecked Sendable {
     public typealias LeaseCallback = (Result<WorkerLease, FunctionUnavailable>) -> Void
 
@@ -51,16 +54,23 @@ public final class FunctionInstance: @unchecked Sendable {
     let metrics: FunctionMetrics
     /// Called (on the home loop) when a worker's port is gone for good, so event loops can drop
     /// their connection pools to it.
-    var onWorkerGone: (HostPort) -> Void = { _ in }
+    let onWorkerGone: @Sendable (HostPort) -> Void
+
+    // Home loop only, from here on: the class is `@unchecked Sendable` because every mutable
+    // field below is touched only on `homeLoop`, which the compiler cannot see.
+
     /// Called with requests a draining revision hands over to its successor.
     var requeue: ([(UInt64, Waiter)]) -> Void = { waiters in
         for (_, waiter) in waiters { waiter.complete(.failure(.draining)) }
     }
-    /// The revision that took over this one's waiting requests (home loop only).
+    /// The revision that took over this one's waiting requests.
     var successor: FunctionInstance?
-    var onFinished: () -> Void = {}
-
-    // Home loop only.
+    /// Told once the drain has stopped every worker. Set by `drain(then:)` on the home loop:
+    /// the registry used to set it from its own queue while the home loop could be calling it,
+    /// a data race; the check makes any write off the loop fail at once, in tests too.
+    private var onFinished: @Sendable () -> Void = {} {
+        willSet { homeLoop.preconditionInEventLoop() }
+    }
     private var scaler: FunctionScaler
     private var workers: [FunctionScaler.WorkerID: WorkerProcess] = [:]
     private var waiting: [FunctionScaler.RequestID: Waiter] = [:]
@@ -92,7 +102,9 @@ public final class FunctionInstance: @unchecked Sendable {
         }
     }
 
-    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger, metrics: FunctionMetrics) {
+    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger, metrics: FunctionMetrics,
+         onWorkerGone: @escaping @Sendable (HostPort) -> Void) {
+        self.onWorkerGone = onWorkerGone
         self.manifest = manifest
         self.revision = revision
         self.homeLoop = homeLoop
@@ -237,9 +249,12 @@ public final class FunctionInstance: @unchecked Sendable {
         }
     }
 
-    /// Stops taking requests; queued ones go to `requeue`, workers stop once idle.
-    func drain() {
+    /// Stops taking requests; queued ones go to `requeue`, workers stop once idle, and then
+    /// `finished` is called on the home loop (at once when nothing runs). A second drain
+    /// replaces the first one's `finished`.
+    func drain(then finished: @escaping @Sendable () -> Void) {
         homeLoop.execute {
+            self.onFinished = finished
             self.perform(self.scaler.drain())
             self.checkFinished()
         }

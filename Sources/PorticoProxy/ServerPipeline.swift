@@ -122,6 +122,8 @@ struct ServerPipeline {
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.headers + 64 * 1024),
         ]
         let sync = channel.pipeline.syncOperations
+        // Streams are made on the connection's loop, the one this runs on.
+        let perLoop = NIOLoopBound((loop: loop, info: info), eventLoop: channel.eventLoop)
         try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(HTTP2ConnectionErrorGuard())
         _ = try sync.configureHTTP2Pipeline(
@@ -131,7 +133,7 @@ struct ServerPipeline {
             stream.eventLoop.makeCompletedFuture {
                 let streamSync = stream.pipeline.syncOperations
                 try streamSync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try streamSync.addHandler(ProxyHandler(loop: loop, connection: info))
+                try streamSync.addHandler(ProxyHandler(loop: perLoop.value.loop, connection: perLoop.value.info))
             }
         }
         try sync.addHandler(manager)

@@ -75,7 +75,8 @@ final class FunctionEndToEndTests: XCTestCase {
         }
         let peak = PeakCounter()
         let gatewayPID = gateway.process.processIdentifier
-        let sampler = Thread { peak.sample(marker: self.marker, childrenOf: gatewayPID, for: 8) }
+        let marker = self.marker
+        let sampler = Thread { peak.sample(marker: marker, childrenOf: gatewayPID, for: 8) }
         sampler.start()
         let result = try Curl.run(["--parallel", "--parallel-max", "32", "--output", "/dev/null",
                                    "--write-out", "%{http_code}\n", "\(gateway.http)/function/burst/slow/300/[1-32]"],
@@ -368,7 +369,8 @@ final class FunctionEndToEndTests: XCTestCase {
         }
         let peak = PeakCounter()
         let gatewayPID = gateway.process.processIdentifier
-        let sampler = Thread { peak.sample(marker: self.marker, childrenOf: gatewayPID, for: 10) }
+        let marker = self.marker
+        let sampler = Thread { peak.sample(marker: marker, childrenOf: gatewayPID, for: 10) }
         sampler.start()
         let result = try Curl.run(["--parallel", "--parallel-max", "12", "--parallel-immediate", "--output", "/dev/null",
                                    "--write-out", "%{http_code}\n", "\(gateway.http)/function/plain/slow/1000/[1-12]"], timeout: 60)
