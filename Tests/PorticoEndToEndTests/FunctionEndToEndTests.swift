@@ -134,6 +134,35 @@ final class FunctionEndToEndTests: XCTestCase {
                       "PR_SET_PDEATHSIG takes the workers down with the gateway")
     }
 
+    /// The shutdown order as a user sees it (Portico.swift states it where the service group is
+    /// built): SIGTERM drains the listeners first, so a request in flight to a function still
+    /// gets its worker's answer; only then do the workers get SIGTERM; and the access-log
+    /// writer stops last, so that request's line is on stdout.
+    func testSIGTERMDrainsAFunctionRequestBeforeItsWorkerStopsAndLogsIt() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("last", in: root, manifest: "")
+        }
+        let inFlight = try RawSocket(port: gateway.httpPort, timeout: 10)
+        inFlight.send("GET /function/last/slow/1500/in-flight HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(eventually(timeout: 10) {
+            (try? Curl.run(["\(self.gateway.admin)/functions"]).body.contains("\"inFlight\" : 1")) == true
+        }, "the request reached a worker")
+
+        gateway.signal(SIGTERM)
+        let answer = RawHTTP.parseResponses(inFlight.receive { RawHTTP.completeResponses(in: $0) >= 1 })
+        XCTAssertEqual(answer.first?.status, 200, "the worker answered during the drain: \(gateway.stderr)")
+        XCTAssertEqual(gateway.waitForExit(timeout: 15), 0, gateway.stderr)
+        XCTAssertTrue(Processes.matching(marker).isEmpty, "the worker stopped with the gateway")
+
+        let stderr = gateway.stderr
+        let drained = try XCTUnwrap(stderr.range(of: "drained"), stderr)
+        let workerStopping = try XCTUnwrap(stderr.range(of: "stopping worker"), stderr)
+        XCTAssertLessThan(drained.lowerBound, workerStopping.lowerBound, "workers stop after the drain:\n\(stderr)")
+        let line = gateway.stdout.split(separator: "\n").first { $0.contains("/function/last/slow/1500/in-flight") }
+        XCTAssertNotNil(line, "the last request is in the access log: \(gateway.stdout)")
+        XCTAssertTrue(line?.contains("\"status\":200") ?? false, String(line ?? ""))
+    }
+
     func testHotDeployRedeployAndUndeployLoseNoRequest() throws {
         gateway = try PorticoProcess(config: noRoutes) { root in
             try self.writeFunction("live", in: root, manifest: "env: { GREETING: one }\nconcurrency: 2\nmaxWorkers: 2\n")
