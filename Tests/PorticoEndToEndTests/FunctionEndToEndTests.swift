@@ -551,6 +551,7 @@ final class FunctionEndToEndTests: XCTestCase {
 }
 
 /// Samples how many worker processes run, keeping the highest count seen.
+/// `@unchecked Sendable`: every field is guarded by `lock`, which the compiler cannot connect to them.
 final class PeakCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var peak = 0
@@ -584,6 +585,8 @@ final class PeakCounter: @unchecked Sendable {
 }
 
 /// Sends one request after another until stopped; records each status.
+/// `@unchecked Sendable`: `statuses` and `running` are guarded by `lock`; `thread` is set by
+/// `start` and read by `stop`, both on the test's thread.
 final class LoadLoop: @unchecked Sendable {
     private let url: String
     private let lock = NSLock()

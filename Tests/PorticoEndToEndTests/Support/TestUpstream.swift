@@ -14,7 +14,7 @@ import NIOWebSocket
 /// - `/ws`: WebSocket echo
 /// - anything else: echoes; the body counts the request body bytes, headers describe the request
 /// Every answer carries `x-upstream: NAME`.
-final class TestUpstream: @unchecked Sendable {
+final class TestUpstream: Sendable {
     let name: String
     let port: Int
     private let channel: Channel
@@ -81,6 +81,9 @@ final class TestUpstream: @unchecked Sendable {
     }
 }
 
+/// Lets the handlers reach the upstream that owns them without keeping it alive.
+/// `@unchecked Sendable`: `upstream` is set once, at the end of `TestUpstream.init`, before
+/// the test knows the port and can connect; after that the handlers only read it.
 private final class CounterSink: @unchecked Sendable {
     weak var upstream: TestUpstream?
 }
