@@ -136,6 +136,8 @@ final class UpstreamPool {
         let tls = self.tls
         let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
         let serverHostname = tls?.serverHostname(for: endpoint)
+        // The channel is made on this pool's loop, where this runs.
+        let onLoop = NIOLoopBound(connection, eventLoop: eventLoop)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -149,7 +151,7 @@ final class UpstreamPool {
                     try sync.addHandler(HTTP1RequestWriter())
                     // Bytes after a 101 belong to the upgraded protocol: keep them.
                     try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(connection)
+                    try sync.addHandler(onLoop.value)
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
