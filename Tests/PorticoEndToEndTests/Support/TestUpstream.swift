@@ -32,19 +32,20 @@ final class TestUpstream: Sendable {
                 channel.eventLoop.makeSucceededFuture(head.uri.hasSuffix("/ws") ? HTTPHeaders() : nil)
             },
             upgradePipelineHandler: { channel, _ in
-                channel.pipeline.addHandler(WebSocketEcho())
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(WebSocketEcho()) }
             })
         let channel = try ServerBootstrap(group: Self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let behaviour = UpstreamBehaviour(name: name, sink: box)
-                // After a WebSocket upgrade the HTTP behaviour must leave, or frames reach it.
-                return channel.pipeline.configureHTTPServerPipeline(
-                    withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                        context.pipeline.removeHandler(behaviour, promise: nil)
-                    })
-                ).flatMap {
-                    channel.pipeline.addHandler(behaviour)
+                channel.eventLoop.makeCompletedFuture {
+                    // Made on the channel's loop, and only ever touched there.
+                    let behaviour = NIOLoopBound(UpstreamBehaviour(name: name, sink: box), eventLoop: channel.eventLoop)
+                    // After a WebSocket upgrade the HTTP behaviour must leave, or frames reach it.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(behaviour.value, promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(behaviour.value)
                 }
             }
             .bind(host: "127.0.0.1", port: port)
@@ -129,7 +130,7 @@ private final class UpstreamBehaviour: ChannelInboundHandler, RemovableChannelHa
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let parts = head.uri.split(separator: "/", omittingEmptySubsequences: true)
         if parts.first == "slow", parts.count >= 2, let ms = Int(parts[1]) {
-            context.eventLoop.scheduleTask(in: .milliseconds(Int64(ms))) { [self] in
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(ms))) { [self] in
                 self.echo(context: context, head: head)
             }
             return
@@ -214,7 +215,7 @@ private final class WebSocketEcho: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: frame.opcode, data: reply)), promise: nil)
         case .connectionClose:
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: frame.unmaskedData)))
-                .whenComplete { _ in context.close(promise: nil) }
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         default:
             break
         }
