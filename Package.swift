@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "PorticoProxy",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions", "PorticoAuth", "CPorticoTLS",
+                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions", "PorticoAuth", "PorticoHTTP1", "CPorticoTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -181,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "PorticoProxyTests",
             dependencies: [
-                "PorticoProxy", "PorticoConfig", "PorticoRouting", "CAllocationCounter", "JWTTestSupport",
+                "PorticoProxy", "PorticoConfig", "PorticoRouting", "PorticoHTTP1", "CAllocationCounter", "JWTTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

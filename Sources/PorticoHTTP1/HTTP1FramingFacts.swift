@@ -81,9 +81,9 @@ struct HTTP1FramingFacts {
 
     /// Accepts exactly one coding, `chunked` (RFC 9112 §6.1, §7).
     ///
-    /// A malformed list, `chunked` twice or not last: 400, as the RFC requires when the length
-    /// cannot be known. Any other coding, alone or before `chunked`: 501, a coding Portico
-    /// does not implement. Transfer parameters are not accepted: none are defined for
+    /// A malformed list, or `chunked` missing, twice or not last: 400, as RFC 9112 §6.3
+    /// requires of a request whose length cannot be known. Another coding before a final
+    /// `chunked`: 501, a coding Portico does not implement. Transfer parameters are not accepted: none are defined for
     /// `chunked`, and accepting them would only give parsers something to disagree on.
     static func parseTransferEncoding(_ value: UnsafeRawBufferPointer) -> Result<Void, HTTP1ParseError.Reason> {
         var chunkedCount = 0
@@ -110,7 +110,7 @@ struct HTTP1FramingFacts {
             }
             start = end + 1
         }
-        if chunkedCount > 1 || (chunkedCount == 1 && !chunkedIsLast) { return .failure(.invalidTransferEncoding) }
+        if chunkedCount != 1 || !chunkedIsLast { return .failure(.invalidTransferEncoding) }
         if sawOtherCoding { return .failure(.unsupportedTransferCoding) }
         return .success(())
     }

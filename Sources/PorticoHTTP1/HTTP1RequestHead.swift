@@ -41,10 +41,16 @@ public struct HTTP1RequestHead: Sendable {
     public var methodBytes: ByteBufferView { self.view(self.methodRange) }
     public var targetBytes: ByteBufferView { self.view(self.targetRange) }
 
-    /// The method as a `String`; allocates.
-    public var method: String { String(decoding: self.methodBytes, as: UTF8.self) }
-    /// The request-target as a `String`; allocates.
-    public var target: String { String(decoding: self.targetBytes, as: UTF8.self) }
+    /// The method as a `String`.
+    public var method: String { self.string(self.methodRange) }
+    /// The request-target as a `String`; allocates unless it is short (15 bytes or fewer).
+    public var target: String { self.string(self.targetRange) }
+
+    private func string(_ range: Range<Int>) -> String {
+        self.fields.storage.withUnsafeReadableBytes { bytes in
+            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+    }
 
     /// Whether the method is `method`; methods are case-sensitive (RFC 9110 §9.1).
     public func methodIs(_ method: StaticString) -> Bool {

@@ -129,6 +129,14 @@ public struct HTTP1RequestParser {
 
     /// The next event, or nil when more bytes are needed (or the parser has stopped).
     public mutating func next() -> Event? {
+        if let event = self.nextEvent() { return event }
+        // Every byte received is parsed: let go of the buffer, so that the channel, which
+        // reuses its receive buffer only when nobody else holds it, need not allocate one.
+        if self.input.readableBytes == 0 && self.input.capacity > 0 { self.input = ByteBuffer() }
+        return nil
+    }
+
+    private mutating func nextEvent() -> Event? {
         while true {
             switch self.phase {
             case .head:

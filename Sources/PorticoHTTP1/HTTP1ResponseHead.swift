@@ -33,10 +33,10 @@ public struct HTTP1ResponseHead: Sendable {
     /// Whether this is an interim (1xx) response other than 101: the final response follows.
     public var isInformational: Bool { (100..<200).contains(self.status) && self.status != 101 }
 
-    /// The reason phrase as a `String`; allocates.
+    /// The reason phrase as a `String`; allocates unless it is short (15 bytes or fewer).
     public var reason: String {
-        let storage = self.fields.storage
-        let slice = storage.getSlice(at: storage.readerIndex + self.reasonRange.lowerBound, length: self.reasonRange.count)!
-        return String(decoding: slice.readableBytesView, as: UTF8.self)
+        self.fields.storage.withUnsafeReadableBytes { bytes in
+            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[self.reasonRange]), as: UTF8.self)
+        }
     }
 }

@@ -60,6 +60,9 @@ public struct HTTP1ResponseParser {
     private var statusLine: HTTP1StatusLine?
     /// The requests sent and not yet answered, oldest first.
     private var expected: [Request] = []
+    /// The oldest request not yet answered is `expected[answered]`. Answered ones are dropped
+    /// all at once when none is left, keeping the capacity: `removeFirst` reallocated.
+    private var answered = 0
     private var closeAfterMessage = false
     private var upgradeAfterMessage = false
 
@@ -118,6 +121,14 @@ public struct HTTP1ResponseParser {
 
     /// The next event, or nil when more bytes are needed (or the parser has stopped).
     public mutating func next() -> Event? {
+        if let event = self.nextEvent() { return event }
+        // Every byte received is parsed: let go of the buffer, so that the channel, which
+        // reuses its receive buffer only when nobody else holds it, need not allocate one.
+        if self.input.readableBytes == 0 && self.input.capacity > 0 { self.input = ByteBuffer() }
+        return nil
+    }
+
+    private mutating func nextEvent() -> Event? {
         while true {
             let step: Step
             switch self.phase {
@@ -141,7 +152,7 @@ public struct HTTP1ResponseParser {
     }
 
     private mutating func parseHead() -> Step {
-        if self.input.readableBytes > 0 && self.expected.isEmpty {
+        if self.input.readableBytes > 0 && self.answered == self.expected.count {
             return .emit(self.fail(.unexpectedResponse))
         }
         // A copy of the buffer (no bytes copied) keeps the closure's access to `self` apart
@@ -174,7 +185,7 @@ public struct HTTP1ResponseParser {
     private mutating func completeHead(length: Int) -> Event {
         let line = self.statusLine!
         let facts = self.scanner.facts
-        let request = self.expected[0]
+        let request = self.expected[self.answered]
         let framing: HTTP1BodyFraming
         switch HTTP1ResponseParser.framing(line, facts, request) {
         case .success(let decided): framing = decided
@@ -195,7 +206,11 @@ public struct HTTP1ResponseParser {
             // An interim response: the final one for the same request follows.
             return .head(head)
         }
-        self.expected.removeFirst()
+        self.answered += 1
+        if self.answered == self.expected.count {
+            self.expected.removeAll(keepingCapacity: true)
+            self.answered = 0
+        }
         self.closeAfterMessage = !keepAlive
         self.upgradeAfterMessage = line.status == 101 || (request == .connect && (200..<300).contains(line.status))
         self.bodyDecoder.start(framing)

@@ -26,11 +26,20 @@ public struct HTTPField: Sendable {
         )!.readableBytesView
     }
 
-    /// The name as a `String`; allocates.
-    public var name: String { String(decoding: self.nameBytes, as: UTF8.self) }
+    /// The name as a `String`; allocates unless it is short (15 bytes or fewer).
+    public var name: String { self.string(start: self.entry.nameStart, length: self.entry.nameLength) }
 
-    /// The value as a `String`; allocates. Bytes that are not UTF-8 (obs-text) become U+FFFD.
-    public var value: String { String(decoding: self.valueBytes, as: UTF8.self) }
+    /// The value as a `String`; allocates unless it is short. Bytes that are not UTF-8
+    /// (obs-text) become U+FFFD.
+    public var value: String { self.string(start: self.entry.valueStart, length: self.entry.valueLength) }
+
+    /// Decoded from the raw bytes rather than from a view: no slice of the buffer is made, and
+    /// the decoding needs no generic collection path.
+    private func string(start: UInt32, length: UInt32) -> String {
+        self.storage.withUnsafeReadableBytes { bytes in
+            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(start)..<Int(start) + Int(length)]), as: UTF8.self)
+        }
+    }
 
     /// Whether the field is named `name`, compared ignoring ASCII case.
     /// - Parameter name: the name in lowercase.

@@ -111,16 +111,15 @@ enum ByteGlue {
         try removeIfPresent(HTTP1ServerConnection.self, from: down)
         try down.addHandler(IdleConnectionHandler(timeout: idleTimeout), position: .first)
         try down.addHandler(downstreamGlue)
-        try removeIfPresent(ByteToMessageHandler<HTTPRequestDecoder>.self, from: down)
-        try removeIfPresent(ChunkSizeGuard.self, from: down)
+        try removeIfPresent(HTTP1RequestReader.self, from: down)
 
         let up = upstream.pipeline.syncOperations
         try removeIfPresent(UpstreamConnection.self, from: up)
         try up.addHandler(IdleConnectionHandler(timeout: idleTimeout), position: .first)
         try up.addHandler(upstreamGlue)
-        // What the decoder still held arrives as a read with no read-complete after it: flush
-        // it to the client once the decoder is gone, or a server-speaks-first protocol stalls.
-        if let decoder = try? up.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self) {
+        // What the reader still held arrives as a read with no read-complete after it: flush
+        // it to the client once the reader is gone, or a server-speaks-first protocol stalls.
+        if let decoder = try? up.context(handlerType: HTTP1ResponseReader.self) {
             let removed = upstream.eventLoop.makePromise(of: Void.self)
             removed.futureResult.whenComplete { _ in downstream.flush() }
             up.removeHandler(context: decoder, promise: removed)

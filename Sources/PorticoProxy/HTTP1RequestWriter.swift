@@ -5,7 +5,7 @@ import NIOHTTP1
 ///
 /// It does what NIO's `HTTPRequestEncoder` and header validator do, in one handler, and
 /// gathers a request's head, small body parts and end into one buffer that leaves in one
-/// `write` at the flush. It sits before NIO's response decoder, which must see each request
+/// `write` at the flush. It sits before `HTTP1ResponseReader`, which must see each request
 /// head go by to know that a response to HEAD has no body.
 final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPClientRequestPart

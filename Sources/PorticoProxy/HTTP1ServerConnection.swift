@@ -1,8 +1,9 @@
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import PorticoHTTP1
 
-/// The HTTP/1.1 side of a client connection, between NIO's request decoder and the
+/// The HTTP/1.1 side of a client connection, between `HTTP1RequestReader` and the
 /// `ProxyHandler`: it writes responses to the wire, hands requests on one at a time, answers
 /// what the parser refused, and tells the `ProxyHandler` when the connection went idle.
 ///
@@ -28,7 +29,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     private enum Pending {
         case part(HTTPServerRequestPart)
         /// A later request could not be parsed: it is answered (400 or 431) in its turn.
-        case parseError(HTTPParserError)
+        case parseError(HTTP1ParseError)
         /// The client shut its side (half-close): the connection closes after the answers.
         case inputClosed
     }
@@ -39,7 +40,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     private var requestEnded = true
     private var queued: [Pending] = []
     private var drainScheduled = false
-    /// A later request failed to parse: the decoder refuses whatever comes after it.
+    /// A later request failed to parse: the reader parses nothing after it.
     private var parseErrorQueued = false
     /// The response being written says `connection: close`: no request after it is served
     /// (RFC 9112 9.6), and the `ProxyHandler` closes once it is written.
@@ -131,7 +132,14 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         var delivered = false
         while let next = queued.first, !quiescing, context.channel.isActive {
             if awaitingResponse {
-                guard case .part(let part) = next, !part.isHead else { break }
+                switch next {
+                case .part(let part) where !part.isHead:
+                    break  // The rest of the request being answered.
+                case .parseError where !requestEnded:
+                    break  // That request broke off (a bad chunk in its body).
+                default:
+                    return finishDrain(context, delivered: delivered)
+                }
             }
             // Taken off before it is handed on: handing it on may close the connection,
             // which empties the queue.
@@ -140,6 +148,10 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             case .part(let part):
                 deliver(context, part)
                 delivered = true
+            case .parseError(let error) where awaitingResponse:
+                if delivered { context.fireChannelReadComplete() }
+                requestBrokeOff(context, error)
+                return
             case .parseError(let error):
                 answerParseError(context, error)
                 return
@@ -148,6 +160,10 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
         }
+        finishDrain(context, delivered: delivered)
+    }
+
+    private func finishDrain(_ context: ChannelHandlerContext, delivered: Bool) {
         if delivered { context.fireChannelReadComplete() }
         if readsHeld && !parseErrorQueued && queued.count < Self.maxQueuedParts / 2 {
             readsHeld = false
@@ -187,7 +203,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let parserError = error as? HTTPParserError {
+        if let parserError = error as? HTTP1ParseError {
             if !queued.isEmpty || (awaitingResponse && requestEnded) {
                 // The error is a later request's: the ones before it are answered first.
                 enqueue(.parseError(parserError))
@@ -205,11 +221,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
                 }
                 return
             }
-            // The request being served broke off (a bad chunk in its body): answer it if its
-            // answer has not begun, and let the `ProxyHandler` end the exchange.
-            if !responseInProgress { writeParseErrorResponse(context, parserError, promise: nil) }
-        } else if parseErrorQueued, error is ByteToMessageDecoderError {
-            return  // Bytes behind the queued bad request: there is nothing to do with them.
+            requestBrokeOff(context, parserError)
+            return
         } else if case NIOSSLError.uncleanShutdown = error, requestEnded {
             // A TLS client that shut its side without close_notify, between requests or
             // waiting for an answer: the input-closed event that follows deals with it.
@@ -218,9 +231,16 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         context.fireErrorCaught(error)
     }
 
-    /// NIO's error handler answers every parse error with 400; a header section over the
-    /// limit deserves 431. The connection closes once the answer is written.
-    private func answerParseError(_ context: ChannelHandlerContext, _ error: HTTPParserError) {
+    /// The request being served broke off (a bad chunk in its body): it is answered if its
+    /// answer has not begun, and the `ProxyHandler` hears of it and ends the exchange.
+    private func requestBrokeOff(_ context: ChannelHandlerContext, _ error: HTTP1ParseError) {
+        if !responseInProgress { writeParseErrorResponse(context, error, promise: nil) }
+        context.fireErrorCaught(error)
+    }
+
+    /// Answers with the status the parser chose (400, 431 or 501), and closes once the answer
+    /// is written: nothing after the offending bytes was parsed.
+    private func answerParseError(_ context: ChannelHandlerContext, _ error: HTTP1ParseError) {
         queued.removeAll()
         guard !closing, context.channel.isActive else { return }
         closing = true
@@ -229,9 +249,9 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
-    private func writeParseErrorResponse(_ context: ChannelHandlerContext, _ error: HTTPParserError,
+    private func writeParseErrorResponse(_ context: ChannelHandlerContext, _ error: HTTP1ParseError,
                                          promise: EventLoopPromise<Void>?) {
-        let status: HTTPResponseStatus = error == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        let status = HTTPResponseStatus(statusCode: error.status)
         out.prepare(context.channel.allocator)
         out.gathered!.writeHTTP1StatusLine(version: .http1_1, status: status)
         out.gathered!.writeStaticString("connection: close\r\ncontent-length: 0\r\n\r\n")

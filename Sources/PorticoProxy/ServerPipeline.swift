@@ -91,17 +91,14 @@ struct ServerPipeline {
 
     /// The handlers between the socket (or TLS) and an HTTP/1.1 connection's `ProxyHandler`.
     ///
-    /// Three, not NIO's usual five or six: each one is a hop for every request part and every
+    /// Two, not NIO's usual five or six: each one is a hop for every request part and every
     /// write (see `HTTP1ServerConnection`).
     static func addHTTP1Handlers(_ sync: ChannelPipeline.SynchronousOperations, maxRequestHeaders: Int,
                                  idleTimeout: TimeAmount) throws {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = maxRequestHeaders
-        decoderLimits.maxHeaderFieldSize = maxRequestHeaders
-        try sync.addHandler(ChunkSizeGuard())
-        // Bytes behind an upgrade request belong to the new protocol: keep them for the tunnel.
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(
-            leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)))
+        // `maxRequestHeaders` counts the target and the fields (the edge check in
+        // `ProxyHandler` answers 431 at that exact boundary, for HTTP/2 too); the head adds a
+        // method, a version and line ends to that, which the slack leaves room for.
+        try sync.addHandler(HTTP1RequestReader(maxHeadBytes: maxRequestHeaders + 64))
         try sync.addHandler(HTTP1ServerConnection(idleTimeout: idleTimeout))
     }
 

@@ -149,8 +149,7 @@ final class UpstreamPool {
                         try sync.addHandler(UpstreamHandshakeHandler(tls: tls, promise: handshake))
                     }
                     try sync.addHandler(HTTP1RequestWriter())
-                    // Bytes after a 101 belong to the upgraded protocol: keep them.
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    try sync.addHandler(HTTP1ResponseReader())
                     try sync.addHandler(onLoop.value)
                 }
             }

@@ -236,7 +236,9 @@ final class EdgeDefectsEndToEndTests: GatewayTestCase {
     }
 
     /// A chunk size that fits 64 bits but not 63 is accepted by llhttp; nginx refuses it, and
-    /// so does Portico, before any of the body goes upstream.
+    /// so does Portico, before any of the body goes upstream. (The request's head may have
+    /// gone up already, as request bodies stream; the upstream connection is then closed
+    /// in the middle of that request, so the upstream never sees it complete.)
     func testChunkSizeOverflowingSixtyThreeBitsIs400() throws {
         gateway = try PorticoProcess(config: serviceRoute)
         for size in ["8000000000000000", "ffffffffffffffff", "00000000000000000008000000000000000"] {
@@ -253,7 +255,7 @@ final class EdgeDefectsEndToEndTests: GatewayTestCase {
         let upgrade = try RawHTTP.request(port: gateway.httpPort, "POST /x HTTP/1.1\r\nHost: a\r\nUpgrade: foo\r\n"
                                           + "Transfer-Encoding: chunked\r\n\r\n8000000000000000\r\nhello")
         XCTAssertEqual(upgrade.status, 400)
-        XCTAssertEqual(upstream.count(), 1, "only the first request went upstream")
+        XCTAssertEqual(upstream.count("completed"), 1, "only the first request reached the upstream whole")
         let largest = try RawHTTP.request(port: gateway.httpPort,
                                           "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n000005\r\nhello\r\n0\r\n\r\n")
         XCTAssertEqual(largest.status, 200, "leading zeros are not an overflow")

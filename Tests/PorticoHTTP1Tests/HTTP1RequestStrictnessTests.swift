@@ -134,7 +134,7 @@ final class HTTP1RequestStrictnessTests: XCTestCase {
     }
 
     func testTransferCodingsOtherThanChunkedAreNotImplemented() {
-        for value in ["gzip", "identity", "xchunked", "chunkedx", "gzip, chunked", "deflate,chunked"] {
+        for value in ["gzip, chunked", "deflate,chunked", "identity, chunked"] {
             self.assertRejected(
                 self.head("Transfer-Encoding: \(value)\r\n", "POST / HTTP/1.1"),
                 .unsupportedTransferCoding,
@@ -147,7 +147,8 @@ final class HTTP1RequestStrictnessTests: XCTestCase {
         for value in ["", "chunked,", ",chunked", "chunked, ,", "chunked;q=1", "chunked chunked", "\"chunked\""] {
             self.assertRejected(self.head("Transfer-Encoding: \(value)\r\n", "POST / HTTP/1.1"), .invalidTransferEncoding)
         }
-        for value in ["chunked, chunked", "chunked,chunked", "chunked, gzip"] {
+        // Without a final `chunked` the length cannot be known (RFC 9112 §6.3): 400, not 501.
+        for value in ["chunked, chunked", "chunked,chunked", "chunked, gzip", "gzip", "identity", "xchunked", "chunkedx"] {
             self.assertRejected(self.head("Transfer-Encoding: \(value)\r\n", "POST / HTTP/1.1"), .invalidTransferEncoding)
         }
         self.assertRejected(

@@ -23,8 +23,10 @@ final class ProxyAllocationTests: XCTestCase {
     /// debug build that `swift test` makes (101 when this was set; a release build makes about
     /// 13 behind nginx), plus a few for the bookkeeping that does not happen on every request.
     /// The count is exact from run to run. Lower the limit when you remove allocations; raise
-    /// it only with a reason in the commit message.
-    static let http1RequestLimit = 105.0
+    /// it only with a reason in the commit message. (109 since Portico's parser replaced NIO's
+    /// decoders: its offset array per head, on each side, comes on top of the `HTTPHeaders` the
+    /// heads are still turned into until the request path reads the parsed heads directly.)
+    static let http1RequestLimit = 109.0
 
     func testHTTP1ProxiedRequestAllocations() throws {
         let backend = try AllocationTestBackend()

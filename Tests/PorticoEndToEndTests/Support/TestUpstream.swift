@@ -123,6 +123,7 @@ private final class UpstreamBehaviour: ChannelInboundHandler, RemovableChannelHa
             bodyBytes += buffer.readableBytes
         case .end:
             guard let head else { return }
+            _ = sink.upstream?.bump("completed")
             respond(context: context, head: head)
         }
     }

@@ -1,0 +1,24 @@
+import NIOCore
+import NIOHTTP1
+import PorticoFunctions
+
+/// A request to an exec-mode function: its body is gathered whole, then handed to one process.
+final class ExecExchange {
+    let head: HTTPRequestHead
+    let function: ExecFunction
+    /// The path (rewritten) and query the process sees.
+    let path: String
+    let maxRequestBody: Int
+    let record: RequestRecord
+    var body: ByteBuffer
+
+    init(head: HTTPRequestHead, function: ExecFunction, path: String, contentLength: Int?, maxRequestBody: Int,
+         record: RequestRecord, allocator: ByteBufferAllocator) {
+        self.head = head
+        self.function = function
+        self.path = path
+        self.maxRequestBody = maxRequestBody
+        self.record = record
+        self.body = allocator.buffer(capacity: min(contentLength ?? 0, 1 << 20))
+    }
+}

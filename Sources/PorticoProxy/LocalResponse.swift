@@ -1,0 +1,13 @@
+import NIOCore
+import NIOHTTP1
+
+/// An answer the gateway writes itself (404, a direct response, a redirect, an error status).
+struct LocalResponse {
+    var head: HTTPRequestHead
+    var status: HTTPResponseStatus
+    var body: ByteBuffer
+    var contentType: String
+    var extraHeaders: [(String, String)]
+    var close: Bool
+    var record: RequestRecord
+}

@@ -1,0 +1,70 @@
+import NIOCore
+import NIOHTTP1
+
+/// Where a `ProxyHandler` writes its answer and asks for more of the request: an HTTP/1.1
+/// connection's pipeline (`ChannelDownstream`), or one stream of an HTTP/2 connection
+/// (`HTTP2ServerStream`), which has no channel of its own.
+protocol ProxyDownstream: AnyObject {
+    var eventLoop: EventLoop { get }
+    var allocator: ByteBufferAllocator { get }
+    /// Whether the client takes more now: the connection's buffer, and for HTTP/2 the
+    /// stream's flow-control window too.
+    var isWritable: Bool { get }
+    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?)
+    func flush()
+    /// Ends the exchange abruptly: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
+    func close()
+    /// The request body may come on (HTTP/2 returns flow-control credit for what was read).
+    func read()
+}
+
+extension ProxyDownstream {
+    func write(_ part: HTTPServerResponsePart) {
+        write(part, promise: nil)
+    }
+
+    func writeAndFlush(_ part: HTTPServerResponsePart) {
+        write(part, promise: nil)
+        flush()
+    }
+
+    /// Writes the last part and closes once it is out: NIO drops writes still pending when
+    /// a channel closes.
+    func writeAndFlushThenClose(_ part: HTTPServerResponsePart) {
+        let written = eventLoop.makePromise(of: Void.self)
+        write(part, promise: written)
+        flush()
+        written.futureResult.assumeIsolated().whenComplete { _ in self.close() }
+    }
+}
+
+/// An HTTP/1.1 connection as a `ProxyHandler` sees it: the writes go down the pipeline from
+/// the handler's own context.
+final class ChannelDownstream: ProxyDownstream {
+    /// Unowned: the context owns the handler that owns this, and outlives both.
+    private unowned let context: ChannelHandlerContext
+
+    init(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    var eventLoop: EventLoop { context.eventLoop }
+    var allocator: ByteBufferAllocator { context.channel.allocator }
+    var isWritable: Bool { context.channel.isWritable }
+
+    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
+        context.write(NIOAny(part), promise: promise)
+    }
+
+    func flush() {
+        context.flush()
+    }
+
+    func close() {
+        context.close(promise: nil)
+    }
+
+    func read() {
+        context.read()
+    }
+}

@@ -1,0 +1,162 @@
+import NIOCore
+import NIOHTTP1
+import PorticoConfig
+import PorticoCore
+import PorticoFunctions
+import PorticoRouting
+
+/// Upgrades, answers the gateway writes itself, and the access log.
+extension ProxyHandler {
+    // MARK: Upgrades
+
+    /// Relays the 101 and turns both connections into a plain byte pipe.
+    ///
+    /// The pipelines change only when the 101 has left for the client and the upstream decoder
+    /// has emitted the whole 101 message, and then on a fresh event-loop tick: either event can
+    /// fire from inside a decoder's call stack, where swapping handlers would hand HTTP parts
+    /// to the byte glue.
+    func upgrade(exchange: Exchange, head: HTTPResponseHead) {
+        // Only an HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
+        guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
+        exchange.status = 101
+        exchange.responseStarted = true
+        exchange.cancelTimeout()
+        exchange.upstream = nil
+        upstream.isUpgrading = true
+        upstream.detach()
+        exchange.pool?.detach(upstream)
+        finish(exchange)
+        state = .upgraded
+
+        var response = HTTPResponseHead(version: exchange.requestHead.version, status: .switchingProtocols, headers: head.headers)
+        response.headers.removeHopByHop(keepUpgrade: true)
+        let downstreamChannel = context.channel
+        let eventLoop = context.eventLoop
+        let idleTimeout = loop.snapshot.config.limits.idleTimeout.timeAmount
+        var waitingFor = 2
+        let stepDone = {
+            waitingFor -= 1
+            guard waitingFor == 0 else { return }
+            eventLoop.execute {
+                do {
+                    try ByteGlue.join(downstream: downstreamChannel, upstream: upstreamChannel, idleTimeout: idleTimeout)
+                } catch {
+                    downstreamChannel.close(promise: nil)
+                    upstreamChannel.close(promise: nil)
+                }
+            }
+        }
+        upstream.onUpgradeMessageEnd = stepDone
+        context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().whenComplete { result in
+            guard case .success = result else {
+                downstreamChannel.close(promise: nil)
+                upstreamChannel.close(promise: nil)
+                return
+            }
+            stepDone()
+        }
+    }
+
+    // MARK: Local responses
+
+    /// Answers from the gateway itself. The answer goes out now when the request is complete
+    /// or the connection closes after it; otherwise when the request ends.
+    func writeLocalResponse(
+        head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
+        bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
+        extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false
+    ) {
+        // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
+        // the connection cannot carry another request.
+        let close = close || (connection.isHTTP1 && (head.headers.isUpgradeRequest || !head.isKeepAlive))
+        let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
+        let response = LocalResponse(head: head, status: status, body: bytes,
+                                     contentType: contentType, extraHeaders: extraHeaders, close: close, record: record)
+        if close || requestComplete {
+            state = close ? .closing : .idle
+            write(response)
+        } else {
+            state = .awaitingRequestEnd(pending: response)
+            resumeClientReads()
+        }
+    }
+
+    func write(_ response: LocalResponse) {
+        guard let downstream else { return }
+        let body = response.body
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(4 + response.extraHeaders.count)
+        headers.add(name: "content-type", value: response.contentType)
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
+        if response.close, connection.isHTTP1 { headers.add(name: "connection", value: "close") }
+        let head = response.head
+        downstream.write(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
+        if head.method != .HEAD, body.readableBytes > 0 {
+            downstream.write(.body(.byteBuffer(body)))
+        }
+        if response.close {
+            downstream.writeAndFlushThenClose(.end(nil))
+        } else {
+            downstream.writeAndFlush(.end(nil))
+        }
+        record(response.record, method: head.method, uri: head.uri, status: Int(response.status.code), bytesIn: 0,
+               bytesOut: body.readableBytes, upstream: nil)
+    }
+
+    /// A short body that names the status and nothing about Portico's insides.
+    static func defaultBody(for status: HTTPResponseStatus) -> String {
+        switch status.code {
+        case 400: return "bad request\n"
+        case 404: return "not found\n"
+        case 413: return "request body too large\n"
+        case 431: return "request headers too large\n"
+        case 502: return "upstream unavailable\n"
+        case 503: return "service unavailable\n"
+        case 504: return "upstream timed out\n"
+        default: return ""
+        }
+    }
+
+    // MARK: Logging and metrics
+
+    func record(_ record: RequestRecord, method: HTTPMethod, uri: String, status: Int,
+                        bytesIn: Int, bytesOut: Int, upstream: HostPort?) {
+        let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
+        loop.metrics.recordRequest(route: record.route, backend: record.backend, status: status,
+                                   nanoseconds: Int64(truncatingIfNeeded: elapsed))
+        guard let accessLog = loop.accessLog else { return }
+        let connection = self.connection
+        accessLog.append { buffer in
+            buffer.writeStaticString("{\"time_unix_ms\":")
+            buffer.writeDecimal(Int(AccessClock.unixMilliseconds()))
+            buffer.writeStaticString(",\"listener\":")
+            buffer.writeJSONString(connection.listenerName)
+            buffer.writeStaticString(",\"client\":")
+            buffer.writeJSONString(connection.clientAddress)
+            buffer.writeStaticString(",\"protocol\":")
+            buffer.writeJSONString(connection.protocolName)
+            buffer.writeStaticString(",\"method\":")
+            buffer.writeJSONString(method.rawValue)
+            buffer.writeStaticString(",\"uri\":")
+            buffer.writeJSONString(uri)
+            buffer.writeStaticString(",\"status\":")
+            buffer.writeDecimal(status)
+            buffer.writeStaticString(",\"route\":")
+            buffer.writeJSONString(record.route)
+            buffer.writeStaticString(",\"backend\":")
+            buffer.writeJSONString(record.backend)
+            buffer.writeStaticString(",\"upstream\":")
+            buffer.writeJSONString(upstream?.description ?? "-")
+            buffer.writeStaticString(",\"bytes_in\":")
+            buffer.writeDecimal(bytesIn)
+            buffer.writeStaticString(",\"bytes_out\":")
+            buffer.writeDecimal(bytesOut)
+            buffer.writeStaticString(",\"duration_us\":")
+            buffer.writeDecimal(Int(elapsed / 1000))
+            buffer.writeStaticString(",\"request_id\":")
+            buffer.writeJSONString(record.requestID)
+            buffer.writeStaticString("}")
+        }
+    }
+}

@@ -1,0 +1,365 @@
+import NIOCore
+import NIOHTTP1
+import PorticoConfig
+import PorticoCore
+import PorticoFunctions
+import PorticoRouting
+
+/// A request head arrives: the edge checks, the route, the policies, and the backend chosen.
+extension ProxyHandler {
+    // MARK: Request start
+
+    func startRequest(head: HTTPRequestHead) {
+        guard let downstream else { return }
+        var head = head
+        let snapshot = loop.snapshot
+        let started = NIODeadline.now()
+        let requestID = head.headers.first(name: "x-request-id") ?? loop.random.makeRequestID()
+
+        func reject(_ status: HTTPResponseStatus, close: Bool) {
+            writeLocalResponse(head: head, status: status, close: close,
+                               record: .init(route: "-", backend: "-", requestID: requestID, started: started))
+        }
+
+        if head.headers.wireSize + head.uri.utf8.count > snapshot.maxRequestHeaders {
+            return reject(.requestHeaderFieldsTooLarge, close: true)
+        }
+        // Two Host fields, or one that is not host[:port]: routing, policies and the backend
+        // could each read a different host (RFC 9112 3.2 asks for 400).
+        guard head.headers.hasValidHost else { return reject(.badRequest, close: true) }
+        let contentLength: Int?
+        do {
+            contentLength = try head.headers.validateRequestFraming(version: head.version)
+        } catch {
+            return reject(error.status, close: true)
+        }
+        if head.headers.hasUnderscoreName, connection.underscoreHeaders != .allow {
+            // `Content_Length` may become `Content-Length` at a backend that maps `_` to `-`:
+            // with a body, whatever the action, the request is refused (as nginx and HAProxy
+            // refuse it); without one, the names are dropped unless the listener says reject.
+            // HTTP/2 frames its body itself (NIO's codec adds the framing headers it converts to),
+            // so there only the names go.
+            let hasBody = connection.isHTTP1 && (contentLength != nil || head.headers.contains(name: "transfer-encoding"))
+            if connection.underscoreHeaders == .reject || hasBody {
+                return reject(.badRequest, close: true)
+            }
+            head.headers.removeUnderscoreNames()
+        }
+        if let contentLength, contentLength > snapshot.maxRequestBody {
+            return reject(.payloadTooLarge, close: true)
+        }
+        var target: NormalizedTarget
+        switch PathNormalizer.normalize(head.uri, method: head.method.rawValue) {
+        case .success(let normalized): target = normalized
+        case .failure: return reject(.badRequest, close: false)
+        }
+        let authority = target.authority ?? head.headers.first(name: "host") ?? ""
+        if authority.isEmpty && head.version == .http1_1 {
+            return reject(.badRequest, close: true)  // HTTP/1.1 requires Host (RFC 9112 3.2).
+        }
+        // An absolute-form target's authority replaces Host, so it meets the same grammar.
+        if target.authority != nil, !HostHeader.isValid(authority.utf8) { return reject(.badRequest, close: true) }
+
+        let request = RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)
+        guard let matched = snapshot.routeTable.match(request) else {
+            return reject(.notFound, close: false)
+        }
+        let route = matched.route
+        let routeName = route.config.name
+
+        var faultDelay: TimeAmount?
+        // Never trust a client's claim to have been verified by a proxy before this one.
+        if head.headers.contains(name: "x-forwarded-client-cert") {
+            head.headers.remove(name: "x-forwarded-client-cert")
+        }
+        if let forwardedCertificate = connection.forwardedClientCertificate {
+            head.headers.add(name: "x-forwarded-client-cert", value: forwardedCertificate)
+        }
+        let policyRequest = PolicyRequest(
+            listener: connection.listenerName, clientAddress: connection.clientAddress, principal: connection.principal,
+            method: head.method.rawValue, uri: head.uri, path: target.path, host: authority)
+        switch snapshot.evaluatePolicies(route: matched.index, request: policyRequest, headers: &head.headers,
+                                         query: &target.query, random: &loop.random) {
+        case .proceed(let delay):
+            faultDelay = delay
+        case .reject(let status, let headers, let backend):
+            writeLocalResponse(head: head, status: status, extraHeaders: headers, close: false,
+                               record: .init(route: routeName, backend: backend, requestID: requestID, started: started))
+            return
+        }
+
+        switch route.config.action {
+        case .directResponse(let direct):
+            writeLocalResponse(
+                head: head, status: HTTPResponseStatus(statusCode: direct.status),
+                body: direct.body, contentType: direct.contentType, close: false,
+                record: .init(route: routeName, backend: "direct", requestID: requestID, started: started))
+            return
+        case .redirect(let redirect):
+            let location = snapshot.routeTable.redirectLocation(
+                redirect, matched: matched, scheme: connection.scheme, authority: authority,
+                normalizedPath: target.path, query: target.query)
+            writeLocalResponse(
+                head: head, status: HTTPResponseStatus(statusCode: redirect.status),
+                extraHeaders: [("location", location)], close: false,
+                record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started))
+            return
+        case .service, .function, .split:
+            break
+        }
+
+        // A split draws by weight for each request, unless its sticky value (looked up after the
+        // policies, which may have set it) keeps the client on one side.
+        let splitDraw = route.picker == nil ? 0 : route.stickyHash(
+            of: RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)) ?? loop.random.next()
+        guard let backend = route.backend(draw: splitDraw) else {
+            return reject(.serviceUnavailable, close: false)
+        }
+        var service: ServiceConfig?
+        var function: FunctionBackend?
+        switch backend {
+        case .service(let name):
+            service = snapshot.servicesByName[name]
+        case .function(let name):
+            function = snapshot.functions[name]
+        }
+        guard service != nil || function != nil else {
+            // A route to a service or function that is not there (a function not deployed yet).
+            return reject(.serviceUnavailable, close: false)
+        }
+        let upstreamPath = snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query)
+        if head.headers.expectsContinue {
+            // Portico answers the interim response itself (as Envoy does by default): the
+            // client may send its body, which flows on once there is somewhere to send it.
+            downstream.writeAndFlush(.head(HTTPResponseHead(version: head.version, status: .continue)))
+        }
+        if case .exec(let execFunction)? = function {
+            state = .execCollecting(ExecExchange(
+                head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
+                maxRequestBody: snapshot.maxRequestBody,
+                record: .init(route: routeName, backend: backend.description, requestID: requestID, started: started),
+                allocator: downstream.allocator))
+            return
+        }
+
+        // Only the upgrades the route allows become tunnels (WebSocket by default, as Envoy's
+        // `upgrade_configs`). Any other, h2c above all, is served as a plain request without
+        // its upgrade headers: a tunnelled h2c would carry HTTP/2 requests straight to the
+        // backend, past routing and every policy.
+        let asksUpgrade = connection.isHTTP1 && head.headers.isUpgradeRequest
+        let isUpgrade = asksUpgrade && head.headers.upgradeProtocolsAllowed(route.config.upgrades)
+        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamPath, headers: head.headers)
+        // The copy made here has room for the forwarding headers, so adding them does not grow it.
+        upstreamHead.headers.reserveCapacity(head.headers.count + 6)
+        let hadTransferEncoding = head.headers.contains(name: "transfer-encoding")
+        upstreamHead.headers.removeHopByHop(keepUpgrade: isUpgrade)
+        upstreamHead.headers.remove(name: "expect")
+        if asksUpgrade && !isUpgrade { upstreamHead.headers.remove(name: "http2-settings") }
+        if let contentLength {
+            upstreamHead.headers.replaceOrAdd(name: "content-length", value: String(contentLength))
+        } else if hadTransferEncoding {
+            // The body's framing was hop-by-hop and went with the other hop-by-hop headers; it
+            // must be framed again, or its bytes would read upstream as the next request.
+            upstreamHead.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        }
+        if let host = route.config.rewrite?.host {
+            upstreamHead.headers.replaceOrAdd(name: "host", value: host)
+        } else if target.authority != nil || !upstreamHead.headers.contains(name: "host") {
+            upstreamHead.headers.replaceOrAdd(name: "host", value: authority)
+        }
+        addForwardingHeaders(to: &upstreamHead.headers, authority: authority, requestID: requestID,
+                             hadRequestID: head.headers.contains(name: "x-request-id"))
+
+        let exchange = Exchange(
+            handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
+            requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
+        exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
+        // The request reader stops parsing after a request that asks to switch protocols: if the
+        // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
+        // another request.
+        exchange.closeAfterResponse = asksUpgrade || !head.isKeepAlive
+        if let retries = snapshot.routePolicies.isEmpty ? nil : snapshot.routePolicies[matched.index]?.retries,
+           !isUpgrade, retries.rules.retries > 0 {
+            let budgetKey = service?.name ?? backend.description
+            loop.recordRequestForRetryBudget(budgetKey, config: service?.retryBudget ?? RetryBudgetConfig(),
+                                             now: Int64(truncatingIfNeeded: started.uptimeNanoseconds))
+            exchange.retry = RetryState(compiled: retries, budgetKey: budgetKey, serviceName: service?.name)
+        }
+        state = .proxying(exchange)
+
+        if let service {
+            // The endpoint is chosen now, from the snapshot this request matched with, even when
+            // a fault delays it: a reload during the delay must not hand it a stale service.
+            let (pool, endpointIndex, health) = loop.pool(for: service)
+            exchange.pool = pool
+            exchange.endpointIndex = endpointIndex
+            exchange.serviceName = service.name
+            exchange.circuitBreaker = service.circuitBreaker
+            exchange.health = health
+        }
+        let timeout = route.config.timeout.timeAmount
+        exchange.routeTimeout = timeout
+        if let mirror = route.config.mirror, !isUpgrade, loop.random.percentDraw() < mirror.percent,
+           let shadowService = snapshot.servicesByName[mirror.service] {
+            exchange.shadow = startShadow(of: upstreamHead, to: shadowService, timeout: timeout)
+        }
+        if let faultDelay {
+            // Injected delay: the request waits as it would for a slow backend; the timeout
+            // starts after it, as it does after Envoy's fault filter.
+            exchange.delayTask = loop.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) {
+                guard case .proxying(let current) = self.state, current === exchange, self.downstream != nil
+                else { return }
+                exchange.delayTask = nil
+                self.connectBackend(exchange, function: function, timeout: timeout)
+            }
+        } else {
+            connectBackend(exchange, function: function, timeout: timeout)
+        }
+    }
+
+    /// Sends a copy of the request to the mirror service, `Host` suffixed `-shadow` so the
+    /// shadow (and its logs) can tell copies from real traffic, as Envoy marks them.
+    func startShadow(of head: HTTPRequestHead, to service: ServiceConfig, timeout: TimeAmount) -> ShadowRequest {
+        var shadowHead = head
+        if let host = shadowHead.headers.first(name: "host") {
+            shadowHead.headers.replaceOrAdd(name: "host", value: Self.shadowHost(host))
+        }
+        let (pool, endpointIndex, _) = loop.pool(for: service)
+        let loop = self.loop
+        return ShadowRequest(head: shadowHead, pool: pool, timeout: timeout) {
+            loop.requestFinished(service: service.name, endpointIndex: endpointIndex)
+        }
+    }
+
+    /// `api.example.com:8080` → `api.example.com-shadow:8080`.
+    static func shadowHost(_ host: String) -> String {
+        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]"), host[host.index(after: colon)...].allSatisfy(\.isNumber) {
+            return host[..<colon] + "-shadow" + host[colon...]
+        }
+        return host + "-shadow"
+    }
+
+    /// Leases a connection from the endpoint already chosen, or waits for a function worker.
+    func connectBackend(_ exchange: Exchange, function: FunctionBackend?, timeout: TimeAmount) {
+        if let pool = exchange.pool {
+            startTimeout(exchange, timeout)
+            leaseConnection(exchange, from: pool)
+        } else if case .http(let instance)? = function {
+            acquireWorker(exchange, from: instance)
+        }
+    }
+
+    func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
+        exchange.leaseSettled = false
+        let id = pool.lease(for: exchange)
+        guard !exchange.leaseSettled else { return }
+        exchange.waiterID = id
+        // No connection to hand out at once: the request waits, if the service's circuit
+        // breaker lets one more wait; if not, 503 now rather than a longer queue.
+        guard let service = exchange.serviceName, let breaker = exchange.circuitBreaker, breaker.maxPendingRequests != nil
+        else { return }
+        if loop.queueRequest(service: service, breaker: breaker) {
+            exchange.queuedInBreaker = true
+        } else {
+            pool.cancelLease(id)
+            exchange.waiterID = nil
+            exchange.leaseSettled = true
+            leaseCompleted(exchange, result: .failure(.overloaded))
+        }
+    }
+
+    /// The request stopped waiting for a connection (it got one, or gave up).
+    func leftBreakerQueue(_ exchange: Exchange) {
+        guard exchange.queuedInBreaker, let service = exchange.serviceName else { return }
+        exchange.queuedInBreaker = false
+        loop.dequeueRequest(service: service)
+    }
+
+    /// What a try of a service request came to, for outlier detection: a status, or nil when
+    /// the endpoint gave no answer (connect failure, reset, timeout).
+    func recordOutcome(_ exchange: Exchange, status: Int?) {
+        if let lease = exchange.lease {
+            if lease.instance.manifest.outlierDetection != nil { lease.instance.recordOutcome(lease, status: status) }
+            return
+        }
+        guard let health = exchange.health, exchange.pool != nil else { return }
+        if let status {
+            health.recordResponse(endpoint: exchange.endpointIndex, status: status)
+        } else {
+            health.recordFailure(endpoint: exchange.endpointIndex)
+        }
+    }
+
+    /// The request waits here while a worker starts (the activator's job). That wait is bounded
+    /// by the function's startup timeout, not by the request timeout, which starts once a
+    /// worker is assigned.
+    func acquireWorker(_ exchange: Exchange, from instance: FunctionInstance) {
+        let id = loop.nextFunctionRequestID()
+        exchange.function = instance
+        exchange.functionWaitID = id
+        instance.acquire(id: id, on: loop.eventLoop) { result in
+            // A request that ended meanwhile gives the worker back there.
+            self.workerAssigned(exchange, result: result)
+        }
+    }
+
+    func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount) {
+        loop.timeouts.watch(exchange, until: loop.eventLoop.now + timeout)
+    }
+
+    /// The function's scaler chose a worker (or could not).
+    func workerAssigned(_ exchange: Exchange, result: Result<WorkerLease, FunctionUnavailable>) {
+        exchange.functionWaitID = nil
+        guard case .proxying(let current) = state, current === exchange, downstream != nil else {
+            if case .success(let lease) = result { lease.instance.release(lease) }
+            return
+        }
+        switch result {
+        case .failure(let reason):
+            let status: HTTPResponseStatus
+            var headers: [(String, String)] = []
+            switch reason {
+            case .queueFull:
+                status = .serviceUnavailable
+                headers = [("retry-after", "1")]
+            case .startupTimeout:
+                status = .gatewayTimeout
+            case .draining:
+                status = .serviceUnavailable
+                headers = [("retry-after", "1")]
+            case .crashLooping:
+                status = .badGateway
+            }
+            exchange.retry?.cancelTimers()
+            writeLocalResponse(head: exchange.requestHead, status: status, extraHeaders: headers,
+                               close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
+        case .success(let lease):
+            exchange.lease = lease
+            let pool = loop.pool(forWorker: lease.endpoint)
+            exchange.pool = pool
+            exchange.cancelTimeout()  // a retry's earlier try had one
+            startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount)
+            if let retry = exchange.retry, retry.overallTask == nil {
+                // With retries, the route's timeout bounds all tries (as for a service), counted
+                // from the first try's worker: a cold start is not spent from it either.
+                retry.overallTask = loop.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) {
+                    self.routeTimedOut(exchange)
+                }
+            }
+            leaseConnection(exchange, from: pool)
+        }
+    }
+
+    func addForwardingHeaders(to headers: inout HTTPHeaders, authority: String, requestID: String, hadRequestID: Bool) {
+        let client = connection.clientAddress
+        if let existing = headers.first(name: "x-forwarded-for") {
+            headers.replaceOrAdd(name: "x-forwarded-for", value: existing + ", " + client)
+        } else {
+            headers.add(name: "x-forwarded-for", value: client)
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: connection.scheme)
+        headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
+        headers.add(name: "forwarded", value: connection.forwardedValue(authority: authority))
+        if !hadRequestID { headers.add(name: "x-request-id", value: requestID) }
+    }
+}
