@@ -171,6 +171,8 @@ let package = Package(
             name: "PorticoFunctionsTests",
             dependencies: [
                 "PorticoFunctions", "PorticoConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -181,6 +183,7 @@ let package = Package(
             name: "PorticoProxyTests",
             dependencies: [
                 "PorticoProxy", "PorticoConfig", "PorticoRouting", "PorticoHTTP1", "CAllocationCounter", "JWTTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -200,6 +203,5 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-    ],
-    swiftLanguageModes: [.v5]
+    ]
 )

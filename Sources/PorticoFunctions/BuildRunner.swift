@@ -49,6 +49,8 @@ enum BuildRunner {
         timers.asyncAfter(deadline: deadline, execute: terminate)
         timers.asyncAfter(deadline: deadline + killGrace, execute: kill)
         let output = readAll(spawned.stdout)
+        // A blocking wait, on the registry's dispatch queue (never an async context or an
+        // event loop): the build is the only thing that queue does meanwhile.
         exited.wait()
         terminate.cancel()
         kill.cancel()

@@ -46,6 +46,8 @@ public struct ChildProcess: Sendable {
     let control: ControlPipe?
 
     /// The write end of a supervisor's control pipe; closing it kills the supervised tree.
+    ///
+    /// `@unchecked Sendable`: `fd` is guarded by `lock`, which the compiler cannot connect to it.
     final class ControlPipe: @unchecked Sendable {
         private let lock = NIOLock()
         private var fd: Int32
@@ -190,6 +192,9 @@ public struct ChildProcess: Sendable {
 ///
 /// It waits on each registered pid only (never on -1), so it cannot steal the exit of a process
 /// someone else in the gateway started. SIGCHLD wakes it; a slow poll covers a lost signal.
+///
+/// `@unchecked Sendable`: `watched` and `spawned` are guarded by `lock`; the fields marked
+/// "reaper queue only" are touched only on `queue`, a serial queue; the compiler sees neither.
 public final class ChildReaper: @unchecked Sendable {
     public static let shared = ChildReaper()
 

@@ -38,6 +38,9 @@ public enum ExecOutcome: Sendable {
 ///
 /// At most `maxWorkers` processes run at once; up to `queueLimit` requests wait for a slot.
 /// The slot count lives on the home loop; the process itself runs on the request's loop.
+///
+/// `@unchecked Sendable`: `running` and `waiting` are touched only on `homeLoop` (every
+/// access is inside `homeLoop.execute`), which the compiler cannot see; the rest is immutable.
 public final class ExecFunction: @unchecked Sendable {
     public let manifest: FunctionManifest
     public let revision: String
@@ -157,6 +160,10 @@ public final class ExecFunction: @unchecked Sendable {
 }
 
 /// Gathers a process's stdout until end-of-file.
+///
+/// `@unchecked Sendable`: made in `spawn` on the request's loop, added to a pipe channel on
+/// that same loop, and read by the timeout and the future callbacks, all scheduled on that
+/// loop; the compiler cannot see that the closures never leave it.
 private final class OutputCollector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     private var output: ByteBuffer?

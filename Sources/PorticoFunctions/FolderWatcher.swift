@@ -11,10 +11,13 @@ import Glibc
 /// inotify misses some changes (network file systems, some container mounts) and a missed
 /// deploy is worse than a needless rescan. Bursts of events (a folder being copied in) are
 /// folded into one call after they settle.
+///
+/// `@unchecked Sendable`: its mutable fields are touched only on `queue` (a serial queue the
+/// compiler cannot see); it is created elsewhere and then used only there.
 final class FolderWatcher: @unchecked Sendable {
     private let path: String
     private let queue: DispatchQueue
-    private let onChange: () -> Void
+    private let onChange: @Sendable () -> Void
     private var inotifyFD: Int32 = -1
     private var readSource: DispatchSourceRead?
     private var pollTimer: DispatchSourceTimer?
@@ -24,7 +27,7 @@ final class FolderWatcher: @unchecked Sendable {
     static let settleDelay: DispatchTimeInterval = .milliseconds(150)
     static let pollInterval: DispatchTimeInterval = .seconds(2)
 
-    init(path: String, queue: DispatchQueue, onChange: @escaping () -> Void) {
+    init(path: String, queue: DispatchQueue, onChange: @escaping @Sendable () -> Void) {
         self.path = path
         self.queue = queue
         self.onChange = onChange
@@ -41,12 +44,12 @@ final class FolderWatcher: @unchecked Sendable {
         }
     }
 
-    func stop() {
-        queue.sync {
-            pollTimer?.cancel()
-            readSource?.cancel()
-            pending?.cancel()
-        }
+    /// Stops watching; call on `queue`.
+    func stopOnQueue() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        pollTimer?.cancel()
+        readSource?.cancel()
+        pending?.cancel()
     }
 
     private func startInotify() {

@@ -41,6 +41,9 @@ public struct WorkerLease: Sendable {
 /// hops there to get its worker and hops back with the lease; the proxying itself (the
 /// connection to the worker, the bytes) stays on the request's own loop. With one event loop
 /// (`--threads 1`) there is no hop at all.
+///
+/// `@unchecked Sendable`: its mutable state is confined to `homeLoop` (see below), which the
+/// compiler cannot see; the public entry points hop there.
 public final class FunctionInstance: @unchecked Sendable {
     public typealias LeaseCallback = (Result<WorkerLease, FunctionUnavailable>) -> Void
 
@@ -51,16 +54,23 @@ public final class FunctionInstance: @unchecked Sendable {
     let metrics: FunctionMetrics
     /// Called (on the home loop) when a worker's port is gone for good, so event loops can drop
     /// their connection pools to it.
-    var onWorkerGone: (HostPort) -> Void = { _ in }
+    let onWorkerGone: @Sendable (HostPort) -> Void
+
+    // Home loop only, from here on: the class is `@unchecked Sendable` because every mutable
+    // field below is touched only on `homeLoop`, which the compiler cannot see.
+
     /// Called with requests a draining revision hands over to its successor.
     var requeue: ([(UInt64, Waiter)]) -> Void = { waiters in
         for (_, waiter) in waiters { waiter.complete(.failure(.draining)) }
     }
-    /// The revision that took over this one's waiting requests (home loop only).
+    /// The revision that took over this one's waiting requests.
     var successor: FunctionInstance?
-    var onFinished: () -> Void = {}
-
-    // Home loop only.
+    /// Told once the drain has stopped every worker. Set by `drain(then:)` on the home loop:
+    /// the registry used to set it from its own queue while the home loop could be calling it,
+    /// a data race; the check makes any write off the loop fail at once, in tests too.
+    private var onFinished: @Sendable () -> Void = {} {
+        willSet { homeLoop.preconditionInEventLoop() }
+    }
     private var scaler: FunctionScaler
     private var workers: [FunctionScaler.WorkerID: WorkerProcess] = [:]
     private var waiting: [FunctionScaler.RequestID: Waiter] = [:]
@@ -73,26 +83,30 @@ public final class FunctionInstance: @unchecked Sendable {
     private var outlierCounts: [FunctionScaler.WorkerID: (fiveXX: Int, gateway: Int)] = [:]
     private var lastEjection: UInt64?
     /// Told once how a warm-up ended: nil when a worker is ready, else why none will be.
-    private var warmUpDone: ((String?) -> Void)?
+    private var warmUpDone: (@Sendable (String?) -> Void)?
 
-    struct Waiter {
+    /// A request waiting for a worker. It travels to the home loop and back; its callback
+    /// belongs to the request's loop, and the box checks that it is called only there.
+    struct Waiter: Sendable {
         let loop: EventLoop
         let arrived: NIODeadline
-        let callback: LeaseCallback
+        let callback: NIOLoopBoundBox<LeaseCallback>
         /// Set when the request had to wait for a worker to start.
         var waitedForStart = false
 
         func complete(_ result: Result<WorkerLease, FunctionUnavailable>) {
             if loop.inEventLoop {
-                callback(result)
+                callback.value(result)
             } else {
                 let callback = self.callback
-                loop.execute { callback(result) }
+                loop.execute { callback.value(result) }
             }
         }
     }
 
-    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger, metrics: FunctionMetrics) {
+    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger, metrics: FunctionMetrics,
+         onWorkerGone: @escaping @Sendable (HostPort) -> Void) {
+        self.onWorkerGone = onWorkerGone
         self.manifest = manifest
         self.revision = revision
         self.homeLoop = homeLoop
@@ -114,7 +128,7 @@ public final class FunctionInstance: @unchecked Sendable {
     /// Starts one worker before this revision takes any traffic; `done` hears (on the home
     /// loop) nil once it is ready, or why the revision cannot become ready (its starts keep
     /// failing). The revision it replaces serves meanwhile.
-    func warmUp(_ done: @escaping (String?) -> Void) {
+    func warmUp(_ done: @escaping @Sendable (String?) -> Void) {
         homeLoop.execute {
             self.warmUpDone = done
             self.perform(self.scaler.warmUp(now: self.now))
@@ -129,9 +143,10 @@ public final class FunctionInstance: @unchecked Sendable {
 
     // MARK: Requests (called from any event loop)
 
-    /// Asks for a worker. `callback` runs on `loop`. `id` must be unique for this function.
+    /// Asks for a worker. Call on `loop`, the request's loop: `callback` runs there (and is
+    /// checked to). `id` must be unique for this function.
     public func acquire(id: UInt64, on loop: EventLoop, _ callback: @escaping LeaseCallback) {
-        let waiter = Waiter(loop: loop, arrived: .now(), callback: callback)
+        let waiter = Waiter(loop: loop, arrived: .now(), callback: NIOLoopBoundBox(callback, eventLoop: loop))
         if homeLoop.inEventLoop {
             arrive(FunctionScaler.RequestID(id), waiter)
         } else {
@@ -141,7 +156,7 @@ public final class FunctionInstance: @unchecked Sendable {
 
     public func release(_ lease: WorkerLease) {
         guard lease.instance === self else { return lease.instance.release(lease) }
-        let run = {
+        let run: @Sendable () -> Void = {
             self.perform(self.scaler.requestFinished(FunctionScaler.RequestID(lease.requestID),
                                                      worker: FunctionScaler.WorkerID(lease.worker), now: self.now))
         }
@@ -152,7 +167,7 @@ public final class FunctionInstance: @unchecked Sendable {
     /// gets no more (it is killed and replaced). The caller then asks again for another worker.
     public func workerUnreachable(_ lease: WorkerLease) {
         guard lease.instance === self else { return lease.instance.workerUnreachable(lease) }
-        let run = {
+        let run: @Sendable () -> Void = {
             let worker = FunctionScaler.WorkerID(lease.worker)
             self.failureReasons[worker] = "refused a connection"
             self.perform(self.scaler.workerFailed(worker, now: self.now))
@@ -174,7 +189,7 @@ public final class FunctionInstance: @unchecked Sendable {
     public func recordOutcome(_ lease: WorkerLease, status: Int?) {
         guard let outlier = manifest.outlierDetection else { return }
         guard lease.instance === self else { return lease.instance.recordOutcome(lease, status: status) }
-        let run = {
+        let run: @Sendable () -> Void = {
             let worker = FunctionScaler.WorkerID(lease.worker)
             guard self.scaler.worker(worker)?.state == .ready else { return }  // already on its way out
             var counts = self.outlierCounts[worker] ?? (fiveXX: 0, gateway: 0)
@@ -208,7 +223,7 @@ public final class FunctionInstance: @unchecked Sendable {
 
     /// The client gave up while waiting for a worker.
     public func cancel(id: UInt64) {
-        let run = {
+        let run: @Sendable () -> Void = {
             let requestID = FunctionScaler.RequestID(id)
             guard self.waiting.removeValue(forKey: requestID) != nil else {
                 // Handed over in a redeploy: the successor holds it now.
@@ -237,9 +252,12 @@ public final class FunctionInstance: @unchecked Sendable {
         }
     }
 
-    /// Stops taking requests; queued ones go to `requeue`, workers stop once idle.
-    func drain() {
+    /// Stops taking requests; queued ones go to `requeue`, workers stop once idle, and then
+    /// `finished` is called on the home loop (at once when nothing runs). A second drain
+    /// replaces the first one's `finished`.
+    func drain(then finished: @escaping @Sendable () -> Void) {
         homeLoop.execute {
+            self.onFinished = finished
             self.perform(self.scaler.drain())
             self.checkFinished()
         }

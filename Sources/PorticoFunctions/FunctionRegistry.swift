@@ -18,6 +18,9 @@ import PorticoCore
 /// worker is ready (as Knative routes to a revision only once it is ready); a revision that
 /// cannot become ready, or does not build, is reported and the serving one stays. A folder
 /// that failed is tried again when its content changes, or after a back-off (`DeployAttempts`).
+///
+/// `@unchecked Sendable`: the mutable fields are touched only on `queue` (a serial queue the
+/// compiler cannot see), `state` is locked, and the rest is immutable.
 public final class FunctionRegistry: @unchecked Sendable {
     /// What the gateway routes to: the serving revision of every function, and what failed.
     public struct Published: Sendable {
@@ -58,31 +61,47 @@ public final class FunctionRegistry: @unchecked Sendable {
     private lazy var copies = RevisionCopies(functionsDirectory: directory, logger: logger)
     private var watcher: FolderWatcher?
     /// Told about every change, so the gateway can rebuild its routes.
-    public var onChange: @Sendable (Published) -> Void = { _ in }
+    private let onChange: @Sendable (Published) -> Void
     /// Told when a worker's port is gone, so every event loop can drop its pool to it.
-    public var onEndpointGone: @Sendable (HostPort) -> Void = { _ in }
+    private let onEndpointGone: @Sendable (HostPort) -> Void
 
-    public init(directory: String, loops: [EventLoop], registry: PrometheusCollectorRegistry, logger: Logger) {
+    public init(directory: String, loops: [EventLoop], registry: PrometheusCollectorRegistry, logger: Logger,
+                onChange: @escaping @Sendable (Published) -> Void = { _ in },
+                onEndpointGone: @escaping @Sendable (HostPort) -> Void = { _ in }) {
         self.directory = directory
         self.loops = loops
         self.registry = registry
         self.logger = logger
+        self.onChange = onChange
+        self.onEndpointGone = onEndpointGone
     }
 
     public var published: Published { state.withLockedValue { $0 } }
 
-    /// Reads the folder once and brings the running functions in line with it; returns when done.
-    public func reconcileNow() {
-        queue.sync { reconcile() }
+    /// Reads the folder once and brings the running functions in line with it; returns when
+    /// done (builds included) without holding a thread meanwhile.
+    public func deployNow() async {
+        await onQueue { $0.reconcile() }
     }
 
     /// Watches the folder (inotify where it works, polling as well) and reconciles on changes.
     public func startWatching() {
         // Only a serving gateway: a process that runs children of its own must not sweep them.
         ChildReaper.shared.adoptOrphans()
-        let watcher = FolderWatcher(path: directory, queue: queue) { [weak self] in self?.reconcile() }
-        watcher.start()
-        self.watcher = watcher
+        queue.async { [self] in
+            guard watcher == nil else { return }
+            let watcher = FolderWatcher(path: directory, queue: queue) { [weak self] in self?.reconcile() }
+            watcher.start()
+            self.watcher = watcher
+        }
+    }
+
+    /// Runs `body` on `queue` and returns its result, waiting without blocking a thread (a
+    /// reconcile in progress may be running a build for minutes).
+    private func onQueue<Result: Sendable>(_ body: @escaping @Sendable (FunctionRegistry) -> Result) async -> Result {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: body(self)) }
+        }
     }
 
     private var now: UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -265,9 +284,9 @@ public final class FunctionRegistry: @unchecked Sendable {
         let home = loops[Int(UInt(bitPattern: manifest.name.hashValue) % UInt(loops.count))]
         switch manifest.mode {
         case .http:
+            let onEndpointGone = self.onEndpointGone
             let instance = FunctionInstance(manifest: manifest, revision: revision, homeLoop: home, logger: logger,
-                                            metrics: functionMetrics)
-            instance.onWorkerGone = { [weak self] endpoint in self?.onEndpointGone(endpoint) }
+                                            metrics: functionMetrics, onWorkerGone: onEndpointGone)
             instance.start()
             return .http(instance)
         case .exec:
@@ -295,34 +314,34 @@ public final class FunctionRegistry: @unchecked Sendable {
                 instance.requeue = { waiters in next.adopt(waiters) }
             }
         }
-        instance.onFinished = { [weak self] in
+        // The callback is handed to the instance on its home loop (this is the registry's
+        // queue): it used to be assigned here, racing the home loop's read of it.
+        instance.drain { [weak self] in
             guard let self else { return }
             self.queue.async {
                 self.draining[key] = nil
                 self.copies.remove(copy)
             }
         }
-        instance.drain()
     }
 
     /// Stops every worker: drain, then SIGTERM, then SIGKILL after each function's grace period.
     public func shutdown() async {
-        watcher?.stop()
-        let all = queue.sync { () -> [FunctionBackend] in
-            let live = deployed.values.map(\.backend) + pending.values.map(\.backend) + Array(draining.values)
-            deployed = [:]
-            pending = [:]
-            state.withLockedValue { $0.functions = [:] }
+        let all = await onQueue { registry -> [FunctionBackend] in
+            registry.watcher?.stopOnQueue()
+            registry.watcher = nil
+            let live = registry.deployed.values.map(\.backend) + registry.pending.values.map(\.backend)
+                + Array(registry.draining.values)
+            registry.deployed = [:]
+            registry.pending = [:]
+            registry.state.withLockedValue { $0.functions = [:] }
             return live
         }
         var waits: [EventLoopFuture<Void>] = []
         for backend in all {
             guard case .http(let instance) = backend else { continue }
             let promise = instance.homeLoop.makePromise(of: Void.self)
-            instance.homeLoop.execute {
-                instance.onFinished = { promise.succeed() }
-                instance.drain()
-            }
+            instance.drain { promise.succeed() }
             // A worker that ignores SIGTERM is killed after its grace period; allow for that.
             let limit = instance.manifest.gracePeriod.nanosecondsAmount + .seconds(1)
             instance.homeLoop.scheduleTask(in: limit) { promise.succeed() }

@@ -18,12 +18,16 @@ private let systemWrite = Darwin.write
 /// Event loops do not call it per request: each loop batches lines in its `AccessLogBatch` and
 /// hands over a whole buffer at a time.
 public final class AccessLogWriter: @unchecked Sendable {
+    // @unchecked: `pending`, `stopped` and `finished` are guarded by `condition`, a lock the
+    // compiler cannot connect to them; `fileDescriptor` is immutable.
     private let fileDescriptor: Int32
     private let condition = ConditionLock(value: 0)
-    // Guarded by `condition`.
     private var pending: [ByteBuffer] = []
     private var stopped = false
-    private var thread: Thread?
+    private var started = false
+    /// Resumed by the writer thread once it has written its last line.
+    private var finished: CheckedContinuation<Void, Never>?
+    private var threadDone = false
 
     private static let hasWork = 1
     private static let idle = 0
@@ -33,9 +37,12 @@ public final class AccessLogWriter: @unchecked Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in self.runLoop() }
-        self.thread = thread
-        thread.start()
+        condition.lock()
+        let first = !started
+        started = true
+        condition.unlock()
+        guard first else { return }
+        WriterThread.detach { [self] in self.runLoop() }
     }
 
     func submit(_ buffer: ByteBuffer) {
@@ -44,13 +51,21 @@ public final class AccessLogWriter: @unchecked Sendable {
         condition.unlock(withValue: Self.hasWork)
     }
 
-    /// Writes out whatever is queued, then stops the thread.
-    public func stop() {
-        condition.lock()
-        stopped = true
-        condition.unlock(withValue: Self.hasWork)
-        thread?.join()
-        thread = nil
+    /// Writes out whatever is queued, then stops the thread; returns once the last line is
+    /// written. It waits without blocking a thread: a full pipe on stdout must not hold one
+    /// of the few threads the async runtime has.
+    public func stop() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            stopped = true
+            if !started || threadDone {
+                condition.unlock(withValue: Self.hasWork)
+                continuation.resume()
+            } else {
+                finished = continuation
+                condition.unlock(withValue: Self.hasWork)
+            }
+        }
     }
 
     private func runLoop() {
@@ -61,8 +76,14 @@ public final class AccessLogWriter: @unchecked Sendable {
             let shouldStop = stopped
             condition.unlock(withValue: Self.idle)
             for buffer in batch { write(buffer) }
-            if shouldStop { return }
+            if shouldStop { break }
         }
+        condition.lock()
+        threadDone = true
+        let finished = self.finished
+        self.finished = nil
+        condition.unlock()
+        finished?.resume()
     }
 
     private func write(_ buffer: ByteBuffer) {
@@ -80,23 +101,24 @@ public final class AccessLogWriter: @unchecked Sendable {
     }
 }
 
-/// A minimal joinable thread; Foundation's `Thread` cannot be joined.
-private final class Thread: @unchecked Sendable {
-    private let body: () -> Void
-    private var handle = pthread_t()
-
-    init(_ body: @escaping () -> Void) { self.body = body }
-
-    func start() {
-        let box = Unmanaged.passRetained(self)
-        pthread_create(&handle, nil, { raw in
-            let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-            thread.body()
+/// A detached thread of its own for the writer: it may block in write(2) for as long as the
+/// reader of the log takes, which no event loop or async-runtime thread may.
+private enum WriterThread {
+    static func detach(_ body: @escaping @Sendable () -> Void) {
+        final class Box {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        var handle = pthread_t()
+        let box = Unmanaged.passRetained(Box(body))
+        let result = pthread_create(&handle, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
             return nil
         }, box.toOpaque())
+        precondition(result == 0, "cannot start the access-log thread: \(result)")
+        pthread_detach(handle)
     }
-
-    func join() { pthread_join(handle, nil) }
 }
 
 /// One event loop's pending access-log lines, flushed to the writer every 100 ms or every 32 KiB.
@@ -120,7 +142,7 @@ final class AccessLogBatch {
             flush()
         } else if !flushScheduled {
             flushScheduled = true
-            eventLoop.scheduleTask(in: .milliseconds(100)) { [self] in
+            eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
                 self.flushScheduled = false
                 self.flush()
             }

@@ -10,9 +10,9 @@ import PorticoFunctions
 struct AdminServer {
     let gateway: Gateway
 
-    func bind(address: HostPort, group: EventLoopGroup) throws -> Channel {
+    func bind(address: HostPort, group: EventLoopGroup) async throws -> Channel {
         let gateway = self.gateway
-        return try ServerBootstrap(group: group)
+        return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -21,7 +21,7 @@ struct AdminServer {
                 }
             }
             .bind(host: address.host, port: address.port)
-            .wait()
+            .get()
     }
 }
 
@@ -97,27 +97,31 @@ final class AdminHandler: ChannelInboundHandler {
             let snapshot = gateway.snapshot
             let failures = gateway.functionFailures
             let names = Set(snapshot.functions.keys).union(failures.keys).sorted()
-            let futures: [EventLoopFuture<[String: Any]>] = names.map { name in
-                let routes = snapshot.routes.filter { $0.action == .function(name) }.map(\.name)
-                var base: [String: Any] = ["name": name, "routes": routes]
-                if let failure = failures[name] { base["lastError"] = failure }
-                switch snapshot.functions[name] {
-                case .http(let instance)?:
-                    return instance.status().map { status in
+            // Only the statuses cross loops (from each function's home loop); the JSON is
+            // built here, on the admin connection's loop.
+            let statuses: [EventLoopFuture<FunctionStatus?>] = names.map { name in
+                guard case .http(let instance)? = snapshot.functions[name] else {
+                    return context.eventLoop.makeSucceededFuture(nil)
+                }
+                return instance.status().map { Optional($0) }
+            }
+            EventLoopFuture.whenAllComplete(statuses, on: context.eventLoop).assumeIsolated().whenSuccess { [self] results in
+                let functions: [[String: Any]] = zip(names, results).compactMap { name, result in
+                    let routes = snapshot.routes.filter { $0.action == .function(name) }.map(\.name)
+                    var base: [String: Any] = ["name": name, "routes": routes]
+                    if let failure = failures[name] { base["lastError"] = failure }
+                    switch snapshot.functions[name] {
+                    case .http?:
+                        guard case .success(let status?) = result else { return nil }
                         base.merge(Self.json(status)) { current, _ in current }
                         if base["lastError"] == nil, let error = status.lastError { base["lastError"] = error }
-                        return base
+                    case .exec(let function)?:
+                        base.merge(["revision": function.revision, "mode": "exec", "state": "active", "workers": [], "queueLength": 0]) { current, _ in current }
+                    case nil:
+                        base["state"] = "failed"
                     }
-                case .exec(let function)?:
-                    base.merge(["revision": function.revision, "mode": "exec", "state": "active", "workers": [], "queueLength": 0]) { current, _ in current }
-                    return context.eventLoop.makeSucceededFuture(base)
-                case nil:
-                    base["state"] = "failed"
-                    return context.eventLoop.makeSucceededFuture(base)
+                    return base
                 }
-            }
-            EventLoopFuture.whenAllComplete(futures, on: context.eventLoop).assumeIsolated().whenSuccess { [self] results in
-                let functions = results.compactMap { try? $0.get() }
                 sendJSON(context, head, ["functions": functions])
             }
         case (.GET, "/metrics"):
@@ -125,8 +129,7 @@ final class AdminHandler: ChannelInboundHandler {
             buffer.writeBytes(gateway.metrics.render())
             send(context, head, .ok, buffer: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8")
         case (.POST, "/reload"):
-            let gateway = self.gateway
-            context.eventLoop.makeFutureWithTask { await gateway.reload() }.assumeIsolated().whenSuccess { [self] outcome in
+            gateway.requestReload().hop(to: context.eventLoop).assumeIsolated().whenSuccess { [self] outcome in
                 sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
                          status: outcome.succeeded ? .ok : .badRequest)
             }

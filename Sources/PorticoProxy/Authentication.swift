@@ -10,8 +10,8 @@ import Prometheus
 /// The keys of one JWKS source (a file or a URL), shared by every jwt policy that names it and
 /// kept across reloads while the source stays the same.
 ///
-/// Requests read the current table under a lock held for a pointer copy. Loading runs in a
-/// task off the event loops: jwt-kit builds keys inside an actor. A stale table, or a token
+/// Requests read the current table under a lock held for a pointer copy. Loading runs in
+/// `KeyRefreshService`, off the event loops: jwt-kit builds keys inside an actor. A stale table, or a token
 /// whose `kid` the table does not know, starts a reload in the background (at most once per
 /// `minRefreshInterval` for unknown keys), and the request is answered with the keys at hand.
 final class JWTKeyStore: Sendable {
@@ -80,14 +80,18 @@ final class JWTKeyStore: Sendable {
             return true
         }
         guard start else { return }
-        Task {
-            do {
-                try await self.load()
-            } catch {
-                self.logger.warning("JWKS refresh failed; the keys at hand stay in use", metadata: ["error": "\(error)"])
-            }
-            self.state.withLockedValue { $0.loading = false }
+        // `KeyRefreshService` loads it, off the event loops; `loading` keeps it queued once.
+        KeyRefreshQueue.shared.enqueue(self)
+    }
+
+    /// The refresh `refresh` asked for (run by `KeyRefreshService`).
+    func refreshNow() async {
+        do {
+            try await load()
+        } catch {
+            logger.warning("JWKS refresh failed; the keys at hand stay in use", metadata: ["error": "\(error)"])
         }
+        state.withLockedValue { $0.loading = false }
     }
 }
 

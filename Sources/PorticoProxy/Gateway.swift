@@ -8,12 +8,16 @@ import NIOPosix
 import NIOSSL
 import PorticoConfig
 import PorticoFunctions
+import ServiceLifecycle
 
-/// The running gateway: its listeners, admin server, per-loop state and the current config.
+/// The running gateway: its event loops, per-loop state and the current config, and the steps
+/// its services (`ListenerService`, `AdminService`, ...) take to start and stop.
 ///
 /// Requests never call into this type; it sets things up, swaps config snapshots into every
-/// event loop on reload, and drains on shutdown.
-public final class Gateway: @unchecked Sendable {
+/// event loop on reload, and drains on shutdown. Everything it holds is immutable or behind a
+/// lock, and each loop's `LoopContext` is reachable only on its own loop, so the compiler checks
+/// that it is `Sendable`.
+public final class Gateway: Sendable {
     public struct ReloadOutcome: Sendable {
         public var succeeded: Bool
         public var generation: Int
@@ -26,29 +30,36 @@ public final class Gateway: @unchecked Sendable {
         var ready = false
         var lastReloadError: String?
         var reloadCount = 0
+        var boundAddresses: [String: SocketAddress] = [:]
+        var adminAddress: SocketAddress?
+        /// The snapshot whose health checks run; nil while they do not (before `HealthCheckService`
+        /// starts them and after it stops them), so a reload then starts none.
+        var healthChecked: RuntimeSnapshot?
     }
 
     public let configPath: String
     /// The folder of function folders; nil serves no functions.
     public let functionsDirectory: String?
-    public private(set) var functions: FunctionRegistry?
+    /// Made in `init`, deployed by `ListenerService` before the listeners open, watched and
+    /// stopped by `FunctionSupervisorService`.
+    public let functions: FunctionRegistry?
     public let metrics: GatewayMetrics
     let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let adminGroup: MultiThreadedEventLoopGroup
     private let state: NIOLockedValueBox<State>
-    /// One per listener: a `ServerQuiescingHelper` drains the children of a single server
-    /// channel (a second one given to it is silently left out of the drain).
-    private var quiescers: [ServerQuiescingHelper] = []
-    private let accessLogWriter: AccessLogWriter?
-    private var loopContexts: [ObjectIdentifier: LoopContext] = [:]
-    private var orderedLoopContexts: [LoopContext] = []
-    private var serverChannels: [Channel] = []
-    private var adminChannel: Channel?
-    private var boundAddresses: [String: SocketAddress] = [:]
-    private var listenerTLS: [String: ListenerTLS] = [:]
+    let accessLogWriter: AccessLogWriter?
+    private let proxyLoops: ProxyLoops
+    /// Loaded once, in `init`, and never replaced (a rotated file is loaded into the same
+    /// `ListenerTLS`). It used to be filled in by `start()` while the config watcher, a service
+    /// running at the same time, iterated it every second: a data race on the dictionary.
+    private let listenerTLS: [String: ListenerTLS]
+    /// Reloads wait here for `ReloadService`, which runs them one at a time, in order.
+    private let reloadRequests: AsyncStream<EventLoopPromise<ReloadOutcome>>
+    private let reloadRequestsInput: AsyncStream<EventLoopPromise<ReloadOutcome>>.Continuation
 
-    /// Loads and validates the config; throws `ConfigError` when it is not valid.
+    /// Loads and validates the config, makes the event loops and loads the listeners' TLS
+    /// files; throws `ConfigError` when the config is not valid.
     public init(configPath: String, functionsDirectory: String? = nil, eventLoopThreads: Int = System.coreCount,
                 logger: Logger) throws {
         self.configPath = configPath
@@ -57,71 +68,79 @@ public final class Gateway: @unchecked Sendable {
         let config = try ConfigLoader.load(file: configPath)
         let metrics = GatewayMetrics()
         let snapshot = try RuntimeSnapshot(config: config, generation: 1, metrics: metrics)
-        self.state = NIOLockedValueBox(State(snapshot: snapshot))
+        var listenerTLS: [String: ListenerTLS] = [:]
+        for listener in config.listeners {
+            listenerTLS[listener.name] = try listener.tls.map { try Self.makeListenerTLS($0, logger: logger) }
+        }
+        self.listenerTLS = listenerTLS
+        let state = NIOLockedValueBox(State(snapshot: snapshot))
+        self.state = state
         self.metrics = metrics
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoopThreads))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoopThreads))
+        self.group = group
         // The admin API (and reloads, which read files) never run on a proxy event loop.
         self.adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.accessLogWriter = config.accessLog.format == .json ? AccessLogWriter() : nil
+        let accessLogWriter = config.accessLog.format == .json ? AccessLogWriter() : nil
+        self.accessLogWriter = accessLogWriter
+        let proxyLoops = ProxyLoops(group: group, snapshot: snapshot, metrics: metrics, accessLogWriter: accessLogWriter)
+        self.proxyLoops = proxyLoops
+        (reloadRequests, reloadRequestsInput) = AsyncStream.makeStream()
+        // The loops exist before the registry, so a function change always reaches every one.
+        self.functions = functionsDirectory.map { directory in
+            FunctionRegistry(
+                directory: directory, loops: Array(group.makeIterator()), registry: metrics.registry, logger: logger,
+                onChange: { published in
+                    Self.functionsChanged(published, state: state, metrics: metrics, loops: proxyLoops, logger: logger)
+                },
+                onEndpointGone: { endpoint in proxyLoops.onEach { $0.dropPool(endpoint) } })
+        }
     }
 
     public var snapshot: RuntimeSnapshot { state.withLockedValue { $0.snapshot } }
     public var isReady: Bool { state.withLockedValue { $0.ready } }
     public var lastReloadError: String? { state.withLockedValue { $0.lastReloadError } }
 
-    /// Binds every listener and the admin API; returns once they accept connections.
-    public func start() throws {
-        accessLogWriter?.start()
-        var index = 0
-        for loop in group.makeIterator() {
-            let context = LoopContext(eventLoop: loop, loopIndex: index, snapshot: self.snapshot, metrics: metrics,
-                                      accessLogWriter: accessLogWriter)
-            loopContexts[ObjectIdentifier(loop)] = context
-            orderedLoopContexts.append(context)
-            index += 1
-        }
-        // The loops exist before the registry, so a function change always reaches every one.
-        if let functionsDirectory {
-            let registry = FunctionRegistry(directory: functionsDirectory, loops: Array(group.makeIterator()),
-                                            registry: metrics.registry, logger: logger)
-            registry.onChange = { [weak self] published in self?.functionsChanged(published) }
-            registry.onEndpointGone = { [weak self] endpoint in self?.dropPools(to: endpoint) }
-            functions = registry
-            // Deployed before the listeners open, so the first request can reach a function.
-            registry.reconcileNow()
-            registry.startWatching()
-        }
-        let snapshot = self.snapshot
-        for listener in snapshot.config.listeners {
-            let tls = try listener.tls.map { try makeListenerTLS($0) }
-            listenerTLS[listener.name] = tls
-            let channel = try bind(listener: listener, tls: tls)
-            serverChannels.append(channel)
-            boundAddresses[listener.name] = channel.localAddress
-            logger.info("listening", metadata: [
-                "listener": .string(listener.name), "address": .string("\(listener.address)"),
-                "tls": .stringConvertible(tls != nil),
-            ])
-        }
-        if let admin = snapshot.config.admin {
-            do {
-                adminChannel = try AdminServer(gateway: self).bind(address: admin.address, group: adminGroup)
-            } catch {
-                throw ListenerBindError(what: "admin", address: "\(admin.address)", underlying: error)
-            }
-            logger.info("admin listening", metadata: ["address": .string("\(admin.address)")])
-        }
-        activateServiceHealth(snapshot, replacing: nil)
-        state.withLockedValue { $0.ready = true }
-    }
-
-    private func makeListenerTLS(_ tls: ListenerTLSConfig) throws -> ListenerTLS {
+    private static func makeListenerTLS(_ tls: ListenerTLSConfig, logger: Logger) throws -> ListenerTLS {
         if try DevelopmentCertificates.createIfMissing(.init(certificate: tls.certificate, key: tls.key)) {
             logger.warning("made a development certificate; do not use it in production", metadata: [
                 "certificate": .string(tls.certificate), "key": .string(tls.key),
             ])
         }
         return try ListenerTLS(config: tls)
+    }
+
+    // MARK: Listeners (ListenerService)
+
+    /// A bound listener and the helper that drains its connections.
+    struct OpenListener: Sendable {
+        let channel: Channel
+        /// One per listener: a `ServerQuiescingHelper` drains the children of a single server
+        /// channel (a second one given to it is silently left out of the drain).
+        let quiesce: ServerQuiescingHelper
+    }
+
+    /// Binds every listener; returns once they accept connections. When one cannot bind, the
+    /// ones already open are closed and the error names the listener.
+    func openListeners() async throws -> [OpenListener] {
+        let snapshot = self.snapshot
+        var open: [OpenListener] = []
+        for listener in snapshot.config.listeners {
+            let tls = listenerTLS[listener.name]
+            do {
+                let opened = try await bind(listener: listener, tls: tls)
+                open.append(opened)
+                state.withLockedValue { $0.boundAddresses[listener.name] = opened.channel.localAddress }
+            } catch {
+                for opened in open { try? await opened.channel.close() }
+                throw error
+            }
+            logger.info("listening", metadata: [
+                "listener": .string(listener.name), "address": .string("\(listener.address)"),
+                "tls": .stringConvertible(tls != nil),
+            ])
+        }
+        state.withLockedValue { $0.ready = true }
+        return open
     }
 
     /// Loads a listener's certificate, key or client CA again when the file changed on disk
@@ -146,14 +165,13 @@ public final class Gateway: @unchecked Sendable {
         }
     }
 
-    private func bind(listener: ListenerConfig, tls: ListenerTLS?) throws -> Channel {
+    private func bind(listener: ListenerConfig, tls: ListenerTLS?) async throws -> OpenListener {
         let metrics = self.metrics
-        let loopContexts = self.loopContexts
+        let proxyLoops = self.proxyLoops
         let name = listener.name
         let quiesce = ServerQuiescingHelper(group: group)
-        quiescers.append(quiesce)
         do {
-            return try ServerBootstrap(group: group)
+            let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -165,7 +183,7 @@ public final class Gateway: @unchecked Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let loop = loopContexts[ObjectIdentifier(channel.eventLoop)] else {
+                    guard let loop = proxyLoops.context(on: channel.eventLoop) else {
                         throw ChannelError.ioOnClosedChannel
                     }
                     try ServerPipeline(listenerName: name, loop: loop, tlsContext: tls?.context,
@@ -175,14 +193,112 @@ public final class Gateway: @unchecked Sendable {
                 }
             }
             .bind(host: listener.address.host, port: listener.address.port)
-            .wait()
+            .get()
+            return OpenListener(channel: channel, quiesce: quiesce)
         } catch {
             throw ListenerBindError(what: "listener '\(name)'", address: "\(listener.address)", underlying: error)
         }
     }
 
+    /// Stops accepting on every listener at once, lets in-flight requests finish for up to the
+    /// drain timeout, then closes the upstream pools.
+    func drain(_ listeners: [OpenListener]) async {
+        let drainTimeout = snapshot.config.limits.drainTimeout
+        state.withLockedValue { $0.ready = false }
+        logger.info("draining", metadata: ["timeout": .string("\(drainTimeout)")])
+        // Every listener's connections: drained when the last of them closes.
+        let drained = EventLoopFuture.andAllComplete(listeners.map { listener in
+            let promise = group.next().makePromise(of: Void.self)
+            listener.quiesce.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }, on: group.next())
+        // Whichever comes first, the last connection closing or the timeout, settles `outcome`.
+        let outcome = group.next().makePromise(of: Bool.self)
+        let settled = NIOLockedValueBox(false)
+        let settle: @Sendable (Bool) -> Void = { drained in
+            let first = settled.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+            if first { outcome.succeed(drained) }
+        }
+        drained.whenComplete { _ in settle(true) }
+        let timeout = group.next().scheduleTask(in: drainTimeout.timeAmount) { settle(false) }
+        if (try? await outcome.futureResult.get()) == true {
+            timeout.cancel()
+            logger.info("drained")
+        } else {
+            // They are closed when the event loops stop, after the other services.
+            logger.warning("drain timeout reached; closing the remaining connections")
+        }
+        await proxyLoops.onEachAndWait { $0.shutdownPools() }
+    }
+
+    // MARK: Admin (AdminService)
+
+    func openAdmin(_ admin: AdminConfig) async throws -> Channel {
+        let channel: Channel
+        do {
+            channel = try await AdminServer(gateway: self).bind(address: admin.address, group: adminGroup)
+        } catch {
+            throw ListenerBindError(what: "admin", address: "\(admin.address)", underlying: error)
+        }
+        state.withLockedValue { $0.adminAddress = channel.localAddress }
+        logger.info("admin listening", metadata: ["address": .string("\(admin.address)")])
+        return channel
+    }
+
+    // MARK: Health checks (HealthCheckService)
+
+    /// Starts the outlier-detection intervals and health checks of the running config's
+    /// services, on the admin loop (off the proxy loops); from now on reloads keep them in step.
+    func startHealthChecks() {
+        state.withLockedValue { state in
+            guard state.healthChecked == nil else { return }
+            activate(state.snapshot, replacing: nil)
+            state.healthChecked = state.snapshot
+        }
+    }
+
+    func stopHealthChecks() {
+        state.withLockedValue { state in
+            for health in state.healthChecked?.serviceHealth.values.map({ $0 }) ?? [] { health.stop() }
+            state.healthChecked = nil
+        }
+    }
+
+    /// A reload: starts the checks of services new in `snapshot`, stops those of services it no
+    /// longer has (or has with other settings), if checks run at all. Under the lock, so that a
+    /// reload racing `startHealthChecks` or `stopHealthChecks` never leaves a check running.
+    private func followHealthChecks(_ snapshot: RuntimeSnapshot) {
+        state.withLockedValue { state in
+            guard let running = state.healthChecked else { return }
+            activate(snapshot, replacing: running)
+            state.healthChecked = snapshot
+        }
+    }
+
+    private func activate(_ snapshot: RuntimeSnapshot, replacing old: RuntimeSnapshot?) {
+        for (name, health) in snapshot.serviceHealth where old?.serviceHealth[name] !== health {
+            health.start(on: adminGroup.next())
+        }
+        for (name, health) in old?.serviceHealth ?? [:] where snapshot.serviceHealth[name] !== health {
+            health.stop()
+        }
+    }
+
+    // MARK: Access log (AccessLogService)
+
+    /// Hands every loop's batched lines to the writer.
+    func flushAccessLogs() async {
+        await proxyLoops.onEachAndWait { $0.accessLog?.flush() }
+    }
+
+    // MARK: Functions
+
     /// Functions were deployed, redeployed or undeployed: every event loop gets routes for them.
-    private func functionsChanged(_ published: FunctionRegistry.Published) {
+    private static func functionsChanged(_ published: FunctionRegistry.Published, state: NIOLockedValueBox<State>,
+                                         metrics: GatewayMetrics, loops: ProxyLoops, logger: Logger) {
         let newSnapshot: RuntimeSnapshot? = state.withLockedValue { state in
             state.functionFailures = published.failures
             guard let snapshot = try? RuntimeSnapshot(config: state.snapshot.config, functions: published.functions,
@@ -196,36 +312,16 @@ public final class Gateway: @unchecked Sendable {
             logger.error("function routes could not be compiled; the previous routes keep serving")
             return
         }
-        for context in orderedLoopContexts {
-            context.eventLoop.execute { context.install(newSnapshot) }
-        }
-    }
-
-    private func dropPools(to endpoint: HostPort) {
-        for context in orderedLoopContexts {
-            context.eventLoop.execute { context.dropPool(endpoint) }
-        }
+        loops.onEach { $0.install(newSnapshot) }
     }
 
     public var functionFailures: [String: String] { state.withLockedValue { $0.functionFailures } }
 
     /// The address a listener actually bound (its port differs from the config's when that was 0).
-    public func boundAddress(listener name: String) -> SocketAddress? { boundAddresses[name] }
-    public var adminAddress: SocketAddress? { adminChannel?.localAddress }
+    public func boundAddress(listener name: String) -> SocketAddress? { state.withLockedValue { $0.boundAddresses[name] } }
+    public var adminAddress: SocketAddress? { state.withLockedValue { $0.adminAddress } }
     /// The event loops that serve requests, in order (for tests that watch one of them).
-    var proxyEventLoops: [EventLoop] { orderedLoopContexts.map(\.eventLoop) }
-
-    /// Starts the outlier-detection intervals and health checks of services new in `snapshot`
-    /// and stops those of services it no longer has (or has with other settings). They run on
-    /// the admin loop, off the proxy loops.
-    private func activateServiceHealth(_ snapshot: RuntimeSnapshot, replacing old: RuntimeSnapshot?) {
-        for (name, health) in snapshot.serviceHealth where old?.serviceHealth[name] !== health {
-            health.start(on: adminGroup.next())
-        }
-        for (name, health) in old?.serviceHealth ?? [:] where snapshot.serviceHealth[name] !== health {
-            health.stop()
-        }
-    }
+    var proxyEventLoops: [EventLoop] { proxyLoops.eventLoops }
 
     /// Loads the key sets the running config's jwt policies need, before the listeners open,
     /// so that the first request with a token finds its keys. Throws if one cannot be loaded.
@@ -242,26 +338,42 @@ public final class Gateway: @unchecked Sendable {
         }
     }
 
+    // MARK: Reload (ReloadService)
+
     /// Reads the config file again. A valid config replaces the running one on every event
     /// loop; an invalid one is reported and the running config keeps serving. Async because a
     /// new jwt key set is loaded before the config that needs it starts serving.
     @discardableResult
     public func reload() async -> ReloadOutcome {
-        // One at a time, in the order asked: a slow reload (a key set to fetch) must not land
-        // after, and over, a newer one.
-        let task = reloadQueue.withLockedValue { queue in
-            let previous = queue
-            let task = Task {
-                _ = await previous?.value
-                return await self.reloadNow()
-            }
-            queue = task
-            return task
-        }
-        return await task.value
+        (try? await requestReload().get()) ?? ReloadOutcome(succeeded: false, generation: snapshot.generation, message: "reload failed")
     }
 
-    private let reloadQueue = NIOLockedValueBox<Task<ReloadOutcome, Never>?>(nil)
+    /// Asks `ReloadService` for a reload; the future completes (on an admin loop) when it is done.
+    public func requestReload() -> EventLoopFuture<ReloadOutcome> {
+        let promise = adminGroup.next().makePromise(of: ReloadOutcome.self)
+        if case .terminated = reloadRequestsInput.yield(promise) {
+            promise.succeed(ReloadOutcome(succeeded: false, generation: snapshot.generation, message: "the gateway is shutting down"))
+        }
+        return promise.futureResult
+    }
+
+    /// Runs reloads one at a time, in the order asked (a slow reload, with a key set to fetch,
+    /// must not land after, and over, a newer one), until a graceful shutdown; those asked
+    /// before it are still run.
+    func serveReloads() async {
+        let input = reloadRequestsInput
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                for await request in reloadRequests {
+                    request.succeed(await reloadNow())
+                }
+            } onGracefulShutdown: {
+                input.finish()
+            }
+        } onCancel: {
+            input.finish()
+        }
+    }
 
     private func reloadNow() async -> ReloadOutcome {
         let current = snapshot
@@ -289,69 +401,22 @@ public final class Gateway: @unchecked Sendable {
         if sockets(newSnapshot.config) != sockets(current.config) || newSnapshot.config.admin != current.config.admin {
             logger.warning("listener and admin addresses and TLS take effect at the next start; routes, services, policies and limits apply now")
         }
-        for context in orderedLoopContexts {
-            context.eventLoop.execute { context.install(newSnapshot) }
-        }
-        activateServiceHealth(newSnapshot, replacing: current)
+        proxyLoops.onEach { $0.install(newSnapshot) }
+        followHealthChecks(newSnapshot)
         logger.info("config reloaded", metadata: ["generation": .stringConvertible(newSnapshot.generation)])
         return ReloadOutcome(succeeded: true, generation: newSnapshot.generation, message: "reloaded")
     }
 
     /// Open and idle upstream connections per endpoint, summed over every event loop.
     func upstreamStatistics() -> EventLoopFuture<[HostPort: (open: Int, idle: Int)]> {
-        let futures = orderedLoopContexts.map { context in
-            context.eventLoop.submit { context.poolStatistics() }
-        }
-        return EventLoopFuture.reduce(into: [HostPort: (open: Int, idle: Int)](), futures, on: adminGroup.next()) { total, stats in
-            for (endpoint, counts) in stats {
-                let previous = total[endpoint] ?? (0, 0)
-                total[endpoint] = (previous.open + counts.open, previous.idle + counts.idle)
-            }
-        }
+        proxyLoops.upstreamStatistics(on: adminGroup.next())
     }
 
-    /// Stops accepting, lets in-flight requests finish for up to `drainTimeout`, then closes
-    /// everything that is left.
-    public func shutdown() async {
-        let drainTimeout = snapshot.config.limits.drainTimeout
-        state.withLockedValue { $0.ready = false }
-        logger.info("draining", metadata: ["timeout": .string("\(drainTimeout)")])
-        // Every listener's connections: drained when the last of them closes.
-        let drained = EventLoopFuture.andAllComplete(quiescers.map { quiesce in
-            let promise = group.next().makePromise(of: Void.self)
-            quiesce.initiateShutdown(promise: promise)
-            return promise.futureResult
-        }, on: group.next())
-        // Whichever comes first, the last connection closing or the timeout, settles `outcome`.
-        let outcome = group.next().makePromise(of: Bool.self)
-        let settled = NIOLockedValueBox(false)
-        let settle: @Sendable (Bool) -> Void = { drained in
-            let first = settled.withLockedValue { done in
-                defer { done = true }
-                return !done
-            }
-            if first { outcome.succeed(drained) }
-        }
-        drained.whenComplete { _ in settle(true) }
-        let timeout = group.next().scheduleTask(in: drainTimeout.timeAmount) { settle(false) }
-        if (try? await outcome.futureResult.get()) == true {
-            timeout.cancel()
-            logger.info("drained")
-        } else {
-            logger.warning("drain timeout reached; closing the remaining connections")
-        }
-        // Workers get SIGTERM only now: requests to functions were part of the drain above.
-        await functions?.shutdown()
-        for context in orderedLoopContexts {
-            try? await context.eventLoop.submit {
-                context.shutdownPools()
-                context.accessLog?.flush()
-            }.get()
-        }
-        try? await adminChannel?.close()
-        accessLogWriter?.stop()
-        // A helper fails a promise on its loop when it goes away: let them go while the loops run.
-        quiescers = []
+    // MARK: Stopping
+
+    /// Stops the event loops, closing any connection the drain left open. Called once the
+    /// service group has finished, so no service uses a loop any more.
+    public func close() async {
         try? await group.shutdownGracefully()
         try? await adminGroup.shutdownGracefully()
     }

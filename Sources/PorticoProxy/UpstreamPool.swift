@@ -136,6 +136,8 @@ final class UpstreamPool {
         let tls = self.tls
         let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
         let serverHostname = tls?.serverHostname(for: endpoint)
+        // The channel is made on this pool's loop, where this runs.
+        let onLoop = NIOLoopBound(connection, eventLoop: eventLoop)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -148,7 +150,7 @@ final class UpstreamPool {
                     }
                     try sync.addHandler(HTTP1RequestWriter())
                     try sync.addHandler(HTTP1ResponseReader())
-                    try sync.addHandler(connection)
+                    try sync.addHandler(onLoop.value)
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)

@@ -50,17 +50,49 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode.failure
         }
-        // The group shuts services down one at a time, last first: the gateway is last so that
-        // SIGTERM stops its listeners at once, not after the other services have stopped.
+        // Every long-lived part is a service of this one group. The group starts them all at
+        // once (the listeners wait for the key sets and the first function deploy themselves)
+        // and, on SIGTERM or SIGINT, shuts them down one at a time, the last listed first.
+        // That order is the drain:
+        //  1. SIGHUP and the config watcher: nothing reloads a gateway on its way out, and they
+        //     stop at once, so the listeners close within milliseconds of the signal.
+        //  2. The reloader: reloads asked before this point still run; later ones are refused.
+        //  3. The listeners: stop accepting on every listener at once, then let in-flight
+        //     requests finish (up to limits.drainTimeout), then close the upstream pools.
+        //  4. The admin API: it stays up through the drain, so /ready answers 503 meanwhile.
+        //  5. Health checks and key-set refreshes: the drained requests were still picking
+        //     endpoints by the one and checking tokens against the other.
+        //  6. Functions: workers get SIGTERM only now, because requests to them were part of
+        //     the drain.
+        //  7. The access-log writer, last: it collects every event loop's batch and writes out
+        //     everything queued, so the last requests are logged.
+        // A service that fails (a listener that cannot bind) shuts the group down the same
+        // way, and `run` then throws its error. The event loops stop after the group.
+        func inOrder(_ service: any Service) -> ServiceGroupConfiguration.ServiceConfiguration {
+            .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup,
+                  failureTerminationBehavior: .gracefullyShutdownGroup)
+        }
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: ReloadOnSignalService(gateway: gateway)),
-                .init(service: ConfigFileWatcher(gateway: gateway)),
-                .init(service: GatewayService(gateway: gateway), successTerminationBehavior: .gracefullyShutdownGroup),
+                inOrder(AccessLogService(gateway: gateway)),
+                inOrder(FunctionSupervisorService(gateway: gateway)),
+                inOrder(HealthCheckService(gateway: gateway)),
+                inOrder(KeyRefreshService()),
+                inOrder(AdminService(gateway: gateway)),
+                inOrder(ListenerService(gateway: gateway)),
+                inOrder(ReloadService(gateway: gateway)),
+                inOrder(ConfigFileWatcher(gateway: gateway)),
+                inOrder(ReloadOnSignalService(gateway: gateway)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await gateway.close()
+            throw error
+        }
+        await gateway.close()
     }
 }
 
@@ -176,19 +208,6 @@ struct Deploy: ParsableCommand {
     }
 }
 
-/// Runs the gateway until the service group shuts down, then drains it. It binds inside the
-/// group, so a SIGTERM that arrives while the sockets open is already handled as a drain.
-struct GatewayService: Service {
-    let gateway: Gateway
-
-    func run() async throws {
-        try await gateway.loadKeys()
-        try gateway.start()
-        try? await gracefulShutdown()
-        await gateway.shutdown()
-    }
-}
-
 /// SIGHUP reloads the config, as nginx and Envoy's hot restarters have taught people to expect.
 struct ReloadOnSignalService: Service {
     let gateway: Gateway
@@ -197,6 +216,9 @@ struct ReloadOnSignalService: Service {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             await gateway.reload()
         }
+        // Stopping before its own graceful shutdown (the sequence ended for another reason)
+        // would take the whole group down: wait for it.
+        try? await gracefulShutdown()
     }
 }
 

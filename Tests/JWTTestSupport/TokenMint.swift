@@ -5,6 +5,10 @@ import JWTKit
 
 /// Signing keys a test generates, the JWKS that publishes them, and tokens signed with them,
 /// with any header and claims a test wants (including ones no honest issuer would make).
+///
+/// `@unchecked Sendable`: a test adds keys and mints tokens from one task at a time (its
+/// setUp, then its body), never concurrently; the compiler cannot see that, and a lock would
+/// only hide a test that started doing otherwise.
 public final class TokenMint: @unchecked Sendable {
     public struct Key {
         public let kid: String

@@ -75,7 +75,8 @@ final class FunctionEndToEndTests: XCTestCase {
         }
         let peak = PeakCounter()
         let gatewayPID = gateway.process.processIdentifier
-        let sampler = Thread { peak.sample(marker: self.marker, childrenOf: gatewayPID, for: 8) }
+        let marker = self.marker
+        let sampler = Thread { peak.sample(marker: marker, childrenOf: gatewayPID, for: 8) }
         sampler.start()
         let result = try Curl.run(["--parallel", "--parallel-max", "32", "--output", "/dev/null",
                                    "--write-out", "%{http_code}\n", "\(gateway.http)/function/burst/slow/300/[1-32]"],
@@ -131,6 +132,35 @@ final class FunctionEndToEndTests: XCTestCase {
         gateway.signal(SIGKILL)
         XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty },
                       "PR_SET_PDEATHSIG takes the workers down with the gateway")
+    }
+
+    /// The shutdown order as a user sees it (Portico.swift states it where the service group is
+    /// built): SIGTERM drains the listeners first, so a request in flight to a function still
+    /// gets its worker's answer; only then do the workers get SIGTERM; and the access-log
+    /// writer stops last, so that request's line is on stdout.
+    func testSIGTERMDrainsAFunctionRequestBeforeItsWorkerStopsAndLogsIt() throws {
+        gateway = try PorticoProcess(config: noRoutes) { root in
+            try self.writeFunction("last", in: root, manifest: "")
+        }
+        let inFlight = try RawSocket(port: gateway.httpPort, timeout: 10)
+        inFlight.send("GET /function/last/slow/1500/in-flight HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(eventually(timeout: 10) {
+            (try? Curl.run(["\(self.gateway.admin)/functions"]).body.contains("\"inFlight\" : 1")) == true
+        }, "the request reached a worker")
+
+        gateway.signal(SIGTERM)
+        let answer = RawHTTP.parseResponses(inFlight.receive { RawHTTP.completeResponses(in: $0) >= 1 })
+        XCTAssertEqual(answer.first?.status, 200, "the worker answered during the drain: \(gateway.stderr)")
+        XCTAssertEqual(gateway.waitForExit(timeout: 15), 0, gateway.stderr)
+        XCTAssertTrue(Processes.matching(marker).isEmpty, "the worker stopped with the gateway")
+
+        let stderr = gateway.stderr
+        let drained = try XCTUnwrap(stderr.range(of: "drained"), stderr)
+        let workerStopping = try XCTUnwrap(stderr.range(of: "stopping worker"), stderr)
+        XCTAssertLessThan(drained.lowerBound, workerStopping.lowerBound, "workers stop after the drain:\n\(stderr)")
+        let line = gateway.stdout.split(separator: "\n").first { $0.contains("/function/last/slow/1500/in-flight") }
+        XCTAssertNotNil(line, "the last request is in the access log: \(gateway.stdout)")
+        XCTAssertTrue(line?.contains("\"status\":200") ?? false, String(line ?? ""))
     }
 
     func testHotDeployRedeployAndUndeployLoseNoRequest() throws {
@@ -368,7 +398,8 @@ final class FunctionEndToEndTests: XCTestCase {
         }
         let peak = PeakCounter()
         let gatewayPID = gateway.process.processIdentifier
-        let sampler = Thread { peak.sample(marker: self.marker, childrenOf: gatewayPID, for: 10) }
+        let marker = self.marker
+        let sampler = Thread { peak.sample(marker: marker, childrenOf: gatewayPID, for: 10) }
         sampler.start()
         let result = try Curl.run(["--parallel", "--parallel-max", "12", "--parallel-immediate", "--output", "/dev/null",
                                    "--write-out", "%{http_code}\n", "\(gateway.http)/function/plain/slow/1000/[1-12]"], timeout: 60)
@@ -520,6 +551,7 @@ final class FunctionEndToEndTests: XCTestCase {
 }
 
 /// Samples how many worker processes run, keeping the highest count seen.
+/// `@unchecked Sendable`: every field is guarded by `lock`, which the compiler cannot connect to them.
 final class PeakCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var peak = 0
@@ -553,6 +585,8 @@ final class PeakCounter: @unchecked Sendable {
 }
 
 /// Sends one request after another until stopped; records each status.
+/// `@unchecked Sendable`: `statuses` and `running` are guarded by `lock`; `thread` is set by
+/// `start` and read by `stop`, both on the test's thread.
 final class LoadLoop: @unchecked Sendable {
     private let url: String
     private let lock = NSLock()

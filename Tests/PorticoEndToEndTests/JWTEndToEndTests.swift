@@ -293,6 +293,75 @@ final class JWTEndToEndTests: GatewayTestCase {
         XCTAssertEqual(try get("/service/a", token: nil).status, 401)
     }
 
+    /// Reloads run one at a time, in the order asked (`ReloadService`): a reload that waits
+    /// 1.5 s for its key set must not land after, and over, the newer reload asked meanwhile.
+    func testASlowReloadDoesNotLandOverANewerOne() throws {
+        func versioned(_ version: String, keys: String) -> String {
+            """
+            policies:
+              keys:
+                jwt: { issuer: \(issuer), audiences: [api], \(keys) }
+            services:
+              backend: { endpoints: [\(upstream.address)] }
+            routes:
+              - match: { path: /version }
+                directResponse: { status: 200, body: "\(version)" }
+              - match: { prefix: /service/ }
+                service: backend
+                policies: [keys]
+            """
+        }
+        // A key-set server that answers after 1.5 s, and leaves a file behind once asked.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slow-jwks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try mint.jwks().write(to: folder.appendingPathComponent("keys.json"), atomically: true, encoding: .utf8)
+        let asked = folder.appendingPathComponent("asked")
+        let port = try freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", """
+            import http.server, sys, time
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    open(sys.argv[3], "a").write("x")
+                    time.sleep(1.5)
+                    body = open(sys.argv[2], "rb").read()
+                    self.send_response(200)
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+            """, String(port), folder.appendingPathComponent("keys.json").path, asked.path]
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        XCTAssertTrue(eventually(timeout: 10) {
+            (try? Curl.run(["http://127.0.0.1:\(port)/keys.json"], timeout: 5).status) == 200
+        }, "the key-set server is up")
+        try FileManager.default.removeItem(at: asked)
+
+        gateway = try PorticoProcess(config: versioned("start", keys: "jwks: jwks.json"), prepare: prepare)
+        try gateway.writeConfig(versioned("slow", keys: "jwksUri: http://127.0.0.1:\(port)/keys.json"))
+        let admin = gateway.admin
+        let slowDone = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var slow: Curl.Result?
+        Thread.detachNewThread {
+            slow = try? Curl.run(["-X", "POST", "\(admin)/reload"], timeout: 20)
+            slowDone.signal()
+        }
+        XCTAssertTrue(eventually(timeout: 10) { FileManager.default.fileExists(atPath: asked.path) },
+                      "the slow reload read its config and is fetching the key set")
+
+        try gateway.writeConfig(versioned("newer", keys: "jwks: jwks.json"))
+        let newer = try Curl.run(["-X", "POST", "\(admin)/reload"], timeout: 20)
+        XCTAssertEqual(newer.status, 200, newer.body)
+        XCTAssertEqual(slowDone.wait(timeout: .now() + 20), .success)
+        XCTAssertEqual(slow?.status, 200, slow?.body ?? "no answer")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/version"]).body, "newer", "the newer config serves, not the slow one")
+    }
+
     func testAnUnreadableKeySetRejectsTheConfig() throws {
         gateway = try PorticoProcess(config: config(), prepare: prepare)
         try gateway.writeConfig(config(jwks: "jwks: missing.json"))

@@ -419,7 +419,7 @@ final class ProxyEndToEndTests: XCTestCase {
 
         // curl streams the upload from a sparse file: constant memory on the client too.
         let file = gateway.directory.appendingPathComponent("upload.bin")
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         try handle.truncate(atOffset: UInt64(size))
         try handle.close()

@@ -125,6 +125,7 @@ final class ResilienceEndToEndTests: GatewayTestCase {
 }
 
 /// curl runs in the background, and the statuses they end with.
+/// `@unchecked Sendable`: `values` is guarded by `lock`, which the compiler cannot connect to it.
 final class Statuses: @unchecked Sendable {
     private let lock = NSLock()
     private let group = DispatchGroup()

@@ -37,7 +37,24 @@ final class JWTKeyStoreTests: XCTestCase {
         return false
     }
 
+    /// Runs `body` with a `KeyRefreshService` working off refreshes, as the gateway runs one.
+    private func withRefreshService(_ body: () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await KeyRefreshService().run() }
+            defer { group.cancelAll() }
+            try await body()
+        }
+    }
+
     func testUnknownKidRefetchesAtMostOncePerInterval() async throws {
+        try await withRefreshService { try await unknownKidRefetchesAtMostOncePerInterval() }
+    }
+
+    func testStaleKeysAreRefetchedAndAFailedFetchKeepsTheOldOnes() async throws {
+        try await withRefreshService { try await staleKeysAreRefetchedAndAFailedFetchKeepsTheOldOnes() }
+    }
+
+    private func unknownKidRefetchesAtMostOncePerInterval() async throws {
         let store = JWTKeyStore(source: .file(file.path))
         try await store.load()
         XCTAssertTrue(knows(store, "one", within: 0))
@@ -56,7 +73,7 @@ final class JWTKeyStoreTests: XCTestCase {
         XCTAssertTrue(knows(store, "three"), "again once the interval has passed")
     }
 
-    func testStaleKeysAreRefetchedAndAFailedFetchKeepsTheOldOnes() async throws {
+    private func staleKeysAreRefetchedAndAFailedFetchKeepsTheOldOnes() async throws {
         let store = JWTKeyStore(source: .file(file.path))
         try await store.load()
         let now = NIODeadline.now().uptimeNanoseconds

@@ -71,8 +71,9 @@ final class ProxyAllocationTests: XCTestCase {
 
         let gateway = try Gateway(configPath: configPath, eventLoopThreads: 1,
                                   logger: Logger(label: "alloc-test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        try gateway.start()
-        defer { shutDown(gateway) }
+        let running = RunningGateway(gateway, logger: Logger(label: "alloc-test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { running.stop() }
+        try running.waitUntilReady()
         let port = try XCTUnwrap(gateway.boundAddress(listener: "public")?.port)
         let loop = try XCTUnwrap(gateway.proxyEventLoops.first)
         try loop.submit { portico_count_allocations_on_this_thread(1) }.wait()
@@ -100,14 +101,6 @@ final class ProxyAllocationTests: XCTestCase {
             || (dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil)
     }
 
-    private func shutDown(_ gateway: Gateway) {
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            await gateway.shutdown()
-            done.signal()
-        }
-        done.wait()
-    }
 }
 
 /// An HTTP/1.1 backend answering every request with `hello\n`, on an event loop of its own.

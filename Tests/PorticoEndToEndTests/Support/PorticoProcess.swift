@@ -46,8 +46,8 @@ final class PorticoProcess {
         try writeConfig(routesAndServices)
         try prepare(directory)
 
-        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         process.executableURL = Self.binary
         process.arguments = ["serve", "--config", configURL.path, "--threads", "2"] + extraArguments
         process.currentDirectoryURL = directory

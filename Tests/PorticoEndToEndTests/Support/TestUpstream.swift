@@ -14,7 +14,7 @@ import NIOWebSocket
 /// - `/ws`: WebSocket echo
 /// - anything else: echoes; the body counts the request body bytes, headers describe the request
 /// Every answer carries `x-upstream: NAME`.
-final class TestUpstream: @unchecked Sendable {
+final class TestUpstream: Sendable {
     let name: String
     let port: Int
     private let channel: Channel
@@ -32,19 +32,20 @@ final class TestUpstream: @unchecked Sendable {
                 channel.eventLoop.makeSucceededFuture(head.uri.hasSuffix("/ws") ? HTTPHeaders() : nil)
             },
             upgradePipelineHandler: { channel, _ in
-                channel.pipeline.addHandler(WebSocketEcho())
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(WebSocketEcho()) }
             })
         let channel = try ServerBootstrap(group: Self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let behaviour = UpstreamBehaviour(name: name, sink: box)
-                // After a WebSocket upgrade the HTTP behaviour must leave, or frames reach it.
-                return channel.pipeline.configureHTTPServerPipeline(
-                    withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                        context.pipeline.removeHandler(behaviour, promise: nil)
-                    })
-                ).flatMap {
-                    channel.pipeline.addHandler(behaviour)
+                channel.eventLoop.makeCompletedFuture {
+                    // Made on the channel's loop, and only ever touched there.
+                    let behaviour = NIOLoopBound(UpstreamBehaviour(name: name, sink: box), eventLoop: channel.eventLoop)
+                    // After a WebSocket upgrade the HTTP behaviour must leave, or frames reach it.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                            context.pipeline.syncOperations.removeHandler(behaviour.value, promise: nil)
+                        }))
+                    try channel.pipeline.syncOperations.addHandler(behaviour.value)
                 }
             }
             .bind(host: "127.0.0.1", port: port)
@@ -81,6 +82,9 @@ final class TestUpstream: @unchecked Sendable {
     }
 }
 
+/// Lets the handlers reach the upstream that owns them without keeping it alive.
+/// `@unchecked Sendable`: `upstream` is set once, at the end of `TestUpstream.init`, before
+/// the test knows the port and can connect; after that the handlers only read it.
 private final class CounterSink: @unchecked Sendable {
     weak var upstream: TestUpstream?
 }
@@ -127,7 +131,7 @@ private final class UpstreamBehaviour: ChannelInboundHandler, RemovableChannelHa
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let parts = head.uri.split(separator: "/", omittingEmptySubsequences: true)
         if parts.first == "slow", parts.count >= 2, let ms = Int(parts[1]) {
-            context.eventLoop.scheduleTask(in: .milliseconds(Int64(ms))) { [self] in
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(ms))) { [self] in
                 self.echo(context: context, head: head)
             }
             return
@@ -212,7 +216,7 @@ private final class WebSocketEcho: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: frame.opcode, data: reply)), promise: nil)
         case .connectionClose:
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: frame.unmaskedData)))
-                .whenComplete { _ in context.close(promise: nil) }
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         default:
             break
         }

@@ -4,6 +4,5 @@ import PackageDescription
 // A Portico function in Swift with no dependencies, so its build at deploy time is short.
 let package = Package(
     name: "hello-swift",
-    targets: [.executableTarget(name: "hello-swift")],
-    swiftLanguageModes: [.v5]
+    targets: [.executableTarget(name: "hello-swift")]
 )

@@ -30,10 +30,11 @@ guard bound == 0, listen(listener, 128) == 0 else {
     exit(1)
 }
 print("listening on 127.0.0.1:\(port)")
-fflush(stdout)
+fflush(nil)  // every stream: `stdout` is a C global Swift 6 will not let a program touch
 
 /// Serves one keep-alive connection: reads each request head (and skips its body), answers it.
-func serve(_ fd: Int32) {
+/// On a thread per connection, so it takes everything it needs as arguments.
+@Sendable func serve(_ fd: Int32, revision: String) {
     defer { close(fd) }
     var pending = [UInt8]()
     var chunk = [UInt8](repeating: 0, count: 16384)
@@ -63,5 +64,5 @@ func serve(_ fd: Int32) {
 while true {
     let connection = accept(listener, nil, nil)
     if connection < 0 { continue }
-    Thread.detachNewThread { serve(connection) }
+    Thread.detachNewThread { serve(connection, revision: revision) }
 }
