@@ -248,12 +248,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // client may send its body, which flows on once there is somewhere to send it.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
+        let policies = snapshot.policies(ofRoute: matched.index)
         if case .exec(let execFunction)? = function {
+            // Layer: requestHeaders (the process reads the headers from its environment)
+            policies?.requestHeaders?.apply(to: &head.headers)
             state = .execCollecting(ExecExchange(
                 head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
                 maxRequestBody: snapshot.maxRequestBody,
                 record: .init(route: routeName, backend: backend.description, requestID: requestID, started: started),
-                allocator: context.channel.allocator))
+                allocator: context.channel.allocator, responseHeaders: policies?.responseHeaders))  // Layer: responseHeaders
             return
         }
 
@@ -284,11 +287,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         addForwardingHeaders(to: &upstreamHead.headers, authority: authority, requestID: requestID,
                              hadRequestID: head.headers.contains(name: "x-request-id"))
+        // Layer: requestHeaders, after Portico's own headers so a route can override them (as Envoy's route headers)
+        policies?.requestHeaders?.apply(to: &upstreamHead.headers)
 
         let exchange = Exchange(
             handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
             requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
         exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
+        exchange.responseHeaders = policies?.responseHeaders  // Layer: responseHeaders
         // NIO's decoder stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
         // another request.
@@ -573,7 +579,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .success(.ok(let output)):
                 writeLocalResponse(context: context, head: head, status: .ok, bodyBytes: output,
                                    contentType: "application/octet-stream", close: false, record: exec.record,
-                                   requestComplete: true)
+                                   requestComplete: true, responseHeaders: exec.responseHeaders)  // Layer: responseHeaders
             case .success(.queueFull):
                 writeLocalResponse(context: context, head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
                                    close: false, record: exec.record, requestComplete: true)
@@ -660,6 +666,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: head.headers)
         response.headers.removeHopByHop()
+        exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
         if exchange.closeAfterResponse && connection.isHTTP1 {
             // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
             // connection ends with this response (for 1.0, that is also how the body ends).
@@ -931,6 +938,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: .switchingProtocols, headers: head.headers)
         response.headers.removeHopByHop(keepUpgrade: true)
+        exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
         let downstreamChannel = context.channel
         let eventLoop = context.eventLoop
         let idleTimeout = loop.snapshot.config.limits.idleTimeout.timeAmount
@@ -965,14 +973,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func writeLocalResponse(
         context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
         bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
-        extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false
+        extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false,
+        responseHeaders: ResponseHeadersPolicy? = nil
     ) {
         // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
         // the connection cannot carry another request.
         let close = close || (connection.isHTTP1 && (head.headers.isUpgradeRequest || !head.isKeepAlive))
         let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
-                                     contentType: contentType, extraHeaders: extraHeaders, close: close, record: record)
+                                     contentType: contentType, extraHeaders: extraHeaders, close: close, record: record,
+                                     responseHeaders: responseHeaders)
         if close || requestComplete {
             state = close ? .closing : .idle
             write(response, context: context)
@@ -989,6 +999,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(body.readableBytes))
         for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
+        response.responseHeaders?.apply(to: &headers)  // Layer: responseHeaders (an exec function's answer)
         if response.close, connection.isHTTP1 { headers.add(name: "connection", value: "close") }
         let head = response.head
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
@@ -1072,6 +1083,8 @@ struct LocalResponse {
     var extraHeaders: [(String, String)]
     var close: Bool
     var record: RequestRecord
+    /// Only on an exec function's own answer: the route's edits to what its backend answers.
+    var responseHeaders: ResponseHeadersPolicy?
 }
 
 /// A request to an exec-mode function: its body is gathered whole, then handed to one process.
@@ -1082,10 +1095,12 @@ final class ExecExchange {
     let path: String
     let maxRequestBody: Int
     let record: RequestRecord
+    let responseHeaders: ResponseHeadersPolicy?
     var body: ByteBuffer
 
     init(head: HTTPRequestHead, function: ExecFunction, path: String, contentLength: Int?, maxRequestBody: Int,
-         record: RequestRecord, allocator: ByteBufferAllocator) {
+         record: RequestRecord, allocator: ByteBufferAllocator, responseHeaders: ResponseHeadersPolicy?) {
+        self.responseHeaders = responseHeaders
         self.head = head
         self.function = function
         self.path = path
@@ -1217,6 +1232,8 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     var bytesOut = 0
     /// Set on routes with `retries`: what a retry needs (the body to send again, the count).
     var retry: RetryState?
+    /// The route's edits to the backend's answer.
+    var responseHeaders: ResponseHeadersPolicy?
 
     init(handler: ProxyHandler, requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String,
          backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {
