@@ -95,8 +95,8 @@ enum ConfigRedaction {
 
     /// Dotted key paths as in diagnostics, with `[*]` for any list index and `*` for any
     /// user-chosen name: `listeners[*].tls.key`, `services.*.password`.
-    /// A route that sends the backend its own credentials keeps them out of the admin API.
     static let secretKeyPaths: Set<String> = [
+        // A route that sends its backend credentials keeps them out of the admin API.
         "routes[*].requestHeaders.set.authorization", "routes[*].requestHeaders.add.authorization",
         "routes[*].requestHeaders.set.cookie", "routes[*].requestHeaders.add.cookie",
     ]

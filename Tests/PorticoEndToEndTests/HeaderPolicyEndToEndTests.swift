@@ -126,6 +126,30 @@ final class HeaderPolicyEndToEndTests: GatewayTestCase {
         }
     }
 
+    /// A backend's 101 is its answer too; the tunnel after it carries bytes, which no edit touches.
+    func testAWebSocketUpgradeAnswerIsEdited() throws {
+        try start()
+        let socket = try RawSocket(port: gateway.httpPort)
+        socket.send("""
+            GET /service/ws HTTP/1.1\r
+            Host: x\r
+            Upgrade: websocket\r
+            Connection: Upgrade\r
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r
+            Sec-WebSocket-Version: 13\r
+            \r
+
+            """)
+        let handshake = String(decoding: socket.receive { String(decoding: $0, as: UTF8.self).contains("\r\n\r\n") }, as: UTF8.self)
+        XCTAssertTrue(handshake.hasPrefix("HTTP/1.1 101"), handshake)
+        XCTAssertTrue(handshake.lowercased().contains("\r\ncache-control: no-store\r\n"), handshake)
+        XCTAssertTrue(handshake.lowercased().contains("\r\nx-added: 1\r\n"), handshake)
+
+        socket.send(WebSocketFrames.maskedText("hi there"))
+        let reply = socket.receive { WebSocketFrames.unmaskedText($0) != nil }
+        XCTAssertEqual(WebSocketFrames.unmaskedText(reply), "echo:hi there")
+    }
+
     /// An answer the gateway makes itself (here a 502: nothing listens on the service's port)
     /// is not the backend's: a `cache-control` meant for the backend's pages must not make it
     /// cacheable.
