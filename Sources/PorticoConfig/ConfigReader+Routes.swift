@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigReader {
     static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite",
-                            "policies", "fault", "retries", "mirror", "upgrades"]
+                            "policies", "fault", "retries", "mirror", "upgrades", "requestHeaders", "responseHeaders"]
     static let actionKeys = ["service", "function", "split", "directResponse", "redirect"]
 
     /// `routes:` — in match order; each needs a `match` and exactly one action.
@@ -67,10 +67,24 @@ extension ConfigReader {
                 requireForwardingAction(for: "upgrades", in: fields)
             }
 
+            // Both edit what passes between client and backend: on a route the gateway answers
+            // itself there is no backend request, and its own answers are left as they are.
+            var requestHeaders: HeaderModifierConfig?
+            if let node = fields["requestHeaders"] {
+                requestHeaders = headerModifier(node, key: fields.path("requestHeaders"), side: .request)
+                requireForwardingAction(for: "requestHeaders", in: fields)
+            }
+            var responseHeaders: HeaderModifierConfig?
+            if let node = fields["responseHeaders"] {
+                responseHeaders = headerModifier(node, key: fields.path("responseHeaders"), side: .response)
+                requireForwardingAction(for: "responseHeaders", in: fields)
+            }
+
             guard diagnostics.count == errorsBefore, let match, let action else { continue }
             result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
                                       rewrite: rewrite, policies: policyNames, fault: fault, retries: retries,
                                       mirror: mirror, upgrades: upgrades, splitStickyOn: splitStickyOn,
+                                      requestHeaders: requestHeaders, responseHeaders: responseHeaders,
                                       location: location(of: item)))
         }
         return result

@@ -95,7 +95,11 @@ enum ConfigRedaction {
 
     /// Dotted key paths as in diagnostics, with `[*]` for any list index and `*` for any
     /// user-chosen name: `listeners[*].tls.key`, `services.*.password`.
-    static let secretKeyPaths: Set<String> = []
+    static let secretKeyPaths: Set<String> = [
+        // A route that sends its backend credentials keeps them out of the admin API.
+        "routes[*].requestHeaders.set.authorization", "routes[*].requestHeaders.add.authorization",
+        "routes[*].requestHeaders.set.cookie", "routes[*].requestHeaders.add.cookie",
+    ]
 
     static func redact(_ value: Any, secretKeyPaths: Set<String>) -> Any {
         guard !secretKeyPaths.isEmpty else { return value }
@@ -242,6 +246,18 @@ private extension RouteConfig {
             }
             object["fault"] = faultObject
         }
+        if let requestHeaders { object["requestHeaders"] = requestHeaders.jsonObject }
+        if let responseHeaders { object["responseHeaders"] = responseHeaders.jsonObject }
+        return object
+    }
+}
+
+private extension HeaderModifierConfig {
+    var jsonObject: [String: Any] {
+        var object: [String: Any] = [:]
+        if !self.set.isEmpty { object["set"] = Dictionary(uniqueKeysWithValues: self.set.map { ($0.name, $0.value) }) }
+        if !add.isEmpty { object["add"] = Dictionary(uniqueKeysWithValues: add.map { ($0.name, $0.value) }) }
+        if !remove.isEmpty { object["remove"] = remove }
         return object
     }
 }

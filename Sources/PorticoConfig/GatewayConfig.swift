@@ -348,6 +348,9 @@ public struct RouteConfig: Sendable, Equatable {
     /// For a split: keeps one client on one side (`split: { backends, stickyOn }`). Without
     /// it, each request draws by weight.
     public var splitStickyOn: SplitStickiness?
+    /// Header edits on the request sent to the backend, and on the backend's answer.
+    public var requestHeaders: HeaderModifierConfig?
+    public var responseHeaders: HeaderModifierConfig?
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -364,8 +367,12 @@ public struct RouteConfig: Sendable, Equatable {
         mirror: MirrorConfig? = nil,
         upgrades: [String] = RouteConfig.defaultUpgrades,
         splitStickyOn: SplitStickiness? = nil,
+        requestHeaders: HeaderModifierConfig? = nil,
+        responseHeaders: HeaderModifierConfig? = nil,
         location: SourceLocation
     ) {
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
         self.upgrades = upgrades
         self.retries = retries
         self.splitStickyOn = splitStickyOn

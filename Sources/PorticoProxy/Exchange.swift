@@ -67,6 +67,8 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     var bytesOut = 0
     /// Set on routes with `retries`: what a retry needs (the body to send again, the count).
     var retry: RetryState?
+    /// The route's edits to the backend's answer.
+    var responseHeaders: ResponseHeadersPolicy?
 
     init(handler: ProxyHandler, requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String,
          backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {

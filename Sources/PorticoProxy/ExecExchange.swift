@@ -10,10 +10,12 @@ final class ExecExchange {
     let path: String
     let maxRequestBody: Int
     let record: RequestRecord
+    let responseHeaders: ResponseHeadersPolicy?
     var body: ByteBuffer
 
     init(head: HTTPRequestHead, function: ExecFunction, path: String, contentLength: Int?, maxRequestBody: Int,
-         record: RequestRecord, allocator: ByteBufferAllocator) {
+         record: RequestRecord, allocator: ByteBufferAllocator, responseHeaders: ResponseHeadersPolicy?) {
+        self.responseHeaders = responseHeaders
         self.head = head
         self.function = function
         self.path = path

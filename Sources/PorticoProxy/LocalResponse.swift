@@ -10,4 +10,6 @@ struct LocalResponse {
     var extraHeaders: [(String, String)]
     var close: Bool
     var record: RequestRecord
+    /// Only on an exec function's own answer: the route's edits to what its backend answers.
+    var responseHeaders: ResponseHeadersPolicy?
 }

@@ -20,6 +20,8 @@ struct RoutePolicies {
     let named: PolicySet
     let fault: FaultConfig?
     let retries: CompiledRetries?
+    let requestHeaders: RequestHeadersPolicy?
+    let responseHeaders: ResponseHeadersPolicy?
 }
 
 /// A route's `retries`, ready for the request path.
@@ -67,6 +69,11 @@ struct PolicyRequest {
 }
 
 extension RuntimeSnapshot {
+    /// The compiled policies of the route at `index` in match order, if it has any.
+    func policies(ofRoute index: Int) -> RoutePolicies? {
+        index < routePolicies.count ? routePolicies[index] : nil
+    }
+
     /// The request path's policy chain, assembled here and nowhere else. The listener's
     /// policies of a kind run before the route's (a policy both name runs once). In order:
     ///

@@ -30,6 +30,7 @@ extension ProxyHandler {
 
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: .switchingProtocols, headers: head.headers)
         response.headers.removeHopByHop(keepUpgrade: true)
+        exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
         let downstreamChannel = context.channel
         let eventLoop = context.eventLoop
         let idleTimeout = loop.snapshot.config.limits.idleTimeout.timeAmount
@@ -64,14 +65,16 @@ extension ProxyHandler {
     func writeLocalResponse(
         head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
         bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
-        extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false
+        extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false,
+        responseHeaders: ResponseHeadersPolicy? = nil
     ) {
         // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
         // the connection cannot carry another request.
         let close = close || (connection.isHTTP1 && (head.headers.isUpgradeRequest || !head.isKeepAlive))
         let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
-                                     contentType: contentType, extraHeaders: extraHeaders, close: close, record: record)
+                                     contentType: contentType, extraHeaders: extraHeaders, close: close, record: record,
+                                     responseHeaders: responseHeaders)
         if close || requestComplete {
             state = close ? .closing : .idle
             write(response)
@@ -89,6 +92,7 @@ extension ProxyHandler {
         headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(body.readableBytes))
         for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
+        response.responseHeaders?.apply(to: &headers)  // Layer: responseHeaders (an exec function's answer)
         if response.close, connection.isHTTP1 { headers.add(name: "connection", value: "close") }
         let head = response.head
         downstream.write(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))

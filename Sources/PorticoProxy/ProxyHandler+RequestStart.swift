@@ -133,12 +133,15 @@ extension ProxyHandler {
             // client may send its body, which flows on once there is somewhere to send it.
             downstream.writeAndFlush(.head(HTTPResponseHead(version: head.version, status: .continue)))
         }
+        let policies = snapshot.policies(ofRoute: matched.index)
         if case .exec(let execFunction)? = function {
+            // Layer: requestHeaders (the process reads the headers from its environment)
+            policies?.requestHeaders?.apply(to: &head.headers)
             state = .execCollecting(ExecExchange(
                 head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
                 maxRequestBody: snapshot.maxRequestBody,
                 record: .init(route: routeName, backend: backend.description, requestID: requestID, started: started),
-                allocator: downstream.allocator))
+                allocator: downstream.allocator, responseHeaders: policies?.responseHeaders))  // Layer: responseHeaders
             return
         }
 
@@ -169,11 +172,14 @@ extension ProxyHandler {
         }
         addForwardingHeaders(to: &upstreamHead.headers, authority: authority, requestID: requestID,
                              hadRequestID: head.headers.contains(name: "x-request-id"))
+        // Layer: requestHeaders, after Portico's own headers so a route can override them (as Envoy's route headers)
+        policies?.requestHeaders?.apply(to: &upstreamHead.headers)
 
         let exchange = Exchange(
             handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
             requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
         exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
+        exchange.responseHeaders = policies?.responseHeaders  // Layer: responseHeaders
         // The request reader stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
         // another request.

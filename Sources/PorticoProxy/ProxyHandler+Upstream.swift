@@ -21,7 +21,7 @@ extension ProxyHandler {
             case .success(.ok(let output)):
                 writeLocalResponse(head: head, status: .ok, bodyBytes: output,
                                    contentType: "application/octet-stream", close: false, record: exec.record,
-                                   requestComplete: true)
+                                   requestComplete: true, responseHeaders: exec.responseHeaders)  // Layer: responseHeaders
             case .success(.queueFull):
                 writeLocalResponse(head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
                                    close: false, record: exec.record, requestComplete: true)
@@ -108,6 +108,7 @@ extension ProxyHandler {
         }
         var response = HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: head.headers)
         response.headers.removeHopByHop()
+        exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
         if exchange.closeAfterResponse && connection.isHTTP1 {
             // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
             // connection ends with this response (for 1.0, that is also how the body ends).

@@ -20,7 +20,8 @@ public final class RuntimeSnapshot: Sendable {
     let servicesByName: [String: ServiceConfig]
     let maxRequestHeaders: Int
     let maxRequestBody: Int
-    /// Indexed by a route's position in match order; empty when no route has a policy or a fault.
+    /// Indexed by a route's position in match order; empty when no route has a policy, a fault,
+    /// retries or header edits.
     let routePolicies: [RoutePolicies?]
     /// The policies each listener names, by listener name; empty when no listener names one.
     let listenerPolicies: [String: PolicySet]
@@ -129,9 +130,12 @@ public final class RuntimeSnapshot: Sendable {
         }
         self.listenerPolicies = byListener
         let compiled: [RoutePolicies?] = routes.map { route in
-            guard !route.policies.isEmpty || route.fault != nil || route.retries != nil else { return nil }
+            guard !route.policies.isEmpty || route.fault != nil || route.retries != nil || route.requestHeaders != nil
+                || route.responseHeaders != nil else { return nil }
             return RoutePolicies(named: policySet(route.policies), fault: route.fault,
-                                 retries: route.retries.map(CompiledRetries.init))
+                                 retries: route.retries.map(CompiledRetries.init),
+                                 requestHeaders: route.requestHeaders.map(RequestHeadersPolicy.init),
+                                 responseHeaders: route.responseHeaders.map(ResponseHeadersPolicy.init))
         }
         self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
     }

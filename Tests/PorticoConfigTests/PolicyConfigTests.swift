@@ -200,5 +200,6 @@ final class ExampleConfigFilesTests: XCTestCase {
         let policies = try ConfigLoader.load(file: examples.appendingPathComponent("policies.yaml").path)
         XCTAssertEqual(policies.policies.count, 2)
         XCTAssertNotNil(policies.routes.first { $0.name == "api" }?.retries)
+        XCTAssertEqual(policies.routes.first { $0.name == "api" }?.responseHeaders?.remove, ["server"])
     }
 }
