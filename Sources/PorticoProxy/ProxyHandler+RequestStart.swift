@@ -54,8 +54,10 @@ extension ProxyHandler {
         case .failure: return reject(.badRequest, close: false)
         }
         let authority = target.authority ?? head.headers.first(name: "host") ?? ""
-        if authority.isEmpty && head.version == .http1_1 {
-            return reject(.badRequest, close: true)  // HTTP/1.1 requires Host (RFC 9112 3.2).
+        if authority.isEmpty && head.version != .http1_0 {
+            // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/2 request for an http(s) URI needs
+            // `:authority` or `Host` (RFC 9113 8.3.1). Routing by an empty host would guess.
+            return reject(.badRequest, close: true)
         }
         // An absolute-form target's authority replaces Host, so it meets the same grammar.
         if target.authority != nil, !HostHeader.isValid(authority.utf8) { return reject(.badRequest, close: true) }
