@@ -564,7 +564,8 @@ final class HTTP2ConformanceEndToEndTests: GatewayTestCase {
                 open_and_reset(c, 1 + 100 * batch, 50)
             frames = c.read(lambda frames: "EOF" in frames)
             codes = [int.from_bytes(f[2][4:8], "big") for f in frames if f != "EOF" and f[0] == 7]
-            assert codes == [h2.errors.ErrorCodes.ENHANCE_YOUR_CALM], frames[-5:]
+            # The code is swift-nio-http2's today (more than 200 RST_STREAMs in 30 s).
+            assert codes and codes[-1] == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, frames[-5:]
 
         def few_resets_then_serve():
             # A client that cancels some requests, as a browser navigating away does, is served on.
