@@ -25,6 +25,23 @@ final class HTTP2ConformanceEndToEndTests: GatewayTestCase {
             """)
     }
 
+    // MARK: Field rules the HTTP/2 handler enforces before anything reaches a backend
+
+    func testWhitespaceAroundAValueIsRefused() throws {
+        try probe("whitespace_around_values")
+        XCTAssertEqual(upstream.count(), 0)
+    }
+
+    func testAuthorityAndHostThatDisagreeAreRefused() throws {
+        try probe("authority_and_host_disagree")
+        XCTAssertEqual(upstream.count(), 0)
+    }
+
+    func testARequestWithoutAuthorityOrHostGets400AndTheGatewayServesOn() throws {
+        try probe("no_authority_and_no_host")
+        XCTAssertEqual(upstream.count(), 1)
+    }
+
     private func probe(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let result = try runCommand("/usr/bin/env", ["python3", "-c", Self.probes, name, String(gateway.httpPort),
                                                      String(gateway.tlsPort), gateway.certificateAuthority,
@@ -659,6 +676,33 @@ final class HTTP2ConformanceEndToEndTests: GatewayTestCase {
                 received, _ = read_rest(upstream)
                 head, _, forwarded = received.partition(b"\r\n\r\n")
                 assert b"smuggled" not in received and len(forwarded) < int(declared), (what, received)
+
+        def whitespace_around_values():
+            # RFC 9113 8.2.1: a value must not start or end with SP or HTAB; such a request is malformed.
+            for name, value in (("leading space", " a"), ("trailing space", "a "), ("leading tab", "\ta"), ("trailing tab", "a\t")):
+                c = RawClient()
+                c.headers(1, HEADERS + [("x-a", value)])
+                outcome = c.outcome(1)
+                assert outcome in (("reset", h2.errors.ErrorCodes.PROTOCOL_ERROR), ("status", "400")), (name, outcome)
+
+        def authority_and_host_disagree():
+            # RFC 9113 8.3.1: a server SHOULD treat a request as malformed if its Host names another
+            # entity than its :authority.
+            c = RawClient()
+            c.headers(1, HEADERS + [("host", "other.example")])
+            outcome = c.outcome(1)
+            assert outcome in (("reset", h2.errors.ErrorCodes.PROTOCOL_ERROR), ("status", "400")), outcome
+
+        def no_authority_and_no_host():
+            # Neither :authority nor host: nothing names the target's authority. A 400 (as HTTP/1.1
+            # without Host gets), and the gateway serves on.
+            c = RawClient()
+            c.headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/echo")])
+            outcome = c.outcome(1)
+            assert outcome in (("status", "400"), ("reset", h2.errors.ErrorCodes.PROTOCOL_ERROR)), outcome
+            fresh = RawClient()
+            fresh.headers(1, HEADERS)
+            assert fresh.outcome(1) == ("status", "200")
 
         globals()[sys.argv[1]]()
         print("ok")
