@@ -31,12 +31,15 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount
     private let streamWindow: Int
     private var context: ChannelHandlerContext?
-    private var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
+    private(set) var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
     /// Streams that got frames in the current read burst.
     private var touched: [HTTP2ServerStream] = []
     private var highestStreamID = HTTP2StreamID.rootStream
     /// The client's SETTINGS_INITIAL_WINDOW_SIZE: each new stream's send window.
     private var clientInitialWindow = 65_535
+    /// The connection's send window as last reported, less what was written since. DATA past
+    /// it waits in `NIOHTTP2Handler` with no bound, so no stream is writable while it is shut.
+    private(set) var connectionSendWindow = 65_535
     private var quiescing = false
     private var resetBudget = PrematureResetBudget()
     private var idleTask: Scheduled<Void>?
@@ -50,7 +53,12 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
 
     var eventLoop: EventLoop { loop.eventLoop }
     var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var isWritable: Bool { connectionSendWindow > 0 && (context?.channel.isWritable ?? false) }
+
+    /// DATA written for a stream counts against the connection's window too.
+    func dataWritten(_ size: Int) {
+        connectionSendWindow -= size
+    }
 
     // MARK: Lifecycle
 
@@ -76,6 +84,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         for stream in open {
             stream.markReset()
             stream.proxy.clientLeft()
+            stream.detach()
         }
         context.fireChannelInactive()
     }
@@ -95,7 +104,11 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             for setting in settings where setting.parameter == .initialWindowSize {
                 let delta = setting.value - clientInitialWindow
                 clientInitialWindow = setting.value
-                for stream in streams.values { stream.sendWindow += delta }
+                for stream in streams.values {
+                    let wasWritable = stream.isWritable
+                    stream.sendWindow += delta
+                    if !wasWritable && stream.isWritable { stream.proxy.writabilityChanged() }
+                }
             }
         default:
             break  // Pings, window updates, priorities and GOAWAY are the HTTP/2 handler's.
@@ -145,7 +158,8 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
 
     private func receivedData(_ payload: HTTP2Frame.FramePayload.Data, on id: HTTP2StreamID) {
         guard let stream = streams[id], case .byteBuffer(let buffer) = payload.data else { return }
-        let flowControlled = buffer.readableBytes + (payload.paddingBytes ?? 0)
+        // Padding counts against the window, and so does the byte that gives its length.
+        let flowControlled = buffer.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0)
         guard stream.receivedData(buffer, flowControlledLength: flowControlled, endStream: payload.endStream) else {
             return reset(stream, code: .flowControlError)
         }
@@ -170,6 +184,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         stream.markReset()
         let premature = !stream.responseEnded
         stream.proxy.clientLeft()
+        stream.detach()
         if premature,
            resetBudget.clientReset(openedAt: stream.openedAt, now: NIODeadline.now().uptimeNanoseconds) == .closeConnection {
             goAway(.enhanceYourCalm, close: true)
@@ -186,14 +201,14 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             if let stream = streams.removeValue(forKey: closed.streamID) {
                 stream.markReset()
                 if !(stream.requestEnded && stream.responseEnded) { stream.proxy.clientLeft() }
+                stream.detach()
                 streamsChanged()
             }
         case let window as NIOHTTP2WindowUpdatedEvent:
             windowUpdated(window)
-        case let created as NIOHTTP2StreamCreatedEvent:
-            if let stream = streams[created.streamID], let size = created.localInitialWindowSize {
-                stream.sendWindow = Int(size)
-            }
+        case is NIOHTTP2StreamCreatedEvent:
+            // Not used for the send window: it can come after writes were already counted.
+            break
         case is ChannelShouldQuiesceEvent:
             quiescing = true
             goAway(.noError, close: streams.isEmpty)
@@ -208,6 +223,13 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             // is what holds back a body nobody reads yet.
             if let inbound = event.inboundWindowSize, inbound <= Self.connectionWindowTarget / 2 {
                 sendWindowUpdate(Self.connectionWindowTarget - inbound, on: .rootStream)
+            }
+            if let outbound = event.outboundWindowSize {
+                let wasShut = connectionSendWindow <= 0
+                connectionSendWindow = outbound
+                if wasShut && outbound > 0 {
+                    for stream in streams.values where stream.isWritable { stream.proxy.writabilityChanged() }
+                }
             }
             return
         }
@@ -227,11 +249,10 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A stream error: the HTTP/2 handler has reset the stream; its exchange ends. A
         // connection error went out as a GOAWAY, and `HTTP2ConnectionErrorGuard` closes.
-        if let streamError = error as? NIOHTTP2Errors.StreamError,
-           let stream = streams.removeValue(forKey: streamError.streamID) {
-            stream.markReset()
-            stream.proxy.clientLeft()
-            streamsChanged()
+        // A stream error on the way out (a response NIO's checks refuse) sends no RST_STREAM
+        // of its own: the client would wait for ever. This side resets it.
+        if let streamError = error as? NIOHTTP2Errors.StreamError, let stream = streams[streamError.streamID] {
+            reset(stream, code: .internalError)
         }
     }
 
@@ -266,8 +287,10 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         stream.markReset()
         writeFrame(HTTP2Frame(streamID: stream.id, payload: .rstStream(code)))
         context?.flush()
-        let proxy = stream.proxy!
-        eventLoop.assumeIsolated().execute { proxy.clientLeft() }
+        eventLoop.assumeIsolated().execute {
+            stream.proxy?.clientLeft()
+            stream.detach()
+        }
         streamsChanged()
     }
 
@@ -277,11 +300,17 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     /// idle one starts its clock.
     private func streamsChanged() {
         guard streams.isEmpty else { return }
-        if quiescing {
-            // Not from inside the write that ended the last stream: its frames are not flushed
-            // yet, and a close now would drop them.
-            eventLoop.assumeIsolated().execute { self.context?.close(promise: nil) }
-        } else {
+        if quiescing, let context {
+            // After everything written so far has reached the socket (NIO fails writes still
+            // pending at a close): the final GOAWAY, written behind the last stream's frames,
+            // says when.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            write(HTTP2Frame(streamID: .rootStream,
+                             payload: .goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil)),
+                  promise: written)
+            context.flush()
+            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else if !quiescing {
             scheduleIdleClose()
         }
     }

@@ -15,6 +15,8 @@ final class HTTP2ServerStream: ProxyDownstream {
     let id: HTTP2StreamID
     /// Unowned: the connection keeps its streams in its table and drops them when they close.
     private unowned let connection: HTTP2ServerConnection
+    /// Strong, and the proxy's `downstream` is this stream: the pair is broken by `detach()`
+    /// when the stream leaves the connection's table.
     var proxy: ProxyHandler!
     /// When the client opened it (monotonic nanoseconds), for the premature-reset budget.
     let openedAt: UInt64
@@ -41,6 +43,12 @@ final class HTTP2ServerStream: ProxyDownstream {
     var eventLoop: EventLoop { connection.eventLoop }
     var allocator: ByteBufferAllocator { connection.allocator }
     var isWritable: Bool { !isReset && sendWindow > 0 && connection.isWritable }
+
+    /// Breaks the stream–proxy cycle once the stream has left the connection's table.
+    func detach() {
+        proxy?.downstream = nil
+        proxy = nil
+    }
 
     // MARK: Request side (from the connection)
 
@@ -98,9 +106,14 @@ final class HTTP2ServerStream: ProxyDownstream {
                 return
             }
             sendWindow -= data.readableBytes
+            connection.dataWritten(data.readableBytes)
             connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: data))), promise: promise)
         case .end(let trailers):
             responseEnded = true
+            // The answer is complete before the request: once it is out, the client is asked to
+            // stop sending the rest (RST_STREAM NO_ERROR, RFC 9113 8.1). Not before: a reset
+            // drops the DATA still queued for the stream.
+            let promise = requestEnded ? promise : endBeforeRequest(promise)
             if let trailers, !trailers.isEmpty {
                 let fields = HPACKHeaders(trailers: trailers)
                 connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields, endStream: true))),
@@ -113,7 +126,17 @@ final class HTTP2ServerStream: ProxyDownstream {
         }
     }
 
+    private func endBeforeRequest(_ promise: EventLoopPromise<Void>?) -> EventLoopPromise<Void> {
+        let written = connection.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { [self] result in
+            promise?.completeWith(result)
+            if !requestEnded { connection.reset(self, code: .noError) }
+        }
+        return written
+    }
+
     func flush() {
+        guard !isReset else { return }
         connection.flush()
     }
 
@@ -121,7 +144,8 @@ final class HTTP2ServerStream: ProxyDownstream {
     func close() {
         guard !isReset else { return }
         if responseEnded && requestEnded { return }
-        connection.reset(self, code: .cancel)
+        // After a complete answer the rest of the request is not wanted: NO_ERROR (RFC 9113 8.1).
+        connection.reset(self, code: responseEnded ? .noError : .cancel)
     }
 
     /// The stream is gone (reset either way, or the connection closed): nothing more is written.
@@ -145,8 +169,11 @@ extension HPACKHeaders {
     init(response head: HTTPResponseHead) {
         self.init()
         reserveCapacity(head.headers.count + 1)
-        add(name: ":status", value: String(head.status.code))
-        appendRegular(head.headers)
+        let status = head.status.code
+        add(name: ":status", value: String(status))
+        // A 1xx or 204 has no content (RFC 9110 8.6): a Content-Length an upstream put on one
+        // would fail NIO's length check and leave the client's stream hanging.
+        appendRegular(head.headers, dropContentLength: status < 200 || status == 204)
     }
 
     init(trailers: HTTPHeaders) {
@@ -157,8 +184,9 @@ extension HPACKHeaders {
 
     /// HTTP/2 field names are lowercase (RFC 9113 8.2.1); names from HTTP/1 upstreams often
     /// are not.
-    private mutating func appendRegular(_ headers: HTTPHeaders) {
+    private mutating func appendRegular(_ headers: HTTPHeaders, dropContentLength: Bool = false) {
         for (name, value) in headers where !Self.isConnectionSpecific(name) {
+            if dropContentLength && name.equalsASCIICaseInsensitive("content-length") { continue }
             add(name: name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? name.lowercased() : name, value: value)
         }
     }

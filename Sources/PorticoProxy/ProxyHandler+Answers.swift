@@ -70,7 +70,9 @@ extension ProxyHandler {
     ) {
         // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
         // the connection cannot carry another request.
-        let close = close || (connection.isHTTP1 && (head.headers.isUpgradeRequest || !head.isKeepAlive))
+        // CONNECT too: the request reader takes what follows it for the tunnel, and parses no
+        // request after it.
+        let close = close || (connection.isHTTP1 && (head.headers.isUpgradeRequest || head.method == .CONNECT || !head.isKeepAlive))
         let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record,

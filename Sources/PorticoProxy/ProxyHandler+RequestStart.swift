@@ -185,7 +185,7 @@ extension ProxyHandler {
         // The request reader stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
         // another request.
-        exchange.closeAfterResponse = asksUpgrade || !head.isKeepAlive
+        exchange.closeAfterResponse = asksUpgrade || !head.isKeepAlive || (connection.isHTTP1 && head.method == .CONNECT)
         if let retries = snapshot.routePolicies.isEmpty ? nil : snapshot.routePolicies[matched.index]?.retries,
            !isUpgrade, retries.rules.retries > 0 {
             let budgetKey = service?.name ?? backend.description

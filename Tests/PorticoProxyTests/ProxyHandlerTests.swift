@@ -51,6 +51,18 @@ final class ProxyHandlerTests: XCTestCase {
         XCTAssertTrue(channel.isActive, "keep-alive: the connection stays open")
     }
 
+    /// The request reader parses nothing after a CONNECT (what follows is the tunnel's), so a
+    /// connection kept open after answering one would hang: it closes.
+    func testAnAnswerToCONNECTClosesTheConnection() throws {
+        let channel = try makeChannel(routes: [
+            route(0, RouteMatch(path: .exact("/ping")), .directResponse(DirectResponseConfig(status: 200, body: "pong"))),
+        ])
+        let output = try send(channel, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        XCTAssertTrue(output.hasPrefix("HTTP/1.1 "), output)
+        XCTAssertTrue(output.contains("connection: close\r\n"), output)
+        XCTAssertFalse(channel.isActive)
+    }
+
     /// Every HTTP/2 stream gets its own handler: one kept alive after its stream closed is a
     /// leak per request (it was: the handler and its channel context held each other).
     func testTheHandlerIsFreedWhenItsChannelCloses() throws {

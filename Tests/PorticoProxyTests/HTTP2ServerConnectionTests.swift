@@ -1,0 +1,119 @@
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+import PorticoConfig
+@testable import PorticoProxy
+import XCTest
+
+/// The HTTP/2 connection handler on an `EmbeddedChannel`, frames in and frames out, with no
+/// `NIOHTTP2Handler` in front: what it does with a stream's frames and events, and that each
+/// stream's `ProxyHandler` goes when the stream does (a leak here is one per request).
+final class HTTP2ServerConnectionTests: XCTestCase {
+    private var channel: EmbeddedChannel!
+    private var connection: HTTP2ServerConnection!
+
+    override func setUpWithError() throws {
+        var slow = RouteConfig(index: 1, name: "slow", match: RouteMatch(path: .prefix("/slow")), action: .service("backend"),
+                               location: SourceLocation(file: "test.yaml", line: 2, column: 3))
+        slow.fault = FaultConfig(delay: .init(percent: 100, duration: .seconds(30)))
+        let config = GatewayConfig(
+            sourceFile: "test.yaml",
+            listeners: [ListenerConfig(name: "public", address: HostPort(host: "127.0.0.1", port: 0))],
+            admin: nil, limits: LimitsConfig(),
+            services: [ServiceConfig(name: "backend", endpoints: [HostPort(host: "127.0.0.1", port: 9)])],
+            routes: [
+                RouteConfig(index: 0, name: "ping", match: RouteMatch(path: .exact("/ping")),
+                            action: .directResponse(DirectResponseConfig(status: 200, body: "pong")),
+                            location: SourceLocation(file: "test.yaml", line: 1, column: 3)),
+                slow,
+            ])
+        channel = EmbeddedChannel()
+        let loop = LoopContext(eventLoop: channel.embeddedEventLoop, loopIndex: 0,
+                               snapshot: try RuntimeSnapshot(config: config, generation: 1),
+                               metrics: GatewayMetrics(), accessLogWriter: nil)
+        let info = DownstreamConnectionInfo(scheme: "http", listenerName: "public", clientAddress: "192.0.2.1",
+                                            protocolName: "HTTP/2")
+        connection = HTTP2ServerConnection(loop: loop, connection: info, idleTimeout: .seconds(60))
+        try channel.pipeline.syncOperations.addHandler(connection)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
+    }
+
+    override func tearDownWithError() throws {
+        _ = try? channel.finish()
+    }
+
+    private func request(_ path: String, stream: HTTP2StreamID, endStream: Bool = true) throws {
+        let fields = HPACKHeaders([(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "x")])
+        try channel.writeInbound(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: fields, endStream: endStream))))
+    }
+
+    private func written() throws -> [HTTP2Frame] {
+        var frames: [HTTP2Frame] = []
+        while let frame = try channel.readOutbound(as: HTTP2Frame.self) { frames.append(frame) }
+        return frames
+    }
+
+    func testAnAnswerBecomesHeadersAndDataAndTheStreamsHandlerIsFreedWhenItCloses() throws {
+        weak var freed: ProxyHandler?
+        try request("/ping", stream: 1)
+        freed = connection.streams[1]?.proxy
+        XCTAssertNotNil(freed)
+        let frames = try written()
+        guard frames.count == 3, case .headers(let head) = frames[0].payload, case .data(let body) = frames[1].payload,
+              case .data(let end) = frames[2].payload else { return XCTFail("\(frames)") }
+        XCTAssertEqual(head.headers[":status"], ["200"])
+        XCTAssertEqual(head.headers["content-length"], ["4"])
+        XCTAssertFalse(head.endStream)
+        guard case .byteBuffer(let bytes) = body.data else { return XCTFail("no bytes") }
+        XCTAssertEqual(String(buffer: bytes), "pong")
+        XCTAssertTrue(end.endStream)
+        // NIOHTTP2Handler reports the stream closed once both sides ended.
+        channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 1, reason: nil))
+        XCTAssertTrue(connection.streams.isEmpty)
+        XCTAssertNil(freed, "the stream's handler outlived its stream")
+    }
+
+    func testAClientResetEndsTheExchangeAndFreesItsHandler() throws {
+        weak var freed: ProxyHandler?
+        try request("/slow", stream: 3)
+        freed = connection.streams[3]?.proxy
+        XCTAssertNotNil(freed)
+        XCTAssertTrue(try written().isEmpty, "the request waits out its delay")
+        try channel.writeInbound(HTTP2Frame(streamID: 3, payload: .rstStream(.cancel)))
+        channel.embeddedEventLoop.run()
+        XCTAssertTrue(connection.streams.isEmpty)
+        XCTAssertNil(freed, "the reset stream's handler is still held")
+    }
+
+    func testAGatewayResetFreesTheHandlerToo() throws {
+        weak var freed: ProxyHandler?
+        try request("/slow", stream: 5, endStream: false)
+        freed = connection.streams[5]?.proxy
+        // Trailers without END_STREAM are malformed: this side resets the stream.
+        try channel.writeInbound(HTTP2Frame(streamID: 5, payload: .headers(.init(headers: HPACKHeaders([("x-t", "1")])))))
+        let frames = try written()
+        guard case .rstStream(let code) = frames.last?.payload else { return XCTFail("\(frames)") }
+        XCTAssertEqual(code, .protocolError)
+        channel.embeddedEventLoop.run()
+        XCTAssertNil(freed)
+    }
+
+    func testRequestBodyCreditIsReturnedOnlyAsTheBodyIsTaken() throws {
+        // /ping answers at once and drops the body it is sent: every byte is taken at the end
+        // of its read burst (`writeInbound` ends one), and the window comes back in one
+        // WINDOW_UPDATE once half of it is used, never before.
+        try request("/ping", stream: 7, endStream: false)
+        _ = try written()
+        var updates: [[Int]] = []
+        for _ in 0..<3 {
+            try channel.writeInbound(HTTP2Frame(streamID: 7, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 1, count: 16_384))))))
+            updates.append(try written().compactMap { frame -> Int? in
+                if case .windowUpdate(let increment) = frame.payload, frame.streamID == 7 { return increment }
+                return nil
+            })
+        }
+        XCTAssertEqual(updates, [[], [32_768], []])
+    }
+}
