@@ -194,3 +194,26 @@ func bindLoopback(listen shouldListen: Bool) throws -> (fd: Int32, port: Int) {
     }
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
+
+extension PorticoProcess {
+    /// What `/functions` shows of `function`'s requests: those on its workers and those waiting
+    /// in its queue (nil while it is not listed). A test waits on this for a request to have
+    /// arrived, instead of sleeping and hoping it did.
+    func functionLoad(_ function: String) -> (inFlight: Int, queued: Int)? {
+        guard let entry = functionEntry(function) else { return nil }
+        let workers = entry["workers"] as? [[String: Any]] ?? []
+        return (workers.reduce(0) { $0 + ($1["inFlight"] as? Int ?? 0) }, entry["queueLength"] as? Int ?? 0)
+    }
+
+    /// How many of `function`'s workers are ready, as `/functions` shows them.
+    func readyWorkers(_ function: String) -> Int {
+        let workers = functionEntry(function)?["workers"] as? [[String: Any]] ?? []
+        return workers.filter { $0["state"] as? String == "ready" }.count
+    }
+
+    private func functionEntry(_ function: String) -> [String: Any]? {
+        guard let body = try? Curl.run(["\(admin)/functions"]).body,
+              let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
+        return (json["functions"] as? [[String: Any]])?.first { $0["name"] as? String == function }
+    }
+}
