@@ -412,10 +412,18 @@ final class ProxyEndToEndTests: XCTestCase {
     }
 
     func testLargeBodiesStreamBothWaysInBoundedMemory() throws {
-        gateway = try PorticoProcess(config: legacyVersusNew(limits: "limits: { maxRequestBody: 2GiB }"))
+        // A route of its own with a long timeout: a route's timeout spans the whole exchange,
+        // and on a busy machine the 1 GiB upload outlasted the 10 s of `v1` (a 504).
+        gateway = try PorticoProcess(config: legacyVersusNew(extraRoutes: """
+              - name: large
+                match: { prefix: /large/ }
+                service: legacy
+                rewrite: { prefix: / }
+                timeout: 5m
+            """, limits: "limits: { maxRequestBody: 2GiB }"))
         let size = 1 << 30  // 1 GiB each way
         // curl fails (exit 18) when fewer bytes arrive than Content-Length announced.
-        let download = try Curl.run(["--output", "/dev/null", "\(gateway.http)/bytes/\(size)"], timeout: 300)
+        let download = try Curl.run(["--output", "/dev/null", "\(gateway.http)/large/bytes/\(size)"], timeout: 300)
         XCTAssertEqual(download.status, 200, download.errorOutput + gateway.stderr)
         XCTAssertEqual(download.exitCode, 0, download.errorOutput)
 
@@ -425,8 +433,8 @@ final class ProxyEndToEndTests: XCTestCase {
         let handle = try FileHandle(forWritingTo: file)
         try handle.truncate(atOffset: UInt64(size))
         try handle.close()
-        let upload = try Curl.run(["--upload-file", file.path, "-X", "POST", "\(gateway.http)/v1/upload"], timeout: 300)
-        XCTAssertEqual(upload.status, 200)
+        let upload = try Curl.run(["--upload-file", file.path, "-X", "POST", "\(gateway.http)/large/upload"], timeout: 300)
+        XCTAssertEqual(upload.status, 200, upload.body)
         XCTAssertTrue(upload.body.contains("body=\(size)"), upload.body)
 
         let peakMiB = (gateway.peakResidentKiB ?? 0) / 1024
