@@ -141,6 +141,37 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(eventually { self.processes().isEmpty }, "left behind: \(processes())")
     }
 
+    /// A SIGTERM to the group right after the spawn stops the worker, whether it comes before
+    /// the supervisor forks or just after, while the fork still has the supervisor's ignored
+    /// SIGTERM: both were lost (about one in four from the moment the fork showed), and the
+    /// worker ran on until the gateway's grace period ran out.
+    func testAStopSentRightAfterTheSpawnIsNotLost() throws {
+        for round in 0..<40 {
+            let spawned = try ChildProcess.spawn(command: ["sleep", "30"], directory: "/tmp", environment: environment)
+            let supervisor = spawned.process.pid
+            let exited = DispatchSemaphore(value: 0)
+            let outcome = NIOLockedValueBox<ChildExit?>(nil)
+            ChildReaper.shared.watch(supervisor) { exit in
+                outcome.withLockedValue { $0 = exit }
+                exited.signal()
+            }
+            if round % 2 == 1 {
+                // As soon as the fork exists: the supervisor's one child.
+                let children = "/proc/\(supervisor)/task/\(supervisor)/children"
+                let deadline = Date().addingTimeInterval(10)
+                while ((try? String(contentsOfFile: children, encoding: .utf8)) ?? "").isEmpty && Date() < deadline {}
+            }
+            spawned.process.signalGroup(SIGTERM)
+            let stopped = exited.wait(timeout: .now() + 5) == .success
+            if !stopped {
+                spawned.process.killAll()
+                _ = exited.wait(timeout: .now() + 10)
+            }
+            XCTAssertTrue(stopped, "round \(round): the SIGTERM was lost")
+            XCTAssertEqual(outcome.withLockedValue { $0 }, .signaled(SIGTERM), "round \(round)")
+        }
+    }
+
     /// When the command exits, whatever it left running goes too (exec mode, crash loops).
     func testWhatACommandLeavesBehindDiesWithIt() throws {
         // The command exits only once its `setsid` grandchild is running, so the test cannot
