@@ -87,8 +87,10 @@ final class PorticoProcess {
     var https: String { "https://localhost:\(tlsPort)" }
     var admin: String { "http://127.0.0.1:\(adminPort)" }
 
+    /// Generous, like `eventually`: it costs nothing once the gateway is ready, and a first start
+    /// on a busy machine also writes the development certificates.
     private func waitUntilReady(file: StaticString, line: UInt) throws {
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if !process.isRunning {
                 XCTFail("portico exited with \(process.terminationStatus): \(stderr)", file: file, line: line)
