@@ -184,9 +184,9 @@ final class FunctionEndToEndTests: XCTestCase {
             try self.writeFunction("queued", in: root, manifest: manifest("one"))
         }
         // One slow request holds the only worker; two more queue behind it. Each step waits
-        // until the gateway shows it (sleeps were too short on a slow machine), and the slow
+        // until the gateway shows it (a sleep can be too short on a slow machine), and the slow
         // request lasts until well after the new revision has started and taken the queue
-        // (with 1.5 s it had ended first on a slow machine, and its worker served the queue).
+        // (1.5 s could end first on a slow machine, and then its worker would serve the queue).
         let busy = try RawSocket(port: gateway.httpPort, timeout: 30)
         busy.send("GET /function/queued/slow/6000/busy HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertTrue(eventually { self.gateway.functionLoad("queued").map { $0 == (1, 0) } ?? false }, "the slow request runs")

@@ -93,7 +93,7 @@ final class PolicyEndToEndTests: GatewayTestCase {
     func testFaultDelayHoldsTheRequestAndTheRouteTimeoutStartsAfterIt() throws {
         // A 1.5 s delay on a route whose timeout is 1 s: the request is delayed, then served.
         // (With 600 ms, an undelayed request had to answer within 0.6 s, curl's start included,
-        // which a busy machine did not always do.)
+        // which a busy machine need not manage.)
         gateway = try PorticoProcess(config: config(fault: "fault: { delay: { percent: 100, duration: 1500ms } }",
                                                     timeout: "1s"),
                                      prepare: prepareFunction)
@@ -143,8 +143,8 @@ final class PolicyEndToEndTests: GatewayTestCase {
                 semaphore.signal()
             }
         }
-        // The reload comes once the gateway holds the four (a sleep in place of this wait was
-        // too short on a slow machine, and the reload came first); their delay outlasts it.
+        // The reload comes once the gateway holds the four (a sleep in place of this wait can be
+        // too short on a slow machine, and then the reload comes first); their delay outlasts it.
         XCTAssertTrue(eventually {
             (try? Curl.run(["\(self.gateway.admin)/metrics"]).body.contains("portico_downstream_connections 4")) == true
         }, "the delayed requests arrived")

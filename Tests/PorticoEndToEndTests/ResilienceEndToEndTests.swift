@@ -84,7 +84,7 @@ final class ResilienceEndToEndTests: GatewayTestCase {
         // is refused. (A request waiting for a connection being opened counts as pending too,
         // as in Envoy, so the two are sent once the first holds its connection.) Which of the
         // two waits is whichever the gateway reads first: a sleep between them, meant to order
-        // them, was too short on a slow machine, so the test leaves the order open.
+        // them, can be too short on a slow machine, so the test leaves the order open.
         let first = Statuses()
         first.start(curl: ["\(gateway.http)/slow/4000"])
         XCTAssertTrue(eventually { self.upstream.count() >= 1 })
@@ -113,7 +113,7 @@ final class ResilienceEndToEndTests: GatewayTestCase {
 
     func testActiveHealthChecksKeepTrafficOffAnUnhealthyEndpoint() throws {
         // The dead endpoint refuses at once; the time-out is for the live one, which two checks
-        // slower than 200 ms in a row (a busy machine) had made unhealthy too.
+        // slower than 200 ms in a row (a busy machine) would make unhealthy too.
         let downPort = try freePort()
         gateway = try PorticoProcess(config: services("""
             healthCheck: { path: /healthz, interval: 100ms, timeout: 1s, unhealthyThreshold: 2, healthyThreshold: 2 }
@@ -189,7 +189,7 @@ final class FunctionResilienceTests: GatewayTestCase {
 
     func testAFailingWorkerIsEjectedAndReplacedAtMostOncePerEjectionTime() throws {
         // 5 s, not 2: the checks within the ejection time include a worker's cold start, and on
-        // a slow machine they outlasted 2 s, so the new worker was ejected too.
+        // a slow machine they can outlast 2 s, and then the new worker is ejected too.
         gateway = try PorticoProcess(config: "routes: []") { root in
             try self.writeWorker(root, manifest: """
                 maxWorkers: 1
@@ -236,7 +236,7 @@ final class FunctionResilienceTests: GatewayTestCase {
         }
         XCTAssertEqual(try pid("/warm").status, 200)
         // One request on the only worker, then one in the queue, each seen by the gateway before
-        // the next is sent (sleeps in their place were too short on a slow machine). They take
+        // the next is sent (sleeps in their place can be too short on a slow machine). They take
         // 4 s, so a third request that waited could not pass for one refused at once.
         let slow = Statuses()
         slow.start(curl: ["\(gateway.http)/slow/4000"])

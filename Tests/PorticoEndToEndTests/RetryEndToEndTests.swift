@@ -108,7 +108,7 @@ final class RetryEndToEndTests: GatewayTestCase {
     }
 
     /// The upstream answers after 10 s, so a try that is not cut by a timeout shows plainly:
-    /// the bounds below leave seconds for a slow machine's curl, where 0.5-0.9 s once did not.
+    /// the bounds below leave seconds for a slow machine's curl, where a 0.5-0.9 s window left 0.4 s.
     func testPerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll() throws {
         gateway = try PorticoProcess(config: """
             services:

@@ -70,7 +70,7 @@ final class JWTKeyStoreTests: XCTestCase {
         try "{ not json".write(to: file, atomically: true, encoding: .utf8)
         store.refresh(now: now + 61_000_000_000, maxAge: 60_000_000_000, unknownKey: false, minInterval: 1_000_000_000)
         // The fetch runs in the background: the check means something only once it failed (a
-        // fixed sleep let it pass before the fetch on a busy machine).
+        // fixed sleep could let it pass before the fetch on a busy machine).
         let deadline = Date().addingTimeInterval(20)
         while !log.contains("JWKS refresh failed") && Date() < deadline { usleep(10_000) }
         XCTAssertTrue(log.contains("JWKS refresh failed"), "the background fetch of the broken file ran")

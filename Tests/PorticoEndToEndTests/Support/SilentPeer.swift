@@ -4,7 +4,7 @@ import Foundation
 /// upstream, a shadow that never answers, a TLS server that never finishes a handshake.
 enum SilentPeer {
     /// Starts it on `port` and returns once it listens; the caller terminates it. (A fixed
-    /// moment to start was too short on a slow machine: the test then met a refused
+    /// moment to start can be too short on a slow machine: the test then meets a refused
     /// connection, another failure than the one it meant.)
     static func start(port: Int) throws -> Process {
         let peer = Process()
