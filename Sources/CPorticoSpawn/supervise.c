@@ -145,6 +145,15 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
 
     // The gateway stops a worker with SIGTERM to the process group, which holds this
     // supervisor too: only the worker is meant to act on it. The worker gets the defaults back.
+    // Until it has them, those signals are held (blocked) rather than only ignored: an ignored
+    // signal is dropped on arrival, so a stop sent before the fork, or after it but before the
+    // worker had reset its dispositions, was lost. Linux keeps a blocked signal pending even
+    // when it is ignored; a group signal sent during the fork reaches the child too.
+    int stop_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    sigset_t held;
+    sigemptyset(&held);
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) sigaddset(&held, stop_signals[i]);
+    sigprocmask(SIG_BLOCK, &held, NULL);
     int ignored[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE};
     for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) signal(ignored[i], SIG_IGN);
     sigset_t child_signal, previous;
@@ -152,6 +161,14 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
     sigaddset(&child_signal, SIGCHLD);
     sigprocmask(SIG_BLOCK, &child_signal, &previous);
     int child_events = signalfd(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    // A stop that came already is for a worker that has not started: end as it would have.
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) {
+        if (sigismember(&pending, stop_signals[i])) exit_like(stop_signals[i] & 0x7f);
+    }
 
     pid_t self = getpid();
     pid_t worker = fork();
@@ -184,6 +201,8 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
         dprintf(2, "portico: cannot start %s: %s\n", path, strerror(errno));
         _exit(127);
     }
+    // Held copies here were the worker's too (sent to the group); ignored, they are dropped.
+    sigprocmask(SIG_UNBLOCK, &held, NULL);
 
     int worker_status = 0;
     int worker_reaped = 0;

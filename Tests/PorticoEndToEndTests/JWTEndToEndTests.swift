@@ -268,7 +268,7 @@ final class JWTEndToEndTests: GatewayTestCase {
         let token = try mint.token(claims: claims(), kid: "rsa-2")
         XCTAssertEqual(try get("/service/a", token: token).status, 401, "not published yet")
         try mint.jwks().write(to: gateway.directory.appendingPathComponent("jwks.json"), atomically: true, encoding: .utf8)
-        XCTAssertTrue(eventually(timeout: 10) { (try? self.get("/service/a", token: token).status) == 200 },
+        XCTAssertTrue(eventually { (try? self.get("/service/a", token: token).status) == 200 },
                       "a token with a new kid makes the gateway read the key set again")
     }
 
@@ -285,7 +285,7 @@ final class JWTEndToEndTests: GatewayTestCase {
         server.standardError = FileHandle.nullDevice
         try server.run()
         defer { server.terminate(); server.waitUntilExit() }
-        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["http://127.0.0.1:\(port)/keys.json"]).status) == 200 })
+        XCTAssertTrue(eventually { (try? Curl.run(["http://127.0.0.1:\(port)/keys.json"]).status) == 200 })
 
         gateway = try PorticoProcess(config: config(jwks: "jwksUri: http://127.0.0.1:\(port)/keys.json"), prepare: prepare)
         XCTAssertEqual(try get("/service/a", token: try mint.token(claims: claims(), kid: "ec-1")).status, 200)

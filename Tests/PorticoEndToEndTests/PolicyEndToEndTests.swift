@@ -91,9 +91,11 @@ final class PolicyEndToEndTests: GatewayTestCase {
     }
 
     func testFaultDelayHoldsTheRequestAndTheRouteTimeoutStartsAfterIt() throws {
-        // A 600 ms delay on a route whose timeout is 400 ms: the request is delayed, then served.
-        gateway = try PorticoProcess(config: config(fault: "fault: { delay: { percent: 100, duration: 600ms } }",
-                                                    timeout: "400ms"),
+        // A 1.5 s delay on a route whose timeout is 1 s: the request is delayed, then served.
+        // (With 600 ms, an undelayed request had to answer within 0.6 s, curl's start included,
+        // which a busy machine need not manage.)
+        gateway = try PorticoProcess(config: config(fault: "fault: { delay: { percent: 100, duration: 1500ms } }",
+                                                    timeout: "1s"),
                                      prepare: prepareFunction)
         func timed(_ path: String) throws -> (status: Int, seconds: TimeInterval) {
             let started = Date()
@@ -102,17 +104,17 @@ final class PolicyEndToEndTests: GatewayTestCase {
         }
         let service = try timed("/service/a")
         XCTAssertEqual(service.status, 200, "served after the delay, though the delay outlasts the route timeout")
-        XCTAssertGreaterThanOrEqual(service.seconds, 0.6)
+        XCTAssertGreaterThanOrEqual(service.seconds, 1.5)
         XCTAssertEqual(upstream.count(), 1)
 
         XCTAssertEqual(try timed("/function/x").status, 200, "the cold start")
         let warm = try timed("/function/x")
         XCTAssertEqual(warm.status, 200)
-        XCTAssertGreaterThanOrEqual(warm.seconds, 0.6, "a warm function request is delayed too")
+        XCTAssertGreaterThanOrEqual(warm.seconds, 1.5, "a warm function request is delayed too")
 
         let ping = try timed("/ping")
         XCTAssertEqual(ping.status, 200)
-        XCTAssertLessThan(ping.seconds, 0.6, "a route without the fault is not delayed")
+        XCTAssertLessThan(ping.seconds, 1.2, "a route without the fault is not delayed")
     }
 
     /// A request delayed across a reload keeps the endpoint it was given; the reload's smaller
@@ -127,7 +129,7 @@ final class PolicyEndToEndTests: GatewayTestCase {
             routes:
               - match: { prefix: /slowly/ }
                 service: backend
-                fault: { delay: { percent: 100, duration: 800ms } }
+                fault: { delay: { percent: 100, duration: 3s } }
               - match: { prefix: / }
                 service: backend
             """
@@ -137,14 +139,18 @@ final class PolicyEndToEndTests: GatewayTestCase {
         for semaphore in delayed {
             let url = "\(gateway.http)/slowly/x"
             Thread.detachNewThread {
-                _ = try? Curl.run([url], timeout: 10)
+                _ = try? Curl.run([url], timeout: 20)
                 semaphore.signal()
             }
         }
-        Thread.sleep(forTimeInterval: 0.2)
+        // The reload comes once the gateway holds the four (a sleep in place of this wait can be
+        // too short on a slow machine, and then the reload comes first); their delay outlasts it.
+        XCTAssertTrue(eventually {
+            (try? Curl.run(["\(self.gateway.admin)/metrics"]).body.contains("portico_downstream_connections 4")) == true
+        }, "the delayed requests arrived")
         try gateway.writeConfig(routes(upstream.address))
         XCTAssertEqual(try Curl.run(["-X", "POST", "\(gateway.admin)/reload"]).status, 200)
-        for semaphore in delayed { XCTAssertEqual(semaphore.wait(timeout: .now() + 10), .success) }
+        for semaphore in delayed { XCTAssertEqual(semaphore.wait(timeout: .now() + 20), .success) }
 
         let before = second.count()
         XCTAssertEqual(try statuses("\(gateway.http)/after", count: 8), Array(repeating: 200, count: 8))

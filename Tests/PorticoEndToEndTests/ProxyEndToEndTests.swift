@@ -315,7 +315,7 @@ final class ProxyEndToEndTests: XCTestCase {
     func testAConnectionThatNeverFinishesItsSetupIsClosedAfterTheIdleTimeout() throws {
         gateway = try PorticoProcess(config: legacyVersusNew(limits: """
             limits:
-              idleTimeout: 2s
+              idleTimeout: 3s
             """))
         let silent = try RawSocket(port: gateway.httpPort, timeout: 5)
         let halfPreface = try RawSocket(port: gateway.httpPort, timeout: 5)
@@ -325,9 +325,10 @@ final class ProxyEndToEndTests: XCTestCase {
 
         // Set up, and in use for longer than the setup deadline, with gaps shorter than the
         // idle timeout. (Bytes of an unfinished head do not count as traffic: as in Envoy, a
-        // connection with no request in progress is idle.)
+        // connection with no request in progress is idle.) Gaps of 1.2 s leave 1.8 s of the
+        // idle timeout for a slow machine's scheduling; four requests span 3.6 s.
         let keptAlive = try RawSocket(port: gateway.httpPort, timeout: 5)
-        for index in 0..<3 {
+        for index in 0..<4 {
             if index > 0 { usleep(1_200_000) }
             keptAlive.send("GET /v1/\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
             let response = RawHTTP.parseResponses(keptAlive.receive { RawHTTP.completeResponses(in: $0) >= 1 }).first
@@ -372,15 +373,16 @@ final class ProxyEndToEndTests: XCTestCase {
                 service: slow
                 timeout: 300ms
             """)
+        // The upstream would answer after 10 s: the bounds leave a slow machine's curl seconds.
         let started = Date()
-        let result = try Curl.run(["\(gateway.http)/slow/3000/x"])
+        let result = try Curl.run(["\(gateway.http)/slow/10000/x"])
         XCTAssertEqual(result.status, 504)
-        XCTAssertLessThan(Date().timeIntervalSince(started), 2.5)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
         XCTAssertEqual(try Curl.run(["\(gateway.http)/slow/10/x"]).status, 200)
         // An HTTP/2 stream's timeout too (its handler lives for that one request).
         let h2Started = Date()
-        XCTAssertEqual(try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/slow/3000/x"]).status, 504)
-        XCTAssertLessThan(Date().timeIntervalSince(h2Started), 2.5)
+        XCTAssertEqual(try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/slow/10000/x"]).status, 504)
+        XCTAssertLessThan(Date().timeIntervalSince(h2Started), 5)
         XCTAssertEqual(try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/slow/10/x"]).status, 200)
     }
 
@@ -410,10 +412,18 @@ final class ProxyEndToEndTests: XCTestCase {
     }
 
     func testLargeBodiesStreamBothWaysInBoundedMemory() throws {
-        gateway = try PorticoProcess(config: legacyVersusNew(limits: "limits: { maxRequestBody: 2GiB }"))
+        // A route of its own with a long timeout: a route's timeout spans the whole exchange,
+        // and on a busy machine the 1 GiB upload outlasted the 10 s of `v1` (a 504).
+        gateway = try PorticoProcess(config: legacyVersusNew(extraRoutes: """
+              - name: large
+                match: { prefix: /large/ }
+                service: legacy
+                rewrite: { prefix: / }
+                timeout: 5m
+            """, limits: "limits: { maxRequestBody: 2GiB }"))
         let size = 1 << 30  // 1 GiB each way
         // curl fails (exit 18) when fewer bytes arrive than Content-Length announced.
-        let download = try Curl.run(["--output", "/dev/null", "\(gateway.http)/bytes/\(size)"], timeout: 300)
+        let download = try Curl.run(["--output", "/dev/null", "\(gateway.http)/large/bytes/\(size)"], timeout: 300)
         XCTAssertEqual(download.status, 200, download.errorOutput + gateway.stderr)
         XCTAssertEqual(download.exitCode, 0, download.errorOutput)
 
@@ -423,8 +433,8 @@ final class ProxyEndToEndTests: XCTestCase {
         let handle = try FileHandle(forWritingTo: file)
         try handle.truncate(atOffset: UInt64(size))
         try handle.close()
-        let upload = try Curl.run(["--upload-file", file.path, "-X", "POST", "\(gateway.http)/v1/upload"], timeout: 300)
-        XCTAssertEqual(upload.status, 200)
+        let upload = try Curl.run(["--upload-file", file.path, "-X", "POST", "\(gateway.http)/large/upload"], timeout: 300)
+        XCTAssertEqual(upload.status, 200, upload.body)
         XCTAssertTrue(upload.body.contains("body=\(size)"), upload.body)
 
         let peakMiB = (gateway.peakResidentKiB ?? 0) / 1024
@@ -516,12 +526,11 @@ final class ProxyEndToEndTests: XCTestCase {
         _ = try Curl.run(["-H", "x-request-id: log-me", "\(gateway.http)/v1/logged"])
         _ = try Curl.run(["\(gateway.http)/ping"])
         var lines: [[String: Any]] = []
-        let deadline = Date().addingTimeInterval(3)
-        while lines.count < 2 && Date() < deadline {
-            usleep(100_000)
-            lines = gateway.stdout.split(separator: "\n").compactMap {
+        _ = eventually {
+            lines = self.gateway.stdout.split(separator: "\n").compactMap {
                 try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
             }
+            return lines.count >= 2
         }
         XCTAssertEqual(lines.count, 2, gateway.stdout)
         let logged = lines.first { ($0["request_id"] as? String) == "log-me" }

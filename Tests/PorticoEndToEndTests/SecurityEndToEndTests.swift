@@ -159,14 +159,14 @@ final class SecurityEndToEndTests: GatewayTestCase {
         try FileManager.default.moveItem(atPath: certs("rotated-key.pem"), toPath: certs("gateway-key.pem"))
         try FileManager.default.removeItem(atPath: certs("gateway.pem"))
         try FileManager.default.moveItem(atPath: certs("rotated.pem"), toPath: certs("gateway.pem"))
-        XCTAssertTrue(eventually(timeout: 10) { (try? servedSubject().contains("CN=rotated")) == true },
+        XCTAssertTrue(eventually { (try? servedSubject().contains("CN=rotated")) == true },
                       "the new certificate serves within seconds: \(gateway.stderr)")
 
         // A broken certificate is refused; the last good one keeps serving.
         func rejections() -> Int { gateway.stderr.components(separatedBy: "TLS certificate change rejected").count - 1 }
         let before = rejections()
         try "not a certificate".write(toFile: certs("gateway.pem"), atomically: true, encoding: .utf8)
-        XCTAssertTrue(eventually(timeout: 10) { rejections() > before }, gateway.stderr)
+        XCTAssertTrue(eventually { rejections() > before }, gateway.stderr)
         XCTAssertTrue(try servedSubject().contains("CN=rotated"))
         XCTAssertEqual(try tls("/service/a").status, 200)
     }

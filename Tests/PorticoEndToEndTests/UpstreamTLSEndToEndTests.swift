@@ -77,7 +77,7 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
         server.standardError = FileHandle.nullDevice
         try server.run()
         servers.append(server)
-        XCTAssertTrue(eventually(timeout: 10) {
+        XCTAssertTrue(eventually {
             (try? Curl.run(["--cacert", self.path("ca.pem"), "--cert", self.path("gateway-client.pem"),
                             "--key", self.path("gateway-client-key.pem"), "https://localhost:\(port)/"]).status) == 200
         }, "the TLS upstream starts")
@@ -146,7 +146,7 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
         let issued = try runCommand(PorticoProcess.binary.path,
                                     ["certs", "issue", "gateway-client", "--spiffe", rotatedID, "--dir", certs.path])
         XCTAssertEqual(issued.status, 0, issued.output)
-        XCTAssertTrue(eventually(timeout: 10) { (try? Curl.run(["\(self.gateway.http)/a"]).body) == "peer=\(rotatedID)\n" },
+        XCTAssertTrue(eventually { (try? Curl.run(["\(self.gateway.http)/a"]).body) == "peer=\(rotatedID)\n" },
                       "new connections present the new certificate: \(gateway.stderr)")
     }
 
@@ -167,7 +167,8 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
             """)
         let started = Date()
         XCTAssertEqual(try Curl.run(["\(gateway.http)/a"]).status, 502)
-        XCTAssertLessThan(Date().timeIntervalSince(started), 3, "the handshake is bounded by connectTimeout, not the route timeout")
+        // The route's 10 s against the 500 ms connect timeout: room for a slow machine's curl.
+        XCTAssertLessThan(Date().timeIntervalSince(started), 6, "the handshake is bounded by connectTimeout, not the route timeout")
     }
 
     func testHealthChecksCheckTheUpstreamsNamesToo() throws {
@@ -195,7 +196,7 @@ final class UpstreamTLSEndToEndTests: GatewayTestCase {
                   let endpoints = entry["endpoints"] as? [[String: Any]] else { return nil }
             return endpoints.first?["healthy"] as? Bool
         }
-        XCTAssertTrue(eventually(timeout: 5) { healthy("wrong") == false }, "a check reaching the wrong identity fails")
+        XCTAssertTrue(eventually { healthy("wrong") == false }, "a check reaching the wrong identity fails")
         XCTAssertEqual(healthy("right"), true)
     }
 

@@ -16,7 +16,7 @@ class GatewayTestCase: XCTestCase {
     override func tearDown() {
         gateway?.stop()
         upstream?.stop()
-        XCTAssertTrue(eventually(timeout: 5) { Processes.matching(self.marker).isEmpty }, "no worker outlives the gateway")
+        XCTAssertTrue(eventually { Processes.matching(self.marker).isEmpty }, "no worker outlives the gateway")
     }
 
     /// Writes `Functions/NAME` under `root`: `script` as its Python worker, and `manifest` as

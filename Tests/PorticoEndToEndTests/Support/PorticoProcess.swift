@@ -87,8 +87,10 @@ final class PorticoProcess {
     var https: String { "https://localhost:\(tlsPort)" }
     var admin: String { "http://127.0.0.1:\(adminPort)" }
 
+    /// Generous, like `eventually`: it costs nothing once the gateway is ready, and a first start
+    /// on a busy machine also writes the development certificates.
     private func waitUntilReady(file: StaticString, line: UInt) throws {
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if !process.isRunning {
                 XCTFail("portico exited with \(process.terminationStatus): \(stderr)", file: file, line: line)
@@ -193,4 +195,27 @@ func bindLoopback(listen shouldListen: Bool) throws -> (fd: Int32, port: Int) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+extension PorticoProcess {
+    /// What `/functions` shows of `function`'s requests: those on its workers and those waiting
+    /// in its queue (nil while it is not listed). A test waits on this for a request to have
+    /// arrived, instead of sleeping and hoping it did.
+    func functionLoad(_ function: String) -> (inFlight: Int, queued: Int)? {
+        guard let entry = functionEntry(function) else { return nil }
+        let workers = entry["workers"] as? [[String: Any]] ?? []
+        return (workers.reduce(0) { $0 + ($1["inFlight"] as? Int ?? 0) }, entry["queueLength"] as? Int ?? 0)
+    }
+
+    /// How many of `function`'s workers are ready, as `/functions` shows them.
+    func readyWorkers(_ function: String) -> Int {
+        let workers = functionEntry(function)?["workers"] as? [[String: Any]] ?? []
+        return workers.filter { $0["state"] as? String == "ready" }.count
+    }
+
+    private func functionEntry(_ function: String) -> [String: Any]? {
+        guard let body = try? Curl.run(["\(admin)/functions"]).body,
+              let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
+        return (json["functions"] as? [[String: Any]])?.first { $0["name"] as? String == function }
+    }
 }
