@@ -47,9 +47,8 @@ public struct HTTP1RequestHead: Sendable {
     public var target: String { self.string(self.targetRange) }
 
     private func string(_ range: Range<Int>) -> String {
-        self.fields.storage.withUnsafeReadableBytes { bytes in
-            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-        }
+        let storage = self.fields.storage
+        return storage.getString(at: storage.readerIndex + range.lowerBound, length: range.count)!
     }
 
     /// Whether the method is `method`; methods are case-sensitive (RFC 9110 §9.1).

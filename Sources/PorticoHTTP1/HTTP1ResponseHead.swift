@@ -35,8 +35,7 @@ public struct HTTP1ResponseHead: Sendable {
 
     /// The reason phrase as a `String`; allocates unless it is short (15 bytes or fewer).
     public var reason: String {
-        self.fields.storage.withUnsafeReadableBytes { bytes in
-            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[self.reasonRange]), as: UTF8.self)
-        }
+        let storage = self.fields.storage
+        return storage.getString(at: storage.readerIndex + self.reasonRange.lowerBound, length: self.reasonRange.count)!
     }
 }

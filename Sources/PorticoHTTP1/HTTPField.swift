@@ -33,12 +33,9 @@ public struct HTTPField: Sendable {
     /// (obs-text) become U+FFFD.
     public var value: String { self.string(start: self.entry.valueStart, length: self.entry.valueLength) }
 
-    /// Decoded from the raw bytes rather than from a view: no slice of the buffer is made, and
-    /// the decoding needs no generic collection path.
+    /// Decoded from the raw bytes rather than from a view: no slice of the buffer is made.
     private func string(start: UInt32, length: UInt32) -> String {
-        self.storage.withUnsafeReadableBytes { bytes in
-            String(decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(start)..<Int(start) + Int(length)]), as: UTF8.self)
-        }
+        self.storage.getString(at: self.storage.readerIndex + Int(start), length: Int(length))!
     }
 
     /// Whether the field is named `name`, compared ignoring ASCII case.

@@ -148,7 +148,6 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         idleTask = nil
         let stream = HTTP2ServerStream(id: id, connection: self, openedAt: NIODeadline.now().uptimeNanoseconds,
                                        receiveWindow: streamWindow, sendWindow: clientInitialWindow)
-        stream.answersHEAD = head.method == .HEAD
         stream.proxy = ProxyHandler(loop: loop, connection: info, stream: stream)
         streams[id] = stream
         stream.proxy.receive(.head(head))

@@ -29,8 +29,6 @@ final class HTTP2ServerStream: ProxyDownstream {
     private(set) var requestEnded = false
     private(set) var responseEnded = false
     private(set) var isReset = false
-    /// A HEAD request: the response's framing headers stay, its body does not exist.
-    var answersHEAD = false
 
     init(id: HTTP2StreamID, connection: HTTP2ServerConnection, openedAt: UInt64, receiveWindow: Int, sendWindow: Int) {
         self.id = id
@@ -101,10 +99,6 @@ final class HTTP2ServerStream: ProxyDownstream {
             let fields = HPACKHeaders(response: head)
             connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields))), promise: promise)
         case .body(let data):
-            if answersHEAD {
-                promise?.succeed(())
-                return
-            }
             sendWindow -= data.readableBytes
             connection.dataWritten(data.readableBytes)
             connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: data))), promise: promise)
