@@ -29,7 +29,7 @@ public struct HTTPFieldList: Sendable {
 
     /// The bytes the entries point into. For a parsed head this is the whole head, start line
     /// included; only the ranges named by entries are field bytes.
-    public private(set) var storage: ByteBuffer
+    public internal(set) var storage: ByteBuffer
     @usableFromInline var entries: [Entry]
 
     /// An empty list.
@@ -95,8 +95,22 @@ public struct HTTPFieldList: Sendable {
     /// The index of the first field named `name`, compared ignoring ASCII case.
     /// - Parameter name: the name in lowercase, as HTTP/2 writes it.
     public func firstIndex(of name: StaticString) -> Int? {
+        self.firstIndex { HTTPFieldList.nameMatches($0, $1, name) }
+    }
+
+    /// The index of the first entry `matches` accepts, given the storage's bytes.
+    ///
+    /// The loops over entries and bytes here and below are plain loops over buffer pointers:
+    /// `Array.firstIndex(where:)` or a `for` over the array is generic code, and unspecialized
+    /// (in a debug build, where the allocation test counts) it allocates on every element.
+    func firstIndex(where matches: (UnsafeRawBufferPointer, Entry) -> Bool) -> Int? {
         self.storage.withUnsafeReadableBytes { bytes in
-            self.entries.firstIndex { HTTPFieldList.nameMatches(bytes, $0, name) }
+            self.entries.withUnsafeBufferPointer { entries in
+                for index in 0..<entries.count where matches(bytes, entries[index]) {
+                    return index
+                }
+                return nil
+            }
         }
     }
 
@@ -108,11 +122,13 @@ public struct HTTPFieldList: Sendable {
     /// How many fields are named `name` (lowercase).
     public func count(of name: StaticString) -> Int {
         self.storage.withUnsafeReadableBytes { bytes in
-            var count = 0
-            for entry in self.entries where HTTPFieldList.nameMatches(bytes, entry, name) {
-                count += 1
+            self.entries.withUnsafeBufferPointer { entries in
+                var count = 0
+                for index in 0..<entries.count where HTTPFieldList.nameMatches(bytes, entries[index], name) {
+                    count += 1
+                }
+                return count
             }
-            return count
         }
     }
 
@@ -133,15 +149,13 @@ public struct HTTPFieldList: Sendable {
     /// Whether a field named `name` (lowercase) holds `token` in its comma-separated list,
     /// compared ignoring ASCII case (for `Connection: close`, `Connection: upgrade`...).
     public func containsToken(_ token: StaticString, inFieldNamed name: StaticString) -> Bool {
-        self.storage.withUnsafeReadableBytes { bytes in
-            for entry in self.entries where HTTPFieldList.nameMatches(bytes, entry, name) {
-                let value = UnsafeRawBufferPointer(
-                    rebasing: bytes[Int(entry.valueStart)..<Int(entry.valueStart + entry.valueLength)]
-                )
-                if HTTPFieldList.listContains(value, token) { return true }
-            }
-            return false
-        }
+        self.firstIndex { bytes, entry in
+            guard HTTPFieldList.nameMatches(bytes, entry, name) else { return false }
+            let value = UnsafeRawBufferPointer(
+                rebasing: bytes[Int(entry.valueStart)..<Int(entry.valueStart + entry.valueLength)]
+            )
+            return HTTPFieldList.listContains(value, token)
+        } != nil
     }
 
     /// Removes every field named `name` (lowercase). The bytes stay in `storage`, unreferenced.
@@ -154,17 +168,45 @@ public struct HTTPFieldList: Sendable {
 
     /// Writes the fields as HTTP/1 field lines, `name: value\r\n` each.
     public func write(to buffer: inout ByteBuffer) {
-        for entry in self.entries {
-            let base = self.storage.readerIndex
-            buffer.writeImmutableBuffer(
-                self.storage.getSlice(at: base + Int(entry.nameStart), length: Int(entry.nameLength))!
-            )
-            buffer.writeStaticString(": ")
-            buffer.writeImmutableBuffer(
-                self.storage.getSlice(at: base + Int(entry.valueStart), length: Int(entry.valueLength))!
-            )
-            buffer.writeStaticString("\r\n")
+        self.storage.withUnsafeReadableBytes { bytes in
+            self.entries.withUnsafeBufferPointer { entries in
+                for index in 0..<entries.count {
+                    let entry = entries[index]
+                    let name = Int(entry.nameStart)
+                    let value = Int(entry.valueStart)
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[name..<name + Int(entry.nameLength)]))
+                    buffer.writeStaticString(": ")
+                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[value..<value + Int(entry.valueLength)]))
+                    buffer.writeStaticString("\r\n")
+                }
+            }
         }
+    }
+
+    /// Whether every field can be written as an HTTP/1 field line as it is: each name a token,
+    /// each value free of CR, LF, NUL and the other control bytes but HTAB. Fields a parser
+    /// recorded always can; this guards those added from elsewhere.
+    public var isSendable: Bool {
+        self.firstIndex { bytes, entry in
+            let name = Int(entry.nameStart)
+            let value = Int(entry.valueStart)
+            return !HTTPFieldList.isSendable(bytes, name: name, length: Int(entry.nameLength),
+                                             value: value, length: Int(entry.valueLength))
+        } == nil
+    }
+
+    /// A name that is a token and a value free of control bytes but HTAB. Plain loops:
+    /// `allSatisfy` on a slice is generic, and unspecialized it allocates for every byte.
+    private static func isSendable(_ bytes: UnsafeRawBufferPointer, name: Int, length nameLength: Int,
+                                   value: Int, length valueLength: Int) -> Bool {
+        guard nameLength > 0 else { return false }
+        for index in name..<name + nameLength where !HTTP1ByteClass.token.contains(bytes[index]) {
+            return false
+        }
+        for index in value..<value + valueLength where !HTTP1ByteClass.lineByte.contains(bytes[index]) {
+            return false
+        }
+        return true
     }
 
     /// The fields as (name, value) strings, in order. Allocates; meant for logs and tests.

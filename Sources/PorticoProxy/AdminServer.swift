@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PorticoHTTP1
 import PorticoConfig
 import PorticoFunctions
 
@@ -16,8 +17,12 @@ struct AdminServer {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(gateway: gateway))
+                    // Portico's own codec, as on the listeners: the same parser refuses the same
+                    // malformed requests here.
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTP1RequestReader(maxHeadBytes: 64 * 1024))
+                    try sync.addHandler(HTTP1ServerConnection(idleTimeout: .seconds(60)))
+                    try sync.addHandler(AdminHandler(gateway: gateway))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -26,14 +31,20 @@ struct AdminServer {
 }
 
 final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = RequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let gateway: Gateway
-    private var request: HTTPRequestHead?
+    private var request: RequestHead?
 
     init(gateway: Gateway) {
         self.gateway = gateway
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // `HTTP1ServerConnection` says the connection has been idle past its timeout.
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -49,22 +60,22 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+    private func respond(context: ChannelHandlerContext, head: RequestHead) {
+        let path = head.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.target
         switch (head.method, path) {
-        case (.GET, "/healthz"):
+        case ("GET", "/healthz"):
             send(context, head, .ok, "ok\n")
-        case (.GET, "/ready"):
+        case ("GET", "/ready"):
             gateway.isReady ? send(context, head, .ok, "ready\n") : send(context, head, .serviceUnavailable, "not ready\n")
-        case (.GET, "/config"):
+        case ("GET", "/config"):
             send(context, head, .ok, gateway.snapshot.config.renderJSON(), contentType: "application/json")
-        case (.GET, "/routes"):
+        case ("GET", "/routes"):
             let snapshot = gateway.snapshot
             let routes: [[String: Any]] = zip(snapshot.routes, snapshot.routeTable.describe()).map { route, line in
                 ["index": route.index, "name": route.name, "line": route.location.line, "description": line]
             }
             sendJSON(context, head, ["generation": snapshot.generation, "routes": routes])
-        case (.GET, "/services"):
+        case ("GET", "/services"):
             let snapshot = gateway.snapshot
             gateway.upstreamStatistics().assumeIsolated().whenComplete { [self] result in
                 let statistics = (try? result.get()) ?? [:]
@@ -93,7 +104,7 @@ final class AdminHandler: ChannelInboundHandler {
                 }
                 sendJSON(context, head, ["services": body])
             }
-        case (.GET, "/functions"):
+        case ("GET", "/functions"):
             let snapshot = gateway.snapshot
             let failures = gateway.functionFailures
             let names = Set(snapshot.functions.keys).union(failures.keys).sorted()
@@ -124,11 +135,11 @@ final class AdminHandler: ChannelInboundHandler {
                 }
                 sendJSON(context, head, ["functions": functions])
             }
-        case (.GET, "/metrics"):
+        case ("GET", "/metrics"):
             var buffer = context.channel.allocator.buffer(capacity: 4096)
             buffer.writeBytes(gateway.metrics.render())
             send(context, head, .ok, buffer: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8")
-        case (.POST, "/reload"):
+        case ("POST", "/reload"):
             gateway.requestReload().hop(to: context.eventLoop).assumeIsolated().whenSuccess { [self] outcome in
                 sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
                          status: outcome.succeeded ? .ok : .badRequest)
@@ -153,7 +164,7 @@ final class AdminHandler: ChannelInboundHandler {
         ]
     }
 
-    private func sendJSON(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ object: Any, status: HTTPResponseStatus = .ok) {
+    private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPResponseStatus = .ok) {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
         var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
         buffer.writeBytes(data)
@@ -161,20 +172,20 @@ final class AdminHandler: ChannelInboundHandler {
         send(context, head, status, buffer: buffer, contentType: "application/json")
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ text: String,
+    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPResponseStatus, _ text: String,
                       contentType: String = "text/plain; charset=utf-8") {
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         send(context, head, status, buffer: buffer, contentType: contentType)
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus,
+    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPResponseStatus,
                       buffer: ByteBuffer, contentType: String) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: String(buffer.readableBytes))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        if head.method != .HEAD {
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version.responseVersion, status: status, headers: headers))), promise: nil)
+        if head.method != "HEAD" {
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

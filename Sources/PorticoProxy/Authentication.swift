@@ -6,6 +6,7 @@ import NIOHTTP1
 import PorticoAuth
 import PorticoConfig
 import Prometheus
+import PorticoHTTP1
 
 /// The keys of one JWKS source (a file or a URL), shared by every jwt policy that names it and
 /// kept across reloads while the source stays the same.
@@ -140,14 +141,16 @@ final class JWTPolicy: Sendable {
 
     /// Removes the headers this policy writes, so that only values it verified reach the
     /// backend, whatever the client sent and whether or not a token comes.
-    func removeOutputHeaders(from headers: inout HTTPHeaders) {
-        if let header = config.forwardHeader { headers.remove(name: header) }
-        for mapping in config.claimToHeaders { headers.remove(name: mapping.header) }
+    func removeOutputHeaders(from headers: inout HTTPFieldList) {
+        if let header = config.forwardHeader, headers.contains(named: header) { headers.removeAll(named: header) }
+        for mapping in config.claimToHeaders where headers.contains(named: mapping.header) {
+            headers.removeAll(named: mapping.header)
+        }
     }
 
     /// Finds and checks this policy's token. Counts nothing: the chain decides whether the
     /// request fails (another policy may accept the token) and counts then.
-    func verify(headers: HTTPHeaders, uri: String) -> Outcome {
+    func verify(headers: HTTPFieldList, uri: String) -> Outcome {
         guard let token = token(in: headers, uri: uri) else { return .noToken }
         let now = NIODeadline.now().uptimeNanoseconds
         let maxAge = UInt64(config.cacheDuration.nanoseconds)
@@ -168,11 +171,11 @@ final class JWTPolicy: Sendable {
 
     /// The request passed with `verified`: the token leaves (unless kept: from its header, or
     /// from the query the backend gets) and the verified payload and claims are written.
-    func applyVerified(_ verified: VerifiedToken, to headers: inout HTTPHeaders, query: inout String?) {
+    func applyVerified(_ verified: VerifiedToken, to headers: inout HTTPFieldList, query: inout String?) {
         if !config.forwardOriginalToken {
             switch config.from {
             case .header(let name, _):
-                headers.remove(name: name)
+                headers.removeAll(named: name)
             case .query(let parameter):
                 if let current = query {
                     let kept = current.split(separator: "&", omittingEmptySubsequences: false).filter { pair in
@@ -183,11 +186,11 @@ final class JWTPolicy: Sendable {
             }
         }
         if let header = config.forwardHeader {
-            headers.replaceOrAdd(name: header, value: verified.encodedPayload)
+            headers.replaceOrAppend(name: header, value: verified.encodedPayload)
         }
         for mapping in config.claimToHeaders {
             let values = verified.claims.strings(mapping.claim)
-            if !values.isEmpty { headers.replaceOrAdd(name: mapping.header, value: values.joined(separator: ",")) }
+            if !values.isEmpty { headers.replaceOrAppend(name: mapping.header, value: values.joined(separator: ",")) }
         }
     }
 
@@ -195,10 +198,10 @@ final class JWTPolicy: Sendable {
         if let reason { failureCounters[reason]?.increment() } else { missingCounter?.increment() }
     }
 
-    private func token(in headers: HTTPHeaders, uri: String) -> String? {
+    private func token(in headers: HTTPFieldList, uri: String) -> String? {
         switch config.from {
         case .header(let name, let prefix):
-            guard let value = headers.first(name: name) else { return nil }
+            guard let value = headers.firstValue(named: name) else { return nil }
             if prefix.isEmpty { return value.isEmpty ? nil : value }
             // The scheme is case-insensitive (RFC 9110 11.1): "bearer x" works as "Bearer x".
             guard value.utf8.count > prefix.utf8.count,

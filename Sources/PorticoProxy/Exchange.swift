@@ -1,4 +1,5 @@
 import NIOCore
+import PorticoHTTP1
 import NIOHTTP1
 import PorticoConfig
 import PorticoCore
@@ -7,8 +8,8 @@ import PorticoRouting
 
 /// One proxied request: the state both of its connections share.
 final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWatched {
-    let requestHead: HTTPRequestHead
-    let upstreamHead: HTTPRequestHead
+    let requestHead: RequestHead
+    let upstreamHead: RequestHead
     let routeName: String
     let backend: BackendReference
     let requestID: String
@@ -57,7 +58,7 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     var delayTask: Scheduled<Void>?
     var bufferedBody: [ByteBuffer] = []
     var bufferedEnd = false
-    var bufferedTrailers: HTTPHeaders?
+    var bufferedTrailers: HTTPFieldList?
     var requestComplete = false
     var responseStarted = false
     var responseComplete = false
@@ -70,7 +71,7 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     /// The route's edits to the backend's answer.
     var responseHeaders: ResponseHeadersPolicy?
 
-    init(handler: ProxyHandler, requestHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, routeName: String,
+    init(handler: ProxyHandler, requestHead: RequestHead, upstreamHead: RequestHead, routeName: String,
          backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {
         self.handler = handler
         self.requestHead = requestHead

@@ -1,10 +1,11 @@
 import NIOCore
+import PorticoHTTP1
 import NIOHTTP1
 import PorticoFunctions
 
 /// A request to an exec-mode function: its body is gathered whole, then handed to one process.
 final class ExecExchange {
-    let head: HTTPRequestHead
+    let head: RequestHead
     let function: ExecFunction
     /// The path (rewritten) and query the process sees.
     let path: String
@@ -13,7 +14,7 @@ final class ExecExchange {
     let responseHeaders: ResponseHeadersPolicy?
     var body: ByteBuffer
 
-    init(head: HTTPRequestHead, function: ExecFunction, path: String, contentLength: Int?, maxRequestBody: Int,
+    init(head: RequestHead, function: ExecFunction, path: String, contentLength: Int?, maxRequestBody: Int,
          record: RequestRecord, allocator: ByteBufferAllocator, responseHeaders: ResponseHeadersPolicy?) {
         self.responseHeaders = responseHeaders
         self.head = head

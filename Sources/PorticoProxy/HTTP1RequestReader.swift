@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import PorticoHTTP1
 
 /// Reads a client connection's requests with Portico's strict parser (`HTTP1RequestParser`),
@@ -11,11 +10,11 @@ import PorticoHTTP1
 /// `HTTP1ServerConnection` answers it in that request's turn, with the status the parser
 /// chose (400, 431 or 501), and closes.
 ///
-/// The requests still leave as NIO's `HTTPServerRequestPart`, because that is what the rest of
-/// the request path reads today; the head is turned into one here, once.
+/// The requests leave as `RequestPart`s, the protocol-neutral model that HTTP/2 streams
+/// deliver too; the fields are not copied on the way.
 final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
+    typealias InboundOut = RequestPart
 
     private var parser: HTTP1RequestParser
 
@@ -61,37 +60,16 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
             delivered = true
             switch event {
             case .head(let head):
-                context.fireChannelRead(wrapInboundOut(.head(HTTPRequestHead(head))))
+                context.fireChannelRead(wrapInboundOut(.head(RequestHead(head))))
             case .body(let bytes):
                 context.fireChannelRead(wrapInboundOut(.body(bytes)))
             case .end(let trailers):
-                context.fireChannelRead(wrapInboundOut(.end(trailers.map(HTTPHeaders.init))))
+                context.fireChannelRead(wrapInboundOut(.end(trailers)))
             case .error(let error):
                 context.fireErrorCaught(error)
                 return true
             }
         }
         return delivered
-    }
-}
-
-extension HTTPRequestHead {
-    /// The NIO head the request path reads, from a parsed head: one `String` per method,
-    /// target, name and value.
-    init(_ head: HTTP1RequestHead) {
-        let version: HTTPVersion = head.version == .http1_1 ? .http1_1 : .http1_0
-        self.init(version: version, method: HTTPMethod(rawValue: head.method), uri: head.target,
-                  headers: HTTPHeaders(head.fields))
-    }
-}
-
-extension HTTPHeaders {
-    init(_ fields: HTTPFieldList) {
-        self.init()
-        reserveCapacity(fields.count)
-        for index in 0..<fields.count {
-            let field = fields[index]
-            add(name: field.name, value: field.value)
-        }
     }
 }

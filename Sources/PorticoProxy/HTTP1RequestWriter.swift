@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHTTP1
+import PorticoHTTP1
 
 /// Writes the requests of an upstream HTTP/1.1 connection to the wire.
 ///
@@ -8,7 +8,7 @@ import NIOHTTP1
 /// `write` at the flush. It sits before `HTTP1ResponseReader`, which must see each request
 /// head go by to know that a response to HEAD has no body.
 final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundIn = RequestPart
     typealias OutboundOut = IOData
 
     private var framing = HTTP1BodyFraming.none
@@ -22,11 +22,11 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(var head):
-            framing = head.headers.frameForSending(HTTP1BodyExpectation(requestMethod: head.method), version: head.version)
+            framing = head.fields.frameForSending(HTTP1BodyExpectation(requestMethod: head.method))
             out.prepare(context.channel.allocator)
             let start = out.gathered!.writerIndex
             out.gathered!.writeHTTP1RequestLine(head)
-            guard head.isSendableRequestLine, out.gathered!.writeHTTP1HeaderSection(head.headers) else {
+            guard head.isSendableRequestLine, out.gathered!.writeHTTP1HeaderSection(head.fields) else {
                 // A header that would split the request, a method that is not a token, or a
                 // target with a space or a control character in it: nothing of this request
                 // is sent.
@@ -36,7 +36,7 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
                 return
             }
         case .body(let body):
-            out.writeBody(body, chunked: framing == .chunked, to: context, promise: promise)
+            out.writeBody(.byteBuffer(body), chunked: framing == .chunked, to: context, promise: promise)
             return
         case .end(let trailers):
             out.gatherEnd(trailers: trailers, chunked: framing == .chunked, allocator: context.channel.allocator)

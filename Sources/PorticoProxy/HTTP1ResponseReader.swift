@@ -15,16 +15,16 @@ import PorticoHTTP1
 final class HTTP1ResponseReader: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = RequestPart
+    typealias OutboundOut = RequestPart
 
     private var parser = HTTP1ResponseParser()
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .head(let head) = unwrapOutboundIn(data) {
             switch head.method {
-            case .HEAD: parser.expectResponse(to: .head)
-            case .CONNECT: parser.expectResponse(to: .connect)
+            case "HEAD": parser.expectResponse(to: .head)
+            case "CONNECT": parser.expectResponse(to: .connect)
             default: parser.expectResponse(to: .other)
             }
         }
@@ -90,5 +90,17 @@ extension HTTPResponseHead {
         let version: HTTPVersion = head.version == .http1_1 ? .http1_1 : .http1_0
         self.init(version: version, status: HTTPResponseStatus(statusCode: head.status, reasonPhrase: head.reason),
                   headers: HTTPHeaders(head.fields))
+    }
+}
+
+extension HTTPHeaders {
+    /// Responses still travel as NIO's `HTTPHeaders`: one `String` per name and value.
+    init(_ fields: HTTPFieldList) {
+        self.init()
+        reserveCapacity(fields.count)
+        for index in 0..<fields.count {
+            let field = fields[index]
+            add(name: field.name, value: field.value)
+        }
     }
 }

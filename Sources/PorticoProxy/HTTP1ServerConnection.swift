@@ -17,8 +17,8 @@ import PorticoHTTP1
 /// - **Writes.** A response's head, its small body parts and its end are gathered into one
 ///   buffer and leave in one `write` at the flush, instead of a `writev` of three to five.
 final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
+    typealias InboundIn = RequestPart
+    typealias InboundOut = RequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = IOData
 
@@ -27,7 +27,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
 
     /// What arrived behind a request whose response has not ended, in order.
     private enum Pending {
-        case part(HTTPServerRequestPart)
+        case part(RequestPart)
         /// A later request could not be parsed: it is answered (400 or 431) in its turn.
         case parseError(HTTP1ParseError)
         /// The client shut its side (half-close): the connection closes after the answers.
@@ -111,12 +111,12 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         if queued.count >= Self.maxQueuedParts { readsHeld = true }
     }
 
-    private func deliver(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
+    private func deliver(_ context: ChannelHandlerContext, _ part: RequestPart) {
         switch part {
         case .head(let head):
             awaitingResponse = true
             requestEnded = false
-            answeringHEAD = head.method == .HEAD
+            answeringHEAD = head.method == "HEAD"
         case .body:
             break
         case .end:
@@ -352,7 +352,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     }
 }
 
-extension HTTPServerRequestPart {
+extension RequestPart {
     fileprivate var isHead: Bool {
         if case .head = self { return true }
         return false

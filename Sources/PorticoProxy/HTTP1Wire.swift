@@ -1,6 +1,7 @@
 import NIOCore
-import PorticoConfig
 import NIOHTTP1
+import PorticoConfig
+import PorticoHTTP1
 
 /// How the body of an outgoing HTTP/1 message is delimited.
 enum HTTP1BodyFraming {
@@ -22,10 +23,10 @@ enum HTTP1BodyExpectation {
     /// Only if the headers say so: a GET or DELETE request.
     case unlikely
 
-    init(requestMethod method: HTTPMethod) {
+    init(requestMethod method: String) {
         switch method {
-        case .TRACE: self = .no
-        case .POST, .PUT, .PATCH: self = .yes
+        case "TRACE": self = .no
+        case "POST", "PUT", "PATCH": self = .yes
         default: self = .unlikely
         }
     }
@@ -74,6 +75,38 @@ extension HTTPHeaders {
     }
 }
 
+extension HTTPFieldList {
+    /// `HTTPHeaders.frameForSending` for a request's fields (responses are still `HTTPHeaders`).
+    mutating func frameForSending(_ expectation: HTTP1BodyExpectation) -> HTTP1BodyFraming {
+        var hasLength = false
+        var hasTransferEncoding = false
+        var isChunkedOnly = false
+        for index in 0..<count {
+            let field = self[index]
+            if field.hasName("content-length") {
+                hasLength = true
+            } else if field.hasName("transfer-encoding") {
+                isChunkedOnly = !hasTransferEncoding && field.valueEqualsIgnoringCase("chunked")
+                hasTransferEncoding = true
+            }
+        }
+        if expectation == .no {
+            if hasLength { removeAll(named: "content-length") }
+            if hasTransferEncoding { removeAll(named: "transfer-encoding") }
+            return .none
+        }
+        if hasLength {
+            if hasTransferEncoding { removeAll(named: "transfer-encoding") }
+            return .contentLength
+        }
+        if expectation == .unlikely {
+            return isChunkedOnly ? .chunked : .untilClose
+        }
+        if !isChunkedOnly { replaceOrAppend(name: "transfer-encoding", value: "chunked") }
+        return .chunked
+    }
+}
+
 /// The error a write fails with when a header would break the message: a name that is not a
 /// token, or a value with a control character (CR and LF would let it start a new header).
 struct InvalidOutboundHeader: Error {}
@@ -103,20 +136,13 @@ extension ByteBuffer {
         writeStaticString("\r\n")
     }
 
-    /// Writes `METHOD URI HTTP/x.y\r\n`. The caller checks `isSendableRequestLine` first.
-    mutating func writeHTTP1RequestLine(_ head: HTTPRequestHead) {
-        writeString(head.method.rawValue)
+    /// Writes `METHOD TARGET HTTP/1.1\r\n`: upstream requests are always HTTP/1.1. The caller
+    /// checks `isSendableRequestLine` first.
+    mutating func writeHTTP1RequestLine(_ head: RequestHead) {
+        writeString(head.method)
         writeInteger(UInt8(ascii: " "))
-        writeString(head.uri)
-        if head.version.major == 1 && head.version.minor == 1 {
-            writeStaticString(" HTTP/1.1\r\n")
-        } else {
-            writeStaticString(" HTTP/")
-            writeDecimal(head.version.major)
-            writeInteger(UInt8(ascii: "."))
-            writeDecimal(head.version.minor)
-            writeStaticString("\r\n")
-        }
+        writeString(head.target)
+        writeStaticString(" HTTP/1.1\r\n")
     }
 
     /// Writes each field as `name: value\r\n`, then the empty line that ends the section.
@@ -133,6 +159,14 @@ extension ByteBuffer {
             writeString(value)
             writeStaticString("\r\n")
         }
+        writeStaticString("\r\n")
+        return true
+    }
+
+    /// The same for a field list; its bytes are copied as they are, without a `String`.
+    mutating func writeHTTP1HeaderSection(_ fields: HTTPFieldList) -> Bool {
+        guard fields.isSendable else { return false }
+        fields.write(to: &self)
         writeStaticString("\r\n")
         return true
     }
@@ -155,12 +189,12 @@ extension ByteBuffer {
     }
 }
 
-extension HTTPRequestHead {
+extension RequestHead {
     /// The method is a token and the target has no space or control character: nothing in
     /// them can end the request line early or start another line. (An HTTP/2 client's
     /// `:method` and `:path` reach here without HTTP/1's parser having seen them.)
     var isSendableRequestLine: Bool {
-        method.rawValue.utf8.isValidHeaderName && uri.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F })
+        method.utf8.isValidHeaderName && target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F })
     }
 }
 
@@ -272,13 +306,39 @@ struct OutboundGatherer {
     /// Gathers the end of a chunked body: the last chunk and the trailers (dropped, whole,
     /// if one cannot be sent). An unchunked body has no end on the wire.
     mutating func gatherEnd(trailers: HTTPHeaders?, chunked: Bool, allocator: ByteBufferAllocator) {
+        gatherEnd(hasTrailers: !(trailers?.isEmpty ?? true), chunked: chunked, allocator: allocator) {
+            $0.writeHTTP1HeaderSection(trailers!)
+        }
+    }
+
+    mutating func gatherEnd(trailers: HTTPFieldList?, chunked: Bool, allocator: ByteBufferAllocator) {
+        gatherEnd(hasTrailers: !(trailers?.isEmpty ?? true), chunked: chunked, allocator: allocator) {
+            $0.writeHTTP1HeaderSection(trailers!)
+        }
+    }
+
+    /// The last chunk, and the trailers when there are some and they can be sent.
+    private mutating func gatherEnd(hasTrailers: Bool, chunked: Bool, allocator: ByteBufferAllocator,
+                                    writeTrailers: (inout ByteBuffer) -> Bool) {
         guard chunked else { return }
         prepare(allocator)
-        if let trailers, !trailers.isEmpty {
+        if hasTrailers {
             gathered!.writeStaticString("0\r\n")
-            if !gathered!.writeHTTP1HeaderSection(trailers) { gathered!.writeStaticString("\r\n") }
+            if !writeTrailers(&gathered!) { gathered!.writeStaticString("\r\n") }
         } else {
             gathered!.writeStaticString("0\r\n\r\n")
+        }
+    }
+}
+
+extension HTTPProtocolVersion {
+    /// The version of the response head the client's connection writes (an HTTP/2 stream
+    /// ignores it).
+    var responseVersion: HTTPVersion {
+        switch self {
+        case .http1_0: return .http1_0
+        case .http1_1: return .http1_1
+        case .http2: return HTTPVersion(major: 2, minor: 0)
         }
     }
 }

@@ -1,5 +1,5 @@
 import NIOHPACK
-import NIOHTTP1
+import PorticoHTTP1
 
 /// Why an HTTP/2 request's header block is malformed (RFC 9113 8.1.1): the stream is reset
 /// with PROTOCOL_ERROR and nothing of it reaches a backend.
@@ -16,7 +16,7 @@ enum HTTP2MalformedRequest: Error, Equatable {
     case hostDiffersFromAuthority
 }
 
-extension HTTPRequestHead {
+extension RequestHead {
     /// The request an HTTP/2 header block makes, as the request path reads it, once every field
     /// has been checked: a field that HTTP/1 would read differently (a CR, LF or NUL, a
     /// connection-specific header, a space at either end of a value) must not get there, as
@@ -34,8 +34,8 @@ extension HTTPRequestHead {
         var sawRegular = false
         var host: String?
         var hasContentLength = false
-        var regular: [(String, String)] = []
-        regular.reserveCapacity(fields.count + 1)
+        var regular = HTTPFieldList()
+        regular.reserveCapacity(fields: fields.count + 2, bytes: 512)
         for (name, value, _) in fields {
             if name.utf8.first == UInt8(ascii: ":") {
                 guard !sawRegular else { throw .pseudoHeaderAfterRegular }
@@ -64,39 +64,42 @@ extension HTTPRequestHead {
             default:
                 break
             }
-            regular.append((name, value))
+            regular.append(name: name, value: value)
         }
         guard let method, scheme != nil, let path, !path.isEmpty else { throw .missingPseudoHeader }
         if let authority, let host, !authority.equalsASCIICaseInsensitive(other: host) {
             // RFC 9113 8.3.1: routing and the upstream must not see two different hosts.
             throw .hostDiffersFromAuthority
         }
-        var headers: [(String, String)] = []
-        headers.reserveCapacity(regular.count + 2)
-        if host == nil, let authority { headers.append(("host", authority)) }
-        let parsedMethod = HTTPMethod(rawValue: method)
-        switch parsedMethod {
-        case .GET, .HEAD, .DELETE, .CONNECT, .TRACE:
+        // Appended after the client's fields: the order of differently named fields carries
+        // no meaning (RFC 9110 5.3).
+        if host == nil, let authority { regular.append(name: "host", value: authority) }
+        switch method {
+        case "GET", "HEAD", "DELETE", "CONNECT", "TRACE":
             break
         default:
-            if !hasContentLength { headers.append(endStream ? ("content-length", "0") : ("transfer-encoding", "chunked")) }
+            if !hasContentLength {
+                if endStream {
+                    regular.append(name: "content-length", value: "0")
+                } else {
+                    regular.append(name: "transfer-encoding", value: "chunked")
+                }
+            }
         }
-        headers.append(contentsOf: regular)
-        self.init(version: HTTPVersion(major: 2, minor: 0), method: parsedMethod, uri: path, headers: HTTPHeaders(headers))
+        self.init(method: method, target: path, version: .http2, fields: regular)
     }
 
     /// Trailers of an HTTP/2 request: regular fields only, under the same rules.
-    static func http2Trailers(_ fields: HPACKHeaders) throws(HTTP2MalformedRequest) -> HTTPHeaders {
-        var trailers: [(String, String)] = []
-        trailers.reserveCapacity(fields.count)
+    static func http2Trailers(_ fields: HPACKHeaders) throws(HTTP2MalformedRequest) -> HTTPFieldList {
+        var trailers = HTTPFieldList()
         for (name, value, _) in fields {
             guard name.utf8.first != UInt8(ascii: ":") else { throw .pseudoHeaderAfterRegular }
             guard isLowercaseToken(name) else { throw .invalidFieldName }
             guard isValidValue(value) else { throw .invalidFieldValue }
             if HPACKHeaders.isConnectionSpecific(name) { throw .connectionSpecificField }
-            trailers.append((name, value))
+            trailers.append(name: name, value: value)
         }
-        return HTTPHeaders(trailers)
+        return trailers
     }
 
     private static func setOnce(_ slot: inout String?, _ value: String) throws(HTTP2MalformedRequest) {

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
+import PorticoHTTP1
 import PorticoCore
 
 /// The HTTP/2 side of a client connection: one handler behind `NIOHTTP2Handler` that keeps a
@@ -119,7 +120,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         if let stream = streams[id] {
             // A second header block: the request's trailers, which end it.
             do {
-                let trailers = try HTTPRequestHead.http2Trailers(headers.headers)
+                let trailers = try RequestHead.http2Trailers(headers.headers)
                 guard headers.endStream else { return reset(stream, code: .protocolError) }
                 stream.endRequest(trailers: trailers)
                 noteTouched(stream)
@@ -136,9 +137,9 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         }
         resetBudget.streamOpened()
         if id > highestStreamID { highestStreamID = id }
-        let head: HTTPRequestHead
+        let head: RequestHead
         do {
-            head = try HTTPRequestHead(http2Fields: headers.headers, endStream: headers.endStream)
+            head = try RequestHead(http2Fields: headers.headers, endStream: headers.endStream)
         } catch {
             writeFrame(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)))
             context?.flush()

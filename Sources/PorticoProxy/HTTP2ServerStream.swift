@@ -2,6 +2,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
+import PorticoHTTP1
 import PorticoCore
 
 /// One client stream of an HTTP/2 connection, as its `ProxyHandler` sees it: no channel, no
@@ -64,7 +65,7 @@ final class HTTP2ServerStream: ProxyDownstream {
         return true
     }
 
-    func endRequest(trailers: HTTPHeaders?) {
+    func endRequest(trailers: HTTPFieldList?) {
         requestEnded = true
         proxy.receive(.end(trailers))
     }

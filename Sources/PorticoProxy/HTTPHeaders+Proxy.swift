@@ -71,83 +71,6 @@ enum FramingError: Error, Equatable {
 }
 
 extension HTTPHeaders {
-    /// Checks `Content-Length` and `Transfer-Encoding` the way RFC 9112 section 6 asks of a
-    /// proxy, and as nginx and HAProxy do: a request that has both, several different lengths,
-    /// or any transfer coding but a single `chunked` is refused rather than guessed at.
-    func validateRequestFraming(version: HTTPVersion = .http1_1) throws(FramingError) -> Int? {
-        var contentLength: Int?
-        var transferEncoding: String?
-        for (name, value) in self {
-            if name.equalsASCIICaseInsensitive("content-length") {
-                // A list such as "5, 5" is allowed when every member agrees.
-                for member in value.split(separator: ",", omittingEmptySubsequences: false) {
-                    let trimmed = member.trimmingASCIISpaces()
-                    guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-                          let length = Int(trimmed) else { throw .invalidContentLength }
-                    if let existing = contentLength, existing != length { throw .conflictingContentLengths }
-                    contentLength = length
-                }
-            } else if name.equalsASCIICaseInsensitive("transfer-encoding") {
-                // Two lines would be read as one list by some parsers and as the last line by
-                // others: there is no single meaning to forward.
-                guard transferEncoding == nil else { throw .invalidTransferEncoding }
-                transferEncoding = value
-            }
-        }
-        guard let transferEncoding else { return contentLength }
-        if contentLength != nil { throw .contentLengthWithTransferEncoding }
-        if version.major == 1 && version.minor == 0 { throw .transferEncodingOnHTTP10 }
-        var sawUnsupported = false
-        var members = transferEncoding.split(separator: ",", omittingEmptySubsequences: false)[...]
-        guard let last = members.popLast() else { throw .invalidTransferEncoding }
-        for member in members {
-            let coding = member.trimmingASCIISpaces()
-            // An empty member, a parameter or a space inside is no coding Portico could name.
-            guard !coding.isEmpty, coding.utf8.allSatisfy(HTTPToken.isTokenByte) else { throw .invalidTransferEncoding }
-            // `chunked` is applied once, and last (RFC 9112 6.1).
-            if coding.equalsASCIICaseInsensitive("chunked") { throw .invalidTransferEncoding }
-            sawUnsupported = true
-        }
-        let lastCoding = last.trimmingASCIISpaces()
-        guard !lastCoding.isEmpty, lastCoding.utf8.allSatisfy(HTTPToken.isTokenByte) else { throw .invalidTransferEncoding }
-        // A final coding other than chunked leaves the body without an end a proxy can find
-        // (RFC 9112 6.3: 400).
-        guard lastCoding.equalsASCIICaseInsensitive("chunked") else { throw .invalidTransferEncoding }
-        if sawUnsupported { throw .unsupportedTransferCoding }
-        return nil
-    }
-
-    /// Checks the `Host` fields of a request: RFC 9112 3.2 asks for 400 on more than one, or on
-    /// one whose value is not `host[:port]`. An HTTP/2 request's `:authority` arrives as `host`.
-    var hasValidHost: Bool {
-        var seen = false
-        for (name, value) in self where name.utf8.count == 4 && name.equalsASCIICaseInsensitive("host") {
-            if seen { return false }
-            seen = true
-            if !HostHeader.isValid(value.utf8) { return false }
-        }
-        return true
-    }
-
-    /// Whether any field name has an `_`.
-    var hasUnderscoreName: Bool {
-        contains { $0.name.utf8.contains(UInt8(ascii: "_")) }
-    }
-
-    /// Removes every field whose name has an `_`.
-    mutating func removeUnderscoreNames() {
-        while let field = first(where: { $0.name.utf8.contains(UInt8(ascii: "_")) }) {
-            remove(name: field.name)
-        }
-    }
-
-    /// Approximate bytes of the header section as received: names, values and separators.
-    var wireSize: Int {
-        var total = 0
-        for (name, value) in self { total &+= name.utf8.count &+ value.utf8.count &+ 4 }
-        return total
-    }
-
     /// Removes the hop-by-hop headers of RFC 9110 section 7.6.1: `Connection` and every header
     /// it names, plus the fixed list. `keepUpgrade` leaves `Upgrade` and `Connection: upgrade`
     /// in place for a request or response that switches protocols.
@@ -192,35 +115,6 @@ extension HTTPHeaders {
         case 19: return name.equalsASCIICaseInsensitive("proxy-authorization")
         default: return false
         }
-    }
-
-    /// Whether the request says `Expect: 100-continue`, without splitting any header value
-    /// unless an `Expect` header is there.
-    var expectsContinue: Bool {
-        for (name, value) in self where name.utf8.count == 6 && name.equalsASCIICaseInsensitive("expect") {
-            if value.split(separator: ",").contains(where: { $0.trimmingASCIISpaces().equalsASCIICaseInsensitive("100-continue") }) {
-                return true
-            }
-        }
-        return false
-    }
-
-    /// True when the request asks to switch protocols (WebSocket and the like).
-    var isUpgradeRequest: Bool {
-        contains(name: "upgrade") && self[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
-    }
-
-    /// Whether every protocol the `Upgrade` fields name is in `allowed` (lower-cased names,
-    /// compared without a `/version`).
-    func upgradeProtocolsAllowed(_ allowed: [String]) -> Bool {
-        guard !allowed.isEmpty else { return false }
-        var named = false
-        for protocolName in self[canonicalForm: "upgrade"] {
-            let name = protocolName.split(separator: "/", maxSplits: 1).first.map { $0.lowercased() } ?? ""
-            guard allowed.contains(name) else { return false }
-            named = true
-        }
-        return named
     }
 
     /// Whether a `connection` field lists `close`. The tokens are split (an allocation) only

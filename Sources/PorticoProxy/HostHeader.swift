@@ -5,7 +5,10 @@ enum HostHeader {
     ///
     /// Stricter than RFC 3986 in one place: a `,` (a sub-delim there) is refused, because a
     /// backend that reads the field as a list would see two hosts, as nginx refuses it.
-    static func isValid<Bytes: Collection>(_ value: Bytes) -> Bool where Bytes.Element == UInt8 {
+    ///
+    /// Concrete over raw bytes rather than generic: unspecialized generic code (a debug build)
+    /// allocates on every subscript, and this runs on every request.
+    static func isValid(_ value: UnsafeRawBufferPointer) -> Bool {
         var index = value.startIndex
         if index < value.endIndex, value[index] == UInt8(ascii: "[") {
             // IP-literal: hex digits, ':' and '.' (an IPv4 tail) up to the closing bracket.
@@ -40,15 +43,22 @@ enum HostHeader {
         return true
     }
 
+    static func isValid(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { isValid(UnsafeRawBufferPointer($0)) }
+    }
+
     private static func isHexDigit(_ byte: UInt8) -> Bool {
         (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
     }
 
     /// `unreserved`, `%` of `pct-encoded`, and the `sub-delims` but `,`.
     private static func isRegNameByte(_ byte: UInt8) -> Bool {
+        let lower = byte | 0x20
+        if lower >= UInt8(ascii: "a") && lower <= UInt8(ascii: "z") { return true }
+        if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") { return true }
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
              UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
              UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ";"), UInt8(ascii: "="):
             return true

@@ -1,9 +1,10 @@
 import NIOCore
+import PorticoHTTP1
 import NIOHTTP1
 
 /// An answer the gateway writes itself (404, a direct response, a redirect, an error status).
 struct LocalResponse {
-    var head: HTTPRequestHead
+    var head: RequestHead
     var status: HTTPResponseStatus
     var body: ByteBuffer
     var contentType: String

@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import PorticoConfig
+import PorticoHTTP1
 
 /// One HTTP/1.1 GET on its own connection, for the gateway's own needs (a JWKS document, an
 /// active health check): no redirects, a size cap, a deadline.
@@ -36,7 +37,8 @@ enum OneShotHTTPClient {
                             try sync.addHandler(UpstreamHandshakeHandler(tls: peerCheck, promise: channel.eventLoop.makePromise()))
                         }
                     }
-                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(HTTP1RequestWriter())
+                    try sync.addHandler(HTTP1ResponseReader())
                     try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))
                 }
             }
@@ -46,10 +48,10 @@ enum OneShotHTTPClient {
                 case .failure(let error):
                     promise.fail(OneShotHTTPError("cannot connect: \(error)"))
                 case .success(let channel):
-                    let headers = HTTPHeaders([("host", hostHeader), ("user-agent", "portico"), ("connection", "close")])
-                    channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path,
-                                                                             headers: headers)), promise: nil)
-                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    let fields = HTTPFieldList([("host", hostHeader), ("user-agent", "portico"), ("connection", "close")])
+                    channel.write(RequestPart.head(RequestHead(method: "GET", target: path, version: .http1_1, fields: fields)),
+                                  promise: nil)
+                    channel.writeAndFlush(RequestPart.end(nil), promise: nil)
                     promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 }
             }

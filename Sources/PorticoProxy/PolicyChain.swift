@@ -3,6 +3,7 @@ import NIOHTTP1
 import PorticoAuth
 import PorticoConfig
 import PorticoCore
+import PorticoHTTP1
 
 /// The request policies a listener or a route names, compiled with its config snapshot and
 /// sorted by kind, in the order the policy names them.
@@ -89,7 +90,7 @@ extension RuntimeSnapshot {
     ///
     /// `headers` and `query` are the request's, edited for the backend (a verified token
     /// removed, claims added).
-    func evaluatePolicies(route index: Int, request: PolicyRequest, headers: inout HTTPHeaders, query: inout String?,
+    func evaluatePolicies(route index: Int, request: PolicyRequest, headers: inout HTTPFieldList, query: inout String?,
                           random: inout FastRandom) -> PolicyVerdict {
         let listenerSet = listenerPolicies.isEmpty ? nil : listenerPolicies[request.listener]
         let route = index < routePolicies.count ? routePolicies[index] : nil
@@ -146,7 +147,7 @@ extension RuntimeSnapshot {
     /// RequestAuthentications: a token any one of them verifies is accepted (issuers differ, so
     /// in practice the token's issuer picks its policy). A token none accepts: 401. No token:
     /// 401 unless every policy is `optional`. Failures are counted only when the request fails.
-    private static func authenticate(_ first: [JWTPolicy], _ second: [JWTPolicy], uri: String, headers: inout HTTPHeaders,
+    private static func authenticate(_ first: [JWTPolicy], _ second: [JWTPolicy], uri: String, headers: inout HTTPFieldList,
                                      query: inout String?) -> Result<VerifiedToken?, AuthenticationFailed> {
         func each(_ body: (JWTPolicy) -> Void) {
             for policy in first { body(policy) }
@@ -176,7 +177,7 @@ extension RuntimeSnapshot {
         return .failure(AuthenticationFailed())
     }
 
-    private static func apply(_ limiter: RateLimiter, clientAddress: String, headers: HTTPHeaders,
+    private static func apply(_ limiter: RateLimiter, clientAddress: String, headers: HTTPFieldList,
                               now: UInt64) -> PolicyVerdict? {
         let key = limiter.key(clientAddress: clientAddress, headers: headers)
         guard case .limited(let wait) = limiter.take(key: key, now: Int64(truncatingIfNeeded: now)) else { return nil }

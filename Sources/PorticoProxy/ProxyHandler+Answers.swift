@@ -1,4 +1,5 @@
 import NIOCore
+import PorticoHTTP1
 import NIOHTTP1
 import PorticoConfig
 import PorticoCore
@@ -28,7 +29,7 @@ extension ProxyHandler {
         finish(exchange)
         state = .upgraded
 
-        var response = HTTPResponseHead(version: exchange.requestHead.version, status: .switchingProtocols, headers: head.headers)
+        var response = HTTPResponseHead(version: exchange.requestHead.version.responseVersion, status: .switchingProtocols, headers: head.headers)
         response.headers.removeHopByHop(keepUpgrade: true)
         exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
         let downstreamChannel = context.channel
@@ -63,7 +64,7 @@ extension ProxyHandler {
     /// Answers from the gateway itself. The answer goes out now when the request is complete
     /// or the connection closes after it; otherwise when the request ends.
     func writeLocalResponse(
-        head: HTTPRequestHead, status: HTTPResponseStatus, body: String? = nil,
+        head: RequestHead, status: HTTPResponseStatus, body: String? = nil,
         bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
         extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false,
         responseHeaders: ResponseHeadersPolicy? = nil
@@ -72,7 +73,7 @@ extension ProxyHandler {
         // the connection cannot carry another request.
         // CONNECT too: the request reader takes what follows it for the tunnel, and parses no
         // request after it.
-        let close = close || (connection.isHTTP1 && (head.headers.isUpgradeRequest || head.method == .CONNECT || !head.isKeepAlive))
+        let close = close || (connection.isHTTP1 && (head.fields.isUpgradeRequest || head.method == "CONNECT" || !head.keepAlive))
         let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record,
@@ -97,8 +98,8 @@ extension ProxyHandler {
         response.responseHeaders?.apply(to: &headers)  // Layer: responseHeaders (an exec function's answer)
         if response.close, connection.isHTTP1 { headers.add(name: "connection", value: "close") }
         let head = response.head
-        downstream.write(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)))
-        if head.method != .HEAD, body.readableBytes > 0 {
+        downstream.write(.head(HTTPResponseHead(version: head.version.responseVersion, status: response.status, headers: headers)))
+        if head.method != "HEAD", body.readableBytes > 0 {
             downstream.write(.body(.byteBuffer(body)))
         }
         if response.close {
@@ -106,7 +107,7 @@ extension ProxyHandler {
         } else {
             downstream.writeAndFlush(.end(nil))
         }
-        record(response.record, method: head.method, uri: head.uri, status: Int(response.status.code), bytesIn: 0,
+        record(response.record, method: head.method, uri: head.target, status: Int(response.status.code), bytesIn: 0,
                bytesOut: body.readableBytes, upstream: nil)
     }
 
@@ -126,7 +127,7 @@ extension ProxyHandler {
 
     // MARK: Logging and metrics
 
-    func record(_ record: RequestRecord, method: HTTPMethod, uri: String, status: Int,
+    func record(_ record: RequestRecord, method: String, uri: String, status: Int,
                         bytesIn: Int, bytesOut: Int, upstream: HostPort?) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
         loop.metrics.recordRequest(route: record.route, backend: record.backend, status: status,
@@ -143,7 +144,7 @@ extension ProxyHandler {
             buffer.writeStaticString(",\"protocol\":")
             buffer.writeJSONString(connection.protocolName)
             buffer.writeStaticString(",\"method\":")
-            buffer.writeJSONString(method.rawValue)
+            buffer.writeJSONString(method)
             buffer.writeStaticString(",\"uri\":")
             buffer.writeJSONString(uri)
             buffer.writeStaticString(",\"status\":")

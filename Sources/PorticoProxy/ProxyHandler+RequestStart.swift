@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
 import PorticoFunctions
@@ -9,58 +10,58 @@ import PorticoRouting
 extension ProxyHandler {
     // MARK: Request start
 
-    func startRequest(head: HTTPRequestHead) {
+    func startRequest(head: RequestHead) {
         guard let downstream else { return }
         var head = head
         let snapshot = loop.snapshot
         let started = NIODeadline.now()
-        let requestID = head.headers.first(name: "x-request-id") ?? loop.random.makeRequestID()
+        let requestID = head.fields.firstValue(of: "x-request-id") ?? loop.random.makeRequestID()
 
         func reject(_ status: HTTPResponseStatus, close: Bool) {
             writeLocalResponse(head: head, status: status, close: close,
                                record: .init(route: "-", backend: "-", requestID: requestID, started: started))
         }
 
-        if head.headers.wireSize + head.uri.utf8.count > snapshot.maxRequestHeaders {
+        if head.fields.wireSize + head.target.utf8.count > snapshot.maxRequestHeaders {
             return reject(.requestHeaderFieldsTooLarge, close: true)
         }
         // Two Host fields, or one that is not host[:port]: routing, policies and the backend
         // could each read a different host (RFC 9112 3.2 asks for 400).
-        guard head.headers.hasValidHost else { return reject(.badRequest, close: true) }
+        guard head.fields.hasValidHost else { return reject(.badRequest, close: true) }
         let contentLength: Int?
         do {
-            contentLength = try head.headers.validateRequestFraming(version: head.version)
+            contentLength = try head.fields.validateRequestFraming(version: head.version)
         } catch {
             return reject(error.status, close: true)
         }
-        if head.headers.hasUnderscoreName, connection.underscoreHeaders != .allow {
+        if head.fields.hasUnderscoreName, connection.underscoreHeaders != .allow {
             // `Content_Length` may become `Content-Length` at a backend that maps `_` to `-`:
             // with a body, whatever the action, the request is refused (as nginx and HAProxy
             // refuse it); without one, the names are dropped unless the listener says reject.
-            // HTTP/2 frames its body itself (NIO's codec adds the framing headers it converts to),
+            // HTTP/2 frames its body itself (`RequestHead(http2Fields:)` adds the framing headers),
             // so there only the names go.
-            let hasBody = connection.isHTTP1 && (contentLength != nil || head.headers.contains(name: "transfer-encoding"))
+            let hasBody = connection.isHTTP1 && (contentLength != nil || head.fields.contains("transfer-encoding"))
             if connection.underscoreHeaders == .reject || hasBody {
                 return reject(.badRequest, close: true)
             }
-            head.headers.removeUnderscoreNames()
+            head.fields.removeUnderscoreNames()
         }
         if let contentLength, contentLength > snapshot.maxRequestBody {
             return reject(.payloadTooLarge, close: true)
         }
         var target: NormalizedTarget
-        switch PathNormalizer.normalize(head.uri, method: head.method.rawValue) {
+        switch PathNormalizer.normalize(head.target, method: head.method) {
         case .success(let normalized): target = normalized
         case .failure: return reject(.badRequest, close: false)
         }
-        let authority = target.authority ?? head.headers.first(name: "host") ?? ""
+        let authority = target.authority ?? head.fields.firstValue(of: "host") ?? ""
         if authority.isEmpty && head.version != .http1_0 {
             // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/2 request for an http(s) URI needs
             // `:authority` or `Host` (RFC 9113 8.3.1). Routing by an empty host would guess.
             return reject(.badRequest, close: true)
         }
         // An absolute-form target's authority replaces Host, so it meets the same grammar.
-        if target.authority != nil, !HostHeader.isValid(authority.utf8) { return reject(.badRequest, close: true) }
+        if target.authority != nil, !HostHeader.isValid(authority) { return reject(.badRequest, close: true) }
 
         let request = RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)
         guard let matched = snapshot.routeTable.match(request) else {
@@ -71,16 +72,16 @@ extension ProxyHandler {
 
         var faultDelay: TimeAmount?
         // Never trust a client's claim to have been verified by a proxy before this one.
-        if head.headers.contains(name: "x-forwarded-client-cert") {
-            head.headers.remove(name: "x-forwarded-client-cert")
+        if head.fields.contains("x-forwarded-client-cert") {
+            head.fields.removeAll(named: "x-forwarded-client-cert")
         }
         if let forwardedCertificate = connection.forwardedClientCertificate {
-            head.headers.add(name: "x-forwarded-client-cert", value: forwardedCertificate)
+            head.fields.append(name: "x-forwarded-client-cert", value: forwardedCertificate)
         }
         let policyRequest = PolicyRequest(
             listener: connection.listenerName, clientAddress: connection.clientAddress, principal: connection.principal,
-            method: head.method.rawValue, uri: head.uri, path: target.path, host: authority)
-        switch snapshot.evaluatePolicies(route: matched.index, request: policyRequest, headers: &head.headers,
+            method: head.method, uri: head.target, path: target.path, host: authority)
+        switch snapshot.evaluatePolicies(route: matched.index, request: policyRequest, headers: &head.fields,
                                          query: &target.query, random: &loop.random) {
         case .proceed(let delay):
             faultDelay = delay
@@ -130,15 +131,15 @@ extension ProxyHandler {
             return reject(.serviceUnavailable, close: false)
         }
         let upstreamPath = snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query)
-        if head.headers.expectsContinue {
+        if head.fields.expectsContinue {
             // Portico answers the interim response itself (as Envoy does by default): the
             // client may send its body, which flows on once there is somewhere to send it.
-            downstream.writeAndFlush(.head(HTTPResponseHead(version: head.version, status: .continue)))
+            downstream.writeAndFlush(.head(HTTPResponseHead(version: head.version.responseVersion, status: .continue)))
         }
         let policies = snapshot.policies(ofRoute: matched.index)
         if case .exec(let execFunction)? = function {
             // Layer: requestHeaders (the process reads the headers from its environment)
-            policies?.requestHeaders?.apply(to: &head.headers)
+            policies?.requestHeaders?.apply(to: &head.fields)
             state = .execCollecting(ExecExchange(
                 head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
                 maxRequestBody: snapshot.maxRequestBody,
@@ -151,31 +152,33 @@ extension ProxyHandler {
         // `upgrade_configs`). Any other, h2c above all, is served as a plain request without
         // its upgrade headers: a tunnelled h2c would carry HTTP/2 requests straight to the
         // backend, past routing and every policy.
-        let asksUpgrade = connection.isHTTP1 && head.headers.isUpgradeRequest
-        let isUpgrade = asksUpgrade && head.headers.upgradeProtocolsAllowed(route.config.upgrades)
-        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: upstreamPath, headers: head.headers)
-        // The copy made here has room for the forwarding headers, so adding them does not grow it.
-        upstreamHead.headers.reserveCapacity(head.headers.count + 6)
-        let hadTransferEncoding = head.headers.contains(name: "transfer-encoding")
-        upstreamHead.headers.removeHopByHop(keepUpgrade: isUpgrade)
-        upstreamHead.headers.remove(name: "expect")
-        if asksUpgrade && !isUpgrade { upstreamHead.headers.remove(name: "http2-settings") }
+        let asksUpgrade = connection.isHTTP1 && head.fields.isUpgradeRequest
+        let isUpgrade = asksUpgrade && head.fields.upgradeProtocolsAllowed(route.config.upgrades)
+        var upstreamHead = RequestHead(method: head.method, target: upstreamPath, version: .http1_1, fields: head.fields)
+        // The one copy of the received head: made here with room for the forwarding headers,
+        // so adding them does not grow it again.
+        upstreamHead.fields.reserveCapacity(fields: 6, bytes: 256 + authority.utf8.count)
+        let hadTransferEncoding = head.fields.contains("transfer-encoding")
+        upstreamHead.fields.removeHopByHop(keepUpgrade: isUpgrade)
+        upstreamHead.fields.removeAll(named: "expect")
+        if asksUpgrade && !isUpgrade { upstreamHead.fields.removeAll(named: "http2-settings") }
         if let contentLength {
-            upstreamHead.headers.replaceOrAdd(name: "content-length", value: String(contentLength))
+            // Written again as one plain number: the client's may have been a list ("5, 5").
+            upstreamHead.fields.replaceOrAppend(name: "content-length", value: String(contentLength))
         } else if hadTransferEncoding {
             // The body's framing was hop-by-hop and went with the other hop-by-hop headers; it
             // must be framed again, or its bytes would read upstream as the next request.
-            upstreamHead.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+            upstreamHead.fields.replaceOrAppend(name: "transfer-encoding", value: "chunked")
         }
         if let host = route.config.rewrite?.host {
-            upstreamHead.headers.replaceOrAdd(name: "host", value: host)
-        } else if target.authority != nil || !upstreamHead.headers.contains(name: "host") {
-            upstreamHead.headers.replaceOrAdd(name: "host", value: authority)
+            upstreamHead.fields.replaceOrAppend(name: "host", value: host)
+        } else if target.authority != nil || !upstreamHead.fields.contains("host") {
+            upstreamHead.fields.replaceOrAppend(name: "host", value: authority)
         }
-        addForwardingHeaders(to: &upstreamHead.headers, authority: authority, requestID: requestID,
-                             hadRequestID: head.headers.contains(name: "x-request-id"))
+        addForwardingHeaders(to: &upstreamHead.fields, authority: authority, requestID: requestID,
+                             hadRequestID: head.fields.contains("x-request-id"))
         // Layer: requestHeaders, after Portico's own headers so a route can override them (as Envoy's route headers)
-        policies?.requestHeaders?.apply(to: &upstreamHead.headers)
+        policies?.requestHeaders?.apply(to: &upstreamHead.fields)
 
         let exchange = Exchange(
             handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
@@ -185,7 +188,7 @@ extension ProxyHandler {
         // The request reader stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
         // another request.
-        exchange.closeAfterResponse = asksUpgrade || !head.isKeepAlive || (connection.isHTTP1 && head.method == .CONNECT)
+        exchange.closeAfterResponse = asksUpgrade || !head.keepAlive || (connection.isHTTP1 && head.method == "CONNECT")
         if let retries = snapshot.routePolicies.isEmpty ? nil : snapshot.routePolicies[matched.index]?.retries,
            !isUpgrade, retries.rules.retries > 0 {
             let budgetKey = service?.name ?? backend.description
@@ -227,10 +230,10 @@ extension ProxyHandler {
 
     /// Sends a copy of the request to the mirror service, `Host` suffixed `-shadow` so the
     /// shadow (and its logs) can tell copies from real traffic, as Envoy marks them.
-    func startShadow(of head: HTTPRequestHead, to service: ServiceConfig, timeout: TimeAmount) -> ShadowRequest {
+    func startShadow(of head: RequestHead, to service: ServiceConfig, timeout: TimeAmount) -> ShadowRequest {
         var shadowHead = head
-        if let host = shadowHead.headers.first(name: "host") {
-            shadowHead.headers.replaceOrAdd(name: "host", value: Self.shadowHost(host))
+        if let host = shadowHead.fields.firstValue(of: "host") {
+            shadowHead.fields.replaceOrAppend(name: "host", value: Self.shadowHost(host))
         }
         let (pool, endpointIndex, _) = loop.pool(for: service)
         let loop = self.loop
@@ -358,16 +361,18 @@ extension ProxyHandler {
         }
     }
 
-    func addForwardingHeaders(to headers: inout HTTPHeaders, authority: String, requestID: String, hadRequestID: Bool) {
+    func addForwardingHeaders(to fields: inout HTTPFieldList, authority: String, requestID: String, hadRequestID: Bool) {
         let client = connection.clientAddress
-        if let existing = headers.first(name: "x-forwarded-for") {
-            headers.replaceOrAdd(name: "x-forwarded-for", value: existing + ", " + client)
+        if let existing = fields.firstValue(of: "x-forwarded-for") {
+            fields.replaceOrAppend(name: "x-forwarded-for", value: existing + ", " + client)
         } else {
-            headers.add(name: "x-forwarded-for", value: client)
+            fields.append(name: "x-forwarded-for", value: client)
         }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: connection.scheme)
-        headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
-        headers.add(name: "forwarded", value: connection.forwardedValue(authority: authority))
-        if !hadRequestID { headers.add(name: "x-request-id", value: requestID) }
+        if fields.contains("x-forwarded-proto") { fields.removeAll(named: "x-forwarded-proto") }
+        fields.append(name: "x-forwarded-proto", value: connection.scheme)
+        if fields.contains("x-forwarded-host") { fields.removeAll(named: "x-forwarded-host") }
+        fields.append(name: "x-forwarded-host", value: authority)
+        fields.append(name: "forwarded", value: connection.forwardedValue(authority: authority))
+        if !hadRequestID { fields.append(name: "x-request-id", value: requestID) }
     }
 }

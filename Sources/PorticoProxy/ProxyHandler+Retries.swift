@@ -1,4 +1,5 @@
 import NIOCore
+import PorticoHTTP1
 import NIOHTTP1
 import PorticoConfig
 import PorticoCore
@@ -154,7 +155,7 @@ extension ProxyHandler {
         guard !exchange.finished else { return }
         exchange.finished = true
         releaseBackendSlot(exchange)
-        record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.uri,
+        record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.target,
                status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut,
                upstream: exchange.pool?.endpoint)
     }

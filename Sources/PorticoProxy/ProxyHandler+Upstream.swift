@@ -1,4 +1,5 @@
 import NIOCore
+import PorticoHTTP1
 import NIOHTTP1
 import PorticoConfig
 import PorticoCore
@@ -12,8 +13,8 @@ extension ProxyHandler {
     func runExec(_ exec: ExecExchange) {
         let head = exec.head
         let (path, query) = exec.path.splitQuery()
-        let request = ExecRequest(method: head.method.rawValue, path: path, query: query,
-                                  headers: head.headers.map { ($0.name, $0.value) }, body: exec.body,
+        let request = ExecRequest(method: head.method, path: path, query: query,
+                                  headers: head.fields.pairs.map { ($0.name, $0.value) }, body: exec.body,
                                   remoteAddress: connection.clientAddress)
         exec.function.run(request, on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard case .execRunning(let current) = state, current === exec else { return }
@@ -72,7 +73,7 @@ extension ProxyHandler {
             upstream.requestsServed += 1
             upstream.attach(exchange)
             upstream.send(.head(exchange.upstreamHead))
-            for buffer in exchange.bufferedBody { upstream.send(.body(.byteBuffer(buffer))) }
+            for buffer in exchange.bufferedBody { upstream.send(.body(buffer)) }
             exchange.bufferedBody.removeAll()
             if exchange.bufferedEnd { upstream.send(.end(exchange.bufferedTrailers)) }
             upstream.flush()
@@ -106,7 +107,7 @@ extension ProxyHandler {
             upgrade(exchange: exchange, head: head)
             return
         }
-        var response = HTTPResponseHead(version: exchange.requestHead.version, status: head.status, headers: head.headers)
+        var response = HTTPResponseHead(version: exchange.requestHead.version.responseVersion, status: head.status, headers: head.headers)
         response.headers.removeHopByHop()
         exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
         if exchange.closeAfterResponse && connection.isHTTP1 {

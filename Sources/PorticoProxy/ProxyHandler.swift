@@ -1,4 +1,5 @@
 import NIOCore
+import PorticoHTTP1
 import NIOHTTP1
 import PorticoConfig
 import PorticoCore
@@ -16,7 +17,7 @@ import PorticoRouting
 /// `+RequestStart` (edge checks, route, policies, backend), `+Upstream` (lease and response),
 /// `+Retries` (retries, timeouts, settling) and `+Answers` (upgrades, local answers, the log).
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = RequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -75,7 +76,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         receive(unwrapInboundIn(data))
     }
 
-    func receive(_ part: HTTPServerRequestPart) {
+    func receive(_ part: RequestPart) {
         switch part {
         case .head(let head):
             startRequest(head: head)
@@ -205,14 +206,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.retry?.keep(buffer)
         exchange.shadow?.send(buffer)
         if let upstream = exchange.upstream {
-            upstream.send(.body(.byteBuffer(buffer)))
+            upstream.send(.body(buffer))
             upstreamNeedsFlush = true
         } else {
             exchange.bufferedBody.append(buffer)
         }
     }
 
-    func requestEnd(trailers: HTTPHeaders?) {
+    func requestEnd(trailers: HTTPFieldList?) {
         switch state {
         case .proxying(let exchange):
             exchange.requestComplete = true

@@ -4,6 +4,7 @@ import NIOHTTP1
 import PorticoConfig
 import PorticoCore
 import Prometheus
+import PorticoHTTP1
 
 /// One `rateLimit` policy: a token bucket per key, shared by every event loop.
 ///
@@ -61,10 +62,10 @@ final class RateLimiter: Sendable {
     }
 
     /// The request's key under this policy.
-    func key(clientAddress: String, headers: HTTPHeaders) -> String {
+    func key(clientAddress: String, headers: HTTPFieldList) -> String {
         switch config.key {
         case .clientIP: return clientAddress
-        case .header(let name): return headers.first(name: name) ?? ""
+        case .header(let name): return headers.firstValue(named: name) ?? ""
         }
     }
 }

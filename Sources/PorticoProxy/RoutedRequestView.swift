@@ -1,19 +1,19 @@
-import NIOHTTP1
+import PorticoHTTP1
 import PorticoRouting
 
-/// Adapts an HTTP/1 head (HTTP/2 streams arrive as HTTP/1 heads too) to route matching.
+/// Adapts a request head (HTTP/1 or HTTP/2) to route matching.
 struct RoutedRequestView: RoutableRequest {
-    let head: HTTPRequestHead
+    let head: RequestHead
     let authority: String
     let normalizedPath: String
 
-    var method: String { head.method.rawValue }
+    var method: String { head.method }
 
     func firstHeaderValue(lowercasedName: String) -> String? {
-        head.headers.first(name: lowercasedName)
+        head.fields.firstValue(named: lowercasedName)
     }
 
     func headerValues(lowercasedName: String) -> [String] {
-        head.headers[lowercasedName]
+        head.fields.values(named: lowercasedName)
     }
 }

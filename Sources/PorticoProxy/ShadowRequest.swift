@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PorticoHTTP1
 
 /// A mirrored copy of a request (Istio's `mirror`): sent to the shadow service as the original
 /// arrives, its answer read and dropped. It never slows or fails the original: it holds no
@@ -12,7 +13,7 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     private let pool: UpstreamPool
     private let finished: () -> Void
     private var upstream: UpstreamConnection?
-    private var pending: [HTTPClientRequestPart]
+    private var pending: [RequestPart]
     private var pendingBytes = 0
     private var waiterID: Int?
     private var timeoutTask: Scheduled<Void>?
@@ -20,7 +21,7 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     private var done = false
 
     /// `finished` runs once, when the shadow is over either way (to release its load-balancer slot).
-    init(head: HTTPRequestHead, pool: UpstreamPool, timeout: TimeAmount, finished: @escaping () -> Void) {
+    init(head: RequestHead, pool: UpstreamPool, timeout: TimeAmount, finished: @escaping () -> Void) {
         self.pool = pool
         self.finished = finished
         self.pending = [.head(head)]
@@ -37,16 +38,16 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
         guard !done else { return }
         // Behind anything still buffered, so the copy keeps the original's order.
         if let upstream, upstream.isWritable, pending.isEmpty {
-            upstream.send(.body(.byteBuffer(buffer)))
+            upstream.send(.body(buffer))
             upstream.flush()
             return
         }
         pendingBytes += buffer.readableBytes
         guard pendingBytes <= Self.maxBuffered else { return giveUp() }
-        pending.append(.body(.byteBuffer(buffer)))
+        pending.append(.body(buffer))
     }
 
-    func end(_ trailers: HTTPHeaders?) {
+    func end(_ trailers: HTTPFieldList?) {
         guard !done else { return }
         if let upstream, pending.isEmpty {
             upstream.send(.end(trailers))

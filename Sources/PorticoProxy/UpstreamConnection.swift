@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PorticoHTTP1
 
 /// What a leased upstream connection reports to the request that holds it. Every call happens
 /// on the connection's event loop, which is also the downstream channel's.
@@ -21,8 +22,8 @@ protocol UpstreamResponseDelegate: AnyObject {
 /// buffer in Portico.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = RequestPart
+    typealias OutboundOut = RequestPart
 
     /// Strong: a pool a reload dropped must live until its last connection has closed and
     /// told it so (the pool lets go of a connection when it closes, which ends the cycle).
@@ -68,7 +69,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = nil
     }
 
-    func send(_ part: HTTPClientRequestPart) {
+    func send(_ part: RequestPart) {
         idle.noteActivity()
         context?.write(wrapOutboundOut(part), promise: nil)
     }

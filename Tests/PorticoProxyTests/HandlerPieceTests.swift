@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import PorticoHTTP1
 @testable import PorticoProxy
 import XCTest
 
@@ -87,32 +88,32 @@ final class GlueHandlerTests: XCTestCase {
 
 final class ProxyHeaderTests: XCTestCase {
     func testFraming() throws {
-        XCTAssertEqual(try HTTPHeaders([("Content-Length", "5")]).validateRequestFraming(), 5)
-        XCTAssertEqual(try HTTPHeaders([("Content-Length", "5, 5")]).validateRequestFraming(), 5)
-        XCTAssertNil(try HTTPHeaders([("Transfer-Encoding", "chunked")]).validateRequestFraming())
-        XCTAssertNil(try HTTPHeaders([("Transfer-Encoding", "Chunked")]).validateRequestFraming())
-        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "gzip, chunked")]).validateRequestFraming()) {
+        XCTAssertEqual(try HTTPFieldList([("Content-Length", "5")]).validateRequestFraming(), 5)
+        XCTAssertEqual(try HTTPFieldList([("Content-Length", "5, 5")]).validateRequestFraming(), 5)
+        XCTAssertNil(try HTTPFieldList([("Transfer-Encoding", "chunked")]).validateRequestFraming())
+        XCTAssertNil(try HTTPFieldList([("Transfer-Encoding", "Chunked")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPFieldList([("Transfer-Encoding", "gzip, chunked")]).validateRequestFraming()) {
             XCTAssertEqual($0 as? FramingError, .unsupportedTransferCoding)
         }
-        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "identity, chunked")]).validateRequestFraming()) {
+        XCTAssertThrowsError(try HTTPFieldList([("Transfer-Encoding", "identity, chunked")]).validateRequestFraming()) {
             XCTAssertEqual(($0 as? FramingError)?.status, .notImplemented)
         }
         for malformed in [",chunked", "chunked,", "gzip", "chunked;x=1", "gzip;q=1, chunked", "chunked , , chunked"] {
-            XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", malformed)]).validateRequestFraming(), malformed) {
+            XCTAssertThrowsError(try HTTPFieldList([("Transfer-Encoding", malformed)]).validateRequestFraming(), malformed) {
                 XCTAssertEqual(($0 as? FramingError)?.status, .badRequest, malformed)
             }
         }
-        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")])
+        XCTAssertThrowsError(try HTTPFieldList([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")])
             .validateRequestFraming())
-        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked")]).validateRequestFraming(version: .http1_0)) {
+        XCTAssertThrowsError(try HTTPFieldList([("Transfer-Encoding", "chunked")]).validateRequestFraming(version: .http1_0)) {
             XCTAssertEqual($0 as? FramingError, .transferEncodingOnHTTP10)
         }
-        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "5"), ("Content-Length", "6")]).validateRequestFraming())
-        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "5"), ("Transfer-Encoding", "chunked")]).validateRequestFraming())
-        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked, gzip")]).validateRequestFraming())
-        XCTAssertThrowsError(try HTTPHeaders([("Transfer-Encoding", "chunked, chunked")]).validateRequestFraming())
-        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "-1")]).validateRequestFraming())
-        XCTAssertThrowsError(try HTTPHeaders([("Content-Length", "1e3")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPFieldList([("Content-Length", "5"), ("Content-Length", "6")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPFieldList([("Content-Length", "5"), ("Transfer-Encoding", "chunked")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPFieldList([("Transfer-Encoding", "chunked, gzip")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPFieldList([("Transfer-Encoding", "chunked, chunked")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPFieldList([("Content-Length", "-1")]).validateRequestFraming())
+        XCTAssertThrowsError(try HTTPFieldList([("Content-Length", "1e3")]).validateRequestFraming())
     }
 
     func testHopByHopRemoval() {
@@ -130,9 +131,25 @@ final class ProxyHeaderTests: XCTestCase {
         XCTAssertFalse(upgrade.contains(name: "keep-alive"))
     }
 
+    /// The same rules on a request's field list, which is how requests travel since issue 15.
+    func testHopByHopRemovalFromAFieldList() {
+        var fields = HTTPFieldList([
+            ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
+            ("Transfer-Encoding", "chunked"), ("Upgrade", "websocket"), ("Proxy-Authorization", "x"), ("X-End", "2"),
+        ])
+        fields.removeHopByHop()
+        XCTAssertEqual(fields.pairs.map(\.name), ["X-End"])
+
+        var upgrade = HTTPFieldList([("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Keep-Alive", "1")])
+        upgrade.removeHopByHop(keepUpgrade: true)
+        XCTAssertEqual(upgrade.firstValue(of: "upgrade"), "websocket")
+        XCTAssertEqual(upgrade.firstValue(of: "connection"), "upgrade")
+        XCTAssertFalse(upgrade.contains("keep-alive"))
+    }
+
     func testUpgradeDetection() {
-        XCTAssertTrue(HTTPHeaders([("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket")]).isUpgradeRequest)
-        XCTAssertFalse(HTTPHeaders([("Upgrade", "websocket")]).isUpgradeRequest)
+        XCTAssertTrue(HTTPFieldList([("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket")]).isUpgradeRequest)
+        XCTAssertFalse(HTTPFieldList([("Upgrade", "websocket")]).isUpgradeRequest)
     }
 }
 

@@ -1,5 +1,6 @@
 import NIOHTTP1
 import PorticoConfig
+import PorticoHTTP1
 
 /// A `HeaderModifierConfig` compiled into one list of edits, applied in place.
 ///
@@ -21,7 +22,8 @@ struct HeaderEdits {
             + config.add.map { .add($0.name, $0.value) }
     }
 
-    /// Names compare case-insensitively (NIO's `HTTPHeaders` does so).
+    /// Names compare case-insensitively (NIO's `HTTPHeaders` does so). Responses are still
+    /// NIO's `HTTPHeaders`; requests are field lists (below).
     func apply(to headers: inout HTTPHeaders) {
         for edit in edits {
             switch edit {
@@ -32,6 +34,19 @@ struct HeaderEdits {
                 headers.replaceOrAdd(name: name, value: value)
             case .add(let name, let value):
                 headers.add(name: name, value: value)
+            }
+        }
+    }
+
+    func apply(to fields: inout HTTPFieldList) {
+        for edit in edits {
+            switch edit {
+            case .remove(let name):
+                if fields.contains(named: name) { fields.removeAll(named: name) }
+            case .set(let name, let value):
+                fields.replaceOrAppend(name: name, value: value)
+            case .add(let name, let value):
+                fields.append(name: name, value: value)
             }
         }
     }

@@ -1,5 +1,5 @@
-import NIOHTTP1
 import PorticoConfig
+import PorticoHTTP1
 @testable import PorticoProxy
 import XCTest
 
@@ -11,12 +11,12 @@ final class RequestHeadersPolicyTests: XCTestCase {
                                                   add: add.map { .init(name: $0.0, value: $0.1) }, remove: remove))
     }
 
-    private func fields(_ headers: HTTPHeaders) -> [String] {
-        headers.map { "\($0.name.lowercased()): \($0.value)" }
+    private func fields(_ headers: HTTPFieldList) -> [String] {
+        headers.pairs.map { "\($0.name.lowercased()): \($0.value)" }
     }
 
     func testTheIssuesExampleSetsAddsAndRemoves() {
-        var headers = HTTPHeaders([("Host", "api"), ("X-Env", "dev"), ("x-env", "staging"), ("X-Tag", "client"),
+        var headers = HTTPFieldList([("Host", "api"), ("X-Env", "dev"), ("x-env", "staging"), ("X-Tag", "client"),
                                    ("X-Debug", "1"), ("x-debug", "2"), ("Accept", "*/*")])
         policy(set: [("x-env", "prod")], add: [("x-tag", "a")], remove: ["x-debug"]).apply(to: &headers)
         XCTAssertEqual(fields(headers), ["host: api", "x-tag: client", "accept: */*", "x-env: prod", "x-tag: a"],
@@ -24,21 +24,21 @@ final class RequestHeadersPolicyTests: XCTestCase {
     }
 
     func testSetAddsAHeaderThatIsNotThereAndRemoveOfAnAbsentOneChangesNothing() {
-        var headers = HTTPHeaders([("host", "api")])
+        var headers = HTTPFieldList([("host", "api")])
         policy(set: [("x-env", "prod")], remove: ["x-missing"]).apply(to: &headers)
         XCTAssertEqual(fields(headers), ["host: api", "x-env: prod"])
     }
 
     func testEditsReplaceWhatPorticoAddedBeforeThem() {
         // The upstream head as Portico builds it: the policy runs after the forwarding headers.
-        var headers = HTTPHeaders([("host", "api"), ("x-forwarded-for", "10.0.0.1"), ("x-request-id", "abc"),
+        var headers = HTTPFieldList([("host", "api"), ("x-forwarded-for", "10.0.0.1"), ("x-request-id", "abc"),
                                    ("forwarded", "for=10.0.0.1")])
         policy(set: [("x-request-id", "fixed")], remove: ["x-forwarded-for", "forwarded"]).apply(to: &headers)
         XCTAssertEqual(fields(headers), ["host: api", "x-request-id: fixed"])
     }
 
     func testAnEmptyPolicyLeavesTheHeadersAsTheyWere() {
-        var headers = HTTPHeaders([("host", "api"), ("x-a", "1")])
+        var headers = HTTPFieldList([("host", "api"), ("x-a", "1")])
         policy().apply(to: &headers)
         XCTAssertEqual(fields(headers), ["host: api", "x-a: 1"])
     }

@@ -1,5 +1,5 @@
-import NIOHTTP1
 import PorticoConfig
+import PorticoHTTP1
 
 /// A route's `requestHeaders`: the Gateway API's RequestHeaderModifier, edits to the request
 /// the backend receives (a service, an `http` function, or an `exec` function's environment).
@@ -16,7 +16,7 @@ struct RequestHeadersPolicy {
         edits = HeaderEdits(config)
     }
 
-    func apply(to headers: inout HTTPHeaders) {
+    func apply(to headers: inout HTTPFieldList) {
         edits.apply(to: &headers)
     }
 }

@@ -1,0 +1,148 @@
+import PorticoConfig
+import PorticoHTTP1
+
+/// The edge checks and edits of a request's fields, done on the received bytes: a `String` is
+/// made only for the few values that are read as text (`Content-Length`, `Transfer-Encoding`,
+/// `Connection`, `Upgrade`), and those are short enough to be stored inline.
+extension HTTPFieldList {
+    /// Checks `Content-Length` and `Transfer-Encoding` the way RFC 9112 section 6 asks of a
+    /// proxy, and as nginx and HAProxy do: a request that has both, several different lengths,
+    /// or any transfer coding but a single `chunked` is refused rather than guessed at.
+    ///
+    /// HTTP/1's parser has refused all of this already; an HTTP/2 request (whose
+    /// `content-length` nobody has read yet) meets the same rules here.
+    func validateRequestFraming(version: HTTPProtocolVersion = .http1_1) throws(FramingError) -> Int? {
+        var contentLength: Int?
+        var transferEncoding: String?
+        for index in 0..<count {
+            let field = self[index]
+            if field.hasName("content-length") {
+                // A list such as "5, 5" is allowed when every member agrees.
+                for member in field.value.split(separator: ",", omittingEmptySubsequences: false) {
+                    let trimmed = member.trimmingASCIISpaces()
+                    guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                          let length = Int(trimmed) else { throw .invalidContentLength }
+                    if let existing = contentLength, existing != length { throw .conflictingContentLengths }
+                    contentLength = length
+                }
+            } else if field.hasName("transfer-encoding") {
+                // Two lines would be read as one list by some parsers and as the last line by
+                // others: there is no single meaning to forward.
+                guard transferEncoding == nil else { throw .invalidTransferEncoding }
+                transferEncoding = field.value
+            }
+        }
+        guard let transferEncoding else { return contentLength }
+        if contentLength != nil { throw .contentLengthWithTransferEncoding }
+        if version == .http1_0 { throw .transferEncodingOnHTTP10 }
+        var sawUnsupported = false
+        var members = transferEncoding.split(separator: ",", omittingEmptySubsequences: false)[...]
+        guard let last = members.popLast() else { throw .invalidTransferEncoding }
+        for member in members {
+            let coding = member.trimmingASCIISpaces()
+            // An empty member, a parameter or a space inside is no coding Portico could name.
+            guard !coding.isEmpty, coding.utf8.allSatisfy(HTTPToken.isTokenByte) else { throw .invalidTransferEncoding }
+            // `chunked` is applied once, and last (RFC 9112 6.1).
+            if coding.equalsASCIICaseInsensitive("chunked") { throw .invalidTransferEncoding }
+            sawUnsupported = true
+        }
+        let lastCoding = last.trimmingASCIISpaces()
+        guard !lastCoding.isEmpty, lastCoding.utf8.allSatisfy(HTTPToken.isTokenByte) else { throw .invalidTransferEncoding }
+        // A final coding other than chunked leaves the body without an end a proxy can find
+        // (RFC 9112 6.3: 400).
+        guard lastCoding.equalsASCIICaseInsensitive("chunked") else { throw .invalidTransferEncoding }
+        if sawUnsupported { throw .unsupportedTransferCoding }
+        return nil
+    }
+
+    /// Checks the `Host` fields of a request: RFC 9112 3.2 asks for 400 on more than one, or on
+    /// one whose value is not `host[:port]`. An HTTP/2 request's `:authority` arrives as `host`.
+    var hasValidHost: Bool {
+        var seen = false
+        for index in 0..<count where self[index].hasName("host") {
+            if seen { return false }
+            seen = true
+            if !self[index].withUnsafeValueBytes(HostHeader.isValid) { return false }
+        }
+        return true
+    }
+
+    /// Whether any field name has an `_`.
+    var hasUnderscoreName: Bool {
+        for index in 0..<count where self[index].nameHasUnderscore { return true }
+        return false
+    }
+
+    /// Removes every field whose name has an `_`.
+    mutating func removeUnderscoreNames() {
+        removeAll { $0.nameHasUnderscore }
+    }
+
+    /// Removes the hop-by-hop headers of RFC 9110 section 7.6.1: `Connection` and every header
+    /// it names, plus the fixed list. `keepUpgrade` leaves `Upgrade` and `Connection: upgrade`
+    /// in place for a request that switches protocols.
+    mutating func removeHopByHop(keepUpgrade: Bool = false) {
+        // Most requests carry none of these: one scan, and no edit, for them.
+        var hasHopByHop = false
+        for index in 0..<count where Self.isHopByHop(self[index]) {
+            hasHopByHop = true
+            break
+        }
+        guard hasHopByHop else { return }
+        var named: [Substring] = []
+        var hadConnection = false
+        for index in 0..<count where self[index].hasName("connection") {
+            hadConnection = true
+            let value = self[index].value
+            for token in value.split(separator: ",") {
+                let token = token.trimmingASCIISpaces()
+                if !token.isEmpty { named.append(token) }
+            }
+        }
+        removeAll { field in
+            if Self.isHopByHop(field) { return !(keepUpgrade && field.hasName("upgrade")) }
+            return named.contains { field.hasName(matching: String($0)) }
+        }
+        if keepUpgrade && hadConnection { append(name: "connection", value: "upgrade") }
+    }
+
+    /// Whether the field is `Connection` or one of the fixed hop-by-hop names (any case).
+    private static func isHopByHop(_ field: HTTPField) -> Bool {
+        switch field.nameLength {
+        case 2: return field.hasName("te")
+        case 7: return field.hasName("upgrade") || field.hasName("trailer")
+        case 10: return field.hasName("connection") || field.hasName("keep-alive")
+        case 16: return field.hasName("proxy-connection")
+        case 17: return field.hasName("transfer-encoding")
+        case 18: return field.hasName("proxy-authenticate")
+        case 19: return field.hasName("proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// Whether the request says `Expect: 100-continue`.
+    var expectsContinue: Bool {
+        containsToken("100-continue", inFieldNamed: "expect")
+    }
+
+    /// True when the request asks to switch protocols (WebSocket and the like).
+    var isUpgradeRequest: Bool {
+        contains("upgrade") && containsToken("upgrade", inFieldNamed: "connection")
+    }
+
+    /// Whether every protocol the `Upgrade` fields name is in `allowed` (lower-cased names,
+    /// compared without a `/version`).
+    func upgradeProtocolsAllowed(_ allowed: [String]) -> Bool {
+        guard !allowed.isEmpty else { return false }
+        var named = false
+        for value in values(of: "upgrade") {
+            for protocolName in value.split(separator: ",") {
+                let token = protocolName.trimmingASCIISpaces()
+                let name = token.split(separator: "/", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+                guard allowed.contains(name) else { return false }
+                named = true
+            }
+        }
+        return named
+    }
+}
