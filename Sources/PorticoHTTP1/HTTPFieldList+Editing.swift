@@ -104,6 +104,25 @@ extension HTTPField {
     /// The name's length in bytes.
     public var nameLength: Int { Int(self.entry.nameLength) }
 
+    /// The name in lowercase, as HTTP/2 writes names (RFC 9113 8.2.1); HTTP/1 peers often
+    /// send `Content-Type`.
+    public var lowercasedName: String {
+        self.storage.withUnsafeReadableBytes { bytes in
+            let start = Int(self.entry.nameStart)
+            let name = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(self.entry.nameLength)])
+            var hasUppercase = false
+            for index in 0..<name.count where name[index] &- UInt8(ascii: "A") < 26 {
+                hasUppercase = true
+                break
+            }
+            guard hasUppercase else { return String(decoding: name, as: UTF8.self) }
+            return String(unsafeUninitializedCapacity: name.count) { buffer in
+                for index in 0..<name.count { buffer[index] = HTTP1ByteClass.lowercased(name[index]) }
+                return name.count
+            }
+        }
+    }
+
     /// Calls `body` with the value's bytes, without making a view or a copy of them.
     public func withUnsafeValueBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         try self.storage.withUnsafeReadableBytes { bytes in

@@ -32,7 +32,7 @@ struct AdminServer {
 
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = RequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ResponsePart
 
     private let gateway: Gateway
     private var request: RequestHead?
@@ -181,12 +181,11 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPResponseStatus,
                       buffer: ByteBuffer, contentType: String) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: contentType)
-        headers.add(name: "content-length", value: String(buffer.readableBytes))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version.responseVersion, status: status, headers: headers))), promise: nil)
+        let fields = HTTPFieldList([("content-type", contentType), ("content-length", String(buffer.readableBytes))])
+        let response = ResponseHead(status: Int(status.code), version: head.version, fields: fields)
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
         if head.method != "HEAD" {
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            context.write(wrapOutboundOut(.body(buffer)), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

@@ -101,9 +101,9 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
         handler.leaseCompleted(self, result: result)
     }
 
-    func upstreamResponseHead(_ head: HTTPResponseHead) { handler.upstreamResponseHead(self, head) }
+    func upstreamResponseHead(_ head: ResponseHead) { handler.upstreamResponseHead(self, head) }
     func upstreamResponseBody(_ buffer: ByteBuffer) { handler.upstreamResponseBody(self, buffer) }
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?) { handler.upstreamResponseEnd(self, trailers) }
+    func upstreamResponseEnd(_ trailers: HTTPFieldList?) { handler.upstreamResponseEnd(self, trailers) }
     func upstreamReadComplete() { handler.upstreamReadComplete(self) }
     func upstreamWritabilityChanged(isWritable: Bool) { handler.upstreamWritabilityChanged(self, isWritable: isWritable) }
     func upstreamClosed() { handler.upstreamClosed(self) }

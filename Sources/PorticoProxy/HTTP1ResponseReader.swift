@@ -14,7 +14,7 @@ import PorticoHTTP1
 /// of the request path reads today; the head is turned into one here, once.
 final class HTTP1ResponseReader: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPClientResponsePart
+    typealias InboundOut = ResponsePart
     typealias OutboundIn = RequestPart
     typealias OutboundOut = RequestPart
 
@@ -70,37 +70,16 @@ final class HTTP1ResponseReader: ChannelDuplexHandler, RemovableChannelHandler {
             delivered = true
             switch event {
             case .head(let head):
-                context.fireChannelRead(wrapInboundOut(.head(HTTPResponseHead(head))))
+                context.fireChannelRead(wrapInboundOut(.head(ResponseHead(head))))
             case .body(let bytes):
                 context.fireChannelRead(wrapInboundOut(.body(bytes)))
             case .end(let trailers):
-                context.fireChannelRead(wrapInboundOut(.end(trailers.map(HTTPHeaders.init))))
+                context.fireChannelRead(wrapInboundOut(.end(trailers)))
             case .error(let error):
                 context.fireErrorCaught(error)
                 return true
             }
         }
         return delivered
-    }
-}
-
-extension HTTPResponseHead {
-    /// The NIO head the request path reads, from a parsed head.
-    init(_ head: HTTP1ResponseHead) {
-        let version: HTTPVersion = head.version == .http1_1 ? .http1_1 : .http1_0
-        self.init(version: version, status: HTTPResponseStatus(statusCode: head.status, reasonPhrase: head.reason),
-                  headers: HTTPHeaders(head.fields))
-    }
-}
-
-extension HTTPHeaders {
-    /// Responses still travel as NIO's `HTTPHeaders`: one `String` per name and value.
-    init(_ fields: HTTPFieldList) {
-        self.init()
-        reserveCapacity(fields.count)
-        for index in 0..<fields.count {
-            let field = fields[index]
-            add(name: field.name, value: field.value)
-        }
     }
 }

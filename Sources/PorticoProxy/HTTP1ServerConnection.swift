@@ -19,7 +19,7 @@ import PorticoHTTP1
 final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = RequestPart
     typealias InboundOut = RequestPart
-    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundIn = ResponsePart
     typealias OutboundOut = IOData
 
     /// Pipelined request parts held before the connection stops reading.
@@ -251,9 +251,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
 
     private func writeParseErrorResponse(_ context: ChannelHandlerContext, _ error: HTTP1ParseError,
                                          promise: EventLoopPromise<Void>?) {
-        let status = HTTPResponseStatus(statusCode: error.status)
         out.prepare(context.channel.allocator)
-        out.gathered!.writeHTTP1StatusLine(version: .http1_1, status: status)
+        out.gathered!.writeHTTP1StatusLine(ResponseHead(status: error.status))
         out.gathered!.writeStaticString("connection: close\r\ncontent-length: 0\r\n\r\n")
         out.write(to: context, promise: promise)
         context.flush()
@@ -284,19 +283,18 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         }
         switch part {
         case .head(var head):
-            let code = head.status.code
-            let isInterim = code >= 100 && code < 200 && code != 101
+            let isInterim = head.isInformational
             if !isInterim {
-                if quiescing { head.headers.replaceOrAdd(name: "connection", value: "close") }
-                lastResponse = quiescing || head.headers.saysConnectionClose
-                framing = head.headers.frameForSending(HTTP1BodyExpectation(responseStatus: head.status), version: head.version)
+                if quiescing { head.fields.replaceOrAppend(name: "connection", value: "close") }
+                lastResponse = quiescing || head.fields.containsToken("close", inFieldNamed: "connection")
+                framing = head.fields.frameForSending(HTTP1BodyExpectation(responseStatus: head.status), version: head.version)
                 if answeringHEAD { framing = .none }
                 responseInProgress = true
             }
             out.prepare(context.channel.allocator)
             let start = out.gathered!.writerIndex
-            out.gathered!.writeHTTP1StatusLine(version: head.version, status: head.status)
-            guard out.gathered!.writeHTTP1HeaderSection(head.headers) else {
+            out.gathered!.writeHTTP1StatusLine(head)
+            guard out.gathered!.writeHTTP1HeaderSection(head.fields) else {
                 out.gathered!.moveWriterIndex(to: start)
                 droppingResponse = !isInterim
                 responseInProgress = false
@@ -310,7 +308,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
                 promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
                 return
             }
-            out.writeBody(body, chunked: framing == .chunked, to: context, promise: promise)
+            out.writeBody(.byteBuffer(body), chunked: framing == .chunked, to: context, promise: promise)
             return
         case .end(let trailers):
             out.gatherEnd(trailers: trailers, chunked: framing == .chunked, allocator: context.channel.allocator)

@@ -31,53 +31,21 @@ enum HTTP1BodyExpectation {
         }
     }
 
-    init(responseStatus status: HTTPResponseStatus) {
-        self = status.mayHaveResponseBody ? .yes : .no
+    /// A 1xx, 204 or 304 has no body (RFC 9110 6.4.1).
+    init(responseStatus status: Int) {
+        self = (status >= 100 && status < 200) || status == 204 || status == 304 ? .no : .yes
     }
 }
 
-extension HTTPHeaders {
+extension HTTPFieldList {
     /// Makes the framing headers agree with whether the message carries a body, as NIO's
     /// encoders do: a body-less message loses `content-length` and `transfer-encoding`; a
     /// length wins over a transfer coding; an HTTP/1.1 message that may have a body and has
     /// neither is sent chunked.
     ///
-    /// One scan in the common case, and no copy of the headers unless one has to change.
-    mutating func frameForSending(_ expectation: HTTP1BodyExpectation, version: HTTPVersion) -> HTTP1BodyFraming {
-        var hasLength = false
-        var hasTransferEncoding = false
-        var isChunkedOnly = false
-        for (name, value) in self {
-            if name.equalsASCIICaseInsensitive("content-length") {
-                hasLength = true
-            } else if name.equalsASCIICaseInsensitive("transfer-encoding") {
-                isChunkedOnly = !hasTransferEncoding && value.equalsASCIICaseInsensitive("chunked")
-                hasTransferEncoding = true
-            }
-        }
-        if expectation == .no {
-            if hasLength { remove(name: "content-length") }
-            if hasTransferEncoding { remove(name: "transfer-encoding") }
-            return .none
-        }
-        if hasLength {
-            if hasTransferEncoding { remove(name: "transfer-encoding") }
-            return .contentLength
-        }
-        guard version.major == 1 && version.minor >= 1 else {
-            return .untilClose
-        }
-        if expectation == .unlikely {
-            return isChunkedOnly ? .chunked : .untilClose
-        }
-        if !isChunkedOnly { replaceOrAdd(name: "transfer-encoding", value: "chunked") }
-        return .chunked
-    }
-}
-
-extension HTTPFieldList {
-    /// `HTTPHeaders.frameForSending` for a request's fields (responses are still `HTTPHeaders`).
-    mutating func frameForSending(_ expectation: HTTP1BodyExpectation) -> HTTP1BodyFraming {
+    /// One scan in the common case, and no edit unless one has to change.
+    mutating func frameForSending(_ expectation: HTTP1BodyExpectation, version: HTTPProtocolVersion = .http1_1)
+        -> HTTP1BodyFraming {
         var hasLength = false
         var hasTransferEncoding = false
         var isChunkedOnly = false
@@ -99,6 +67,9 @@ extension HTTPFieldList {
             if hasTransferEncoding { removeAll(named: "transfer-encoding") }
             return .contentLength
         }
+        guard version == .http1_1 else {
+            return .untilClose
+        }
         if expectation == .unlikely {
             return isChunkedOnly ? .chunked : .untilClose
         }
@@ -113,25 +84,16 @@ struct InvalidOutboundHeader: Error {}
 
 extension ByteBuffer {
     /// Writes `HTTP/x.y CODE REASON\r\n` without Foundation or string interpolation.
-    mutating func writeHTTP1StatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
-        if version.major == 1 && version.minor == 1 {
-            writeStaticString("HTTP/1.1 ")
-        } else {
-            writeStaticString("HTTP/")
-            writeDecimal(version.major)
-            writeInteger(UInt8(ascii: "."))
-            writeDecimal(version.minor)
-            writeInteger(UInt8(ascii: " "))
-        }
-        writeDecimal(Int(status.code))
+    mutating func writeHTTP1StatusLine(_ head: ResponseHead) {
+        writeStaticString(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        writeDecimal(head.status)
         writeInteger(UInt8(ascii: " "))
-        let reason = status.reasonPhrase
-        if reason.utf8.isValidHeaderValue {
+        if let reason = head.reason, reason.utf8.isValidHeaderValue {
             writeString(reason)
         } else {
             // An upstream's phrase with a control character in it is not passed on; the
             // code's own phrase (empty for an unknown code) says the same.
-            writeString(HTTPResponseStatus(statusCode: Int(status.code)).reasonPhrase)
+            writeString(HTTPResponseStatus(statusCode: head.status).reasonPhrase)
         }
         writeStaticString("\r\n")
     }
@@ -145,25 +107,9 @@ extension ByteBuffer {
         writeStaticString(" HTTP/1.1\r\n")
     }
 
-    /// Writes each field as `name: value\r\n`, then the empty line that ends the section.
-    /// Writes nothing and returns false if a name or value cannot be sent as it is.
-    mutating func writeHTTP1HeaderSection(_ headers: HTTPHeaders) -> Bool {
-        let start = writerIndex
-        for (name, value) in headers {
-            guard name.utf8.isValidHeaderName, value.utf8.isValidHeaderValue else {
-                moveWriterIndex(to: start)
-                return false
-            }
-            writeString(name)
-            writeStaticString(": ")
-            writeString(value)
-            writeStaticString("\r\n")
-        }
-        writeStaticString("\r\n")
-        return true
-    }
-
-    /// The same for a field list; its bytes are copied as they are, without a `String`.
+    /// Writes each field as `name: value\r\n`, then the empty line that ends the section; the
+    /// bytes are copied as they are, without a `String`. Writes nothing and returns false if
+    /// a name or value cannot be sent as it is.
     mutating func writeHTTP1HeaderSection(_ fields: HTTPFieldList) -> Bool {
         guard fields.isSendable else { return false }
         fields.write(to: &self)
@@ -305,40 +251,15 @@ struct OutboundGatherer {
 
     /// Gathers the end of a chunked body: the last chunk and the trailers (dropped, whole,
     /// if one cannot be sent). An unchunked body has no end on the wire.
-    mutating func gatherEnd(trailers: HTTPHeaders?, chunked: Bool, allocator: ByteBufferAllocator) {
-        gatherEnd(hasTrailers: !(trailers?.isEmpty ?? true), chunked: chunked, allocator: allocator) {
-            $0.writeHTTP1HeaderSection(trailers!)
-        }
-    }
-
-    mutating func gatherEnd(trailers: HTTPFieldList?, chunked: Bool, allocator: ByteBufferAllocator) {
-        gatherEnd(hasTrailers: !(trailers?.isEmpty ?? true), chunked: chunked, allocator: allocator) {
-            $0.writeHTTP1HeaderSection(trailers!)
-        }
-    }
-
     /// The last chunk, and the trailers when there are some and they can be sent.
-    private mutating func gatherEnd(hasTrailers: Bool, chunked: Bool, allocator: ByteBufferAllocator,
-                                    writeTrailers: (inout ByteBuffer) -> Bool) {
+    mutating func gatherEnd(trailers: HTTPFieldList?, chunked: Bool, allocator: ByteBufferAllocator) {
         guard chunked else { return }
         prepare(allocator)
-        if hasTrailers {
+        if let trailers, !trailers.isEmpty {
             gathered!.writeStaticString("0\r\n")
-            if !writeTrailers(&gathered!) { gathered!.writeStaticString("\r\n") }
+            if !gathered!.writeHTTP1HeaderSection(trailers) { gathered!.writeStaticString("\r\n") }
         } else {
             gathered!.writeStaticString("0\r\n\r\n")
-        }
-    }
-}
-
-extension HTTPProtocolVersion {
-    /// The version of the response head the client's connection writes (an HTTP/2 stream
-    /// ignores it).
-    var responseVersion: HTTPVersion {
-        switch self {
-        case .http1_0: return .http1_0
-        case .http1_1: return .http1_1
-        case .http2: return HTTPVersion(major: 2, minor: 0)
         }
     }
 }

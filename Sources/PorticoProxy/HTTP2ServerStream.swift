@@ -90,7 +90,7 @@ final class HTTP2ServerStream: ProxyDownstream {
         }
     }
 
-    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
+    func write(_ part: ResponsePart, promise: EventLoopPromise<Void>?) {
         guard !isReset, !responseEnded else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
@@ -102,7 +102,7 @@ final class HTTP2ServerStream: ProxyDownstream {
         case .body(let data):
             sendWindow -= data.readableBytes
             connection.dataWritten(data.readableBytes)
-            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: data))), promise: promise)
+            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(data)))), promise: promise)
         case .end(let trailers):
             responseEnded = true
             // The answer is complete before the request: once it is out, the client is asked to
@@ -161,17 +161,17 @@ extension HPACKHeaders {
         }
     }
 
-    init(response head: HTTPResponseHead) {
+    init(response head: ResponseHead) {
         self.init()
-        reserveCapacity(head.headers.count + 1)
-        let status = head.status.code
+        reserveCapacity(head.fields.count + 1)
+        let status = head.status
         add(name: ":status", value: String(status))
         // A 1xx or 204 has no content (RFC 9110 8.6): a Content-Length an upstream put on one
         // would fail NIO's length check and leave the client's stream hanging.
-        appendRegular(head.headers, dropContentLength: status < 200 || status == 204)
+        appendRegular(head.fields, dropContentLength: status < 200 || status == 204)
     }
 
-    init(trailers: HTTPHeaders) {
+    init(trailers: HTTPFieldList) {
         self.init()
         reserveCapacity(trailers.count)
         appendRegular(trailers)
@@ -179,10 +179,22 @@ extension HPACKHeaders {
 
     /// HTTP/2 field names are lowercase (RFC 9113 8.2.1); names from HTTP/1 upstreams often
     /// are not.
-    private mutating func appendRegular(_ headers: HTTPHeaders, dropContentLength: Bool = false) {
-        for (name, value) in headers where !Self.isConnectionSpecific(name) {
-            if dropContentLength && name.equalsASCIICaseInsensitive("content-length") { continue }
-            add(name: name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? name.lowercased() : name, value: value)
+    private mutating func appendRegular(_ fields: HTTPFieldList, dropContentLength: Bool = false) {
+        for index in 0..<fields.count {
+            let field = fields[index]
+            if Self.isConnectionSpecific(field) { continue }
+            if dropContentLength && field.hasName("content-length") { continue }
+            add(name: field.lowercasedName, value: field.value)
+        }
+    }
+
+    private static func isConnectionSpecific(_ field: HTTPField) -> Bool {
+        switch field.nameLength {
+        case 7: return field.hasName("upgrade")
+        case 10: return field.hasName("connection") || field.hasName("keep-alive")
+        case 16: return field.hasName("proxy-connection")
+        case 17: return field.hasName("transfer-encoding")
+        default: return false
         }
     }
 }

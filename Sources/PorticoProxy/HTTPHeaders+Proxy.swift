@@ -70,60 +70,6 @@ enum FramingError: Error, Equatable {
     }
 }
 
-extension HTTPHeaders {
-    /// Removes the hop-by-hop headers of RFC 9110 section 7.6.1: `Connection` and every header
-    /// it names, plus the fixed list. `keepUpgrade` leaves `Upgrade` and `Connection: upgrade`
-    /// in place for a request or response that switches protocols.
-    mutating func removeHopByHop(keepUpgrade: Bool = false) {
-        // Most requests carry none of these: one scan, and no copy of the headers, for them.
-        guard contains(where: { Self.isHopByHopName($0.name) }) else { return }
-        var named: [Substring] = []
-        var hadConnection = false
-        for (name, value) in self where name.equalsASCIICaseInsensitive("connection") {
-            hadConnection = true
-            // Token by token, without `split`'s array: `Connection: keep-alive` is on most
-            // responses.
-            var rest = value[...]
-            while !rest.isEmpty {
-                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
-                let token = rest[..<comma].trimmingASCIISpaces()
-                if !token.isEmpty, !Self.isHopByHopName(token) { named.append(token) }
-                rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
-            }
-        }
-        // Removed in place, a name at a time (`remove` takes every field of the name, in any
-        // case): when the headers are not shared that allocates nothing, where building a new
-        // list cost two allocations on every response, whose `Connection` is common.
-        while let field = first(where: {
-            Self.isHopByHopName($0.name) && !(keepUpgrade && $0.name.equalsASCIICaseInsensitive("upgrade"))
-        }) {
-            remove(name: field.name)
-        }
-        for name in named { remove(name: String(name)) }
-        if keepUpgrade && hadConnection { add(name: "connection", value: "upgrade") }
-    }
-
-    /// Whether `name` is `Connection` or one of the fixed hop-by-hop names (any case).
-    private static func isHopByHopName<S: StringProtocol>(_ name: S) -> Bool {
-        switch name.utf8.count {
-        case 2: return name.equalsASCIICaseInsensitive("te")
-        case 7: return name.equalsASCIICaseInsensitive("upgrade") || name.equalsASCIICaseInsensitive("trailer")
-        case 10: return name.equalsASCIICaseInsensitive("connection") || name.equalsASCIICaseInsensitive("keep-alive")
-        case 16: return name.equalsASCIICaseInsensitive("proxy-connection")
-        case 17: return name.equalsASCIICaseInsensitive("transfer-encoding")
-        case 18: return name.equalsASCIICaseInsensitive("proxy-authenticate")
-        case 19: return name.equalsASCIICaseInsensitive("proxy-authorization")
-        default: return false
-        }
-    }
-
-    /// Whether a `connection` field lists `close`. The tokens are split (an allocation) only
-    /// when there is such a field at all.
-    var saysConnectionClose: Bool {
-        contains(name: "connection") && self[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
-    }
-}
-
 extension StringProtocol {
     /// Compares with `other` ignoring the case of ASCII letters on both sides.
     func equalsASCIICaseInsensitive<Other: StringProtocol>(other: Other) -> Bool {

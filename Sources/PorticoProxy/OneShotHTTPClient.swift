@@ -60,7 +60,7 @@ enum OneShotHTTPClient {
     }
 
     private final class ResponseCollector: ChannelInboundHandler {
-        typealias InboundIn = HTTPClientResponsePart
+        typealias InboundIn = ResponsePart
         private let promise: EventLoopPromise<Response>
         private let maxBytes: Int
         private var status = 0
@@ -74,7 +74,7 @@ enum OneShotHTTPClient {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .head(let head):
-                status = Int(head.status.code)
+                status = head.status
             case .body(let buffer):
                 guard body.count + buffer.readableBytes <= maxBytes else {
                     promise.fail(OneShotHTTPError("the answer is larger than \(maxBytes) bytes"))

@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHTTP1
+import PorticoHTTP1
 
 /// Where a `ProxyHandler` writes its answer and asks for more of the request: an HTTP/1.1
 /// connection's pipeline (`ChannelDownstream`), or one stream of an HTTP/2 connection
@@ -10,7 +10,7 @@ protocol ProxyDownstream: AnyObject {
     /// Whether the client takes more now: the connection's buffer, and for HTTP/2 the
     /// stream's flow-control window too.
     var isWritable: Bool { get }
-    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?)
+    func write(_ part: ResponsePart, promise: EventLoopPromise<Void>?)
     func flush()
     /// Ends the exchange abruptly: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
     func close()
@@ -19,18 +19,18 @@ protocol ProxyDownstream: AnyObject {
 }
 
 extension ProxyDownstream {
-    func write(_ part: HTTPServerResponsePart) {
+    func write(_ part: ResponsePart) {
         write(part, promise: nil)
     }
 
-    func writeAndFlush(_ part: HTTPServerResponsePart) {
+    func writeAndFlush(_ part: ResponsePart) {
         write(part, promise: nil)
         flush()
     }
 
     /// Writes the last part and closes once it is out: NIO drops writes still pending when
     /// a channel closes.
-    func writeAndFlushThenClose(_ part: HTTPServerResponsePart) {
+    func writeAndFlushThenClose(_ part: ResponsePart) {
         let written = eventLoop.makePromise(of: Void.self)
         write(part, promise: written)
         flush()
@@ -52,7 +52,7 @@ final class ChannelDownstream: ProxyDownstream {
     var allocator: ByteBufferAllocator { context.channel.allocator }
     var isWritable: Bool { context.channel.isWritable }
 
-    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
+    func write(_ part: ResponsePart, promise: EventLoopPromise<Void>?) {
         context.write(NIOAny(part), promise: promise)
     }
 

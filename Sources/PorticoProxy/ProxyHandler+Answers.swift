@@ -16,7 +16,7 @@ extension ProxyHandler {
     /// has emitted the whole 101 message, and then on a fresh event-loop tick: either event can
     /// fire from inside a decoder's call stack, where swapping handlers would hand HTTP parts
     /// to the byte glue.
-    func upgrade(exchange: Exchange, head: HTTPResponseHead) {
+    func upgrade(exchange: Exchange, head: ResponseHead) {
         // Only an HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
         guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
         exchange.status = 101
@@ -29,9 +29,10 @@ extension ProxyHandler {
         finish(exchange)
         state = .upgraded
 
-        var response = HTTPResponseHead(version: exchange.requestHead.version.responseVersion, status: .switchingProtocols, headers: head.headers)
-        response.headers.removeHopByHop(keepUpgrade: true)
-        exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
+        var response = head
+        response.version = exchange.requestHead.version
+        response.fields.removeHopByHop(keepUpgrade: true)
+        exchange.responseHeaders?.apply(to: &response.fields)  // Layer: responseHeaders
         let downstreamChannel = context.channel
         let eventLoop = context.eventLoop
         let idleTimeout = loop.snapshot.config.limits.idleTimeout.timeAmount
@@ -90,17 +91,17 @@ extension ProxyHandler {
     func write(_ response: LocalResponse) {
         guard let downstream else { return }
         let body = response.body
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(4 + response.extraHeaders.count)
-        headers.add(name: "content-type", value: response.contentType)
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
-        response.responseHeaders?.apply(to: &headers)  // Layer: responseHeaders (an exec function's answer)
-        if response.close, connection.isHTTP1 { headers.add(name: "connection", value: "close") }
+        var fields = HTTPFieldList()
+        fields.reserveCapacity(fields: 4 + response.extraHeaders.count, bytes: 128)
+        fields.append(name: "content-type", value: response.contentType)
+        fields.append(name: "content-length", value: String(body.readableBytes))
+        for (name, value) in response.extraHeaders { fields.append(name: name, value: value) }
+        response.responseHeaders?.apply(to: &fields)  // Layer: responseHeaders (an exec function's answer)
+        if response.close, connection.isHTTP1 { fields.append(name: "connection", value: "close") }
         let head = response.head
-        downstream.write(.head(HTTPResponseHead(version: head.version.responseVersion, status: response.status, headers: headers)))
+        downstream.write(.head(ResponseHead(status: Int(response.status.code), version: head.version, fields: fields)))
         if head.method != "HEAD", body.readableBytes > 0 {
-            downstream.write(.body(.byteBuffer(body)))
+            downstream.write(.body(body))
         }
         if response.close {
             downstream.writeAndFlushThenClose(.end(nil))

@@ -134,7 +134,7 @@ extension ProxyHandler {
         if head.fields.expectsContinue {
             // Portico answers the interim response itself (as Envoy does by default): the
             // client may send its body, which flows on once there is somewhere to send it.
-            downstream.writeAndFlush(.head(HTTPResponseHead(version: head.version.responseVersion, status: .continue)))
+            downstream.writeAndFlush(.head(ResponseHead(status: 100, version: head.version)))
         }
         let policies = snapshot.policies(ofRoute: matched.index)
         if case .exec(let execFunction)? = function {

@@ -85,17 +85,17 @@ extension ProxyHandler {
         }
     }
 
-    func upstreamResponseHead(_ exchange: Exchange, _ head: HTTPResponseHead) {
+    func upstreamResponseHead(_ exchange: Exchange, _ head: ResponseHead) {
         guard let downstream = downstream else { return }
-        recordOutcome(exchange, status: Int(head.status.code))
+        recordOutcome(exchange, status: head.status)
         if let retry = exchange.retry {
             retry.perTryTask?.cancel()
             retry.perTryTask = nil
-            if retryScheduled(exchange, after: .status(Int(head.status.code))) { return }
+            if retryScheduled(exchange, after: .status(head.status)) { return }
         }
         exchange.cancelTimeout()
         exchange.retry?.overallTask?.cancel()
-        if head.status == .switchingProtocols {
+        if head.status == 101 {
             guard exchange.isUpgrade else {
                 // A 101 nobody asked for cannot be relayed safely.
                 abandonUpstream(exchange)
@@ -107,15 +107,16 @@ extension ProxyHandler {
             upgrade(exchange: exchange, head: head)
             return
         }
-        var response = HTTPResponseHead(version: exchange.requestHead.version.responseVersion, status: head.status, headers: head.headers)
-        response.headers.removeHopByHop()
-        exchange.responseHeaders?.apply(to: &response.headers)  // Layer: responseHeaders
+        var response = head
+        response.version = exchange.requestHead.version
+        response.fields.removeHopByHop()
+        exchange.responseHeaders?.apply(to: &response.fields)  // Layer: responseHeaders
         if exchange.closeAfterResponse && connection.isHTTP1 {
             // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
             // connection ends with this response (for 1.0, that is also how the body ends).
-            response.headers.add(name: "connection", value: "close")
+            response.fields.append(name: "connection", value: "close")
         }
-        exchange.status = Int(head.status.code)
+        exchange.status = head.status
         exchange.responseStarted = true
         downstream.write(.head(response))
     }
@@ -123,10 +124,10 @@ extension ProxyHandler {
     func upstreamResponseBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
         guard let downstream = downstream, exchange.responseStarted else { return }
         exchange.bytesOut += buffer.readableBytes
-        downstream.write(.body(.byteBuffer(buffer)))
+        downstream.write(.body(buffer))
     }
 
-    func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPHeaders?) {
+    func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPFieldList?) {
         guard let downstream = downstream, exchange.responseStarted else { return }
         exchange.responseComplete = true
         // Settle this exchange before writing the end: the next pipelined request may follow

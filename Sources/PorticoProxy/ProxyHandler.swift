@@ -18,8 +18,8 @@ import PorticoRouting
 /// `+Retries` (retries, timeouts, settling) and `+Answers` (upgrades, local answers, the log).
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = RequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ResponsePart
+    typealias OutboundOut = ResponsePart
 
     enum State {
         case idle

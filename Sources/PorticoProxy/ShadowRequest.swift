@@ -97,11 +97,11 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     // MARK: UpstreamResponseDelegate: the answer is read and dropped.
 
     var downstreamIsWritable: Bool { true }
-    func upstreamResponseHead(_ head: HTTPResponseHead) {}
+    func upstreamResponseHead(_ head: ResponseHead) {}
     func upstreamResponseBody(_ buffer: ByteBuffer) {}
     func upstreamReadComplete() {}
 
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?) {
+    func upstreamResponseEnd(_ trailers: HTTPFieldList?) {
         guard !done, let upstream else { return }
         // An answer before the whole request went out leaves the connection out of step.
         let reusable = requestSent

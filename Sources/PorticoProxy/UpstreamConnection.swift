@@ -6,9 +6,9 @@ import PorticoHTTP1
 /// on the connection's event loop, which is also the downstream channel's.
 protocol UpstreamResponseDelegate: AnyObject {
     var downstreamIsWritable: Bool { get }
-    func upstreamResponseHead(_ head: HTTPResponseHead)
+    func upstreamResponseHead(_ head: ResponseHead)
     func upstreamResponseBody(_ buffer: ByteBuffer)
-    func upstreamResponseEnd(_ trailers: HTTPHeaders?)
+    func upstreamResponseEnd(_ trailers: HTTPFieldList?)
     /// The end of one read burst: the moment to flush what was forwarded.
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
@@ -21,7 +21,7 @@ protocol UpstreamResponseDelegate: AnyObject {
 /// in swift-nio-examples' GlueHandler): a slow client slows the upstream instead of growing a
 /// buffer in Portico.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ResponsePart
     typealias OutboundIn = RequestPart
     typealias OutboundOut = RequestPart
 
@@ -116,10 +116,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch part {
         case .head(let head):
-            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+            if head.isInformational {
                 return  // Interim responses: Portico answers `Expect: 100-continue` itself.
             }
-            responseAllowsReuse = head.isKeepAlive
+            responseAllowsReuse = head.keepAlive
             delegate.upstreamResponseHead(head)
         case .body(let buffer):
             delegate.upstreamResponseBody(buffer)

@@ -19,7 +19,7 @@ private final class ReadCounter: ChannelOutboundHandler {
 /// Stands in for the `ProxyHandler`: records the request parts it is handed.
 private final class RequestRecorder: ChannelInboundHandler {
     typealias InboundIn = RequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ResponsePart
     var parts: [RequestPart] = []
     var events: [Any] = []
 
@@ -72,7 +72,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         try channel.writeInbound(ByteBuffer(string: text))
     }
 
-    private func respond(_ parts: [HTTPServerResponsePart], flush: Bool = true) {
+    private func respond(_ parts: [ResponsePart], flush: Bool = true) {
         for part in parts { channel.write(part, promise: nil) }
         if flush { channel.flush() }
     }
@@ -88,24 +88,24 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         return buffers
     }
 
-    private func head(_ status: HTTPResponseStatus, _ headers: [(String, String)] = [],
-                      version: HTTPVersion = .http1_1) -> HTTPServerResponsePart {
-        .head(HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)))
+    private func head(_ status: Int, _ headers: [(String, String)] = [], reason: String? = nil,
+                      version: HTTPProtocolVersion = .http1_1) -> ResponsePart {
+        .head(ResponseHead(status: status, reason: reason, version: version, fields: HTTPFieldList(headers)))
     }
 
-    private func body(_ text: String) -> HTTPServerResponsePart {
-        .body(.byteBuffer(ByteBuffer(string: text)))
+    private func body(_ text: String) -> ResponsePart {
+        .body(ByteBuffer(string: text))
     }
 
     func testResponseLeavesInOneWrite() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        respond([head(.ok, [("content-length", "5")]), body("hel"), body("lo"), .end(nil)])
+        respond([head(200, [("content-length", "5")]), body("hel"), body("lo"), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"])
     }
 
     func testResponseWithoutLengthIsChunked() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        respond([head(.ok, [("x-a", "1")]), body(String(repeating: "z", count: 26)), .end(nil)])
+        respond([head(200, [("x-a", "1")]), body(String(repeating: "z", count: 26)), .end(nil)])
         XCTAssertEqual(try written(), [
             "HTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n1a\r\n" + String(repeating: "z", count: 26) + "\r\n0\r\n\r\n",
         ])
@@ -113,7 +113,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
 
     func testChunkedTrailers() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        respond([head(.ok, [("transfer-encoding", "chunked")]), body("ab"), .end(HTTPHeaders([("grpc-status", "0")]))])
+        respond([head(200, [("transfer-encoding", "chunked")]), body("ab"), .end(HTTPFieldList([("grpc-status", "0")]))])
         XCTAssertEqual(try written(), [
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n0\r\ngrpc-status: 0\r\n\r\n",
         ])
@@ -121,44 +121,44 @@ final class HTTP1ServerConnectionTests: XCTestCase {
 
     func testHTTP10ResponseWithoutLengthIsNotChunked() throws {
         try receive("GET / HTTP/1.0\r\n\r\n")
-        respond([head(.ok, version: .http1_0), body("raw"), .end(nil)])
+        respond([head(200, version: .http1_0), body("raw"), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.0 200 OK\r\n\r\nraw"])
     }
 
     func testLargeBodyIsPassedOnWithoutCopying() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         let large = String(repeating: "b", count: OutboundGatherer.copyLimit + 1)
-        respond([head(.ok, [("content-length", String(large.utf8.count))]), body(large), .end(nil)])
+        respond([head(200, [("content-length", String(large.utf8.count))]), body(large), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 4097\r\n\r\n", large])
     }
 
     func testResponseToHEADHasNoBody() throws {
         try receive("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
         let bodyWrite = channel.eventLoop.makePromise(of: Void.self)
-        channel.write(head(.ok, [("content-length", "5")]), promise: nil)
+        channel.write(head(200, [("content-length", "5")]), promise: nil)
         channel.write(body("hello"), promise: bodyWrite)
-        channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+        channel.writeAndFlush(ResponsePart.end(nil), promise: nil)
         XCTAssertThrowsError(try bodyWrite.futureResult.wait())
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"])
     }
 
     func testNoContentLosesFramingHeaders() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        respond([head(.noContent, [("content-length", "0"), ("x-a", "1")]), .end(nil)])
+        respond([head(204, [("content-length", "0"), ("x-a", "1")]), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.1 204 No Content\r\nx-a: 1\r\n\r\n"])
     }
 
     func testInterimResponseThenFinal() throws {
         try receive("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
-        respond([head(.continue)])
-        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        respond([head(100)])
+        respond([head(200, [("content-length", "0")]), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"])
     }
 
     func testHeaderThatWouldSplitTheResponseIsRefused() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         let headWrite = channel.eventLoop.makePromise(of: Void.self)
-        channel.write(head(.ok, [("x-a", "1\r\nset-cookie: evil=1")]), promise: headWrite)
+        channel.write(head(200, [("x-a", "1\r\nset-cookie: evil=1")]), promise: headWrite)
         channel.flush()
         XCTAssertThrowsError(try headWrite.futureResult.wait())
         XCTAssertEqual(try written(), [])
@@ -167,8 +167,8 @@ final class HTTP1ServerConnectionTests: XCTestCase {
 
     func testAnUpstreamReasonPhraseIsPassedOnUnlessItHasAControlCharacter() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        respond([head(.custom(code: 299, reasonPhrase: "Fine, Thanks"), [("content-length", "0")]), .end(nil)])
-        respond([head(.custom(code: 200, reasonPhrase: "OK\u{01}\u{7F}"), [("content-length", "0")]), .end(nil)])
+        respond([head(299, [("content-length", "0")], reason: "Fine, Thanks"), .end(nil)])
+        respond([head(200, [("content-length", "0")], reason: "OK\u{01}\u{7F}"), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.1 299 Fine, Thanks\r\ncontent-length: 0\r\n\r\n",
                                        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"])
     }
@@ -176,7 +176,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
     func testBadHeaderNameIsRefused() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         let headWrite = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(head(.ok, [("x a", "1")]), promise: headWrite)
+        channel.writeAndFlush(head(200, [("x a", "1")]), promise: headWrite)
         XCTAssertThrowsError(try headWrite.futureResult.wait())
         XCTAssertEqual(try written(), [])
     }
@@ -184,18 +184,18 @@ final class HTTP1ServerConnectionTests: XCTestCase {
     func testPipelinedRequestWaitsForTheResponse() throws {
         try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(recorder.heads, ["/a"], "the second request waits")
-        respond([head(.ok, [("content-length", "1")]), body("a"), .end(nil)])
+        respond([head(200, [("content-length", "1")]), body("a"), .end(nil)])
         XCTAssertEqual(recorder.heads, ["/a"], "handed on after the write, not inside it")
         channel.embeddedEventLoop.run()
         XCTAssertEqual(recorder.heads, ["/a", "/b"])
-        respond([head(.ok, [("content-length", "1")]), body("b"), .end(nil)])
+        respond([head(200, [("content-length", "1")]), body("b"), .end(nil)])
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na", "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb"])
     }
 
     func testAPipelinedRequestThatClosesTheConnectionEndsTheQueue() throws {
         recorder.closeOn = "/close"
         try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /close HTTP/1.0\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
-        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        respond([head(200, [("content-length", "0")]), .end(nil)])
         channel.embeddedEventLoop.run()
         XCTAssertEqual(recorder.heads, ["/a", "/close"], "nothing is handed on after the close")
         XCTAssertFalse(channel.isActive)
@@ -205,7 +205,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         XCTAssertTrue(channel.isActive, "the answer is still coming")
-        respond([head(.ok, [("content-length", "1")]), body("a"), .end(nil)])
+        respond([head(200, [("content-length", "1")]), body("a"), .end(nil)])
         channel.embeddedEventLoop.run()
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na"])
         XCTAssertFalse(channel.isActive, "closed after the last answer")
@@ -213,7 +213,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
 
     func testAClientThatShutsItsSideWhileIdleIsClosed() throws {
         try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        respond([head(200, [("content-length", "0")]), .end(nil)])
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         channel.embeddedEventLoop.run()
         XCTAssertFalse(channel.isActive)
@@ -223,7 +223,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHo st: x\r\n\r\n")
         XCTAssertEqual(try written(), [], "the 400 waits for the answer before it")
         XCTAssertTrue(channel.isActive)
-        respond([head(.ok, [("content-length", "1")]), body("a"), .end(nil)])
+        respond([head(200, [("content-length", "1")]), body("a"), .end(nil)])
         channel.embeddedEventLoop.run()
         XCTAssertEqual(try written(), [
             "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na",
@@ -235,17 +235,17 @@ final class HTTP1ServerConnectionTests: XCTestCase {
     func testTheRestOfARefusedResponseIsDropped() throws {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         recorder.closeOnError = false
-        channel.write(head(.ok, [("x-a", "1\r\nx-b: 2")]), promise: nil)
+        channel.write(head(200, [("x-a", "1\r\nx-b: 2")]), promise: nil)
         let bodyWrite = channel.eventLoop.makePromise(of: Void.self)
         channel.write(body("a"), promise: bodyWrite)
-        channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+        channel.writeAndFlush(ResponsePart.end(nil), promise: nil)
         XCTAssertThrowsError(try bodyWrite.futureResult.wait())
         XCTAssertEqual(try written(), [])
     }
 
     func testNothingIsServedAfterAConnectionCloseAnswer() throws {
         try receive("GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-        respond([head(.ok, [("content-length", "0"), ("connection", "close")]), .end(nil)])
+        respond([head(200, [("content-length", "0"), ("connection", "close")]), .end(nil)])
         channel.embeddedEventLoop.run()
         XCTAssertEqual(recorder.heads, ["/a"], "RFC 9112 9.6: no request after a close is processed")
         let before = readCounter.reads
@@ -256,7 +256,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
     func testARequestCutOffAfterItsAnswerGetsNoSecondAnswer() throws {
         try receive("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
         // The upstream answered before the body was complete.
-        respond([head(.ok, [("content-length", "0")]), .end(nil)])
+        respond([head(200, [("content-length", "0")]), .end(nil)])
         _ = try? receive("lo\r\nzz\r\n")  // not a chunk size: a parse error
         channel.embeddedEventLoop.run()
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"], "no stray 400")
@@ -278,7 +278,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         XCTAssertEqual(readCounter.reads, before, "held while the queue is full")
         var answered = 0
         while answered <= HTTP1ServerConnection.maxQueuedParts {
-            respond([head(.ok, [("content-length", "0")]), .end(nil)])
+            respond([head(200, [("content-length", "0")]), .end(nil)])
             channel.embeddedEventLoop.run()
             answered += 1
         }
@@ -307,7 +307,7 @@ final class HTTP1ServerConnectionTests: XCTestCase {
         try receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         XCTAssertTrue(channel.isActive)
-        respond([head(.ok, [("content-length", "0")]), .end(nil)], flush: false)
+        respond([head(200, [("content-length", "0")]), .end(nil)], flush: false)
         channel.embeddedEventLoop.run()
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"])
         XCTAssertFalse(channel.isActive)

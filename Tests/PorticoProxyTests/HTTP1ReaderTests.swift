@@ -137,9 +137,9 @@ final class HTTP1ReaderTests: XCTestCase {
 
     // MARK: Responses
 
-    private func responseChannel() throws -> (EmbeddedChannel, PartCollector<HTTPClientResponsePart>) {
+    private func responseChannel() throws -> (EmbeddedChannel, PartCollector<ResponsePart>) {
         let channel = EmbeddedChannel()
-        let collector = PartCollector<HTTPClientResponsePart>()
+        let collector = PartCollector<ResponsePart>()
         try channel.pipeline.syncOperations.addHandler(HTTP1ResponseReader())
         try channel.pipeline.syncOperations.addHandler(collector)
         return (channel, collector)
@@ -159,7 +159,7 @@ final class HTTP1ReaderTests: XCTestCase {
             + "HTTP/1.1 200 Fine Indeed\r\nContent-Length: 2\r\n\r\nhi"))
         XCTAssertEqual(collector.parts.count, 5, "head, end; head, body, end")
         guard case .head(let second) = collector.parts[2] else { return XCTFail("no second head") }
-        XCTAssertEqual(second.status.code, 200)
+        XCTAssertEqual(second.status, 200)
         XCTAssertTrue(collector.errors.isEmpty)
     }
 

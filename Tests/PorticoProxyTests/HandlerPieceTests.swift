@@ -117,22 +117,6 @@ final class ProxyHeaderTests: XCTestCase {
     }
 
     func testHopByHopRemoval() {
-        var headers = HTTPHeaders([
-            ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
-            ("Transfer-Encoding", "chunked"), ("Upgrade", "websocket"), ("Proxy-Authorization", "x"), ("X-End", "2"),
-        ])
-        headers.removeHopByHop()
-        XCTAssertEqual(headers.map(\.name), ["X-End"])
-
-        var upgrade = HTTPHeaders([("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Keep-Alive", "1")])
-        upgrade.removeHopByHop(keepUpgrade: true)
-        XCTAssertEqual(upgrade.first(name: "upgrade"), "websocket")
-        XCTAssertEqual(upgrade.first(name: "connection"), "upgrade")
-        XCTAssertFalse(upgrade.contains(name: "keep-alive"))
-    }
-
-    /// The same rules on a request's field list, which is how requests travel since issue 15.
-    func testHopByHopRemovalFromAFieldList() {
         var fields = HTTPFieldList([
             ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
             ("Transfer-Encoding", "chunked"), ("Upgrade", "websocket"), ("Proxy-Authorization", "x"), ("X-End", "2"),

@@ -1,4 +1,3 @@
-import NIOHTTP1
 import PorticoConfig
 import PorticoHTTP1
 
@@ -22,22 +21,7 @@ struct HeaderEdits {
             + config.add.map { .add($0.name, $0.value) }
     }
 
-    /// Names compare case-insensitively (NIO's `HTTPHeaders` does so). Responses are still
-    /// NIO's `HTTPHeaders`; requests are field lists (below).
-    func apply(to headers: inout HTTPHeaders) {
-        for edit in edits {
-            switch edit {
-            case .remove(let name):
-                // Looked for first: removing from headers shared with another copy would copy them.
-                if headers.contains(name: name) { headers.remove(name: name) }
-            case .set(let name, let value):
-                headers.replaceOrAdd(name: name, value: value)
-            case .add(let name, let value):
-                headers.add(name: name, value: value)
-            }
-        }
-    }
-
+    /// Names compare ignoring ASCII case.
     func apply(to fields: inout HTTPFieldList) {
         for edit in edits {
             switch edit {

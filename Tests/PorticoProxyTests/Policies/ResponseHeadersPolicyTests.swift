@@ -1,12 +1,12 @@
-import NIOHTTP1
 import PorticoConfig
+import PorticoHTTP1
 @testable import PorticoProxy
 import XCTest
 
 /// `responseHeaders` on a backend's answer: the fields a client sees.
 final class ResponseHeadersPolicyTests: XCTestCase {
-    private func fields(_ headers: HTTPHeaders) -> [String] {
-        headers.map { "\($0.name.lowercased()): \($0.value)" }
+    private func fields(_ headers: HTTPFieldList) -> [String] {
+        headers.pairs.map { "\($0.name.lowercased()): \($0.value)" }
     }
 
     func testSetAddAndRemoveOnAnAnswer() {
@@ -14,7 +14,7 @@ final class ResponseHeadersPolicyTests: XCTestCase {
             set: [.init(name: "cache-control", value: "no-store")],
             add: [.init(name: "set-cookie", value: "b=2")],
             remove: ["server"]))
-        var headers = HTTPHeaders([("Server", "python/3"), ("Cache-Control", "max-age=60"), ("Set-Cookie", "a=1"),
+        var headers = HTTPFieldList([("Server", "python/3"), ("Cache-Control", "max-age=60"), ("Set-Cookie", "a=1"),
                                    ("content-length", "5")])
         policy.apply(to: &headers)
         XCTAssertEqual(fields(headers), ["set-cookie: a=1", "content-length: 5", "cache-control: no-store", "set-cookie: b=2"],

@@ -1,5 +1,5 @@
-import NIOHTTP1
 import PorticoConfig
+import PorticoHTTP1
 
 /// A route's `responseHeaders`: the Gateway API's ResponseHeaderModifier, edits to the
 /// backend's answer on its way to the client (a service's, a function's, a `101` included).
@@ -16,7 +16,7 @@ struct ResponseHeadersPolicy {
         edits = HeaderEdits(config)
     }
 
-    func apply(to headers: inout HTTPHeaders) {
+    func apply(to headers: inout HTTPFieldList) {
         edits.apply(to: &headers)
     }
 }
