@@ -65,10 +65,9 @@ let package = Package(
         .target(
             name: "PorticoFunctions",
             dependencies: [
-                "PorticoConfig", "PorticoCore", "CPorticoSpawn",
+                "PorticoConfig", "PorticoCore", "PorticoHTTP1", "CPorticoSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,7 +84,6 @@ let package = Package(
                 "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions", "PorticoAuth", "PorticoHTTP1", "CPorticoTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

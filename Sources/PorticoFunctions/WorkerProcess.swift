@@ -2,12 +2,12 @@ import Foundation
 import Logging
 import NIOCore
 import NIOExtras
-import NIOHTTP1
 import NIOPosix
 import PorticoConfig
 
 #if canImport(Glibc)
 import Glibc
+import PorticoHTTP1
 #endif
 
 /// One running worker of an http-mode function: its process, its port, its readiness probe and
@@ -156,7 +156,6 @@ enum ReadinessProbe {
         bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ProbeHandler(promise: promise))
                 }
             }
@@ -164,10 +163,10 @@ enum ReadinessProbe {
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
-                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path,
-                                               headers: ["host": "127.0.0.1:\(port)", "connection": "close"])
-                    channel.write(HTTPClientRequestPart.head(head), promise: nil)
-                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    // The path is the manifest's, checked when it was read: one fixed request.
+                    var request = channel.allocator.buffer(capacity: 96 + path.utf8.count)
+                    request.writeString("GET \(path) HTTP/1.1\r\nhost: 127.0.0.1:\(port)\r\nconnection: close\r\n\r\n")
+                    channel.writeAndFlush(request, promise: nil)
                     channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
                 case .failure:
                     promise.succeed(false)
@@ -176,18 +175,36 @@ enum ReadinessProbe {
         return promise.futureResult
     }
 
+    /// Reads the answer's status line with Portico's own response parser.
     private final class ProbeHandler: ChannelInboundHandler {
-        typealias InboundIn = HTTPClientResponsePart
+        typealias InboundIn = ByteBuffer
         let promise: EventLoopPromise<Bool>
         var answered = false
+        var parser = HTTP1ResponseParser()
 
-        init(promise: EventLoopPromise<Bool>) { self.promise = promise }
+        init(promise: EventLoopPromise<Bool>) {
+            self.promise = promise
+            parser.expectResponse(to: .other)
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case .head(let head) = unwrapInboundIn(data), !answered {
-                answered = true
-                promise.succeed(head.status.code >= 200 && head.status.code < 300)
-                context.close(promise: nil)
+            guard !answered else { return }
+            parser.feed(unwrapInboundIn(data))
+            while let event = parser.next() {
+                switch event {
+                case .head(let head) where !head.isInformational:
+                    answered = true
+                    promise.succeed(head.status >= 200 && head.status < 300)
+                    context.close(promise: nil)
+                    return
+                case .error:
+                    answered = true
+                    promise.succeed(false)
+                    context.close(promise: nil)
+                    return
+                default:
+                    continue
+                }
             }
         }
 

@@ -1,6 +1,5 @@
 import Foundation
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import PorticoHTTP1
 import PorticoConfig
@@ -164,7 +163,7 @@ final class AdminHandler: ChannelInboundHandler {
         ]
     }
 
-    private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPResponseStatus = .ok) {
+    private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
         var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
         buffer.writeBytes(data)
@@ -172,14 +171,14 @@ final class AdminHandler: ChannelInboundHandler {
         send(context, head, status, buffer: buffer, contentType: "application/json")
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPResponseStatus, _ text: String,
+    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
                       contentType: String = "text/plain; charset=utf-8") {
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         send(context, head, status, buffer: buffer, contentType: contentType)
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPResponseStatus,
+    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
                       buffer: ByteBuffer, contentType: String) {
         let fields = HTTPFieldList([("content-type", contentType), ("content-length", String(buffer.readableBytes))])
         let response = ResponseHead(status: Int(status.code), version: head.version, fields: fields)

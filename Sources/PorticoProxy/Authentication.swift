@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
 import PorticoAuth
 import PorticoConfig
 import Prometheus

@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHTTP1
+import PorticoHTTP1
 
 /// Joins two channels into a byte pipe once an `Upgrade` succeeded (WebSocket and the like).
 ///

@@ -1,6 +1,5 @@
 import NIOCore
 import PorticoHTTP1
-import NIOHTTP1
 import PorticoConfig
 import PorticoCore
 import PorticoFunctions

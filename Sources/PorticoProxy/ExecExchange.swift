@@ -1,6 +1,5 @@
 import NIOCore
 import PorticoHTTP1
-import NIOHTTP1
 import PorticoFunctions
 
 /// A request to an exec-mode function: its body is gathered whole, then handed to one process.

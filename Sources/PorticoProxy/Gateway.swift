@@ -3,12 +3,12 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
-import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import PorticoConfig
 import PorticoFunctions
 import ServiceLifecycle
+import PorticoHTTP1
 
 /// The running gateway: its event loops, per-loop state and the current config, and the steps
 /// its services (`ListenerService`, `AdminService`, ...) take to start and stop.

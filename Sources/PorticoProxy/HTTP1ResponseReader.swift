@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import PorticoHTTP1
 
 /// Reads an upstream connection's responses with Portico's strict parser

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOSSL
 import PorticoHTTP1
 
@@ -305,7 +304,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         case .body(let body):
             guard framing != .none else {
                 // A response to HEAD, a 204 or a 304 carries no body (RFC 9112 6.3).
-                promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
+                promise?.fail(ResponseBodyNotAllowed())
                 return
             }
             out.writeBody(.byteBuffer(body), chunked: framing == .chunked, to: context, promise: promise)

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import PorticoConfig
 import PorticoHTTP1
 
@@ -82,6 +81,9 @@ extension HTTPFieldList {
 /// token, or a value with a control character (CR and LF would let it start a new header).
 struct InvalidOutboundHeader: Error {}
 
+/// The error a body write fails with when the response may not have one (HEAD, 204, 304).
+struct ResponseBodyNotAllowed: Error {}
+
 extension ByteBuffer {
     /// Writes `HTTP/x.y CODE REASON\r\n` without Foundation or string interpolation.
     mutating func writeHTTP1StatusLine(_ head: ResponseHead) {
@@ -93,7 +95,7 @@ extension ByteBuffer {
         } else {
             // An upstream's phrase with a control character in it is not passed on; the
             // code's own phrase (empty for an unknown code) says the same.
-            writeString(HTTPResponseStatus(statusCode: head.status).reasonPhrase)
+            writeString(HTTPStatus(statusCode: head.status).reasonPhrase)
         }
         writeStaticString("\r\n")
     }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOHTTP2
 import PorticoHTTP1
 import PorticoCore

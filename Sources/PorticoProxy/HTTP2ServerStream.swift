@@ -1,6 +1,5 @@
 import NIOCore
 import NIOHPACK
-import NIOHTTP1
 import NIOHTTP2
 import PorticoHTTP1
 import PorticoCore

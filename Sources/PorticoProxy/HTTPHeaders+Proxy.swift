@@ -1,6 +1,6 @@
-import NIOHTTP1
 import PorticoAuth
 import PorticoConfig
+import PorticoHTTP1
 
 /// What a request looks like to the proxy beyond its head: where it came from and how.
 final class DownstreamConnectionInfo {
@@ -65,7 +65,7 @@ enum FramingError: Error, Equatable {
     case unsupportedTransferCoding
 
     /// 501 for a coding Portico does not implement, 400 for everything else.
-    var status: HTTPResponseStatus {
+    var status: HTTPStatus {
         self == .unsupportedTransferCoding ? .notImplemented : .badRequest
     }
 }

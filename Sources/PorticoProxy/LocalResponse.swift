@@ -1,11 +1,10 @@
 import NIOCore
 import PorticoHTTP1
-import NIOHTTP1
 
 /// An answer the gateway writes itself (404, a direct response, a redirect, an error status).
 struct LocalResponse {
     var head: RequestHead
-    var status: HTTPResponseStatus
+    var status: HTTPStatus
     var body: ByteBuffer
     var contentType: String
     var extraHeaders: [(String, String)]

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import PorticoAuth
 import PorticoConfig
 import PorticoCore
@@ -54,7 +53,7 @@ enum PolicyVerdict {
     /// Forward it, after `delay` when fault injection chose to delay it.
     case proceed(delay: TimeAmount?)
     /// Answer it now with `status` (and `headers`); `backend` labels metrics and the access log.
-    case reject(status: HTTPResponseStatus, headers: [(String, String)], backend: String)
+    case reject(status: HTTPStatus, headers: [(String, String)], backend: String)
 }
 
 /// What the policy chain knows about a request beyond its headers.
@@ -136,7 +135,7 @@ extension RuntimeSnapshot {
             delay = .nanoseconds(configured.duration.nanoseconds)
         }
         if let abort = fault.abort, random.percentDraw() < abort.percent {
-            return .reject(status: HTTPResponseStatus(statusCode: abort.status), headers: [], backend: "fault")
+            return .reject(status: HTTPStatus(statusCode: abort.status), headers: [], backend: "fault")
         }
         return .proceed(delay: delay)
     }

@@ -1,6 +1,5 @@
 import NIOCore
 import PorticoHTTP1
-import NIOHTTP1
 import PorticoConfig
 import PorticoCore
 import PorticoFunctions
@@ -65,7 +64,7 @@ extension ProxyHandler {
     /// Answers from the gateway itself. The answer goes out now when the request is complete
     /// or the connection closes after it; otherwise when the request ends.
     func writeLocalResponse(
-        head: RequestHead, status: HTTPResponseStatus, body: String? = nil,
+        head: RequestHead, status: HTTPStatus, body: String? = nil,
         bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
         extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false,
         responseHeaders: ResponseHeadersPolicy? = nil
@@ -113,7 +112,7 @@ extension ProxyHandler {
     }
 
     /// A short body that names the status and nothing about Portico's insides.
-    static func defaultBody(for status: HTTPResponseStatus) -> String {
+    static func defaultBody(for status: HTTPStatus) -> String {
         switch status.code {
         case 400: return "bad request\n"
         case 404: return "not found\n"

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
@@ -17,7 +16,7 @@ extension ProxyHandler {
         let started = NIODeadline.now()
         let requestID = head.fields.firstValue(of: "x-request-id") ?? loop.random.makeRequestID()
 
-        func reject(_ status: HTTPResponseStatus, close: Bool) {
+        func reject(_ status: HTTPStatus, close: Bool) {
             writeLocalResponse(head: head, status: status, close: close,
                                record: .init(route: "-", backend: "-", requestID: requestID, started: started))
         }
@@ -94,7 +93,7 @@ extension ProxyHandler {
         switch route.config.action {
         case .directResponse(let direct):
             writeLocalResponse(
-                head: head, status: HTTPResponseStatus(statusCode: direct.status),
+                head: head, status: HTTPStatus(statusCode: direct.status),
                 body: direct.body, contentType: direct.contentType, close: false,
                 record: .init(route: routeName, backend: "direct", requestID: requestID, started: started))
             return
@@ -103,7 +102,7 @@ extension ProxyHandler {
                 redirect, matched: matched, scheme: connection.scheme, authority: authority,
                 normalizedPath: target.path, query: target.query)
             writeLocalResponse(
-                head: head, status: HTTPResponseStatus(statusCode: redirect.status),
+                head: head, status: HTTPStatus(statusCode: redirect.status),
                 extraHeaders: [("location", location)], close: false,
                 record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started))
             return
@@ -327,7 +326,7 @@ extension ProxyHandler {
         }
         switch result {
         case .failure(let reason):
-            let status: HTTPResponseStatus
+            let status: HTTPStatus
             var headers: [(String, String)] = []
             switch reason {
             case .queueFull:

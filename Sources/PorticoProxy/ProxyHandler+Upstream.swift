@@ -1,6 +1,5 @@
 import NIOCore
 import PorticoHTTP1
-import NIOHTTP1
 import PorticoConfig
 import PorticoCore
 import PorticoFunctions
@@ -65,7 +64,7 @@ extension ProxyHandler {
             exchange.cancelTimeout()
             exchange.retry?.cancelTimers()
             releaseBackendSlot(exchange)
-            let status: HTTPResponseStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
+            let status: HTTPStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
             writeLocalResponse(head: exchange.requestHead, status: status, close: false,
                                record: exchange.record(), requestComplete: exchange.requestComplete)
         case .success(let upstream):

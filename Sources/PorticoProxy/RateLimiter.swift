@@ -1,6 +1,5 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
 import PorticoConfig
 import PorticoCore
 import Prometheus

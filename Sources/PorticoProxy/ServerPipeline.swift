@@ -1,11 +1,11 @@
 import NIOCore
-import NIOHTTP1
 import NIOHTTP2
 import NIOSSL
 import NIOTLS
 import PorticoAuth
 import PorticoConfig
 import Prometheus
+import PorticoHTTP1
 
 /// Builds the pipeline of an accepted client connection.
 ///

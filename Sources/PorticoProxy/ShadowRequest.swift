@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import PorticoHTTP1
 
 /// A mirrored copy of a request (Istio's `mirror`): sent to the shadow service as the original

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import PorticoHTTP1
 
 /// What a leased upstream connection reports to the request that holds it. Every call happens

@@ -1,9 +1,9 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import PorticoConfig
 import PorticoCore
+import PorticoHTTP1
 
 enum UpstreamPoolError: Error {
     case connectFailed
