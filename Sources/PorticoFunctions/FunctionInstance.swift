@@ -4,34 +4,35 @@ import NIOCore
 import NIOPosix
 import PorticoConfig
 import PorticoCore
+import PorticoProxy
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Why a function request got no worker.
-public enum FunctionUnavailable: Error, Sendable {
-    /// The queue is full: 503 with Retry-After.
-    case queueFull
-    /// No worker became ready within the startup timeout: 504.
-    case startupTimeout
-    /// The revision is going away and could not hand the request on: 503.
-    case draining
-    /// The function fails every start: 502.
-    case crashLooping
-}
+/// Why a function request got no worker: the proxy's reasons (queue full, startup timeout,
+/// draining, crash looping), each of which it maps to a status.
+public typealias FunctionUnavailable = BackendUnavailable
 
-/// A worker assigned to one request.
-public struct WorkerLease: Sendable {
+/// A worker assigned to one request; the `ticket` of the proxy's `BackendLease`.
+public final class WorkerLease: Sendable {
     /// The revision that assigned the worker, and the one the lease goes back to: after a
     /// redeploy that is not the revision the request first asked.
-    public var instance: FunctionInstance
-    public var requestID: UInt64
-    public var worker: UInt64
+    public let instance: FunctionInstance
+    public let requestID: UInt64
+    public let worker: UInt64
     /// Where the worker listens (127.0.0.1:PORT).
-    public var endpoint: HostPort
+    public let endpoint: HostPort
     /// True when the request had to wait for a worker to start.
-    public var coldStart: Bool
+    public let coldStart: Bool
+
+    init(instance: FunctionInstance, requestID: UInt64, worker: UInt64, endpoint: HostPort, coldStart: Bool) {
+        self.instance = instance
+        self.requestID = requestID
+        self.worker = worker
+        self.endpoint = endpoint
+        self.coldStart = coldStart
+    }
 }
 
 /// One revision of an http-mode function: the shell around its `FunctionScaler`.
@@ -430,26 +431,6 @@ public final class FunctionInstance: @unchecked Sendable {
                 })
         }
     }
-}
-
-/// What the admin API shows of a function.
-public struct FunctionStatus: Sendable {
-    public struct Worker: Sendable {
-        public var id: UInt64
-        public var pid: Int?
-        public var port: Int?
-        public var state: String
-        public var inFlight: Int
-        public var ageSeconds: Double
-    }
-
-    public var name: String
-    public var revision: String
-    public var mode: String
-    public var state: String
-    public var queueLength: Int
-    public var lastError: String?
-    public var workers: [Worker]
 }
 
 extension ConfigDuration {

@@ -2,7 +2,6 @@ import NIOCore
 import NIOHTTP1
 import PorticoConfig
 import PorticoCore
-import PorticoFunctions
 import PorticoRouting
 
 /// Serves the requests of one HTTP/1.1 connection or one HTTP/2 stream: checks the request at
