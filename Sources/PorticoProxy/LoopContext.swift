@@ -44,7 +44,7 @@ final class LoopContext {
         let liveKeys = Set(newSnapshot.config.services.flatMap { service in
             service.endpoints.map { PoolKey(endpoint: $0, service: service, tls: newSnapshot.upstreamTLS[service.name]) }
         })
-        for (key, pool) in pools where !liveKeys.contains(key) && !workerPools.contains(key.endpoint) {
+        for (key, pool) in pools where !liveKeys.contains(key) && !leasedPools.contains(key.endpoint) {
             pool.shutdown()
             pools[key] = nil
         }
@@ -144,11 +144,11 @@ final class LoopContext {
 
     /// Endpoints leased without a pool of their backend's choosing, such as function workers
     /// (their pools go when the backend says the endpoint is gone).
-    private var workerPools: Set<HostPort> = []
+    private var leasedPools: Set<HostPort> = []
     private var leaseCounter: UInt64 = 0
 
     /// The pool for an endpoint a backend leased without one (a function worker's port).
-    func pool(forWorker endpoint: HostPort) -> UpstreamPool {
+    func pool(forLeased endpoint: HostPort) -> UpstreamPool {
         let key = PoolKey(worker: endpoint)
         if let pool = pools[key] { return pool }
         let pool = UpstreamPool(
@@ -156,14 +156,14 @@ final class LoopContext {
             connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
             metrics: metrics.metrics)
         pools[key] = pool
-        workerPools.insert(endpoint)
+        leasedPools.insert(endpoint)
         return pool
     }
 
     /// A leased endpoint is gone for good (a worker stopped): its port may be reused by
     /// another one, so its pool must go.
     func dropPool(_ endpoint: HostPort) {
-        workerPools.remove(endpoint)
+        leasedPools.remove(endpoint)
         pools.removeValue(forKey: PoolKey(worker: endpoint))?.shutdown()
     }
 
