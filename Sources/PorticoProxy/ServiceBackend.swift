@@ -11,7 +11,8 @@ import PorticoConfig
 /// `LoopContext`, which it reaches without a lock.
 final class ServiceBackend: Backend {
     let service: ServiceConfig
-    /// Unowned: the loop holds its service backends, and outlives them.
+    /// Unowned: the loop holds its service backends. It outlives every use of one, as an
+    /// exchange that holds a backend also holds (through its handler) the loop.
     private unowned let loop: LoopContext
 
     init(service: ServiceConfig, loop: LoopContext) {
