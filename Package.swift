@@ -3,7 +3,10 @@ import PackageDescription
 
 // Layers as modules: PorticoConfig and PorticoRouting are pure logic (no sockets, no clock),
 // PorticoCore holds the pure state machines, PorticoProxy is the SwiftNIO shell around them,
-// and `portico` is the command line.
+// PorticoFunctions plugs functions into the proxy's backend interface, and `portico` is the
+// command line that wires the two together. The proxy does not know functions exist: it
+// defines `Backend` (a service or a function worker behind one lease) and `LocalResponder`
+// (exec mode), and PorticoFunctions implements them.
 let package = Package(
     name: "Portico",
     platforms: [.macOS(.v14)],
@@ -61,11 +64,12 @@ let package = Package(
             name: "portico-supervise",
             dependencies: ["CPorticoSpawn"]
         ),
-        // The I/O shell of functions: processes, readiness, the scaler's actions, the folder watcher.
+        // The I/O shell of functions: processes, readiness, the scaler's actions, the folder
+        // watcher. Its revisions are the proxy's backends (http mode) and local responders (exec).
         .target(
             name: "PorticoFunctions",
             dependencies: [
-                "PorticoConfig", "PorticoCore", "PorticoHTTP1", "CPorticoSpawn",
+                "PorticoConfig", "PorticoCore", "PorticoHTTP1", "PorticoProxy", "CPorticoSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -81,7 +85,7 @@ let package = Package(
         .target(
             name: "PorticoProxy",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoFunctions", "PorticoAuth", "PorticoHTTP1", "CPorticoTLS",
+                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoAuth", "PorticoHTTP1", "CPorticoTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -107,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "portico",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoProxy", "PorticoAuth",
+                "PorticoConfig", "PorticoRouting", "PorticoProxy", "PorticoFunctions", "PorticoAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,36 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PorticoConfig
-
-/// A request to an exec-mode function, as the process sees it.
-public struct ExecRequest: Sendable {
-    public var method: String
-    public var path: String
-    public var query: String
-    public var headers: [(String, String)]
-    public var body: ByteBuffer
-    public var remoteAddress: String
-
-    public init(method: String, path: String, query: String, headers: [(String, String)], body: ByteBuffer, remoteAddress: String) {
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-        self.remoteAddress = remoteAddress
-    }
-}
-
-public enum ExecOutcome: Sendable {
-    /// The process exited 0: its stdout is the response body.
-    case ok(ByteBuffer)
-    /// It exited otherwise, could not start, or wrote more than the response limit: 502.
-    case failed(String)
-    /// It ran past the request timeout and was killed: 504.
-    case timedOut
-    /// Too many requests waiting for a process slot: 503.
-    case queueFull
-}
+import PorticoProxy
 
 /// An exec-mode function: one process per request (CGI-like), for shell-script functions.
 ///
@@ -41,7 +12,7 @@ public enum ExecOutcome: Sendable {
 ///
 /// `@unchecked Sendable`: `running` and `waiting` are touched only on `homeLoop` (every
 /// access is inside `homeLoop.execute`), which the compiler cannot see; the rest is immutable.
-public final class ExecFunction: @unchecked Sendable {
+public final class ExecFunction: LocalResponder, @unchecked Sendable {
     public let manifest: FunctionManifest
     public let revision: String
     let homeLoop: EventLoop
@@ -59,8 +30,8 @@ public final class ExecFunction: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Runs the function for one request; the future completes on `loop`.
-    public func run(_ request: ExecRequest, on loop: EventLoop) -> EventLoopFuture<ExecOutcome> {
+    /// Runs the function for one request: its stdout is the answer. The future completes on `loop`.
+    public func respond(to request: ExecRequest, on loop: EventLoop) -> EventLoopFuture<ExecOutcome> {
         let promise = loop.makePromise(of: ExecOutcome.self)
         homeLoop.execute {
             let start = {

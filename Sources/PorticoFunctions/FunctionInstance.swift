@@ -4,34 +4,35 @@ import NIOCore
 import NIOPosix
 import PorticoConfig
 import PorticoCore
+import PorticoProxy
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Why a function request got no worker.
-public enum FunctionUnavailable: Error, Sendable {
-    /// The queue is full: 503 with Retry-After.
-    case queueFull
-    /// No worker became ready within the startup timeout: 504.
-    case startupTimeout
-    /// The revision is going away and could not hand the request on: 503.
-    case draining
-    /// The function fails every start: 502.
-    case crashLooping
-}
+/// Why a function request got no worker: the proxy's reasons (queue full, startup timeout,
+/// draining, crash looping), each of which it maps to a status.
+typealias FunctionUnavailable = BackendUnavailable
 
-/// A worker assigned to one request.
-public struct WorkerLease: Sendable {
+/// A worker assigned to one request; the `ticket` of the proxy's `BackendLease`.
+final class WorkerLease: Sendable {
     /// The revision that assigned the worker, and the one the lease goes back to: after a
     /// redeploy that is not the revision the request first asked.
-    public var instance: FunctionInstance
-    public var requestID: UInt64
-    public var worker: UInt64
+    let instance: FunctionInstance
+    let requestID: UInt64
+    let worker: UInt64
     /// Where the worker listens (127.0.0.1:PORT).
-    public var endpoint: HostPort
+    let endpoint: HostPort
     /// True when the request had to wait for a worker to start.
-    public var coldStart: Bool
+    let coldStart: Bool
+
+    init(instance: FunctionInstance, requestID: UInt64, worker: UInt64, endpoint: HostPort, coldStart: Bool) {
+        self.instance = instance
+        self.requestID = requestID
+        self.worker = worker
+        self.endpoint = endpoint
+        self.coldStart = coldStart
+    }
 }
 
 /// One revision of an http-mode function: the shell around its `FunctionScaler`.
@@ -43,9 +44,9 @@ public struct WorkerLease: Sendable {
 /// (`--threads 1`) there is no hop at all.
 ///
 /// `@unchecked Sendable`: its mutable state is confined to `homeLoop` (see below), which the
-/// compiler cannot see; the public entry points hop there.
+/// compiler cannot see; the entry points hop there.
 public final class FunctionInstance: @unchecked Sendable {
-    public typealias LeaseCallback = (Result<WorkerLease, FunctionUnavailable>) -> Void
+    typealias LeaseCallback = (Result<WorkerLease, FunctionUnavailable>) -> Void
 
     public let manifest: FunctionManifest
     public let revision: String
@@ -141,11 +142,11 @@ public final class FunctionInstance: @unchecked Sendable {
         done(failure)
     }
 
-    // MARK: Requests (called from any event loop)
+    // MARK: Requests (called from any event loop, through its `Backend` conformance)
 
     /// Asks for a worker. Call on `loop`, the request's loop: `callback` runs there (and is
     /// checked to). `id` must be unique for this function.
-    public func acquire(id: UInt64, on loop: EventLoop, _ callback: @escaping LeaseCallback) {
+    func acquire(id: UInt64, on loop: EventLoop, _ callback: @escaping LeaseCallback) {
         let waiter = Waiter(loop: loop, arrived: .now(), callback: NIOLoopBoundBox(callback, eventLoop: loop))
         if homeLoop.inEventLoop {
             arrive(FunctionScaler.RequestID(id), waiter)
@@ -154,7 +155,7 @@ public final class FunctionInstance: @unchecked Sendable {
         }
     }
 
-    public func release(_ lease: WorkerLease) {
+    func release(_ lease: WorkerLease) {
         guard lease.instance === self else { return lease.instance.release(lease) }
         let run: @Sendable () -> Void = {
             self.perform(self.scaler.requestFinished(FunctionScaler.RequestID(lease.requestID),
@@ -165,7 +166,7 @@ public final class FunctionInstance: @unchecked Sendable {
 
     /// The lease's worker refused the connection: the request is done with it, and the worker
     /// gets no more (it is killed and replaced). The caller then asks again for another worker.
-    public func workerUnreachable(_ lease: WorkerLease) {
+    func workerUnreachable(_ lease: WorkerLease) {
         guard lease.instance === self else { return lease.instance.workerUnreachable(lease) }
         let run: @Sendable () -> Void = {
             let worker = FunctionScaler.WorkerID(lease.worker)
@@ -186,7 +187,7 @@ public final class FunctionInstance: @unchecked Sendable {
     /// one is needed. At most
     /// one worker is ejected per `baseEjectionTime`, so a function that fails everything (a bug
     /// in it, not a bad worker) is not restarted in a loop; its workers keep serving meanwhile.
-    public func recordOutcome(_ lease: WorkerLease, status: Int?) {
+    func recordOutcome(_ lease: WorkerLease, status: Int?) {
         guard let outlier = manifest.outlierDetection else { return }
         guard lease.instance === self else { return lease.instance.recordOutcome(lease, status: status) }
         let run: @Sendable () -> Void = {
@@ -222,7 +223,7 @@ public final class FunctionInstance: @unchecked Sendable {
     }
 
     /// The client gave up while waiting for a worker.
-    public func cancel(id: UInt64) {
+    func cancel(id: UInt64) {
         let run: @Sendable () -> Void = {
             let requestID = FunctionScaler.RequestID(id)
             guard self.waiting.removeValue(forKey: requestID) != nil else {
@@ -415,7 +416,7 @@ public final class FunctionInstance: @unchecked Sendable {
     // MARK: Status
 
     /// A snapshot for the admin API.
-    public func status() -> EventLoopFuture<FunctionStatus> {
+    func status() -> EventLoopFuture<FunctionStatus> {
         homeLoop.submit {
             FunctionStatus(
                 name: self.manifest.name, revision: self.revision, mode: self.manifest.mode.rawValue,
@@ -430,26 +431,6 @@ public final class FunctionInstance: @unchecked Sendable {
                 })
         }
     }
-}
-
-/// What the admin API shows of a function.
-public struct FunctionStatus: Sendable {
-    public struct Worker: Sendable {
-        public var id: UInt64
-        public var pid: Int?
-        public var port: Int?
-        public var state: String
-        public var inFlight: Int
-        public var ageSeconds: Double
-    }
-
-    public var name: String
-    public var revision: String
-    public var mode: String
-    public var state: String
-    public var queueLength: Int
-    public var lastError: String?
-    public var workers: [Worker]
 }
 
 extension ConfigDuration {

@@ -6,6 +6,7 @@ import NIOCore
 import Prometheus
 import PorticoConfig
 import PorticoCore
+import PorticoProxy
 
 /// The functions deployed from the functions folder, kept in step with it.
 ///
@@ -21,7 +22,7 @@ import PorticoCore
 ///
 /// `@unchecked Sendable`: the mutable fields are touched only on `queue` (a serial queue the
 /// compiler cannot see), `state` is locked, and the rest is immutable.
-public final class FunctionRegistry: @unchecked Sendable {
+public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     /// What the gateway routes to: the serving revision of every function, and what failed.
     public struct Published: Sendable {
         public var functions: [String: FunctionBackend]
@@ -74,6 +75,15 @@ public final class FunctionRegistry: @unchecked Sendable {
         self.logger = logger
         self.onChange = onChange
         self.onEndpointGone = onEndpointGone
+    }
+
+    /// A registry that reports to a gateway: what `portico serve` wires in.
+    public convenience init(directory: String, hooks: FunctionSourceHooks) {
+        self.init(directory: directory, loops: hooks.eventLoops, registry: hooks.metricsRegistry, logger: hooks.logger,
+                  onChange: { published in
+                      hooks.publish(published.functions.mapValues { $0 as any DeployedFunction }, published.failures)
+                  },
+                  onEndpointGone: hooks.endpointGone)
     }
 
     public var published: Published { state.withLockedValue { $0 } }
@@ -357,8 +367,8 @@ struct ReasonText: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A deployed function as the proxy sees it.
-public enum FunctionBackend: Sendable {
+/// A deployed function: an http-mode revision with its workers, or an exec-mode one.
+public enum FunctionBackend: DeployedFunction {
     case http(FunctionInstance)
     case exec(ExecFunction)
 
@@ -373,6 +383,25 @@ public enum FunctionBackend: Sendable {
         switch self {
         case .http(let instance): return instance.manifest
         case .exec(let function): return function.manifest
+        }
+    }
+
+    public var serving: FunctionServing {
+        switch self {
+        case .http(let instance): return .backend(instance)
+        case .exec(let function): return .responder(function)
+        }
+    }
+
+    public func status() -> EventLoopFuture<FunctionStatus> {
+        switch self {
+        case .http(let instance):
+            return instance.status()
+        case .exec(let function):
+            // One process per request, none kept: nothing to show but the revision.
+            return function.homeLoop.makeSucceededFuture(FunctionStatus(
+                name: function.manifest.name, revision: function.revision, mode: "exec", state: "active",
+                queueLength: 0, lastError: nil, workers: []))
         }
     }
 }

@@ -3,7 +3,6 @@ import NIOCore
 import NIOPosix
 import PorticoHTTP1
 import PorticoConfig
-import PorticoFunctions
 
 /// The admin API, on its own listener and its own event loop: health, readiness, the running
 /// config, routes, services, Prometheus metrics and reload.
@@ -110,24 +109,21 @@ final class AdminHandler: ChannelInboundHandler {
             // Only the statuses cross loops (from each function's home loop); the JSON is
             // built here, on the admin connection's loop.
             let statuses: [EventLoopFuture<FunctionStatus?>] = names.map { name in
-                guard case .http(let instance)? = snapshot.functions[name] else {
+                guard let function = snapshot.functions[name] else {
                     return context.eventLoop.makeSucceededFuture(nil)
                 }
-                return instance.status().map { Optional($0) }
+                return function.status().map { Optional($0) }
             }
             EventLoopFuture.whenAllComplete(statuses, on: context.eventLoop).assumeIsolated().whenSuccess { [self] results in
                 let functions: [[String: Any]] = zip(names, results).compactMap { name, result in
                     let routes = snapshot.routes.filter { $0.action == .function(name) }.map(\.name)
                     var base: [String: Any] = ["name": name, "routes": routes]
                     if let failure = failures[name] { base["lastError"] = failure }
-                    switch snapshot.functions[name] {
-                    case .http?:
+                    if snapshot.functions[name] != nil {
                         guard case .success(let status?) = result else { return nil }
                         base.merge(Self.json(status)) { current, _ in current }
                         if base["lastError"] == nil, let error = status.lastError { base["lastError"] = error }
-                    case .exec(let function)?:
-                        base.merge(["revision": function.revision, "mode": "exec", "state": "active", "workers": [], "queueLength": 0]) { current, _ in current }
-                    case nil:
+                    } else {
                         base["state"] = "failed"
                     }
                     return base

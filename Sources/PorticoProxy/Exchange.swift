@@ -2,11 +2,10 @@ import NIOCore
 import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
-import PorticoFunctions
 import PorticoRouting
 
 /// One proxied request: the state both of its connections share.
-final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWatched {
+final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeaseWaiter, DeadlineWatched {
     let requestHead: RequestHead
     let upstreamHead: RequestHead
     let routeName: String
@@ -21,35 +20,34 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     /// would take the runtime's slow path. The handler leaves `.proxying` when its channel
     /// closes, which ends the cycle; a late callback finds it no longer current and lets go.
     let handler: ProxyHandler
-    /// The pool of the chosen endpoint; for a function, set once a worker is assigned.
+    /// Where the tries go: a service, a function, or another backend, as the route chose it.
+    var destination: any Backend
+    /// The current try's endpoint, from `destination`; nil while none is held.
+    var lease: BackendLease?
+    /// While a lease is waited for (a function worker starting): the id to cancel it with.
+    var leaseID: UInt64?
+    /// The first try has begun (after any fault delay): a lease that arrives now goes on to
+    /// lease a connection.
+    var connecting = false
+    /// The pool of the leased endpoint's connections.
     var pool: UpstreamPool?
-    var endpointIndex = 0
-    /// The service the request goes to (nil for a function), and its circuit breaker.
-    var serviceName: String?
-    var circuitBreaker: CircuitBreakerConfig?
-    /// The service's outlier detection and health checks, when it has them.
-    var health: ServiceHealth?
     /// The lease callback has run (it may run inside `lease` itself).
     var leaseSettled = true
-    /// Counted as waiting in the service's circuit breaker.
-    var queuedInBreaker = false
-    /// The route's timeout (on a function route with retries it bounds all tries).
+    /// Counted as waiting for a connection by the backend (`Backend.connectionWaitBegins`).
+    var waitingForConnection = false
+    /// The route's timeout (with a backend that bounds each try itself and retries, it bounds all tries).
     var routeTimeout: TimeAmount = .seconds(15)
-    /// Function workers that refused this request's connection (each is replaced).
-    var workerRefusals = 0
+    /// Endpoints that refused this request's connection and were replaced by the backend.
+    var endpointRefusals = 0
     /// The mirrored copy, when the route mirrors and this request drew it.
     var shadow: ShadowRequest?
-    var function: FunctionInstance?
-    /// While waiting for a function worker: the id to cancel the wait with.
-    var functionWaitID: UInt64?
-    var lease: WorkerLease?
     var slotReleased = false
     /// Whether the upstream head frames a body (content-length or chunked).
     var bodyIsFramed = true
     var closeAfterResponse = false
-    var upstream: UpstreamConnection?
+    var upstream: (any LeasedUpstream)?
     var waiterID: Int?
-    /// When the request times out (the route's timeout, or a function's request timeout),
+    /// When the request times out (the route's timeout, or a lease's try timeout),
     /// watched by the loop's `timeouts` while set.
     var deadline: NIODeadline?
     var watchSlot = -1
@@ -71,8 +69,10 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
     var responseHeaders: ResponseHeadersPolicy?
 
     init(handler: ProxyHandler, requestHead: RequestHead, upstreamHead: RequestHead, routeName: String,
-         backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int) {
+         backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int,
+         destination: any Backend) {
         self.handler = handler
+        self.destination = destination
         self.requestHead = requestHead
         self.upstreamHead = upstreamHead
         self.routeName = routeName
@@ -97,7 +97,11 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, DeadlineWat
 
     func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
         leaseSettled = true
-        handler.leaseCompleted(self, result: result)
+        handler.leaseCompleted(self, result: result.map { $0 as any LeasedUpstream })
+    }
+
+    func backendLeased(_ result: Result<BackendLease, BackendUnavailable>) {
+        handler.backendLeased(self, result: result)
     }
 
     func upstreamResponseHead(_ head: ResponseHead) { handler.upstreamResponseHead(self, head) }

@@ -1,11 +1,11 @@
 import NIOCore
 import PorticoHTTP1
-import PorticoFunctions
 
-/// A request to an exec-mode function: its body is gathered whole, then handed to one process.
+/// A request to a local responder (an exec-mode function): its body is gathered whole, then
+/// handed over.
 final class ExecExchange {
     let head: RequestHead
-    let function: ExecFunction
+    let function: any LocalResponder
     /// The path (rewritten) and query the process sees.
     let path: String
     let maxRequestBody: Int
@@ -13,7 +13,7 @@ final class ExecExchange {
     let responseHeaders: ResponseHeadersPolicy?
     var body: ByteBuffer
 
-    init(head: RequestHead, function: ExecFunction, path: String, contentLength: Int?, maxRequestBody: Int,
+    init(head: RequestHead, function: any LocalResponder, path: String, contentLength: Int?, maxRequestBody: Int,
          record: RequestRecord, allocator: ByteBufferAllocator, responseHeaders: ResponseHeadersPolicy?) {
         self.responseHeaders = responseHeaders
         self.head = head

@@ -6,7 +6,6 @@ import NIOExtras
 import NIOPosix
 import NIOSSL
 import PorticoConfig
-import PorticoFunctions
 import ServiceLifecycle
 import PorticoHTTP1
 
@@ -38,11 +37,10 @@ public final class Gateway: Sendable {
     }
 
     public let configPath: String
-    /// The folder of function folders; nil serves no functions.
-    public let functionsDirectory: String?
-    /// Made in `init`, deployed by `ListenerService` before the listeners open, watched and
-    /// stopped by `FunctionSupervisorService`.
-    public let functions: FunctionRegistry?
+    /// Where functions come from (the `portico` command wires in PorticoFunctions' registry);
+    /// nil serves no functions. Made in `init`, deployed by `ListenerService` before the
+    /// listeners open, watched and stopped by `FunctionSupervisorService`.
+    public let functions: (any FunctionSource)?
     public let metrics: GatewayMetrics
     let logger: Logger
     private let group: MultiThreadedEventLoopGroup
@@ -59,11 +57,11 @@ public final class Gateway: Sendable {
     private let reloadRequestsInput: AsyncStream<EventLoopPromise<ReloadOutcome>>.Continuation
 
     /// Loads and validates the config, makes the event loops and loads the listeners' TLS
-    /// files; throws `ConfigError` when the config is not valid.
-    public init(configPath: String, functionsDirectory: String? = nil, eventLoopThreads: Int = System.coreCount,
-                logger: Logger) throws {
+    /// files; throws `ConfigError` when the config is not valid. `functions`, when given, makes
+    /// the source of the functions the gateway serves, once the event loops exist.
+    public init(configPath: String, eventLoopThreads: Int = System.coreCount, logger: Logger,
+                functions makeFunctions: ((FunctionSourceHooks) -> any FunctionSource)? = nil) throws {
         self.configPath = configPath
-        self.functionsDirectory = functionsDirectory
         self.logger = logger
         let config = try ConfigLoader.load(file: configPath)
         let metrics = GatewayMetrics()
@@ -85,14 +83,15 @@ public final class Gateway: Sendable {
         let proxyLoops = ProxyLoops(group: group, snapshot: snapshot, metrics: metrics, accessLogWriter: accessLogWriter)
         self.proxyLoops = proxyLoops
         (reloadRequests, reloadRequestsInput) = AsyncStream.makeStream()
-        // The loops exist before the registry, so a function change always reaches every one.
-        self.functions = functionsDirectory.map { directory in
-            FunctionRegistry(
-                directory: directory, loops: Array(group.makeIterator()), registry: metrics.registry, logger: logger,
-                onChange: { published in
-                    Self.functionsChanged(published, state: state, metrics: metrics, loops: proxyLoops, logger: logger)
+        // The loops exist before the function source, so a function change always reaches every one.
+        self.functions = makeFunctions.map { make in
+            make(FunctionSourceHooks(
+                eventLoops: Array(group.makeIterator()), metricsRegistry: metrics.registry, logger: logger,
+                publish: { functions, failures in
+                    Self.functionsChanged(functions, failures: failures, state: state, metrics: metrics, loops: proxyLoops,
+                                          logger: logger)
                 },
-                onEndpointGone: { endpoint in proxyLoops.onEach { $0.dropPool(endpoint) } })
+                endpointGone: { endpoint in proxyLoops.onEach { $0.dropPool(endpoint) } }))
         }
     }
 
@@ -297,11 +296,12 @@ public final class Gateway: Sendable {
     // MARK: Functions
 
     /// Functions were deployed, redeployed or undeployed: every event loop gets routes for them.
-    private static func functionsChanged(_ published: FunctionRegistry.Published, state: NIOLockedValueBox<State>,
-                                         metrics: GatewayMetrics, loops: ProxyLoops, logger: Logger) {
+    private static func functionsChanged(_ functions: [String: any DeployedFunction], failures: [String: String],
+                                         state: NIOLockedValueBox<State>, metrics: GatewayMetrics, loops: ProxyLoops,
+                                         logger: Logger) {
         let newSnapshot: RuntimeSnapshot? = state.withLockedValue { state in
-            state.functionFailures = published.failures
-            guard let snapshot = try? RuntimeSnapshot(config: state.snapshot.config, functions: published.functions,
+            state.functionFailures = failures
+            guard let snapshot = try? RuntimeSnapshot(config: state.snapshot.config, functions: functions,
                                                        generation: state.snapshot.generation + 1,
                                                        previous: state.snapshot, metrics: metrics,
                                                        reloadChangedFiles: false) else { return nil }

@@ -14,6 +14,8 @@ final class LoopContext {
     /// Circuit breakers by service, this loop's share (see `CircuitBreakerConfig`).
     private var breakers: [String: (config: CircuitBreakerConfig, breaker: CircuitBreaker)] = [:]
     private var pickers: [String: EndpointPicker] = [:]
+    /// The services as backends of this loop, by name; made again when a reload changes one.
+    private var serviceBackends: [String: ServiceBackend] = [:]
     private let loopIndex: Int
     let metrics: MetricsCache
     let accessLog: AccessLogBatch?
@@ -42,7 +44,7 @@ final class LoopContext {
         let liveKeys = Set(newSnapshot.config.services.flatMap { service in
             service.endpoints.map { PoolKey(endpoint: $0, service: service, tls: newSnapshot.upstreamTLS[service.name]) }
         })
-        for (key, pool) in pools where !liveKeys.contains(key) && !workerPools.contains(key.endpoint) {
+        for (key, pool) in pools where !liveKeys.contains(key) && !leasedPools.contains(key.endpoint) {
             pool.shutdown()
             pools[key] = nil
         }
@@ -50,6 +52,17 @@ final class LoopContext {
             pickers[service.name] = nil
             breakers[service.name] = nil
         }
+        for (name, backend) in serviceBackends where newSnapshot.servicesByName[name] != backend.service {
+            serviceBackends[name] = nil
+        }
+    }
+
+    /// `service` as a backend of this loop; `service` comes from this loop's snapshot.
+    func serviceBackend(for service: ServiceConfig) -> ServiceBackend {
+        if let backend = serviceBackends[service.name] { return backend }
+        let backend = ServiceBackend(service: service, loop: self)
+        serviceBackends[service.name] = backend
+        return backend
     }
 
     /// Chooses an endpoint of `service` and returns its pool: one that outlier detection has
@@ -129,12 +142,13 @@ final class LoopContext {
         retryBudgets[backend]?.budget.takeRetry(now: now) ?? false
     }
 
-    /// Endpoints that are function workers (their pools go when the worker goes).
-    private var workerPools: Set<HostPort> = []
-    private var functionRequestCounter: UInt64 = 0
+    /// Endpoints leased without a pool of their backend's choosing, such as function workers
+    /// (their pools go when the backend says the endpoint is gone).
+    private var leasedPools: Set<HostPort> = []
+    private var leaseCounter: UInt64 = 0
 
-    /// The pool for a function worker's port.
-    func pool(forWorker endpoint: HostPort) -> UpstreamPool {
+    /// The pool for an endpoint a backend leased without one (a function worker's port).
+    func pool(forLeased endpoint: HostPort) -> UpstreamPool {
         let key = PoolKey(worker: endpoint)
         if let pool = pools[key] { return pool }
         let pool = UpstreamPool(
@@ -142,20 +156,21 @@ final class LoopContext {
             connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
             metrics: metrics.metrics)
         pools[key] = pool
-        workerPools.insert(endpoint)
+        leasedPools.insert(endpoint)
         return pool
     }
 
-    /// A worker stopped: its port may be reused by another one, so its pool must go.
+    /// A leased endpoint is gone for good (a worker stopped): its port may be reused by
+    /// another one, so its pool must go.
     func dropPool(_ endpoint: HostPort) {
-        workerPools.remove(endpoint)
+        leasedPools.remove(endpoint)
         pools.removeValue(forKey: PoolKey(worker: endpoint))?.shutdown()
     }
 
-    /// A function request id unique in the process: a per-loop counter tagged with the loop.
-    func nextFunctionRequestID() -> UInt64 {
-        functionRequestCounter &+= 1
-        return (functionRequestCounter << 8) | UInt64(loopIndex & 0xFF)
+    /// A backend lease id unique in the process: a per-loop counter tagged with the loop.
+    func nextLeaseID() -> UInt64 {
+        leaseCounter &+= 1
+        return (leaseCounter << 8) | UInt64(loopIndex & 0xFF)
     }
 
     func requestFinished(service: String, endpointIndex: Int) {

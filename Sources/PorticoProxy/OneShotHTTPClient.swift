@@ -8,7 +8,7 @@ import PorticoHTTP1
 /// active health check): no redirects, a size cap, a deadline.
 ///
 /// A few dozen lines of NIO rather than an HTTP client library: these requests are rare, and
-/// the gateway already carries NIO, NIOHTTP1 and NIOSSL.
+/// the gateway already carries NIO, NIOSSL and its own HTTP/1 codec.
 enum OneShotHTTPClient {
     struct Response {
         let status: Int

@@ -2,7 +2,6 @@ import NIOCore
 import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
-import PorticoFunctions
 import PorticoRouting
 
 /// Upgrades, answers the gateway writes itself, and the access log.
@@ -22,9 +21,6 @@ extension ProxyHandler {
         exchange.responseStarted = true
         exchange.cancelTimeout()
         exchange.upstream = nil
-        upstream.isUpgrading = true
-        upstream.detach()
-        exchange.pool?.detach(upstream)
         finish(exchange)
         state = .upgraded
 
@@ -48,7 +44,7 @@ extension ProxyHandler {
                 }
             }
         }
-        upstream.onUpgradeMessageEnd = stepDone
+        upstream.leaveForUpgrade(messageEnded: stepDone)
         context.writeAndFlush(wrapOutboundOut(.head(response))).assumeIsolated().whenComplete { result in
             guard case .success = result else {
                 downstreamChannel.close(promise: nil)

@@ -2,7 +2,6 @@ import NIOCore
 import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
-import PorticoFunctions
 import PorticoRouting
 
 /// A request head arrives: the edge checks, the route, the policies, and the backend chosen.
@@ -118,7 +117,7 @@ extension ProxyHandler {
             return reject(.serviceUnavailable, close: false)
         }
         var service: ServiceConfig?
-        var function: FunctionBackend?
+        var function: (any DeployedFunction)?
         switch backend {
         case .service(let name):
             service = snapshot.servicesByName[name]
@@ -136,7 +135,9 @@ extension ProxyHandler {
             downstream.writeAndFlush(.head(ResponseHead(status: 100, version: head.version)))
         }
         let policies = snapshot.policies(ofRoute: matched.index)
-        if case .exec(let execFunction)? = function {
+        let destination: any Backend
+        switch function?.serving {
+        case .responder(let execFunction)?:
             // Layer: requestHeaders (the process reads the headers from its environment)
             policies?.requestHeaders?.apply(to: &head.fields)
             state = .execCollecting(ExecExchange(
@@ -145,6 +146,10 @@ extension ProxyHandler {
                 record: .init(route: routeName, backend: backend.description, requestID: requestID, started: started),
                 allocator: downstream.allocator, responseHeaders: policies?.responseHeaders))  // Layer: responseHeaders
             return
+        case .backend(let functionBackend)?:
+            destination = functionBackend
+        case nil:
+            destination = loop.serviceBackend(for: service!)  // not nil: checked above
         }
 
         // Only the upgrades the route allows become tunnels (WebSocket by default, as Envoy's
@@ -181,7 +186,8 @@ extension ProxyHandler {
 
         let exchange = Exchange(
             handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
-            requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody)
+            requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody,
+            destination: destination)
         exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
         exchange.responseHeaders = policies?.responseHeaders  // Layer: responseHeaders
         // The request reader stops parsing after a request that asks to switch protocols: if the
@@ -193,22 +199,18 @@ extension ProxyHandler {
             let budgetKey = service?.name ?? backend.description
             loop.recordRequestForRetryBudget(budgetKey, config: service?.retryBudget ?? RetryBudgetConfig(),
                                              now: Int64(truncatingIfNeeded: started.uptimeNanoseconds))
-            exchange.retry = RetryState(compiled: retries, budgetKey: budgetKey, serviceName: service?.name)
+            exchange.retry = RetryState(compiled: retries, budgetKey: budgetKey)
         }
         state = .proxying(exchange)
 
-        if let service {
-            // The endpoint is chosen now, from the snapshot this request matched with, even when
-            // a fault delays it: a reload during the delay must not hand it a stale service.
-            let (pool, endpointIndex, health) = loop.pool(for: service)
-            exchange.pool = pool
-            exchange.endpointIndex = endpointIndex
-            exchange.serviceName = service.name
-            exchange.circuitBreaker = service.circuitBreaker
-            exchange.health = health
-        }
         let timeout = route.config.timeout.timeAmount
         exchange.routeTimeout = timeout
+        if !destination.leaseMayWait {
+            // The endpoint is chosen now, from the snapshot this request matched with, even when
+            // a fault delays it: a reload during the delay must not hand it a stale service.
+            leaseBackend(exchange)
+            guard case .proxying(let current) = state, current === exchange else { return }
+        }
         if let mirror = route.config.mirror, !isUpgrade, loop.random.percentDraw() < mirror.percent,
            let shadowService = snapshot.servicesByName[mirror.service] {
             exchange.shadow = startShadow(of: upstreamHead, to: shadowService, timeout: timeout)
@@ -220,10 +222,10 @@ extension ProxyHandler {
                 guard case .proxying(let current) = self.state, current === exchange, self.downstream != nil
                 else { return }
                 exchange.delayTask = nil
-                self.connectBackend(exchange, function: function, timeout: timeout)
+                self.connectBackend(exchange)
             }
         } else {
-            connectBackend(exchange, function: function, timeout: timeout)
+            connectBackend(exchange)
         }
     }
 
@@ -247,117 +249,6 @@ extension ProxyHandler {
             return host[..<colon] + "-shadow" + host[colon...]
         }
         return host + "-shadow"
-    }
-
-    /// Leases a connection from the endpoint already chosen, or waits for a function worker.
-    func connectBackend(_ exchange: Exchange, function: FunctionBackend?, timeout: TimeAmount) {
-        if let pool = exchange.pool {
-            startTimeout(exchange, timeout)
-            leaseConnection(exchange, from: pool)
-        } else if case .http(let instance)? = function {
-            acquireWorker(exchange, from: instance)
-        }
-    }
-
-    func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
-        exchange.leaseSettled = false
-        let id = pool.lease(for: exchange)
-        guard !exchange.leaseSettled else { return }
-        exchange.waiterID = id
-        // No connection to hand out at once: the request waits, if the service's circuit
-        // breaker lets one more wait; if not, 503 now rather than a longer queue.
-        guard let service = exchange.serviceName, let breaker = exchange.circuitBreaker, breaker.maxPendingRequests != nil
-        else { return }
-        if loop.queueRequest(service: service, breaker: breaker) {
-            exchange.queuedInBreaker = true
-        } else {
-            pool.cancelLease(id)
-            exchange.waiterID = nil
-            exchange.leaseSettled = true
-            leaseCompleted(exchange, result: .failure(.overloaded))
-        }
-    }
-
-    /// The request stopped waiting for a connection (it got one, or gave up).
-    func leftBreakerQueue(_ exchange: Exchange) {
-        guard exchange.queuedInBreaker, let service = exchange.serviceName else { return }
-        exchange.queuedInBreaker = false
-        loop.dequeueRequest(service: service)
-    }
-
-    /// What a try of a service request came to, for outlier detection: a status, or nil when
-    /// the endpoint gave no answer (connect failure, reset, timeout).
-    func recordOutcome(_ exchange: Exchange, status: Int?) {
-        if let lease = exchange.lease {
-            if lease.instance.manifest.outlierDetection != nil { lease.instance.recordOutcome(lease, status: status) }
-            return
-        }
-        guard let health = exchange.health, exchange.pool != nil else { return }
-        if let status {
-            health.recordResponse(endpoint: exchange.endpointIndex, status: status)
-        } else {
-            health.recordFailure(endpoint: exchange.endpointIndex)
-        }
-    }
-
-    /// The request waits here while a worker starts (the activator's job). That wait is bounded
-    /// by the function's startup timeout, not by the request timeout, which starts once a
-    /// worker is assigned.
-    func acquireWorker(_ exchange: Exchange, from instance: FunctionInstance) {
-        let id = loop.nextFunctionRequestID()
-        exchange.function = instance
-        exchange.functionWaitID = id
-        instance.acquire(id: id, on: loop.eventLoop) { result in
-            // A request that ended meanwhile gives the worker back there.
-            self.workerAssigned(exchange, result: result)
-        }
-    }
-
-    func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount) {
-        loop.timeouts.watch(exchange, until: loop.eventLoop.now + timeout)
-    }
-
-    /// The function's scaler chose a worker (or could not).
-    func workerAssigned(_ exchange: Exchange, result: Result<WorkerLease, FunctionUnavailable>) {
-        exchange.functionWaitID = nil
-        guard case .proxying(let current) = state, current === exchange, downstream != nil else {
-            if case .success(let lease) = result { lease.instance.release(lease) }
-            return
-        }
-        switch result {
-        case .failure(let reason):
-            let status: HTTPStatus
-            var headers: [(String, String)] = []
-            switch reason {
-            case .queueFull:
-                status = .serviceUnavailable
-                headers = [("retry-after", "1")]
-            case .startupTimeout:
-                status = .gatewayTimeout
-            case .draining:
-                status = .serviceUnavailable
-                headers = [("retry-after", "1")]
-            case .crashLooping:
-                status = .badGateway
-            }
-            exchange.retry?.cancelTimers()
-            writeLocalResponse(head: exchange.requestHead, status: status, extraHeaders: headers,
-                               close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
-        case .success(let lease):
-            exchange.lease = lease
-            let pool = loop.pool(forWorker: lease.endpoint)
-            exchange.pool = pool
-            exchange.cancelTimeout()  // a retry's earlier try had one
-            startTimeout(exchange, lease.instance.manifest.requestTimeout.timeAmount)
-            if let retry = exchange.retry, retry.overallTask == nil {
-                // With retries, the route's timeout bounds all tries (as for a service), counted
-                // from the first try's worker: a cold start is not spent from it either.
-                retry.overallTask = loop.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) {
-                    self.routeTimedOut(exchange)
-                }
-            }
-            leaseConnection(exchange, from: pool)
-        }
     }
 
     func addForwardingHeaders(to fields: inout HTTPFieldList, authority: String, requestID: String, hadRequestID: Bool) {

@@ -2,7 +2,6 @@ import NIOCore
 import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
-import PorticoFunctions
 import PorticoRouting
 
 /// Retries, per-try and route timeouts, and how an exchange settles.
@@ -32,17 +31,15 @@ extension ProxyHandler {
         }
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            exchange.pool?.release(upstream, reusable: false)
+            upstream.release(reusable: false)
         }
-        if case .service(let name) = exchange.backend, exchange.pool != nil {
-            loop.requestFinished(service: name, endpointIndex: exchange.endpointIndex)
-        }
+        let previous = exchange.lease
         if let lease = exchange.lease {
             exchange.lease = nil
-            lease.instance.release(lease)
-            // A function's try is bounded by its requestTimeout, which the next try starts
-            // afresh once it has a worker: the backoff and a cold start are not counted.
-            exchange.cancelTimeout()
+            exchange.destination.release(lease)
+            // A try bounded from its lease (a function's requestTimeout) gets its time afresh
+            // with the next lease: the backoff and a cold start are not counted.
+            if lease.tryTimeout != nil { exchange.cancelTimeout() }
         }
         exchange.pool = nil
         // The next try starts from everything the client has sent so far; what is still to
@@ -51,40 +48,30 @@ extension ProxyHandler {
         exchange.bufferedEnd = exchange.requestComplete
 
         let backoff = retry.compiled.rules.backoff(retry: retry.retriesDone, unit: loop.random.unitDraw())
-        let previousEndpoint = exchange.endpointIndex
         retry.backoffTask = loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) {
             guard case .proxying(let current) = self.state, current === exchange, self.downstream != nil
             else { return }
             retry.backoffTask = nil
-            self.startRetry(exchange, retry: retry, avoiding: previousEndpoint)
+            self.startRetry(exchange, retry: retry, avoiding: previous)
         }
         return true
     }
 
-    func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previousEndpoint: Int) {
-        if let name = retry.serviceName {
-            // The service as this loop serves it now: a reload during the backoff may have
-            // changed its endpoints, and a pick from the old list would point past the new one.
-            guard let service = loop.snapshot.servicesByName[name] else {
-                releaseBackendSlot(exchange)
-                exchange.cancelTimeout()
-                retry.cancelTimers()
-                writeLocalResponse(head: exchange.requestHead, status: .serviceUnavailable, close: false,
-                                   record: exchange.record(), requestComplete: exchange.requestComplete)
-                return
-            }
-            // Another endpoint is preferred (least_request and random can pick the same one).
-            let choice = loop.pool(for: service, avoiding: previousEndpoint)
-            exchange.pool = choice.pool
-            exchange.endpointIndex = choice.endpointIndex
-            exchange.serviceName = service.name
-            exchange.circuitBreaker = service.circuitBreaker
-            exchange.health = choice.health
-            leaseConnection(exchange, from: choice.pool)
-        } else if let instance = exchange.function {
-            // A function: another worker if one is free, or a new one (the scaler decides).
-            acquireWorker(exchange, from: instance)
+    func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previous: BackendLease?) {
+        // A service as this loop serves it now: a reload during the backoff may have changed
+        // its endpoints, and a pick from the old list would point past the new one. A function
+        // gives another worker if one is free, or a new one (its scaler decides).
+        guard let next = exchange.destination.backendForNextTry(after: previous) else {
+            releaseBackendSlot(exchange)
+            exchange.cancelTimeout()
+            retry.cancelTimers()
+            writeLocalResponse(head: exchange.requestHead, status: .serviceUnavailable, close: false,
+                               record: exchange.record(), requestComplete: exchange.requestComplete)
+            return
         }
+        exchange.destination = next
+        // Another endpoint is preferred (least_request and random can pick the same one).
+        leaseBackend(exchange, avoiding: previous)
     }
 
     /// The per-try timeout runs from the moment the try's request has been sent whole (as in
@@ -123,9 +110,7 @@ extension ProxyHandler {
     func completeExchange(_ exchange: Exchange) {
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            // Envoy's max_requests_per_connection: a connection that served its share closes.
-            let retire = exchange.circuitBreaker?.maxRequestsPerConnection.map { upstream.requestsServed >= $0 } ?? false
-            exchange.pool?.release(upstream, reusable: !retire)
+            upstream.release(reusable: exchange.destination.mayReuse(connectionThatServed: upstream.requestsServed))
         }
         finish(exchange)
         state = .idle
@@ -140,13 +125,13 @@ extension ProxyHandler {
             exchange.waiterID = nil
             leftBreakerQueue(exchange)
         }
-        if let functionWaitID = exchange.functionWaitID {
-            exchange.function?.cancel(id: functionWaitID)
-            exchange.functionWaitID = nil
+        if let leaseID = exchange.leaseID {
+            exchange.leaseID = nil
+            exchange.destination.cancelLease(id: leaseID)
         }
         if let upstream = exchange.upstream {
             exchange.upstream = nil
-            exchange.pool?.release(upstream, reusable: false)
+            upstream.release(reusable: false)
         }
     }
 
@@ -159,16 +144,11 @@ extension ProxyHandler {
                upstream: exchange.pool?.endpoint)
     }
 
-    /// Gives back what the request held of its backend: the load balancer's in-flight count,
-    /// or the function worker's concurrency slot. Once.
+    /// Gives back what the request held of its backend (the load balancer's in-flight count,
+    /// a function worker's concurrency slot). Once.
     func releaseBackendSlot(_ exchange: Exchange) {
         guard !exchange.slotReleased else { return }
         exchange.slotReleased = true
-        switch exchange.backend {
-        case .service(let name):
-            if exchange.pool != nil { loop.requestFinished(service: name, endpointIndex: exchange.endpointIndex) }
-        case .function:
-            if let lease = exchange.lease { lease.instance.release(lease) }
-        }
+        if let lease = exchange.lease { exchange.destination.release(lease) }
     }
 }

@@ -2,12 +2,11 @@ import NIOCore
 import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
-import PorticoFunctions
 import PorticoRouting
 
-/// The backend side of an exchange: exec functions, the upstream lease, and the response relayed.
+/// The backend side of an exchange: local responders (exec functions), the upstream lease, and the response relayed.
 extension ProxyHandler {
-    // MARK: Exec functions
+    // MARK: Local responders (exec functions)
 
     func runExec(_ exec: ExecExchange) {
         let head = exec.head
@@ -15,7 +14,7 @@ extension ProxyHandler {
         let request = ExecRequest(method: head.method, path: path, query: query,
                                   headers: head.fields.pairs.map { ($0.name, $0.value) }, body: exec.body,
                                   remoteAddress: connection.clientAddress)
-        exec.function.run(request, on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
+        exec.function.respond(to: request, on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard case .execRunning(let current) = state, current === exec else { return }
             switch result {
             case .success(.ok(let output)):
@@ -37,27 +36,30 @@ extension ProxyHandler {
 
     // MARK: Upstream
 
-    func leaseCompleted(_ exchange: Exchange, result: Result<UpstreamConnection, UpstreamPoolError>) {
+    func leaseCompleted(_ exchange: Exchange, result: Result<any LeasedUpstream, UpstreamPoolError>) {
         exchange.waiterID = nil
         leftBreakerQueue(exchange)
         guard case .proxying(let current) = state, current === exchange, let downstream = downstream else {
             // The request ended (timeout, client gone) while the connection was on its way.
-            if case .success(let connection) = result { exchange.pool?.release(connection, reusable: true) }
+            if case .success(let connection) = result { connection.release(reusable: true) }
             return
         }
         switch result {
         case .failure(let error):
-            if error == .connectFailed, let lease = exchange.lease, exchange.workerRefusals < 2 {
-                // The worker died (or stopped listening) since it was handed out: another one
-                // takes the request, as Knative's activator does. Nothing was sent, so the body
-                // is still all here; this is not one of the route's retries.
-                exchange.workerRefusals += 1
+            if error == .connectFailed, let lease = exchange.lease, exchange.endpointRefusals < 2,
+               exchange.destination.replaceRefusedEndpoint(lease) {
+                // The endpoint (a function worker) died or stopped listening since it was handed
+                // out, and the backend replaced it: another one takes the request. Nothing was
+                // sent, so the body is still all here; this is not one of the route's retries.
+                exchange.endpointRefusals += 1
                 exchange.lease = nil
                 exchange.pool = nil
                 exchange.cancelTimeout()
-                lease.instance.workerUnreachable(lease)
-                acquireWorker(exchange, from: lease.instance)
-                return
+                if let next = exchange.destination.backendForNextTry(after: lease) {
+                    exchange.destination = next
+                    leaseBackend(exchange)
+                    return
+                }
             }
             if error == .connectFailed { recordOutcome(exchange, status: nil) }
             if error == .connectFailed, retryScheduled(exchange, after: .connectFailure) { return }

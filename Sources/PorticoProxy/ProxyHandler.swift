@@ -2,7 +2,6 @@ import NIOCore
 import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
-import PorticoFunctions
 import PorticoRouting
 
 /// Serves the requests of one HTTP/1.1 connection or one HTTP/2 stream: checks the request at
@@ -13,8 +12,10 @@ import PorticoRouting
 /// sits before it), so there is at most one `Exchange` in flight per handler.
 ///
 /// This file holds its state and the client's side; the rest is in extensions, one step each:
-/// `+RequestStart` (edge checks, route, policies, backend), `+Upstream` (lease and response),
-/// `+Retries` (retries, timeouts, settling) and `+Answers` (upgrades, local answers, the log).
+/// `+RequestStart` (edge checks, route, policies, the backend chosen), `+Backend` (an endpoint
+/// leased for each try, and a connection to it), `+Upstream` (local responders, the connection
+/// and the response), `+Retries` (retries, timeouts, settling) and `+Answers` (upgrades, local
+/// answers, the log).
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = RequestPart
     typealias OutboundIn = ResponsePart

@@ -6,8 +6,6 @@ final class RetryState {
     let compiled: CompiledRetries
     /// The retry budget's key: the service's name, or `function:NAME`.
     let budgetKey: String
-    /// Looked up again for each retry: a reload may have changed the service.
-    let serviceName: String?
     var retriesDone = 0
     /// Every body byte received so far, copied into one buffer while it fits: slices of the
     /// received buffers would keep each whole receive buffer alive.
@@ -15,13 +13,13 @@ final class RetryState {
     var replayable = true
     var perTryTask: Scheduled<Void>?
     var backoffTask: Scheduled<Void>?
-    /// On a function route: the route's timeout over all tries, from the first try's worker.
+    /// With a backend that bounds each try from its lease (a function): the route's timeout
+    /// over all tries, from the first try's lease.
     var overallTask: Scheduled<Void>?
 
-    init(compiled: CompiledRetries, budgetKey: String, serviceName: String?) {
+    init(compiled: CompiledRetries, budgetKey: String) {
         self.compiled = compiled
         self.budgetKey = budgetKey
-        self.serviceName = serviceName
     }
 
     func keep(_ buffer: ByteBuffer) {

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import PorticoConfig
-import PorticoFunctions
 import PorticoRouting
 
 /// A loaded config compiled for serving: the route table built, services indexed.
@@ -11,7 +10,7 @@ import PorticoRouting
 public final class RuntimeSnapshot: Sendable {
     public let config: GatewayConfig
     /// The deployed functions, by name (the serving revision of each).
-    public let functions: [String: FunctionBackend]
+    public let functions: [String: any DeployedFunction]
     /// The gateway's routes, then the routes functions declare, in match order.
     public let routes: [RouteConfig]
     public let routeTable: RouteTable
@@ -46,7 +45,7 @@ public final class RuntimeSnapshot: Sendable {
     /// `reloadChangedFiles` false keeps `previous`'s upstream TLS even if its files changed (a
     /// function deploy must not fail on a certificate half-written on disk; the watcher's
     /// reload picks the new files up).
-    init(config: GatewayConfig, functions: [String: FunctionBackend] = [:], generation: Int,
+    init(config: GatewayConfig, functions: [String: any DeployedFunction] = [:], generation: Int,
                 previous: RuntimeSnapshot? = nil, metrics: GatewayMetrics? = nil,
                 keyStores: [JWTConfig.KeySource: JWTKeyStore] = [:], reloadChangedFiles: Bool = true) throws {
         self.config = config

@@ -44,8 +44,11 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "portico")
         let gateway: Gateway
         do {
-            gateway = try Gateway(configPath: options.config, functionsDirectory: functionsOption.functions, eventLoopThreads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                                  logger: logger)
+            // The functions folder's registry is the gateway's function source: its revisions
+            // are backends (http mode) and local responders (exec mode) to the proxy.
+            let functionsDirectory = functionsOption.functions
+            gateway = try Gateway(configPath: options.config, eventLoopThreads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                  logger: logger) { hooks in FunctionRegistry(directory: functionsDirectory, hooks: hooks) }
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode.failure

@@ -1,0 +1,33 @@
+import NIOCore
+import PorticoConfig
+
+/// One try's hold on an endpoint of a backend, from `Backend.lease` until `Backend.release`.
+///
+/// A value, kept in the exchange: a service's lease allocates nothing.
+public struct BackendLease {
+    /// Where the try connects.
+    public let endpoint: HostPort
+    /// The backend's own number for what it handed out (a service: the endpoint's index).
+    public let slot: Int
+    /// The backend's own object for what it handed out (a function: its worker lease; a
+    /// service: its outlier detection and health checks), nil when it needs none.
+    public let ticket: AnyObject?
+    /// Set when the backend bounds each try itself, counted from the lease (a function's
+    /// request timeout); nil: the route's timeout bounds the request.
+    public let tryTimeout: TimeAmount?
+    /// The endpoint's connections on the request's loop, when the backend picked them (a
+    /// service); nil: the loop's pool for `endpoint`, made on first use.
+    let pool: UpstreamPool?
+
+    public init(endpoint: HostPort, slot: Int = 0, ticket: AnyObject? = nil, tryTimeout: TimeAmount? = nil) {
+        self.init(endpoint: endpoint, slot: slot, ticket: ticket, tryTimeout: tryTimeout, pool: nil)
+    }
+
+    init(endpoint: HostPort, slot: Int, ticket: AnyObject?, tryTimeout: TimeAmount?, pool: UpstreamPool?) {
+        self.endpoint = endpoint
+        self.slot = slot
+        self.ticket = ticket
+        self.tryTimeout = tryTimeout
+        self.pool = pool
+    }
+}

@@ -1,0 +1,97 @@
+import NIOCore
+import PorticoHTTP1
+import PorticoConfig
+
+/// The backend step of an exchange: an endpoint leased from the route's `Backend` for each try,
+/// then a connection to it from this loop's pool. Nothing here knows which kind of backend it is.
+extension ProxyHandler {
+    /// Starts the first try: a connection to the endpoint leased as the request started, or a
+    /// lease first, which may wait (for a function worker).
+    func connectBackend(_ exchange: Exchange) {
+        exchange.connecting = true
+        if let pool = exchange.pool {
+            startTimeout(exchange, exchange.routeTimeout)
+            leaseConnection(exchange, from: pool)
+        } else {
+            leaseBackend(exchange)
+        }
+    }
+
+    func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
+        exchange.leaseSettled = false
+        let id = pool.lease(for: exchange)
+        guard !exchange.leaseSettled else { return }
+        exchange.waiterID = id
+        // No connection to hand out at once: the request waits, if the backend lets one more
+        // wait (a service's circuit breaker); if not, 503 now rather than a longer queue.
+        if exchange.destination.connectionWaitBegins() {
+            exchange.waitingForConnection = true
+        } else {
+            pool.cancelLease(id)
+            exchange.waiterID = nil
+            exchange.leaseSettled = true
+            leaseCompleted(exchange, result: .failure(.overloaded))
+        }
+    }
+
+    /// The request stopped waiting for a connection (it got one, or gave up).
+    func leftBreakerQueue(_ exchange: Exchange) {
+        guard exchange.waitingForConnection else { return }
+        exchange.waitingForConnection = false
+        exchange.destination.connectionWaitEnds()
+    }
+
+    /// What a try came to, for the backend's outlier detection: a status, or nil when the
+    /// endpoint gave no answer (connect failure, reset, timeout).
+    func recordOutcome(_ exchange: Exchange, status: Int?) {
+        guard let lease = exchange.lease else { return }
+        exchange.destination.record(lease, status: status)
+    }
+
+    /// Asks the exchange's backend for an endpoint for the next try. A function's request
+    /// waits here while a worker starts (the activator's job); that wait is bounded by the
+    /// function's startup timeout, not by the request timeout, which starts once a worker is
+    /// assigned.
+    func leaseBackend(_ exchange: Exchange, avoiding previous: BackendLease? = nil) {
+        let id = loop.nextLeaseID()
+        exchange.leaseID = id
+        exchange.destination.lease(id: id, on: loop.eventLoop, avoiding: previous, for: exchange)
+    }
+
+    func startTimeout(_ exchange: Exchange, _ timeout: TimeAmount) {
+        loop.timeouts.watch(exchange, until: loop.eventLoop.now + timeout)
+    }
+
+    /// The backend leased an endpoint (or could not).
+    func backendLeased(_ exchange: Exchange, result: Result<BackendLease, BackendUnavailable>) {
+        exchange.leaseID = nil
+        guard case .proxying(let current) = state, current === exchange, downstream != nil else {
+            // A request that ended meanwhile gives the endpoint back.
+            if case .success(let lease) = result { exchange.destination.release(lease) }
+            return
+        }
+        switch result {
+        case .failure(let reason):
+            let (status, headers) = reason.response
+            exchange.retry?.cancelTimers()
+            writeLocalResponse(head: exchange.requestHead, status: status, extraHeaders: headers,
+                               close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
+        case .success(let lease):
+            exchange.lease = lease
+            let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint)
+            exchange.pool = pool
+            if let tryTimeout = lease.tryTimeout {
+                exchange.cancelTimeout()  // a retry's earlier try had one
+                startTimeout(exchange, tryTimeout)
+                if let retry = exchange.retry, retry.overallTask == nil {
+                    // With retries, the route's timeout bounds all tries (as for a service), counted
+                    // from the first try's lease: a cold start is not spent from it either.
+                    retry.overallTask = loop.eventLoop.assumeIsolated().scheduleTask(in: exchange.routeTimeout) {
+                        self.routeTimedOut(exchange)
+                    }
+                }
+            }
+            if exchange.connecting { leaseConnection(exchange, from: pool) }
+        }
+    }
+}
