@@ -65,8 +65,8 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     var bytesOut = 0
     /// Set on routes with `retries`: what a retry needs (the body to send again, the count).
     var retry: RetryState?
-    /// The route's edits to the backend's answer.
-    var responseHeaders: ResponseHeadersPolicy?
+    /// The route's layers (`RequestPath`): the backend's answer passes their `responseHead`.
+    var layers: [any RequestLayer] = []
 
     init(handler: ProxyHandler, requestHead: RequestHead, upstreamHead: RequestHead, routeName: String,
          backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int,

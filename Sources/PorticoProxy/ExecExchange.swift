@@ -10,12 +10,13 @@ final class ExecExchange {
     let path: String
     let maxRequestBody: Int
     let record: RequestRecord
-    let responseHeaders: ResponseHeadersPolicy?
+    /// The route's layers: the function's answer passes their `responseHead`.
+    let layers: [any RequestLayer]
     var body: ByteBuffer
 
     init(head: RequestHead, function: any LocalResponder, path: String, contentLength: Int?, maxRequestBody: Int,
-         record: RequestRecord, allocator: ByteBufferAllocator, responseHeaders: ResponseHeadersPolicy?) {
-        self.responseHeaders = responseHeaders
+         record: RequestRecord, allocator: ByteBufferAllocator, layers: [any RequestLayer]) {
+        self.layers = layers
         self.head = head
         self.function = function
         self.path = path

@@ -10,6 +10,7 @@ struct LocalResponse {
     var extraHeaders: [(String, String)]
     var close: Bool
     var record: RequestRecord
-    /// Only on an exec function's own answer: the route's edits to what its backend answers.
-    var responseHeaders: ResponseHeadersPolicy?
+    /// Only on an exec function's own answer: the route's layers, whose `responseHead` acts on
+    /// what a backend answers (not on the gateway's own answers).
+    var layers: [any RequestLayer] = []
 }

@@ -27,7 +27,7 @@ extension ProxyHandler {
         var response = head
         response.version = exchange.requestHead.version
         response.fields.removeHopByHop(keepUpgrade: true)
-        exchange.responseHeaders?.apply(to: &response.fields)  // Layer: responseHeaders
+        for index in 0..<exchange.layers.count { exchange.layers[index].responseHead(&response) }
         let downstreamChannel = context.channel
         let eventLoop = context.eventLoop
         let idleTimeout = loop.snapshot.config.limits.idleTimeout.timeAmount
@@ -63,7 +63,7 @@ extension ProxyHandler {
         head: RequestHead, status: HTTPStatus, body: String? = nil,
         bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
         extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false,
-        responseHeaders: ResponseHeadersPolicy? = nil
+        layers: [any RequestLayer] = []
     ) {
         // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
         // the connection cannot carry another request.
@@ -73,7 +73,7 @@ extension ProxyHandler {
         let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record,
-                                     responseHeaders: responseHeaders)
+                                     layers: layers)
         if close || requestComplete {
             state = close ? .closing : .idle
             write(response)
@@ -91,10 +91,11 @@ extension ProxyHandler {
         fields.append(name: "content-type", value: response.contentType)
         fields.append(name: "content-length", value: String(body.readableBytes))
         for (name, value) in response.extraHeaders { fields.append(name: name, value: value) }
-        response.responseHeaders?.apply(to: &fields)  // Layer: responseHeaders (an exec function's answer)
-        if response.close, connection.isHTTP1 { fields.append(name: "connection", value: "close") }
         let head = response.head
-        downstream.write(.head(ResponseHead(status: Int(response.status.code), version: head.version, fields: fields)))
+        var responseHead = ResponseHead(status: Int(response.status.code), version: head.version, fields: fields)
+        for index in 0..<response.layers.count { response.layers[index].responseHead(&responseHead) }
+        if response.close, connection.isHTTP1 { responseHead.fields.append(name: "connection", value: "close") }
+        downstream.write(.head(responseHead))
         if head.method != "HEAD", body.readableBytes > 0 {
             downstream.write(.body(body))
         }
@@ -121,45 +122,16 @@ extension ProxyHandler {
         }
     }
 
-    // MARK: Logging and metrics
+    // MARK: The end
 
+    /// The request is over: the layers that watch endings (access log, metrics) hear of it.
     func record(_ record: RequestRecord, method: String, uri: String, status: Int,
-                        bytesIn: Int, bytesOut: Int, upstream: HostPort?) {
+                bytesIn: Int, bytesOut: Int, upstream: HostPort?) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
-        loop.metrics.recordRequest(route: record.route, backend: record.backend, status: status,
-                                   nanoseconds: Int64(truncatingIfNeeded: elapsed))
-        guard let accessLog = loop.accessLog else { return }
-        let connection = self.connection
-        accessLog.append { buffer in
-            buffer.writeStaticString("{\"time_unix_ms\":")
-            buffer.writeDecimal(Int(AccessClock.unixMilliseconds()))
-            buffer.writeStaticString(",\"listener\":")
-            buffer.writeJSONString(connection.listenerName)
-            buffer.writeStaticString(",\"client\":")
-            buffer.writeJSONString(connection.clientAddress)
-            buffer.writeStaticString(",\"protocol\":")
-            buffer.writeJSONString(connection.protocolName)
-            buffer.writeStaticString(",\"method\":")
-            buffer.writeJSONString(method)
-            buffer.writeStaticString(",\"uri\":")
-            buffer.writeJSONString(uri)
-            buffer.writeStaticString(",\"status\":")
-            buffer.writeDecimal(status)
-            buffer.writeStaticString(",\"route\":")
-            buffer.writeJSONString(record.route)
-            buffer.writeStaticString(",\"backend\":")
-            buffer.writeJSONString(record.backend)
-            buffer.writeStaticString(",\"upstream\":")
-            buffer.writeJSONString(upstream?.description ?? "-")
-            buffer.writeStaticString(",\"bytes_in\":")
-            buffer.writeDecimal(bytesIn)
-            buffer.writeStaticString(",\"bytes_out\":")
-            buffer.writeDecimal(bytesOut)
-            buffer.writeStaticString(",\"duration_us\":")
-            buffer.writeDecimal(Int(elapsed / 1000))
-            buffer.writeStaticString(",\"request_id\":")
-            buffer.writeJSONString(record.requestID)
-            buffer.writeStaticString("}")
-        }
+        let ending = ExchangeEnding(
+            record: record, method: method, target: uri, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
+            upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop)
+        let layers = loop.snapshot.requestPath.ending
+        for index in 0..<layers.count { layers[index].exchangeEnded(ending) }
     }
 }

@@ -61,31 +61,35 @@ extension ProxyHandler {
         // An absolute-form target's authority replaces Host, so it meets the same grammar.
         if target.authority != nil, !HostHeader.isValid(authority) { return reject(.badRequest, close: true) }
 
-        let request = RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)
-        guard let matched = snapshot.routeTable.match(request) else {
+        guard let matched = snapshot.routeTable.match(
+            RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)) else {
             return reject(.notFound, close: false)
         }
         let route = matched.route
         let routeName = route.config.name
 
+        // The route's layers (`RequestPath`), in order: each may edit the request, delay it, or
+        // answer it.
+        let layers = snapshot.requestPath.layers(listener: connection.listenerName, route: matched.index)
+        var request = LayerRequest(
+            head: head, query: target.query, path: target.path, authority: authority, requestID: requestID,
+            hadRequestID: head.fields.contains("x-request-id"), connection: connection, random: loop.random)
         var faultDelay: TimeAmount?
-        // Never trust a client's claim to have been verified by a proxy before this one.
-        if head.fields.contains("x-forwarded-client-cert") {
-            head.fields.removeAll(named: "x-forwarded-client-cert")
+        var rejection: (status: HTTPStatus, headers: [(String, String)], backend: String)?
+        for index in 0..<layers.count {
+            switch layers[index].requestHead(&request) {
+            case .proceed: continue
+            case .delay(let delay): faultDelay = delay
+            case .reject(let status, let headers, let backend): rejection = (status, headers, backend)
+            }
+            if rejection != nil { break }
         }
-        if let forwardedCertificate = connection.forwardedClientCertificate {
-            head.fields.append(name: "x-forwarded-client-cert", value: forwardedCertificate)
-        }
-        let policyRequest = PolicyRequest(
-            listener: connection.listenerName, clientAddress: connection.clientAddress, principal: connection.principal,
-            method: head.method, uri: head.target, path: target.path, host: authority)
-        switch snapshot.evaluatePolicies(route: matched.index, request: policyRequest, headers: &head.fields,
-                                         query: &target.query, random: &loop.random) {
-        case .proceed(let delay):
-            faultDelay = delay
-        case .reject(let status, let headers, let backend):
-            writeLocalResponse(head: head, status: status, extraHeaders: headers, close: false,
-                               record: .init(route: routeName, backend: backend, requestID: requestID, started: started))
+        loop.random = request.random
+        head = request.head
+        target.query = request.query
+        if let rejection {
+            writeLocalResponse(head: head, status: rejection.status, extraHeaders: rejection.headers, close: false,
+                               record: .init(route: routeName, backend: rejection.backend, requestID: requestID, started: started))
             return
         }
 
@@ -134,17 +138,17 @@ extension ProxyHandler {
             // client may send its body, which flows on once there is somewhere to send it.
             downstream.writeAndFlush(.head(ResponseHead(status: 100, version: head.version)))
         }
-        let policies = snapshot.policies(ofRoute: matched.index)
         let destination: any Backend
         switch function?.serving {
         case .responder(let execFunction)?:
-            // Layer: requestHeaders (the process reads the headers from its environment)
-            policies?.requestHeaders?.apply(to: &head.fields)
+            // The process reads the headers from its environment: they pass the layers' edits
+            // for a backend as an upstream head would.
+            for index in 0..<layers.count { layers[index].upstreamHead(&head, of: request) }
             state = .execCollecting(ExecExchange(
                 head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
                 maxRequestBody: snapshot.maxRequestBody,
                 record: .init(route: routeName, backend: backend.description, requestID: requestID, started: started),
-                allocator: downstream.allocator, responseHeaders: policies?.responseHeaders))  // Layer: responseHeaders
+                allocator: downstream.allocator, layers: layers))
             return
         case .backend(let functionBackend)?:
             destination = functionBackend
@@ -179,17 +183,16 @@ extension ProxyHandler {
         } else if target.authority != nil || !upstreamHead.fields.contains("host") {
             upstreamHead.fields.replaceOrAppend(name: "host", value: authority)
         }
-        addForwardingHeaders(to: &upstreamHead.fields, authority: authority, requestID: requestID,
-                             hadRequestID: head.fields.contains("x-request-id"))
-        // Layer: requestHeaders, after Portico's own headers so a route can override them (as Envoy's route headers)
-        policies?.requestHeaders?.apply(to: &upstreamHead.fields)
+        // The layers' edits come after Portico's own (framing, Host), so a route can override
+        // them, as Envoy's route headers can.
+        for index in 0..<layers.count { layers[index].upstreamHead(&upstreamHead, of: request) }
 
         let exchange = Exchange(
             handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
             requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody,
             destination: destination)
         exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
-        exchange.responseHeaders = policies?.responseHeaders  // Layer: responseHeaders
+        exchange.layers = layers
         // The request reader stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
         // another request.
@@ -249,20 +252,5 @@ extension ProxyHandler {
             return host[..<colon] + "-shadow" + host[colon...]
         }
         return host + "-shadow"
-    }
-
-    func addForwardingHeaders(to fields: inout HTTPFieldList, authority: String, requestID: String, hadRequestID: Bool) {
-        let client = connection.clientAddress
-        if let existing = fields.firstValue(of: "x-forwarded-for") {
-            fields.replaceOrAppend(name: "x-forwarded-for", value: existing + ", " + client)
-        } else {
-            fields.append(name: "x-forwarded-for", value: client)
-        }
-        if fields.contains("x-forwarded-proto") { fields.removeAll(named: "x-forwarded-proto") }
-        fields.append(name: "x-forwarded-proto", value: connection.scheme)
-        if fields.contains("x-forwarded-host") { fields.removeAll(named: "x-forwarded-host") }
-        fields.append(name: "x-forwarded-host", value: authority)
-        fields.append(name: "forwarded", value: connection.forwardedValue(authority: authority))
-        if !hadRequestID { fields.append(name: "x-request-id", value: requestID) }
     }
 }

@@ -20,7 +20,7 @@ extension ProxyHandler {
             case .success(.ok(let output)):
                 writeLocalResponse(head: head, status: .ok, bodyBytes: output,
                                    contentType: "application/octet-stream", close: false, record: exec.record,
-                                   requestComplete: true, responseHeaders: exec.responseHeaders)  // Layer: responseHeaders
+                                   requestComplete: true, layers: exec.layers)
             case .success(.queueFull):
                 writeLocalResponse(head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
                                    close: false, record: exec.record, requestComplete: true)
@@ -111,7 +111,7 @@ extension ProxyHandler {
         var response = head
         response.version = exchange.requestHead.version
         response.fields.removeHopByHop()
-        exchange.responseHeaders?.apply(to: &response.fields)  // Layer: responseHeaders
+        for index in 0..<exchange.layers.count { exchange.layers[index].responseHead(&response) }
         if exchange.closeAfterResponse && connection.isHTTP1 {
             // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
             // connection ends with this response (for 1.0, that is also how the body ends).

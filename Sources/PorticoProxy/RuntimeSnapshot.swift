@@ -22,8 +22,8 @@ public final class RuntimeSnapshot: Sendable {
     /// Indexed by a route's position in match order; empty when no route has a policy, a fault,
     /// retries or header edits.
     let routePolicies: [RoutePolicies?]
-    /// The policies each listener names, by listener name; empty when no listener names one.
-    let listenerPolicies: [String: PolicySet]
+    /// The layers each route's requests pass (see `RequestPath`).
+    let requestPath: RequestPath
     /// The rate limiters by policy name, so the next snapshot can keep the buckets of a policy
     /// whose config did not change (a reload does not hand every client a fresh burst).
     let rateLimiters: [String: RateLimiter]
@@ -127,7 +127,6 @@ public final class RuntimeSnapshot: Sendable {
         for listener in config.listeners where !listener.policies.isEmpty {
             byListener[listener.name] = policySet(listener.policies)
         }
-        self.listenerPolicies = byListener
         let compiled: [RoutePolicies?] = routes.map { route in
             guard !route.policies.isEmpty || route.fault != nil || route.retries != nil || route.requestHeaders != nil
                 || route.responseHeaders != nil else { return nil }
@@ -137,6 +136,7 @@ public final class RuntimeSnapshot: Sendable {
                                  responseHeaders: route.responseHeaders.map(ResponseHeadersPolicy.init))
         }
         self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
+        self.requestPath = RequestPath(routePolicies: compiled, routeCount: routes.count, listenerPolicies: byListener)
     }
 }
 

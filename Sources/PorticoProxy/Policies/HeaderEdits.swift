@@ -5,8 +5,8 @@ import PorticoHTTP1
 ///
 /// Built once per config snapshot; applying it builds no string: the names and values are the
 /// config's, stored in the headers as they are. One array, so carrying it costs one retain.
-struct HeaderEdits {
-    enum Edit {
+struct HeaderEdits: Sendable {
+    enum Edit: Sendable {
         case remove(String)
         case set(String, String)
         case add(String, String)

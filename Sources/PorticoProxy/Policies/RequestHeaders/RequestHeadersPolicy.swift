@@ -9,7 +9,7 @@ import PorticoHTTP1
 /// Envoy applies `request_headers_to_add` after its `x-forwarded-*`: a route can replace or
 /// remove what Portico added. The config refuses the names that would break the proxy
 /// (framing, hop-by-hop, `Host`, `Expect`, pseudo-headers).
-struct RequestHeadersPolicy {
+final class RequestHeadersPolicy: RequestLayer {
     let edits: HeaderEdits
 
     init(_ config: HeaderModifierConfig) {
@@ -18,5 +18,9 @@ struct RequestHeadersPolicy {
 
     func apply(to headers: inout HTTPFieldList) {
         edits.apply(to: &headers)
+    }
+
+    func upstreamHead(_ head: inout RequestHead, of request: LayerRequest) {
+        edits.apply(to: &head.fields)
     }
 }

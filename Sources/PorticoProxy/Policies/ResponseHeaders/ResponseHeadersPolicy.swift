@@ -9,7 +9,7 @@ import PorticoHTTP1
 /// response or a redirect): a `cache-control: public` meant for the backend's pages must not
 /// make a gateway's 503 cacheable. Envoy's route `response_headers_to_add` likewise skips the
 /// local replies of the filters before its router.
-struct ResponseHeadersPolicy {
+final class ResponseHeadersPolicy: RequestLayer {
     let edits: HeaderEdits
 
     init(_ config: HeaderModifierConfig) {
@@ -18,5 +18,9 @@ struct ResponseHeadersPolicy {
 
     func apply(to headers: inout HTTPFieldList) {
         edits.apply(to: &headers)
+    }
+
+    func responseHead(_ head: inout ResponseHead) {
+        edits.apply(to: &head.fields)
     }
 }

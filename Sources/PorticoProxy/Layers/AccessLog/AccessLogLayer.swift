@@ -1,0 +1,42 @@
+import NIOCore
+
+/// Writes one JSON line per request to the event loop's access-log batch (written off the
+/// loop by `AccessLogService`), without Foundation and without building a `String`.
+final class AccessLogLayer: RequestLayer {
+    func exchangeEnded(_ ending: ExchangeEnding) {
+        guard let accessLog = ending.loop.accessLog else { return }
+        let connection = ending.connection
+        let record = ending.record
+        accessLog.append { buffer in
+            buffer.writeStaticString("{\"time_unix_ms\":")
+            buffer.writeDecimal(Int(AccessClock.unixMilliseconds()))
+            buffer.writeStaticString(",\"listener\":")
+            buffer.writeJSONString(connection.listenerName)
+            buffer.writeStaticString(",\"client\":")
+            buffer.writeJSONString(connection.clientAddress)
+            buffer.writeStaticString(",\"protocol\":")
+            buffer.writeJSONString(connection.protocolName)
+            buffer.writeStaticString(",\"method\":")
+            buffer.writeJSONString(ending.method)
+            buffer.writeStaticString(",\"uri\":")
+            buffer.writeJSONString(ending.target)
+            buffer.writeStaticString(",\"status\":")
+            buffer.writeDecimal(ending.status)
+            buffer.writeStaticString(",\"route\":")
+            buffer.writeJSONString(record.route)
+            buffer.writeStaticString(",\"backend\":")
+            buffer.writeJSONString(record.backend)
+            buffer.writeStaticString(",\"upstream\":")
+            buffer.writeJSONString(ending.upstream?.description ?? "-")
+            buffer.writeStaticString(",\"bytes_in\":")
+            buffer.writeDecimal(ending.bytesIn)
+            buffer.writeStaticString(",\"bytes_out\":")
+            buffer.writeDecimal(ending.bytesOut)
+            buffer.writeStaticString(",\"duration_us\":")
+            buffer.writeDecimal(Int(ending.elapsedNanoseconds / 1000))
+            buffer.writeStaticString(",\"request_id\":")
+            buffer.writeJSONString(record.requestID)
+            buffer.writeStaticString("}")
+        }
+    }
+}
