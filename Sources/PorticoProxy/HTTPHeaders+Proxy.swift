@@ -63,11 +63,6 @@ enum FramingError: Error, Equatable {
     /// A coding Portico does not implement (`gzip, chunked`): forwarding its bytes as plain
     /// chunks would change the body, so the request gets 501 (RFC 9112 6.1).
     case unsupportedTransferCoding
-
-    /// 501 for a coding Portico does not implement, 400 for everything else.
-    var status: HTTPStatus {
-        self == .unsupportedTransferCoding ? .notImplemented : .badRequest
-    }
 }
 
 extension StringProtocol {

@@ -57,6 +57,13 @@ extension ProxyHandler {
 
     // MARK: Local responses
 
+    /// A failure's answer, as `LocalReply` maps it.
+    func writeLocalReply(_ reply: LocalReply, head: RequestHead, close: Bool, record: RequestRecord,
+                         requestComplete: Bool = false) {
+        writeLocalResponse(head: head, status: reply.status, body: reply.body, extraHeaders: reply.headers, close: close,
+                           record: record, requestComplete: requestComplete)
+    }
+
     /// Answers from the gateway itself. The answer goes out now when the request is complete
     /// or the connection closes after it; otherwise when the request ends.
     func writeLocalResponse(
@@ -70,7 +77,7 @@ extension ProxyHandler {
         // CONNECT too: the request reader takes what follows it for the tunnel, and parses no
         // request after it.
         let close = close || (connection.isHTTP1 && (head.fields.isUpgradeRequest || head.method == "CONNECT" || !head.keepAlive))
-        let bytes = bodyBytes ?? ByteBuffer(string: body ?? Self.defaultBody(for: status))
+        let bytes = bodyBytes ?? ByteBuffer(string: body ?? LocalReply.body(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record,
                                      layers: layers)
@@ -106,20 +113,6 @@ extension ProxyHandler {
         }
         record(response.record, method: head.method, uri: head.target, status: Int(response.status.code), bytesIn: 0,
                bytesOut: body.readableBytes, upstream: nil)
-    }
-
-    /// A short body that names the status and nothing about Portico's insides.
-    static func defaultBody(for status: HTTPStatus) -> String {
-        switch status.code {
-        case 400: return "bad request\n"
-        case 404: return "not found\n"
-        case 413: return "request body too large\n"
-        case 431: return "request headers too large\n"
-        case 502: return "upstream unavailable\n"
-        case 503: return "service unavailable\n"
-        case 504: return "upstream timed out\n"
-        default: return ""
-        }
     }
 
     // MARK: The end

@@ -72,10 +72,9 @@ extension ProxyHandler {
         }
         switch result {
         case .failure(let reason):
-            let (status, headers) = reason.response
             exchange.retry?.cancelTimers()
-            writeLocalResponse(head: exchange.requestHead, status: status, extraHeaders: headers,
-                               close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
+            writeLocalReply(LocalReply(reason), head: exchange.requestHead, close: false, record: exchange.record(),
+                            requestComplete: exchange.requestComplete)
         case .success(let lease):
             exchange.lease = lease
             let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint)

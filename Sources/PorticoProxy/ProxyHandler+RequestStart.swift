@@ -15,22 +15,22 @@ extension ProxyHandler {
         let started = NIODeadline.now()
         let requestID = head.fields.firstValue(of: "x-request-id") ?? loop.random.makeRequestID()
 
-        func reject(_ status: HTTPStatus, close: Bool) {
-            writeLocalResponse(head: head, status: status, close: close,
+        func reject(_ reply: LocalReply, close: Bool) {
+            writeLocalReply(reply, head: head, close: close,
                                record: .init(route: "-", backend: "-", requestID: requestID, started: started))
         }
 
         if head.fields.wireSize + head.target.utf8.count > snapshot.maxRequestHeaders {
-            return reject(.requestHeaderFieldsTooLarge, close: true)
+            return reject(.headersTooLarge, close: true)
         }
         // Two Host fields, or one that is not host[:port]: routing, policies and the backend
         // could each read a different host (RFC 9112 3.2 asks for 400).
-        guard head.fields.hasValidHost else { return reject(.badRequest, close: true) }
+        guard head.fields.hasValidHost else { return reject(.malformedRequest, close: true) }
         let contentLength: Int?
         do {
             contentLength = try head.fields.validateRequestFraming(version: head.version)
         } catch {
-            return reject(error.status, close: true)
+            return reject(LocalReply(error), close: true)
         }
         if head.fields.hasUnderscoreName, connection.underscoreHeaders != .allow {
             // `Content_Length` may become `Content-Length` at a backend that maps `_` to `-`:
@@ -40,30 +40,30 @@ extension ProxyHandler {
             // so there only the names go.
             let hasBody = connection.isHTTP1 && (contentLength != nil || head.fields.contains("transfer-encoding"))
             if connection.underscoreHeaders == .reject || hasBody {
-                return reject(.badRequest, close: true)
+                return reject(.malformedRequest, close: true)
             }
             head.fields.removeUnderscoreNames()
         }
         if let contentLength, contentLength > snapshot.maxRequestBody {
-            return reject(.payloadTooLarge, close: true)
+            return reject(.bodyTooLarge, close: true)
         }
         var target: NormalizedTarget
         switch PathNormalizer.normalize(head.target, method: head.method) {
         case .success(let normalized): target = normalized
-        case .failure: return reject(.badRequest, close: false)
+        case .failure: return reject(.malformedRequest, close: false)
         }
         let authority = target.authority ?? head.fields.firstValue(of: "host") ?? ""
         if authority.isEmpty && head.version != .http1_0 {
             // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/2 request for an http(s) URI needs
             // `:authority` or `Host` (RFC 9113 8.3.1). Routing by an empty host would guess.
-            return reject(.badRequest, close: true)
+            return reject(.malformedRequest, close: true)
         }
         // An absolute-form target's authority replaces Host, so it meets the same grammar.
-        if target.authority != nil, !HostHeader.isValid(authority) { return reject(.badRequest, close: true) }
+        if target.authority != nil, !HostHeader.isValid(authority) { return reject(.malformedRequest, close: true) }
 
         guard let matched = snapshot.routeTable.match(
             RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)) else {
-            return reject(.notFound, close: false)
+            return reject(.noRoute, close: false)
         }
         let route = matched.route
         let routeName = route.config.name
@@ -118,7 +118,7 @@ extension ProxyHandler {
         let splitDraw = route.picker == nil ? 0 : route.stickyHash(
             of: RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)) ?? loop.random.next()
         guard let backend = route.backend(draw: splitDraw) else {
-            return reject(.serviceUnavailable, close: false)
+            return reject(.noBackend, close: false)
         }
         var service: ServiceConfig?
         var function: (any DeployedFunction)?
@@ -130,7 +130,7 @@ extension ProxyHandler {
         }
         guard service != nil || function != nil else {
             // A route to a service or function that is not there (a function not deployed yet).
-            return reject(.serviceUnavailable, close: false)
+            return reject(.noBackend, close: false)
         }
         let upstreamPath = snapshot.routeTable.upstreamPath(for: matched, normalizedPath: target.path, query: target.query)
         if head.fields.expectsContinue {

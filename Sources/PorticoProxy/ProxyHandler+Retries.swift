@@ -65,8 +65,8 @@ extension ProxyHandler {
             releaseBackendSlot(exchange)
             exchange.cancelTimeout()
             retry.cancelTimers()
-            writeLocalResponse(head: exchange.requestHead, status: .serviceUnavailable, close: false,
-                               record: exchange.record(), requestComplete: exchange.requestComplete)
+            writeLocalReply(.noBackend, head: exchange.requestHead, close: false, record: exchange.record(),
+                            requestComplete: exchange.requestComplete)
             return
         }
         exchange.destination = next
@@ -91,8 +91,8 @@ extension ProxyHandler {
         if retryScheduled(exchange, after: .perTryTimeout) { return }
         abandonUpstream(exchange)
         releaseBackendSlot(exchange)
-        writeLocalResponse(head: exchange.requestHead, status: .gatewayTimeout,
-                           close: !exchange.requestComplete, record: exchange.record(), requestComplete: exchange.requestComplete)
+        writeLocalReply(.upstreamTimeout, head: exchange.requestHead, close: !exchange.requestComplete,
+                        record: exchange.record(), requestComplete: exchange.requestComplete)
     }
 
     func routeTimedOut(_ exchange: Exchange) {
@@ -102,8 +102,8 @@ extension ProxyHandler {
         releaseBackendSlot(exchange)
         // A client still sending its body is not made to finish first: it hears now, and the
         // connection closes behind the answer.
-        writeLocalResponse(head: exchange.requestHead, status: .gatewayTimeout,
-                           close: !exchange.requestComplete, record: exchange.record(), requestComplete: exchange.requestComplete)
+        writeLocalReply(.upstreamTimeout, head: exchange.requestHead, close: !exchange.requestComplete,
+                        record: exchange.record(), requestComplete: exchange.requestComplete)
     }
 
     /// Both directions are done: the connection goes back to the pool and the request is logged.

@@ -22,14 +22,11 @@ extension ProxyHandler {
                                    contentType: "application/octet-stream", close: false, record: exec.record,
                                    requestComplete: true, layers: exec.layers)
             case .success(.queueFull):
-                writeLocalResponse(head: head, status: .serviceUnavailable, extraHeaders: [("retry-after", "1")],
-                                   close: false, record: exec.record, requestComplete: true)
+                writeLocalReply(.overloaded, head: head, close: false, record: exec.record, requestComplete: true)
             case .success(.timedOut):
-                writeLocalResponse(head: head, status: .gatewayTimeout, close: false,
-                                   record: exec.record, requestComplete: true)
+                writeLocalReply(.upstreamTimeout, head: head, close: false, record: exec.record, requestComplete: true)
             case .success(.failed), .failure:
-                writeLocalResponse(head: head, status: .badGateway, close: false,
-                                   record: exec.record, requestComplete: true)
+                writeLocalReply(.functionFailed, head: head, close: false, record: exec.record, requestComplete: true)
             }
         }
     }
@@ -66,9 +63,8 @@ extension ProxyHandler {
             exchange.cancelTimeout()
             exchange.retry?.cancelTimers()
             releaseBackendSlot(exchange)
-            let status: HTTPStatus = error == .connectFailed ? .badGateway : .serviceUnavailable
-            writeLocalResponse(head: exchange.requestHead, status: status, close: false,
-                               record: exchange.record(), requestComplete: exchange.requestComplete)
+            writeLocalReply(error == .connectFailed ? .upstreamConnectFailed : .breakerOpen, head: exchange.requestHead,
+                            close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
         case .success(let upstream):
             exchange.upstream = upstream
             upstream.requestsServed += 1
@@ -101,7 +97,7 @@ extension ProxyHandler {
                 // A 101 nobody asked for cannot be relayed safely.
                 abandonUpstream(exchange)
                 releaseBackendSlot(exchange)
-                writeLocalResponse(head: exchange.requestHead, status: .badGateway, close: false,
+                writeLocalReply(.upstreamReset, head: exchange.requestHead, close: false,
                                    record: exchange.record(), requestComplete: exchange.requestComplete)
                 return
             }
@@ -188,7 +184,7 @@ extension ProxyHandler {
             downstream.close()
         } else {
             releaseBackendSlot(exchange)
-            writeLocalResponse(head: exchange.requestHead, status: .badGateway, close: false,
+            writeLocalReply(.upstreamReset, head: exchange.requestHead, close: false,
                                record: exchange.record(), requestComplete: exchange.requestComplete)
         }
     }

@@ -166,7 +166,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .execCollecting(let exec) = state {
             var buffer = buffer
             guard exec.body.readableBytes + buffer.readableBytes <= exec.maxRequestBody else {
-                writeLocalResponse(head: exec.head, status: .payloadTooLarge, close: true, record: exec.record)
+                writeLocalReply(.bodyTooLarge, head: exec.head, close: true, record: exec.record)
                 return
             }
             exec.body.writeBuffer(&buffer)
@@ -183,7 +183,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 state = .closing
                 downstream?.close()
             } else {
-                writeLocalResponse(head: exchange.requestHead, status: .badRequest, close: true,
+                writeLocalReply(.malformedRequest, head: exchange.requestHead, close: true,
                                    record: exchange.record())
             }
             return
@@ -198,7 +198,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 abandonUpstream(exchange)
                 releaseBackendSlot(exchange)
-                writeLocalResponse(head: exchange.requestHead, status: .payloadTooLarge, close: true,
+                writeLocalReply(.bodyTooLarge, head: exchange.requestHead, close: true,
                                    record: exchange.record())
             }
             return
