@@ -78,6 +78,10 @@ public final class ExecFunction: LocalResponder, @unchecked Sendable {
             let key = name.uppercased().replacingOccurrences(of: "-", with: "_")
             if key == "CONTENT_TYPE" {
                 environment["CONTENT_TYPE"] = value
+            } else if key == "PROXY" {
+                // A client's `Proxy:` would become HTTP_PROXY, which many HTTP clients a script
+                // uses read as their outbound proxy ("httpoxy"): it is not passed on.
+                continue
             } else if key != "CONTENT_LENGTH" {
                 environment["HTTP_" + key] = value
             }

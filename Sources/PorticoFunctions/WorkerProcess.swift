@@ -4,10 +4,10 @@ import NIOCore
 import NIOExtras
 import NIOPosix
 import PorticoConfig
+import PorticoHTTP1
 
 #if canImport(Glibc)
 import Glibc
-import PorticoHTTP1
 #endif
 
 /// One running worker of an http-mode function: its process, its port, its readiness probe and

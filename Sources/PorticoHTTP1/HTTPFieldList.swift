@@ -243,7 +243,7 @@ public struct HTTPFieldList: Sendable {
     }
 
     /// Compares bytes with a lowercase ASCII string, ignoring the case of the bytes.
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+    public static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         let expected = lowercase.utf8Start
         for index in 0..<bytes.count where HTTP1ByteClass.lowercased(bytes[index]) != expected[index] {

@@ -12,6 +12,9 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
     typealias OutboundOut = IOData
 
     private var framing = HTTP1BodyFraming.none
+    /// A request head was refused: its body and end are refused too, so nothing of it reaches
+    /// the wire without a head in front (the connection is closing).
+    private var dropping = false
     private var out = OutboundGatherer()
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -20,7 +23,21 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+        let part = unwrapOutboundIn(data)
+        if dropping {
+            switch part {
+            case .head:
+                dropping = false  // another request: judged on its own
+            case .body:
+                promise?.fail(InvalidOutboundHeader())
+                return
+            case .end:
+                dropping = false
+                promise?.fail(InvalidOutboundHeader())
+                return
+            }
+        }
+        switch part {
         case .head(var head):
             framing = head.fields.frameForSending(HTTP1BodyExpectation(requestMethod: head.method))
             out.prepare(context.channel.allocator)
@@ -31,6 +48,8 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
                 // target with a space or a control character in it: nothing of this request
                 // is sent.
                 out.gathered!.moveWriterIndex(to: start)
+                framing = .none
+                dropping = true
                 promise?.fail(InvalidOutboundHeader())
                 context.fireErrorCaught(InvalidOutboundHeader())
                 return

@@ -57,6 +57,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     private var framing = HTTP1BodyFraming.none
     /// The request being answered was a HEAD: its response has framing headers but no body.
     private var answeringHEAD = false
+    /// The response's body ends with the connection (no length, HTTP/1.0): close after it.
+    private var closeAfterResponseEnd = false
     private var out = OutboundGatherer()
 
     /// The gateway is shutting down: the response in progress says `connection: close`, and
@@ -288,6 +290,13 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
                 lastResponse = quiescing || head.fields.containsToken("close", inFieldNamed: "connection")
                 framing = head.fields.frameForSending(HTTP1BodyExpectation(responseStatus: head.status), version: head.version)
                 if answeringHEAD { framing = .none }
+                if framing == .untilClose && !lastResponse {
+                    // A body without a length (to an HTTP/1.0 client that asked for keep-alive)
+                    // ends only with the connection: say so, and close after it.
+                    head.fields.replaceOrAppend(name: "connection", value: "close")
+                    lastResponse = true
+                    closeAfterResponseEnd = true
+                }
                 responseInProgress = true
             }
             out.prepare(context.channel.allocator)
@@ -326,7 +335,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         responseInProgress = false
         framing = .none
         awaitingResponse = false
-        if quiescing {
+        if quiescing || closeAfterResponseEnd {
             let written = promise ?? context.eventLoop.makePromise()
             out.write(to: context, promise: written)
             context.flush()

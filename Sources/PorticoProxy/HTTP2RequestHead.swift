@@ -1,4 +1,5 @@
 import NIOHPACK
+import PorticoConfig
 import PorticoHTTP1
 
 /// Why an HTTP/2 request's header block is malformed (RFC 9113 8.1.1): the stream is reset
@@ -34,6 +35,9 @@ extension RequestHead {
         var sawRegular = false
         var host: String?
         var hasContentLength = false
+        // RFC 9113 8.2.3: an HTTP/2 client may split `cookie` into several fields; an HTTP/1
+        // server expects one, so they are joined with "; " (many servers read only one line).
+        var cookies: [String] = []
         var regular = HTTPFieldList()
         regular.reserveCapacity(fields: fields.count + 2, bytes: 512)
         for (name, value, _) in fields {
@@ -41,7 +45,10 @@ extension RequestHead {
                 guard !sawRegular else { throw .pseudoHeaderAfterRegular }
                 guard Self.isValidPseudoValue(value) else { throw .invalidPseudoHeaderValue }
                 switch name {
-                case ":method": try Self.setOnce(&method, value)
+                case ":method":
+                    // A method becomes the first word of an HTTP/1 request line: a token only.
+                    guard Self.isToken(value) else { throw .invalidPseudoHeaderValue }
+                    try Self.setOnce(&method, value)
                 case ":scheme": try Self.setOnce(&scheme, value)
                 case ":path": try Self.setOnce(&path, value)
                 case ":authority": try Self.setOnce(&authority, value)
@@ -61,11 +68,15 @@ extension RequestHead {
                 host = value
             case "content-length":
                 hasContentLength = true
+            case "cookie":
+                cookies.append(value)
+                continue
             default:
                 break
             }
             regular.append(name: name, value: value)
         }
+        if !cookies.isEmpty { regular.append(name: "cookie", value: cookies.joined(separator: "; ")) }
         guard let method, scheme != nil, let path, !path.isEmpty else { throw .missingPseudoHeader }
         if let authority, let host, !authority.equalsASCIICaseInsensitive(other: host) {
             // RFC 9113 8.3.1: routing and the upstream must not see two different hosts.
@@ -108,31 +119,54 @@ extension RequestHead {
     }
 
     /// No CTL, space or DEL: `:path` becomes the HTTP/1 request line.
+    ///
+    /// These checks are plain loops over the UTF-8 bytes: `contains` or `allSatisfy` over a
+    /// `String.UTF8View` is generic code, which unspecialized allocates for every byte.
     private static func isValidPseudoValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 <= 0x20 || $0 == 0x7F }
+        var value = value
+        return value.withUTF8 { bytes in
+            for index in 0..<bytes.count where bytes[index] <= 0x20 || bytes[index] == 0x7F { return false }
+            return true
+        }
     }
 
     /// A token with no uppercase letter (RFC 9113 8.2.1, RFC 9110 5.6.2).
     private static func isLowercaseToken(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-                 UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                 UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-                return true
-            default:
-                return false
+        var name = name
+        return name.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                if !HTTPToken.isTokenByte(byte) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) { return false }
             }
+            return true
         }
     }
 
-    /// No NUL, CR or LF anywhere, no space or tab at either end (RFC 9113 8.2.1).
+    /// No NUL, CR or LF anywhere, no space or tab at either end (RFC 9113 8.2.1), and none of
+    /// the other control bytes but HTAB, nor DEL: HTTP/1 forbids them in a field value (RFC
+    /// 9110 5.5), so a request carrying one could only fail at the upstream writer, after
+    /// routing and the policies, and be counted as the endpoint's failure.
     private static func isValidValue(_ value: String) -> Bool {
-        let bytes = value.utf8
-        if let first = bytes.first, first == 0x20 || first == 0x09 { return false }
-        if let last = bytes.last, last == 0x20 || last == 0x09 { return false }
-        return !bytes.contains { $0 == 0x00 || $0 == 0x0A || $0 == 0x0D }
+        var value = value
+        return value.withUTF8 { bytes in
+            guard let first = bytes.first, let last = bytes.last else { return true }
+            if first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 { return false }
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                if (byte < 0x20 && byte != 0x09) || byte == 0x7F { return false }
+            }
+            return true
+        }
+    }
+
+    /// RFC 9110 `token`, as a method must be.
+    private static func isToken(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            for index in 0..<bytes.count where !HTTPToken.isTokenByte(bytes[index]) { return false }
+            return true
+        }
     }
 }

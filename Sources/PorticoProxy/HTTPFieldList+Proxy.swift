@@ -89,21 +89,51 @@ extension HTTPFieldList {
             break
         }
         guard hasHopByHop else { return }
-        var named: [Substring] = []
+        // The names `Connection` lists, but only those that are not hop-by-hop anyway: the usual
+        // `Connection: keep-alive` or `close` costs no array and no `String`.
+        var named: [String] = []
         var hadConnection = false
         for index in 0..<count where self[index].hasName("connection") {
             hadConnection = true
-            let value = self[index].value
-            for token in value.split(separator: ",") {
-                let token = token.trimmingASCIISpaces()
-                if !token.isEmpty { named.append(token) }
+            self[index].withUnsafeValueBytes { value in
+                var start = 0
+                while start <= value.count {
+                    var end = start
+                    while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+                    var first = start
+                    var last = end
+                    while first < last && (value[first] == 0x20 || value[first] == 0x09) { first += 1 }
+                    while last > first && (value[last - 1] == 0x20 || value[last - 1] == 0x09) { last -= 1 }
+                    let token = UnsafeRawBufferPointer(rebasing: value[first..<last])
+                    if !token.isEmpty, !Self.isHopByHopName(token) {
+                        named.append(String(decoding: token, as: UTF8.self))
+                    }
+                    start = end + 1
+                }
             }
         }
         removeAll { field in
             if Self.isHopByHop(field) { return !(keepUpgrade && field.hasName("upgrade")) }
-            return named.contains { field.hasName(matching: String($0)) }
+            return !named.isEmpty && named.contains { field.hasName(matching: $0) }
         }
         if keepUpgrade && hadConnection { append(name: "connection", value: "upgrade") }
+    }
+
+    /// Whether `name` is `Connection` or one of the fixed hop-by-hop names (any case), or
+    /// `close`, a `Connection` option that names no field.
+    private static func isHopByHopName(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 2: return HTTPFieldList.equalsIgnoringCase(name, "te")
+        case 5: return HTTPFieldList.equalsIgnoringCase(name, "close")
+        case 7: return HTTPFieldList.equalsIgnoringCase(name, "upgrade") || HTTPFieldList.equalsIgnoringCase(name, "trailer")
+        case 10:
+            return HTTPFieldList.equalsIgnoringCase(name, "connection") || HTTPFieldList.equalsIgnoringCase(name, "keep-alive")
+        case 16: return HTTPFieldList.equalsIgnoringCase(name, "proxy-connection")
+        case 17: return HTTPFieldList.equalsIgnoringCase(name, "transfer-encoding")
+        case 18: return HTTPFieldList.equalsIgnoringCase(name, "proxy-authenticate")
+        case 19: return HTTPFieldList.equalsIgnoringCase(name, "proxy-authorization")
+        default: return false
+        }
     }
 
     /// Whether the field is `Connection` or one of the fixed hop-by-hop names (any case).

@@ -163,8 +163,10 @@ extension ProxyHandler {
         let asksUpgrade = connection.isHTTP1 && head.fields.isUpgradeRequest
         let isUpgrade = asksUpgrade && head.fields.upgradeProtocolsAllowed(route.config.upgrades)
         var upstreamHead = RequestHead(method: head.method, target: upstreamPath, version: .http1_1, fields: head.fields)
-        // The one copy of the received head: made here with room for the forwarding headers,
-        // so adding them does not grow it again.
+        // The upstream head's own copy of the fields (the client's head is kept for the log and
+        // the answer), made here with room for the forwarding headers so adding them does not
+        // grow it again. (A layer that edited the client's head, a jwt or mTLS one, made a copy
+        // of it before this one.)
         upstreamHead.fields.reserveCapacity(fields: 6, bytes: 256 + authority.utf8.count)
         let hadTransferEncoding = head.fields.contains("transfer-encoding")
         upstreamHead.fields.removeHopByHop(keepUpgrade: isUpgrade)

@@ -62,7 +62,7 @@ final class HeaderPolicyEndToEndTests: GatewayTestCase {
             try self.writeFunction("echo", script: Self.headerEchoWorker, in: root)
             let folder = root.appendingPathComponent("Functions/envexec")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            try "#!/bin/sh\necho \"env=$HTTP_X_ENV tag=$HTTP_X_TAG debug=${HTTP_X_DEBUG:-none} id=$HTTP_X_REQUEST_ID proto=$HTTP_X_FORWARDED_PROTO xff=${HTTP_X_FORWARDED_FOR:-none}\"\n"
+            try "#!/bin/sh\necho \"env=$HTTP_X_ENV tag=$HTTP_X_TAG debug=${HTTP_X_DEBUG:-none} id=$HTTP_X_REQUEST_ID proto=$HTTP_X_FORWARDED_PROTO xff=${HTTP_X_FORWARDED_FOR:-none} proxy=${HTTP_PROXY:-none}\"\n"
                 .write(to: folder.appendingPathComponent("run.sh"), atomically: true, encoding: .utf8)
             chmod(folder.appendingPathComponent("run.sh").path, 0o755)
             try "command: [\"./run.sh\"]\nmode: exec\nroutes: []\n"
@@ -118,13 +118,14 @@ final class HeaderPolicyEndToEndTests: GatewayTestCase {
             XCTAssertEqual(lines(plain.body, "x-debug"), ["x-debug: 1"], name)
             XCTAssertNotNil(plain.header("server"), "\(name): Python's http.server sends one")
 
-            let exec = try Curl.run(arguments + clientHeaders + ["\(gateway.http)/exec/a"])
+            // A client's `Proxy:` never becomes the process's HTTP_PROXY ("httpoxy").
+            let exec = try Curl.run(arguments + clientHeaders + ["-H", "Proxy: http://127.0.0.1:9", "\(gateway.http)/exec/a"])
             XCTAssertEqual(exec.status, 200, name)
             // The environment keeps one value per name: the added field is the later one. The
             // process gets the forwarding headers a service would (since issue 15's layers),
             // and the route's edits after them (this route removes x-forwarded-for).
             XCTAssertEqual(exec.body.trimmingCharacters(in: .newlines),
-                           "env=prod tag=route debug=none id=from-route proto=http xff=none", name)
+                           "env=prod tag=route debug=none id=from-route proto=http xff=none proxy=none", name)
             XCTAssertEqual(exec.header("cache-control"), "no-store", name)
         }
     }

@@ -90,6 +90,18 @@ final class JWTEndToEndTests: GatewayTestCase {
         XCTAssertEqual(upstream.lastRequestHeaders[canonicalForm: "x-user"], ["alice"])
     }
 
+    /// A claim is the issuer's text: one that cannot be a field value (a control byte) is left
+    /// out of the upstream request, which still goes through, rather than sent and refused by
+    /// the upstream writer (which closed the connection and counted a failure of the endpoint).
+    func testAClaimThatCannotBeAFieldValueIsLeftOut() throws {
+        gateway = try PorticoProcess(config: config(), prepare: prepare)
+        let token = try mint.token(claims: claims(["sub": "ali\u{1}ce"]))
+        let response = try get("/service/a", token: token)
+        XCTAssertEqual(response.status, 200, response.body)
+        XCTAssertNil(upstream.lastRequestHeaders.first(name: "x-user"))
+        XCTAssertNotNil(upstream.lastRequestHeaders.first(name: "x-jwt-payload"), "the rest of the token's output is there")
+    }
+
     func testEveryRejectionIs401WithoutDetailOnServiceAndFunctionRoutes() throws {
         gateway = try PorticoProcess(config: config(), prepare: prepare)
         let now = Int(Date().timeIntervalSince1970)

@@ -122,7 +122,17 @@ final class HTTP1ServerConnectionTests: XCTestCase {
     func testHTTP10ResponseWithoutLengthIsNotChunked() throws {
         try receive("GET / HTTP/1.0\r\n\r\n")
         respond([head(200, version: .http1_0), body("raw"), .end(nil)])
-        XCTAssertEqual(try written(), ["HTTP/1.0 200 OK\r\n\r\nraw"])
+        // The connection's close ends the body, and the head says it will.
+        XCTAssertEqual(try written(), ["HTTP/1.0 200 OK\r\nconnection: close\r\n\r\nraw"])
+    }
+
+    /// An HTTP/1.0 client that asked for keep-alive cannot tell where a body without a length
+    /// ends unless the connection does: it is told so, and the connection closes after it.
+    func testAnHTTP10KeepAliveClientGetsABodyWithoutLengthThenTheClose() throws {
+        try receive("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        respond([head(200, version: .http1_0), body("raw"), .end(nil)])
+        XCTAssertEqual(try written(), ["HTTP/1.0 200 OK\r\nconnection: close\r\n\r\nraw"])
+        XCTAssertFalse(channel.isActive, "the end of the body is the end of the connection")
     }
 
     func testLargeBodyIsPassedOnWithoutCopying() throws {
@@ -378,6 +388,12 @@ final class HTTP1RequestWriterTests: XCTestCase {
         let headWrite = channel.eventLoop.makePromise(of: Void.self)
         channel.writeAndFlush(head("GET", "/", [("x-user", "a\r\nx-admin: true")]), promise: headWrite)
         XCTAssertThrowsError(try headWrite.futureResult.wait())
+        XCTAssertEqual(try written(), [])
+        // The refused request's body and end never reach the wire without their head.
+        let bodyWrite = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(RequestPart.body(ByteBuffer(string: "GET /admin HTTP/1.1\r\n\r\n")), promise: bodyWrite)
+        XCTAssertThrowsError(try bodyWrite.futureResult.wait())
+        channel.writeAndFlush(RequestPart.end(nil), promise: nil)
         XCTAssertEqual(try written(), [])
     }
 

@@ -67,6 +67,26 @@ final class HTTP2RequestHeadTests: XCTestCase {
         XCTAssertNoThrow(try head(base + [("x-v", "a b\tc")]), "inner whitespace is allowed")
     }
 
+    /// HTTP/1 forbids every control byte but HTAB, and DEL, in a value (RFC 9110 5.5): refused at
+    /// the edge, not by the upstream writer after routing (which counted as the endpoint's failure).
+    func testOtherControlBytesAndDELAreMalformedAndAMethodIsAToken() {
+        for value in ["a\u{1}b", "a\u{1F}b", "a\u{7F}b", "\u{8}"] {
+            assertMalformed(base + [("x-v", value)], .invalidFieldValue)
+        }
+        let noMethod = base.filter { $0.0 != ":method" }
+        for method in ["GE(T", "GET/", "GE\"T", ""] {
+            assertMalformed([(":method", method)] + noMethod, .invalidPseudoHeaderValue)
+        }
+        XCTAssertNoThrow(try head([(":method", "PURGE")] + noMethod), "an extension method that is a token")
+    }
+
+    /// RFC 9113 8.2.3: split `cookie` fields become one, joined with "; ", for HTTP/1.
+    func testSplitCookiesAreJoined() throws {
+        let request = try head(base + [("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2")])
+        XCTAssertEqual(request.fields.values(of: "cookie"), ["a=1; b=2"])
+        XCTAssertEqual(try head(base + [("cookie", "only=1")]).fields.values(of: "cookie"), ["only=1"])
+    }
+
     func testConnectionSpecificFieldsAndTEAreRefused() {
         for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"] {
             assertMalformed(base + [(name, "x")], .connectionSpecificField)

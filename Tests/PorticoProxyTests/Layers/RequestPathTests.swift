@@ -92,6 +92,13 @@ final class RequestPathTests: XCTestCase {
         XCTAssertEqual(upstream.fields.firstValue(of: "x-request-id"), "r1")
         XCTAssertEqual(upstream.fields.firstValue(of: "x-env"), "prod", "the route's edit, after Portico's own")
 
+        // A client's X-Forwarded-For over several lines is one list: all of it, then this hop.
+        var chained = head
+        chained.fields.append(name: "X-Forwarded-For", value: "1.1.1.1")
+        chained.fields.append(name: "x-forwarded-for", value: "2.2.2.2, 3.3.3.3")
+        layers[0].upstreamHead(&chained, of: request)
+        XCTAssertEqual(chained.fields.values(of: "x-forwarded-for"), ["1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.7"])
+
         var response = ResponseHead(status: 200, fields: HTTPFieldList([("Server", "py"), ("content-length", "0")]))
         for layer in layers { layer.responseHead(&response) }
         XCTAssertEqual(response.fields.pairs.map(\.name), ["content-length"])

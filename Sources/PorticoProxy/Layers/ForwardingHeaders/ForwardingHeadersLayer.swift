@@ -18,8 +18,13 @@ final class ForwardingHeadersLayer: RequestLayer {
 
     func upstreamHead(_ head: inout RequestHead, of request: LayerRequest) {
         let connection = request.connection
-        if let existing = head.fields.firstValue(of: "x-forwarded-for") {
+        let forwardedFor = head.fields.count(of: "x-forwarded-for")
+        if forwardedFor == 1, let existing = head.fields.firstValue(of: "x-forwarded-for") {
             head.fields.replaceOrAppend(name: "x-forwarded-for", value: existing + ", " + connection.clientAddress)
+        } else if forwardedFor > 1 {
+            // Several lines are one list (RFC 9110 5.3): all of them, in order, then this hop.
+            let chain = head.fields.values(of: "x-forwarded-for").joined(separator: ", ")
+            head.fields.replaceOrAppend(name: "x-forwarded-for", value: chain + ", " + connection.clientAddress)
         } else {
             head.fields.append(name: "x-forwarded-for", value: connection.clientAddress)
         }

@@ -89,7 +89,13 @@ final class JWTPolicy: Sendable {
         }
         for mapping in config.claimToHeaders {
             let values = verified.claims.strings(mapping.claim)
-            if !values.isEmpty { headers.replaceOrAppend(name: mapping.header, value: values.joined(separator: ",")) }
+            guard !values.isEmpty else { continue }
+            let value = values.joined(separator: ",")
+            // A claim is the issuer's text, not checked as a field value: one with a control
+            // byte (or edge whitespace) is left out rather than refused by the upstream writer
+            // after the request was routed, which would count as the endpoint's failure.
+            guard HTTPFieldList.isValidValue(value.utf8) else { continue }
+            headers.replaceOrAppend(name: mapping.header, value: value)
         }
     }
 
