@@ -4,7 +4,7 @@ extension ConfigReader {
     /// `limits:` — every key optional; an absent key keeps `LimitsConfig`'s default.
     func limits(_ node: Node) -> LimitsConfig {
         var limits = LimitsConfig()
-        let allowed = ["maxRequestHeaders", "maxRequestBody", "idleTimeout", "drainTimeout"]
+        let allowed = ["maxRequestHeaders", "maxRequestBody", "idleTimeout", "drainTimeout", "requestHeadersTimeout"]
         guard let fields = fields(node, key: "limits", allowed: allowed) else { return limits }
         if let value = fields["maxRequestHeaders"].flatMap({ size($0, key: fields.path("maxRequestHeaders")) }) {
             limits.maxRequestHeaders = value
@@ -17,6 +17,9 @@ extension ConfigReader {
         }
         if let value = fields["drainTimeout"].flatMap({ duration($0, key: fields.path("drainTimeout")) }) {
             limits.drainTimeout = value
+        }
+        if let value = fields["requestHeadersTimeout"].flatMap({ duration($0, key: fields.path("requestHeadersTimeout")) }) {
+            limits.requestHeadersTimeout = value
         }
         return limits
     }

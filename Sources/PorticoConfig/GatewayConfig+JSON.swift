@@ -154,6 +154,7 @@ private extension LimitsConfig {
             "maxRequestBody": maxRequestBody,
             "idleTimeout": idleTimeout.description,
             "drainTimeout": drainTimeout.description,
+            "requestHeadersTimeout": requestHeadersTimeout.description,
         ]
     }
 }

@@ -153,13 +153,17 @@ public struct LimitsConfig: Sendable, Equatable {
     public var idleTimeout: ConfigDuration
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exit.
     public var drainTimeout: ConfigDuration
+    /// A request head begun but not finished this long after its first byte: 408 and close.
+    public var requestHeadersTimeout: ConfigDuration
 
     public init(
         maxRequestHeaders: Int = 60 * 1024,
         maxRequestBody: Int = 10 * 1024 * 1024,
         idleTimeout: ConfigDuration = .seconds(60),
-        drainTimeout: ConfigDuration = .seconds(30)
+        drainTimeout: ConfigDuration = .seconds(30),
+        requestHeadersTimeout: ConfigDuration = .seconds(10)
     ) {
+        self.requestHeadersTimeout = requestHeadersTimeout
         self.maxRequestHeaders = maxRequestHeaders
         self.maxRequestBody = maxRequestBody
         self.idleTimeout = idleTimeout

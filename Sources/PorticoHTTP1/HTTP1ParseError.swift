@@ -40,6 +40,8 @@ public struct HTTP1ParseError: Error, Hashable, Sendable, CustomStringConvertibl
         case invalidHost
         // The connection ended inside a message.
         case truncatedMessage
+        // A request head did not arrive whole in time (the reader's clock, not the parser's).
+        case headTimeout
         // A response came with no request waiting for it.
         case unexpectedResponse
     }
@@ -54,7 +56,7 @@ public struct HTTP1ParseError: Error, Hashable, Sendable, CustomStringConvertibl
     }
 
     /// The status a request parser answers for `reason`.
-    static func request(_ reason: Reason) -> HTTP1ParseError {
+    public static func request(_ reason: Reason) -> HTTP1ParseError {
         switch reason {
         case .headTooLarge, .tooManyFields:
             // RFC 6585 §5: the header fields are too large.
@@ -62,6 +64,9 @@ public struct HTTP1ParseError: Error, Hashable, Sendable, CustomStringConvertibl
         case .unsupportedTransferCoding:
             // RFC 9112 §6.1: a coding the server does not understand.
             return HTTP1ParseError(reason, status: 501)
+        case .headTimeout:
+            // RFC 9110 §15.5.9: the server would not wait any longer.
+            return HTTP1ParseError(reason, status: 408)
         default:
             return HTTP1ParseError(reason, status: 400)
         }

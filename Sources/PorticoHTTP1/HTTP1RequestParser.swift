@@ -102,6 +102,9 @@ public struct HTTP1RequestParser {
     /// Whether the parser sits between messages with no byte of the next one received.
     public var isIdle: Bool { self.phase == .head && self.input.readableBytes == 0 }
 
+    /// Some bytes of a request head are here and the rest is not (a head sent slowly).
+    public var isInsideHead: Bool { self.phase == .head && self.input.readableBytes > 0 }
+
     /// Whether the parser has stopped for good (an error, `Connection: close`, an upgrade).
     public var isFinished: Bool {
         switch self.phase {

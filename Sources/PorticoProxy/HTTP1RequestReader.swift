@@ -17,14 +17,41 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = RequestPart
 
     private var parser: HTTP1RequestParser
+    /// How long a request head may take from its first byte to its last (`limits.requestHeadersTimeout`).
+    private let headTimeout: TimeAmount
+    /// Set while a head is partly here: a slow client (slowloris) gets 408 when it fires.
+    private var headTimer: Scheduled<Void>?
+    private var timedOut = false
 
-    init(maxHeadBytes: Int) {
+    init(maxHeadBytes: Int, headTimeout: TimeAmount = .seconds(10)) {
         self.parser = HTTP1RequestParser(limits: HTTP1ParserLimits(maxHeadBytes: maxHeadBytes))
+        self.headTimeout = headTimeout
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !timedOut else { return }  // answered 408: nothing after it is read
         parser.feed(unwrapInboundIn(data))
         deliverEvents(context)
+        watchHead(context)
+    }
+
+    /// A head that did not arrive in one read starts the clock; it stops once the head is
+    /// whole. A request whose head comes in one read, nearly all of them, schedules nothing.
+    private func watchHead(_ context: ChannelHandlerContext) {
+        guard parser.isInsideHead else {
+            headTimer?.cancel()
+            headTimer = nil
+            return
+        }
+        guard headTimer == nil else { return }
+        headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: headTimeout) { [self] in
+            headTimer = nil
+            guard parser.isInsideHead, !timedOut else { return }
+            timedOut = true
+            // Answered in its turn, after the requests before it, as a parse error is.
+            context.fireErrorCaught(HTTP1ParseError.request(.headTimeout))
+            context.fireChannelReadComplete()
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -37,6 +64,8 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        headTimer = nil
         parser.feedEOF()
         if deliverEvents(context) { context.fireChannelReadComplete() }
         context.fireChannelInactive()
@@ -45,6 +74,8 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
     /// Leaving for an upgrade (`ByteGlue`): the bytes behind the upgrade request belong to the
     /// new protocol, a WebSocket frame sent right behind the request, say.
     func handlerRemoved(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        headTimer = nil
         guard parser.isAwaitingUpgradeDecision else { return }
         let rest = parser.acceptUpgrade()
         guard rest.readableBytes > 0 else { return }

@@ -71,8 +71,9 @@ struct ServerPipeline {
         loop.snapshot.config.listeners.first { $0.name == listenerName }?.headersWithUnderscores ?? .drop
     }
 
-    private var limits: (headers: Int, idle: TimeAmount) {
-        (loop.snapshot.maxRequestHeaders, loop.snapshot.config.limits.idleTimeout.timeAmount)
+    private var limits: (headers: Int, idle: TimeAmount, head: TimeAmount) {
+        let limits = loop.snapshot.config.limits
+        return (loop.snapshot.maxRequestHeaders, limits.idleTimeout.timeAmount, limits.requestHeadersTimeout.timeAmount)
     }
 
     func configureHTTP1(_ channel: Channel, scheme: String, clientAddress: String, peer: PeerIdentity? = nil) throws {
@@ -83,7 +84,8 @@ struct ServerPipeline {
         // A client that sends its request and shuts its side still gets the answer
         // (`HTTP1ServerConnection` closes after it).
         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-        try Self.addHTTP1Handlers(sync, maxRequestHeaders: limits.headers, idleTimeout: limits.idle)
+        let limits = self.limits
+        try Self.addHTTP1Handlers(sync, maxRequestHeaders: limits.headers, idleTimeout: limits.idle, headTimeout: limits.head)
         try sync.addHandler(ProxyHandler(loop: loop, connection: info))
         // Last: if a step above throws, the connection keeps the deadline.
         ConnectionSetupDeadline.setupFinished(sync)
@@ -94,11 +96,11 @@ struct ServerPipeline {
     /// Two, not NIO's usual five or six: each one is a hop for every request part and every
     /// write (see `HTTP1ServerConnection`).
     static func addHTTP1Handlers(_ sync: ChannelPipeline.SynchronousOperations, maxRequestHeaders: Int,
-                                 idleTimeout: TimeAmount) throws {
+                                 idleTimeout: TimeAmount, headTimeout: TimeAmount = .seconds(10)) throws {
         // `maxRequestHeaders` counts the target and the fields (the edge check in
         // `ProxyHandler` answers 431 at that exact boundary, for HTTP/2 too); the head adds a
         // method, a version and line ends to that, which the slack leaves room for.
-        try sync.addHandler(HTTP1RequestReader(maxHeadBytes: maxRequestHeaders + 64))
+        try sync.addHandler(HTTP1RequestReader(maxHeadBytes: maxRequestHeaders + 64, headTimeout: headTimeout))
         try sync.addHandler(HTTP1ServerConnection(idleTimeout: idleTimeout))
     }
 

@@ -58,10 +58,24 @@ final class ConfigLoaderErrorTests: XCTestCase {
             limits:
               maxRequestBody: 10 megs
               drainTimeout: 0s
+              requestHeadersTimeout: soon
             """), """
             gateway.yaml:4:19: limits.maxRequestBody: expected a size like 512KiB, 10MiB, 1GB or a number of bytes, got '10 megs'
             gateway.yaml:5:17: limits.drainTimeout: must be longer than 0s
+            gateway.yaml:6:26: limits.requestHeadersTimeout: expected a duration like 250ms, 2s, 1m, got 'soon'
             """)
+    }
+
+    func testRequestHeadersTimeoutIsReadAndDefaultsToTenSeconds() throws {
+        let set = try ConfigLoader.parse(yaml: """
+            listeners:
+              - address: 127.0.0.1:8080
+            limits:
+              requestHeadersTimeout: 2500ms
+            """, file: "gateway.yaml")
+        XCTAssertEqual(set.limits.requestHeadersTimeout, .milliseconds(2500))
+        let unset = try ConfigLoader.parse(yaml: "listeners:\n  - address: 127.0.0.1:8080\n", file: "gateway.yaml")
+        XCTAssertEqual(unset.limits.requestHeadersTimeout, .seconds(10))
     }
 
     func testUnknownServicePointsAtTheValue() {

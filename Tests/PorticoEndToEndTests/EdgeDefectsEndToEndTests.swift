@@ -239,6 +239,34 @@ final class EdgeDefectsEndToEndTests: GatewayTestCase {
     /// so does Portico, before any of the body goes upstream. (The request's head may have
     /// gone up already, as request bodies stream; the upstream connection is then closed
     /// in the middle of that request, so the upstream never sees it complete.)
+    /// Slowloris: a head trickled a line at a time gets 408 once `requestHeadersTimeout` has
+    /// passed since its first byte, and the connection closes; a client that sends its head
+    /// whole is served on the same gateway meanwhile.
+    func testAHeadSentTooSlowlyIs408AndTheConnectionCloses() throws {
+        gateway = try PorticoProcess(config: serviceRoute + "\nlimits:\n  requestHeadersTimeout: 1s\n")
+        // Reads wait at most 200 ms: that paces the trickle below, with no sleep.
+        let slow = try RawSocket(port: gateway.httpPort, timeout: 0.2)
+        let started = Date()
+        slow.send("GET /slow HTTP/1.1\r\nHost: a\r\n")
+        var answer: [UInt8] = []
+        var lines = 0
+        // A line at a time: the connection is never idle, but the head never ends.
+        while answer.isEmpty && Date().timeIntervalSince(started) < 8 {
+            lines += 1
+            slow.send("X-\(lines): 1\r\n")
+            XCTAssertEqual(try Curl.run(["\(gateway.http)/fast"]).status, 200, "a client with a whole head is served meanwhile")
+            answer = slow.receive { $0.count >= 12 }
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        XCTAssertEqual(String(decoding: answer.prefix(12), as: UTF8.self), "HTTP/1.1 408", String(decoding: answer, as: UTF8.self))
+        XCTAssertGreaterThanOrEqual(elapsed, 1, "not before the timeout")
+        XCTAssertLessThan(elapsed, 6, "soon after it")
+        var closed = false
+        while !closed && Date().timeIntervalSince(started) < 10 { closed = slow.peerClosed() }
+        XCTAssertTrue(closed, "the connection closes behind the 408")
+        XCTAssertEqual(upstream.count("completed"), lines, "the whole heads reached the upstream, the slow one never")
+    }
+
     func testChunkSizeOverflowingSixtyThreeBitsIs400() throws {
         gateway = try PorticoProcess(config: serviceRoute)
         for size in ["8000000000000000", "ffffffffffffffff", "00000000000000000008000000000000000"] {

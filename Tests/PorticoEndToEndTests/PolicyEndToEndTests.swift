@@ -129,7 +129,7 @@ final class PolicyEndToEndTests: GatewayTestCase {
             routes:
               - match: { prefix: /slowly/ }
                 service: backend
-                fault: { delay: { percent: 100, duration: 3s } }
+                fault: { delay: { percent: 100, duration: 8s } }
               - match: { prefix: / }
                 service: backend
             """
@@ -145,6 +145,7 @@ final class PolicyEndToEndTests: GatewayTestCase {
         }
         // The reload comes once the gateway holds the four (a sleep in place of this wait can be
         // too short on a slow machine, and then the reload comes first); their delay outlasts it.
+        // 8 s: on a loaded machine four curl processes took more than 3 s to all connect.
         XCTAssertTrue(eventually {
             (try? Curl.run(["\(self.gateway.admin)/metrics"]).body.contains("portico_downstream_connections 4")) == true
         }, "the delayed requests arrived")

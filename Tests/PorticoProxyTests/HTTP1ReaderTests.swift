@@ -111,6 +111,37 @@ final class HTTP1ReaderTests: XCTestCase {
         XCTAssertEqual((collector.errors.first as? HTTP1ParseError)?.status, 431)
     }
 
+    /// A head sent slowly (slowloris) gets 408 once `requestHeadersTimeout` has passed since its
+    /// first byte, however steadily the bytes trickle; a head that arrives whole starts no clock.
+    func testAHeadThatTakesTooLongIs408() throws {
+        let channel = EmbeddedChannel()
+        let collector = PartCollector<RequestPart>()
+        try channel.pipeline.syncOperations.addHandler(HTTP1RequestReader(maxHeadBytes: 1024, headTimeout: .seconds(10)))
+        try channel.pipeline.syncOperations.addHandler(collector)
+
+        try channel.writeInbound(ByteBuffer(string: "GET /whole HTTP/1.1\r\nHost: a\r\n\r\n"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(11))
+        XCTAssertTrue(collector.errors.isEmpty, "a head that came in one read is not timed")
+
+        try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n"))
+        for second in 1...9 {
+            channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+            try channel.writeInbound(ByteBuffer(string: "X-\(second): 1\r\n"))
+        }
+        XCTAssertTrue(collector.errors.isEmpty, "9 s into the head")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        XCTAssertEqual((collector.errors.first as? HTTP1ParseError)?.status, 408)
+        try channel.writeInbound(ByteBuffer(string: "\r\n"))
+        XCTAssertEqual(collector.parts.count, 2, "the first request's head and end; nothing of the slow one")
+
+        // A head completed in time stops the clock.
+        let (other, otherCollector) = try requestChannel()
+        try other.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\n"))
+        try other.writeInbound(ByteBuffer(string: "Host: a\r\n\r\n"))
+        other.embeddedEventLoop.advanceTime(by: .seconds(60))
+        XCTAssertTrue(otherCollector.errors.isEmpty)
+    }
+
     func testAClientThatShutsItsSideMidRequestGetsAnError() throws {
         let (channel, collector) = try requestChannel()
         try channel.writeInbound(ByteBuffer(string: "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"))
