@@ -78,6 +78,17 @@ extension HTTPFieldList {
         removeAll { $0.nameHasUnderscore }
     }
 
+    /// Removes the fields spelled as one of `names` with `_` for `-` (`X_Forwarded_For`): a
+    /// backend that maps `_` to `-` would read them as that name. Only a listener that allows
+    /// underscore names lets them this far.
+    mutating func removeUnderscoreSpellings(of names: [String]) {
+        removeAll { field in
+            guard field.nameHasUnderscore else { return false }
+            let dashed = String(decoding: field.nameBytes.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
+            return names.contains { dashed.equalsASCIICaseInsensitive(other: $0) }
+        }
+    }
+
     /// Removes the hop-by-hop headers of RFC 9110 section 7.6.1: `Connection` and every header
     /// it names, plus the fixed list. `keepUpgrade` leaves `Upgrade` and `Connection: upgrade`
     /// in place for a request that switches protocols.

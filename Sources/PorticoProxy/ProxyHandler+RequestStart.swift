@@ -43,6 +43,10 @@ extension ProxyHandler {
                 return reject(.malformedRequest, close: true)
             }
             head.fields.removeUnderscoreNames()
+        } else if head.fields.hasUnderscoreName {
+            // Allowed, but not as a spelling of a field Portico writes and the backend trusts.
+            head.fields.removeUnderscoreSpellings(of: ["x-forwarded-client-cert", "x-forwarded-for", "x-forwarded-proto",
+                                                       "x-forwarded-host"] + snapshot.trustedOutputHeaders)
         }
         if let contentLength, contentLength > snapshot.maxRequestBody {
             return reject(.bodyTooLarge, close: true)

@@ -24,6 +24,9 @@ public final class RuntimeSnapshot: Sendable {
     let routePolicies: [RoutePolicies?]
     /// The layers each route's requests pass (see `RequestPath`).
     let requestPath: RequestPath
+    /// The headers jwt policies write for the backend (the payload, claims): a client's copy,
+    /// in any spelling, never passes.
+    let trustedOutputHeaders: [String]
     /// The rate limiters by policy name, so the next snapshot can keep the buckets of a policy
     /// whose config did not change (a reload does not hand every client a fresh burst).
     let rateLimiters: [String: RateLimiter]
@@ -113,6 +116,10 @@ public final class RuntimeSnapshot: Sendable {
         }
         self.rateLimiters = limiters
         self.keyStores = stores
+        self.trustedOutputHeaders = config.policies.flatMap { policy -> [String] in
+            guard case .jwt(let jwt) = policy.kind else { return [] }
+            return (jwt.forwardHeader.map { [$0] } ?? []) + jwt.claimToHeaders.map(\.header)
+        }
         func policySet(_ names: [String]) -> PolicySet {
             var set = PolicySet()
             for name in names {

@@ -309,6 +309,13 @@ final class EdgeDefectsEndToEndTests: GatewayTestCase {
         let kept = try RawHTTP.request(port: gateway.httpPort, "POST /x HTTP/1.1\r\nHost: a\r\nX_Debug: 1\r\nContent-Length: 2\r\n\r\nhi")
         XCTAssertEqual(kept.status, 200)
         XCTAssertTrue(kept.body.lowercased().contains("x_debug: 1"), kept.body)
+        // Allowed, but never as a spelling of a field Portico writes and a backend trusts.
+        let spelled = try RawHTTP.request(port: gateway.httpPort, "GET /x HTTP/1.1\r\nHost: a\r\n"
+                                          + "X_Forwarded_Client_Cert: By=forged\r\nX_Forwarded_For: 6.6.6.6\r\nX_Kept: 1\r\n\r\n")
+        XCTAssertEqual(spelled.status, 200)
+        XCTAssertFalse(spelled.body.lowercased().contains("x_forwarded_client_cert"), spelled.body)
+        XCTAssertFalse(spelled.body.contains("6.6.6.6"), spelled.body)
+        XCTAssertTrue(spelled.body.lowercased().contains("x_kept: 1"), spelled.body)
         gateway.stop()
         gateway = try PorticoProcess(config: serviceRoute, listenerOptions: ["headersWithUnderscores": "reject"])
         let refused = try RawHTTP.request(port: gateway.httpPort, "GET /x HTTP/1.1\r\nHost: a\r\nX_Debug: 1\r\n\r\n")
