@@ -876,6 +876,8 @@ def read_allocations(path):
             m = re.search(r"allocations per proxied (HTTP/1\.1 request|h2c stream): ([0-9.]+)", line)
             if m:
                 found["h1" if m.group(1).startswith("HTTP") else "h2c"] = float(m.group(2))
+            elif " error: " in line or "with 0 failures" not in line and re.search(r"Executed .* with \d+ failure", line):
+                found.setdefault("test_failures", []).append(line.strip())
     return found or None
 
 
@@ -1090,8 +1092,10 @@ def main():
         table = medians([r for r in runs if "error" not in r])
         problems = check_runs(runs) + (fn or {}).get("problems", [])
         allocations = read_allocations(settings.allocations)
-        if settings.allocations and not allocations:
-            problems.append(f"no allocation counts in {settings.allocations}")
+        if settings.allocations and not (allocations and "h1" in allocations and "h2c" in allocations):
+            problems.append("the allocation test printed no counts")
+        for line in (allocations or {}).get("test_failures", [])[:5]:
+            problems.append(f"allocation test: {line}")
         write_results(settings, runs, table, fn, problems, started, allocations)
         return 1 if problems else 0
     finally:
