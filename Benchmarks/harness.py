@@ -864,9 +864,42 @@ def cpu_model():
     return None
 
 
-def thresholds(table, fn):
+def read_allocations(path):
+    """Allocations per proxied request from the output of the allocation test
+    (`ProxyAllocationTests`, run from a release build by Benchmarks/run): its lines
+    `allocations per proxied HTTP/1.1 request: 13.0` and `allocations per proxied h2c stream: 41.0`."""
+    if not path:
+        return None
+    found = {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.search(r"allocations per proxied (HTTP/1\.1 request|h2c stream): ([0-9.]+)", line)
+            if m:
+                found["h1" if m.group(1).startswith("HTTP") else "h2c"] = float(m.group(2))
+            elif " error: " in line or "with 0 failures" not in line and re.search(r"Executed .* with \d+ failure", line):
+                found.setdefault("test_failures", []).append(line.strip())
+    return found or None
+
+
+def allocations_table(allocations):
+    headers = ["", "HTTP/1.1 request", "h2c stream"]
+    row = ["allocations per request (release)"]
+    for key in ("h1", "h2c"):
+        row.append(fmt(allocations.get(key), "f1"))
+    return headers, [row]
+
+
+# The issue's ceilings on allocations per proxied request, counted in a release build.
+ALLOCATION_TARGETS = {"h1": ("HTTP/1.1 request", 10), "h2c": ("h2c stream", 15)}
+
+
+def thresholds(table, fn, allocations=None):
     """The issue's targets, reported as met or not."""
     out = []
+    for key, (label, limit) in ALLOCATION_TARGETS.items():
+        if allocations and allocations.get(key) is not None:
+            out.append({"target": f"allocations per {label} (release) <= {limit}", "value": allocations[key],
+                        "met": allocations[key] <= limit})
     p, n = table.get("Portico", {}), table.get("nginx", {})
     for key, label in (("h1_rps", "scenario 1 req/s"), ("h2c_rps", "scenario 2 req/s")):
         if p.get(key) and n.get(key):
@@ -892,10 +925,11 @@ def ceilings(table):
             if f.get(key) and n.get(key)]
 
 
-def write_results(settings, runs, table, fn, problems, started):
+def write_results(settings, runs, table, fn, problems, started, allocations=None):
     headers, rows = main_table(table)
     fheaders, frows = functions_table(fn) if fn else ([], [])
-    targets = thresholds(table, fn or {})
+    aheaders, arows = allocations_table(allocations) if allocations else ([], [])
+    targets = thresholds(table, fn or {}, allocations)
     ceiling = ceilings(table)
     meta = versions(settings)
     meta.update(mode="smoke" if settings.smoke else "full", rounds=settings.rounds, durations_s=settings.durations,
@@ -912,6 +946,10 @@ def write_results(settings, runs, table, fn, problems, started):
         text.append("")
         text.append("Functions (Portico only):")
         text.append(plain(fheaders, frows))
+    if arows:
+        text.append("")
+        text.append("Allocations per proxied request (Portico, release build, ProxyAllocationTests):")
+        text.append(plain(aheaders, arows))
     text.append("")
     for t in targets:
         text.append(f"target {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}")
@@ -940,6 +978,12 @@ def write_results(settings, runs, table, fn, problems, started):
                f"Cold: {settings.cold_starts} starts each after scale to zero (idleTimeout 300ms); "
                "the floor is the same worker spawned without Portico until it accepts a connection.", "",
                markdown(fheaders, frows), ""]
+    if arows:
+        md += ["## Allocations per proxied request (Portico)", "",
+               "Heap allocations on the gateway's event loop per request, counted by "
+               "`Tests/PorticoProxyTests/ProxyAllocationTests.swift` in a release build "
+               "(`-enable-testing`), exact from run to run.", "",
+               markdown(aheaders, arows), ""]
     md += ["## Targets", ""] + [f"- {'met' if t['met'] else '**missed**'}: {t['target']}: {t['value']}"
                                 for t in targets]
     if ceiling:
@@ -956,7 +1000,7 @@ def write_results(settings, runs, table, fn, problems, started):
         f.write("\n".join(md))
     with open(os.path.join(settings.results, "latest.json"), "w") as f:
         json.dump({"meta": meta, "medians": table, "targets": targets, "ceilings": ceiling, "problems": problems,
-                   "functions": fn, "runs": runs}, f, indent=1, sort_keys=True)
+                   "functions": fn, "allocations": allocations, "runs": runs}, f, indent=1, sort_keys=True)
         f.write("\n")
     log(f"wrote {os.path.relpath(settings.results, REPO)}/latest.md and latest.json")
 
@@ -973,6 +1017,8 @@ def main():
     parser.add_argument("--no-functions", action="store_true", help="skip scenario 6")
     parser.add_argument("--results", default=RESULTS, help="where latest.md and latest.json go")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (configs, logs)")
+    parser.add_argument("--allocations", help="the output of the allocation test in a release build "
+                        "(Benchmarks/run writes it), for the allocations row")
     settings = parser.parse_args()
     settings.binary = os.path.abspath(settings.binary)
     settings.floor_binary = os.path.abspath(settings.floor_binary or
@@ -1045,7 +1091,12 @@ def main():
 
         table = medians([r for r in runs if "error" not in r])
         problems = check_runs(runs) + (fn or {}).get("problems", [])
-        write_results(settings, runs, table, fn, problems, started)
+        allocations = read_allocations(settings.allocations)
+        if settings.allocations and not (allocations and "h1" in allocations and "h2c" in allocations):
+            problems.append("the allocation test printed no counts")
+        for line in (allocations or {}).get("test_failures", [])[:5]:
+            problems.append(f"allocation test: {line}")
+        write_results(settings, runs, table, fn, problems, started, allocations)
         return 1 if problems else 0
     finally:
         PROCESSES.stop_all()

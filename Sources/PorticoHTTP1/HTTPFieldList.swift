@@ -31,6 +31,10 @@ public struct HTTPFieldList: Sendable {
     /// included; only the ranges named by entries are field bytes.
     public internal(set) var storage: ByteBuffer
     @usableFromInline var entries: [Entry]
+    /// Whether a field was appended that cannot be written on an HTTP/1 line as it is. Fields
+    /// a parser recorded always can, so `isSendable` scans the bytes only when this is set
+    /// (it stays set if that field is removed again: the scan then finds nothing).
+    private var mayHoldUnsendable = false
 
     /// An empty list.
     public init() {
@@ -65,6 +69,9 @@ public struct HTTPFieldList: Sendable {
 
     /// Appends a field whose name and value are given as bytes.
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        // Checked here, on the few bytes appended, rather than over every field each time the
+        // list is written.
+        if !self.mayHoldUnsendable && !HTTPFieldList.isSendable(name, value) { self.mayHoldUnsendable = true }
         let base = self.storage.readerIndex
         let nameStart = self.storage.writerIndex - base
         self.storage.writeBytes(name)
@@ -185,14 +192,28 @@ public struct HTTPFieldList: Sendable {
 
     /// Whether every field can be written as an HTTP/1 field line as it is: each name a token,
     /// each value free of CR, LF, NUL and the other control bytes but HTAB. Fields a parser
-    /// recorded always can; this guards those added from elsewhere.
+    /// recorded always can; this guards those added from elsewhere, and costs nothing when
+    /// none was added that cannot.
     public var isSendable: Bool {
-        self.firstIndex { bytes, entry in
+        guard self.mayHoldUnsendable else { return true }
+        return self.firstIndex { bytes, entry in
             let name = Int(entry.nameStart)
             let value = Int(entry.valueStart)
             return !HTTPFieldList.isSendable(bytes, name: name, length: Int(entry.nameLength),
                                              value: value, length: Int(entry.valueLength))
         } == nil
+    }
+
+    /// `isSendable` for one field given as bytes.
+    private static func isSendable(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool {
+        guard name.count > 0 else { return false }
+        for index in 0..<name.count where !HTTP1ByteClass.token.contains(name[index]) {
+            return false
+        }
+        for index in 0..<value.count where !HTTP1ByteClass.lineByte.contains(value[index]) {
+            return false
+        }
+        return true
     }
 
     /// A name that is a token and a value free of control bytes but HTAB. Plain loops:

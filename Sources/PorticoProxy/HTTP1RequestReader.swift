@@ -11,7 +11,9 @@ import PorticoHTTP1
 /// chose (400, 431 or 501), and closes.
 ///
 /// The requests leave as `RequestPart`s, the protocol-neutral model that HTTP/2 streams
-/// deliver too; the fields are not copied on the way.
+/// deliver too; the fields are not copied on the way. To the `HTTP1ServerConnection` right
+/// behind (`connection`) they go by a direct call: a part is too large for `NIOAny`'s inline
+/// storage, and each one passed through the pipeline would be boxed on the heap.
 final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = RequestPart
@@ -22,6 +24,9 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
     /// Set while a head is partly here: a slow client (slowloris) gets 408 when it fires.
     private var headTimer: Scheduled<Void>?
     private var timedOut = false
+    /// Set by the connection handler when it is added right behind this one; strong, and
+    /// let go of when either leaves the pipeline.
+    var connection: HTTP1ServerConnection?
 
     init(maxHeadBytes: Int, headTimeout: TimeAmount = .seconds(10)) {
         self.parser = HTTP1RequestParser(limits: HTTP1ParserLimits(maxHeadBytes: maxHeadBytes))
@@ -76,6 +81,7 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         headTimer?.cancel()
         headTimer = nil
+        connection = nil
         guard parser.isAwaitingUpgradeDecision else { return }
         let rest = parser.acceptUpgrade()
         guard rest.readableBytes > 0 else { return }
@@ -91,16 +97,24 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
             delivered = true
             switch event {
             case .head(let head):
-                context.fireChannelRead(wrapInboundOut(.head(RequestHead(head))))
+                deliver(context, .head(RequestHead(head)))
             case .body(let bytes):
-                context.fireChannelRead(wrapInboundOut(.body(bytes)))
+                deliver(context, .body(bytes))
             case .end(let trailers):
-                context.fireChannelRead(wrapInboundOut(.end(trailers)))
+                deliver(context, .end(trailers))
             case .error(let error):
                 context.fireErrorCaught(error)
                 return true
             }
         }
         return delivered
+    }
+
+    private func deliver(_ context: ChannelHandlerContext, _ part: RequestPart) {
+        if let connection, connection.isAttached {
+            connection.receive(part)
+        } else {
+            context.fireChannelRead(wrapInboundOut(part))
+        }
     }
 }

@@ -7,6 +7,10 @@ import PorticoHTTP1
 /// gathers a request's head, small body parts and end into one buffer that leaves in one
 /// `write` at the flush. It sits before `HTTP1ResponseReader`, which must see each request
 /// head go by to know that a response to HEAD has no body.
+///
+/// An `UpstreamConnection` calls `send` directly rather than writing down the pipeline: a
+/// `RequestPart` is too large for `NIOAny`'s inline storage, and every part written through
+/// the pipeline would be boxed on the heap.
 final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = RequestPart
     typealias OutboundOut = IOData
@@ -16,14 +20,32 @@ final class HTTP1RequestWriter: ChannelOutboundHandler, RemovableChannelHandler 
     /// the wire without a head in front (the connection is closing).
     private var dropping = false
     private var out = OutboundGatherer()
+    private var context: ChannelHandlerContext?
+
+    /// Whether the handler is in its pipeline, so that `send` can write.
+    var isAttached: Bool { context != nil }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         out.write(to: context)
         context.flush()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let part = unwrapOutboundIn(data)
+        write(context, unwrapOutboundIn(data), promise: promise)
+    }
+
+    /// Writes a part as if it had come down the pipeline to this handler.
+    func send(_ part: RequestPart) {
+        guard let context else { return }
+        write(context, part, promise: nil)
+    }
+
+    private func write(_ context: ChannelHandlerContext, _ part: RequestPart, promise: EventLoopPromise<Void>?) {
         if dropping {
             switch part {
             case .head:

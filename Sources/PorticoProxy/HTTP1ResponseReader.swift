@@ -9,8 +9,11 @@ import PorticoHTTP1
 /// response travels on as an `HTTP1ParseError`, and `UpstreamConnection` closes the
 /// connection: an upstream that broke framing once cannot be trusted with the next request.
 ///
-/// The responses still leave as NIO's `HTTPClientResponsePart`, because that is what the rest
-/// of the request path reads today; the head is turned into one here, once.
+/// The responses leave as `ResponsePart`s. Behind an `UpstreamPool`'s connection they go to
+/// the `UpstreamConnection` by a direct call (`connection`), and its requests come by
+/// `requestGoesOut`: a part is too large for `NIOAny`'s inline storage, and each one passed
+/// through the pipeline would be boxed on the heap. Elsewhere (`OneShotHTTPClient`) they
+/// travel the pipeline.
 final class HTTP1ResponseReader: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ResponsePart
@@ -18,16 +21,25 @@ final class HTTP1ResponseReader: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = RequestPart
 
     private var parser = HTTP1ResponseParser()
+    /// The handler right behind this one, called directly while it is in the pipeline.
+    /// Strong: the pair lets go of each other when either leaves the pipeline.
+    var connection: UpstreamConnection?
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .head(let head) = unwrapOutboundIn(data) {
+        requestGoesOut(unwrapOutboundIn(data))
+        context.write(data, promise: promise)
+    }
+
+    /// A request part on its way to the writer: a request's method decides how its response
+    /// is framed.
+    func requestGoesOut(_ part: RequestPart) {
+        if case .head(let head) = part {
             switch head.method {
             case "HEAD": parser.expectResponse(to: .head)
             case "CONNECT": parser.expectResponse(to: .connect)
             default: parser.expectResponse(to: .other)
             }
         }
-        context.write(data, promise: promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -55,6 +67,7 @@ final class HTTP1ResponseReader: ChannelDuplexHandler, RemovableChannelHandler {
     /// the new protocol. It arrives at the glue now, with no read-complete of its own, so the
     /// glue's caller flushes the client once this handler is gone.
     func handlerRemoved(context: ChannelHandlerContext) {
+        connection = nil
         guard parser.isAwaitingUpgradeDecision else { return }
         let rest = parser.acceptUpgrade()
         guard rest.readableBytes > 0 else { return }
@@ -69,16 +82,24 @@ final class HTTP1ResponseReader: ChannelDuplexHandler, RemovableChannelHandler {
             delivered = true
             switch event {
             case .head(let head):
-                context.fireChannelRead(wrapInboundOut(.head(ResponseHead(head))))
+                deliver(context, .head(ResponseHead(head)))
             case .body(let bytes):
-                context.fireChannelRead(wrapInboundOut(.body(bytes)))
+                deliver(context, .body(bytes))
             case .end(let trailers):
-                context.fireChannelRead(wrapInboundOut(.end(trailers)))
+                deliver(context, .end(trailers))
             case .error(let error):
                 context.fireErrorCaught(error)
                 return true
             }
         }
         return delivered
+    }
+
+    private func deliver(_ context: ChannelHandlerContext, _ part: ResponsePart) {
+        if let connection, connection.context != nil {
+            connection.receive(part)
+        } else {
+            context.fireChannelRead(wrapInboundOut(part))
+        }
     }
 }

@@ -15,6 +15,11 @@ import PorticoHTTP1
 ///   Reads stop here only once `maxQueuedParts` parts are waiting.
 /// - **Writes.** A response's head, its small body parts and its end are gathered into one
 ///   buffer and leave in one `write` at the flush, instead of a `writev` of three to five.
+/// - **No boxes.** Request and response parts are too large for `NIOAny`'s inline storage:
+///   each one passed through the pipeline is boxed on the heap. So the `HTTP1RequestReader`
+///   in front calls `receive`, the `ProxyHandler` behind gets its parts by `receive` too, and
+///   its `ChannelDownstream` writes with `write(_:promise:)`, while all three are in the
+///   pipeline. Everything else (errors, events, read-completes, flushes) takes the pipeline.
 final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = RequestPart
     typealias InboundOut = RequestPart
@@ -65,6 +70,10 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     /// the connection closes after it.
     private var quiescing = false
     private let idle: IdleTimer
+    private var context: ChannelHandlerContext?
+    /// The `ProxyHandler` right behind, called directly (see the type's comment). Strong: the
+    /// pair lets go of each other when this handler leaves the pipeline.
+    private var proxy: ProxyHandler?
 
     init(idleTimeout: TimeAmount) {
         self.idle = IdleTimer(timeout: idleTimeout)
@@ -73,7 +82,22 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // The reader sits right in front wherever both are (`ServerPipeline.addHTTP1Handlers`,
+        // the admin server).
+        if let reader = try? context.pipeline.syncOperations.handler(type: HTTP1RequestReader.self),
+           reader.connection == nil {
+            reader.connection = self
+        }
         if context.channel.isActive { idle.start(firingEventsFrom: context) }
+    }
+
+    /// Whether the handler is in its pipeline, so that the direct calls can be made.
+    var isAttached: Bool { context != nil }
+
+    /// The `ProxyHandler` added right behind this handler: its request parts go to it directly.
+    func attach(_ proxy: ProxyHandler) {
+        self.proxy = proxy
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -82,6 +106,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        proxy = nil
         idle.stop()
         // Leaving for an upgrade: what was gathered (the 101) must still go out, ahead of
         // whatever the new protocol writes.
@@ -98,8 +124,17 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(context, unwrapInboundIn(data))
+    }
+
+    /// A request part from the reader in front, by a direct call.
+    func receive(_ part: RequestPart) {
+        guard let context else { return }
+        receive(context, part)
+    }
+
+    private func receive(_ context: ChannelHandlerContext, _ part: RequestPart) {
         idle.noteActivity()
-        let part = unwrapInboundIn(data)
         if !queued.isEmpty || (awaitingResponse && part.isHead) {
             enqueue(.part(part))
             return
@@ -123,7 +158,11 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         case .end:
             requestEnded = true
         }
-        context.fireChannelRead(wrapInboundOut(part))
+        if let proxy, proxy.context != nil {
+            proxy.receive(part)
+        } else {
+            context.fireChannelRead(wrapInboundOut(part))
+        }
     }
 
     /// Hands on what waited, up to the next request that must wait again. While a response
@@ -274,8 +313,21 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        write(context, unwrapOutboundIn(data), promise: promise)
+    }
+
+    /// A response part from the `ProxyHandler` behind, by a direct call; as if it had come
+    /// down the pipeline.
+    func write(_ part: ResponsePart, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        write(context, part, promise: promise)
+    }
+
+    private func write(_ context: ChannelHandlerContext, _ part: ResponsePart, promise: EventLoopPromise<Void>?) {
         idle.noteActivity()
-        let part = unwrapOutboundIn(data)
         if droppingResponse {
             // The rest of a response whose head could not be sent: the connection is closing.
             if case .end = part { droppingResponse = false }

@@ -28,7 +28,6 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
 
     private let loop: LoopContext
     private let info: DownstreamConnectionInfo
-    private let idleTimeout: TimeAmount
     private let streamWindow: Int
     private var context: ChannelHandlerContext?
     private(set) var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
@@ -42,12 +41,15 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     private(set) var connectionSendWindow = 65_535
     private var quiescing = false
     private var resetBudget = PrematureResetBudget()
-    private var idleTask: Scheduled<Void>?
+    /// Idle means no stream open for the timeout. The clock notes when the table last became
+    /// empty rather than scheduling a timer each time it does: with one request at a time that
+    /// was a timer scheduled and cancelled per stream, five allocations each.
+    private let idle: IdleTimer
 
     init(loop: LoopContext, connection: DownstreamConnectionInfo, idleTimeout: TimeAmount, streamWindow: Int = 65_535) {
         self.loop = loop
         self.info = connection
-        self.idleTimeout = idleTimeout
+        self.idle = IdleTimer(timeout: idleTimeout)
         self.streamWindow = streamWindow
     }
 
@@ -64,21 +66,21 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { scheduleIdleClose() }
+        if context.channel.isActive { startIdleClock(context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idle.stop()
         self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        scheduleIdleClose()
+        startIdleClock(context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTask?.cancel()
-        idleTask = nil
+        idle.stop()
         let open = streams.values
         streams.removeAll()
         for stream in open {
@@ -144,8 +146,6 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             context?.flush()
             return
         }
-        idleTask?.cancel()
-        idleTask = nil
         let stream = HTTP2ServerStream(id: id, connection: self, openedAt: NIODeadline.now().uptimeNanoseconds,
                                        receiveWindow: streamWindow, sendWindow: clientInitialWindow)
         stream.proxy = ProxyHandler(loop: loop, connection: info, stream: stream)
@@ -310,15 +310,18 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             context.flush()
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else if !quiescing {
-            scheduleIdleClose()
+            idle.noteActivity()
         }
     }
 
-    private func scheduleIdleClose() {
-        guard idleTask == nil, streams.isEmpty else { return }
-        idleTask = eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
-            guard let self, self.streams.isEmpty else { return }
-            self.idleTask = nil
+    /// The idle clock runs for the connection's life; it fires a timeout after the stream
+    /// table last became empty (or after the connection began), and does nothing while a
+    /// stream is open.
+    private func startIdleClock(_ context: ChannelHandlerContext) {
+        // Strong (see `IdleTimer`): `channelInactive` and `handlerRemoved` stop the clock,
+        // which lets go of this closure.
+        idle.start(on: context.eventLoop) {
+            guard self.streams.isEmpty, !self.quiescing else { return }
             self.goAway(.noError, close: true)
         }
     }

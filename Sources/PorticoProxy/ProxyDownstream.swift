@@ -39,13 +39,26 @@ extension ProxyDownstream {
 }
 
 /// An HTTP/1.1 connection as a `ProxyHandler` sees it: the writes go down the pipeline from
-/// the handler's own context.
+/// the handler's own context, or straight to the `HTTP1ServerConnection` in front of it.
 final class ChannelDownstream: ProxyDownstream {
     /// Unowned: the context owns the handler that owns this, and outlives both.
     private unowned let context: ChannelHandlerContext
+    /// The connection handler right in front of the `ProxyHandler` (`ServerPipeline`), called
+    /// directly while it is in the pipeline: a `ResponsePart` written down the pipeline is
+    /// boxed on the heap (it is too large for `NIOAny`'s inline storage), three per response.
+    private let connection: HTTP1ServerConnection?
 
+    /// - Parameter context: the `ProxyHandler`'s, as it is added to its pipeline.
     init(context: ChannelHandlerContext) {
         self.context = context
+        if let proxy = context.handler as? ProxyHandler,
+           let connection = try? context.pipeline.syncOperations.handler(type: HTTP1ServerConnection.self),
+           connection.isAttached {
+            connection.attach(proxy)
+            self.connection = connection
+        } else {
+            self.connection = nil
+        }
     }
 
     var eventLoop: EventLoop { context.eventLoop }
@@ -53,7 +66,11 @@ final class ChannelDownstream: ProxyDownstream {
     var isWritable: Bool { context.channel.isWritable }
 
     func write(_ part: ResponsePart, promise: EventLoopPromise<Void>?) {
-        context.write(NIOAny(part), promise: promise)
+        if let connection, connection.isAttached {
+            connection.write(part, promise: promise)
+        } else {
+            context.write(NIOAny(part), promise: promise)
+        }
     }
 
     func flush() {

@@ -43,6 +43,11 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Upstream connections keep their own idle clock rather than a handler of their own in
     /// the pipeline, which every read and write would pass through.
     private let idle: IdleTimer
+    /// The codec in front of this handler, called directly (`useCodec`): request and response
+    /// parts are too large for `NIOAny`'s inline storage, and each one passed through the
+    /// pipeline would be boxed on the heap, five times per request.
+    private var writer: HTTP1RequestWriter?
+    private var reader: HTTP1ResponseReader?
 
     init(pool: UpstreamPool, idleTimeout: TimeAmount) {
         self.pool = pool
@@ -66,11 +71,28 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         idle.stop()
         self.context = nil
+        writer = nil
+        reader?.connection = nil
+        reader = nil
+    }
+
+    /// The writer and reader that sit right in front of this handler, in that order: parts go
+    /// to and come from them by direct calls while all three are in the pipeline.
+    func useCodec(writer: HTTP1RequestWriter, reader: HTTP1ResponseReader) {
+        self.writer = writer
+        self.reader = reader
+        reader.connection = self
     }
 
     func send(_ part: RequestPart) {
         idle.noteActivity()
-        context?.write(wrapOutboundOut(part), promise: nil)
+        guard let context else { return }
+        if let writer, let reader, writer.isAttached {
+            reader.requestGoesOut(part)
+            writer.send(part)
+        } else {
+            context.write(wrapOutboundOut(part), promise: nil)
+        }
     }
 
     func flush() {
@@ -99,8 +121,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        receive(unwrapInboundIn(data))
+    }
+
+    /// A response part from the reader in front (directly, or through the pipeline).
+    func receive(_ part: ResponsePart) {
+        guard let context else { return }
         idle.noteActivity()
-        let part = unwrapInboundIn(data)
         if isUpgrading {
             if case .end = part, let onEnd = onUpgradeMessageEnd {
                 onUpgradeMessageEnd = nil

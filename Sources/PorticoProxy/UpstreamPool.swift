@@ -148,9 +148,12 @@ final class UpstreamPool {
                         try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: serverHostname))
                         try sync.addHandler(UpstreamHandshakeHandler(tls: tls, promise: handshake))
                     }
-                    try sync.addHandler(HTTP1RequestWriter())
-                    try sync.addHandler(HTTP1ResponseReader())
+                    let writer = HTTP1RequestWriter()
+                    let reader = HTTP1ResponseReader()
+                    try sync.addHandler(writer)
+                    try sync.addHandler(reader)
                     try sync.addHandler(onLoop.value)
+                    onLoop.value.useCodec(writer: writer, reader: reader)
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)

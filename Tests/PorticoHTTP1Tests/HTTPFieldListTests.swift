@@ -65,4 +65,26 @@ final class HTTPFieldListTests: XCTestCase {
         XCTAssertFalse(HTTPFieldList.isValidValue(Array("a\u{0}".utf8)))
         XCTAssertFalse(HTTPFieldList.isValidValue(Array(" a".utf8)))
     }
+
+    /// A list can be written on HTTP/1 lines unless an appended field has a name that is not a
+    /// token or a control byte (CR, LF, NUL...) in its value; a parsed list always can.
+    func testSendabilityFollowsWhatWasAppended() {
+        var fields = self.parsedFields("Host: a\r\nX-Obs: caf\u{E9}\r\n")
+        XCTAssertTrue(fields.isSendable)
+        fields.append(name: "x-ok", value: "tab\tand obs-text \u{E9}")
+        XCTAssertTrue(fields.isSendable)
+        for (name, value) in [("x-bad", "a\r\nx-injected: 1"), ("x-bad", "nul\u{0}"), ("x-bad", "bell\u{7}"),
+                              ("x bad", "v"), ("x-bad:", "v"), ("", "v")] {
+            var list = fields
+            list.append(name: name, value: value)
+            XCTAssertFalse(list.isSendable, "\(name): \(value)")
+            // Removing the field makes the list sendable again.
+            list.removeAll(named: name)
+            XCTAssertTrue(list.isSendable, "\(name) removed")
+        }
+        var built = HTTPFieldList([("x-a", "1")])
+        XCTAssertTrue(built.isSendable)
+        built.append(name: "x-b", value: "2\r\n")
+        XCTAssertFalse(built.isSendable)
+    }
 }

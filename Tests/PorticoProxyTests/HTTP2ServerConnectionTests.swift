@@ -15,6 +15,10 @@ final class HTTP2ServerConnectionTests: XCTestCase {
     private var connection: HTTP2ServerConnection!
 
     override func setUpWithError() throws {
+        try makeConnection(idleTimeout: .seconds(60))
+    }
+
+    private func makeConnection(idleTimeout: TimeAmount) throws {
         var slow = RouteConfig(index: 1, name: "slow", match: RouteMatch(path: .prefix("/slow")), action: .service("backend"),
                                location: SourceLocation(file: "test.yaml", line: 2, column: 3))
         slow.fault = FaultConfig(delay: .init(percent: 100, duration: .seconds(30)))
@@ -35,7 +39,7 @@ final class HTTP2ServerConnectionTests: XCTestCase {
                                metrics: GatewayMetrics(), accessLogWriter: nil)
         let info = DownstreamConnectionInfo(scheme: "http", listenerName: "public", clientAddress: "192.0.2.1",
                                             protocolName: "HTTP/2")
-        connection = HTTP2ServerConnection(loop: loop, connection: info, idleTimeout: .seconds(60))
+        connection = HTTP2ServerConnection(loop: loop, connection: info, idleTimeout: idleTimeout)
         try channel.pipeline.syncOperations.addHandler(connection)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
     }
@@ -61,14 +65,15 @@ final class HTTP2ServerConnectionTests: XCTestCase {
         freed = connection.streams[1]?.proxy
         XCTAssertNotNil(freed)
         let frames = try written()
-        guard frames.count == 3, case .headers(let head) = frames[0].payload, case .data(let body) = frames[1].payload,
-              case .data(let end) = frames[2].payload else { return XCTFail("\(frames)") }
+        // The last DATA frame carries END_STREAM itself: no empty DATA frame behind it.
+        guard frames.count == 2, case .headers(let head) = frames[0].payload, case .data(let body) = frames[1].payload
+        else { return XCTFail("\(frames)") }
         XCTAssertEqual(head.headers[":status"], ["200"])
         XCTAssertEqual(head.headers["content-length"], ["4"])
         XCTAssertFalse(head.endStream)
         guard case .byteBuffer(let bytes) = body.data else { return XCTFail("no bytes") }
         XCTAssertEqual(String(buffer: bytes), "pong")
-        XCTAssertTrue(end.endStream)
+        XCTAssertTrue(body.endStream)
         // NIOHTTP2Handler reports the stream closed once both sides ended.
         channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 1, reason: nil))
         XCTAssertTrue(connection.streams.isEmpty)
@@ -115,5 +120,38 @@ final class HTTP2ServerConnectionTests: XCTestCase {
             })
         }
         XCTAssertEqual(updates, [[], [32_768], []])
+    }
+
+    /// The idle timeout counts from when the last stream closed, and never while one is open:
+    /// a GOAWAY (NO_ERROR) then closes the connection.
+    func testTheConnectionGoesAwayAfterTheIdleTimeoutWithNoStreamOpen() throws {
+        func goAways() throws -> [HTTP2ErrorCode] {
+            try written().compactMap { frame in
+                if case .goAway(_, let code, _) = frame.payload { return code }
+                return nil
+            }
+        }
+        // A connection with a timeout shorter than the /slow route's 30 s fault delay.
+        _ = try? channel.finish()
+        try makeConnection(idleTimeout: .seconds(10))
+        // A stream held open across a whole timeout and more.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(8))
+        try request("/slow", stream: 1, endStream: false)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(15))
+        XCTAssertEqual(try goAways(), [], "a stream is open")
+        try channel.writeInbound(HTTP2Frame(streamID: 1, payload: .rstStream(.cancel)))
+        channel.embeddedEventLoop.run()
+        XCTAssertTrue(connection.streams.isEmpty)
+        // Another stream, answered at once, a little later: the clock starts again when it ends.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        try request("/ping", stream: 3)
+        channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 3, reason: nil))
+        XCTAssertTrue(connection.streams.isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        XCTAssertEqual(try goAways(), [], "idle for less than the timeout")
+        XCTAssertTrue(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        XCTAssertEqual(try goAways(), [.noError])
+        XCTAssertFalse(channel.isActive, "the connection closes after its GOAWAY")
     }
 }

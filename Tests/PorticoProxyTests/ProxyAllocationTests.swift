@@ -19,18 +19,39 @@ import Glibc
 /// Real sockets on 127.0.0.1: a blocking client on the test's thread, a NIO backend on a loop
 /// of its own, and the gateway with one event loop, the only thread that is counted.
 final class ProxyAllocationTests: XCTestCase {
-    /// Allocations per request through an HTTP/1.1 keep-alive connection to a service, in the
-    /// debug build that `swift test` makes (101 when this was set; a release build makes about
-    /// 13 behind nginx), plus a few for the bookkeeping that does not happen on every request.
-    /// The count is exact from run to run. Lower the limit when you remove allocations; raise
-    /// it only with a reason in the commit message. (78 since requests and responses travel as
-    /// parsed heads with field lists instead of NIO's `HTTPRequestHead`/`HTTPResponseHead`.)
-    static let http1RequestLimit = 80.0
+    /// Allocations per request through an HTTP/1.1 keep-alive connection to a service, plus a
+    /// few for the bookkeeping that does not happen on every request. The count is exact from
+    /// run to run. Lower the limit when you remove allocations; raise it only with a reason in
+    /// the commit message.
+    ///
+    /// Two builds, two limits. `swift test` makes a debug build, where generic code that is not
+    /// specialised allocates on its own: that count moves with any change to the hot path, which
+    /// is what this test guards. The targets (10 per HTTP/1.1 request, 15 per h2c
+    /// stream) are for a release build, which `Benchmarks/run` counts with this test:
+    /// `swift build -c release -Xswiftc -enable-testing --build-tests` (`@testable import`
+    /// needs the flag), then `.build/release/PorticoPackageTests.xctest
+    /// PorticoProxyTests.ProxyAllocationTests`.
+    ///
+    /// Debug: 101 when this was set, 78 since requests and responses travel as parsed heads
+    /// with field lists instead of NIO's `HTTPRequestHead`/`HTTPResponseHead`, 66 since the
+    /// HTTP/1 handlers hand parts to each other by direct calls instead of boxing each one in
+    /// `NIOAny`. Release: 20, then 8.
+    #if DEBUG
+    static let http1RequestLimit = 68.0
+    #else
+    static let http1RequestLimit = 9.0
+    #endif
 
     /// Allocations per proxied request on an h2c stream, counted the same way: each request a
-    /// new stream on one connection (160 in the debug build with the streams a table of
-    /// `HTTP2ServerConnection` rather than child channels; 129 once heads became field lists).
-    static let h2cStreamLimit = 131.0
+    /// new stream on one connection. Debug: 160 with the streams a table of
+    /// `HTTP2ServerConnection` rather than child channels, 129 once heads became field lists,
+    /// 119 with the upstream codec's direct calls and the last DATA frame carrying END_STREAM,
+    /// 111 without an idle timer scheduled per stream. Release: 32, then 24, then 19.
+    #if DEBUG
+    static let h2cStreamLimit = 113.0
+    #else
+    static let h2cStreamLimit = 20.0
+    #endif
 
     func testHTTP1ProxiedRequestAllocations() throws {
         try measureAllocations(limit: Self.http1RequestLimit, label: "HTTP/1.1 request") { port in
