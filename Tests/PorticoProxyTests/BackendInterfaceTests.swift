@@ -12,7 +12,7 @@ import XCTest
 /// gateway through its function source (this test target does not link PorticoFunctions), and
 /// serve real requests from curl, proxied to a real server on 127.0.0.1.
 final class BackendInterfaceTests: XCTestCase {
-    private var server: LoopbackServer!
+    private var server: LoopbackHTTPServer!
     private var running: RunningGateway!
     private var port = 0
     private var folder: URL!
@@ -49,8 +49,8 @@ final class BackendInterfaceTests: XCTestCase {
     /// A lease that waits, an endpoint that refuses and is replaced, then a real answer: the
     /// backend hears the outcome and gets its endpoint back, once each.
     func testABackendOfItsOwnServesThroughTheGateway() throws {
-        server = try LoopbackServer()
-        let refusing = try LoopbackServer.refusedPort()
+        server = try LoopbackHTTPServer { head in "\(head.method.rawValue) \(head.uri)\n" }
+        let refusing = try LoopbackHTTPServer.refusedPort()
         let backend = ScriptedBackend(endpoints: [
             HostPort(host: "127.0.0.1", port: refusing), HostPort(host: "127.0.0.1", port: server.port),
         ])
@@ -217,61 +217,6 @@ private struct EchoResponder: LocalResponder {
             var received = request.body
             body.writeBuffer(&received)
             return loop.makeSucceededFuture(.ok(body))
-        }
-    }
-}
-
-/// A real HTTP/1.1 server on 127.0.0.1 that answers with the request's method and target.
-private final class LoopbackServer {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let channel: Channel
-    var port: Int { channel.localAddress!.port! }
-
-    init() throws {
-        channel = try ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Responder())
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).wait()
-    }
-
-    /// A port nothing listens on: bound, then closed, so a connection to it is refused.
-    static func refusedPort() throws -> Int {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
-        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-        let port = channel.localAddress!.port!
-        try channel.close().wait()
-        return port
-    }
-
-    func stop() {
-        try? channel.close().wait()
-        try? group.syncShutdownGracefully()
-    }
-
-    private final class Responder: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-        private var line = ""
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                line = "\(head.method.rawValue) \(head.uri)\n"
-            case .body:
-                break
-            case .end:
-                var headers = HTTPHeaders()
-                headers.add(name: "content-length", value: String(line.utf8.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            }
         }
     }
 }

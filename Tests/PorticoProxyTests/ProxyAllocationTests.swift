@@ -70,7 +70,7 @@ final class ProxyAllocationTests: XCTestCase {
     private func measureAllocations(
         limit: Double, label: String, client makeClient: (Int) throws -> (get: (String) throws -> String, close: () -> Void)
     ) throws {
-        let backend = try AllocationTestBackend()
+        let backend = try LoopbackHTTPServer { _ in "hello\n" }
         defer { backend.stop() }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("portico-alloc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -121,44 +121,6 @@ final class ProxyAllocationTests: XCTestCase {
             || (dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil)
     }
 
-}
-
-/// An HTTP/1.1 backend answering every request with `hello\n`, on an event loop of its own.
-private final class AllocationTestBackend {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let channel: Channel
-    var port: Int { channel.localAddress!.port! }
-
-    init() throws {
-        channel = try ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Responder())
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).wait()
-    }
-
-    func stop() {
-        try? channel.close().wait()
-        try? group.syncShutdownGracefully()
-    }
-
-    private final class Responder: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard case .end = unwrapInboundIn(data) else { return }
-            var headers = HTTPHeaders()
-            headers.add(name: "content-length", value: "6")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "hello\n")))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        }
-    }
 }
 
 /// A keep-alive HTTP/1.1 client on a plain blocking socket: it allocates nothing on the
