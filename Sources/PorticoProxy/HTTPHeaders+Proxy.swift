@@ -39,8 +39,20 @@ final class DownstreamConnectionInfo {
         self.forwardedSuffix = "\";proto=" + scheme
     }
 
-    /// The `Forwarded` header value for a request to `authority` (one allocation).
+    /// The last `Forwarded` value made, and the authority it was made for: a connection's
+    /// requests nearly always name one host, so the value is built once per connection. Read
+    /// and written only on the connection's event loop.
+    private var lastForwarded: (authority: String, value: String)?
+
+    /// The `Forwarded` header value for a request to `authority`.
     func forwardedValue(authority: String) -> String {
+        if let last = lastForwarded, last.authority == authority { return last.value }
+        let value = makeForwardedValue(authority: authority)
+        lastForwarded = (authority, value)
+        return value
+    }
+
+    private func makeForwardedValue(authority: String) -> String {
         var value = ""
         value.reserveCapacity(forwardedPrefix.utf8.count + authority.utf8.count + forwardedSuffix.utf8.count)
         value += forwardedPrefix

@@ -255,6 +255,20 @@ final class FlushCoalescingHandler: ChannelOutboundHandler {
     typealias OutboundIn = Any
 
     private var flushScheduled = false
+    /// Made once per connection rather than per flush (a closure that captures is a heap
+    /// allocation each time it is made); it holds the context until the handler leaves.
+    private var deferredFlush: (() -> Void)?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        deferredFlush = { [self] in
+            flushScheduled = false
+            context.flush()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deferredFlush = nil
+    }
 
     /// A close in the same tick as a write (the connection manager closing a drained
     /// connection, a GOAWAY after a connection error) must not overtake the pending flush: NIO
@@ -266,10 +280,8 @@ final class FlushCoalescingHandler: ChannelOutboundHandler {
 
     func flush(context: ChannelHandlerContext) {
         guard !flushScheduled else { return }
+        guard let deferredFlush else { return context.flush() }
         flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            context.flush()
-        }
+        context.eventLoop.assumeIsolated().execute(deferredFlush)
     }
 }

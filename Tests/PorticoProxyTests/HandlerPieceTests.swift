@@ -116,6 +116,15 @@ final class ProxyHeaderTests: XCTestCase {
         XCTAssertThrowsError(try HTTPFieldList([("Content-Length", "1e3")]).validateRequestFraming())
     }
 
+    /// The value is made once per connection and authority; another authority gets its own.
+    func testForwardedValueFollowsTheAuthority() {
+        let info = DownstreamConnectionInfo(scheme: "https", listenerName: "l", clientAddress: "::1", protocolName: "HTTP/2")
+        XCTAssertEqual(info.forwardedValue(authority: "a.example"), "for=\"[::1]\";host=\"a.example\";proto=https")
+        XCTAssertEqual(info.forwardedValue(authority: "a.example"), "for=\"[::1]\";host=\"a.example\";proto=https")
+        XCTAssertEqual(info.forwardedValue(authority: "b.example:8443"), "for=\"[::1]\";host=\"b.example:8443\";proto=https")
+        XCTAssertEqual(info.forwardedValue(authority: "a.example"), "for=\"[::1]\";host=\"a.example\";proto=https")
+    }
+
     func testHopByHopRemoval() {
         var fields = HTTPFieldList([
             ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"), ("TE", "trailers"),
