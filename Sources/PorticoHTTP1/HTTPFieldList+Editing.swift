@@ -81,14 +81,6 @@ extension HTTPFieldList {
         }
     }
 
-    /// The fields as (name, value) strings, in order.
-    public func forEach(_ body: (String, String) throws -> Void) rethrows {
-        for index in self.entries.indices {
-            let field = self[index]
-            try body(field.name, field.value)
-        }
-    }
-
     static func nameMatches(_ bytes: UnsafeRawBufferPointer, _ entry: Entry, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
         guard Int(entry.nameLength) == wanted.count else { return false }
         let start = Int(entry.nameStart)
@@ -125,9 +117,18 @@ extension HTTPField {
 
     /// Calls `body` with the value's bytes, without making a view or a copy of them.
     public func withUnsafeValueBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try self.withUnsafeBytes(start: self.entry.valueStart, length: self.entry.valueLength, body)
+    }
+
+    /// Calls `body` with the name's bytes, without making a view or a copy of them.
+    public func withUnsafeNameBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try self.withUnsafeBytes(start: self.entry.nameStart, length: self.entry.nameLength, body)
+    }
+
+    private func withUnsafeBytes<Result>(start: UInt32, length: UInt32,
+                                         _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         try self.storage.withUnsafeReadableBytes { bytes in
-            let start = Int(self.entry.valueStart)
-            return try body(UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(self.entry.valueLength)]))
+            try body(UnsafeRawBufferPointer(rebasing: bytes[Int(start)..<Int(start) + Int(length)]))
         }
     }
 

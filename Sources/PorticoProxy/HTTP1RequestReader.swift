@@ -2,7 +2,7 @@ import NIOCore
 import PorticoHTTP1
 
 /// Reads a client connection's requests with Portico's strict parser (`HTTP1RequestParser`),
-/// in place of NIO's `HTTPRequestDecoder`.
+/// in place of NIO's llhttp-based request decoder.
 ///
 /// The parser refuses what request smuggling is made of (see its header), including chunk
 /// sizes beyond 63 bits, which NIO's decoder let through and a guard in front of it had to

@@ -2,7 +2,7 @@ import NIOCore
 import PorticoHTTP1
 
 /// Reads an upstream connection's responses with Portico's strict parser
-/// (`HTTP1ResponseParser`), in place of NIO's `HTTPResponseDecoder`.
+/// (`HTTP1ResponseParser`), in place of NIO's llhttp-based response decoder.
 ///
 /// A response is framed by the request it answers (no body for HEAD), so the request heads
 /// going out pass through here on their way to `HTTP1RequestWriter`, in order. A malformed

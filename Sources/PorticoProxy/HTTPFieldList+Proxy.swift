@@ -116,7 +116,8 @@ extension HTTPFieldList {
                     while first < last && (value[first] == 0x20 || value[first] == 0x09) { first += 1 }
                     while last > first && (value[last - 1] == 0x20 || value[last - 1] == 0x09) { last -= 1 }
                     let token = UnsafeRawBufferPointer(rebasing: value[first..<last])
-                    if !token.isEmpty, !Self.isHopByHopName(token) {
+                    // `close` is an option, not a field's name.
+                    if !token.isEmpty, !Self.isHopByHopName(token), !HTTPFieldList.equalsIgnoringCase(token, "close") {
                         named.append(String(decoding: token, as: UTF8.self))
                     }
                     start = end + 1
@@ -130,12 +131,10 @@ extension HTTPFieldList {
         if keepUpgrade && hadConnection { append(name: "connection", value: "upgrade") }
     }
 
-    /// Whether `name` is `Connection` or one of the fixed hop-by-hop names (any case), or
-    /// `close`, a `Connection` option that names no field.
+    /// Whether `name` is `Connection` or one of the fixed hop-by-hop names (any case).
     private static func isHopByHopName(_ name: UnsafeRawBufferPointer) -> Bool {
         switch name.count {
         case 2: return HTTPFieldList.equalsIgnoringCase(name, "te")
-        case 5: return HTTPFieldList.equalsIgnoringCase(name, "close")
         case 7: return HTTPFieldList.equalsIgnoringCase(name, "upgrade") || HTTPFieldList.equalsIgnoringCase(name, "trailer")
         case 10:
             return HTTPFieldList.equalsIgnoringCase(name, "connection") || HTTPFieldList.equalsIgnoringCase(name, "keep-alive")
@@ -147,18 +146,8 @@ extension HTTPFieldList {
         }
     }
 
-    /// Whether the field is `Connection` or one of the fixed hop-by-hop names (any case).
     private static func isHopByHop(_ field: HTTPField) -> Bool {
-        switch field.nameLength {
-        case 2: return field.hasName("te")
-        case 7: return field.hasName("upgrade") || field.hasName("trailer")
-        case 10: return field.hasName("connection") || field.hasName("keep-alive")
-        case 16: return field.hasName("proxy-connection")
-        case 17: return field.hasName("transfer-encoding")
-        case 18: return field.hasName("proxy-authenticate")
-        case 19: return field.hasName("proxy-authorization")
-        default: return false
-        }
+        field.withUnsafeNameBytes(isHopByHopName)
     }
 
     /// Whether the request says `Expect: 100-continue`.

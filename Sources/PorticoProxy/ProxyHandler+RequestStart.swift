@@ -203,7 +203,7 @@ extension ProxyHandler {
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
         // another request.
         exchange.closeAfterResponse = asksUpgrade || !head.keepAlive || (connection.isHTTP1 && head.method == "CONNECT")
-        if let retries = snapshot.routePolicies.isEmpty ? nil : snapshot.routePolicies[matched.index]?.retries,
+        if let retries = snapshot.policies(ofRoute: matched.index)?.retries,
            !isUpgrade, retries.rules.retries > 0 {
             let budgetKey = service?.name ?? backend.description
             loop.recordRequestForRetryBudget(budgetKey, config: service?.retryBudget ?? RetryBudgetConfig(),

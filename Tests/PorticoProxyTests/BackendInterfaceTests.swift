@@ -59,7 +59,7 @@ final class BackendInterfaceTests: XCTestCase {
         let answer = try curl(["http://127.0.0.1:\(port)/own/hello"])
         XCTAssertEqual(answer.status, 200, answer.body)
         XCTAssertEqual(answer.body, "GET /own/hello\n")
-        XCTAssertTrue(try waitFor { backend.events.contains("release 1") }, "\(backend.events)")
+        XCTAssertEqual(backend.released.wait(timeout: .now() + 5), .success, "\(backend.events)")
         XCTAssertEqual(backend.events, ["lease", "refused 0", "lease", "record 1 200", "release 1"])
     }
 
@@ -103,15 +103,6 @@ final class BackendInterfaceTests: XCTestCase {
         text.removeSubrange(newline...)
         return (status, text)
     }
-
-    private func waitFor(_ condition: () -> Bool) throws -> Bool {
-        let deadline = Date().addingTimeInterval(5)
-        while !condition() {
-            guard Date() < deadline else { return false }
-            usleep(5_000)
-        }
-        return true
-    }
 }
 
 /// The gateway's function source, handing over the test's functions as it starts.
@@ -153,6 +144,8 @@ private final class ScriptedBackend: Backend, @unchecked Sendable {
     private let lock = NSLock()
     private var next = 0
     private var log: [String] = []
+    /// Signalled at each release: the last thing the proxy tells a backend about a request.
+    let released = DispatchSemaphore(value: 0)
 
     init(endpoints: [HostPort]) { self.endpoints = endpoints }
 
@@ -179,7 +172,10 @@ private final class ScriptedBackend: Backend, @unchecked Sendable {
 
     func cancelLease(id: UInt64) { note("cancel") }
     func record(_ lease: BackendLease, status: Int?) { note("record \(lease.slot) \(status.map(String.init) ?? "none")") }
-    func release(_ lease: BackendLease) { note("release \(lease.slot)") }
+    func release(_ lease: BackendLease) {
+        note("release \(lease.slot)")
+        released.signal()
+    }
 
     func replaceRefusedEndpoint(_ lease: BackendLease) -> Bool {
         note("refused \(lease.slot)")
