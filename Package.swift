@@ -184,7 +184,7 @@ let package = Package(
         .testTarget(
             name: "PorticoProxyTests",
             dependencies: [
-                "PorticoProxy", "PorticoConfig", "PorticoRouting", "PorticoHTTP1", "CAllocationCounter", "JWTTestSupport",
+                "PorticoProxy", "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoHTTP1", "CAllocationCounter", "JWTTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -8,34 +8,38 @@ extension ExchangeStateMachine {
         /// Send the request head on the leased connection, with the body kept so far (buffered,
         /// or the replay copy on a retry); with `end`, the request's end too.
         case sendRequest(end: Bool, startPerTryTimer: Bool)
-        /// Forward the body part just received; keep a copy for a retry if asked; stop reading
-        /// the client while the upstream cannot take more.
-        case forwardRequestBody(keepForReplay: Bool, holdClientReads: Bool)
+        /// Forward the body part just received; keep a copy for a retry if asked.
+        case forwardRequestBody(keepForReplay: Bool)
         /// No connection yet: keep the body part for when there is one.
-        case bufferRequestBody(keepForReplay: Bool, holdClientReads: Bool)
+        case bufferRequestBody(keepForReplay: Bool)
         /// The answer is decided: the part is read and dropped.
         case dropRequestBody
         /// Send the request's end upstream.
         case sendRequestEnd(startPerTryTimer: Bool)
-        case resumeClientReads
         /// Relay the upstream's response head to the client.
         case writeResponseHead(closeClientAfter: Bool)
-        /// Relay the response's end; give the upstream connection back; close the client if asked.
-        case writeResponseEnd(releaseUpstream: Bool, closeClient: Bool, finish: ExchangeOutcome)
+        /// Relay the response's end; give the upstream connection back for reuse; close the
+        /// client if asked.
+        case writeResponseEnd(closeClient: Bool, finish: ExchangeOutcome)
         /// The response ended before the request did: the upstream connection is out of step
         /// (close it); the rest of the request is read and dropped.
-        case writeResponseEndEarly(closeClient: Bool, resumeClientReads: Bool, finish: ExchangeOutcome)
+        case writeResponseEndEarly(closeClient: Bool, finish: ExchangeOutcome)
+        /// The request that a response ended early for is read whole: the client connection
+        /// may carry the next one.
+        case requestDrained
         /// Write a local answer now.
-        case writeLocalAnswerNow(LocalAnswer, abandonUpstream: Bool, closeClient: Bool, finish: ExchangeOutcome)
-        /// A local answer is decided but waits for the request's end (see `requestEnded`).
-        case deferLocalAnswer(abandonUpstream: Bool, resumeClientReads: Bool)
+        case writeLocalAnswerNow(LocalReply, abandonUpstream: Bool, closeClient: Bool, finish: ExchangeOutcome)
+        /// A local answer is decided but waits for the request's end (see `requestEnded`); the
+        /// rest of the request is read and dropped.
+        case deferLocalAnswer(abandonUpstream: Bool)
         /// The request ended: write the answer that waited for it.
-        case writeLocalAnswer(LocalAnswer, closeClient: Bool, finish: ExchangeOutcome)
-        /// Wait `backoff(retry:)` of the retry rules, then call `backoffElapsed`; close the
-        /// failed try's connection first when it is still open.
+        case writeLocalAnswer(LocalReply, closeClient: Bool, finish: ExchangeOutcome)
+        /// Ask the retry budget; if it refuses, say so with `retryRefusedByBudget` and do what
+        /// that returns instead. Otherwise close the failed try's connection (when it is still
+        /// open), wait `backoff(retry:)` of the retry rules, then call `backoffElapsed`.
         case scheduleRetry(retry: Int, abandonUpstream: Bool)
         /// A 101 for an allowed upgrade: relay it and glue the two connections.
-        case becomeTunnel
+        case becomeTunnel(finish: ExchangeOutcome)
         /// The exchange breaks off: close what `Ending` names.
         case abort(Ending, finish: ExchangeOutcome)
         case abandonUpstreamAndFinish(ExchangeOutcome)
@@ -59,33 +63,10 @@ extension ExchangeStateMachine {
         case connectFailed
         /// The circuit breaker's queue is full.
         case overloaded
-        /// A function could not give a worker (queue full, startup timeout, crash loop, draining).
-        case unavailable(status: Int, reason: LocalReason)
+        /// The backend cannot serve the try (a function's queue is full, its worker did not
+        /// start, it is draining; a service gone in a reload).
+        case unavailable(LocalReply)
     }
-}
-
-/// An answer the gateway writes itself, with the reason the metrics and the access log give.
-public struct LocalAnswer: Sendable, Equatable {
-    public var status: Int
-    public var reason: LocalReason
-
-    public init(status: Int, reason: LocalReason) {
-        self.status = status
-        self.reason = reason
-    }
-}
-
-/// Why the gateway answered by itself (the `reason` label of local replies).
-public enum LocalReason: String, Sendable, Equatable {
-    case upstreamConnectFailed = "upstream_connect_failed"
-    case upstreamReset = "upstream_reset"
-    case upstreamTimeout = "upstream_timeout"
-    case upstreamProtocolError = "upstream_protocol_error"
-    case breakerOpen = "breaker_open"
-    case queueFull = "queue_full"
-    case workerStartFailed = "worker_start_failed"
-    case draining
-    case bodyTooLarge = "body_too_large"
 }
 
 /// How an exchange ended: the hook that access logs, metrics and tracing read.
@@ -94,8 +75,10 @@ public struct ExchangeOutcome: Sendable, Equatable {
         /// The upstream's response went to the client whole.
         case proxied
         /// The gateway answered.
-        case local(LocalAnswer)
-        /// The client left before the end (499 in the access log).
+        case local(LocalReply)
+        /// A 101: the connection is a tunnel to the upstream now.
+        case tunnelled
+        /// The client left before the end (499 in the access log when no answer had begun).
         case clientLeft
         /// The client broke the rules mid-response (a body over the limit).
         case clientError
@@ -114,5 +97,14 @@ public struct ExchangeOutcome: Sendable, Equatable {
         self.tries = tries
         self.requestBytes = requestBytes
         self.upstreamStatus = upstreamStatus
+    }
+
+    /// The status the access log and the metrics give the exchange.
+    public var loggedStatus: Int {
+        switch kind {
+        case .local(let reply): return reply.statusCode
+        case .clientLeft: return upstreamStatus == 0 ? 499 : upstreamStatus
+        case .proxied, .tunnelled, .clientError, .upstreamResetMidResponse: return upstreamStatus
+        }
     }
 }

@@ -4,12 +4,12 @@
 /// timeout, upgrades, the client leaving, the upstream closing, and local answers.
 ///
 /// Pure, as async-http-client's `HTTPRequestStateMachine`: events in, one `Action` out; the
-/// shell (a channel handler) owns the sockets, the timers and the bytes, and does what the
-/// action says. Body bytes never pass through here, only their sizes, so the machine costs no
+/// shell (`ProxyHandler`) owns the sockets, the timers and the bytes, and does what the action
+/// says. Body bytes never pass through here, only their sizes, so the machine costs no
 /// allocation. Protocol-neutral: HTTP/1 and HTTP/2 clients and upstreams look the same to it.
 ///
-/// Every ending goes through `.finish`, exactly once, with what the access log, the metrics and
-/// tracing need (see `ExchangeOutcome`).
+/// Every ending goes through an action with a `finish` payload, exactly once, with what the
+/// access log, the metrics and tracing need (see `ExchangeOutcome`).
 public struct ExchangeStateMachine: Sendable {
     public struct Configuration: Sendable, Equatable {
         /// The route's retry rules; nil or `retries == 0`: one try.
@@ -25,15 +25,21 @@ public struct ExchangeStateMachine: Sendable {
         public var upgradeAllowed: Bool
         /// A try may wait this long for its response head once its request is sent whole.
         public var hasPerTryTimeout: Bool
+        /// The upstream head frames a body (content-length or chunked). An HTTP/2 request may
+        /// carry DATA without saying so in a field: sent on unframed, its bytes would read
+        /// upstream as another request.
+        public var requestBodyFramed: Bool
 
         public init(retries: RetryRules? = nil, replayLimit: Int = 64 * 1024, maxRequestBody: Int = 10 << 20,
-                    closeClientAfterResponse: Bool = false, upgradeAllowed: Bool = false, hasPerTryTimeout: Bool = false) {
+                    closeClientAfterResponse: Bool = false, upgradeAllowed: Bool = false, hasPerTryTimeout: Bool = false,
+                    requestBodyFramed: Bool = true) {
             self.retries = retries
             self.hasPerTryTimeout = hasPerTryTimeout
             self.replayLimit = replayLimit
             self.maxRequestBody = maxRequestBody
             self.closeClientAfterResponse = closeClientAfterResponse
             self.upgradeAllowed = upgradeAllowed
+            self.requestBodyFramed = requestBodyFramed
         }
     }
 
@@ -54,6 +60,14 @@ public struct ExchangeStateMachine: Sendable {
         case finished
     }
 
+    /// What a try that a retry was scheduled for would have come to, kept until the shell
+    /// says whether the retry budget allows the retry (`retryRefusedByBudget`).
+    enum FailedTry: Sendable, Equatable {
+        /// The upstream's answer, to relay after all.
+        case response(status: Int)
+        case reply(LocalReply)
+    }
+
     let configuration: Configuration
     var phase = Phase.leasing
     /// Whether the client's request has ended (its end, or its last DATA frame, arrived).
@@ -66,17 +80,44 @@ public struct ExchangeStateMachine: Sendable {
     var hasUpstream = false
     var responseStatus = 0
     /// A local answer decided before the request ended, written once it does.
-    var pendingAnswer: LocalAnswer?
-    /// The client reads were held because the body had nowhere to go.
-    var clientReadsHeld = false
+    var pendingReply: LocalReply?
+    /// Set with `.scheduleRetry`, cleared once the backoff ends or the retry is refused.
+    var failedTry: FailedTry?
+    /// Whether the failed try still held its connection when its retry was scheduled.
+    var failedTryHadUpstream = false
 
-    public init(configuration: Configuration, requestHasBody: Bool) {
+    /// `requestHasBody: false` when the request is known to be whole with its head; otherwise
+    /// its end comes as `requestEnded`.
+    public init(configuration: Configuration, requestHasBody: Bool = true) {
         self.configuration = configuration
         self.requestComplete = !requestHasBody
     }
 
     public var isFinished: Bool { phase == .finished }
     public var triesStarted: Int { tries }
+    /// Waiting for an endpoint for the current try: one that arrives now is used.
+    public var isLeasing: Bool { phase == .leasing }
+    /// A try's request is on its connection and its answer has not begun.
+    public var isAwaitingResponse: Bool { phase == .awaitingResponse }
+    /// The upstream's response is being relayed to the client.
+    public var isResponding: Bool { phase == .responding }
+    /// The answer is done or decided; only the rest of the request is still to be read.
+    public var isDrainingRequest: Bool { phase == .drainingRequest }
+
+    /// Whether a read from the client should wait: the request body has nowhere to go (no
+    /// connection yet, or one that cannot take more). Asked whenever the client could be
+    /// read; the shell issues a read it held once this turns false.
+    public func holdsClientReads(upstreamWritable: Bool) -> Bool {
+        guard !requestComplete else { return false }
+        switch phase {
+        case .leasing, .backingOff:
+            return true
+        case .awaitingResponse, .responding:
+            return !(hasUpstream && upstreamWritable)
+        case .drainingRequest, .tunnel, .finished:
+            return false
+        }
+    }
 
     // MARK: The backend
 
@@ -90,22 +131,38 @@ public struct ExchangeStateMachine: Sendable {
     }
 
     /// The backend could not hand out an endpoint.
-    public mutating func leaseFailed(_ failure: LeaseFailure, budgetAllowsRetry: Bool) -> Action {
+    public mutating func leaseFailed(_ failure: LeaseFailure) -> Action {
         guard phase == .leasing else { return .none }
         switch failure {
         case .connectFailed:
-            return tryFailed(.connectFailure, budgetAllowsRetry: budgetAllowsRetry, status: 502, reason: .upstreamConnectFailed)
+            return tryFailed(.connectFailure, reply: .upstreamConnectFailed)
         case .overloaded:
-            return answer(LocalAnswer(status: 503, reason: .breakerOpen))
-        case .unavailable(let status, let reason):
-            return answer(LocalAnswer(status: status, reason: reason))
+            return answer(.breakerOpen)
+        case .unavailable(let reply):
+            return answer(reply)
+        }
+    }
+
+    /// The retry budget refused the retry `.scheduleRetry` asked for: the failed try's own
+    /// answer goes to the client instead (a relayed status, or the gateway's reply).
+    public mutating func retryRefusedByBudget() -> Action {
+        guard phase == .backingOff, let failed = failedTry else { return .none }
+        failedTry = nil
+        hasUpstream = failedTryHadUpstream
+        switch failed {
+        case .response(let status):
+            phase = .responding
+            responseStatus = status
+            return .writeResponseHead(closeClientAfter: configuration.closeClientAfterResponse)
+        case .reply(let reply):
+            return failTry(reply)
         }
     }
 
     // MARK: The request body
 
     /// A part of the request body arrived from the client (`size` bytes).
-    public mutating func requestBodyReceived(size: Int, upstreamWritable: Bool) -> Action {
+    public mutating func requestBodyReceived(size: Int) -> Action {
         requestBytes += size
         switch phase {
         case .finished, .tunnel, .drainingRequest:
@@ -113,27 +170,25 @@ public struct ExchangeStateMachine: Sendable {
         case .leasing, .awaitingResponse, .backingOff, .responding:
             break
         }
-        if requestBytes > configuration.maxRequestBody {
+        if requestBytes > configuration.maxRequestBody || (size > 0 && !configuration.requestBodyFramed) {
             if phase == .responding {
-                // The answer has begun: it cannot become a 413, and the exchange cannot go on.
+                // The answer has begun: it cannot become a 4xx, and the exchange cannot go on.
                 return end(.abandonBoth, outcome: .clientError)
             }
             let abandon = hasUpstream
             hasUpstream = false
-            return answer(LocalAnswer(status: 413, reason: .bodyTooLarge), abandonUpstream: abandon, closeClient: true)
+            let reply: LocalReply = configuration.requestBodyFramed ? .bodyTooLarge : .malformedRequest
+            return answer(reply, abandonUpstream: abandon, closeClient: true)
         }
         if replayable && requestBytes > configuration.replayLimit { replayable = false }
         let keep = replayable && retriesConfigured
-        guard hasUpstream else {
-            clientReadsHeld = true
-            return .bufferRequestBody(keepForReplay: keep, holdClientReads: true)
-        }
-        if !upstreamWritable { clientReadsHeld = true }
-        return .forwardRequestBody(keepForReplay: keep, holdClientReads: !upstreamWritable)
+        guard hasUpstream else { return .bufferRequestBody(keepForReplay: keep) }
+        return .forwardRequestBody(keepForReplay: keep)
     }
 
     /// The client's request ended.
     public mutating func requestEnded() -> Action {
+        guard !requestComplete else { return .none }
         requestComplete = true
         switch phase {
         case .awaitingResponse:
@@ -141,78 +196,69 @@ public struct ExchangeStateMachine: Sendable {
         case .responding:
             return .sendRequestEnd(startPerTryTimer: false)
         case .drainingRequest:
+            phase = .finished
             // A local answer waited for the request to end, so that a pipelined request
             // cannot start while this one is still being read.
-            if let pending = pendingAnswer {
-                pendingAnswer = nil
-                phase = .finished
-                return .writeLocalAnswer(pending, closeClient: configuration.closeClientAfterResponse, finish: outcome(.local(pending)))
+            if let pending = pendingReply {
+                pendingReply = nil
+                return .writeLocalAnswer(pending, closeClient: configuration.closeClientAfterResponse,
+                                         finish: outcome(.local(pending)))
             }
             // The response already ended early, and said so.
-            phase = .finished
-            return .none
+            return .requestDrained
         case .leasing, .backingOff, .tunnel, .finished:
             return .none
         }
     }
 
-    /// The upstream can take more (or can take no more): client reads follow.
-    public mutating func upstreamWritabilityChanged(writable: Bool) -> Action {
-        guard writable, clientReadsHeld, hasUpstream else { return .none }
-        clientReadsHeld = false
-        return .resumeClientReads
-    }
-
     // MARK: The response
 
     /// The upstream's response head (a final one; interim 1xx answers are the shell's).
-    public mutating func responseHeadReceived(status: Int, budgetAllowsRetry: Bool) -> Action {
+    public mutating func responseHeadReceived(status: Int) -> Action {
         guard phase == .awaitingResponse else { return .none }
         if status == 101 {
             guard configuration.upgradeAllowed else {
                 // A 101 nobody asked for cannot be relayed safely.
-                return failTry(status: 502, reason: .upstreamProtocolError)
+                return failTry(.upstreamReset)
             }
             phase = .tunnel
+            hasUpstream = false
             responseStatus = 101
-            return .becomeTunnel
+            return .becomeTunnel(finish: outcome(.tunnelled))
         }
-        if canRetry, let rules = configuration.retries, rules.matches(.status(status)), budgetAllowsRetry {
-            return scheduleRetry(abandon: true)
+        if canRetry, let rules = configuration.retries, rules.matches(.status(status)) {
+            return scheduleRetry(after: .response(status: status))
         }
         phase = .responding
         responseStatus = status
         return .writeResponseHead(closeClientAfter: configuration.closeClientAfterResponse)
     }
 
-    /// The response ended; `upstreamReusable` when the upstream connection's framing is intact.
+    /// The response ended.
     public mutating func responseEnded() -> Action {
         guard phase == .responding else { return .none }
+        hasUpstream = false
         if requestComplete {
             phase = .finished
-            return .writeResponseEnd(releaseUpstream: true, closeClient: configuration.closeClientAfterResponse,
-                                     finish: outcome(.proxied))
+            return .writeResponseEnd(closeClient: configuration.closeClientAfterResponse, finish: outcome(.proxied))
         }
         // The upstream answered before reading the whole body: its connection is out of step,
         // and the client's remaining body is read and dropped.
         phase = .drainingRequest
-        hasUpstream = false
-        let resume = clientReadsHeld
-        clientReadsHeld = false
-        return .writeResponseEndEarly(closeClient: configuration.closeClientAfterResponse, resumeClientReads: resume,
-                                      finish: outcome(.proxied))
+        return .writeResponseEndEarly(closeClient: configuration.closeClientAfterResponse, finish: outcome(.proxied))
     }
 
     /// The upstream connection closed or reset.
-    public mutating func upstreamClosed(budgetAllowsRetry: Bool) -> Action {
-        hasUpstream = false
+    public mutating func upstreamClosed() -> Action {
+        guard hasUpstream else { return .none }
         switch phase {
         case .awaitingResponse:
-            return tryFailed(.reset, budgetAllowsRetry: budgetAllowsRetry, status: 502, reason: .upstreamReset)
+            return tryFailed(.reset, reply: .upstreamReset)
         case .responding:
             // Mid-response: the client cannot be told more than that its answer broke off.
             return end(.abandonBoth, outcome: .upstreamResetMidResponse)
         case .leasing, .backingOff, .drainingRequest, .tunnel, .finished:
+            hasUpstream = false
             return .none
         }
     }
@@ -220,14 +266,15 @@ public struct ExchangeStateMachine: Sendable {
     // MARK: Time
 
     /// The per-try timeout passed before the response head.
-    public mutating func perTryTimedOut(budgetAllowsRetry: Bool) -> Action {
+    public mutating func perTryTimedOut() -> Action {
         guard phase == .awaitingResponse else { return .none }
-        return tryFailed(.perTryTimeout, budgetAllowsRetry: budgetAllowsRetry, status: 504, reason: .upstreamTimeout)
+        return tryFailed(.perTryTimeout, reply: .upstreamTimeout)
     }
 
     /// The backoff before the next try is over.
     public mutating func backoffElapsed() -> Action {
         guard phase == .backingOff else { return .none }
+        failedTry = nil
         tries += 1
         phase = .leasing
         return .leaseBackend
@@ -237,9 +284,10 @@ public struct ExchangeStateMachine: Sendable {
     public mutating func routeTimedOut() -> Action {
         switch phase {
         case .leasing, .awaitingResponse, .backingOff:
+            failedTry = nil
             let abandon = hasUpstream
             hasUpstream = false
-            return answer(LocalAnswer(status: 504, reason: .upstreamTimeout), abandonUpstream: abandon)
+            return timedOut(abandonUpstream: abandon)
         case .responding, .drainingRequest, .tunnel, .finished:
             return .none
         }
@@ -255,8 +303,8 @@ public struct ExchangeStateMachine: Sendable {
         case .drainingRequest:
             phase = .finished
             // A local answer that was waiting for the request's end will never be written.
-            if let pending = pendingAnswer {
-                pendingAnswer = nil
+            if let pending = pendingReply {
+                pendingReply = nil
                 return .finishOnly(outcome(.local(pending)))
             }
             return .none
@@ -275,27 +323,36 @@ public struct ExchangeStateMachine: Sendable {
     private var retriesConfigured: Bool { (configuration.retries?.retries ?? 0) > 0 }
     private var hasPerTryTimeout: Bool { configuration.hasPerTryTimeout }
 
-    /// Another try is allowed by the count and the body (the budget is asked separately).
+    /// Another try is allowed by the count and the body (the budget is asked by the shell).
     private var canRetry: Bool {
         guard let rules = configuration.retries else { return false }
         return tries <= rules.retries && replayable
     }
 
-    private mutating func tryFailed(_ failure: RetryRules.Outcome, budgetAllowsRetry: Bool, status: Int,
-                                    reason: LocalReason) -> Action {
-        if canRetry, let rules = configuration.retries, rules.matches(failure), budgetAllowsRetry {
-            return scheduleRetry(abandon: hasUpstream)
+    private mutating func tryFailed(_ failure: RetryRules.Outcome, reply: LocalReply) -> Action {
+        if canRetry, let rules = configuration.retries, rules.matches(failure) {
+            return scheduleRetry(after: .reply(reply))
         }
-        return failTry(status: status, reason: reason)
+        return failTry(reply)
     }
 
-    private mutating func failTry(status: Int, reason: LocalReason) -> Action {
+    private mutating func failTry(_ reply: LocalReply) -> Action {
         let abandon = hasUpstream
         hasUpstream = false
-        return answer(LocalAnswer(status: status, reason: reason), abandonUpstream: abandon)
+        if reply == .upstreamTimeout { return timedOut(abandonUpstream: abandon) }
+        return answer(reply, abandonUpstream: abandon)
     }
 
-    private mutating func scheduleRetry(abandon: Bool) -> Action {
+    /// A client still sending its body is not made to finish it first: it hears now, and its
+    /// connection closes behind the answer.
+    private mutating func timedOut(abandonUpstream: Bool) -> Action {
+        answer(.upstreamTimeout, abandonUpstream: abandonUpstream, closeClient: !requestComplete)
+    }
+
+    private mutating func scheduleRetry(after failed: FailedTry) -> Action {
+        failedTry = failed
+        failedTryHadUpstream = hasUpstream
+        let abandon = hasUpstream
         hasUpstream = false
         phase = .backingOff
         return .scheduleRetry(retry: tries, abandonUpstream: abandon)
@@ -303,18 +360,16 @@ public struct ExchangeStateMachine: Sendable {
 
     /// A local answer: now if the request is complete (or the connection closes after it),
     /// else once the request ends.
-    private mutating func answer(_ answer: LocalAnswer, abandonUpstream: Bool = false, closeClient: Bool = false) -> Action {
+    private mutating func answer(_ reply: LocalReply, abandonUpstream: Bool = false, closeClient: Bool = false) -> Action {
         let close = closeClient || configuration.closeClientAfterResponse
         if requestComplete || closeClient {
             phase = .finished
-            return .writeLocalAnswerNow(answer, abandonUpstream: abandonUpstream, closeClient: close,
-                                        finish: outcome(.local(answer)))
+            return .writeLocalAnswerNow(reply, abandonUpstream: abandonUpstream, closeClient: close,
+                                        finish: outcome(.local(reply)))
         }
         phase = .drainingRequest
-        pendingAnswer = answer
-        let resume = clientReadsHeld
-        clientReadsHeld = false
-        return .deferLocalAnswer(abandonUpstream: abandonUpstream, resumeClientReads: resume)
+        pendingReply = reply
+        return .deferLocalAnswer(abandonUpstream: abandonUpstream)
     }
 
     private mutating func end(_ ending: Ending, outcome kind: ExchangeOutcome.Kind) -> Action {

@@ -4,7 +4,12 @@ import PorticoConfig
 import PorticoCore
 import PorticoRouting
 
-/// One proxied request: the state both of its connections share.
+/// One proxied request: what its `ExchangeStateMachine` decides on, and the I/O the handler
+/// holds for it (the lease, the connection, the timers, the bytes kept for later).
+///
+/// The machine says what happens; this object only remembers what is in hand. A callback that
+/// arrives for an exchange that is over finds its machine finished and is told to do nothing
+/// (or to give back what it brought).
 final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeaseWaiter, DeadlineWatched {
     let requestHead: RequestHead
     let upstreamHead: RequestHead
@@ -12,18 +17,19 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     let backend: BackendReference
     let requestID: String
     let started: NIODeadline
-    let isUpgrade: Bool
-    let maxRequestBody: Int
+    var machine: ExchangeStateMachine
 
     /// Strong, and so are the handler's timer and pool callbacks: a weak reference would give
     /// the handler a side table, and every retain and release of it (several per request)
     /// would take the runtime's slow path. The handler leaves `.proxying` when its channel
-    /// closes, which ends the cycle; a late callback finds it no longer current and lets go.
+    /// closes, which ends the cycle; a late callback finds the machine finished and lets go.
     let handler: ProxyHandler
     /// Where the tries go: a service, a function, or another backend, as the route chose it.
     var destination: any Backend
     /// The current try's endpoint, from `destination`; nil while none is held.
     var lease: BackendLease?
+    /// The endpoint of the try that failed last, which a retry avoids when it can.
+    var previousLease: BackendLease?
     /// While a lease is waited for (a function worker starting): the id to cancel it with.
     var leaseID: UInt64?
     /// The first try has begun (after any fault delay): a lease that arrives now goes on to
@@ -42,9 +48,6 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     /// The mirrored copy, when the route mirrors and this request drew it.
     var shadow: ShadowRequest?
     var slotReleased = false
-    /// Whether the upstream head frames a body (content-length or chunked).
-    var bodyIsFramed = true
-    var closeAfterResponse = false
     var upstream: (any LeasedUpstream)?
     var waiterID: Int?
     /// When the request times out (the route's timeout, or a lease's try timeout),
@@ -53,24 +56,19 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     var watchSlot = -1
     /// An injected fault delay, before the request is sent.
     var delayTask: Scheduled<Void>?
+    /// Body parts received before there was a connection to send them on.
     var bufferedBody: [ByteBuffer] = []
-    var bufferedEnd = false
-    var bufferedTrailers: HTTPFieldList?
-    var requestComplete = false
-    var responseStarted = false
-    var responseComplete = false
-    var finished = false
-    var status = 0
-    var bytesIn = 0
+    /// The request's trailers, once its end has come (sent with the end on every try).
+    var trailers: HTTPFieldList?
     var bytesOut = 0
-    /// Set on routes with `retries`: what a retry needs (the body to send again, the count).
+    /// Set on routes with `retries`: the body kept to send again, the budget, the timers.
     var retry: RetryState?
     /// The route's layers (`RequestPath`): the backend's answer passes their `responseHead`.
     var layers: [any RequestLayer] = []
 
     init(handler: ProxyHandler, requestHead: RequestHead, upstreamHead: RequestHead, routeName: String,
-         backend: BackendReference, requestID: String, started: NIODeadline, isUpgrade: Bool, maxRequestBody: Int,
-         destination: any Backend) {
+         backend: BackendReference, requestID: String, started: NIODeadline,
+         machine: ExchangeStateMachine.Configuration, destination: any Backend) {
         self.handler = handler
         self.destination = destination
         self.requestHead = requestHead
@@ -79,8 +77,7 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
         self.backend = backend
         self.requestID = requestID
         self.started = started
-        self.isUpgrade = isUpgrade
-        self.maxRequestBody = maxRequestBody
+        self.machine = ExchangeStateMachine(configuration: machine)
     }
 
     func record() -> RequestRecord {
@@ -115,5 +112,5 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
 
 extension ProxyHandler {
     fileprivate var isDownstreamWritable: Bool { downstream?.isWritable ?? false }
-    fileprivate var timeouts: DeadlineSweeper<Exchange> { loop.timeouts }
+    var timeouts: DeadlineSweeper<Exchange> { loop.timeouts }
 }

@@ -14,14 +14,12 @@ extension ProxyHandler {
     /// has emitted the whole 101 message, and then on a fresh event-loop tick: either event can
     /// fire from inside a decoder's call stack, where swapping handlers would hand HTTP parts
     /// to the byte glue.
-    func upgrade(exchange: Exchange, head: ResponseHead) {
+    func upgrade(exchange: Exchange, head: ResponseHead, finish: ExchangeOutcome) {
         // Only an HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
         guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
-        exchange.status = 101
-        exchange.responseStarted = true
-        exchange.cancelTimeout()
         exchange.upstream = nil
-        finish(exchange)
+        settle(exchange, abandonUpstream: false)
+        end(exchange, finish)
         state = .upgraded
 
         var response = head
@@ -91,7 +89,15 @@ extension ProxyHandler {
     }
 
     func write(_ response: LocalResponse) {
-        guard let downstream else { return }
+        let bytesOut = send(response)
+        record(response.record, method: response.head.method, uri: response.head.target, status: Int(response.status.code),
+               bytesIn: 0, bytesOut: bytesOut, upstream: nil)
+    }
+
+    /// Writes `response`; the body's size, for the log.
+    @discardableResult
+    func send(_ response: LocalResponse) -> Int {
+        guard let downstream else { return 0 }
         let body = response.body
         var fields = HTTPFieldList()
         fields.reserveCapacity(fields: 4 + response.extraHeaders.count, bytes: 128)
@@ -111,8 +117,7 @@ extension ProxyHandler {
         } else {
             downstream.writeAndFlush(.end(nil))
         }
-        record(response.record, method: head.method, uri: head.target, status: Int(response.status.code), bytesIn: 0,
-               bytesOut: body.readableBytes, upstream: nil)
+        return body.readableBytes
     }
 
     // MARK: The end

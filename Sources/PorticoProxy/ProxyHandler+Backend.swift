@@ -1,6 +1,7 @@
 import NIOCore
 import PorticoHTTP1
 import PorticoConfig
+import PorticoCore
 
 /// The backend step of an exchange: an endpoint leased from the route's `Backend` for each try,
 /// then a connection to it from this loop's pool. Nothing here knows which kind of backend it is.
@@ -65,16 +66,14 @@ extension ProxyHandler {
     /// The backend leased an endpoint (or could not).
     func backendLeased(_ exchange: Exchange, result: Result<BackendLease, BackendUnavailable>) {
         exchange.leaseID = nil
-        guard case .proxying(let current) = state, current === exchange, downstream != nil else {
+        guard exchange.machine.isLeasing, downstream != nil else {
             // A request that ended meanwhile gives the endpoint back.
             if case .success(let lease) = result { exchange.destination.release(lease) }
             return
         }
         switch result {
         case .failure(let reason):
-            exchange.retry?.cancelTimers()
-            writeLocalReply(LocalReply(reason), head: exchange.requestHead, close: false, record: exchange.record(),
-                            requestComplete: exchange.requestComplete)
+            perform(exchange.machine.leaseFailed(.unavailable(LocalReply(reason))), exchange)
         case .success(let lease):
             exchange.lease = lease
             let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint)

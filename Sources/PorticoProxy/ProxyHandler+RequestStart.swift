@@ -193,23 +193,29 @@ extension ProxyHandler {
         // them, as Envoy's route headers can.
         for index in 0..<layers.count { layers[index].upstreamHead(&upstreamHead, of: request) }
 
-        let exchange = Exchange(
-            handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
-            requestID: requestID, started: started, isUpgrade: isUpgrade, maxRequestBody: snapshot.maxRequestBody,
-            destination: destination)
-        exchange.bodyIsFramed = contentLength != nil || hadTransferEncoding
-        exchange.layers = layers
         // The request reader stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
         // another request.
-        exchange.closeAfterResponse = asksUpgrade || !head.keepAlive || (connection.isHTTP1 && head.method == "CONNECT")
+        var machine = ExchangeStateMachine.Configuration(
+            maxRequestBody: snapshot.maxRequestBody,
+            closeClientAfterResponse: connection.isHTTP1 && (asksUpgrade || !head.keepAlive || head.method == "CONNECT"),
+            upgradeAllowed: isUpgrade, requestBodyFramed: contentLength != nil || hadTransferEncoding)
+        var retry: RetryState?
         if let retries = snapshot.policies(ofRoute: matched.index)?.retries,
            !isUpgrade, retries.rules.retries > 0 {
             let budgetKey = service?.name ?? backend.description
             loop.recordRequestForRetryBudget(budgetKey, config: service?.retryBudget ?? RetryBudgetConfig(),
                                              now: Int64(truncatingIfNeeded: started.uptimeNanoseconds))
-            exchange.retry = RetryState(compiled: retries, budgetKey: budgetKey)
+            retry = RetryState(compiled: retries, budgetKey: budgetKey)
+            machine.retries = retries.rules
+            machine.replayLimit = retries.replayBuffer
+            machine.hasPerTryTimeout = retries.perTryTimeout != nil
         }
+        let exchange = Exchange(
+            handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
+            requestID: requestID, started: started, machine: machine, destination: destination)
+        exchange.layers = layers
+        exchange.retry = retry
         state = .proxying(exchange)
 
         let timeout = route.config.timeout.timeAmount
@@ -218,7 +224,7 @@ extension ProxyHandler {
             // The endpoint is chosen now, from the snapshot this request matched with, even when
             // a fault delays it: a reload during the delay must not hand it a stale service.
             leaseBackend(exchange)
-            guard case .proxying(let current) = state, current === exchange else { return }
+            guard exchange.machine.isLeasing else { return }
         }
         if let mirror = route.config.mirror, !isUpgrade, loop.random.percentDraw() < mirror.percent,
            let shadowService = snapshot.servicesByName[mirror.service] {
@@ -228,9 +234,8 @@ extension ProxyHandler {
             // Injected delay: the request waits as it would for a slow backend; the timeout
             // starts after it, as it does after Envoy's fault filter.
             exchange.delayTask = loop.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) {
-                guard case .proxying(let current) = self.state, current === exchange, self.downstream != nil
-                else { return }
                 exchange.delayTask = nil
+                guard exchange.machine.isLeasing, self.downstream != nil else { return }
                 self.connectBackend(exchange)
             }
         } else {

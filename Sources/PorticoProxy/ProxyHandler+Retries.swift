@@ -1,39 +1,40 @@
 import NIOCore
-import PorticoHTTP1
-import PorticoConfig
 import PorticoCore
-import PorticoRouting
 
-/// Retries, per-try and route timeouts, and how an exchange settles.
+/// Retries, and the per-try and route timeouts: the machine decides, this asks the retry
+/// budget, keeps the clocks, and starts the next try.
 extension ProxyHandler {
     // MARK: Retries
 
-    /// Starts another try when the route's retries allow one after `outcome`: conditions,
-    /// count, a body that can be sent again, and the backend's retry budget. The try that
-    /// failed gives back its connection (not for reuse: its answer was not read) and its slot;
-    /// the next one goes to another endpoint where there is one, after a jittered backoff.
-    /// The route's overall timeout keeps running across tries.
-    func retryScheduled(_ exchange: Exchange, after outcome: RetryRules.Outcome) -> Bool {
-        guard let retry = exchange.retry, !exchange.responseStarted, retry.replayable,
-              retry.retriesDone < retry.compiled.rules.retries, retry.compiled.rules.matches(outcome),
-              downstream != nil, case .proxying(let current) = state, current === exchange else { return false }
+    /// The machine asks for a retry: the backend's retry budget has the last word (a refused
+    /// retry turns back into the failed try's own answer). Every event that can fail a try
+    /// passes its action through here.
+    func budgeted(_ action: ExchangeStateMachine.Action, _ exchange: Exchange) -> ExchangeStateMachine.Action {
+        guard case .scheduleRetry = action else { return action }
         let now = Int64(truncatingIfNeeded: NIODeadline.now().uptimeNanoseconds)
-        guard loop.takeRetryFromBudget(retry.budgetKey, now: now) else { return false }
-        retry.retriesDone += 1
+        guard let retry = exchange.retry, loop.takeRetryFromBudget(retry.budgetKey, now: now) else {
+            return exchange.machine.retryRefusedByBudget()
+        }
         loop.metrics.recordRetry(route: exchange.routeName)
-        retry.perTryTask?.cancel()
-        retry.perTryTask = nil
+        return action
+    }
 
+    /// The try that failed gives back its connection (not for reuse: its answer was not read)
+    /// and its endpoint; the next one goes to another endpoint where there is one, after a
+    /// jittered backoff. The route's overall timeout keeps running across tries.
+    func scheduleRetry(_ exchange: Exchange, retry number: Int, abandonUpstream: Bool) {
+        guard let retry = exchange.retry else { return }
+        retry.cancelPerTryTimer()
         if let waiterID = exchange.waiterID {
             exchange.pool?.cancelLease(waiterID)
             exchange.waiterID = nil
             leftBreakerQueue(exchange)
         }
-        if let upstream = exchange.upstream {
+        if abandonUpstream, let upstream = exchange.upstream {
             exchange.upstream = nil
             upstream.release(reusable: false)
         }
-        let previous = exchange.lease
+        exchange.previousLease = exchange.lease
         if let lease = exchange.lease {
             exchange.lease = nil
             exchange.destination.release(lease)
@@ -45,110 +46,49 @@ extension ProxyHandler {
         // The next try starts from everything the client has sent so far; what is still to
         // come is buffered behind it until that try has a connection.
         exchange.bufferedBody = retry.replay.map { [$0] } ?? []
-        exchange.bufferedEnd = exchange.requestComplete
 
-        let backoff = retry.compiled.rules.backoff(retry: retry.retriesDone, unit: loop.random.unitDraw())
+        let backoff = retry.compiled.rules.backoff(retry: number, unit: loop.random.unitDraw())
         retry.backoffTask = loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) {
-            guard case .proxying(let current) = self.state, current === exchange, self.downstream != nil
-            else { return }
             retry.backoffTask = nil
-            self.startRetry(exchange, retry: retry, avoiding: previous)
+            self.perform(exchange.machine.backoffElapsed(), exchange)
         }
-        return true
     }
 
-    func startRetry(_ exchange: Exchange, retry: RetryState, avoiding previous: BackendLease?) {
+    /// The backoff is over: the next try's endpoint.
+    func startRetry(_ exchange: Exchange) {
         // A service as this loop serves it now: a reload during the backoff may have changed
         // its endpoints, and a pick from the old list would point past the new one. A function
         // gives another worker if one is free, or a new one (its scaler decides).
-        guard let next = exchange.destination.backendForNextTry(after: previous) else {
-            releaseBackendSlot(exchange)
-            exchange.cancelTimeout()
-            retry.cancelTimers()
-            writeLocalReply(.noBackend, head: exchange.requestHead, close: false, record: exchange.record(),
-                            requestComplete: exchange.requestComplete)
+        guard let next = exchange.destination.backendForNextTry(after: exchange.previousLease) else {
+            perform(exchange.machine.leaseFailed(.unavailable(.noBackend)), exchange)
             return
         }
         exchange.destination = next
         // Another endpoint is preferred (least_request and random can pick the same one).
-        leaseBackend(exchange, avoiding: previous)
+        leaseBackend(exchange, avoiding: exchange.previousLease)
     }
+
+    // MARK: Timeouts
 
     /// The per-try timeout runs from the moment the try's request has been sent whole (as in
     /// Envoy), so a slow upload is not cut short by it.
     func startPerTryTimer(_ exchange: Exchange) {
-        guard let retry = exchange.retry, let perTry = retry.compiled.perTryTimeout, retry.perTryTask == nil,
-              !exchange.responseStarted else { return }
+        guard let retry = exchange.retry, let perTry = retry.compiled.perTryTimeout, retry.perTryTask == nil else { return }
         retry.perTryTask = loop.eventLoop.assumeIsolated().scheduleTask(in: perTry) {
             self.perTryTimedOut(exchange)
         }
     }
 
     func perTryTimedOut(_ exchange: Exchange) {
-        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, downstream != nil else { return }
         exchange.retry?.perTryTask = nil
-        if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
-        if retryScheduled(exchange, after: .perTryTimeout) { return }
-        abandonUpstream(exchange)
-        releaseBackendSlot(exchange)
-        writeLocalReply(.upstreamTimeout, head: exchange.requestHead, close: !exchange.requestComplete,
-                        record: exchange.record(), requestComplete: exchange.requestComplete)
+        guard downstream != nil else { return }
+        if exchange.machine.isAwaitingResponse { recordOutcome(exchange, status: nil) }
+        perform(budgeted(exchange.machine.perTryTimedOut(), exchange), exchange)
     }
 
     func routeTimedOut(_ exchange: Exchange) {
-        guard case .proxying(let current) = state, current === exchange, !exchange.responseStarted, downstream != nil else { return }
-        if exchange.upstream != nil { recordOutcome(exchange, status: nil) }
-        abandonUpstream(exchange)
-        releaseBackendSlot(exchange)
-        // A client still sending its body is not made to finish first: it hears now, and the
-        // connection closes behind the answer.
-        writeLocalReply(.upstreamTimeout, head: exchange.requestHead, close: !exchange.requestComplete,
-                        record: exchange.record(), requestComplete: exchange.requestComplete)
-    }
-
-    /// Both directions are done: the connection goes back to the pool and the request is logged.
-    func completeExchange(_ exchange: Exchange) {
-        if let upstream = exchange.upstream {
-            exchange.upstream = nil
-            upstream.release(reusable: exchange.destination.mayReuse(connectionThatServed: upstream.requestsServed))
-        }
-        finish(exchange)
-        state = .idle
-    }
-
-    /// Gives up the exchange's upstream connection without reusing it.
-    func abandonUpstream(_ exchange: Exchange) {
-        exchange.cancelTimeout()
-        exchange.retry?.cancelTimers()
-        if let waiterID = exchange.waiterID {
-            exchange.pool?.cancelLease(waiterID)
-            exchange.waiterID = nil
-            leftBreakerQueue(exchange)
-        }
-        if let leaseID = exchange.leaseID {
-            exchange.leaseID = nil
-            exchange.destination.cancelLease(id: leaseID)
-        }
-        if let upstream = exchange.upstream {
-            exchange.upstream = nil
-            upstream.release(reusable: false)
-        }
-    }
-
-    func finish(_ exchange: Exchange) {
-        guard !exchange.finished else { return }
-        exchange.finished = true
-        releaseBackendSlot(exchange)
-        record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.target,
-               status: exchange.status, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut,
-               upstream: exchange.pool?.endpoint)
-    }
-
-    /// Gives back what the request held of its backend (the load balancer's in-flight count,
-    /// a function worker's concurrency slot). Once.
-    func releaseBackendSlot(_ exchange: Exchange) {
-        guard !exchange.slotReleased else { return }
-        exchange.slotReleased = true
-        if let lease = exchange.lease { exchange.destination.release(lease) }
+        guard downstream != nil else { return }
+        if exchange.machine.isAwaitingResponse { recordOutcome(exchange, status: nil) }
+        perform(exchange.machine.routeTimedOut(), exchange)
     }
 }

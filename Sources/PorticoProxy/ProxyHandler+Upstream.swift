@@ -36,13 +36,13 @@ extension ProxyHandler {
     func leaseCompleted(_ exchange: Exchange, result: Result<any LeasedUpstream, UpstreamPoolError>) {
         exchange.waiterID = nil
         leftBreakerQueue(exchange)
-        guard case .proxying(let current) = state, current === exchange, let downstream = downstream else {
-            // The request ended (timeout, client gone) while the connection was on its way.
+        guard let downstream = downstream else {
             if case .success(let connection) = result { connection.release(reusable: true) }
             return
         }
         switch result {
         case .failure(let error):
+            guard exchange.machine.isLeasing else { return }
             if error == .connectFailed, let lease = exchange.lease, exchange.endpointRefusals < 2,
                exchange.destination.replaceRefusedEndpoint(lease) {
                 // The endpoint (a function worker) died or stopped listening since it was handed
@@ -58,23 +58,27 @@ extension ProxyHandler {
                     return
                 }
             }
-            if error == .connectFailed { recordOutcome(exchange, status: nil) }
-            if error == .connectFailed, retryScheduled(exchange, after: .connectFailure) { return }
-            exchange.cancelTimeout()
-            exchange.retry?.cancelTimers()
-            releaseBackendSlot(exchange)
-            writeLocalReply(error == .connectFailed ? .upstreamConnectFailed : .breakerOpen, head: exchange.requestHead,
-                            close: false, record: exchange.record(), requestComplete: exchange.requestComplete)
+            if error == .connectFailed {
+                recordOutcome(exchange, status: nil)
+                perform(budgeted(exchange.machine.leaseFailed(.connectFailed), exchange), exchange)
+            } else {
+                perform(exchange.machine.leaseFailed(.overloaded), exchange)
+            }
         case .success(let upstream):
+            // A request that ended while the connection was on its way gives it back.
+            guard case .sendRequest(let end, let startPerTryTimer) = exchange.machine.leased() else {
+                upstream.release(reusable: true)
+                return
+            }
             exchange.upstream = upstream
             upstream.requestsServed += 1
             upstream.attach(exchange)
             upstream.send(.head(exchange.upstreamHead))
             for buffer in exchange.bufferedBody { upstream.send(.body(buffer)) }
             exchange.bufferedBody.removeAll()
-            if exchange.bufferedEnd { upstream.send(.end(exchange.bufferedTrailers)) }
+            if end { upstream.send(.end(exchange.trailers)) }
             upstream.flush()
-            if exchange.requestComplete { startPerTryTimer(exchange) }
+            if startPerTryTimer { self.startPerTryTimer(exchange) }
             if pendingRead, upstream.isWritable {
                 pendingRead = false
                 downstream.read()
@@ -85,63 +89,61 @@ extension ProxyHandler {
     func upstreamResponseHead(_ exchange: Exchange, _ head: ResponseHead) {
         guard let downstream = downstream else { return }
         recordOutcome(exchange, status: head.status)
-        if let retry = exchange.retry {
-            retry.perTryTask?.cancel()
-            retry.perTryTask = nil
-            if retryScheduled(exchange, after: .status(head.status)) { return }
-        }
-        exchange.cancelTimeout()
-        exchange.retry?.overallTask?.cancel()
-        if head.status == 101 {
-            guard exchange.isUpgrade else {
-                // A 101 nobody asked for cannot be relayed safely.
-                abandonUpstream(exchange)
-                releaseBackendSlot(exchange)
-                writeLocalReply(.upstreamReset, head: exchange.requestHead, close: false,
-                                   record: exchange.record(), requestComplete: exchange.requestComplete)
-                return
+        exchange.retry?.cancelPerTryTimer()
+        let action = budgeted(exchange.machine.responseHeadReceived(status: head.status), exchange)
+        switch action {
+        case .writeResponseHead(let closeClientAfter):
+            exchange.cancelTimeout()
+            exchange.retry?.cancelTimers()
+            var response = head
+            response.version = exchange.requestHead.version
+            response.fields.removeHopByHop()
+            for index in 0..<exchange.layers.count { exchange.layers[index].responseHead(&response) }
+            if closeClientAfter {
+                // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
+                // connection ends with this response (for 1.0, that is also how the body ends).
+                response.fields.append(name: "connection", value: "close")
             }
-            upgrade(exchange: exchange, head: head)
-            return
+            downstream.write(.head(response))
+        case .becomeTunnel(let finish):
+            upgrade(exchange: exchange, head: head, finish: finish)
+        default:
+            perform(action, exchange)
         }
-        var response = head
-        response.version = exchange.requestHead.version
-        response.fields.removeHopByHop()
-        for index in 0..<exchange.layers.count { exchange.layers[index].responseHead(&response) }
-        if exchange.closeAfterResponse && connection.isHTTP1 {
-            // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
-            // connection ends with this response (for 1.0, that is also how the body ends).
-            response.fields.append(name: "connection", value: "close")
-        }
-        exchange.status = head.status
-        exchange.responseStarted = true
-        downstream.write(.head(response))
     }
 
     func upstreamResponseBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
-        guard let downstream = downstream, exchange.responseStarted else { return }
+        guard let downstream = downstream, exchange.machine.isResponding else { return }
         exchange.bytesOut += buffer.readableBytes
         downstream.write(.body(buffer))
     }
 
     func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPFieldList?) {
-        guard let downstream = downstream, exchange.responseStarted else { return }
-        exchange.responseComplete = true
+        guard let downstream = downstream else { return }
+        let action = exchange.machine.responseEnded()
         // Settle this exchange before writing the end: the next pipelined request may follow
         // it soon after.
-        if exchange.requestComplete {
-            completeExchange(exchange)
-        } else {
+        let closeClient: Bool
+        switch action {
+        case .writeResponseEnd(let close, let finish):
+            if let upstream = exchange.upstream {
+                exchange.upstream = nil
+                upstream.release(reusable: exchange.destination.mayReuse(connectionThatServed: upstream.requestsServed))
+            }
+            end(exchange, finish)
+            becomeIdle(after: exchange, close: close)
+            closeClient = close
+        case .writeResponseEndEarly(let close, let finish):
             // The upstream answered before reading the whole body: that connection is out of
             // step, and the client's remaining body is read and dropped.
-            abandonUpstream(exchange)
-            finish(exchange)
-            state = .awaitingRequestEnd(pending: nil)
-            resumeClientReads()
+            settle(exchange, abandonUpstream: true)
+            end(exchange, finish)
+            if close { state = .closing } else { resumeClientReads() }
+            closeClient = close
+        default:
+            return perform(action, exchange)
         }
-        let closeAfter = exchange.closeAfterResponse && connection.isHTTP1
-        if closeAfter { state = .closing }
-        if closeAfter {
+        if closeClient {
             downstream.writeAndFlushThenClose(.end(trailers))
         } else {
             downstream.writeAndFlush(.end(trailers))
@@ -169,23 +171,9 @@ extension ProxyHandler {
     }
 
     func upstreamClosed(_ exchange: Exchange) {
-        guard case .proxying(let current) = state, current === exchange, let downstream = downstream else { return }
+        guard downstream != nil else { return }
         exchange.upstream = nil
-        if !exchange.responseStarted, !exchange.responseComplete { recordOutcome(exchange, status: nil) }
-        if !exchange.responseStarted, !exchange.responseComplete, retryScheduled(exchange, after: .reset) { return }
-        exchange.retry?.cancelTimers()
-        exchange.cancelTimeout()
-        if exchange.responseComplete { return }
-        if exchange.responseStarted {
-            // Mid-body: the only honest signal left is to cut the client's stream too.
-            exchange.status = exchange.status == 0 ? 502 : exchange.status
-            finish(exchange)
-            state = .closing
-            downstream.close()
-        } else {
-            releaseBackendSlot(exchange)
-            writeLocalReply(.upstreamReset, head: exchange.requestHead, close: false,
-                               record: exchange.record(), requestComplete: exchange.requestComplete)
-        }
+        if exchange.machine.isAwaitingResponse { recordOutcome(exchange, status: nil) }
+        perform(budgeted(exchange.machine.upstreamClosed(), exchange), exchange)
     }
 }

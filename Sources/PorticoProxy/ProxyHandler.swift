@@ -11,11 +11,14 @@ import PorticoRouting
 /// HTTP/1 pipelining reaches this handler one request at a time (`HTTP1ServerConnection`
 /// sits before it), so there is at most one `Exchange` in flight per handler.
 ///
+/// The exchange's decisions are its `ExchangeStateMachine`'s: this handler feeds it the events
+/// (the client's, the backend's, the upstream's, the timers') and does what it answers.
+///
 /// This file holds its state and the client's side; the rest is in extensions, one step each:
 /// `+RequestStart` (edge checks, route, policies, the backend chosen), `+Backend` (an endpoint
 /// leased for each try, and a connection to it), `+Upstream` (local responders, the connection
-/// and the response), `+Retries` (retries, timeouts, settling) and `+Answers` (upgrades, local
-/// answers, the log).
+/// and the response), `+Actions` (what the machine's actions do), `+Retries` (retries and
+/// timeouts) and `+Answers` (upgrades, local answers, the log).
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = RequestPart
     typealias OutboundIn = ResponsePart
@@ -104,11 +107,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.read()
     }
 
-    /// Holds the client back while the request body has nowhere to go: no upstream
-    /// connection yet, or one whose send buffer is full. The read is issued once it has.
+    /// Holds the client back while the request body has nowhere to go (the exchange machine
+    /// says when). The read is issued once it has (`resumeClientReads`).
     func holdsReads() -> Bool {
-        if case .proxying(let exchange) = state, !exchange.requestComplete,
-           exchange.upstream.map({ !$0.isWritable }) ?? true {
+        if case .proxying(let exchange) = state,
+           exchange.machine.holdsClientReads(upstreamWritable: exchange.upstream?.isWritable ?? false) {
             pendingRead = true
             return true
         }
@@ -133,10 +136,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func clientLeft() {
         if case .proxying(let exchange) = state {
-            // The client left mid-exchange: the upstream connection is mid-message too.
-            exchange.status = exchange.responseStarted ? exchange.status : 499
-            abandonUpstream(exchange)
-            finish(exchange)
+            perform(exchange.machine.clientClosed(), exchange)
         }
         state = .closing
     }
@@ -151,6 +151,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // route timeout's business, not this one's.
             switch state {
             case .idle, .awaitingRequestEnd, .execCollecting:
+                context.close(promise: nil)
+            case .proxying(let exchange) where exchange.machine.isDrainingRequest:
                 context.close(promise: nil)
             default:
                 break
@@ -173,62 +175,28 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         guard case .proxying(let exchange) = state else { return }  // discarding or closing
-        if !exchange.bodyIsFramed && buffer.readableBytes > 0 {
-            // An HTTP/2 request with a body but no content-length, on a method NIO's codec frames
-            // as bodyless: sent on, its bytes would read upstream as another request.
-            abandonUpstream(exchange)
-            releaseBackendSlot(exchange)
-            if exchange.responseStarted {
-                finish(exchange)
-                state = .closing
-                downstream?.close()
-            } else {
-                writeLocalReply(.malformedRequest, head: exchange.requestHead, close: true,
-                                   record: exchange.record())
-            }
-            return
-        }
-        exchange.bytesIn += buffer.readableBytes
-        if exchange.bytesIn > exchange.maxRequestBody {
-            if exchange.responseStarted {
-                abandonUpstream(exchange)
-                finish(exchange)
-                state = .closing
-                downstream?.close()
-            } else {
-                abandonUpstream(exchange)
-                releaseBackendSlot(exchange)
-                writeLocalReply(.bodyTooLarge, head: exchange.requestHead, close: true,
-                                   record: exchange.record())
-            }
-            return
-        }
-        exchange.retry?.keep(buffer)
-        exchange.shadow?.send(buffer)
-        if let upstream = exchange.upstream {
-            upstream.send(.body(buffer))
+        let action = exchange.machine.requestBodyReceived(size: buffer.readableBytes)
+        switch action {
+        case .forwardRequestBody(let keep):
+            exchange.retry?.keep(buffer, forReplay: keep)
+            exchange.shadow?.send(buffer)
+            exchange.upstream?.send(.body(buffer))
             upstreamNeedsFlush = true
-        } else {
+        case .bufferRequestBody(let keep):
+            exchange.retry?.keep(buffer, forReplay: keep)
+            exchange.shadow?.send(buffer)
             exchange.bufferedBody.append(buffer)
+        default:
+            perform(action, exchange)
         }
     }
 
     func requestEnd(trailers: HTTPFieldList?) {
         switch state {
         case .proxying(let exchange):
-            exchange.requestComplete = true
-            exchange.bufferedTrailers = trailers
+            exchange.trailers = trailers
             exchange.shadow?.end(trailers)
-            if let upstream = exchange.upstream {
-                upstream.send(.end(trailers))
-                upstream.flush()
-                upstreamNeedsFlush = false
-                startPerTryTimer(exchange)
-                if exchange.responseComplete { completeExchange(exchange) }
-            } else {
-                exchange.bufferedEnd = true
-                exchange.bufferedTrailers = trailers
-            }
+            perform(exchange.machine.requestEnded(), exchange)
         case .awaitingRequestEnd(let pending):
             state = .idle
             if let pending { write(pending) }

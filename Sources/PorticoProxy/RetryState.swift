@@ -1,16 +1,15 @@
 import NIOCore
 import PorticoConfig
 
-/// What a request on a route with `retries` carries for them.
+/// What a request on a route with `retries` carries for them (the machine counts the tries
+/// and decides; this holds the bytes and the timers).
 final class RetryState {
     let compiled: CompiledRetries
     /// The retry budget's key: the service's name, or `function:NAME`.
     let budgetKey: String
-    var retriesDone = 0
     /// Every body byte received so far, copied into one buffer while it fits: slices of the
     /// received buffers would keep each whole receive buffer alive.
     var replay: ByteBuffer?
-    var replayable = true
     var perTryTask: Scheduled<Void>?
     var backoffTask: Scheduled<Void>?
     /// With a backend that bounds each try from its lease (a function): the route's timeout
@@ -22,20 +21,24 @@ final class RetryState {
         self.budgetKey = budgetKey
     }
 
-    func keep(_ buffer: ByteBuffer) {
-        guard replayable else { return }
-        if (replay?.readableBytes ?? 0) + buffer.readableBytes > compiled.replayBuffer {
-            replayable = false
+    /// Keeps `buffer` for a retry, or, once the machine says the body is past the replay
+    /// limit, lets go of what was kept.
+    func keep(_ buffer: ByteBuffer, forReplay: Bool) {
+        guard forReplay else {
             replay = nil
-        } else {
-            if replay == nil { replay = ByteBufferAllocator().buffer(capacity: buffer.readableBytes) }
-            replay!.writeImmutableBuffer(buffer)
+            return
         }
+        if replay == nil { replay = ByteBufferAllocator().buffer(capacity: buffer.readableBytes) }
+        replay!.writeImmutableBuffer(buffer)
+    }
+
+    func cancelPerTryTimer() {
+        perTryTask?.cancel()
+        perTryTask = nil
     }
 
     func cancelTimers() {
-        perTryTask?.cancel()
-        perTryTask = nil
+        cancelPerTryTimer()
         backoffTask?.cancel()
         backoffTask = nil
         overallTask?.cancel()

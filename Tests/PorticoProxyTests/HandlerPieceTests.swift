@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import PorticoCore
 import PorticoHTTP1
 @testable import PorticoProxy
 import XCTest

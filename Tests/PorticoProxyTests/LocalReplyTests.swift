@@ -1,3 +1,4 @@
+import PorticoCore
 import PorticoHTTP1
 @testable import PorticoProxy
 import XCTest

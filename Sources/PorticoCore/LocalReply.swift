@@ -1,11 +1,12 @@
-import PorticoHTTP1
-
 /// Every answer the gateway writes itself because a request failed or could not be served,
 /// and the one place that gives each its status, headers and body.
 ///
+/// In the pure core because the exchange machine decides most of them; the proxy adds the
+/// mappings from its own error types (`LocalReply+Proxy`).
+///
 /// (Answers a policy decides, a route's direct response or redirect, and an exec function's
 /// output are not failures: their layer or route says what to answer.)
-enum LocalReply: Sendable, Equatable {
+public enum LocalReply: Sendable, Equatable {
     /// Framing, `Host`, the target or the path cannot be read one way only: 400.
     case malformedRequest
     /// The head (target and fields) is over `limits.maxRequestHeaders`: 431.
@@ -37,21 +38,21 @@ enum LocalReply: Sendable, Equatable {
     /// An exec function failed (exit status, or no output): 502.
     case functionFailed
 
-    var status: HTTPStatus {
+    public var statusCode: Int {
         switch self {
-        case .malformedRequest: return .badRequest
-        case .headersTooLarge: return .requestHeaderFieldsTooLarge
-        case .bodyTooLarge: return .payloadTooLarge
-        case .unsupportedTransferCoding: return .notImplemented
-        case .noRoute: return .notFound
-        case .noBackend, .breakerOpen, .overloaded, .draining: return .serviceUnavailable
-        case .upstreamConnectFailed, .upstreamReset, .workerStartFailed, .functionFailed: return .badGateway
-        case .upstreamTimeout, .workerStartTimeout: return .gatewayTimeout
+        case .malformedRequest: return 400
+        case .headersTooLarge: return 431
+        case .bodyTooLarge: return 413
+        case .unsupportedTransferCoding: return 501
+        case .noRoute: return 404
+        case .noBackend, .breakerOpen, .overloaded, .draining: return 503
+        case .upstreamConnectFailed, .upstreamReset, .workerStartFailed, .functionFailed: return 502
+        case .upstreamTimeout, .workerStartTimeout: return 504
         }
     }
 
     /// `Retry-After` where waiting a moment is likely to help (RFC 9110 10.2.3).
-    var headers: [(String, String)] {
+    public var headers: [(String, String)] {
         switch self {
         case .overloaded, .draining: return [("retry-after", "1")]
         default: return []
@@ -59,12 +60,12 @@ enum LocalReply: Sendable, Equatable {
     }
 
     /// A short body that names the status and nothing of Portico's insides.
-    var body: String {
-        Self.body(for: status)
+    public var body: String {
+        Self.body(forStatusCode: statusCode)
     }
 
-    static func body(for status: HTTPStatus) -> String {
-        switch status.code {
+    public static func body(forStatusCode code: Int) -> String {
+        switch code {
         case 400: return "bad request\n"
         case 404: return "not found\n"
         case 413: return "request body too large\n"
@@ -74,19 +75,6 @@ enum LocalReply: Sendable, Equatable {
         case 503: return "service unavailable\n"
         case 504: return "upstream timed out\n"
         default: return ""
-        }
-    }
-
-    init(_ error: FramingError) {
-        self = error == .unsupportedTransferCoding ? .unsupportedTransferCoding : .malformedRequest
-    }
-
-    init(_ unavailable: BackendUnavailable) {
-        switch unavailable {
-        case .queueFull: self = .overloaded
-        case .startupTimeout: self = .workerStartTimeout
-        case .draining: self = .draining
-        case .crashLooping: self = .workerStartFailed
         }
     }
 }
