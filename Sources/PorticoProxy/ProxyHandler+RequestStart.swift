@@ -201,8 +201,7 @@ extension ProxyHandler {
             closeClientAfterResponse: connection.isHTTP1 && (asksUpgrade || !head.keepAlive || head.method == "CONNECT"),
             upgradeAllowed: isUpgrade, requestBodyFramed: contentLength != nil || hadTransferEncoding)
         var retry: RetryState?
-        if let retries = snapshot.policies(ofRoute: matched.index)?.retries,
-           !isUpgrade, retries.rules.retries > 0 {
+        if let retries = request.retries, !isUpgrade, retries.rules.retries > 0 {
             let budgetKey = service?.name ?? backend.description
             loop.recordRequestForRetryBudget(budgetKey, config: service?.retryBudget ?? RetryBudgetConfig(),
                                              now: Int64(truncatingIfNeeded: started.uptimeNanoseconds))
@@ -218,7 +217,7 @@ extension ProxyHandler {
         exchange.retry = retry
         state = .proxying(exchange)
 
-        let timeout = route.config.timeout.timeAmount
+        let timeout = request.timeout
         exchange.routeTimeout = timeout
         if !destination.leaseMayWait {
             // The endpoint is chosen now, from the snapshot this request matched with, even when
@@ -226,8 +225,7 @@ extension ProxyHandler {
             leaseBackend(exchange)
             guard exchange.machine.isLeasing else { return }
         }
-        if let mirror = route.config.mirror, !isUpgrade, loop.random.percentDraw() < mirror.percent,
-           let shadowService = snapshot.servicesByName[mirror.service] {
+        if let mirror = request.mirrorService, !isUpgrade, let shadowService = snapshot.servicesByName[mirror] {
             exchange.shadow = startShadow(of: upstreamHead, to: shadowService, timeout: timeout)
         }
         if let faultDelay {

@@ -55,6 +55,12 @@ struct LayerRequest {
     var token: VerifiedToken?
     /// The event loop's random source, for draws (fault injection); written back after the layers.
     var random: FastRandom
+    /// What the exchange does with the request, as the route's layers set it: the route's
+    /// timeout (its layer is on every route; 15s is the config's default too), its retries,
+    /// and the service that gets a mirrored copy.
+    var timeout = TimeAmount.seconds(15)
+    var retries: CompiledRetries?
+    var mirrorService: String?
 }
 
 /// How a request ended, for the layers that watch endings.

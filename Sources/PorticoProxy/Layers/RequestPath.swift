@@ -8,8 +8,9 @@ import PorticoConfig
 ///    normalization. They come before routing, which needs a normalized path and one host.
 /// 3. The route table picks a route (404 when none matches).
 /// 4. The route's layers, built below, in this order.
-/// 5. The exchange (`ProxyHandler`, `Exchange`): the backend's lease, the route's retries and
-///    timeouts, the mirror, and relaying the answer, which passes the layers' `responseHead`.
+/// 5. The exchange (`ExchangeStateMachine`, driven by `ProxyHandler`): the backend's lease,
+///    the retries and timeouts the layers set, the mirror, and relaying the answer, which
+///    passes the layers' `responseHead`.
 /// 6. The ending layers, for every request however it ended, matched or not.
 ///
 /// Adding a policy: a folder under `Policies/` with its config, its layer and its tests, and one
@@ -22,8 +23,10 @@ struct RequestPath: Sendable {
     /// The layers that hear of every request's end.
     let ending: [any RequestLayer]
 
-    init(routePolicies: [RoutePolicies?], routeCount: Int, listenerPolicies: [String: PolicySet]) {
+    init(routes: [RouteConfig], routePolicies: [RoutePolicies?], listenerPolicies: [String: PolicySet]) {
         let forwarding = ForwardingHeadersLayer()
+        let timeouts = routes.map { RouteTimeoutLayer(timeout: $0.timeout.timeAmount) }
+        let mirrors = routes.map { config in config.mirror.map(MirrorLayer.init) }
         func route(_ index: Int, listener: PolicySet) -> [any RequestLayer] {
             let route = index < routePolicies.count ? routePolicies[index] : nil
             let named = route?.named ?? PolicySet()
@@ -52,13 +55,19 @@ struct RequestPath: Sendable {
             // Last of those that decide, just before the backend (as Envoy's fault filter sits
             // before the router): a fault only hits requests that would have been served.
             if let fault = route?.fault { layers.append(FaultLayer(fault: fault)) }
+            // What the exchange does with a request that will be served: how long it may wait,
+            // how it retries, and who gets a copy. After the layers that decide, so a refused
+            // request is not mirrored (Envoy's router, last in its chain, does all three).
+            layers.append(timeouts[index])
+            if let retries = route?.retries { layers.append(RetryLayer(retries: retries)) }
+            if let mirror = mirrors[index] { layers.append(mirror) }
             // The route's header edits: last on the head the backend gets, first on its answer.
             if let requestHeaders = route?.requestHeaders { layers.append(requestHeaders) }
             if let responseHeaders = route?.responseHeaders { layers.append(responseHeaders) }
             return layers
         }
-        routeLayers = (0..<routeCount).map { route($0, listener: PolicySet()) }
-        routeLayersByListener = listenerPolicies.mapValues { listener in (0..<routeCount).map { route($0, listener: listener) } }
+        routeLayers = routes.indices.map { route($0, listener: PolicySet()) }
+        routeLayersByListener = listenerPolicies.mapValues { listener in routes.indices.map { route($0, listener: listener) } }
         // Metrics before the log line: both read the same ending, in either order.
         ending = [MetricsLayer(), AccessLogLayer()]
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import PorticoConfig
+import PorticoCore
 import PorticoHTTP1
 @testable import PorticoProxy
 import XCTest
@@ -25,11 +26,15 @@ final class RequestPathTests: XCTestCase {
                 - to: { paths: ["/api/*"] }
         services:
           api: { endpoints: [127.0.0.1:9001] }
+          api-next: { endpoints: [127.0.0.1:9002] }
         routes:
           - match: { prefix: /api/ }
             service: api
             policies: [per-key, per-ip]
             fault: { delay: { percent: 100, duration: 5ms } }
+            timeout: 3s
+            retries: { attempts: 2, perTryTimeout: 1s, retryOn: [gateway-error] }
+            mirror: { service: api-next, percent: 100 }
             requestHeaders: { set: { x-env: prod } }
             responseHeaders: { remove: [server] }
           - match: { prefix: / }
@@ -47,13 +52,14 @@ final class RequestPathTests: XCTestCase {
     func testTheLayersOfARouteComeInTheAssemblysOrder() throws {
         let path = try snapshot().requestPath
         XCTAssertEqual(names(path.layers(listener: "internal", route: 0)),
-                       ["ForwardingHeadersLayer", "RateLimitLayer", "FaultLayer", "RequestHeadersPolicy",
-                        "ResponseHeadersPolicy"])
+                       ["ForwardingHeadersLayer", "RateLimitLayer", "FaultLayer", "RouteTimeoutLayer", "RetryLayer",
+                        "MirrorLayer", "RequestHeadersPolicy", "ResponseHeadersPolicy"])
         XCTAssertEqual(names(path.layers(listener: "public", route: 0)),
                        ["ForwardingHeadersLayer", "AuthorizationLayer", "RateLimitLayer", "FaultLayer",
-                        "RequestHeadersPolicy", "ResponseHeadersPolicy"],
+                        "RouteTimeoutLayer", "RetryLayer", "MirrorLayer", "RequestHeadersPolicy", "ResponseHeadersPolicy"],
                        "the listener's authorization joins the route's layers")
-        XCTAssertEqual(names(path.layers(listener: "internal", route: 1)), ["ForwardingHeadersLayer"])
+        XCTAssertEqual(names(path.layers(listener: "internal", route: 1)), ["ForwardingHeadersLayer", "RouteTimeoutLayer"],
+                       "every route has a timeout")
         XCTAssertEqual(names(path.ending), ["MetricsLayer", "AccessLogLayer"])
     }
 
@@ -82,8 +88,14 @@ final class RequestPathTests: XCTestCase {
             case .reject(let status, _, _): verdicts.append("reject \(status.code)")
             }
         }
-        XCTAssertEqual(verdicts, ["proceed", "proceed", "delay 5ms", "proceed", "proceed"])
+        XCTAssertEqual(verdicts, ["proceed", "proceed", "delay 5ms", "proceed", "proceed", "proceed", "proceed", "proceed"])
         XCTAssertFalse(request.head.fields.contains("x-forwarded-client-cert"), "a client's claim never passes")
+        // What the exchange is told: the route's timeout, its retries, the mirror's service.
+        XCTAssertEqual(request.timeout, .seconds(3))
+        XCTAssertEqual(request.retries?.rules.retries, 2)
+        XCTAssertEqual(request.retries?.rules.conditions, [.gatewayError])
+        XCTAssertEqual(request.retries?.perTryTimeout, .seconds(1))
+        XCTAssertEqual(request.mirrorService, "api-next")
 
         var upstream = request.head
         for layer in layers { layer.upstreamHead(&upstream, of: request) }
@@ -113,5 +125,24 @@ final class RequestPathTests: XCTestCase {
         XCTAssertEqual(status, .tooManyRequests)
         XCTAssertEqual(backend, "rate_limit")
         XCTAssertEqual(headers.first?.0, "retry-after")
+    }
+
+    func testAMirrorTakesItsShareOfRequestsByDraw() throws {
+        let mirror = MirrorLayer(mirror: MirrorConfig(service: "api-next", percent: 25))
+        let connection = DownstreamConnectionInfo(scheme: "http", listenerName: "internal", clientAddress: "10.0.0.7",
+                                                  protocolName: "HTTP/1.1")
+        let head = RequestHead(method: "GET", target: "/", version: .http1_1, fields: HTTPFieldList([("host", "a")]))
+        var random = FastRandom(seed: 7)
+        var mirrored = 0
+        for index in 0..<4000 {
+            var request = LayerRequest(head: head, query: nil, path: "/", authority: "a", requestID: "r\(index)",
+                                       hadRequestID: false, connection: connection, random: random)
+            guard case .proceed = mirror.requestHead(&request) else { return XCTFail("a mirror never holds the request") }
+            random = request.random
+            if request.mirrorService == "api-next" { mirrored += 1 }
+        }
+        XCTAssertTrue((800...1200).contains(mirrored), "about a quarter: \(mirrored) of 4000")
+        XCTAssertNil(LayerRequest(head: head, query: nil, path: "/", authority: "a", requestID: "r", hadRequestID: false,
+                                  connection: connection, random: random).mirrorService, "no layer, no mirror")
     }
 }
