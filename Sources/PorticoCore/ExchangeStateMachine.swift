@@ -302,10 +302,11 @@ public struct ExchangeStateMachine: Sendable {
             return .none
         case .drainingRequest:
             phase = .finished
-            // A local answer that was waiting for the request's end will never be written.
-            if let pending = pendingReply {
+            // A local answer that was waiting for the request's end will never be written: the
+            // client left before hearing it.
+            if pendingReply != nil {
                 pendingReply = nil
-                return .finishOnly(outcome(.local(pending)))
+                return .finishOnly(outcome(.clientLeft))
             }
             return .none
         case .responding:
@@ -361,8 +362,9 @@ public struct ExchangeStateMachine: Sendable {
     /// A local answer: now if the request is complete (or the connection closes after it),
     /// else once the request ends.
     private mutating func answer(_ reply: LocalReply, abandonUpstream: Bool = false, closeClient: Bool = false) -> Action {
+        // A connection that closes after this answer need not read the rest of the request.
         let close = closeClient || configuration.closeClientAfterResponse
-        if requestComplete || closeClient {
+        if requestComplete || close {
             phase = .finished
             return .writeLocalAnswerNow(reply, abandonUpstream: abandonUpstream, closeClient: close,
                                         finish: outcome(.local(reply)))

@@ -16,7 +16,14 @@ extension ProxyHandler {
     /// to the byte glue.
     func upgrade(exchange: Exchange, head: ResponseHead, finish: ExchangeOutcome) {
         // Only an HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
-        guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else { return }
+        guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else {
+            // Nothing to glue: the exchange breaks off as if either side had gone.
+            settle(exchange, abandonUpstream: true)
+            end(exchange, finish)
+            state = .closing
+            downstream?.close()
+            return
+        }
         exchange.upstream = nil
         settle(exchange, abandonUpstream: false)
         end(exchange, finish)

@@ -20,50 +20,17 @@ extension ProxyHandler {
                                record: .init(route: "-", backend: "-", requestID: requestID, started: started))
         }
 
-        if head.fields.wireSize + head.target.utf8.count > snapshot.maxRequestHeaders {
-            return reject(.headersTooLarge, close: true)
+        // The edge checks (`RequestPath.edge`): what routing needs to be sure of.
+        var edge = EdgeRequest(head: head, connection: connection)
+        let checks = snapshot.requestPath.edge
+        for index in 0..<checks.count {
+            if case .reject(let reply, let close) = checks[index].check(&edge) { return reject(reply, close: close) }
         }
-        // Two Host fields, or one that is not host[:port]: routing, policies and the backend
-        // could each read a different host (RFC 9112 3.2 asks for 400).
-        guard head.fields.hasValidHost else { return reject(.malformedRequest, close: true) }
-        let contentLength: Int?
-        do {
-            contentLength = try head.fields.validateRequestFraming(version: head.version)
-        } catch {
-            return reject(LocalReply(error), close: true)
-        }
-        if head.fields.hasUnderscoreName, connection.underscoreHeaders != .allow {
-            // `Content_Length` may become `Content-Length` at a backend that maps `_` to `-`:
-            // with a body, whatever the action, the request is refused (as nginx and HAProxy
-            // refuse it); without one, the names are dropped unless the listener says reject.
-            // HTTP/2 frames its body itself (`RequestHead(http2Fields:)` adds the framing headers),
-            // so there only the names go.
-            let hasBody = connection.isHTTP1 && (contentLength != nil || head.fields.contains("transfer-encoding"))
-            if connection.underscoreHeaders == .reject || hasBody {
-                return reject(.malformedRequest, close: true)
-            }
-            head.fields.removeUnderscoreNames()
-        } else if head.fields.hasUnderscoreName {
-            // Allowed, but not as a spelling of a field Portico writes and the backend trusts.
-            head.fields.removeUnderscoreSpellings(of: ["x-forwarded-client-cert", "x-forwarded-for", "x-forwarded-proto",
-                                                       "x-forwarded-host"] + snapshot.trustedOutputHeaders)
-        }
-        if let contentLength, contentLength > snapshot.maxRequestBody {
-            return reject(.bodyTooLarge, close: true)
-        }
-        var target: NormalizedTarget
-        switch PathNormalizer.normalize(head.target, method: head.method) {
-        case .success(let normalized): target = normalized
-        case .failure: return reject(.malformedRequest, close: false)
-        }
-        let authority = target.authority ?? head.fields.firstValue(of: "host") ?? ""
-        if authority.isEmpty && head.version != .http1_0 {
-            // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/2 request for an http(s) URI needs
-            // `:authority` or `Host` (RFC 9113 8.3.1). Routing by an empty host would guess.
-            return reject(.malformedRequest, close: true)
-        }
-        // An absolute-form target's authority replaces Host, so it meets the same grammar.
-        if target.authority != nil, !HostHeader.isValid(authority) { return reject(.malformedRequest, close: true) }
+        head = edge.head
+        let contentLength = edge.contentLength
+        let authority = edge.authority
+        // `PathCheck` is on every edge list: a request it did not see cannot be routed.
+        guard var target = edge.target else { return reject(.malformedRequest, close: true) }
 
         guard let matched = snapshot.routeTable.match(
             RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)) else {

@@ -50,6 +50,7 @@ extension ProxyHandler {
         let backoff = retry.compiled.rules.backoff(retry: number, unit: loop.random.unitDraw())
         retry.backoffTask = loop.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(backoff)) {
             retry.backoffTask = nil
+            guard self.downstream != nil else { return }
             self.perform(exchange.machine.backoffElapsed(), exchange)
         }
     }

@@ -195,7 +195,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch state {
         case .proxying(let exchange):
             exchange.trailers = trailers
-            exchange.shadow?.end(trailers)
+            // A request being drained has lost body parts on the way (they are dropped): the
+            // mirror's copy must not be ended as if it were whole.
+            if !exchange.machine.isDrainingRequest { exchange.shadow?.end(trailers) }
             perform(exchange.machine.requestEnded(), exchange)
         case .awaitingRequestEnd(let pending):
             state = .idle

@@ -143,7 +143,8 @@ public final class RuntimeSnapshot: Sendable {
                                  responseHeaders: route.responseHeaders.map(ResponseHeadersPolicy.init))
         }
         self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
-        self.requestPath = RequestPath(routes: routes, routePolicies: compiled, listenerPolicies: byListener)
+        self.requestPath = RequestPath(routes: routes, routePolicies: compiled, listenerPolicies: byListener,
+                                       limits: config.limits, trustedOutputHeaders: trustedOutputHeaders)
     }
 }
 

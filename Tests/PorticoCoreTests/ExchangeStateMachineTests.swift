@@ -136,6 +136,14 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.isFinished)
     }
 
+    func testAClientClosedAfterItsAnswerHearsAFailureAtOnce() {
+        var machine = Machine(configuration: .init(closeClientAfterResponse: true), requestHasBody: true)
+        _ = machine.requestBodyReceived(size: 10)
+        guard case .writeLocalAnswerNow(.upstreamConnectFailed, abandonUpstream: false, closeClient: true, _) =
+            machine.leaseFailed(.connectFailed) else { return XCTFail("its connection closes: the rest need not be read") }
+        XCTAssertEqual(machine.requestBodyReceived(size: 10), .dropRequestBody)
+    }
+
     func testAFunctionThatCannotGiveAWorkerAnswersItsReply() {
         var machine = Machine(configuration: .init(), requestHasBody: false)
         let action = machine.leaseFailed(.unavailable(.workerStartTimeout))
@@ -312,7 +320,8 @@ final class ExchangeStateMachineTests: XCTestCase {
         var machine = Machine(configuration: .init(), requestHasBody: true)
         _ = machine.leaseFailed(.overloaded)
         guard case .finishOnly(let finish) = machine.clientClosed() else { return XCTFail() }
-        XCTAssertEqual(finish.kind, .local(.breakerOpen))
+        XCTAssertEqual(finish.kind, .clientLeft, "the answer was never written")
+        XCTAssertEqual(finish.loggedStatus, 499)
         XCTAssertEqual(machine.clientClosed(), .none)
         XCTAssertEqual(machine.requestEnded(), .none)
     }

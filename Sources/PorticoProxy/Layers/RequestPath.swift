@@ -4,7 +4,7 @@ import PorticoConfig
 ///
 /// What a request meets, top to bottom (README, "How a request flows"):
 /// 1. The codec (`HTTP1RequestReader` or `HTTP2ServerConnection`) parses and validates it.
-/// 2. The edge checks (`ProxyHandler+RequestStart`): limits (431, 413), framing, `Host`, path
+/// 2. The edge checks (`Edge/`, listed below): limits (431, 413), framing, `Host`, path
 ///    normalization. They come before routing, which needs a normalized path and one host.
 /// 3. The route table picks a route (404 when none matches).
 /// 4. The route's layers, built below, in this order.
@@ -16,6 +16,8 @@ import PorticoConfig
 /// Adding a policy: a folder under `Policies/` with its config, its layer and its tests, and one
 /// line below.
 struct RequestPath: Sendable {
+    /// What every request meets before routing, in order.
+    let edge: [any EdgeCheck]
     /// The layers of the request that matched route `index`, on a listener that names no policy.
     let routeLayers: [[any RequestLayer]]
     /// The same for each listener that names policies.
@@ -23,7 +25,21 @@ struct RequestPath: Sendable {
     /// The layers that hear of every request's end.
     let ending: [any RequestLayer]
 
-    init(routes: [RouteConfig], routePolicies: [RoutePolicies?], listenerPolicies: [String: PolicySet]) {
+    init(routes: [RouteConfig], routePolicies: [RoutePolicies?], listenerPolicies: [String: PolicySet],
+         limits: LimitsConfig, trustedOutputHeaders: [String]) {
+        edge = [
+            // The cheapest refusal first, and before anything reads a field by name.
+            HeaderSizeCheck(maxRequestHeaders: limits.maxRequestHeaders),
+            HostFieldCheck(),
+            // The framing before anything that reads the body's length (the underscore rule, the
+            // body limit).
+            FramingCheck(),
+            UnderscoreNameCheck(trustedOutputHeaders: trustedOutputHeaders),
+            BodySizeCheck(maxRequestBody: limits.maxRequestBody),
+            PathCheck(),
+            // After the path: an absolute-form target carries the authority.
+            AuthorityCheck(),
+        ]
         let forwarding = ForwardingHeadersLayer()
         let timeouts = routes.map { RouteTimeoutLayer(timeout: $0.timeout.timeAmount) }
         let mirrors = routes.map { config in config.mirror.map(MirrorLayer.init) }
