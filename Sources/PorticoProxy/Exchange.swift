@@ -11,6 +11,8 @@ import PorticoRouting
 /// arrives for an exchange that is over finds its machine finished and is told to do nothing
 /// (or to give back what it brought).
 final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeaseWaiter, DeadlineWatched {
+    /// The client's request line: its method, target and version, for the log and the
+    /// answers. Its fields moved to `upstreamHead`.
     let requestHead: RequestHead
     let upstreamHead: RequestHead
     let routeName: String

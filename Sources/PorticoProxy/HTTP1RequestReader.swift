@@ -95,9 +95,9 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
         var delivered = false
         while let event = parser.next() {
             delivered = true
-            switch event {
+            switch consume event {
             case .head(let head):
-                deliver(context, .head(RequestHead(head)))
+                deliver(context, .head(RequestHead(consume head)))
             case .body(let bytes):
                 deliver(context, .body(bytes))
             case .end(let trailers):
@@ -110,11 +110,13 @@ final class HTTP1RequestReader: ChannelInboundHandler, RemovableChannelHandler {
         return delivered
     }
 
-    private func deliver(_ context: ChannelHandlerContext, _ part: RequestPart) {
+    /// `consuming` down to `ProxyHandler.startRequest`: a head passed on, not copied, is held
+    /// once there, and its fields can become the upstream head's without a copy.
+    private func deliver(_ context: ChannelHandlerContext, _ part: consuming RequestPart) {
         if let connection, connection.isAttached {
-            connection.receive(part)
+            connection.receive(consume part)
         } else {
-            context.fireChannelRead(wrapInboundOut(part))
+            context.fireChannelRead(wrapInboundOut(consume part))
         }
     }
 }

@@ -128,18 +128,18 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// A request part from the reader in front, by a direct call.
-    func receive(_ part: RequestPart) {
+    func receive(_ part: consuming RequestPart) {
         guard let context else { return }
-        receive(context, part)
+        receive(context, consume part)
     }
 
-    private func receive(_ context: ChannelHandlerContext, _ part: RequestPart) {
+    private func receive(_ context: ChannelHandlerContext, _ part: consuming RequestPart) {
         idle.noteActivity()
         if !queued.isEmpty || (awaitingResponse && part.isHead) {
-            enqueue(.part(part))
+            enqueue(.part(consume part))
             return
         }
-        deliver(context, part)
+        deliver(context, consume part)
     }
 
     private func enqueue(_ pending: Pending) {
@@ -147,7 +147,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         if queued.count >= Self.maxQueuedParts { readsHeld = true }
     }
 
-    private func deliver(_ context: ChannelHandlerContext, _ part: RequestPart) {
+    private func deliver(_ context: ChannelHandlerContext, _ part: consuming RequestPart) {
         switch part {
         case .head(let head):
             awaitingResponse = true
@@ -159,9 +159,9 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
             requestEnded = true
         }
         if let proxy, proxy.context != nil {
-            proxy.receive(part)
+            proxy.receive(consume part)
         } else {
-            context.fireChannelRead(wrapInboundOut(part))
+            context.fireChannelRead(wrapInboundOut(consume part))
         }
     }
 

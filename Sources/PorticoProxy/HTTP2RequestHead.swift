@@ -39,7 +39,9 @@ extension RequestHead {
         // server expects one, so they are joined with "; " (many servers read only one line).
         var cookies: [String] = []
         var regular = HTTPFieldList()
-        regular.reserveCapacity(fields: fields.count + 2, bytes: 512)
+        // Room for `host` and a joined cookie, and for what the proxy adds to the upstream head
+        // the list becomes (framing, the forwarding headers): made once here, never grown.
+        regular.reserveCapacity(fields: fields.count + 10, bytes: 1024)
         for (name, value, _) in fields {
             if name.utf8.first == UInt8(ascii: ":") {
                 guard !sawRegular else { throw .pseudoHeaderAfterRegular }

@@ -150,7 +150,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
                                        receiveWindow: streamWindow, sendWindow: clientInitialWindow)
         stream.proxy = ProxyHandler(loop: loop, connection: info, stream: stream)
         streams[id] = stream
-        stream.proxy.receive(.head(head))
+        stream.proxy.receive(.head(consume head))  // held once from here: see `startRequest`
         if headers.endStream, !stream.isReset { stream.endRequest(trailers: nil) }
         noteTouched(stream)
     }

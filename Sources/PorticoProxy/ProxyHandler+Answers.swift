@@ -17,9 +17,10 @@ extension ProxyHandler {
     func upgrade(exchange: Exchange, head: ResponseHead, finish: ExchangeOutcome) {
         // Only an HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
         guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else {
-            // Nothing to glue: the exchange breaks off as if either side had gone.
+            // Nothing to glue: the exchange breaks off as if the upstream had gone.
             settle(exchange, abandonUpstream: true)
-            end(exchange, finish)
+            end(exchange, ExchangeOutcome(kind: .upstreamResetMidResponse, tries: finish.tries,
+                                          requestBytes: finish.requestBytes, upstreamStatus: 502))
             state = .closing
             downstream?.close()
             return

@@ -8,9 +8,9 @@ import PorticoRouting
 extension ProxyHandler {
     // MARK: Request start
 
-    func startRequest(head: RequestHead) {
+    func startRequest(head received: consuming RequestHead) {
         guard let downstream else { return }
-        var head = head
+        var head = consume received
         let snapshot = loop.snapshot
         let started = NIODeadline.now()
         let requestID = head.fields.firstValue(of: "x-request-id") ?? loop.random.makeRequestID()
@@ -27,6 +27,7 @@ extension ProxyHandler {
             if case .reject(let reply, let close) = checks[index].check(&edge) { return reject(reply, close: close) }
         }
         head = edge.head
+        edge.head.fields = HTTPFieldList()  // held once, by `head` (see the upstream head below)
         let contentLength = edge.contentLength
         let authority = edge.authority
         // `PathCheck` is on every edge list: a request it did not see cannot be routed.
@@ -133,13 +134,20 @@ extension ProxyHandler {
         // backend, past routing and every policy.
         let asksUpgrade = connection.isHTTP1 && head.fields.isUpgradeRequest
         let isUpgrade = asksUpgrade && head.fields.upgradeProtocolsAllowed(route.config.upgrades)
-        var upstreamHead = RequestHead(method: head.method, target: upstreamPath, version: .http1_1, fields: head.fields)
-        // The upstream head's own copy of the fields (the client's head is kept for the log and
-        // the answer), made here with room for the forwarding headers so adding them does not
-        // grow it again. (A layer that edited the client's head, a jwt or mTLS one, made a copy
-        // of it before this one.)
-        upstreamHead.fields.reserveCapacity(fields: 6, bytes: 256 + authority.utf8.count)
         let hadTransferEncoding = head.fields.contains("transfer-encoding")
+        // The request reader stops parsing after a request that asks to switch protocols: if the
+        // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
+        // another request.
+        let closeClientAfterResponse = connection.isHTTP1 && (asksUpgrade || !head.keepAlive || head.method == "CONNECT")
+        // The client's fields become the upstream head's: the exchange keeps only the client's
+        // request line (for the log and its answers), and the layers' `upstreamHead` hooks read
+        // what the request learned, not its fields. Held once, they are edited in place; only
+        // bytes still shared with the received buffer (HTTP/1) are copied, once, with room for
+        // the forwarding headers.
+        var upstreamHead = RequestHead(method: head.method, target: upstreamPath, version: .http1_1, fields: head.fields)
+        head.fields = HTTPFieldList()
+        request.head.fields = HTTPFieldList()
+        upstreamHead.fields.reserveCapacity(fields: 6, bytes: 256 + authority.utf8.count)
         upstreamHead.fields.removeHopByHop(keepUpgrade: isUpgrade)
         upstreamHead.fields.removeAll(named: "expect")
         if asksUpgrade && !isUpgrade { upstreamHead.fields.removeAll(named: "http2-settings") }
@@ -160,12 +168,8 @@ extension ProxyHandler {
         // them, as Envoy's route headers can.
         for index in 0..<layers.count { layers[index].upstreamHead(&upstreamHead, of: request) }
 
-        // The request reader stops parsing after a request that asks to switch protocols: if the
-        // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
-        // another request.
         var machine = ExchangeStateMachine.Configuration(
-            maxRequestBody: snapshot.maxRequestBody,
-            closeClientAfterResponse: connection.isHTTP1 && (asksUpgrade || !head.keepAlive || head.method == "CONNECT"),
+            maxRequestBody: snapshot.maxRequestBody, closeClientAfterResponse: closeClientAfterResponse,
             upgradeAllowed: isUpgrade, requestBodyFramed: contentLength != nil || hadTransferEncoding)
         var retry: RetryState?
         if let retries = request.retries, !isUpgrade, retries.rules.retries > 0 {

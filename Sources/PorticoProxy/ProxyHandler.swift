@@ -79,10 +79,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         receive(unwrapInboundIn(data))
     }
 
-    func receive(_ part: RequestPart) {
-        switch part {
+    func receive(_ part: consuming RequestPart) {
+        switch consume part {
         case .head(let head):
-            startRequest(head: head)
+            startRequest(head: consume head)
         case .body(let buffer):
             requestBody(buffer: buffer)
         case .end(let trailers):
@@ -186,6 +186,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.retry?.keep(buffer, forReplay: keep)
             exchange.shadow?.send(buffer)
             exchange.bufferedBody.append(buffer)
+        case .dropRequestBody:
+            if let shadow = exchange.shadow, buffer.readableBytes > 0 {
+                exchange.shadow = nil
+                shadow.cancel()
+            }
         default:
             perform(action, exchange)
         }
@@ -195,9 +200,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch state {
         case .proxying(let exchange):
             exchange.trailers = trailers
-            // A request being drained has lost body parts on the way (they are dropped): the
-            // mirror's copy must not be ended as if it were whole.
-            if !exchange.machine.isDrainingRequest { exchange.shadow?.end(trailers) }
+            // Whole, unless a body part was dropped (which cancelled the copy).
+            exchange.shadow?.end(trailers)
             perform(exchange.machine.requestEnded(), exchange)
         case .awaitingRequestEnd(let pending):
             state = .idle

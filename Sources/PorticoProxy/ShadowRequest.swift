@@ -80,6 +80,12 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
         upstream.flush()
     }
 
+    /// The original lost body bytes on the way (they were dropped once its answer was
+    /// decided): an incomplete copy is not sent on as if it were whole.
+    func cancel() {
+        giveUp()
+    }
+
     private func giveUp() {
         guard !done else { return }
         done = true

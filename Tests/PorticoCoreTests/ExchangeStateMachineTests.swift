@@ -139,8 +139,9 @@ final class ExchangeStateMachineTests: XCTestCase {
     func testAClientClosedAfterItsAnswerHearsAFailureAtOnce() {
         var machine = Machine(configuration: .init(closeClientAfterResponse: true), requestHasBody: true)
         _ = machine.requestBodyReceived(size: 10)
-        guard case .writeLocalAnswerNow(.upstreamConnectFailed, abandonUpstream: false, closeClient: true, _) =
+        guard case .writeLocalAnswerNow(.upstreamConnectFailed, abandonUpstream: false, closeClient: true, let finish) =
             machine.leaseFailed(.connectFailed) else { return XCTFail("its connection closes: the rest need not be read") }
+        XCTAssertEqual(finish, ExchangeOutcome(kind: .local(.upstreamConnectFailed), tries: 1, requestBytes: 10, upstreamStatus: 0))
         XCTAssertEqual(machine.requestBodyReceived(size: 10), .dropRequestBody)
     }
 

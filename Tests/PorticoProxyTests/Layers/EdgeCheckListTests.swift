@@ -84,6 +84,11 @@ final class EdgeCheckListTests: XCTestCase {
         XCTAssertEqual(run("/", [("host", "a"), ("content_length", "5"), ("content-length", "0")]).0,
                        .reject(.malformedRequest, close: true), "with a body, refused whatever the listener says")
 
+        let (http2, http2Request) = run("/", [("host", "a"), ("content_length", "5"), ("content-length", "0")],
+                                        connection: connection(http1: false))
+        XCTAssertEqual(http2, .pass, "HTTP/2 frames its body itself: only the names go")
+        XCTAssertEqual(http2Request.head.fields.pairs.map(\.name), ["host", "content-length"])
+
         let (allowed, allowedRequest) = run("/", fields, connection: connection(.allow))
         XCTAssertEqual(allowed, .pass)
         XCTAssertEqual(allowedRequest.head.fields.pairs.map(\.name), ["host", "x_api_key"],

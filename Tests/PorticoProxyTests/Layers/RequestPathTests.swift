@@ -142,7 +142,13 @@ final class RequestPathTests: XCTestCase {
             if request.mirrorService == "api-next" { mirrored += 1 }
         }
         XCTAssertTrue((800...1200).contains(mirrored), "about a quarter: \(mirrored) of 4000")
-        XCTAssertNil(LayerRequest(head: head, query: nil, path: "/", authority: "a", requestID: "r", hadRequestID: false,
-                                  connection: connection, random: random).mirrorService, "no layer, no mirror")
+        let never = MirrorLayer(mirror: MirrorConfig(service: "api-next", percent: 0))
+        for index in 0..<100 {
+            var request = LayerRequest(head: head, query: nil, path: "/", authority: "a", requestID: "n\(index)",
+                                       hadRequestID: false, connection: connection, random: random)
+            _ = never.requestHead(&request)
+            random = request.random
+            XCTAssertNil(request.mirrorService, "0 percent mirrors nothing")
+        }
     }
 }
