@@ -175,16 +175,32 @@ public struct HTTPFieldList: Sendable {
 
     /// Writes the fields as HTTP/1 field lines, `name: value\r\n` each.
     public func write(to buffer: inout ByteBuffer) {
+        // One reservation and plain copies: four `ByteBuffer` writes per field (each with its
+        // uniqueness and exclusivity checks, and NIO's generic path for a static string) were
+        // about 1 % of a proxied request's CPU.
+        let total = self.wireSize
+        guard total > 0 else { return }
         self.storage.withUnsafeReadableBytes { bytes in
             self.entries.withUnsafeBufferPointer { entries in
-                for index in 0..<entries.count {
-                    let entry = entries[index]
-                    let name = Int(entry.nameStart)
-                    let value = Int(entry.valueStart)
-                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[name..<name + Int(entry.nameLength)]))
-                    buffer.writeStaticString(": ")
-                    buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[value..<value + Int(entry.valueLength)]))
-                    buffer.writeStaticString("\r\n")
+                _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+                    let base = out.baseAddress!
+                    var at = 0
+                    for index in 0..<entries.count {
+                        let entry = entries[index]
+                        let nameLength = Int(entry.nameLength)
+                        let valueLength = Int(entry.valueLength)
+                        (base + at).copyMemory(from: bytes.baseAddress! + Int(entry.nameStart), byteCount: nameLength)
+                        at += nameLength
+                        base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: at, as: UInt8.self)
+                        base.storeBytes(of: UInt8(ascii: " "), toByteOffset: at + 1, as: UInt8.self)
+                        at += 2
+                        (base + at).copyMemory(from: bytes.baseAddress! + Int(entry.valueStart), byteCount: valueLength)
+                        at += valueLength
+                        base.storeBytes(of: UInt8(ascii: "\r"), toByteOffset: at, as: UInt8.self)
+                        base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at + 1, as: UInt8.self)
+                        at += 2
+                    }
+                    return at
                 }
             }
         }
