@@ -114,5 +114,5 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
 
 extension ProxyHandler {
     fileprivate var isDownstreamWritable: Bool { downstream?.isWritable ?? false }
-    var timeouts: DeadlineSweeper<Exchange> { loop.timeouts }
+    fileprivate var timeouts: DeadlineSweeper<Exchange> { loop.timeouts }
 }

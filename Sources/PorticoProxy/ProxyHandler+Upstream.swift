@@ -36,7 +36,7 @@ extension ProxyHandler {
     func leaseCompleted(_ exchange: Exchange, result: Result<any LeasedUpstream, UpstreamPoolError>) {
         exchange.waiterID = nil
         leftBreakerQueue(exchange)
-        guard let downstream = downstream else {
+        guard downstream != nil else {
             if case .success(let connection) = result { connection.release(reusable: true) }
             return
         }
@@ -79,10 +79,7 @@ extension ProxyHandler {
             if end { upstream.send(.end(exchange.trailers)) }
             upstream.flush()
             if startPerTryTimer { self.startPerTryTimer(exchange) }
-            if pendingRead, upstream.isWritable {
-                pendingRead = false
-                downstream.read()
-            }
+            if upstream.isWritable { resumeClientReads() }
         }
     }
 
@@ -150,8 +147,9 @@ extension ProxyHandler {
         }
     }
 
-    /// A read held back for an upstream that is no longer there must be issued now, or the
-    /// rest of the request (and the answer waiting for its end) would never arrive.
+    /// Issues a read `holdsReads` held back, once the body has somewhere to go again (a
+    /// connection, room in it) or is to be dropped: otherwise the rest of the request (and an
+    /// answer waiting for its end) would never arrive.
     func resumeClientReads() {
         if pendingRead {
             pendingRead = false
@@ -164,10 +162,7 @@ extension ProxyHandler {
     }
 
     func upstreamWritabilityChanged(_ exchange: Exchange, isWritable: Bool) {
-        if isWritable, pendingRead, let downstream = downstream {
-            pendingRead = false
-            downstream.read()
-        }
+        if isWritable { resumeClientReads() }
     }
 
     func upstreamClosed(_ exchange: Exchange) {
