@@ -8,19 +8,44 @@ import NIOCore
 /// by a gigabyte in seconds. HAProxy closes after flushing the GOAWAY (h2spec 5.4.1), and so
 /// does this. Sits between the socket (or TLS) and the HTTP/2 handler, so it sees the frames
 /// as bytes in both directions.
+///
+/// It also answers the one connection error the handler gets wrong, HEADERS on a stream the
+/// client has closed (see `HTTP2ClientStreamTracker`): the frames before it are passed on, the
+/// frame itself never is, and a STREAM_CLOSED GOAWAY ends the connection the same way.
 final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
+    /// RFC 9113 7: STREAM_CLOSED.
+    private static let streamClosed: UInt32 = 0x5
+
     private var scanner = HTTP2FrameScanner()
+    private var tracker = HTTP2ClientStreamTracker()
     private var closing = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // After a connection error the peer's bytes are dropped, never buffered.
         guard !scanner.sawErrorGoAway else { return }
-        context.fireChannelRead(data)
+        let buffer = unwrapInboundIn(data)
+        guard let offset = tracker.scan(buffer.readableBytesView) else {
+            context.fireChannelRead(data)
+            return
+        }
+        if offset > 0, let before = buffer.getSlice(at: buffer.readerIndex, length: offset) {
+            context.fireChannelRead(wrapInboundOut(before))
+        }
+        // The frames before may have ended the connection already; their error stands.
+        guard !scanner.sawErrorGoAway else { return }
+        var goAway = context.channel.allocator.buffer(capacity: 17)
+        goAway.writeInteger(UInt32(8) << 8 | 0x7) // length 8, type GOAWAY
+        goAway.writeInteger(UInt8(0)) // flags
+        goAway.writeInteger(UInt32(0)) // stream 0
+        goAway.writeInteger(tracker.lastStreamID)
+        goAway.writeInteger(Self.streamClosed)
+        write(context: context, data: wrapOutboundOut(.byteBuffer(goAway)), promise: nil)
+        flush(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -32,7 +57,8 @@ final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if !scanner.sawErrorGoAway {
             switch unwrapOutboundIn(data) {
-            case .byteBuffer(let buffer): scanner.scan(buffer.readableBytesView)
+            case .byteBuffer(let buffer):
+                scanner.scan(buffer.readableBytesView) { tracker.serverReset($0) }
             case .fileRegion(let region): scanner.skip(region.readableBytes)
             }
         }

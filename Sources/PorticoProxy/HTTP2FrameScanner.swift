@@ -1,7 +1,8 @@
 import NIOCore
 
 /// Follows the frame boundaries of the bytes an HTTP/2 connection writes, to spot a GOAWAY
-/// that reports an error (RFC 9113 6.8), without decoding anything else.
+/// that reports an error (RFC 9113 6.8) and the streams it resets, without decoding anything
+/// else.
 ///
 /// `NIOHTTP2Handler` answers a connection error with such a GOAWAY and then only reports the
 /// error, with the same error types it uses for stream errors: the frame on the wire is the one
@@ -9,6 +10,8 @@ import NIOCore
 struct HTTP2FrameScanner {
     /// Frame type GOAWAY (RFC 9113 6.8).
     private static let goAwayType: UInt8 = 0x7
+    /// Frame type RST_STREAM (RFC 9113 6.4).
+    private static let resetType: UInt8 = 0x3
 
     private enum State {
         /// Reading a 9-byte frame header: `read` bytes of it so far.
@@ -24,6 +27,7 @@ struct HTTP2FrameScanner {
     /// The frame length and type, or the error code, read so far (no buffer: no allocation).
     private var length = 0
     private var type: UInt8 = 0
+    private var streamID: UInt32 = 0
     private var errorCode: UInt32 = 0
 
     /// True once a GOAWAY with an error code other than NO_ERROR went by.
@@ -42,8 +46,9 @@ struct HTTP2FrameScanner {
         }
     }
 
-    /// Takes the next written bytes, in order.
-    mutating func scan(_ bytes: ByteBufferView) {
+    /// Takes the next written bytes, in order, and tells `reset` each stream an RST_STREAM
+    /// frame ends.
+    mutating func scan(_ bytes: ByteBufferView, reset: (UInt32) -> Void = { _ in }) {
         var index = bytes.startIndex
         while index < bytes.endIndex, !sawErrorGoAway, !lostTrack {
             switch state {
@@ -54,11 +59,16 @@ struct HTTP2FrameScanner {
                     length = (read == 0 ? 0 : length << 8) | Int(byte)
                 } else if read == 3 {
                     type = byte
+                } else if read == 5 {
+                    streamID = UInt32(byte & 0x7f)
+                } else if read > 5 {
+                    streamID = streamID << 8 | UInt32(byte)
                 }
                 guard read == 8 else {
                     state = .header(read: read + 1)
                     continue
                 }
+                if type == Self.resetType { reset(streamID) }
                 if type == Self.goAwayType && length >= 8 {
                     errorCode = 0
                     state = .goAway(read: 0, length: length)

@@ -206,11 +206,10 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         self.second = second
     }
 
-    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-
     /// h2c with prior knowledge by the connection preface (RFC 9113 3.4), else HTTP/1.1.
     static func cleartext(http1: @escaping (Channel) throws -> Void, http2: @escaping (Channel) throws -> Void) -> ProtocolSniffer {
         ProtocolSniffer(decide: { bytes in
+            let preface = HTTP2ClientStreamTracker.preface
             let compared = min(bytes.count, preface.count)
             let matches = bytes.prefix(compared).elementsEqual(preface.prefix(compared))
             return matches && compared < preface.count ? nil : matches
