@@ -1,27 +1,31 @@
 import NIOCore
 
-/// Follows the frame boundaries of the bytes an HTTP/2 client sends, to spot a HEADERS frame on
-/// a stream the client has already closed, before `NIOHTTP2Handler` decodes it.
+/// Follows the frame boundaries of the bytes an HTTP/2 client sends, and the resets the server
+/// writes back, to spot HEADERS on a stream whose client half is closed before
+/// `NIOHTTP2Handler` decodes it.
 ///
-/// RFC 9113 5.1 makes that a STREAM_CLOSED error. `NIOHTTP2Handler` answers it with a
-/// PROTOCOL_ERROR GOAWAY instead: it reads any HEADERS below the highest stream id as an attempt
-/// to open a stream with a used id (5.1.1). Dropping the frame in front of it is not an option,
-/// because its header block must be decoded to keep HPACK in step. So the guard in front of the
-/// handler answers this one connection error itself, and no byte of the frame reaches the
-/// decoder. Only the client's half of each stream is followed: once the client has ended a
-/// stream (END_STREAM) or reset it, no HEADERS of its own may follow, whatever the response is
-/// doing. Pure: bytes in, a verdict out.
+/// RFC 9113 5.1 makes HEADERS on a closed or half-closed (remote) stream a STREAM_CLOSED error.
+/// `NIOHTTP2Handler` gets the code wrong in both states: on a closed stream it sends a
+/// PROTOCOL_ERROR GOAWAY (it has forgotten the stream, and reads any HEADERS below the highest
+/// id as an attempt to reuse one, 5.1.1); on a half-closed one it resets the stream with
+/// PROTOCOL_ERROR. Dropping the frame in front of it is not an option, because its header block
+/// must be decoded to keep HPACK in step. So the guard in front of the handler answers both with
+/// a STREAM_CLOSED connection error, and no byte of the frame reaches the decoder. nghttp2 (and
+/// so Envoy) makes the half-closed case a connection error too: a client that sends HEADERS
+/// after ending its stream is broken.
+///
+/// What stays the handler's: new streams, stream 0 and even ids, and HEADERS on an id below the
+/// highest that was never opened (PROTOCOL_ERROR, 5.1.1). Pure: bytes and frame headers in, a
+/// verdict out.
 struct HTTP2ClientStreamTracker {
     /// The connection preface a client opens with (RFC 9113 3.4).
     static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-    /// Past this many streams the client keeps open, the tracker stops: the handler's own
-    /// concurrency limit is 256, and a client cannot hold more open, so only streams the server
-    /// refused or reset without the client's knowledge pile up here.
+    /// Past this many streams with the client's half open, the tracker stops and the handler's
+    /// answers stand. A client cannot hold more than the advertised 256 concurrent streams; what
+    /// can pile up is streams the handler ignores after a graceful GOAWAY, until the close.
     static let maximumTrackedStreams = 1024
-    /// How many streams the server reset are remembered. A frame the client sent before it
-    /// learnt of the reset is the handler's to ignore (RFC 9113 5.1), as swift-nio-http2
-    /// remembers its own recent resets.
-    static let rememberedResets = 32
+    /// Past this many runs of opened ids (a client that skips ids), the tracker stops too.
+    static let maximumOpenedRuns = 64
 
     private enum State {
         /// Matching the preface: `matched` bytes of it so far.
@@ -30,8 +34,8 @@ struct HTTP2ClientStreamTracker {
         case header(read: Int)
         /// Skipping the rest of a frame's payload.
         case payload(remaining: Int)
-        /// Not following any more: a verdict was given, or the bytes are not HTTP/2 (the
-        /// handler answers those itself).
+        /// Not following any more: a verdict was given, too much to follow, or the bytes are not
+        /// HTTP/2 (the handler answers those itself).
         case stopped
     }
 
@@ -41,16 +45,18 @@ struct HTTP2ClientStreamTracker {
     private var flags: UInt8 = 0
     private var streamID: UInt32 = 0
 
-    /// The highest stream id the client has opened: the last stream a GOAWAY reports as seen.
+    /// The highest stream id the client has opened.
     private(set) var lastStreamID: UInt32 = 0
-    /// The streams the client has opened and has neither ended nor reset.
+    /// The ids the client opened, as runs of consecutive odd ids (`first...last`): one run for
+    /// a client that numbers its streams one after another, as clients do.
+    private var openedRuns: [(first: UInt32, last: UInt32)] = []
+    /// Streams whose client half is open: not ended (END_STREAM) and not reset by either side.
     private var clientOpen = Set<UInt32>()
-    private var resetByServer = [UInt32]()
-    private var nextResetSlot = 0
 
     /// Takes the next received bytes, in order. Returns where, in `bytes`, the first HEADERS
-    /// frame on a stream the client has closed begins (0 when its header began in an earlier
-    /// read), or nil when there is none. After a verdict the tracker stops.
+    /// frame on a stream whose client half is closed begins (0 when its header began in an earlier read, whose bytes
+    /// the handler holds as an incomplete frame), or nil when there is none. After a verdict the
+    /// tracker stops.
     mutating func scan(_ bytes: ByteBufferView) -> Int? {
         var index = bytes.startIndex
         while index < bytes.endIndex {
@@ -80,7 +86,7 @@ struct HTTP2ClientStreamTracker {
                     continue
                 }
                 state = length == 0 ? .header(read: 0) : .payload(remaining: length)
-                if !frameHeaderRead() {
+                if !clientFrame() {
                     state = .stopped
                     return max(0, index - 9 - bytes.startIndex)
                 }
@@ -93,37 +99,33 @@ struct HTTP2ClientStreamTracker {
         return nil
     }
 
-    /// The server reset `streamID` (an RST_STREAM went out): the client's HEADERS already on
-    /// the way are not an error, and the stream is no longer the client's to send on.
-    mutating func serverReset(_ streamID: UInt32) {
-        clientOpen.remove(streamID)
-        if resetByServer.count < Self.rememberedResets {
-            resetByServer.append(streamID)
-        } else {
-            resetByServer[nextResetSlot] = streamID
-            nextResetSlot = (nextResetSlot + 1) % Self.rememberedResets
-        }
+    /// The server wrote a frame header. A reset closes the stream, the client's half too.
+    ///
+    /// HEADERS the client sent before it learnt of the reset are then an error here, where
+    /// RFC 9113 5.1 asks to ignore them. Ignoring needs the header block decoded, which only the
+    /// handler can do, and it ends the connection for them too (PROTOCOL_ERROR).
+    mutating func serverFrame(type: UInt8, flags: UInt8, streamID: UInt32) {
+        if type == 0x3 { clientOpen.remove(streamID) }
     }
 
-    /// Follows one frame's effect on the client's half of its stream; false when the frame is
-    /// HEADERS on a stream the client has closed.
-    private mutating func frameHeaderRead() -> Bool {
+    /// Follows one client frame's effect on its stream; false when the frame is HEADERS on a
+    /// stream whose client half is closed.
+    private mutating func clientFrame() -> Bool {
         let endStream = flags & 0x1 != 0
         switch type {
         case 0x0 where endStream: // DATA that ends the client's half.
             clientOpen.remove(streamID)
-        case 0x3: // RST_STREAM from the client.
+        case 0x3: // RST_STREAM closes the stream.
             clientOpen.remove(streamID)
         case 0x1:
             // Stream 0 and even ids are the handler's to refuse (PROTOCOL_ERROR).
             guard streamID != 0, streamID & 1 == 1 else { return true }
             if streamID > lastStreamID {
-                lastStreamID = streamID
-                if !endStream { open(streamID) }
+                open(streamID, endStream: endStream)
             } else if clientOpen.contains(streamID) {
                 // Trailers.
                 if endStream { clientOpen.remove(streamID) }
-            } else if !resetByServer.contains(streamID) {
+            } else if wasOpened(streamID) {
                 return false
             }
         default:
@@ -132,12 +134,23 @@ struct HTTP2ClientStreamTracker {
         return true
     }
 
-    private mutating func open(_ streamID: UInt32) {
-        guard clientOpen.count < Self.maximumTrackedStreams else {
-            // Too many to follow: the handler's answer stands from here on.
+    private mutating func open(_ streamID: UInt32, endStream: Bool) {
+        if let run = openedRuns.last, run.last &+ 2 == streamID {
+            openedRuns[openedRuns.count - 1].last = streamID
+        } else {
+            openedRuns.append((streamID, streamID))
+        }
+        lastStreamID = streamID
+        guard openedRuns.count <= Self.maximumOpenedRuns,
+              clientOpen.count < Self.maximumTrackedStreams else {
+            // Too much to follow: the handler's answers stand from here on.
             state = .stopped
             return
         }
-        clientOpen.insert(streamID)
+        if !endStream { clientOpen.insert(streamID) }
+    }
+
+    private func wasOpened(_ streamID: UInt32) -> Bool {
+        openedRuns.contains { $0.first <= streamID && streamID <= $0.last }
     }
 }

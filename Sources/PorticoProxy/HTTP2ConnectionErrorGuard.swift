@@ -9,9 +9,9 @@ import NIOCore
 /// does this. Sits between the socket (or TLS) and the HTTP/2 handler, so it sees the frames
 /// as bytes in both directions.
 ///
-/// It also answers the one connection error the handler gets wrong, HEADERS on a stream the
-/// client has closed (see `HTTP2ClientStreamTracker`): the frames before it are passed on, the
-/// frame itself never is, and a STREAM_CLOSED GOAWAY ends the connection the same way.
+/// It also answers the one connection error the handler gets wrong, HEADERS on a closed stream
+/// (see `HTTP2ClientStreamTracker`): the frames before it are passed on, the frame itself never
+/// is, and a STREAM_CLOSED GOAWAY ends the connection the same way.
 final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -42,7 +42,9 @@ final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
         goAway.writeInteger(UInt32(8) << 8 | 0x7) // length 8, type GOAWAY
         goAway.writeInteger(UInt8(0)) // flags
         goAway.writeInteger(UInt32(0)) // stream 0
-        goAway.writeInteger(tracker.lastStreamID)
+        // Never above a GOAWAY already sent (a graceful one while shutting down): streams past
+        // it were ignored, and the client may retry them elsewhere (RFC 9113 6.8).
+        goAway.writeInteger(min(tracker.lastStreamID, scanner.lastGoAwayStreamID ?? .max))
         goAway.writeInteger(Self.streamClosed)
         write(context: context, data: wrapOutboundOut(.byteBuffer(goAway)), promise: nil)
         flush(context: context)
@@ -58,7 +60,7 @@ final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
         if !scanner.sawErrorGoAway {
             switch unwrapOutboundIn(data) {
             case .byteBuffer(let buffer):
-                scanner.scan(buffer.readableBytesView) { tracker.serverReset($0) }
+                scanner.scan(buffer.readableBytesView) { tracker.serverFrame(type: $0, flags: $1, streamID: $2) }
             case .fileRegion(let region): scanner.skip(region.readableBytes)
             }
         }

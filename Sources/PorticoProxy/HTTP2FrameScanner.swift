@@ -1,8 +1,8 @@
 import NIOCore
 
 /// Follows the frame boundaries of the bytes an HTTP/2 connection writes, to spot a GOAWAY
-/// that reports an error (RFC 9113 6.8) and the streams it resets, without decoding anything
-/// else.
+/// that reports an error (RFC 9113 6.8), without decoding anything else. Each frame's header
+/// is also handed to whoever follows the streams (`HTTP2ClientStreamTracker`).
 ///
 /// `NIOHTTP2Handler` answers a connection error with such a GOAWAY and then only reports the
 /// error, with the same error types it uses for stream errors: the frame on the wire is the one
@@ -10,8 +10,6 @@ import NIOCore
 struct HTTP2FrameScanner {
     /// Frame type GOAWAY (RFC 9113 6.8).
     private static let goAwayType: UInt8 = 0x7
-    /// Frame type RST_STREAM (RFC 9113 6.4).
-    private static let resetType: UInt8 = 0x3
 
     private enum State {
         /// Reading a 9-byte frame header: `read` bytes of it so far.
@@ -27,11 +25,16 @@ struct HTTP2FrameScanner {
     /// The frame length and type, or the error code, read so far (no buffer: no allocation).
     private var length = 0
     private var type: UInt8 = 0
+    private var flags: UInt8 = 0
     private var streamID: UInt32 = 0
+    private var goAwayStreamID: UInt32 = 0
     private var errorCode: UInt32 = 0
 
     /// True once a GOAWAY with an error code other than NO_ERROR went by.
     private(set) var sawErrorGoAway = false
+    /// The last stream id of the newest GOAWAY written, which a later GOAWAY must not exceed
+    /// (RFC 9113 6.8).
+    private(set) var lastGoAwayStreamID: UInt32?
     private var lostTrack = false
 
     /// Takes `count` written bytes that cannot be looked at (a file region): inside a frame's
@@ -46,9 +49,10 @@ struct HTTP2FrameScanner {
         }
     }
 
-    /// Takes the next written bytes, in order, and tells `reset` each stream an RST_STREAM
-    /// frame ends.
-    mutating func scan(_ bytes: ByteBufferView, reset: (UInt32) -> Void = { _ in }) {
+    /// Takes the next written bytes, in order, and hands `frame` each frame header's type,
+    /// flags and stream id.
+    mutating func scan(_ bytes: ByteBufferView,
+                       frame: (_ type: UInt8, _ flags: UInt8, _ streamID: UInt32) -> Void = { _, _, _ in }) {
         var index = bytes.startIndex
         while index < bytes.endIndex, !sawErrorGoAway, !lostTrack {
             switch state {
@@ -59,6 +63,8 @@ struct HTTP2FrameScanner {
                     length = (read == 0 ? 0 : length << 8) | Int(byte)
                 } else if read == 3 {
                     type = byte
+                } else if read == 4 {
+                    flags = byte
                 } else if read == 5 {
                     streamID = UInt32(byte & 0x7f)
                 } else if read > 5 {
@@ -68,8 +74,9 @@ struct HTTP2FrameScanner {
                     state = .header(read: read + 1)
                     continue
                 }
-                if type == Self.resetType { reset(streamID) }
+                frame(type, flags, streamID)
                 if type == Self.goAwayType && length >= 8 {
+                    goAwayStreamID = 0
                     errorCode = 0
                     state = .goAway(read: 0, length: length)
                 } else {
@@ -80,12 +87,20 @@ struct HTTP2FrameScanner {
                 index += taken
                 state = remaining == taken ? .header(read: 0) : .payload(remaining: remaining - taken)
             case .goAway(let read, let length):
-                if read >= 4 { errorCode = errorCode << 8 | UInt32(bytes[index]) }
+                let byte = bytes[index]
+                if read == 0 {
+                    goAwayStreamID = UInt32(byte & 0x7f)
+                } else if read < 4 {
+                    goAwayStreamID = goAwayStreamID << 8 | UInt32(byte)
+                } else {
+                    errorCode = errorCode << 8 | UInt32(byte)
+                }
                 index += 1
                 guard read == 7 else {
                     state = .goAway(read: read + 1, length: length)
                     continue
                 }
+                lastGoAwayStreamID = goAwayStreamID
                 if errorCode != 0 { sawErrorGoAway = true }
                 state = length == 8 ? .header(read: 0) : .payload(remaining: length - 8)
             }

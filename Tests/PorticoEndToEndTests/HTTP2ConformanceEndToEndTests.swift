@@ -72,8 +72,9 @@ final class HTTP2ConformanceEndToEndTests: GatewayTestCase {
     func testEachConnectionErrorGetsItsCodeThenTheClose() throws { try probe("connection_errors") }
     /// DATA on a stream closed by the response's end or by the client's reset: STREAM_CLOSED.
     func testDataOnAClosedStreamIsAnsweredWithStreamClosed() throws { try probe("data_on_closed_stream") }
-    /// HEADERS on a stream closed by the response's end or by the client's reset: STREAM_CLOSED
-    /// (RFC 9113 5.1), not PROTOCOL_ERROR, and the header block is never decoded.
+    /// HEADERS on a stream closed by the response's end or by the client's reset, or whose
+    /// response is still under way: a STREAM_CLOSED GOAWAY (RFC 9113 5.1), not PROTOCOL_ERROR,
+    /// and the header block is never decoded.
     func testHeadersOnAClosedStreamIsAnsweredWithStreamClosed() throws { try probe("headers_on_closed_stream") }
 
     // MARK: Flow control
@@ -610,29 +611,36 @@ final class HTTP2ConformanceEndToEndTests: GatewayTestCase {
                 assert errors and errors[0][1] == h2.errors.ErrorCodes.STREAM_CLOSED, (closed_by, frames)
 
         def headers_on_closed_stream():
-            # RFC 9113 5.1: HEADERS on a closed stream is a STREAM_CLOSED error. On a stream the
-            # client reset it may be the stream's; after both ends closed it is the connection's.
+            # RFC 9113 5.1: HEADERS on a closed stream is a STREAM_CLOSED error, here the
+            # connection's (the HTTP/2 library alone would say PROTOCOL_ERROR). The GOAWAY names
+            # the last stream seen, then the connection closes.
             for closed_by in ("end of response", "client reset"):
                 c = RawClient()
-                c.headers(1, HEADERS)
                 if closed_by == "client reset":
+                    c.headers(1, HEADERS, end_stream=False)
                     c.s.sendall(frame(3, 0, 1, (8).to_bytes(4, "big")) + frame(6, 0, 0, bytes(8)))
                     c.read(lambda frames: any(f != "EOF" and f[0] == 6 for f in frames))
                 else:
+                    c.headers(1, HEADERS)
                     c.read(lambda frames: any(f != "EOF" and f[0] in (0, 1) and f[1] == 1 and f[3] & 1 for f in frames))
                 c.headers(1, HEADERS)
                 frames = c.read(lambda frames: any(f == "EOF" or f[0] in (3, 7) for f in frames))
-                errors = [(f[0], int.from_bytes(f[2][4:8] if f[0] == 7 else f[2][:4], "big")) for f in frames if f != "EOF" and f[0] in (3, 7)]
-                assert errors and errors[0][1] == h2.errors.ErrorCodes.STREAM_CLOSED, (closed_by, frames)
-                if errors[0][0] == 7:
-                    # A connection error: the GOAWAY names the last stream served, then the close.
-                    goaway = next(f for f in frames if f != "EOF" and f[0] == 7)
-                    assert int.from_bytes(goaway[2][:4], "big") == 1, goaway
-                    assert c.read(lambda frames: "EOF" in frames)[-1] == "EOF"
-                else:
-                    # A stream error: the connection serves on.
-                    c.headers(3, HEADERS)
-                    assert c.outcome(3) == ("status", "200")
+                errors = [(f[0], int.from_bytes(f[2][4:8] if f[0] == 7 else f[2][:4], "big"), f[2][:4]) for f in frames if f != "EOF" and f[0] in (3, 7)]
+                assert errors and errors[0][:2] == (7, h2.errors.ErrorCodes.STREAM_CLOSED), (closed_by, frames)
+                assert int.from_bytes(errors[0][2], "big") == 1, (closed_by, frames)
+                assert c.read(lambda frames: "EOF" in frames)[-1] == "EOF"
+            # While the response is still under way (half-closed, remote) too, as nghttp2 does:
+            # the HTTP/2 library alone would reset the stream with PROTOCOL_ERROR.
+            listener = paused_upstream()
+            c = RawClient()
+            c.headers(1, HEADERS[:3] + [(":path", "/paused/wait")])
+            upstream = accept(listener)
+            read_head(upstream)
+            c.headers(1, HEADERS)
+            assert c.outcome(1) == ("goaway", h2.errors.ErrorCodes.STREAM_CLOSED)
+            assert c.read(lambda frames: "EOF" in frames)[-1] == "EOF"
+            upstream.close()
+            listener.close()
 
         MALFORMED = {
             # RFC 9113 8.2.1: field names and values.
