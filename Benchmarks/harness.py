@@ -901,13 +901,19 @@ def thresholds(table, fn, allocations=None):
             out.append({"target": f"allocations per {label} (release) <= {limit}", "value": allocations[key],
                         "met": allocations[key] <= limit})
     p, n = table.get("Portico", {}), table.get("nginx", {})
-    for key, label in (("h1_rps", "scenario 1 req/s"), ("h2c_rps", "scenario 2 req/s")):
+    # Issue 15 (proxy core v2): at least these shares of nginx's requests/s, at most these
+    # multiples of its CPU per request and of its added p99.
+    for key, label, least in (("h1_rps", "HTTP/1.1 req/s", 0.8), ("h2c_rps", "h2c req/s", 1.0),
+                              ("tls_h1_rps", "TLS HTTP/1.1 req/s", 0.8), ("tls_h2_rps", "TLS h2 req/s", 0.8)):
         if p.get(key) and n.get(key):
             r = p[key] / n[key]
-            out.append({"target": f"Portico >= 0.7x nginx, {label}", "value": round(r, 3), "met": r >= 0.7})
-    if p.get("rate_p50_added_us") is not None and n.get("rate_p50_added_us"):
-        r = p["rate_p50_added_us"] / n["rate_p50_added_us"]
-        out.append({"target": "added p50 <= 1.5x nginx's", "value": round(r, 3), "met": r <= 1.5})
+            out.append({"target": f"Portico >= {least}x nginx, {label}", "value": round(r, 3), "met": r >= least})
+    for key, label, most in (("cpu_us_h1", "CPU per HTTP/1.1 request", 1.25),
+                             ("rate_p99_added_us", "added p99 at the fixed rate", 1.0),
+                             ("rate_p50_added_us", "added p50 at the fixed rate", 1.5)):
+        if p.get(key) is not None and n.get(key):
+            r = p[key] / n[key]
+            out.append({"target": f"Portico <= {most}x nginx, {label}", "value": round(r, 3), "met": r <= most})
     cold, floor = fn.get("cold", {}).get("native-cold"), fn.get("floor", {}).get("native")
     if cold and floor:
         overhead = (cold["ttfb_us"]["p50"] - floor["p50"]) / 1000
