@@ -47,9 +47,12 @@ struct HTTP2ClientStreamTracker {
 
     /// The highest stream id the client has opened.
     private(set) var lastStreamID: UInt32 = 0
-    /// The ids the client opened, as runs of consecutive odd ids (`first...last`): one run for
-    /// a client that numbers its streams one after another, as clients do.
-    private var openedRuns: [(first: UInt32, last: UInt32)] = []
+    /// The ids the client opened, as runs of consecutive odd ids (`first...last`): the newest
+    /// run, and the ones before it when the client skipped ids. A client that numbers its
+    /// streams one after another, as clients do, has one run and no array (editing the last
+    /// element of an array in place allocated on every stream in a debug build).
+    private var newestRun: (first: UInt32, last: UInt32)?
+    private var earlierRuns: [(first: UInt32, last: UInt32)] = []
     /// Streams whose client half is open: not ended (END_STREAM) and not reset by either side.
     private var clientOpen = Set<UInt32>()
 
@@ -135,13 +138,14 @@ struct HTTP2ClientStreamTracker {
     }
 
     private mutating func open(_ streamID: UInt32, endStream: Bool) {
-        if let run = openedRuns.last, run.last &+ 2 == streamID {
-            openedRuns[openedRuns.count - 1].last = streamID
+        if let run = newestRun, run.last &+ 2 == streamID {
+            newestRun = (run.first, streamID)
         } else {
-            openedRuns.append((streamID, streamID))
+            if let run = newestRun { earlierRuns.append(run) }
+            newestRun = (streamID, streamID)
         }
         lastStreamID = streamID
-        guard openedRuns.count <= Self.maximumOpenedRuns,
+        guard earlierRuns.count < Self.maximumOpenedRuns,
               clientOpen.count < Self.maximumTrackedStreams else {
             // Too much to follow: the handler's answers stand from here on.
             state = .stopped
@@ -151,6 +155,7 @@ struct HTTP2ClientStreamTracker {
     }
 
     private func wasOpened(_ streamID: UInt32) -> Bool {
-        openedRuns.contains { $0.first <= streamID && streamID <= $0.last }
+        if let run = newestRun, run.first <= streamID && streamID <= run.last { return true }
+        return earlierRuns.contains { $0.first <= streamID && streamID <= $0.last }
     }
 }
