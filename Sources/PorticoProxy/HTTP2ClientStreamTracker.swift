@@ -40,10 +40,7 @@ struct HTTP2ClientStreamTracker {
     }
 
     private var state = State.preface(matched: 0)
-    private var length = 0
-    private var type: UInt8 = 0
-    private var flags: UInt8 = 0
-    private var streamID: UInt32 = 0
+    private var header = HTTP2FrameHeader()
 
     /// The highest stream id the client has opened.
     private(set) var lastStreamID: UInt32 = 0
@@ -57,9 +54,9 @@ struct HTTP2ClientStreamTracker {
     private var clientOpen = Set<UInt32>()
 
     /// Takes the next received bytes, in order. Returns where, in `bytes`, the first HEADERS
-    /// frame on a stream whose client half is closed begins (0 when its header began in an earlier read, whose bytes
-    /// the handler holds as an incomplete frame), or nil when there is none. After a verdict the
-    /// tracker stops.
+    /// frame on a stream whose client half is closed begins (0 when its header began in an
+    /// earlier read, whose bytes the handler holds as an incomplete frame), or nil when there is
+    /// none. After a verdict the tracker stops.
     mutating func scan(_ bytes: ByteBufferView) -> Int? {
         var index = bytes.startIndex
         while index < bytes.endIndex {
@@ -74,21 +71,13 @@ struct HTTP2ClientStreamTracker {
                 index += 1
                 state = matched + 1 == Self.preface.count ? .header(read: 0) : .preface(matched: matched + 1)
             case .header(let read):
-                let byte = bytes[index]
+                header.take(bytes[index], at: read)
                 index += 1
-                switch read {
-                case 0: length = Int(byte)
-                case 1, 2: length = length << 8 | Int(byte)
-                case 3: type = byte
-                case 4: flags = byte
-                case 5: streamID = UInt32(byte & 0x7f)
-                default: streamID = streamID << 8 | UInt32(byte)
-                }
                 guard read == 8 else {
                     state = .header(read: read + 1)
                     continue
                 }
-                state = length == 0 ? .header(read: 0) : .payload(remaining: length)
+                state = header.length == 0 ? .header(read: 0) : .payload(remaining: header.length)
                 if !clientFrame() {
                     state = .stopped
                     return max(0, index - 9 - bytes.startIndex)
@@ -107,15 +96,16 @@ struct HTTP2ClientStreamTracker {
     /// HEADERS the client sent before it learnt of the reset are then an error here, where
     /// RFC 9113 5.1 asks to ignore them. Ignoring needs the header block decoded, which only the
     /// handler can do, and it ends the connection for them too (PROTOCOL_ERROR).
-    mutating func serverFrame(type: UInt8, flags: UInt8, streamID: UInt32) {
-        if type == 0x3 { clientOpen.remove(streamID) }
+    mutating func serverFrame(_ header: HTTP2FrameHeader) {
+        if header.type == 0x3 { clientOpen.remove(header.streamID) }
     }
 
     /// Follows one client frame's effect on its stream; false when the frame is HEADERS on a
     /// stream whose client half is closed.
     private mutating func clientFrame() -> Bool {
-        let endStream = flags & 0x1 != 0
-        switch type {
+        let streamID = header.streamID
+        let endStream = header.flags & 0x1 != 0
+        switch header.type {
         case 0x0 where endStream: // DATA that ends the client's half.
             clientOpen.remove(streamID)
         case 0x3: // RST_STREAM closes the stream.

@@ -60,7 +60,7 @@ final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
         if !scanner.sawErrorGoAway {
             switch unwrapOutboundIn(data) {
             case .byteBuffer(let buffer):
-                scanner.scan(buffer.readableBytesView) { tracker.serverFrame(type: $0, flags: $1, streamID: $2) }
+                scanner.scan(buffer.readableBytesView) { tracker.serverFrame($0) }
             case .fileRegion(let region): scanner.skip(region.readableBytes)
             }
         }

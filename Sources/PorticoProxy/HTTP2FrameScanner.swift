@@ -22,11 +22,8 @@ struct HTTP2FrameScanner {
     }
 
     private var state = State.header(read: 0)
-    /// The frame length and type, or the error code, read so far (no buffer: no allocation).
-    private var length = 0
-    private var type: UInt8 = 0
-    private var flags: UInt8 = 0
-    private var streamID: UInt32 = 0
+    /// The frame header, or the GOAWAY's fields, read so far (no buffer: no allocation).
+    private var header = HTTP2FrameHeader()
     private var goAwayStreamID: UInt32 = 0
     private var errorCode: UInt32 = 0
 
@@ -49,33 +46,21 @@ struct HTTP2FrameScanner {
         }
     }
 
-    /// Takes the next written bytes, in order, and hands `frame` each frame header's type,
-    /// flags and stream id.
-    mutating func scan(_ bytes: ByteBufferView,
-                       frame: (_ type: UInt8, _ flags: UInt8, _ streamID: UInt32) -> Void = { _, _, _ in }) {
+    /// Takes the next written bytes, in order, and hands `frame` each frame header.
+    mutating func scan(_ bytes: ByteBufferView, frame: (HTTP2FrameHeader) -> Void = { _ in }) {
         var index = bytes.startIndex
         while index < bytes.endIndex, !sawErrorGoAway, !lostTrack {
             switch state {
             case .header(let read):
-                let byte = bytes[index]
+                header.take(bytes[index], at: read)
                 index += 1
-                if read < 3 {
-                    length = (read == 0 ? 0 : length << 8) | Int(byte)
-                } else if read == 3 {
-                    type = byte
-                } else if read == 4 {
-                    flags = byte
-                } else if read == 5 {
-                    streamID = UInt32(byte & 0x7f)
-                } else if read > 5 {
-                    streamID = streamID << 8 | UInt32(byte)
-                }
                 guard read == 8 else {
                     state = .header(read: read + 1)
                     continue
                 }
-                frame(type, flags, streamID)
-                if type == Self.goAwayType && length >= 8 {
+                frame(header)
+                let length = header.length
+                if header.type == Self.goAwayType && length >= 8 {
                     goAwayStreamID = 0
                     errorCode = 0
                     state = .goAway(read: 0, length: length)

@@ -35,8 +35,8 @@ final class HTTP2ClientStreamTrackerTests: XCTestCase {
         var fed = 0
         for step in steps {
             switch step {
-            case .serverEnds(let id): tracker.serverFrame(type: 0, flags: 1, streamID: id)
-            case .serverResets(let id): tracker.serverFrame(type: 3, flags: 0, streamID: id)
+            case .serverEnds(let id): tracker.serverFrame(HTTP2FrameHeader(length: 0, type: 0, flags: 1, streamID: id))
+            case .serverResets(let id): tracker.serverFrame(HTTP2FrameHeader(length: 4, type: 3, flags: 0, streamID: id))
             case .client(let bytes):
                 var start = 0
                 while start < bytes.count {
@@ -149,7 +149,7 @@ final class HTTP2ClientStreamTrackerTests: XCTestCase {
         let written = frame(type: 3, streamID: 7, payload: [0, 0, 0, 8]) + frame(type: 0, flags: 1, streamID: 9, payload: [3, 0, 0, 0, 0, 0, 0, 1, 0])
             + goAway + frame(type: 3, streamID: 0x1_0001, payload: [0, 0, 0, 2])
         for byte in written {
-            scanner.scan(ByteBuffer(bytes: [byte]).readableBytesView) { seen.append("\($0)/\($1)/\($2)") }
+            scanner.scan(ByteBuffer(bytes: [byte]).readableBytesView) { seen.append("\($0.type)/\($0.flags)/\($0.streamID)") }
         }
         XCTAssertEqual(seen, ["3/0/7", "0/1/9", "7/0/0", "3/0/65537"])
         XCTAssertEqual(scanner.lastGoAwayStreamID, 9)
