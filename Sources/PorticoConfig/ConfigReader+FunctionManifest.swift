@@ -4,10 +4,11 @@ extension ConfigReader {
     static let functionManifestKeys = [
         "command", "build", "buildTimeout", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
         "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness", "outlierDetection",
+        "protocol",
     ]
     /// Settings of long-running workers. An exec function starts one process per request and
     /// never keeps one around, so accepting these would promise behaviour that cannot happen.
-    static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness", "outlierDetection"]
+    static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness", "outlierDetection", "protocol"]
     /// Set by Portico for every worker (Knative's runtime contract); a manifest value would
     /// either be overwritten or break the worker's address.
     static let reservedEnvironmentNames = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"]
@@ -47,6 +48,11 @@ extension ConfigReader {
         }
         if let node = top["mode"], let mode = choice(node, key: "mode", [("http", FunctionManifest.Mode.http), ("exec", .exec)]) {
             manifest.mode = mode
+        }
+        if let node = top["protocol"],
+           let value = choice(node, key: "protocol", [("http1", UpstreamProtocol.http1), ("h2c", .h2c)]) {
+            // A worker listens on a loopback port in plaintext: no TLS, so no `h2` or `auto`.
+            manifest.protocol = value
         }
         if manifest.mode == .exec {
             for key in Self.httpOnlyFunctionKeys where top.has(key) {

@@ -1,7 +1,7 @@
 import Yams
 
 extension ConfigReader {
-    static let matchKeys = ["host", "prefix", "path", "regex", "headers", "methods"]
+    static let matchKeys = ["host", "prefix", "path", "regex", "headers", "methods", "grpc"]
 
     /// A route's `match:`; every condition given must hold. An empty `match: {}` matches all.
     func routeMatch(_ node: Node, key: String) -> RouteMatch? {
@@ -21,6 +21,16 @@ extension ConfigReader {
         if let path = pathMatch(fields) {
             match.path = path
         }
+        if let grpcNode = fields["grpc"] {
+            if let path = grpcMatch(grpcNode, key: fields.path("grpc")) {
+                if let other = ["prefix", "path", "regex"].first(where: { fields[$0] != nil }) {
+                    error("'grpc' already matches the path (/service/method); drop '\(other)'",
+                          at: fields.keyNode(other), key: fields.path(other))
+                }
+                match.path = path
+            }
+            match.grpc = true
+        }
         if let headersNode = fields["headers"] {
             match.headers = headerMatches(headersNode, key: fields.path("headers"))
         }
@@ -28,6 +38,39 @@ extension ConfigReader {
             match.methods = methods(methodsNode, key: fields.path("methods"))
         }
         return diagnostics.count == errorsBefore ? match : nil
+    }
+
+    /// `grpc: { service, method }`: a gRPC call's path is `/package.Service/Method` (the gRPC
+    /// HTTP/2 protocol), so a service matches a prefix and a method the whole path. `grpc: {}`
+    /// matches any gRPC call. Names are checked against the protobuf identifier rules, so a
+    /// typo with a slash or a space is an error here rather than a route that never matches.
+    private func grpcMatch(_ node: Node, key: String) -> PathMatch? {
+        guard let fields = fields(node, key: key, allowed: ["service", "method"]) else { return nil }
+        func name(_ field: String, allowsDots: Bool) -> String? {
+            guard let valueNode = fields[field] else { return nil }
+            let what = allowsDots ? "a fully qualified service name such as helloworld.Greeter" : "a method name such as SayHello"
+            guard let value = string(valueNode, key: fields.path(field), what: what) else { return nil }
+            let valid = !value.isEmpty && !value.hasPrefix(".") && !value.hasSuffix(".") && !value.contains("..")
+                && value.utf8.allSatisfy { byte in
+                    (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                        || byte == UInt8(ascii: "_") || (allowsDots && byte == UInt8(ascii: "."))
+                }
+            guard valid else {
+                error("expected \(what), got '\(value)'", at: valueNode, key: fields.path(field))
+                return nil
+            }
+            return value
+        }
+        let service = name("service", allowsDots: true)
+        let method = name("method", allowsDots: false)
+        if fields["method"] != nil && fields["service"] == nil {
+            error("a gRPC method is matched within its service; add 'service'", at: fields.keyNode("method"),
+                  key: fields.path("method"))
+            return nil
+        }
+        guard let service else { return fields["service"] == nil ? .any : nil }
+        if let method { return .exact("/\(service)/\(method)") }
+        return fields["method"] == nil ? .prefix("/\(service)/") : nil
     }
 
     /// `prefix`, `path` or `regex`, at most one: with two, which one wins would be a guess.

@@ -8,7 +8,7 @@ extension ConfigReader {
         for entry in entries {
             let path = Self.path("services", entry.name)
             let allowed = ["endpoints", "loadBalancer", "connectTimeout", "maxConnectionsPerEndpoint", "retryBudget",
-                           "outlierDetection", "circuitBreaker", "healthCheck", "tls"]
+                           "outlierDetection", "circuitBreaker", "healthCheck", "tls", "protocol"]
             guard let fields = fields(entry.value, key: path, allowed: allowed) else { continue }
             var service = ServiceConfig(name: entry.name, endpoints: [])
             service.location = UncomparedLocation(location(of: entry.key))
@@ -55,6 +55,19 @@ extension ConfigReader {
             if let node = fields["tls"] {
                 service.tls = upstreamTLS(node, key: fields.path("tls"))
                 service.location = UncomparedLocation(location(of: fields.keyNode("tls")))
+            }
+            if let node = fields["protocol"],
+               let value = choice(node, key: fields.path("protocol"), UpstreamProtocol.allCases.map { ($0.rawValue, $0) }) {
+                service.protocol = value
+                // `h2` and `auto` negotiate by ALPN, which only TLS has.
+                if (value == .h2 || value == .auto) && fields["tls"] == nil {
+                    error("protocol '\(value.rawValue)' is HTTP/2 over TLS (ALPN) and needs 'tls' on the service; "
+                          + "for HTTP/2 without TLS use 'h2c'", at: node, key: fields.path("protocol"))
+                }
+                if value == .h2c && fields["tls"] != nil {
+                    error("protocol 'h2c' is HTTP/2 without TLS; with 'tls' use 'h2' (or 'auto' to follow ALPN)",
+                          at: node, key: fields.path("protocol"))
+                }
             }
             result.append(service)
         }

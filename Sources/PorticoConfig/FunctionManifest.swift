@@ -20,6 +20,9 @@ public struct FunctionManifest: Sendable, Equatable {
     /// A build still running after this is stopped (SIGTERM, then SIGKILL) and counts as failed.
     public var buildTimeout: ConfigDuration
     public var mode: Mode
+    /// What an http-mode worker speaks on its port: HTTP/1.1, or HTTP/2 with prior knowledge
+    /// (a gRPC server).
+    public var `protocol`: UpstreamProtocol = .http1
     /// Default: one route, prefix `/function/<name>/`, rewritten to `/`.
     public var routes: [FunctionRoute]
     /// Extra environment for every worker, in file order.

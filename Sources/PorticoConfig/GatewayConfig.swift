@@ -289,6 +289,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var healthCheck: HealthCheckConfig?
     /// The endpoints are reached over TLS (or mTLS) when present.
     public var tls: UpstreamTLSConfig?
+    /// What the endpoints speak: HTTP/1.1 (the default), HTTP/2 in plaintext or over TLS, or
+    /// whichever ALPN agrees on.
+    public var `protocol`: UpstreamProtocol = .http1
     /// Where the service is declared, for errors found after parsing (a TLS file that does
     /// not load). Not part of equality: moving a service in the file does not change it.
     public var location: UncomparedLocation = UncomparedLocation(nil)
@@ -316,6 +319,19 @@ public struct ServiceConfig: Sendable, Equatable {
         self.connectTimeout = connectTimeout
         self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
     }
+}
+
+/// The protocol a service's endpoints (or a function's workers) are spoken to in.
+public enum UpstreamProtocol: String, Sendable, Hashable, CaseIterable {
+    case http1
+    /// HTTP/2 with prior knowledge, no TLS (RFC 9113 3.3).
+    case h2c
+    /// HTTP/2 over TLS; ALPN must agree on `h2`.
+    case h2
+    /// Over TLS, offers `h2` and `http/1.1` by ALPN and speaks what the endpoint chose.
+    case auto
+
+    public var isHTTP2: Bool { self == .h2c || self == .h2 }
 }
 
 /// Where a config value came from, for messages such as `portico check` warnings.
@@ -405,12 +421,16 @@ public struct RouteMatch: Sendable, Equatable {
     public var headers: [HeaderMatch]
     /// Upper-case method names; empty means any method.
     public var methods: [String]
+    /// Only gRPC calls (`content-type: application/grpc…`, gRPC-Web included): `match.grpc`.
+    public var grpc: Bool
 
-    public init(host: HostMatch? = nil, path: PathMatch = .any, headers: [HeaderMatch] = [], methods: [String] = []) {
+    public init(host: HostMatch? = nil, path: PathMatch = .any, headers: [HeaderMatch] = [], methods: [String] = [],
+                grpc: Bool = false) {
         self.host = host
         self.path = path
         self.headers = headers
         self.methods = methods
+        self.grpc = grpc
     }
 }
 

@@ -88,6 +88,13 @@ public struct RetryConfig: Sendable, Equatable {
         case reset = "reset"
         case retriable4xx = "retriable-4xx"
         case refusedStream = "refused-stream"
+        // gRPC status names as Envoy's `retry_on` spells them: a trailers-only answer's
+        // `grpc-status`.
+        case grpcCancelled = "cancelled"
+        case grpcDeadlineExceeded = "deadline-exceeded"
+        case grpcInternal = "internal"
+        case grpcResourceExhausted = "resource-exhausted"
+        case grpcUnavailable = "unavailable"
     }
 
     public var attempts: Int

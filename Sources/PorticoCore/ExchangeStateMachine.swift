@@ -214,7 +214,9 @@ public struct ExchangeStateMachine: Sendable {
     // MARK: The response
 
     /// The upstream's response head (a final one; interim 1xx answers are the shell's).
-    public mutating func responseHeadReceived(status: Int) -> Action {
+    /// `grpcStatus`: the `grpc-status` the head carries (a gRPC trailers-only answer), which
+    /// the gRPC retry conditions look at.
+    public mutating func responseHeadReceived(status: Int, grpcStatus: Int? = nil) -> Action {
         guard phase == .awaitingResponse else { return .none }
         if status == 101 {
             guard configuration.upgradeAllowed else {
@@ -226,7 +228,8 @@ public struct ExchangeStateMachine: Sendable {
             responseStatus = 101
             return .becomeTunnel(finish: outcome(.tunnelled))
         }
-        if canRetry, let rules = configuration.retries, rules.matches(.status(status)) {
+        if canRetry, let rules = configuration.retries,
+           rules.matches(.status(status)) || grpcStatus.map({ rules.matches(.grpcStatus($0)) }) == true {
             return scheduleRetry(after: .response(status: status))
         }
         phase = .responding
@@ -261,6 +264,13 @@ public struct ExchangeStateMachine: Sendable {
             hasUpstream = false
             return .none
         }
+    }
+
+    /// The upstream refused the request before processing it (HTTP/2 REFUSED_STREAM, or a
+    /// stream its GOAWAY said it never started): a reset that is known safe to retry.
+    public mutating func upstreamRefused() -> Action {
+        guard hasUpstream, phase == .awaitingResponse else { return upstreamClosed() }
+        return tryFailed(.refusedStream, reply: .upstreamReset)
     }
 
     // MARK: Time

@@ -15,9 +15,16 @@ public struct RetryRules: Sendable, Equatable {
         public static let reset = Conditions(rawValue: 1 << 3)
         /// 409 Conflict.
         public static let retriable4xx = Conditions(rawValue: 1 << 4)
-        /// HTTP/2 REFUSED_STREAM from an upstream (Portico's upstreams speak HTTP/1.1, so it
-        /// never happens today; accepted so that an Istio retry policy reads as it is).
+        /// HTTP/2 REFUSED_STREAM from an upstream, or a stream above its GOAWAY's last stream
+        /// id: the upstream never started on the request.
         public static let refusedStream = Conditions(rawValue: 1 << 5)
+        // The gRPC conditions of Envoy's `x-envoy-retry-grpc-on`: the `grpc-status` of a
+        // trailers-only answer.
+        public static let grpcCancelled = Conditions(rawValue: 1 << 6)
+        public static let grpcDeadlineExceeded = Conditions(rawValue: 1 << 7)
+        public static let grpcInternal = Conditions(rawValue: 1 << 8)
+        public static let grpcResourceExhausted = Conditions(rawValue: 1 << 9)
+        public static let grpcUnavailable = Conditions(rawValue: 1 << 10)
     }
 
     /// What ended a try.
@@ -26,6 +33,9 @@ public struct RetryRules: Sendable, Equatable {
         case connectFailure
         case reset
         case perTryTimeout
+        case refusedStream
+        /// A gRPC answer's `grpc-status` (its HTTP status is 200).
+        case grpcStatus(Int)
     }
 
     /// Retries after the first try (Istio's `attempts`).
@@ -56,6 +66,17 @@ public struct RetryRules: Sendable, Equatable {
             return !conditions.isDisjoint(with: [.connectFailure, .serverError, .gatewayError])
         case .reset, .perTryTimeout:
             return !conditions.isDisjoint(with: [.reset, .serverError, .gatewayError])
+        case .refusedStream:
+            return !conditions.isDisjoint(with: [.refusedStream, .reset, .serverError, .gatewayError])
+        case .grpcStatus(let code):
+            switch code {
+            case 1: return conditions.contains(.grpcCancelled)
+            case 4: return conditions.contains(.grpcDeadlineExceeded)
+            case 8: return conditions.contains(.grpcResourceExhausted)
+            case 13: return conditions.contains(.grpcInternal)
+            case 14: return conditions.contains(.grpcUnavailable)
+            default: return false
+            }
         }
     }
 

@@ -13,7 +13,8 @@ extension FunctionInstance: Backend {
         acquire(id: id, on: loop) { result in
             waiter.backendLeased(result.map { worker in
                 BackendLease(endpoint: worker.endpoint, ticket: worker,
-                             tryTimeout: worker.instance.manifest.requestTimeout.nanosecondsAmount)
+                             tryTimeout: worker.instance.manifest.requestTimeout.nanosecondsAmount,
+                             protocol: worker.instance.manifest.protocol)
             })
         }
     }

@@ -12,18 +12,24 @@ public struct BackendLease {
     /// The backend's own object for what it handed out (a function: its worker lease; a
     /// service: its outlier detection and health checks), nil when it needs none.
     public let ticket: AnyObject?
+    /// What the endpoint speaks, when the backend leases without a pool of its choosing (a
+    /// function worker: `protocol` in its `function.yaml`).
+    public let `protocol`: UpstreamProtocol
     /// Set when the backend bounds each try itself, counted from the lease (a function's
     /// request timeout); nil: the route's timeout bounds the request.
     public let tryTimeout: TimeAmount?
     /// The endpoint's connections on the request's loop, when the backend picked them (a
     /// service); nil: the loop's pool for `endpoint`, made on first use.
-    let pool: UpstreamPool?
+    let pool: (any UpstreamSource)?
 
-    public init(endpoint: HostPort, slot: Int = 0, ticket: AnyObject? = nil, tryTimeout: TimeAmount? = nil) {
-        self.init(endpoint: endpoint, slot: slot, ticket: ticket, tryTimeout: tryTimeout, pool: nil)
+    public init(endpoint: HostPort, slot: Int = 0, ticket: AnyObject? = nil, tryTimeout: TimeAmount? = nil,
+                protocol upstreamProtocol: UpstreamProtocol = .http1) {
+        self.init(endpoint: endpoint, slot: slot, ticket: ticket, tryTimeout: tryTimeout, pool: nil, protocol: upstreamProtocol)
     }
 
-    init(endpoint: HostPort, slot: Int, ticket: AnyObject?, tryTimeout: TimeAmount?, pool: UpstreamPool?) {
+    init(endpoint: HostPort, slot: Int, ticket: AnyObject?, tryTimeout: TimeAmount?, pool: (any UpstreamSource)?,
+         protocol upstreamProtocol: UpstreamProtocol = .http1) {
+        self.protocol = upstreamProtocol
         self.endpoint = endpoint
         self.slot = slot
         self.ticket = ticket

@@ -37,8 +37,8 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     /// The first try has begun (after any fault delay): a lease that arrives now goes on to
     /// lease a connection.
     var connecting = false
-    /// The pool of the leased endpoint's connections.
-    var pool: UpstreamPool?
+    /// The pool of the leased endpoint's connections (or streams).
+    var pool: (any UpstreamSource)?
     /// The lease callback has run (it may run inside `lease` itself).
     var leaseSettled = true
     /// Counted as waiting for a connection by the backend (`Backend.connectionWaitBegins`).
@@ -94,9 +94,9 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
 
     var downstreamIsWritable: Bool { handler.isDownstreamWritable }
 
-    func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
+    func leaseCompleted(_ result: Result<any LeasedUpstream, UpstreamPoolError>) {
         leaseSettled = true
-        handler.leaseCompleted(self, result: result.map { $0 as any LeasedUpstream })
+        handler.leaseCompleted(self, result: result)
     }
 
     func backendLeased(_ result: Result<BackendLease, BackendUnavailable>) {
@@ -109,6 +109,7 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     func upstreamReadComplete() { handler.upstreamReadComplete(self) }
     func upstreamWritabilityChanged(isWritable: Bool) { handler.upstreamWritabilityChanged(self, isWritable: isWritable) }
     func upstreamClosed() { handler.upstreamClosed(self) }
+    func upstreamRefused() { handler.upstreamRefused(self) }
     func deadlinePassed() { handler.routeTimedOut(self) }
 }
 

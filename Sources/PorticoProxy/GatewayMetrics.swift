@@ -41,6 +41,13 @@ public final class GatewayMetrics: Sendable {
             buckets: Self.durationBuckets)
     }
 
+    func grpcCounter(route: String, status: Int) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_grpc_requests", unitName: "total",
+                              helpText: "gRPC calls by route and grpc-status (the upstream's, or the gateway's own answer)."),
+            labels: [("route", route), ("grpc_status", String(status))])
+    }
+
     func retriesCounter(route: String) -> Counter {
         registry.makeCounter(
             descriptor: .init(metricName: "portico_retries", unitName: "total",
@@ -107,6 +114,19 @@ final class MetricsCache {
 
     init(metrics: GatewayMetrics) {
         self.metrics = metrics
+    }
+
+    private var grpcCounters: [CounterKey: Counter] = [:]
+
+    func recordGRPC(route: String, status: Int) {
+        let key = CounterKey(route: route, backend: "", code: status)
+        if let counter = grpcCounters[key] {
+            counter.increment()
+        } else {
+            let counter = metrics.grpcCounter(route: route, status: status)
+            grpcCounters[key] = counter
+            counter.increment()
+        }
     }
 
     func recordRequest(route: String, backend: String, status: Int, nanoseconds: Int64) {

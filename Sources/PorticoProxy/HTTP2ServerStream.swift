@@ -33,6 +33,11 @@ final class HTTP2ServerStream: ProxyDownstream {
     /// goes out as the DATA frame that carries END_STREAM, rather than an empty DATA frame
     /// behind it. One frame fewer per response, and one fewer boxed write down the pipeline.
     private var heldData: ByteBuffer?
+    /// The response head, held the same way: an answer with no body and no trailers goes out
+    /// as one HEADERS frame that ends the stream. gRPC's trailers-only answers (an error's
+    /// `grpc-status` in the head) must arrive so: a gRPC client takes a head followed by an
+    /// empty DATA frame for a stream that ended without its status.
+    private var heldHead: HPACKHeaders?
 
     init(id: HTTP2StreamID, connection: HTTP2ServerConnection, openedAt: UInt64, receiveWindow: Int, sendWindow: Int) {
         self.id = id
@@ -102,7 +107,11 @@ final class HTTP2ServerStream: ProxyDownstream {
         case .head(let head):
             writeHeldData()
             let fields = HPACKHeaders(response: head)
-            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields))), promise: promise)
+            if let promise {
+                connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields))), promise: promise)
+            } else {
+                heldHead = fields
+            }
         case .body(let data):
             writeHeldData()
             sendWindow -= data.readableBytes
@@ -118,7 +127,11 @@ final class HTTP2ServerStream: ProxyDownstream {
             // stop sending the rest (RST_STREAM NO_ERROR, RFC 9113 8.1). Not before: a reset
             // drops the DATA still queued for the stream.
             let promise = requestEnded ? promise : endBeforeRequest(promise)
-            if let trailers, !trailers.isEmpty {
+            if let head = heldHead, heldData == nil, trailers?.isEmpty ?? true {
+                heldHead = nil
+                connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: head, endStream: true))),
+                                 promise: promise)
+            } else if let trailers, !trailers.isEmpty {
                 writeHeldData()
                 let fields = HPACKHeaders(trailers: trailers)
                 connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields, endStream: true))),
@@ -133,6 +146,10 @@ final class HTTP2ServerStream: ProxyDownstream {
     }
 
     private func writeHeldData() {
+        if let head = heldHead {
+            heldHead = nil
+            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: head))), promise: nil)
+        }
         guard let data = heldData else { return }
         heldData = nil
         writeData(data, endStream: false, promise: nil)
@@ -153,8 +170,10 @@ final class HTTP2ServerStream: ProxyDownstream {
     }
 
     func flush() {
-        guard !isReset else { return }
-        writeHeldData()
+        if !isReset { writeHeldData() }
+        // Even when the stream is gone: a HEADERS frame that ends it (trailers, or an answer
+        // with no body) closes the stream inside the write, before this flush, and it must
+        // still reach the socket.
         connection.flush()
     }
 
@@ -169,6 +188,7 @@ final class HTTP2ServerStream: ProxyDownstream {
     /// The stream is gone (reset either way, or the connection closed): nothing more is written.
     func markReset() {
         isReset = true
+        heldHead = nil
         heldData = nil
     }
 }

@@ -10,7 +10,7 @@ final class LoopContext {
     private(set) var snapshot: RuntimeSnapshot
     /// Pools by endpoint and, for a TLS service, by its TLS settings (the same address reached
     /// in plaintext and over TLS is two pools).
-    private var pools: [PoolKey: UpstreamPool] = [:]
+    private var pools: [PoolKey: any UpstreamSource] = [:]
     /// Circuit breakers by service, this loop's share (see `CircuitBreakerConfig`).
     private var breakers: [String: (config: CircuitBreakerConfig, breaker: CircuitBreaker)] = [:]
     private var pickers: [String: EndpointPicker] = [:]
@@ -71,7 +71,7 @@ final class LoopContext {
     /// Also returns the service's outlier detection and health checks, when it has them, for
     /// the request to report its outcome to.
     func pool(for service: ServiceConfig, avoiding: Int? = nil)
-        -> (pool: UpstreamPool, endpointIndex: Int, health: ServiceHealth?) {
+        -> (pool: any UpstreamSource, endpointIndex: Int, health: ServiceHealth?) {
         if pickers[service.name]?.endpointCount != service.endpoints.count {
             pickers[service.name] = EndpointPicker(
                 strategy: service.loadBalancer.strategy, endpointCount: service.endpoints.count, startingAt: loopIndex)
@@ -101,12 +101,30 @@ final class LoopContext {
         let tls = snapshot.upstreamTLS.isEmpty ? nil : snapshot.upstreamTLS[service.name]
         let key = PoolKey(endpoint: endpoint, service: service, tls: tls)
         if let pool = pools[key] { return (pool, index, health) }
-        let pool = UpstreamPool(
-            endpoint: endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
-            connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
-            metrics: metrics.metrics, tls: tls)
+        let pool = makePool(for: key, tls: tls)
         pools[key] = pool
         return (pool, index, health)
+    }
+
+    /// A pool for `key`'s endpoint in its protocol.
+    private func makePool(for key: PoolKey, tls: UpstreamTLS?) -> any UpstreamSource {
+        let idleTimeout = snapshot.config.limits.idleTimeout.timeAmount
+        switch key.protocol {
+        case .http1:
+            return UpstreamPool(
+                endpoint: key.endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
+                connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: idleTimeout, metrics: metrics.metrics, tls: tls)
+        case .h2c, .h2:
+            return HTTP2UpstreamPool(
+                endpoint: key.endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
+                connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: idleTimeout, metrics: metrics.metrics,
+                tls: key.protocol == .h2 ? tls : nil)
+        case .auto:
+            return NegotiatingUpstreamPool(
+                endpoint: key.endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
+                connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: idleTimeout, metrics: metrics.metrics,
+                tls: tls!)  // `auto` requires `tls` (checked with the config)
+        }
     }
 
     /// A request of `service` must wait for a connection: false when `maxPendingRequests`
@@ -147,24 +165,24 @@ final class LoopContext {
     private var leasedPools: Set<HostPort> = []
     private var leaseCounter: UInt64 = 0
 
-    /// The pool for an endpoint a backend leased without one (a function worker's port).
-    func pool(forLeased endpoint: HostPort) -> UpstreamPool {
-        let key = PoolKey(worker: endpoint)
+    /// The pool for an endpoint a backend leased without one (a function worker's port), in
+    /// the protocol the worker speaks.
+    func pool(forLeased endpoint: HostPort, protocol upstreamProtocol: UpstreamProtocol = .http1) -> any UpstreamSource {
+        let key = PoolKey(worker: endpoint, protocol: upstreamProtocol)
         if let pool = pools[key] { return pool }
-        let pool = UpstreamPool(
-            endpoint: endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
-            connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: snapshot.config.limits.idleTimeout.timeAmount,
-            metrics: metrics.metrics)
+        let pool = makePool(for: key, tls: nil)
         pools[key] = pool
         leasedPools.insert(endpoint)
         return pool
     }
 
     /// A leased endpoint is gone for good (a worker stopped): its port may be reused by
-    /// another one, so its pool must go.
+    /// another one, so its pools must go.
     func dropPool(_ endpoint: HostPort) {
         leasedPools.remove(endpoint)
-        pools.removeValue(forKey: PoolKey(worker: endpoint))?.shutdown()
+        for upstreamProtocol in [UpstreamProtocol.http1, .h2c] {
+            pools.removeValue(forKey: PoolKey(worker: endpoint, protocol: upstreamProtocol))?.shutdown()
+        }
     }
 
     /// A backend lease id unique in the process: a per-loop counter tagged with the loop.
@@ -200,20 +218,23 @@ final class LoopContext {
 struct PoolKey: Hashable {
     let endpoint: HostPort
     let tls: ObjectIdentifier?
+    let `protocol`: UpstreamProtocol
     let maxConnections: Int
     let connectTimeout: Int64
 
     init(endpoint: HostPort, service: ServiceConfig, tls: UpstreamTLS?) {
         self.endpoint = endpoint
         self.tls = tls.map(ObjectIdentifier.init)
+        self.protocol = service.protocol
         self.maxConnections = min(service.maxConnectionsPerEndpoint, service.circuitBreaker?.maxConnections ?? .max)
         self.connectTimeout = service.connectTimeout.nanoseconds
     }
 
     /// A function worker's pool.
-    init(worker endpoint: HostPort) {
+    init(worker endpoint: HostPort, protocol upstreamProtocol: UpstreamProtocol) {
         self.endpoint = endpoint
         self.tls = nil
+        self.protocol = upstreamProtocol
         self.maxConnections = 1024
         self.connectTimeout = 1_000_000_000
     }

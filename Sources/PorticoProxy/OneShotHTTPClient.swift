@@ -1,6 +1,9 @@
 import NIOCore
+import NIOHPACK
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import PorticoConfig
 import PorticoHTTP1
 
@@ -17,13 +20,16 @@ enum OneShotHTTPClient {
 
     /// `peerCheck`: a service's TLS settings whose names the peer's certificate must carry
     /// (`serverName`, `subjectAltNames`), checked after the handshake as for proxied requests.
+    /// `http2`: HTTP/2 with prior knowledge in plaintext (an `h2c` service). Over TLS the
+    /// protocol is what ALPN agreed on: HTTP/2 for `h2`, HTTP/1.1 otherwise.
     static func get(host: String, port: Int, path: String, hostHeader: String, tls: NIOSSLContext?, serverName: String?,
-                    peerCheck: UpstreamTLS? = nil, timeout: TimeAmount, maxBytes: Int,
+                    peerCheck: UpstreamTLS? = nil, http2: Bool = false, timeout: TimeAmount, maxBytes: Int,
                     on eventLoop: EventLoop) -> EventLoopFuture<Response> {
         let promise = eventLoop.makePromise(of: Response.self)
         let deadline = eventLoop.scheduleTask(in: timeout) {
             promise.fail(OneShotHTTPError("no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))
         }
+        let request = OneShotRequest(path: path, hostHeader: hostHeader, scheme: tls == nil ? "http" : "https")
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
@@ -35,10 +41,10 @@ enum OneShotHTTPClient {
                             // A wrong name closes the connection, which fails the request.
                             try sync.addHandler(UpstreamHandshakeHandler(tls: peerCheck, promise: channel.eventLoop.makePromise()))
                         }
+                        try sync.addHandler(ProtocolSelector(request: request, promise: promise, maxBytes: maxBytes))
+                    } else {
+                        try request.start(http2: http2, on: channel, promise: promise, maxBytes: maxBytes)
                     }
-                    try sync.addHandler(HTTP1RequestWriter())
-                    try sync.addHandler(HTTP1ResponseReader())
-                    try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))
                 }
             }
             .connect(host: host, port: port)
@@ -47,15 +53,142 @@ enum OneShotHTTPClient {
                 case .failure(let error):
                     promise.fail(OneShotHTTPError("cannot connect: \(error)"))
                 case .success(let channel):
-                    let fields = HTTPFieldList([("host", hostHeader), ("user-agent", "portico"), ("connection", "close")])
-                    channel.write(RequestPart.head(RequestHead(method: "GET", target: path, version: .http1_1, fields: fields)),
-                                  promise: nil)
-                    channel.writeAndFlush(RequestPart.end(nil), promise: nil)
                     promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 }
             }
         promise.futureResult.whenComplete { _ in deadline.cancel() }
         return promise.futureResult
+    }
+
+    /// The GET, ready to go out in either protocol once the channel is ready for it.
+    private struct OneShotRequest {
+        let path: String
+        let hostHeader: String
+        let scheme: String
+
+        /// Adds the protocol's handlers behind what is in `channel`'s pipeline, and sends.
+        func start(http2: Bool, on channel: Channel, promise: EventLoopPromise<Response>, maxBytes: Int) throws {
+            let sync = channel.pipeline.syncOperations
+            if http2 {
+                try sync.addHandler(NIOHTTP2Handler(mode: .client))
+                try sync.addHandler(HTTP2ResponseCollector(request: self, promise: promise, maxBytes: maxBytes))
+                return
+            }
+            try sync.addHandler(HTTP1RequestWriter())
+            try sync.addHandler(HTTP1ResponseReader())
+            try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))
+            let fields = HTTPFieldList([("host", hostHeader), ("user-agent", "portico"), ("connection", "close")])
+            // Written once the channel is active: the bytes wait in the pipeline until then.
+            channel.write(RequestPart.head(RequestHead(method: "GET", target: path, version: .http1_1, fields: fields)),
+                          promise: nil)
+            channel.writeAndFlush(RequestPart.end(nil), promise: nil)
+        }
+
+        var http2Headers: HPACKHeaders {
+            HPACKHeaders([(":method", "GET"), (":scheme", scheme), (":path", path), (":authority", hostHeader),
+                          ("user-agent", "portico")])
+        }
+    }
+
+    /// Over TLS: waits for the handshake, then speaks what ALPN chose.
+    private final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = NIOAny
+        private let request: OneShotRequest
+        private let promise: EventLoopPromise<Response>
+        private let maxBytes: Int
+
+        init(request: OneShotRequest, promise: EventLoopPromise<Response>, maxBytes: Int) {
+            self.request = request
+            self.promise = promise
+            self.maxBytes = maxBytes
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
+                do {
+                    let channel = context.channel
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                    try request.start(http2: negotiated == "h2", on: channel, promise: promise, maxBytes: maxBytes)
+                } catch {
+                    promise.fail(error)
+                    context.close(promise: nil)
+                }
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Reads the answer on stream 1 of an HTTP/2 connection.
+    private final class HTTP2ResponseCollector: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame
+        typealias OutboundOut = HTTP2Frame
+        private let request: OneShotRequest
+        private let promise: EventLoopPromise<Response>
+        private let maxBytes: Int
+        private var status = 0
+        private var body: [UInt8] = []
+
+        init(request: OneShotRequest, promise: EventLoopPromise<Response>, maxBytes: Int) {
+            self.request = request
+            self.promise = promise
+            self.maxBytes = maxBytes
+        }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            if context.channel.isActive { send(context) }
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            send(context)
+            context.fireChannelActive()
+        }
+
+        private func send(_ context: ChannelHandlerContext) {
+            let headers = HTTP2Frame(streamID: 1, payload: .headers(.init(headers: request.http2Headers, endStream: true)))
+            context.writeAndFlush(wrapOutboundOut(headers), promise: nil)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let frame = unwrapInboundIn(data)
+            guard frame.streamID == 1 else { return }
+            var ended = false
+            switch frame.payload {
+            case .headers(let headers):
+                if status == 0, let value = headers.headers.first(name: ":status"), let code = Int(value), code >= 200 {
+                    status = code
+                }
+                ended = headers.endStream
+            case .data(let payload):
+                if case .byteBuffer(let buffer) = payload.data {
+                    guard body.count + buffer.readableBytes <= maxBytes else {
+                        promise.fail(OneShotHTTPError("the answer is larger than \(maxBytes) bytes"))
+                        context.close(promise: nil)
+                        return
+                    }
+                    body.append(contentsOf: buffer.readableBytesView)
+                }
+                ended = payload.endStream
+            case .rstStream(let code):
+                promise.fail(OneShotHTTPError("the stream was reset (\(code))"))
+                context.close(promise: nil)
+                return
+            default:
+                return
+            }
+            if ended {
+                promise.succeed(Response(status: status, body: body))
+                context.close(promise: nil)
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            promise.fail(error)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            promise.fail(OneShotHTTPError("the connection closed before the answer was complete"))
+        }
     }
 
     private final class ResponseCollector: ChannelInboundHandler {

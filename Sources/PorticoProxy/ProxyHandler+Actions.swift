@@ -35,6 +35,19 @@ extension ProxyHandler {
             becomeIdle(after: exchange)
         case .abort(let ending, let finish):
             settle(exchange, abandonUpstream: true)
+            if grpcKind == .grpc, !connection.isHTTP1, finish.kind == .upstreamResetMidResponse, let downstream {
+                // A gRPC client reads a reset stream as CANCELLED or INTERNAL; the upstream went
+                // away, which gRPC calls UNAVAILABLE (what a retry policy and the client's own
+                // error handling look for). The answer ends with that status in its trailers.
+                grpcStatus = GRPCStatus.unavailable
+                end(exchange, finish)
+                state = .idle
+                var trailers = HTTPFieldList()
+                trailers.append(name: "grpc-status", value: String(GRPCStatus.unavailable))
+                trailers.append(name: "grpc-message", value: "upstream reset before the end of the answer")
+                downstream.writeAndFlush(.end(trailers))
+                return
+            }
             end(exchange, finish)
             state = .closing
             if ending == .abandonBoth { downstream?.close() }

@@ -106,6 +106,7 @@ extension ProxyHandler {
     @discardableResult
     func send(_ response: LocalResponse) -> Int {
         guard let downstream else { return 0 }
+        if let grpcKind, response.status.code != 200 { return sendGRPC(response, kind: grpcKind, to: downstream) }
         let body = response.body
         var fields = HTTPFieldList()
         fields.reserveCapacity(fields: 4 + response.extraHeaders.count, bytes: 128)
@@ -128,6 +129,38 @@ extension ProxyHandler {
         return body.readableBytes
     }
 
+    /// A gateway answer to a gRPC call, in gRPC's terms: HTTP 200 and a trailers-only
+    /// response whose `grpc-status` and `grpc-message` say what happened (a 404 is UNIMPLEMENTED,
+    /// a 503 UNAVAILABLE, and so on: `GRPCStatus.code(forHTTPStatus:)`), as Envoy answers gRPC
+    /// requests. The HTTP status is logged as it was decided.
+    private func sendGRPC(_ response: LocalResponse, kind: GRPCContentType, to downstream: ProxyDownstream) -> Int {
+        let code = GRPCStatus.code(forHTTPStatus: Int(response.status.code))
+        grpcStatus = code
+        var message = String(buffer: response.body)
+        while message.last == "\n" { message.removeLast() }
+        var fields = HTTPFieldList()
+        fields.reserveCapacity(fields: 5 + response.extraHeaders.count, bytes: 128 + message.utf8.count)
+        switch kind {
+        case .grpc: fields.append(name: "content-type", value: "application/grpc")
+        case .grpcWeb: fields.append(name: "content-type", value: "application/grpc-web+proto")
+        case .grpcWebText: fields.append(name: "content-type", value: "application/grpc-web-text+proto")
+        }
+        fields.append(name: "grpc-status", value: String(code))
+        fields.append(name: "grpc-message", value: GRPCStatus.encodeMessage(message))
+        if connection.isHTTP1 { fields.append(name: "content-length", value: "0") }
+        for (name, value) in response.extraHeaders where name != "content-type" { fields.append(name: name, value: value) }
+        var head = ResponseHead(status: 200, version: response.head.version, fields: fields)
+        for index in 0..<response.layers.count { response.layers[index].responseHead(&head) }
+        if response.close, connection.isHTTP1 { head.fields.append(name: "connection", value: "close") }
+        downstream.write(.head(head))
+        if response.close {
+            downstream.writeAndFlushThenClose(.end(nil))
+        } else {
+            downstream.writeAndFlush(.end(nil))
+        }
+        return 0
+    }
+
     // MARK: The end
 
     /// The request is over: the layers that watch endings (access log, metrics) hear of it.
@@ -136,7 +169,7 @@ extension ProxyHandler {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
         let ending = ExchangeEnding(
             record: record, method: method, target: uri, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
-            upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop)
+            upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop, grpcStatus: grpcStatus)
         let layers = loop.snapshot.requestPath.ending
         for index in 0..<layers.count { layers[index].exchangeEnded(ending) }
     }

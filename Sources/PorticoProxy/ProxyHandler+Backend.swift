@@ -18,7 +18,7 @@ extension ProxyHandler {
         }
     }
 
-    func leaseConnection(_ exchange: Exchange, from pool: UpstreamPool) {
+    func leaseConnection(_ exchange: Exchange, from pool: any UpstreamSource) {
         exchange.leaseSettled = false
         let id = pool.lease(for: exchange)
         guard !exchange.leaseSettled else { return }
@@ -76,7 +76,7 @@ extension ProxyHandler {
             perform(exchange.machine.leaseFailed(.unavailable(LocalReply(reason))), exchange)
         case .success(let lease):
             exchange.lease = lease
-            let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint)
+            let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint, protocol: lease.protocol)
             exchange.pool = pool
             if let tryTimeout = lease.tryTimeout {
                 exchange.cancelTimeout()  // a retry's earlier try had one

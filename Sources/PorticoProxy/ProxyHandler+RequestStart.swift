@@ -14,6 +14,10 @@ extension ProxyHandler {
         let snapshot = loop.snapshot
         let started = NIODeadline.now()
         let requestID = head.fields.firstValue(of: "x-request-id") ?? loop.random.makeRequestID()
+        grpcStatus = nil
+        grpcKind = head.fields.firstIndex(of: "content-type").flatMap { index in
+            head.fields[index].withUnsafeValueBytes { GRPCContentType(bytes: $0) }
+        }
 
         func reject(_ reply: LocalReply, close: Bool) {
             writeLocalReply(reply, head: head, close: close,
@@ -188,7 +192,13 @@ extension ProxyHandler {
         exchange.retry = retry
         state = .proxying(exchange)
 
-        let timeout = request.timeout
+        var timeout = request.timeout
+        if grpcKind != nil, let value = upstreamHead.fields.firstValue(of: "grpc-timeout"),
+           let deadline = GRPCStatus.timeoutNanoseconds(value), deadline < timeout.nanoseconds {
+            // The client's deadline, when it is sooner than the route's (as Envoy's
+            // `max_grpc_timeout` does): past it the client has given up anyway.
+            timeout = .nanoseconds(deadline)
+        }
         exchange.routeTimeout = timeout
         if !destination.leaseMayWait {
             // The endpoint is chosen now, from the snapshot this request matched with, even when
@@ -221,7 +231,7 @@ extension ProxyHandler {
         }
         let (pool, endpointIndex, _) = loop.pool(for: service)
         let loop = self.loop
-        return ShadowRequest(head: shadowHead, pool: pool, timeout: timeout) {
+        return ShadowRequest(head: shadowHead, pool: pool, eventLoop: loop.eventLoop, timeout: timeout) {
             loop.requestFinished(service: service.name, endpointIndex: endpointIndex)
         }
     }

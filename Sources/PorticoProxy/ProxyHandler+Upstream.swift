@@ -87,7 +87,8 @@ extension ProxyHandler {
         guard let downstream = downstream else { return }
         recordOutcome(exchange, status: head.status)
         exchange.retry?.cancelPerTryTimer()
-        let action = budgeted(exchange.machine.responseHeadReceived(status: head.status), exchange)
+        if grpcKind != nil { grpcStatus = head.fields.firstValue(of: "grpc-status").flatMap { GRPCStatus.parse($0) } }
+        let action = budgeted(exchange.machine.responseHeadReceived(status: head.status, grpcStatus: grpcStatus), exchange)
         switch action {
         case .writeResponseHead(let closeClientAfter):
             exchange.cancelTimeout()
@@ -117,6 +118,9 @@ extension ProxyHandler {
 
     func upstreamResponseEnd(_ exchange: Exchange, _ trailers: HTTPFieldList?) {
         guard let downstream = downstream else { return }
+        if grpcKind != nil, let status = trailers?.firstValue(of: "grpc-status").flatMap({ GRPCStatus.parse($0) }) {
+            grpcStatus = status
+        }
         let action = exchange.machine.responseEnded()
         // Settle this exchange before writing the end: the next pipelined request may follow
         // it soon after.
@@ -163,6 +167,15 @@ extension ProxyHandler {
 
     func upstreamWritabilityChanged(_ exchange: Exchange, isWritable: Bool) {
         if isWritable { resumeClientReads() }
+    }
+
+    /// The upstream refused the stream before starting on it (HTTP/2): a `refused-stream` retry
+    /// may send it again. Not the endpoint's failure for outlier detection: it is shedding
+    /// load or going away, and said so.
+    func upstreamRefused(_ exchange: Exchange) {
+        guard downstream != nil else { return }
+        exchange.upstream = nil
+        perform(budgeted(exchange.machine.upstreamRefused(), exchange), exchange)
     }
 
     func upstreamClosed(_ exchange: Exchange) {

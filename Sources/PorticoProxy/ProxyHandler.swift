@@ -49,6 +49,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var downstream: ProxyDownstream?
     var pendingRead = false
     var upstreamNeedsFlush = false
+    /// The current request is a gRPC call (its `content-type`): the gateway's own answers to
+    /// it are gRPC answers, and its `grpc-status` is logged.
+    var grpcKind: GRPCContentType?
+    /// The current request's gRPC status, once known (the upstream's, or the gateway's own).
+    var grpcStatus: Int?
 
     init(loop: LoopContext, connection: DownstreamConnectionInfo) {
         self.loop = loop

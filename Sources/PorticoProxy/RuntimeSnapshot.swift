@@ -66,11 +66,12 @@ public final class RuntimeSnapshot: Sendable {
             var tls: UpstreamTLS?
             if let tlsConfig = service.tls {
                 if let kept = previous?.upstreamTLS[service.name], kept.config == tlsConfig,
+                   kept.upstreamProtocol == service.protocol,
                    !reloadChangedFiles || !kept.files.changedSinceLoaded {
                     tls = kept
                 } else {
                     do {
-                        tls = try UpstreamTLS(config: tlsConfig)
+                        tls = try UpstreamTLS(config: tlsConfig, protocol: service.protocol)
                     } catch {
                         throw ConfigError([ConfigDiagnostic(
                             location: service.location.value ?? SourceLocation(file: config.sourceFile, line: 1, column: 1),

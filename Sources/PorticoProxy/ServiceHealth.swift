@@ -144,6 +144,7 @@ final class ServiceHealth: Sendable {
             OneShotHTTPClient.get(
                 host: endpoint.host, port: endpoint.port, path: check.path, hostHeader: endpoint.description,
                 tls: tls?.context, serverName: tls?.serverHostname(for: endpoint), peerCheck: tls,
+                http2: service.protocol == .h2c,
                 timeout: .nanoseconds(check.timeout.nanoseconds), maxBytes: 64 * 1024, on: eventLoop
             ).whenComplete { [weak self] result in
                 guard let self else { return }

@@ -9,9 +9,10 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     /// Body bytes kept while the shadow's connection is not there yet, or will not take more.
     static let maxBuffered = 1 << 20
 
-    private let pool: UpstreamPool
+    private let pool: any UpstreamSource
+    private let eventLoop: EventLoop
     private let finished: () -> Void
-    private var upstream: UpstreamConnection?
+    private var upstream: (any LeasedUpstream)?
     private var pending: [RequestPart]
     private var pendingBytes = 0
     private var waiterID: Int?
@@ -20,13 +21,14 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     private var done = false
 
     /// `finished` runs once, when the shadow is over either way (to release its load-balancer slot).
-    init(head: RequestHead, pool: UpstreamPool, timeout: TimeAmount, finished: @escaping () -> Void) {
+    init(head: RequestHead, pool: any UpstreamSource, eventLoop: EventLoop, timeout: TimeAmount, finished: @escaping () -> Void) {
         self.pool = pool
+        self.eventLoop = eventLoop
         self.finished = finished
         self.pending = [.head(head)]
         // Both hold the shadow strongly: it lives on after the original request has ended,
         // until its own answer, its timeout, or a failure (each of which ends them).
-        timeoutTask = pool.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+        timeoutTask = eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
             giveUp()
         }
         let id = pool.lease(for: self)
@@ -57,10 +59,10 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
         }
     }
 
-    func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>) {
+    func leaseCompleted(_ result: Result<any LeasedUpstream, UpstreamPoolError>) {
         waiterID = nil
         guard !done else {
-            if case .success(let connection) = result { pool.release(connection, reusable: true) }
+            if case .success(let connection) = result { connection.release(reusable: true) }
             return
         }
         guard case .success(let connection) = result else { return giveUp() }
@@ -93,7 +95,7 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
         if let waiterID { pool.cancelLease(waiterID) }
         if let upstream {
             self.upstream = nil
-            pool.release(upstream, reusable: false)
+            upstream.release(reusable: false)
         }
         pending.removeAll()
         finished()
@@ -113,7 +115,7 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
         done = true
         timeoutTask?.cancel()
         self.upstream = nil
-        pool.release(upstream, reusable: reusable)
+        upstream.release(reusable: reusable)
         finished()
     }
 
@@ -124,5 +126,9 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     func upstreamClosed() {
         upstream = nil
         giveUp()
+    }
+
+    func upstreamRefused() {
+        upstreamClosed()
     }
 }

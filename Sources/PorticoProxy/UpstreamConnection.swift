@@ -12,6 +12,9 @@ protocol UpstreamResponseDelegate: AnyObject {
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
     func upstreamClosed()
+    /// The upstream refused the request before processing any of it (HTTP/2 REFUSED_STREAM,
+    /// or a stream above a GOAWAY's last stream id): safe to try again (`refused-stream`).
+    func upstreamRefused()
 }
 
 /// One HTTP/1.1 connection to an upstream endpoint, and the handler at the end of its pipeline.

@@ -11,20 +11,12 @@ enum UpstreamPoolError: Error {
     case shuttingDown
 }
 
-/// Waits for a connection of an `UpstreamPool`: a request, or a mirrored copy of one. An object
-/// rather than a closure, so leasing allocates nothing.
-protocol UpstreamLeaseWaiter: AnyObject {
-    /// Runs on the pool's loop, possibly before `lease` returns. A waiter that no longer wants
-    /// the connection gives it back with `release`.
-    func leaseCompleted(_ result: Result<UpstreamConnection, UpstreamPoolError>)
-}
-
 /// Keep-alive HTTP/1.1 connections to one endpoint, owned by one event loop.
 ///
 /// The decisions are `ConnectionPoolStateMachine`'s; this shell opens sockets with a
 /// `ClientBootstrap` on the same loop, so the downstream and upstream sockets of a request share
 /// a thread and no lock is ever taken.
-final class UpstreamPool {
+final class UpstreamPool: UpstreamSource {
     private typealias Machine = ConnectionPoolStateMachine<ObjectIdentifier, Int>
 
     let endpoint: HostPort
@@ -38,9 +30,13 @@ final class UpstreamPool {
     private let metrics: GatewayMetrics
     /// Present when the endpoint is reached over TLS.
     let tls: UpstreamTLS?
+    /// The ALPN results a connection may have (nil: any). A `protocol: auto` service offers
+    /// `h2` too, and an endpoint that chose it must not be spoken HTTP/1.1 to.
+    private let acceptedProtocols: Set<String?>?
 
     init(endpoint: HostPort, eventLoop: EventLoop, maxConnections: Int, connectTimeout: TimeAmount,
-         idleTimeout: TimeAmount, metrics: GatewayMetrics, tls: UpstreamTLS? = nil) {
+         idleTimeout: TimeAmount, metrics: GatewayMetrics, tls: UpstreamTLS? = nil, acceptedProtocols: Set<String?>? = nil) {
+        self.acceptedProtocols = acceptedProtocols
         self.endpoint = endpoint
         self.eventLoop = eventLoop
         self.tls = tls
@@ -104,7 +100,7 @@ final class UpstreamPool {
         case .lease(let id, to: let waiter):
             guard let connection = connections[id] else { return }
             if let waiting = waiters.removeValue(forKey: waiter) {
-                waiting.leaseCompleted(.success(connection))
+                waiting.leaseCompleted(.success(connection as any LeasedUpstream))
             } else {
                 // The waiter gave up in the meantime: the connection goes straight back.
                 perform(machine.connectionReleased(id, reusable: true))
@@ -134,6 +130,7 @@ final class UpstreamPool {
     private func connect() {
         let connection = UpstreamConnection(pool: self, idleTimeout: idleTimeout)
         let tls = self.tls
+        let acceptedProtocols = self.acceptedProtocols
         let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
         let serverHostname = tls?.serverHostname(for: endpoint)
         // The channel is made on this pool's loop, where this runs.
@@ -146,7 +143,7 @@ final class UpstreamPool {
                     let sync = channel.pipeline.syncOperations
                     if let tls, let handshake {
                         try sync.addHandler(NIOSSLClientHandler(context: tls.context, serverHostname: serverHostname))
-                        try sync.addHandler(UpstreamHandshakeHandler(tls: tls, promise: handshake))
+                        try sync.addHandler(UpstreamHandshakeHandler(tls: tls, promise: handshake, acceptedProtocols: acceptedProtocols))
                     }
                     let writer = HTTP1RequestWriter()
                     let reader = HTTP1ResponseReader()

@@ -13,12 +13,20 @@ final class UpstreamTLS: Sendable {
     /// To notice a rotation.
     let files: WatchedFiles
 
-    init(config: UpstreamTLSConfig) throws {
+    /// The service's protocol: which protocols ALPN offers (`h2` for `h2`, both for `auto`).
+    let upstreamProtocol: UpstreamProtocol
+
+    init(config: UpstreamTLSConfig, protocol upstreamProtocol: UpstreamProtocol = .http1) throws {
         self.config = config
+        self.upstreamProtocol = upstreamProtocol
         self.files = WatchedFiles([config.ca, config.certificate, config.key].compactMap { $0 })
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["http/1.1"]
+        switch upstreamProtocol {
+        case .http1, .h2c: configuration.applicationProtocols = ["http/1.1"]
+        case .h2: configuration.applicationProtocols = ["h2"]
+        case .auto: configuration.applicationProtocols = ["h2", "http/1.1"]
+        }
         if let ca = config.ca {
             configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
         }
@@ -68,16 +76,23 @@ final class UpstreamHandshakeHandler: ChannelInboundHandler, RemovableChannelHan
     typealias InboundIn = NIOAny
     private let tls: UpstreamTLS
     private let promise: EventLoopPromise<Void>
+    /// The ALPN results the connection may have (nil: any): `h2` for an HTTP/2 pool, as an
+    /// endpoint that chose HTTP/1.1, or nothing, would read the HTTP/2 preface as garbage.
+    private let acceptedProtocols: Set<String?>?
 
-    init(tls: UpstreamTLS, promise: EventLoopPromise<Void>) {
+    init(tls: UpstreamTLS, promise: EventLoopPromise<Void>, acceptedProtocols: Set<String?>? = nil) {
         self.tls = tls
         self.promise = promise
+        self.acceptedProtocols = acceptedProtocols
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event {
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
             let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
-            if tls.acceptsPeer(certificate ?? nil) {
+            if let acceptedProtocols, !acceptedProtocols.contains(negotiated) {
+                promise.fail(UpstreamTLSError.protocolNotNegotiated)
+                context.close(promise: nil)
+            } else if tls.acceptsPeer(certificate ?? nil) {
                 promise.succeed(())
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             } else {
@@ -109,4 +124,6 @@ enum UpstreamTLSError: Error {
     case nameMismatch
     case closedDuringHandshake
     case handshakeTimeout
+    /// ALPN did not agree on the protocol the service is configured to speak.
+    case protocolNotNegotiated
 }

@@ -62,6 +62,7 @@ extension RouteTable {
         if !match.methods.isEmpty {
             parts.append("methods=" + match.methods.joined(separator: ","))
         }
+        if match.grpc { parts.append("grpc") }
         return parts.isEmpty ? "any" : parts.joined(separator: " ")
     }
 

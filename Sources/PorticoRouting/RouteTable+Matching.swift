@@ -59,6 +59,11 @@ extension CompiledRoute {
             }
         }
 
+        if config.match.grpc {
+            guard let contentType = request.firstHeaderValue(lowercasedName: "content-type"),
+                  GRPCContentType.isGRPC(contentType) else { return false }
+        }
+
         if case .regex(let regex) = self.path {
             guard regex.matchesWhole(path) else { return false }
         }

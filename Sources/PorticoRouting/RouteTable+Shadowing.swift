@@ -60,7 +60,9 @@ extension CompiledRoute {
     }
 
     private func coversHeaders(of other: CompiledRoute) -> Bool {
-        config.match.headers.allSatisfy { other.config.match.headers.contains($0) }
+        // A gRPC-only route covers only gRPC-only routes.
+        (!config.match.grpc || other.config.match.grpc)
+            && config.match.headers.allSatisfy { other.config.match.headers.contains($0) }
     }
 
     private func coversMethods(of other: CompiledRoute) -> Bool {

@@ -179,7 +179,7 @@ final class RetryConfigTests: XCTestCase {
             """)
         XCTAssertTrue(text.contains("services.api.retryBudget.percent: must be from 0 to 100, got 120"), text)
         XCTAssertTrue(text.contains("gateway.yaml:8:26: routes[0].retries.attempts: must be from 0 to 10"), text)
-        XCTAssertTrue(text.contains("routes[0].retries.retryOn[1]: expected one of 5xx, gateway-error, connect-failure, reset, retriable-4xx, refused-stream, got '4xx'"), text)
+        XCTAssertTrue(text.contains("routes[0].retries.retryOn[1]: expected one of 5xx, gateway-error, connect-failure, reset, retriable-4xx, refused-stream, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable, got '4xx'"), text)
         XCTAssertTrue(text.contains("routes[1].retries.attempts: retries need 'attempts'"), text)
         XCTAssertTrue(text.contains("routes[1].retries: retries only applies to routes that forward"), text)
     }

@@ -78,4 +78,6 @@ struct ExchangeEnding {
     let connection: DownstreamConnectionInfo
     /// Where this event loop's metrics and access log go.
     let loop: LoopContext
+    /// A gRPC call's `grpc-status` (the upstream's trailers, or the gateway's own answer).
+    let grpcStatus: Int?
 }

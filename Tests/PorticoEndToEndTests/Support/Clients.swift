@@ -139,7 +139,7 @@ enum Curl {
 
     /// Runs curl with `arguments`; the status and HTTP version come from `--write-out`.
     @discardableResult
-    static func run(_ arguments: [String], timeout: TimeInterval = 30) throws -> Result {
+    static func run(_ arguments: [String], timeout: TimeInterval = 30, stdin: Data? = nil) throws -> Result {
         let directory = FileManager.default.temporaryDirectory
         let headersFile = directory.appendingPathComponent("curl-headers-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: headersFile) }
@@ -152,7 +152,13 @@ enum Curl {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
+        let input = Pipe()
+        if stdin != nil { process.standardInput = input }
         try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(stdin)
+            try input.fileHandleForWriting.close()
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

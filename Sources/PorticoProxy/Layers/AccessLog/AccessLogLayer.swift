@@ -28,6 +28,10 @@ final class AccessLogLayer: RequestLayer {
             buffer.writeJSONString(record.backend)
             buffer.writeStaticString(",\"upstream\":")
             buffer.writeJSONString(ending.upstream?.description ?? "-")
+            if let grpcStatus = ending.grpcStatus {
+                buffer.writeStaticString(",\"grpc_status\":")
+                buffer.writeDecimal(grpcStatus)
+            }
             buffer.writeStaticString(",\"bytes_in\":")
             buffer.writeDecimal(ending.bytesIn)
             buffer.writeStaticString(",\"bytes_out\":")

@@ -4,5 +4,8 @@ final class MetricsLayer: RequestLayer {
         ending.loop.metrics.recordRequest(
             route: ending.record.route, backend: ending.record.backend, status: ending.status,
             nanoseconds: Int64(truncatingIfNeeded: ending.elapsedNanoseconds))
+        if let grpcStatus = ending.grpcStatus {
+            ending.loop.metrics.recordGRPC(route: ending.record.route, status: grpcStatus)
+        }
     }
 }

@@ -33,6 +33,11 @@ struct CompiledRetries {
             case .reset: conditions.insert(.reset)
             case .retriable4xx: conditions.insert(.retriable4xx)
             case .refusedStream: conditions.insert(.refusedStream)
+            case .grpcCancelled: conditions.insert(.grpcCancelled)
+            case .grpcDeadlineExceeded: conditions.insert(.grpcDeadlineExceeded)
+            case .grpcInternal: conditions.insert(.grpcInternal)
+            case .grpcResourceExhausted: conditions.insert(.grpcResourceExhausted)
+            case .grpcUnavailable: conditions.insert(.grpcUnavailable)
             }
         }
         rules = RetryRules(retries: config.attempts, conditions: conditions)

@@ -1,0 +1,86 @@
+/// An h2c upstream written with Python's `h2` package that breaks the rules on purpose, by path:
+/// - `/reset`: RST_STREAM INTERNAL_ERROR instead of an answer;
+/// - `/refuse-once`: REFUSED_STREAM the first time, then `200 again`;
+/// - `/goaway`: on the first connection, holds the first stream until a second one arrives,
+///   then sends GOAWAY naming the first as the last it takes, and answers only the first; later
+///   connections answer at once (`200 fresh`);
+/// Anything else: `200 ok` with the trailer `x-checksum: abc`.
+/// `python3 -c script MARKER PORT [stall]`; with `stall`, streams get a window of 100 bytes
+/// (SETTINGS) that is never opened again, and no request is answered. Prints `ready`, then
+/// `connection N` and `stream PATH` lines.
+enum MisbehavingHTTP2Server {
+    static let script = #"""
+        import socket, sys, threading
+        import h2.config, h2.connection, h2.events, h2.errors, h2.settings
+        port = int(sys.argv[2])
+        stalls = len(sys.argv) > 3 and sys.argv[3] == "stall"
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(16)
+        counter = {"connections": 0, "refused": 0}
+        lock = threading.Lock()
+        print("ready", flush=True)
+
+        def serve(sock, number):
+            config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+            connection = h2.connection.H2Connection(config=config)
+            connection.initiate_connection()
+            if stalls:
+                connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 100})
+            held = []
+            sock.sendall(connection.data_to_send())
+            def answer(stream_id, body, trailers=None):
+                connection.send_headers(stream_id, [(":status", "200"), ("content-length", str(len(body)))] if trailers is None
+                                        else [(":status", "200")])
+                connection.send_data(stream_id, body, end_stream=trailers is None)
+                if trailers is not None:
+                    connection.send_headers(stream_id, trailers, end_stream=True)
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                try:
+                    events = connection.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    return
+                for event in events:
+                    if isinstance(event, h2.events.RequestReceived):
+                        path = dict(event.headers)[":path"]
+                        print("stream " + path, flush=True)
+                        if stalls:
+                            pass
+                        elif path == "/reset":
+                            connection.reset_stream(event.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                        elif path == "/refuse-once":
+                            with lock:
+                                counter["refused"] += 1
+                                first = counter["refused"] == 1
+                            if first:
+                                connection.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                            else:
+                                answer(event.stream_id, b"again")
+                        elif path == "/goaway" and number == 1:
+                            held.append(event.stream_id)
+                            if len(held) == 2:
+                                connection.close_connection(last_stream_id=held[0])
+                                answer(held[0], b"first")
+                        elif path == "/goaway":
+                            answer(event.stream_id, b"fresh")
+                        else:
+                            answer(event.stream_id, b"ok", trailers=[("x-checksum", "abc")])
+                    elif isinstance(event, h2.events.DataReceived) and not stalls:
+                        connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                sock.sendall(connection.data_to_send())
+
+        def accept():
+            while True:
+                sock, _ = listener.accept()
+                with lock:
+                    counter["connections"] += 1
+                    number = counter["connections"]
+                print("connection %d" % number, flush=True)
+                threading.Thread(target=serve, args=(sock, number), daemon=True).start()
+        accept()
+        """#
+}
