@@ -10,7 +10,7 @@
 /// `connection N` and `stream PATH` lines.
 enum MisbehavingHTTP2Server {
     static let script = #"""
-        import socket, sys, threading
+        import socket, struct, sys, threading
         import h2.config, h2.connection, h2.events, h2.errors, h2.settings
         port = int(sys.argv[2])
         stalls = len(sys.argv) > 3 and sys.argv[3] == "stall"
@@ -63,7 +63,10 @@ enum MisbehavingHTTP2Server {
                         elif path == "/goaway" and number == 1:
                             held.append(event.stream_id)
                             if len(held) == 2:
-                                connection.close_connection(last_stream_id=held[0])
+                                # GOAWAY by hand, ahead of the first stream's answer: h2's own
+                                # close_connection would refuse to send anything after it.
+                                sock.sendall(connection.data_to_send() + struct.pack(">I", 8)[1:] + bytes([7, 0])
+                                             + struct.pack(">III", 0, held[0], 0))
                                 answer(held[0], b"first")
                         elif path == "/goaway":
                             answer(event.stream_id, b"fresh")

@@ -1,0 +1,205 @@
+import Foundation
+import XCTest
+
+/// Services spoken to in HTTP/2 (`protocol: h2c`, `h2`, `auto`), through the real binary:
+/// real HTTP/2 servers (nghttpd, and a Python `h2` server that misbehaves on purpose), real
+/// clients (h2load, nghttp, curl).
+final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
+    private var peers: [PythonPeer] = []
+    private var processes: [Process] = []
+
+    override func tearDown() {
+        for peer in peers { peer.stop() }
+        for process in processes where process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        super.tearDown()
+    }
+
+    private func misbehavingServer(_ arguments: [String] = []) throws -> Int {
+        let port = try freePort()
+        peers.append(try PythonPeer(script: MisbehavingHTTP2Server.script, arguments: [String(port)] + arguments, marker: marker))
+        return port
+    }
+
+    private var serverOutput: String { peers.last?.output ?? "" }
+
+    /// nghttpd serving a folder in plaintext HTTP/2, with a trailer on every answer.
+    private func nghttpd(port chosen: Int? = nil) throws -> Int {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nghttpd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try "hello from nghttpd\n".write(to: folder.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
+        let port = try chosen ?? freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/nghttpd")
+        process.arguments = ["--no-tls", "-d", folder.path, "--trailer", "x-checksum: abc", "-a", "127.0.0.1", String(port)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        processes.append(process)
+        XCTAssertTrue(eventually { (try? RawSocket(port: port)) != nil }, "nghttpd did not start")
+        return port
+    }
+
+    private func route(_ port: Int, _ upstreamProtocol: String = "h2c", routeExtra: String = "", serviceExtra: String = "") -> String {
+        """
+        services:
+          h2:
+            endpoints: [127.0.0.1:\(port)]
+            protocol: \(upstreamProtocol)
+        \(serviceExtra)
+        routes:
+          - name: h2
+            match: { prefix: / }
+            service: h2
+        \(routeExtra)
+        """
+    }
+
+    func testH2loadThroughPorticoToAnH2cUpstream() throws {
+        let port = try nghttpd()
+        gateway = try PorticoProcess(config: route(port))
+        // Many streams on few connections: the upstream pool multiplexes them.
+        let result = try runCommand("/usr/bin/h2load", ["-n", "2000", "-c", "4", "-m", "10", "\(gateway.http)/index.html"])
+        XCTAssertTrue(result.output.contains("2000 succeeded, 0 failed"), result.output)
+        XCTAssertTrue(result.output.contains("status codes: 2000 2xx"), result.output)
+        // And from HTTP/1.1 clients too.
+        let plain = try Curl.run(["\(gateway.http)/index.html"])
+        XCTAssertEqual(plain.status, 200)
+        XCTAssertEqual(plain.body, "hello from nghttpd\n")
+    }
+
+    func testTrailersSurviveToAnHTTP2Client() throws {
+        let port = try nghttpd()
+        gateway = try PorticoProcess(config: route(port))
+        let result = try runCommand("/usr/bin/nghttp", ["-v", "\(gateway.http)/index.html"])
+        // nghttp prints the trailer as a header received after the body.
+        let lines = result.output.split(separator: "\n")
+        let body = lines.firstIndex { $0.contains("hello from nghttpd") }
+        let trailer = lines.firstIndex { $0.contains("x-checksum: abc") }
+        XCTAssertNotNil(body, result.output)
+        XCTAssertNotNil(trailer, result.output)
+        if let body, let trailer { XCTAssertGreaterThan(trailer, body, "the trailer comes after the body") }
+    }
+
+    func testAnUpstreamResetIs502() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port))
+        // One client connection (one event loop, one upstream pool): the reset takes one
+        // stream, not the upstream connection, which carries the other request.
+        let result = try runCommand("/usr/bin/nghttp", ["-v", "\(gateway.http)/reset", "\(gateway.http)/fine"])
+        XCTAssertTrue(result.output.contains(":status: 502"), result.output)
+        XCTAssertTrue(result.output.contains(":status: 200"), result.output)
+        XCTAssertEqual(serverOutput.components(separatedBy: "connection ").count - 1, 1, serverOutput)
+    }
+
+    func testARefusedStreamIsRetried() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port, routeExtra: "    retries: { attempts: 1, retryOn: [refused-stream] }"))
+        let response = try Curl.run(["\(gateway.http)/refuse-once"])
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.body, "again")
+    }
+
+    func testARefusedStreamWithoutRetriesIs502() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port))
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/refuse-once"]).status, 502)
+    }
+
+    func testGoAwayLetsTheStartedStreamFinishAndRetriesTheOthersOnANewConnection() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port, routeExtra: "    retries: { attempts: 2, retryOn: [refused-stream] }"))
+        // Two streams at once on one client connection (one event loop, one upstream pool):
+        // the upstream takes the first, sends GOAWAY naming it, and never starts the second.
+        let result = try runCommand("/usr/bin/h2load", ["-n", "2", "-c", "1", "-m", "2", "\(gateway.http)/goaway"])
+        XCTAssertTrue(result.output.contains("2 succeeded, 0 failed"), result.output + serverOutput)
+        XCTAssertTrue(result.output.contains("status codes: 2 2xx"), result.output)
+        XCTAssertTrue(serverOutput.contains("connection 2"), "the refused stream went to a new connection: \(serverOutput)")
+    }
+
+    func testAStalledWindowTimesOutWithoutWedgingTheGateway() throws {
+        let port = try misbehavingServer(["stall"])
+        gateway = try PorticoProcess(config: route(port, routeExtra: "    timeout: 1s") + """
+
+            limits:
+              maxRequestBody: 64MiB
+            """)
+        // The upstream takes 100 bytes of a 4 MiB body and never opens its window again: the
+        // body waits (the client's reads are held, not buffered), and the route's timeout ends it.
+        let started = Date()
+        let response = try Curl.run(["-X", "POST", "--data-binary", "@\(try bodyFile(4 << 20))", "\(gateway.http)/upload"])
+        XCTAssertEqual(response.status, 504)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        XCTAssertEqual(try Curl.run(["\(gateway.admin)/ready"]).status, 200, "the gateway still answers")
+    }
+
+    func testHealthChecksSpeakHTTP2ToAnH2cService() throws {
+        let port = try freePort()
+        gateway = try PorticoProcess(config: route(port, serviceExtra: """
+                healthCheck: { path: /index.html, interval: 200ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1 }
+            """))
+        // Nothing listens yet: the endpoint fails its checks. Once nghttpd serves the port, it
+        // passes them only if they are spoken in HTTP/2 (nghttpd answers HTTP/1.1 with GOAWAY).
+        XCTAssertTrue(eventually { self.endpointHealth() == false }, "the endpoint never failed its checks")
+        _ = try nghttpd(port: port)
+        XCTAssertTrue(eventually { self.endpointHealth() == true }, "the endpoint never passed its checks")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/index.html"]).status, 200)
+    }
+
+    /// `healthy` of the service's only endpoint, as the admin API reports it.
+    private func endpointHealth() -> Bool? {
+        guard let body = try? Curl.run(["\(gateway.admin)/services"]).body,
+              let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+              let services = json["services"] as? [[String: Any]],
+              let endpoints = services.first?["endpoints"] as? [[String: Any]] else { return nil }
+        return endpoints.first?["healthy"] as? Bool
+    }
+
+    func testAutoSpeaksHTTP1ToAnEndpointThatChoosesIt() throws {
+        let certificates = try TestCertificates.make(name: "localhost")
+        let port = try freePort()
+        // Python's TLS server with ALPN offering only http/1.1.
+        let script = """
+            import http.server, ssl, sys
+            class Handler(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    body = b"over http/1.1"
+                    self.send_response(200)
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[3], sys.argv[4])
+            context.set_alpn_protocols(["http/1.1"])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            print("ready", flush=True)
+            server.serve_forever()
+            """
+        peers.append(try PythonPeer(script: script, arguments: [String(port), certificates.certificate, certificates.key],
+                                    marker: marker))
+        gateway = try PorticoProcess(config: route(port, "auto").replacingOccurrences(
+            of: "protocol: auto", with: "protocol: auto\n    tls: { ca: \(certificates.ca), serverName: localhost }"))
+        for _ in 0..<3 {
+            let response = try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/"])
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.body, "over http/1.1")
+        }
+    }
+
+    func testAnH2ServiceWhoseEndpointRefusesH2IsAConnectFailure() throws {
+        let port = try misbehavingServer()
+        // `h2` needs TLS with ALPN h2; a plaintext endpoint fails the handshake: 502, not a hang.
+        let certificates = try TestCertificates.make(name: "localhost")
+        gateway = try PorticoProcess(config: route(port, "h2").replacingOccurrences(
+            of: "protocol: h2", with: "protocol: h2\n    tls: { ca: \(certificates.ca), serverName: localhost }"))
+        let started = Date()
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/"]).status, 502)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+    }
+}
