@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigReader {
     static let routeKeys = ["name", "match", "service", "function", "split", "directResponse", "redirect", "timeout", "rewrite",
-                            "policies", "fault", "retries", "mirror", "upgrades", "requestHeaders", "responseHeaders"]
+                            "policies", "fault", "retries", "mirror", "upgrades", "requestHeaders", "responseHeaders", "cors"]
     static let actionKeys = ["service", "function", "split", "directResponse", "redirect"]
 
     /// `routes:` — in match order; each needs a `match` and exactly one action.
@@ -80,14 +80,67 @@ extension ConfigReader {
                 requireForwardingAction(for: "responseHeaders", in: fields)
             }
 
+            var cors: CORSConfig?
+            if let node = fields["cors"] {
+                cors = self.cors(node, key: fields.path("cors"))
+            }
+
             guard diagnostics.count == errorsBefore, let match, let action else { continue }
-            result.append(RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
-                                      rewrite: rewrite, policies: policyNames, fault: fault, retries: retries,
-                                      mirror: mirror, upgrades: upgrades, splitStickyOn: splitStickyOn,
-                                      requestHeaders: requestHeaders, responseHeaders: responseHeaders,
-                                      location: location(of: item)))
+            var route = RouteConfig(index: index, name: name, match: match, action: action, timeout: timeout,
+                                    rewrite: rewrite, policies: policyNames, fault: fault, retries: retries,
+                                    mirror: mirror, upgrades: upgrades, splitStickyOn: splitStickyOn,
+                                    requestHeaders: requestHeaders, responseHeaders: responseHeaders,
+                                    location: location(of: item))
+            route.cors = cors
+            result.append(route)
         }
         return result
+    }
+
+    /// `cors: { allowOrigins, allowMethods, allowHeaders, exposeHeaders, maxAge, allowCredentials }`,
+    /// as Envoy's route CORS policy: origins are exact (`https://app.example.com`) or `*`.
+    func cors(_ node: Node, key: String) -> CORSConfig? {
+        let allowed = ["allowOrigins", "allowMethods", "allowHeaders", "exposeHeaders", "maxAge", "allowCredentials"]
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        var config = CORSConfig()
+        func names(_ name: String, what: String, check: (String) -> Bool) -> [String]? {
+            guard let listNode = fields[name], let items = sequence(listNode, key: fields.path(name), of: what) else { return nil }
+            return items.enumerated().compactMap { index, item in
+                let itemKey = Self.path(fields.path(name), index: index)
+                guard let value = string(item, key: itemKey, what: what) else { return nil }
+                guard check(value) else {
+                    error("expected \(what), got '\(value)'", at: item, key: itemKey)
+                    return nil
+                }
+                return value
+            }
+        }
+        if let origins = names("allowOrigins", what: "an origin such as https://app.example.com, or *", check: { origin in
+            origin == "*" || ((origin.hasPrefix("https://") || origin.hasPrefix("http://"))
+                && !origin.dropFirst(8).contains("/") && !origin.contains(" "))
+        }) {
+            config.allowOrigins = origins
+        } else if fields["allowOrigins"] == nil {
+            requireKey("allowOrigins", in: fields, message: "cors needs 'allowOrigins' (the origins allowed, or [\"*\"])")
+        }
+        if let methods = names("allowMethods", what: "a method such as POST", check: { Self.isToken($0) }) {
+            config.allowMethods = methods.map { $0.uppercased() }
+        }
+        if let headers = names("allowHeaders", what: "a header name", check: { Self.isToken($0) }) {
+            config.allowHeaders = headers.map { $0.lowercased() }
+        }
+        if let headers = names("exposeHeaders", what: "a header name", check: { Self.isToken($0) }) {
+            config.exposeHeaders = headers.map { $0.lowercased() }
+        }
+        if let value = fields["maxAge"].flatMap({ duration($0, key: fields.path("maxAge")) }) { config.maxAge = value }
+        if let value = fields["allowCredentials"].flatMap({ bool($0, key: fields.path("allowCredentials")) }) {
+            config.allowCredentials = value
+            if value && config.allowOrigins.contains("*") {
+                error("allowCredentials cannot go with allowOrigins '*' (browsers refuse it); list the origins",
+                      at: fields["allowCredentials"], key: fields.path("allowCredentials"))
+            }
+        }
+        return config
     }
 
     /// `upgrades: [websocket, ...]`: protocol tokens (RFC 9110 7.8), lower-cased. `h2c` is

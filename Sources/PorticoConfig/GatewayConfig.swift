@@ -371,6 +371,9 @@ public struct RouteConfig: Sendable, Equatable {
     /// Header edits on the request sent to the backend, and on the backend's answer.
     public var requestHeaders: HeaderModifierConfig?
     public var responseHeaders: HeaderModifierConfig?
+    /// Cross-origin requests from browsers (a gRPC-Web app on another origin): preflights
+    /// answered here, and the answers marked for the origins allowed.
+    public var cors: CORSConfig?
     /// Where the route starts in the config file.
     public var location: SourceLocation
 
@@ -407,6 +410,23 @@ public struct RouteConfig: Sendable, Equatable {
         self.rewrite = rewrite
         self.location = location
     }
+}
+
+/// A route's `cors`, as Envoy's route CORS policy and the Fetch standard's CORS protocol.
+public struct CORSConfig: Sendable, Equatable {
+    /// Exact origins (`https://app.example.com`), or `*` for any.
+    public var allowOrigins: [String] = []
+    /// Methods a preflight allows; empty: the one the preflight asks for, if it is GET, HEAD or POST.
+    public var allowMethods: [String] = ["GET", "HEAD", "POST"]
+    /// Request headers a preflight allows (lowercased); empty: none beyond the CORS-safelisted.
+    public var allowHeaders: [String] = []
+    /// Response headers a page may read (lowercased), such as `grpc-status` and `grpc-message`.
+    public var exposeHeaders: [String] = []
+    /// How long a browser may cache a preflight's answer.
+    public var maxAge: ConfigDuration?
+    public var allowCredentials = false
+
+    public init() {}
 }
 
 extension RouteConfig {

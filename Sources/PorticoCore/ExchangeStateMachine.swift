@@ -186,6 +186,21 @@ public struct ExchangeStateMachine: Sendable {
         return .forwardRequestBody(keepForReplay: keep)
     }
 
+    /// The request body cannot be read as what its head says it is (a gRPC-Web text body that
+    /// is not base64): 400, and the connection closes, as for a body over its limit.
+    public mutating func requestBodyMalformed() -> Action {
+        switch phase {
+        case .finished, .tunnel, .drainingRequest:
+            return .dropRequestBody
+        case .responding:
+            return end(.abandonBoth, outcome: .clientError)
+        case .leasing, .awaitingResponse, .backingOff:
+            let abandon = hasUpstream
+            hasUpstream = false
+            return answer(.malformedRequest, abandonUpstream: abandon, closeClient: true)
+        }
+    }
+
     /// The client's request ended.
     public mutating func requestEnded() -> Action {
         guard !requestComplete else { return .none }

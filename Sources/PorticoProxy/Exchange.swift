@@ -67,6 +67,10 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     var retry: RetryState?
     /// The route's layers (`RequestPath`): the backend's answer passes their `responseHead`.
     var layers: [any RequestLayer] = []
+    /// Fields the layers decided the answer gets, whoever makes it (`LayerRequest.responseFields`).
+    var responseFields: [(String, String)] = []
+    /// Set for a gRPC-Web call: its body and trailers are translated both ways.
+    var grpcWeb: GRPCWebTranslator?
 
     init(handler: ProxyHandler, requestHead: RequestHead, upstreamHead: RequestHead, routeName: String,
          backend: BackendReference, requestID: String, started: NIODeadline,

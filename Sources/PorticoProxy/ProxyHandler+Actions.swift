@@ -35,6 +35,21 @@ extension ProxyHandler {
             becomeIdle(after: exchange)
         case .abort(let ending, let finish):
             settle(exchange, abandonUpstream: true)
+            if exchange.grpcWeb != nil, finish.kind == .upstreamResetMidResponse, let downstream {
+                // A gRPC-Web answer can still say what happened: its last frame carries the status.
+                grpcStatus = GRPCStatus.unavailable
+                end(exchange, finish)
+                var trailers = HTTPFieldList()
+                trailers.append(name: "grpc-status", value: String(GRPCStatus.unavailable))
+                trailers.append(name: "grpc-message", value: "upstream reset before the end of the answer")
+                if let last = exchange.grpcWeb!.responseEnd(trailers: trailers, allocator: downstream.allocator) {
+                    downstream.write(.body(last))
+                }
+                // The rest of the request may still be on its way: the connection ends here.
+                state = .closing
+                downstream.writeAndFlushThenClose(.end(nil))
+                return
+            }
             if grpcKind == .grpc, !connection.isHTTP1, finish.kind == .upstreamResetMidResponse, let downstream {
                 // A gRPC client reads a reset stream as CANCELLED or INTERNAL; the upstream went
                 // away, which gRPC calls UNAVAILABLE (what a retry policy and the client's own
@@ -91,7 +106,7 @@ extension ProxyHandler {
     func answer(_ exchange: Exchange, _ reply: LocalReply, closeClient: Bool, finish: ExchangeOutcome) {
         let response = LocalResponse(
             head: exchange.requestHead, status: reply.status, body: ByteBuffer(string: reply.body),
-            contentType: "text/plain; charset=utf-8", extraHeaders: reply.headers, close: closeClient,
+            contentType: "text/plain; charset=utf-8", extraHeaders: reply.headers + exchange.responseFields, close: closeClient,
             record: exchange.record())
         becomeIdle(after: exchange, close: closeClient)
         let bytesOut = send(response)

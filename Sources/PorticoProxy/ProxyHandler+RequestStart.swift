@@ -64,7 +64,8 @@ extension ProxyHandler {
         head = request.head
         target.query = request.query
         if let rejection {
-            writeLocalResponse(head: head, status: rejection.status, extraHeaders: rejection.headers, close: false,
+            writeLocalResponse(head: head, status: rejection.status, extraHeaders: rejection.headers + request.responseFields,
+                               close: false,
                                record: .init(route: routeName, backend: rejection.backend, requestID: requestID, started: started))
             return
         }
@@ -73,7 +74,7 @@ extension ProxyHandler {
         case .directResponse(let direct):
             writeLocalResponse(
                 head: head, status: HTTPStatus(statusCode: direct.status),
-                body: direct.body, contentType: direct.contentType, close: false,
+                body: direct.body, contentType: direct.contentType, extraHeaders: request.responseFields, close: false,
                 record: .init(route: routeName, backend: "direct", requestID: requestID, started: started))
             return
         case .redirect(let redirect):
@@ -82,7 +83,7 @@ extension ProxyHandler {
                 normalizedPath: target.path, query: target.query)
             writeLocalResponse(
                 head: head, status: HTTPStatus(statusCode: redirect.status),
-                extraHeaders: [("location", location)], close: false,
+                extraHeaders: [("location", location)] + request.responseFields, close: false,
                 record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started))
             return
         case .service, .function, .split:
@@ -171,6 +172,9 @@ extension ProxyHandler {
         // The layers' edits come after Portico's own (framing, Host), so a route can override
         // them, as Envoy's route headers can.
         for index in 0..<layers.count { layers[index].upstreamHead(&upstreamHead, of: request) }
+        // A gRPC-Web call goes on as a gRPC one (`GRPCWebTranslator`).
+        let isGRPCWeb = grpcKind == .grpcWeb || grpcKind == .grpcWebText
+        if isGRPCWeb { GRPCWebTranslator.upstreamHead(&upstreamHead, text: grpcKind == .grpcWebText) }
 
         var machine = ExchangeStateMachine.Configuration(
             maxRequestBody: snapshot.maxRequestBody, closeClientAfterResponse: closeClientAfterResponse,
@@ -190,6 +194,8 @@ extension ProxyHandler {
             requestID: requestID, started: started, machine: machine, destination: destination)
         exchange.layers = layers
         exchange.retry = retry
+        exchange.responseFields = request.responseFields
+        if isGRPCWeb { exchange.grpcWeb = GRPCWebTranslator(text: grpcKind == .grpcWebText) }
         state = .proxying(exchange)
 
         var timeout = request.timeout

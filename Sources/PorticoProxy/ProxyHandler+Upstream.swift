@@ -97,6 +97,8 @@ extension ProxyHandler {
             response.version = exchange.requestHead.version
             response.fields.removeHopByHop()
             for index in 0..<exchange.layers.count { exchange.layers[index].responseHead(&response) }
+            for (name, value) in exchange.responseFields { response.fields.append(name: name, value: value) }
+            exchange.grpcWeb?.responseHead(&response)
             if closeClientAfter {
                 // HTTP/1.0 without keep-alive, or an upgrade request answered without a 101: the
                 // connection ends with this response (for 1.0, that is also how the body ends).
@@ -112,6 +114,7 @@ extension ProxyHandler {
 
     func upstreamResponseBody(_ exchange: Exchange, _ buffer: ByteBuffer) {
         guard let downstream = downstream, exchange.machine.isResponding else { return }
+        let buffer = exchange.grpcWeb == nil ? buffer : exchange.grpcWeb!.responseBody(buffer, allocator: downstream.allocator)
         exchange.bytesOut += buffer.readableBytes
         downstream.write(.body(buffer))
     }
@@ -120,6 +123,15 @@ extension ProxyHandler {
         guard let downstream = downstream else { return }
         if grpcKind != nil, let status = trailers?.firstValue(of: "grpc-status").flatMap({ GRPCStatus.parse($0) }) {
             grpcStatus = status
+        }
+        var trailers = trailers
+        if exchange.grpcWeb != nil, exchange.machine.isResponding {
+            // The trailers travel as the body's last frame.
+            if let last = exchange.grpcWeb!.responseEnd(trailers: trailers, allocator: downstream.allocator) {
+                exchange.bytesOut += last.readableBytes
+                downstream.write(.body(last))
+            }
+            trailers = nil
         }
         let action = exchange.machine.responseEnded()
         // Settle this exchange before writing the end: the next pipelined request may follow

@@ -180,6 +180,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         guard case .proxying(let exchange) = state else { return }  // discarding or closing
+        var buffer = buffer
+        if exchange.grpcWeb != nil {
+            guard let decoded = exchange.grpcWeb!.requestBody(buffer, allocator: downstream?.allocator ?? ByteBufferAllocator()) else {
+                return perform(exchange.machine.requestBodyMalformed(), exchange)
+            }
+            buffer = decoded
+        }
         let action = exchange.machine.requestBodyReceived(size: buffer.readableBytes)
         switch action {
         case .forwardRequestBody(let keep):
@@ -204,6 +211,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func requestEnd(trailers: HTTPFieldList?) {
         switch state {
         case .proxying(let exchange):
+            if let grpcWeb = exchange.grpcWeb, !grpcWeb.requestEnded() {
+                return perform(exchange.machine.requestBodyMalformed(), exchange)
+            }
             exchange.trailers = trailers
             // Whole, unless a body part was dropped (which cancelled the copy).
             exchange.shadow?.end(trailers)

@@ -22,4 +22,5 @@ struct RoutePolicies {
     let retries: CompiledRetries?
     let requestHeaders: RequestHeadersPolicy?
     let responseHeaders: ResponseHeadersPolicy?
+    let cors: CORSPolicy?
 }

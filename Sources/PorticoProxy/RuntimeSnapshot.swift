@@ -137,11 +137,12 @@ public final class RuntimeSnapshot: Sendable {
         }
         let compiled: [RoutePolicies?] = routes.map { route in
             guard !route.policies.isEmpty || route.fault != nil || route.retries != nil || route.requestHeaders != nil
-                || route.responseHeaders != nil else { return nil }
+                || route.responseHeaders != nil || route.cors != nil else { return nil }
             return RoutePolicies(named: policySet(route.policies), fault: route.fault,
                                  retries: route.retries.map(CompiledRetries.init),
                                  requestHeaders: route.requestHeaders.map(RequestHeadersPolicy.init),
-                                 responseHeaders: route.responseHeaders.map(ResponseHeadersPolicy.init))
+                                 responseHeaders: route.responseHeaders.map(ResponseHeadersPolicy.init),
+                                 cors: route.cors.map(CORSPolicy.init))
         }
         self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
         self.requestPath = RequestPath(routes: routes, routePolicies: compiled, listenerPolicies: byListener,

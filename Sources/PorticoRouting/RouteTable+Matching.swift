@@ -60,8 +60,13 @@ extension CompiledRoute {
         }
 
         if config.match.grpc {
-            guard let contentType = request.firstHeaderValue(lowercasedName: "content-type"),
-                  GRPCContentType.isGRPC(contentType) else { return false }
+            // A browser's CORS preflight for a gRPC-Web call carries no content type: it asks
+            // about the call that follows on the same path, and matches where that call will.
+            let isPreflight = method == "OPTIONS" && request.firstHeaderValue(lowercasedName: "access-control-request-method") != nil
+            if !isPreflight {
+                guard let contentType = request.firstHeaderValue(lowercasedName: "content-type"),
+                      GRPCContentType.isGRPC(contentType) else { return false }
+            }
         }
 
         if case .regex(let regex) = self.path {

@@ -61,6 +61,9 @@ struct LayerRequest {
     var timeout = TimeAmount.seconds(15)
     var retries: CompiledRetries?
     var mirrorService: String?
+    /// Fields the answer gets whoever makes it (the backend, or the gateway), decided from the
+    /// request (a `cors` origin): they cannot be decided from the answer alone.
+    var responseFields: [(String, String)] = []
 }
 
 /// How a request ended, for the layers that watch endings.

@@ -47,7 +47,10 @@ struct RequestPath: Sendable {
             let route = index < routePolicies.count ? routePolicies[index] : nil
             let named = route?.named ?? PolicySet()
             var layers: [any RequestLayer] = []
-            // First: the client certificate header is Portico's own before any policy reads it,
+            // A CORS preflight is answered before anything asks who is calling: browsers send
+            // no credentials on one.
+            if let cors = route?.cors { layers.append(cors) }
+            // Then: the client certificate header is Portico's own before any policy reads it,
             // and its upstream edits come before the route's own, which may override them (as
             // Envoy's `request_headers_to_add` comes after its `x-forwarded-*`).
             layers.append(forwarding)
