@@ -365,7 +365,7 @@ public final class FunctionInstance: @unchecked Sendable {
         }
         workers[workerID] = worker
         logger.info("starting worker", metadata: metadata(worker, ["pid": .stringConvertible(worker.child.pid)]))
-        worker.probeReadiness(path: manifest.readinessPath) { [self] in
+        worker.probeReadiness(path: manifest.readinessPath, http2: manifest.protocol == .h2c) { [self] in
             startupTimers.removeValue(forKey: workerID)?.cancel()
             let microseconds = (NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000
             logger.info("worker ready", metadata: metadata(worker, ["us_to_ready": .stringConvertible(microseconds)]))

@@ -5,6 +5,7 @@ import NIOExtras
 import NIOPosix
 import PorticoConfig
 import PorticoHTTP1
+import PorticoProxy
 
 #if canImport(Glibc)
 import Glibc
@@ -60,12 +61,12 @@ final class WorkerProcess {
     /// answers 2xx. Fast at first (a native worker is up in a millisecond or two, and every
     /// interval here is added to its cold start: half of it on average), then slower. A refused
     /// connect on loopback costs tens of microseconds.
-    func probeReadiness(path: String?, onReady: @escaping () -> Void) {
+    func probeReadiness(path: String?, http2: Bool = false, onReady: @escaping () -> Void) {
         var attempt = 0
         func probe() {
             guard !exited else { return }
             attempt += 1
-            ReadinessProbe.check(port: port, path: path, on: eventLoop).assumeIsolated().whenComplete { [self] result in
+            ReadinessProbe.check(port: port, path: path, http2: http2, on: eventLoop).assumeIsolated().whenComplete { [self] result in
                 guard !exited else { return }
                 if case .success(true) = result {
                     onReady()
@@ -145,7 +146,12 @@ private final class LogLineHandler: ChannelInboundHandler {
 
 /// One readiness check against a worker on 127.0.0.1.
 enum ReadinessProbe {
-    static func check(port: Int, path: String?, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
+    static func check(port: Int, path: String?, http2: Bool = false, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
+        if http2, let path {
+            // An h2c worker (a gRPC server) may not speak HTTP/1.1 at all.
+            return HTTP2ReadinessCheck.status(port: port, path: path, timeout: .seconds(1), on: eventLoop)
+                .map { (200..<300).contains($0) }.recover { _ in false }
+        }
         let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(.milliseconds(200))
         guard let path else {
             return bootstrap.connect(host: "127.0.0.1", port: port).flatMap { channel in

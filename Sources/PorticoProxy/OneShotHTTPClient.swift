@@ -279,3 +279,13 @@ enum JWKSFetcher {
         }
     }
 }
+
+/// The status of one HTTP/2 (prior knowledge) GET to a loopback port, for a function worker
+/// that speaks h2c and has a readiness path.
+public enum HTTP2ReadinessCheck {
+    public static func status(port: Int, path: String, timeout: TimeAmount, on eventLoop: EventLoop) -> EventLoopFuture<Int> {
+        OneShotHTTPClient.get(host: "127.0.0.1", port: port, path: path, hostHeader: "127.0.0.1:\(port)", tls: nil,
+                              serverName: nil, http2: true, timeout: timeout, maxBytes: 64 * 1024, on: eventLoop)
+            .map(\.status)
+    }
+}

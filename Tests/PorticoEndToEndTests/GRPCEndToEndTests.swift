@@ -159,6 +159,23 @@ final class GRPCEndToEndTests: GatewayTestCase {
         XCTAssertEqual(refused["code"], "UNAVAILABLE", "\(refused)")
     }
 
+    func testAFunctionWhoseWorkerSpeaksH2cServesGRPC() throws {
+        gateway = try PorticoProcess(config: "limits: { maxRequestBody: 64MiB }\nroutes: []", prepare: { root in
+            try self.writeFunction("greeter", script: GRPCPeers.server, in: root, manifest: """
+                protocol: h2c
+                routes:
+                  - grpc: { service: test.Echo }
+                """)
+        })
+        // The first call waits for a worker to start (scale from zero), then all four kinds.
+        let unary = try call("unary")
+        XCTAssertEqual(unary["code"], "OK", "\(unary) \(gateway.stderr)")
+        XCTAssertEqual(unary["trailers"], "x-trailer:yes")
+        XCTAssertEqual(try call("server-stream")["replies"], "0,1,2,3,4")
+        XCTAssertEqual(try call("client-stream")["code"], "OK")
+        XCTAssertEqual(try call("bidi")["replies"], "re: 1,re: 2,re: 3")
+    }
+
     func testTheGatewaysOwnAnswersAreGRPCStatuses() async throws {
         let mint = TokenMint()
         try await mint.addKey(kid: "rsa-1", algorithm: "RS256")

@@ -157,6 +157,27 @@ final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
         return endpoints.first?["healthy"] as? Bool
     }
 
+    func testAnH2cFunctionIsReadyWhenItsReadinessPathAnswersInHTTP2() throws {
+        gateway = try PorticoProcess(config: "routes: []", prepare: { root in
+            let folder = root.appendingPathComponent("Functions/static")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try "ready\n".write(to: folder.appendingPathComponent("ready.html"), atomically: true, encoding: .utf8)
+            try "served over h2c\n".write(to: folder.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
+            // nghttpd speaks only HTTP/2: the readiness probe must too, or the worker never counts as ready.
+            try """
+                command: ["sh", "-c", "exec /usr/sbin/nghttpd --no-tls -d . -a 127.0.0.1 $PORT # \(self.marker)"]
+                protocol: h2c
+                readiness: { path: /ready.html }
+                routes:
+                  - prefix: /static/
+                    rewrite: /
+                """.write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        })
+        let response = try Curl.run(["\(gateway.http)/static/index.html"])
+        XCTAssertEqual(response.status, 200, gateway.stderr)
+        XCTAssertEqual(response.body, "served over h2c\n")
+    }
+
     func testAutoSpeaksHTTP1ToAnEndpointThatChoosesIt() throws {
         let certificates = try TestCertificates.make(name: "localhost")
         let port = try freePort()

@@ -3,10 +3,11 @@
 enum GRPCPeers {
     /// `python3 -c server MARKER PORT [CERT KEY]`: service `test.Echo`, over TLS when a
     /// certificate is given. Prints `ready`, then one line per call it starts (`call NAME`).
+    /// Without PORT (a function worker) it listens on `$PORT`.
     static let server = #"""
         import grpc, os, sys, threading, time
         from concurrent import futures
-        port = int(sys.argv[2])
+        port = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ["PORT"])
         calls = {}
         lock = threading.Lock()
 
