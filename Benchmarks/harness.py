@@ -44,6 +44,9 @@ PORTS = {
     "NIO floor": {"H1": 18600, "H2C": 18601},
 }
 SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy", "NIO floor"]
+# Scenario 7 (HTTP/2 to the backend too): nginx with grpc_pass (its only HTTP/2 upstream),
+# HAProxy with `proto h2`, Caddy with an h2c:// upstream. Envoy is not in Debian's packages.
+H2_UPSTREAM_SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy"]
 FLOOR_PORT = 18500
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -474,6 +477,17 @@ def measure_system(name, settings, backend):
         result["h2c"] = h2
         result["cpu_window_h2c_s"] = cpu3 - cpu2
 
+        # 7. HTTP/2 on both sides: h2c in, h2c to the backend (issue 16), 16 connections x 32
+        # streams. Every system but the NIO floor routes /h2up/ to the backend's h2c port; the
+        # direct row is that port itself.
+        if name in H2_UPSTREAM_SYSTEMS:
+            url = f"http://127.0.0.1:{ports['H2C']}/h2up/"
+            warm_up(url, 16, 1, h2=True)
+            cpu4 = cpu_seconds(pid)
+            result["h2up"] = run_h2load(url, 16, 32, d["h2"])
+            cpu5 = cpu_seconds(pid)
+            result["cpu_window_h2up_s"] = cpu5 - cpu4
+
         # 3. TLS 1.3: HTTP/1.1 (wrk, no ALPN) and h2 (h2load, ALPN h2).
         if "TLS" in ports:
             result["tls_facts"] = tls_facts(ports["TLS"])
@@ -678,12 +692,14 @@ METRICS = [
     ("h1_p50_ms", "H1 p50 ms", "ms"),
     ("h1_p99_ms", "H1 p99 ms", "ms"),
     ("h2c_rps", "h2c req/s", "int"),
+    ("h2up_rps", "h2→h2 req/s", "int"),
     ("tls_h1_rps", "TLS H1 req/s", "int"),
     ("tls_h2_rps", "TLS h2 req/s", "int"),
     ("rate_p50_added_us", "+p50 µs @rate", "int"),
     ("rate_p99_added_us", "+p99 µs @rate", "int"),
     ("cpu_us_h1", "CPU µs/req H1", "f2"),
     ("cpu_us_h2c", "CPU µs/req h2c", "f2"),
+    ("cpu_us_h2up", "CPU µs/req h2→h2", "f2"),
     ("rss_idle_mib", "RSS idle MiB", "f1"),
     ("rss_load_mib", "RSS load MiB", "f1"),
 ]
@@ -695,6 +711,8 @@ def flatten(run):
         v["h1_rps"], v["h1_p50_ms"], v["h1_p99_ms"] = run["h1"]["rps"], run["h1"]["p50_us"] / 1000, run["h1"]["p99_us"] / 1000
     if "h2c" in run:
         v["h2c_rps"] = run["h2c"]["rps"]
+    if "h2up" in run:
+        v["h2up_rps"] = run["h2up"]["rps"]
     if "tls_h1" in run:
         v["tls_h1_rps"] = run["tls_h1"]["rps"]
     if "tls_h2" in run:
@@ -703,6 +721,7 @@ def flatten(run):
         v["rate_p50_us"], v["rate_p99_us"] = run["fixed_rate"]["p50_us"], run["fixed_rate"]["p99_us"]
     v["cpu_us_h1"] = cpu_per_request_us(run, "h1")
     v["cpu_us_h2c"] = cpu_per_request_us(run, "h2c")
+    v["cpu_us_h2up"] = cpu_per_request_us(run, "h2up")
     if run.get("rss_idle_kib") is not None:
         v["rss_idle_mib"] = run["rss_idle_kib"] / 1024
     if run.get("rss_load_kib") is not None:
@@ -822,7 +841,7 @@ def plain(headers, rows):
 def check_runs(runs):
     problems = []
     for run in runs:
-        for key in ("h1", "h2c", "tls_h1", "tls_h2", "fixed_rate"):
+        for key in ("h1", "h2c", "h2up", "tls_h1", "tls_h2", "fixed_rate"):
             m = run.get(key)
             if m and (m["errors"] or m["non_2xx"]):
                 problems.append(f"round {run['round']} {run['system']} {key}: {m['errors']} errors, "
@@ -873,18 +892,19 @@ def read_allocations(path):
     found = {}
     with open(path, errors="replace") as f:
         for line in f:
-            m = re.search(r"allocations per proxied (HTTP/1\.1 request|h2c stream): ([0-9.]+)", line)
+            m = re.search(r"allocations per proxied (HTTP/1\.1 request|h2c stream|HTTP/1\.1 request to an h2c service): ([0-9.]+)", line)
             if m:
-                found["h1" if m.group(1).startswith("HTTP") else "h2c"] = float(m.group(2))
+                key = {"HTTP/1.1 request": "h1", "h2c stream": "h2c"}.get(m.group(1), "h2up")
+                found[key] = float(m.group(2))
             elif " error: " in line or "with 0 failures" not in line and re.search(r"Executed .* with \d+ failure", line):
                 found.setdefault("test_failures", []).append(line.strip())
     return found or None
 
 
 def allocations_table(allocations):
-    headers = ["", "HTTP/1.1 request", "h2c stream"]
+    headers = ["", "HTTP/1.1 request", "h2c stream", "HTTP/1.1 request to an h2c service"]
     row = ["allocations per request (release)"]
-    for key in ("h1", "h2c"):
+    for key in ("h1", "h2c", "h2up"):
         row.append(fmt(allocations.get(key), "f1"))
     return headers, [row]
 
@@ -914,6 +934,12 @@ def thresholds(table, fn, allocations=None):
         if p.get(key) is not None and n.get(key):
             r = p[key] / n[key]
             out.append({"target": f"Portico <= {most}x nginx, {label}", "value": round(r, 3), "met": r <= most})
+    # Issue 16: HTTP/2 on both sides at least as fast as the best of the others.
+    others = [table[o]["h2up_rps"] for o in ("nginx", "HAProxy", "Caddy") if table.get(o, {}).get("h2up_rps")]
+    if p.get("h2up_rps") and others:
+        r = p["h2up_rps"] / max(others)
+        out.append({"target": "Portico >= 1.0x the best of nginx, HAProxy, Caddy, h2c to an h2c backend req/s",
+                    "value": round(r, 3), "met": r >= 1.0})
     cold, floor = fn.get("cold", {}).get("native-cold"), fn.get("floor", {}).get("native")
     if cold and floor:
         overhead = (cold["ttfb_us"]["p50"] - floor["p50"]) / 1000

@@ -74,7 +74,7 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
 
     init(handler: ProxyHandler, requestHead: RequestHead, upstreamHead: RequestHead, routeName: String,
          backend: BackendReference, requestID: String, started: NIODeadline,
-         machine: ExchangeStateMachine.Configuration, destination: any Backend) {
+         machine: ExchangeStateMachine.Configuration, requestHasBody: Bool = true, destination: any Backend) {
         self.handler = handler
         self.destination = destination
         self.requestHead = requestHead
@@ -83,7 +83,7 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
         self.backend = backend
         self.requestID = requestID
         self.started = started
-        self.machine = ExchangeStateMachine(configuration: machine)
+        self.machine = ExchangeStateMachine(configuration: machine, requestHasBody: requestHasBody)
     }
 
     func record() -> RequestRecord {

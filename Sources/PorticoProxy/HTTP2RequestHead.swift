@@ -32,6 +32,7 @@ extension RequestHead {
         var scheme: String?
         var path: String?
         var authority: String?
+        var connectProtocol: String?
         var sawRegular = false
         var host: String?
         var hasContentLength = false
@@ -54,6 +55,9 @@ extension RequestHead {
                 case ":scheme": try Self.setOnce(&scheme, value)
                 case ":path": try Self.setOnce(&path, value)
                 case ":authority": try Self.setOnce(&authority, value)
+                case ":protocol":
+                    guard Self.isToken(value) else { throw .invalidPseudoHeaderValue }
+                    try Self.setOnce(&connectProtocol, value)
                 default: throw .unknownPseudoHeader
                 }
                 continue
@@ -79,6 +83,22 @@ extension RequestHead {
             regular.append(name: name, value: value)
         }
         if !cookies.isEmpty { regular.append(name: "cookie", value: cookies.joined(separator: "; ")) }
+        if let connectProtocol {
+            // Extended CONNECT (RFC 8441 4): a CONNECT with all four pseudo-headers and the
+            // protocol to speak on the stream. To an HTTP/1.1 upstream it is the `Upgrade`
+            // request RFC 6455 describes, which the proxy's upgrade path takes from here.
+            // `:protocol` on any other method is not a pseudo-header HTTP/2 knows (RFC 8441 4).
+            guard method == "CONNECT" else { throw .unknownPseudoHeader }
+            guard scheme != nil, let path, !path.isEmpty, let authority else { throw .missingPseudoHeader }
+            if host == nil { regular.append(name: "host", value: authority) }
+            regular.append(name: "upgrade", value: connectProtocol)
+            regular.append(name: "connection", value: "upgrade")
+            if connectProtocol.equalsASCIICaseInsensitive(other: "websocket") && !regular.contains("sec-websocket-key") {
+                regular.append(name: "sec-websocket-key", value: Self.webSocketKey())
+            }
+            self.init(method: "GET", target: path, version: .http2, fields: regular)
+            return
+        }
         guard let method, scheme != nil, let path, !path.isEmpty else { throw .missingPseudoHeader }
         if let authority, let host, !authority.equalsASCIICaseInsensitive(other: host) {
             // RFC 9113 8.3.1: routing and the upstream must not see two different hosts.
@@ -113,6 +133,25 @@ extension RequestHead {
             trailers.append(name: name, value: value)
         }
         return trailers
+    }
+
+    /// A `Sec-WebSocket-Key` for the upstream (RFC 6455 4.1): 16 random bytes in base64. An
+    /// HTTP/2 client sends none, as the stream needs no handshake of its own.
+    private static func webSocketKey() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var key: [UInt8] = []
+        var index = 0
+        while index < bytes.count {
+            let b0 = bytes[index], b1 = index + 1 < bytes.count ? bytes[index + 1] : 0, b2 = index + 2 < bytes.count ? bytes[index + 2] : 0
+            key.append(alphabet[Int(b0 >> 2)])
+            key.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
+            key.append(index + 1 < bytes.count ? alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            key.append(index + 2 < bytes.count ? alphabet[Int(b2 & 0x3F)] : UInt8(ascii: "="))
+            index += 3
+        }
+        return String(decoding: key, as: UTF8.self)
     }
 
     private static func setOnce(_ slot: inout String?, _ value: String) throws(HTTP2MalformedRequest) {

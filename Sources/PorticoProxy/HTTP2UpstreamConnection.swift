@@ -291,3 +291,4 @@ final class HTTP2UpstreamConnection: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 }
+

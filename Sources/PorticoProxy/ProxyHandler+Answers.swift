@@ -15,7 +15,12 @@ extension ProxyHandler {
     /// fire from inside a decoder's call stack, where swapping handlers would hand HTTP parts
     /// to the byte glue.
     func upgrade(exchange: Exchange, head: ResponseHead, finish: ExchangeOutcome) {
-        // Only an HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
+        if let stream = downstream as? HTTP2ServerStream, let upstream = exchange.upstream,
+           let upstreamChannel = upstream.channel {
+            return upgradeStream(stream, exchange: exchange, upstream: upstream, channel: upstreamChannel, head: head,
+                                 finish: finish)
+        }
+        // An HTTP/1.1 connection upgrades: its handler is in the connection's pipeline.
         guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel else {
             // Nothing to glue: the exchange breaks off as if the upstream had gone.
             settle(exchange, abandonUpstream: true)
@@ -58,6 +63,42 @@ extension ProxyHandler {
                 return
             }
             stepDone()
+        }
+    }
+
+    /// A WebSocket over HTTP/2 (RFC 8441) whose HTTP/1.1 upstream answered 101: the client
+    /// hears 200 on its stream, with the WebSocket fields but not the 101's `Upgrade`,
+    /// `Connection` and `Sec-WebSocket-Accept` (the stream is the connection), and the stream
+    /// and the upstream's socket become a byte pipe (`HTTP2StreamTunnel`).
+    private func upgradeStream(_ stream: HTTP2ServerStream, exchange: Exchange, upstream: any LeasedUpstream,
+                               channel upstreamChannel: Channel, head: ResponseHead, finish: ExchangeOutcome) {
+        exchange.upstream = nil
+        settle(exchange, abandonUpstream: false)
+        end(exchange, finish)
+        state = .upgraded
+        var response = head
+        response.status = 200
+        response.reason = nil
+        response.version = .http2
+        response.fields.removeHopByHop()
+        response.fields.removeAll(named: "sec-websocket-accept")
+        for index in 0..<exchange.layers.count { exchange.layers[index].responseHead(&response) }
+        let tunnel = HTTP2StreamTunnel(stream: stream)
+        self.tunnel = tunnel
+        stream.write(.head(response), promise: nil)
+        stream.flush()
+        let idleTimeout = loop.snapshot.config.limits.idleTimeout.timeAmount
+        let eventLoop = loop.eventLoop
+        upstream.leaveForUpgrade { [weak self] in
+            // On a fresh tick: this runs inside the upstream decoder's call stack.
+            eventLoop.assumeIsolated().execute {
+                do {
+                    try tunnel.install(on: upstreamChannel, idleTimeout: idleTimeout)
+                } catch {
+                    upstreamChannel.close(promise: nil)
+                    self?.downstream?.close()
+                }
+            }
         }
     }
 

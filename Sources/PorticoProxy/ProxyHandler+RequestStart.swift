@@ -137,8 +137,21 @@ extension ProxyHandler {
         // `upgrade_configs`). Any other, h2c above all, is served as a plain request without
         // its upgrade headers: a tunnelled h2c would carry HTTP/2 requests straight to the
         // backend, past routing and every policy.
-        let asksUpgrade = connection.isHTTP1 && head.fields.isUpgradeRequest
+        // An HTTP/2 request carries `Upgrade` only as an extended CONNECT made one (RFC 8441,
+        // `HTTP2RequestHead`): HTTP/2 forbids the field itself.
+        let asksUpgrade = (connection.isHTTP1 || head.version == .http2) && head.fields.isUpgradeRequest
         let isUpgrade = asksUpgrade && head.fields.upgradeProtocolsAllowed(route.config.upgrades)
+        if asksUpgrade && !isUpgrade && head.version == .http2 {
+            // An extended CONNECT asks for a tunnel and nothing else: served as a plain GET, its
+            // answer would read as a WebSocket opened. 403, as Envoy answers an upgrade its
+            // route does not allow.
+            // Now: the stream stays open for the tunnel the client expects, so its end never comes.
+            writeLocalResponse(head: head, status: .forbidden, body: "this route does not tunnel that protocol\n",
+                               extraHeaders: request.responseFields, close: false,
+                               record: .init(route: routeName, backend: backend.description, requestID: requestID,
+                                             started: started), requestComplete: true)
+            return
+        }
         let hadTransferEncoding = head.fields.contains("transfer-encoding")
         // The request reader stops parsing after a request that asks to switch protocols: if the
         // answer is not a 101, or the upgrade is not tunnelled, the connection cannot carry
@@ -189,9 +202,16 @@ extension ProxyHandler {
             machine.replayLimit = retries.replayBuffer
             machine.hasPerTryTimeout = retries.perTryTimeout != nil
         }
+        // Framing says whether a body follows the head (RFC 9112 6.3; an HTTP/2 request was
+        // given a length or chunked framing when it may have one). Without one the request is
+        // whole with its head and goes upstream in one piece: for an HTTP/2 upstream one
+        // HEADERS frame that ends the stream, rather than HEADERS then an empty DATA frame,
+        // which a server that answers at once meets with a reset.
+        let requestHasBody = contentLength.map { $0 > 0 } ?? hadTransferEncoding
         let exchange = Exchange(
             handler: self, requestHead: head, upstreamHead: upstreamHead, routeName: routeName, backend: backend,
-            requestID: requestID, started: started, machine: machine, destination: destination)
+            requestID: requestID, started: started, machine: machine, requestHasBody: requestHasBody,
+            destination: destination)
         exchange.layers = layers
         exchange.retry = retry
         exchange.responseFields = request.responseFields

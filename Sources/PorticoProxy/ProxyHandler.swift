@@ -54,6 +54,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var grpcKind: GRPCContentType?
     /// The current request's gRPC status, once known (the upstream's, or the gateway's own).
     var grpcStatus: Int?
+    /// Set once a WebSocket over HTTP/2 is a byte pipe: the stream's bytes go to it.
+    var tunnel: HTTP2StreamTunnel?
 
     init(loop: LoopContext, connection: DownstreamConnectionInfo) {
         self.loop = loop
@@ -101,6 +103,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func readComplete() {
+        tunnel?.clientReadBurstEnded()
         if upstreamNeedsFlush, case .proxying(let exchange) = state {
             upstreamNeedsFlush = false
             exchange.upstream?.flush()
@@ -115,6 +118,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Holds the client back while the request body has nowhere to go (the exchange machine
     /// says when). The read is issued once it has (`resumeClientReads`).
     func holdsReads() -> Bool {
+        if let tunnel, !tunnel.upstreamWritable {
+            pendingRead = true
+            return true
+        }
         if case .proxying(let exchange) = state,
            exchange.machine.holdsClientReads(upstreamWritable: exchange.upstream?.isWritable ?? false) {
             pendingRead = true
@@ -129,6 +136,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func writabilityChanged() {
+        if let tunnel, downstream?.isWritable ?? false { tunnel.clientWritable() }
         if downstream?.isWritable ?? false, case .proxying(let exchange) = state {
             exchange.upstream?.resumeReading()
         }
@@ -140,6 +148,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func clientLeft() {
+        tunnel?.clientLeft()
+        tunnel = nil
         if case .proxying(let exchange) = state {
             perform(exchange.machine.clientClosed(), exchange)
         }
@@ -170,6 +180,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Request body
 
     func requestBody(buffer: ByteBuffer) {
+        if let tunnel {
+            tunnel.clientSent(buffer)
+            return
+        }
         if case .execCollecting(let exec) = state {
             var buffer = buffer
             guard exec.body.readableBytes + buffer.readableBytes <= exec.maxRequestBody else {
@@ -209,6 +223,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func requestEnd(trailers: HTTPFieldList?) {
+        if let tunnel { return tunnel.clientEnded() }
         switch state {
         case .proxying(let exchange):
             if let grpcWeb = exchange.grpcWeb, !grpcWeb.requestEnded() {

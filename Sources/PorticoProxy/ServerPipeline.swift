@@ -111,6 +111,8 @@ struct ServerPipeline {
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
         connectionConfiguration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: 256),
+            // Extended CONNECT (RFC 8441): WebSockets over HTTP/2.
+            HTTP2Setting(parameter: .enableConnectProtocol, value: 1),
             // Above the edge limit, so an oversized header list reaches the ProxyHandler and
             // gets a 431 rather than a protocol error.
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.headers + 64 * 1024),

@@ -1,3 +1,4 @@
+import Foundation
 import NIOHPACK
 import NIOHTTP1
 import PorticoHTTP1
@@ -40,6 +41,24 @@ final class HTTP2RequestHeadTests: XCTestCase {
         XCTAssertEqual(try head(post, endStream: true).fields.values(of: "content-length"), ["0"])
         XCTAssertEqual(try head(post + [("content-length", "5")], endStream: false).fields.values(of: "content-length"), ["5"])
         XCTAssertFalse(try head(base, endStream: false).fields.contains("transfer-encoding"), "GET frames no body")
+    }
+
+    func testAnExtendedConnectBecomesAWebSocketUpgrade() throws {
+        let request = try head([(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":path", "/chat"),
+                                (":authority", "api.example"), ("sec-websocket-version", "13")], endStream: false)
+        XCTAssertEqual(request.method, "GET")
+        XCTAssertEqual(request.target, "/chat")
+        XCTAssertEqual(request.fields.firstValue(of: "upgrade"), "websocket")
+        XCTAssertEqual(request.fields.firstValue(of: "connection"), "upgrade")
+        XCTAssertEqual(request.fields.firstValue(of: "host"), "api.example")
+        XCTAssertEqual(request.fields.firstValue(of: "sec-websocket-version"), "13")
+        let key = try XCTUnwrap(request.fields.firstValue(of: "sec-websocket-key"))
+        XCTAssertEqual(Data(base64Encoded: key)?.count, 16, "16 random bytes, base64 (RFC 6455 4.1)")
+        XCTAssertTrue(request.fields.isUpgradeRequest)
+        // Without :authority, or on another method, it is malformed.
+        assertMalformed([(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":path", "/chat")],
+                        .missingPseudoHeader)
+        assertMalformed(base + [(":protocol", "websocket")], .unknownPseudoHeader)
     }
 
     func testPseudoHeaderRules() {
