@@ -83,6 +83,49 @@ final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
         if let body, let trailer { XCTAssertGreaterThan(trailer, body, "the trailer comes after the body") }
     }
 
+    /// `python3 -c script PORT`: POSTs 200,000 bytes and a trailer to /upload over h2c, prints
+    /// the answer's body.
+    static let trailerClient = #"""
+        import socket, sys
+        import h2.config, h2.connection, h2.events
+        sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        connection.initiate_connection()
+        stream = connection.get_next_available_stream_id()
+        connection.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", "/upload"),
+                                         (":authority", "localhost"), ("te", "trailers")])
+        body, body_answer, done = bytes(200000), b"", False
+        while body and connection.local_flow_control_window(stream) > 0:
+            size = min(len(body), connection.local_flow_control_window(stream), connection.max_outbound_frame_size)
+            connection.send_data(stream, body[:size])
+            body = body[size:]
+            sock.sendall(connection.data_to_send())
+            if body and connection.local_flow_control_window(stream) == 0:
+                while connection.local_flow_control_window(stream) == 0:
+                    for event in connection.receive_data(sock.recv(65536)):
+                        pass
+                    sock.sendall(connection.data_to_send())
+        connection.send_headers(stream, [("x-digest", "sha-0"), ("x-count", "200000")], end_stream=True)
+        sock.sendall(connection.data_to_send())
+        while not done:
+            for event in connection.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.DataReceived):
+                    body_answer += event.data
+                    connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    done = True
+            sock.sendall(connection.data_to_send())
+        print(body_answer.decode())
+        """#
+
+    func testRequestTrailersAndABodyLargerThanAWindowReachAnH2Upstream() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port))
+        let result = try PythonPeer.run(script: Self.trailerClient, arguments: [String(gateway.httpPort)], timeout: 30)
+        XCTAssertEqual(result.output.trimmingCharacters(in: .whitespacesAndNewlines),
+                       "bytes=200000 trailers=x-digest:sha-0,x-count:200000", result.output)
+    }
+
     func testAnUpstreamResetIs502() throws {
         let port = try misbehavingServer()
         gateway = try PorticoProcess(config: route(port))

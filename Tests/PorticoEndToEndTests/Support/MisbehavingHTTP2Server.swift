@@ -4,6 +4,8 @@
 /// - `/goaway`: on the first connection, holds the first stream until a second one arrives,
 ///   then sends GOAWAY naming the first as the last it takes, and answers only the first; later
 ///   connections answer at once (`200 fresh`);
+/// - `/upload`: answers once the request ends: `200 bytes=N trailers=NAME:VALUE,...` (what
+///   arrived of the body and its trailers);
 /// Anything else: `200 ok` with the trailer `x-checksum: abc`.
 /// `python3 -c script MARKER PORT [stall]`; with `stall`, streams get a window of 100 bytes
 /// (SETTINGS) that is never opened again, and no request is answered. Prints `ready`, then
@@ -29,6 +31,7 @@ enum MisbehavingHTTP2Server {
             if stalls:
                 connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 100})
             held = []
+            uploads = {}
             sock.sendall(connection.data_to_send())
             def answer(stream_id, body, trailers=None):
                 connection.send_headers(stream_id, [(":status", "200"), ("content-length", str(len(body)))] if trailers is None
@@ -60,6 +63,8 @@ enum MisbehavingHTTP2Server {
                                 connection.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                             else:
                                 answer(event.stream_id, b"again")
+                        elif path == "/upload":
+                            uploads[event.stream_id] = {"bytes": 0, "trailers": []}
                         elif path == "/goaway" and number == 1:
                             held.append(event.stream_id)
                             if len(held) == 2:
@@ -74,6 +79,13 @@ enum MisbehavingHTTP2Server {
                             answer(event.stream_id, b"ok", trailers=[("x-checksum", "abc")])
                     elif isinstance(event, h2.events.DataReceived) and not stalls:
                         connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        if event.stream_id in uploads:
+                            uploads[event.stream_id]["bytes"] += len(event.data)
+                    elif isinstance(event, h2.events.TrailersReceived) and event.stream_id in uploads:
+                        uploads[event.stream_id]["trailers"] = ["%s:%s" % pair for pair in event.headers]
+                    elif isinstance(event, h2.events.StreamEnded) and event.stream_id in uploads:
+                        upload = uploads.pop(event.stream_id)
+                        answer(event.stream_id, ("bytes=%d trailers=%s" % (upload["bytes"], ",".join(upload["trailers"]))).encode())
                 sock.sendall(connection.data_to_send())
 
         def accept():
