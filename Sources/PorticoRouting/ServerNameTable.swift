@@ -34,3 +34,5 @@ public struct ServerNameTable<Value> {
         return wildcards[String(name[name.index(after: dot)...])]
     }
 }
+
+extension ServerNameTable: Sendable where Value: Sendable {}
