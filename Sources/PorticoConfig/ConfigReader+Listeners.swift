@@ -77,7 +77,7 @@ extension ConfigReader {
         for name in ["certificate", "key", "clientCA"] {
             guard let valueNode = fields[name] else {
                 if name != "clientCA" && !singleFormOptional {
-                    requireKey(name, in: fields, message: "tls needs both 'certificate' and 'key' (or a 'certificates' list); '\(name)' is missing")
+                    requireKey(name, in: fields, message: "tls needs both 'certificate' and 'key'; '\(name)' is missing")
                 }
                 continue
             }

@@ -143,8 +143,12 @@ public struct TCPProxyStateMachine: Sendable {
         switch state {
         case .closed:
             return .none
-        case .relaying(false, false):
-            return close(.completed)
+        case .relaying(let clientOpen, let upstreamOpen):
+            // NIO closes a socket whose output was shut when its input ends too, with no
+            // inputClosed first: a side that closes after the other one's FIN ended its own
+            // direction, and the pair is done.
+            let otherDirectionDone = side == .upstream ? !clientOpen : !upstreamOpen
+            return close(otherDirectionDone ? .completed : (side == .client ? .clientClosed : .upstreamClosed))
         default:
             return close(side == .client ? .clientClosed : .upstreamClosed)
         }
