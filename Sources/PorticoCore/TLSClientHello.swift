@@ -47,9 +47,9 @@ public enum TLSClientHello {
             }
             guard length > 0 else { return .malformed("an empty handshake record") }
             guard length <= maxRecordLength else { return .malformed("a record longer than 16 KiB") }
-            guard bytes.count - offset - 5 >= length else {
-                return offset + 5 + length > limit ? .tooLarge : .needMoreBytes
-            }
+            // Record headers count too: a hello cut into tiny records costs more than its length.
+            guard offset + 5 + length <= limit else { return .tooLarge }
+            guard bytes.count - offset - 5 >= length else { return .needMoreBytes }
             handshake.append(contentsOf: bytes[(offset + 5)..<(offset + 5 + length)])
             offset += 5 + length
             firstRecord = false
