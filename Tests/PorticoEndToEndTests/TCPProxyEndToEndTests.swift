@@ -23,7 +23,7 @@ final class TCPProxyEndToEndTests: GatewayTestCase {
     /// `echo` answers what it read, then after the client's FIN sends its own; with a name it
     /// first says that name. `count` answers only once the client's FIN came, with how many
     /// bytes it read. `fin-first` says hello, sends FIN at once, and appends what it still
-    /// reads to the file named.
+    /// reads to the file named. `stall` accepts and never reads.
     private static let backendScript = """
         import socket, sys, threading
         port, mode = int(sys.argv[1]), sys.argv[2]
@@ -43,6 +43,8 @@ final class TCPProxyEndToEndTests: GatewayTestCase {
                             break
                         conn.sendall(data)
                     conn.shutdown(socket.SHUT_WR)
+                elif mode == "stall":
+                    threading.Event().wait()
                 elif mode == "count":
                     total = 0
                     while True:
@@ -168,6 +170,38 @@ final class TCPProxyEndToEndTests: GatewayTestCase {
             ((try? String(contentsOf: received, encoding: .utf8)) ?? "").contains("sent after the server's FIN")
         })
         XCTAssertTrue(eventually { self.accessLogLine(listener: "finfirst")?["end"] as? String == "completed" }, gateway.stdout)
+    }
+
+    // MARK: Backpressure
+
+    func testAClientCannotOutrunAnUpstreamThatDoesNotRead() throws {
+        let stalled = try backend("stall")
+        let port = try freePort()
+        try startGateway(services: "  stalled: { endpoints: [127.0.0.1:\(stalled)] }",
+                         tcp: "  - { name: stalled, address: 127.0.0.1:\(port), service: stalled }")
+        let before = try XCTUnwrap(gateway.peakResidentKiB)
+        // Sends 1 MiB pieces for as long as the sockets take them, up to 256 MiB, and prints
+        // how much went; a send blocked for a second ends it.
+        let client = """
+            import socket
+            s = socket.create_connection(("127.0.0.1", \(port)))
+            s.settimeout(1)
+            piece, sent = b"x" * (1 << 20), 0
+            try:
+                while sent < (256 << 20):
+                    sent += s.send(piece)
+            except socket.timeout:
+                pass
+            print(sent)
+            """
+        let result = try runBounded("/usr/bin/env", ["python3", "-c", client], timeout: 60)
+        let sent = try XCTUnwrap(Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)), result.output)
+        // Only the sockets' buffers (a few MiB each way on loopback) and Portico's one read in
+        // flight fill up: Portico stops reading the client while the upstream cannot take more.
+        XCTAssertLessThan(sent, 64 << 20, "the client sent \(sent) bytes to an upstream that reads nothing")
+        XCTAssertGreaterThan(sent, 0)
+        let after = try XCTUnwrap(gateway.peakResidentKiB)
+        XCTAssertLessThan(after - before, 64 * 1024, "Portico's memory grew by \(after - before) KiB")
     }
 
     // MARK: Refusals and limits
