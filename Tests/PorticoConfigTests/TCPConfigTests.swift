@@ -185,6 +185,21 @@ final class TCPConfigTests: XCTestCase {
             "gateway.yaml:9:37: tcp[0].sni: needs at least one { names, service } entry")
     }
 
+    func testAnSNIRouteNeedsNamesAndAService() {
+        XCTAssertEqual(rejection("""
+              - address: 127.0.0.1:8444
+                sni:
+                  - { service: pg }
+                  - { names: [] , service: pg }
+                  - { names: [a.example] }
+            """),
+            """
+            gateway.yaml:11:9: tcp[0].sni[0].names: missing required key 'names'
+            gateway.yaml:12:18: tcp[0].sni[1].names: needs at least one server name
+            gateway.yaml:13:9: tcp[0].sni[2].service: missing required key 'service'
+            """)
+    }
+
     // MARK: A TLS listener's certificates
 
     func testListenerCertificatesParse() throws {
