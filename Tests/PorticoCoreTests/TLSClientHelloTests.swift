@@ -1,3 +1,4 @@
+import Foundation
 import PorticoCore
 import XCTest
 
@@ -83,6 +84,46 @@ final class TLSClientHelloTests: XCTestCase {
         XCTAssertEqual(TLSClientHello.parse(withoutSNI), .complete(serverName: nil))
         let noExtensions = Self.records(Self.handshake(Self.helloBody(extensions: nil)))
         XCTAssertEqual(TLSClientHello.parse(noExtensions), .complete(serverName: nil))
+    }
+
+    /// The ClientHello Python's `ssl` module (OpenSSL) really sends: TLS 1.3 key shares,
+    /// session ticket, ALPN and all.
+    private func realHello(serverName: String?) throws -> [UInt8] {
+        let script = """
+            import ssl, sys
+            context = ssl.create_default_context()
+            context.set_alpn_protocols(["h2", "http/1.1"])
+            name = sys.argv[1] if len(sys.argv) > 1 else None
+            if name is None:
+                context.check_hostname = False
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            sys.stdout.buffer.write(outgoing.read())
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script] + (serverName.map { [$0] } ?? [])
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        return Array(data)
+    }
+
+    func testARealClientHello() throws {
+        let hello = try realHello(serverName: "db.example.com")
+        XCTAssertGreaterThan(hello.count, 200)
+        XCTAssertEqual(TLSClientHello.parse(hello), .complete(serverName: "db.example.com"))
+        for cut in 0..<hello.count {
+            XCTAssertEqual(TLSClientHello.parse(Array(hello[..<cut])), .needMoreBytes, "cut at \(cut) of \(hello.count)")
+        }
+        XCTAssertEqual(TLSClientHello.parse(try realHello(serverName: nil)), .complete(serverName: nil))
     }
 
     // MARK: What is refused
