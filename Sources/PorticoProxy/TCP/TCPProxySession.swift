@@ -12,32 +12,32 @@ import PorticoCore
 final class TCPProxySession {
     typealias Side = TCPProxyStateMachine.Side
 
-    private let listener: TCPListenerState
+    let listener: TCPListenerState
     private let routes: TCPRoutes
-    private let loop: LoopContext
-    private var machine: TCPProxyStateMachine
+    let loop: LoopContext
+    private(set) var machine: TCPProxyStateMachine
     private var client: ChannelHandlerContext?
     private var upstream: ChannelHandlerContext?
     /// What the client sent before the relay began.
     private var early: ByteBuffer
     private var heldRead: (client: Bool, upstream: Bool) = (false, false)
 
-    private var service: ServiceConfig?
-    private var serviceEntry: TCPLoopState.ServiceEntry?
+    private(set) var service: ServiceConfig?
+    private(set) var serviceEntry: TCPLoopState.ServiceEntry?
     private var tried: [Bool] = []
     /// The endpoint counted as open in `serviceEntry` (a connect under way or a connection).
-    private var endpointIndex: Int?
+    private(set) var endpointIndex: Int?
     private var connecting = false
     private var upstreamClosed = false
     private var finished = false
 
-    private var serverName: String?
-    private var clientAddress = "-"
-    private var bytesIn = 0
-    private var bytesOut = 0
+    private(set) var serverName: String?
+    private(set) var clientAddress = "-"
+    private(set) var bytesIn = 0
+    private(set) var bytesOut = 0
     private var unreportedIn = 0
     private var unreportedOut = 0
-    private let started = NIODeadline.now()
+    let started = NIODeadline.now()
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var helloTimer: Scheduled<Void>?
@@ -318,36 +318,6 @@ final class TCPProxySession {
         if let index = endpointIndex { serviceEntry?.closed(index) }
         reportBytes()
         writeAccessLog()
-    }
-
-    private func writeAccessLog() {
-        guard let accessLog = loop.accessLog else { return }
-        let end = machine.end ?? .clientClosed
-        let upstreamAddress = endpointIndex.flatMap { index in serviceEntry?.endpoints[index].description } ?? "-"
-        let elapsed = NIODeadline.now() - started
-        accessLog.append { buffer in
-            buffer.writeStaticString("{\"time_unix_ms\":")
-            buffer.writeDecimal(Int(AccessClock.unixMilliseconds()))
-            buffer.writeStaticString(",\"listener\":")
-            buffer.writeJSONString(listener.name)
-            buffer.writeStaticString(",\"client\":")
-            buffer.writeJSONString(clientAddress)
-            buffer.writeStaticString(",\"protocol\":\"tcp\",\"server_name\":")
-            buffer.writeJSONString(serverName ?? "-")
-            buffer.writeStaticString(",\"backend\":")
-            buffer.writeJSONString(service?.name ?? "-")
-            buffer.writeStaticString(",\"upstream\":")
-            buffer.writeJSONString(upstreamAddress)
-            buffer.writeStaticString(",\"bytes_in\":")
-            buffer.writeDecimal(bytesIn)
-            buffer.writeStaticString(",\"bytes_out\":")
-            buffer.writeDecimal(bytesOut)
-            buffer.writeStaticString(",\"duration_us\":")
-            buffer.writeDecimal(Int(elapsed.nanoseconds / 1000))
-            buffer.writeStaticString(",\"end\":")
-            buffer.writeJSONString(end.rawValue)
-            buffer.writeStaticString("}")
-        }
     }
 
     private static func describe(_ address: SocketAddress) -> String {
