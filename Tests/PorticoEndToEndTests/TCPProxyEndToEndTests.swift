@@ -1,6 +1,10 @@
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `tcp:` listeners with real servers behind them: Redis with its own client and benchmark, and
 /// a Python server for half-closes, refusals, the connection limit, the idle timeout and reloads.
 final class TCPProxyEndToEndTests: GatewayTestCase {
@@ -234,6 +238,26 @@ final class TCPProxyEndToEndTests: GatewayTestCase {
         let socket = try RawSocket(port: onlyDead)
         XCTAssertTrue(socket.peerClosed())
         XCTAssertTrue(eventually { self.accessLogLine(listener: "gone")?["end"] as? String == "connect_failed" }, gateway.stdout)
+    }
+
+    func testAConnectThatHangsEndsAtTheServicesConnectTimeout() throws {
+        // A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+        // neither succeeds nor is refused. Backlog 1 queues two connections; these fill it.
+        let (fd, stuck) = try bindLoopback(listen: true)
+        defer { close(fd) }
+        let fillers = try (0..<2).map { _ in try RawSocket(port: stuck) }
+        let port = try freePort()
+        try startGateway(services: "  stuck: { endpoints: [127.0.0.1:\(stuck)], connectTimeout: 400ms }",
+                         tcp: "  - { name: stuck, address: 127.0.0.1:\(port), service: stuck }")
+        let started = Date()
+        let socket = try RawSocket(port: port, timeout: 10)
+        XCTAssertTrue(socket.peerClosed())
+        let elapsed = Date().timeIntervalSince(started)
+        XCTAssertGreaterThan(elapsed, 0.35, "it waited for the connect timeout")
+        XCTAssertLessThan(elapsed, 3)
+        XCTAssertEqual(gateway.metric("portico_tcp_connect_failures_total{listener=\"stuck\",service=\"stuck\"}"), 1)
+        XCTAssertTrue(eventually { self.accessLogLine(listener: "stuck")?["end"] as? String == "connect_failed" }, gateway.stdout)
+        XCTAssertEqual(fillers.count, 2)
     }
 
     func testTheConnectionLimitClosesTheConnectionOverIt() throws {
