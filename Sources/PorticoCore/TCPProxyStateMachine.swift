@@ -26,6 +26,8 @@ public struct TCPProxyStateMachine: Sendable {
         case connectFailed = "connect_failed"
         /// The service's `circuitBreaker.maxConnections` was reached on every endpoint.
         case overflow
+        /// Still open when the gateway's drain time ran out.
+        case shutdown
     }
 
     public enum Action: Sendable, Equatable {
@@ -157,6 +159,11 @@ public struct TCPProxyStateMachine: Sendable {
     public mutating func idleTimedOut() -> Action {
         guard !isClosed else { return .none }
         return close(.idleTimeout)
+    }
+
+    public mutating func shutDown() -> Action {
+        guard !isClosed else { return .none }
+        return close(.shutdown)
     }
 
     public mutating func helloTimedOut() -> Action {

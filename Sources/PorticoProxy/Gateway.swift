@@ -240,8 +240,11 @@ public final class Gateway: Sendable {
             timeout.cancel()
             logger.info("drained")
         } else {
-            // They are closed when the event loops stop, after the other services.
+            // They are closed when the event loops stop, after the other services; tcp
+            // connections, which nothing asks to finish, are closed now, while the loops run
+            // (one closed during the loops' shutdown trips the quiescing helper's collector).
             logger.warning("drain timeout reached; closing the remaining connections")
+            await proxyLoops.onEachAndWait { $0.tcp.closeAll() }
         }
         await proxyLoops.onEachAndWait { $0.shutdownPools() }
     }

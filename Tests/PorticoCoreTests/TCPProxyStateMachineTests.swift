@@ -83,6 +83,14 @@ final class TCPProxyStateMachineTests: XCTestCase {
         XCTAssertEqual(quitter.inputClosed(.client), .close(.badHello))
     }
 
+    func testShutdownClosesWhateverTheState() {
+        var relaying = relaying()
+        XCTAssertEqual(relaying.shutDown(), .close(.shutdown))
+        var hello = TCPProxyStateMachine(readsHelloFirst: true, maxConnectAttempts: 3)
+        XCTAssertEqual(hello.shutDown(), .close(.shutdown))
+        XCTAssertEqual(hello.shutDown(), .none)
+    }
+
     func testIdleTimeoutAndEventsAfterTheEnd() {
         var machine = relaying()
         XCTAssertEqual(machine.idleTimedOut(), .close(.idleTimeout))

@@ -306,6 +306,34 @@ final class TCPProxyEndToEndTests: GatewayTestCase {
         XCTAssertTrue(eventually { self.accessLogLine(listener: "idle")?["end"] as? String == "idle_timeout" }, gateway.stdout)
     }
 
+    // MARK: Shutdown
+
+    func testOnSIGTERMATCPListenerStopsAcceptingAndItsConnectionsGetTheDrainTimeout() throws {
+        let echo = try backend()
+        let port = try freePort()
+        gateway = try PorticoProcess(config: """
+            accessLog: { format: json }
+            limits: { drainTimeout: 2s }
+            services:
+              echo: { endpoints: [127.0.0.1:\(echo)] }
+            tcp:
+              - { name: echo, address: 127.0.0.1:\(port), service: echo }
+            """)
+        let open = try RawSocket(port: port)
+        open.send("before")
+        XCTAssertEqual(open.receive { $0.count >= 6 }, Array("before".utf8))
+        let started = Date()
+        gateway.signal(SIGTERM)
+        XCTAssertTrue(eventually(timeout: 5) { (try? RawSocket(port: port, timeout: 1)) == nil }, "no longer accepting")
+        open.send("during")
+        XCTAssertEqual(open.receive { $0.count >= 6 }, Array("during".utf8), "an open connection keeps working through the drain")
+        XCTAssertEqual(gateway.waitForExit(timeout: 15), 0, gateway.stderr)
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 1.5, "the drain waited for the open connection")
+        XCTAssertTrue(open.peerClosed())
+        XCTAssertTrue(gateway.accessLogLines.contains { $0["end"] as? String == "shutdown" && $0["bytes_in"] as? Int == 12 },
+                      gateway.stdout)
+    }
+
     // MARK: Reload
 
     func testAReloadChangesTheServiceForNewConnectionsAndCanRemoveTheListener() throws {

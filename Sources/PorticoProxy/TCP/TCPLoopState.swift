@@ -35,6 +35,8 @@ final class TCPLoopState {
 
     private let loopIndex: Int
     private var entries: [String: ServiceEntry] = [:]
+    /// This loop's open tcp connections, for closing them when the drain time is over.
+    private var sessions: [ObjectIdentifier: TCPProxySession] = [:]
 
     init(loopIndex: Int) {
         self.loopIndex = loopIndex
@@ -48,6 +50,19 @@ final class TCPLoopState {
         let entry = ServiceEntry(service: service, loopIndex: loopIndex)
         entries[service.name] = entry
         return entry
+    }
+
+    func opened(_ session: TCPProxySession) {
+        sessions[ObjectIdentifier(session)] = session
+    }
+
+    func finished(_ session: TCPProxySession) {
+        sessions[ObjectIdentifier(session)] = nil
+    }
+
+    /// Closes every open connection of this loop (at shutdown, once the drain time is over).
+    func closeAll() {
+        for session in Array(sessions.values) { session.shutDown() }
     }
 
     /// An endpoint not yet `tried` and under the connection limit, preferring one that outlier

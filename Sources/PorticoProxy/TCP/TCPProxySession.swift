@@ -61,6 +61,7 @@ final class TCPProxySession {
 
     func clientActive(_ context: ChannelHandlerContext) {
         client = context
+        loop.tcp.opened(self)
         clientAddress = context.channel.remoteAddress.map(Self.describe) ?? "-"
         scheduleIdleCheck(at: lastActivity + config.idleTimeout.timeAmount)
         if routes.routesByServerName {
@@ -99,6 +100,11 @@ final class TCPProxySession {
         case .upstream: client?.flush()
         }
         reportBytes()
+    }
+
+    /// The gateway is stopping and the drain time is over.
+    func shutDown() {
+        perform(machine.shutDown())
     }
 
     func inputClosed(_ side: Side) {
@@ -313,6 +319,7 @@ final class TCPProxySession {
     private func finishIfDone() {
         guard !finished, client == nil, machine.end != nil, !connecting, upstream == nil else { return }
         finished = true
+        loop.tcp.finished(self)
         helloTimer?.cancel()
         idleTimer?.cancel()
         if let index = endpointIndex { serviceEntry?.closed(index) }
