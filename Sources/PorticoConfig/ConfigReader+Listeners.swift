@@ -1,17 +1,19 @@
 import Yams
 
 extension ConfigReader {
-    /// `listeners:` — at least one, unique names, unique addresses.
+    /// `listeners:` — at least one (unless `required` is false: a config with `tcp:`
+    /// listeners may have no HTTP one), unique names, unique addresses.
     ///
     /// Port 0 ("pick a free port") is allowed because tests start gateways on ephemeral ports;
     /// two listeners on port 0 of the same host do not clash, so they are not duplicates.
-    func listeners(in top: Fields, policies: [PolicyConfig] = []) -> [ListenerConfig] {
+    func listeners(in top: Fields, policies: [PolicyConfig] = [], required: Bool = true) -> [ListenerConfig] {
         guard let node = top["listeners"] else {
+            guard required else { return [] }
             requireKey("listeners", in: top, message: "at least one listener is required")
             return []
         }
         guard let items = sequence(node, key: "listeners", of: "listeners") else { return [] }
-        guard !items.isEmpty else {
+        guard !items.isEmpty || !required else {
             error("at least one listener is required", at: node, key: "listeners")
             return []
         }
@@ -61,25 +63,25 @@ extension ConfigReader {
         return result
     }
 
-    /// `tls:` needs both files. Whether they exist is not checked here: the gateway creates a
-    /// development certificate at those paths when both are missing, and a config check that
-    /// touched the disk would also make `portico check` depend on the working directory.
+    /// `tls:` needs both files, or a `certificates:` list whose first entry then serves clients
+    /// that name none of the list's names. Whether the files exist is not checked here: the
+    /// gateway creates a development certificate at the default paths when both are missing,
+    /// and a config check that touched the disk would also make `portico check` depend on the
+    /// working directory.
     private func listenerTLS(_ node: Node, key: String) -> ListenerTLSConfig? {
-        guard let fields = fields(node, key: key, allowed: ["certificate", "key", "clientCA", "mode", "cipherSuites"]) else { return nil }
+        let allowed = ["certificate", "key", "certificates", "clientCA", "mode", "cipherSuites"]
+        guard let fields = fields(node, key: key, allowed: allowed) else { return nil }
+        let certificates = fields["certificates"].flatMap { listenerCertificates($0, key: fields.path("certificates")) }
+        let singleFormOptional = fields["certificates"] != nil && fields["certificate"] == nil && fields["key"] == nil
         var paths: [String: String] = [:]
         for name in ["certificate", "key", "clientCA"] {
             guard let valueNode = fields[name] else {
-                if name != "clientCA" {
+                if name != "clientCA" && !singleFormOptional {
                     requireKey(name, in: fields, message: "tls needs both 'certificate' and 'key'; '\(name)' is missing")
                 }
                 continue
             }
-            guard let value = string(valueNode, key: fields.path(name), what: "a file path") else { continue }
-            guard !value.isEmpty else {
-                error("expected a file path, got ''", at: valueNode, key: fields.path(name))
-                continue
-            }
-            paths[name] = value
+            paths[name] = filePath(valueNode, key: fields.path(name))
         }
         var mode = ListenerTLSConfig.ClientCertificateMode.strict
         if let modeNode = fields["mode"] {
@@ -92,9 +94,53 @@ extension ConfigReader {
         if let suitesNode = fields["cipherSuites"] {
             cipherSuites = self.cipherSuites(suitesNode, key: fields.path("cipherSuites")) ?? cipherSuites
         }
-        guard let certificate = paths["certificate"], let privateKey = paths["key"] else { return nil }
+        guard let certificate = paths["certificate"] ?? certificates?.first?.certificate,
+              let privateKey = paths["key"] ?? certificates?.first?.key else { return nil }
         return ListenerTLSConfig(certificate: certificate, key: privateKey, clientCA: paths["clientCA"], mode: mode,
-                                 cipherSuites: cipherSuites)
+                                 cipherSuites: cipherSuites, sniCertificates: certificates ?? [])
+    }
+
+    private func filePath(_ node: Node, key: String) -> String? {
+        guard let value = string(node, key: key, what: "a file path") else { return nil }
+        guard !value.isEmpty else {
+            error("expected a file path, got ''", at: node, key: key)
+            return nil
+        }
+        return value
+    }
+
+    /// `certificates: [{ names: [...], certificate: FILE, key: FILE }, ...]`, each name once.
+    private func listenerCertificates(_ node: Node, key: String) -> [ListenerCertificateConfig]? {
+        guard let items = sequence(node, key: key, of: "{ names, certificate, key } entries") else { return nil }
+        guard !items.isEmpty else {
+            error("needs at least one { names, certificate, key } entry", at: node, key: key)
+            return nil
+        }
+        let errorsBefore = diagnostics.count
+        var seen: [String: String] = [:]
+        var result: [ListenerCertificateConfig] = []
+        for (index, item) in items.enumerated() {
+            let path = Self.path(key, index: index)
+            guard let fields = fields(item, key: path, allowed: ["names", "certificate", "key"]) else { continue }
+            var values: [String: String] = [:]
+            for name in ["certificate", "key"] {
+                if let valueNode = fields[name] {
+                    values[name] = filePath(valueNode, key: fields.path(name))
+                } else {
+                    requireKey(name, in: fields, message: "each certificate needs both 'certificate' and 'key'; '\(name)' is missing")
+                }
+            }
+            var names: [String]?
+            if let namesNode = fields["names"] {
+                names = serverNames(namesNode, key: fields.path("names"), seen: &seen, owner: path)
+            } else {
+                requireKey("names", in: fields, message: "each certificate needs 'names': the server names it is shown for")
+            }
+            if let names, let certificate = values["certificate"], let privateKey = values["key"] {
+                result.append(ListenerCertificateConfig(names: names, certificate: certificate, key: privateKey))
+            }
+        }
+        return diagnostics.count == errorsBefore ? result : nil
     }
 
     /// `cipherSuites: [NAME, ...]`: known TLS 1.2 suites, each once, in preference order.

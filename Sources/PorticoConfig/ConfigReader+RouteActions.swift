@@ -58,7 +58,7 @@ extension ConfigReader {
     }
 
     /// A service name that must be declared under `services:`.
-    private func serviceReference(_ node: Node, key: String, serviceNames: [String]) -> String? {
+    func serviceReference(_ node: Node, key: String, serviceNames: [String]) -> String? {
         guard let name = string(node, key: key, what: "a service name") else { return nil }
         guard serviceNames.contains(name) else {
             var message = "unknown service '\(name)'"

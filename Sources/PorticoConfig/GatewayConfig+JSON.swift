@@ -30,6 +30,7 @@ extension GatewayConfig {
             "routes": routes.map(\.jsonObject),
         ]
         if let admin { object["admin"] = ["address": admin.address.description] }
+        if !tcp.isEmpty { object["tcp"] = tcp.map(\.jsonObject) }
         if !policies.isEmpty {
             object["policies"] = Dictionary(uniqueKeysWithValues: policies.map { ($0.name, $0.jsonObject) })
         }
@@ -138,6 +139,9 @@ private extension ListenerConfig {
             if let clientCA = tls.clientCA {
                 tlsObject["clientCA"] = clientCA
                 tlsObject["mode"] = tls.mode.rawValue
+            }
+            if !tls.sniCertificates.isEmpty {
+                tlsObject["certificates"] = tls.sniCertificates.map { ["names": $0.names, "certificate": $0.certificate, "key": $0.key] }
             }
             object["tls"] = tlsObject
         }

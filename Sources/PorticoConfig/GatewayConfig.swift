@@ -15,6 +15,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var accessLog: AccessLogConfig
     /// Named policies that routes and listeners apply, in file order.
     public var policies: [PolicyConfig]
+    /// `tcp:` listeners, in file order.
+    public var tcp: [TCPListenerConfig]
 
     public init(
         sourceFile: String,
@@ -24,9 +26,11 @@ public struct GatewayConfig: Sendable, Equatable {
         services: [ServiceConfig],
         routes: [RouteConfig],
         accessLog: AccessLogConfig = AccessLogConfig(),
-        policies: [PolicyConfig] = []
+        policies: [PolicyConfig] = [],
+        tcp: [TCPListenerConfig] = []
     ) {
         self.policies = policies
+        self.tcp = tcp
         self.sourceFile = sourceFile
         self.listeners = listeners
         self.admin = admin
@@ -127,9 +131,13 @@ public struct ListenerTLSConfig: Sendable, Equatable {
     /// TLS 1.2 cipher suites by OpenSSL name, in the order the server prefers them (the
     /// server's order wins over the client's). Default: `TLSCipherSuites.defaultOrder`.
     public var cipherSuites: [String]
+    /// More certificates, each shown to clients that ask (by SNI) for one of its names;
+    /// `certificate` and `key` serve every other client.
+    public var sniCertificates: [ListenerCertificateConfig]
 
     public init(certificate: String, key: String, clientCA: String? = nil, mode: ClientCertificateMode = .strict,
-                cipherSuites: [String] = TLSCipherSuites.defaultOrder) {
+                cipherSuites: [String] = TLSCipherSuites.defaultOrder, sniCertificates: [ListenerCertificateConfig] = []) {
+        self.sniCertificates = sniCertificates
         self.certificate = certificate
         self.key = key
         self.clientCA = clientCA

@@ -43,11 +43,11 @@ public final class Gateway: Sendable {
     public let functions: (any FunctionSource)?
     public let metrics: GatewayMetrics
     let logger: Logger
-    private let group: MultiThreadedEventLoopGroup
+    let group: MultiThreadedEventLoopGroup
     private let adminGroup: MultiThreadedEventLoopGroup
     private let state: NIOLockedValueBox<State>
     let accessLogWriter: AccessLogWriter?
-    private let proxyLoops: ProxyLoops
+    let proxyLoops: ProxyLoops
     /// Loaded once, in `init`, and never replaced (a rotated file is loaded into the same
     /// `ListenerTLS`). It used to be filled in by `start()` while the config watcher, a service
     /// running at the same time, iterated it every second: a data race on the dictionary.
@@ -136,6 +136,19 @@ public final class Gateway: Sendable {
             logger.info("listening", metadata: [
                 "listener": .string(listener.name), "address": .string("\(listener.address)"),
                 "tls": .stringConvertible(tls != nil),
+            ])
+        }
+        for listener in snapshot.config.tcp {
+            do {
+                let opened = try await bindTCP(listener: listener)
+                open.append(opened)
+                state.withLockedValue { $0.boundAddresses[listener.name] = opened.channel.localAddress }
+            } catch {
+                for opened in open { try? await opened.channel.close() }
+                throw error
+            }
+            logger.info("listening", metadata: [
+                "tcpListener": .string(listener.name), "address": .string("\(listener.address)"),
             ])
         }
         state.withLockedValue { $0.ready = true }
@@ -227,8 +240,11 @@ public final class Gateway: Sendable {
             timeout.cancel()
             logger.info("drained")
         } else {
-            // They are closed when the event loops stop, after the other services.
+            // They are closed when the event loops stop, after the other services; tcp
+            // connections, which nothing asks to finish, are closed now, while the loops run
+            // (one closed during the loops' shutdown trips the quiescing helper's collector).
             logger.warning("drain timeout reached; closing the remaining connections")
+            await proxyLoops.onEachAndWait { $0.tcp.closeAll() }
         }
         await proxyLoops.onEachAndWait { $0.shutdownPools() }
     }
@@ -397,9 +413,12 @@ public final class Gateway: Sendable {
             return ReloadOutcome(succeeded: false, generation: current.generation, message: message)
         }
         // A listener's policies are part of the snapshot and apply now; its socket does not move.
-        func sockets(_ config: GatewayConfig) -> [String] { config.listeners.map { "\($0.name) \($0.address) \($0.tls.debugDescription)" } }
+        // So do a tcp listener's service, sni routes and limits; its socket does not move either.
+        func sockets(_ config: GatewayConfig) -> [String] {
+            config.listeners.map { "\($0.name) \($0.address) \($0.tls.debugDescription)" } + config.tcp.map { "tcp \($0.name) \($0.address)" }
+        }
         if sockets(newSnapshot.config) != sockets(current.config) || newSnapshot.config.admin != current.config.admin {
-            logger.warning("listener and admin addresses and TLS take effect at the next start; routes, services, policies and limits apply now")
+            logger.warning("listener, tcp listener and admin addresses and TLS take effect at the next start; routes, services, policies, limits and tcp routing apply now")
         }
         proxyLoops.onEach { $0.install(newSnapshot) }
         followHealthChecks(newSnapshot)

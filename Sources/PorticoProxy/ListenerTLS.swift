@@ -13,7 +13,8 @@ final class ListenerTLS: Sendable {
 
     init(config: ListenerTLSConfig) throws {
         self.config = config
-        self.files = WatchedFiles([config.certificate, config.key] + (config.clientCA.map { [$0] } ?? []))
+        self.files = WatchedFiles([config.certificate, config.key] + (config.clientCA.map { [$0] } ?? [])
+            + config.sniCertificates.flatMap { [$0.certificate, $0.key] })
         self.state = NIOLockedValueBox(try Self.makeContext(config))
     }
 
@@ -35,6 +36,9 @@ final class ListenerTLS: Sendable {
             certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificate).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.key, format: .pem)))
         configuration.applicationProtocols = ["h2", "http/1.1"]
+        if !tls.sniCertificates.isEmpty {
+            configuration.sslContextCallback = try certificateChooser(tls.sniCertificates)
+        }
         configuration.minimumTLSVersion = .tlsv12
         // The config reader admits only names BoringSSL knows, so this cannot hit NIOSSL's
         // precondition on a cipher string BoringSSL refuses.

@@ -22,6 +22,8 @@ final class LoopContext {
     /// Request timeouts of this loop's exchanges.
     let timeouts: DeadlineSweeper<Exchange>
     var random = FastRandom()
+    /// The `tcp:` listeners' load balancing on this loop.
+    lazy var tcp = TCPLoopState(loopIndex: loopIndex)
 
     init(eventLoop: EventLoop, loopIndex: Int, snapshot: RuntimeSnapshot, metrics: GatewayMetrics,
          accessLogWriter: AccessLogWriter?) {

@@ -39,6 +39,8 @@ public final class RuntimeSnapshot: Sendable {
     /// TLS to the endpoints, for services that configure it; kept while unchanged, so the
     /// pools (keyed by it) stay warm across reloads.
     let upstreamTLS: [String: UpstreamTLS]
+    /// The `tcp:` listeners' routing, by listener name.
+    let tcpRoutes: [String: TCPRoutes]
 
     /// `previous` lends its rate limiters' state to the policies that are unchanged; `metrics`
     /// gives the policies their counters.
@@ -59,6 +61,7 @@ public final class RuntimeSnapshot: Sendable {
         self.servicesByName = Dictionary(config.services.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.maxRequestHeaders = config.limits.maxRequestHeaders
         self.maxRequestBody = config.limits.maxRequestBody
+        self.tcpRoutes = TCPRoutes.compile(config)
 
         var tlsByService: [String: UpstreamTLS] = [:]
         var healthByService: [String: ServiceHealth] = [:]

@@ -158,7 +158,7 @@ struct Check: ParsableCommand {
             print(warning.description)
         }
         if failed { throw ExitCode.failure }
-        print("\(options.config): ok (\(config.listeners.count) listeners, \(config.services.count) services, \(config.routes.count) routes, \(scan.manifests.count) functions)")
+        print("\(options.config): ok (\(config.listeners.count) listeners, \(config.tcp.isEmpty ? "" : "\(config.tcp.count) tcp listeners, ")\(config.services.count) services, \(config.routes.count) routes, \(scan.manifests.count) functions)")
     }
 }
 
