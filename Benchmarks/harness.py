@@ -34,10 +34,10 @@ LOAD_CORE = "0"   # the load generator, the backend and this harness
 
 BACKEND = {"BACKEND_H1": 18000, "BACKEND_H2C": 18001, "BACKEND_TLS": 18043}
 PORTS = {
-    "direct": {"H1": 18000, "H2C": 18001, "TLS": 18043},
-    "Portico": {"H1": 18100, "H2C": 18100, "TLS": 18143, "ADMIN": 18190},
+    "direct": {"H1": 18000, "H2C": 18001, "TLS": 18043, "TCP": 18000},
+    "Portico": {"H1": 18100, "H2C": 18100, "TLS": 18143, "ADMIN": 18190, "TCP": 18150},
     "nginx": {"H1": 18200, "H2C": 18201, "TLS": 18243},
-    "HAProxy": {"H1": 18300, "H2C": 18301, "TLS": 18343},
+    "HAProxy": {"H1": 18300, "H2C": 18301, "TLS": 18343, "TCP": 18350},
     "Caddy": {"H1": 18400, "H2C": 18400, "TLS": 18443},
     # Not a gateway: the smallest proxy on SwiftNIO's own HTTP codecs (tools/nio-floor), to read
     # Portico's numbers against what its libraries cost. No TLS.
@@ -47,6 +47,9 @@ SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy", "NIO floor"]
 # Scenario 7 (HTTP/2 to the backend too): nginx with grpc_pass (its only HTTP/2 upstream),
 # HAProxy with `proto h2`, Caddy with an h2c:// upstream. Envoy is not in Debian's packages.
 H2_UPSTREAM_SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy"]
+# Scenario 8 (a TCP listener's throughput): against HAProxy in `mode tcp`, as the issue asks;
+# the direct row is the backend itself. The body each request fetches through the pipe:
+TCP_BODY_BYTES = 1 << 20
 FLOOR_PORT = 18500
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -488,6 +491,16 @@ def measure_system(name, settings, backend):
             cpu5 = cpu_seconds(pid)
             result["cpu_window_h2up_s"] = cpu5 - cpu4
 
+        # 8. TCP throughput (issue 16): wrk through a byte pipe to the backend, 1 MiB a request
+        # over 16 keep-alive connections (each its own upstream connection).
+        if "TCP" in ports:
+            url = f"http://127.0.0.1:{ports['TCP']}/big"
+            warm_up(url, 16, d["warmup"])
+            cpu6 = cpu_seconds(pid)
+            result["tcp"] = run_wrk(url, 16, d["h1"])
+            cpu7 = cpu_seconds(pid)
+            result["cpu_window_tcp_s"] = cpu7 - cpu6
+
         # 3. TLS 1.3: HTTP/1.1 (wrk, no ALPN) and h2 (h2load, ALPN h2).
         if "TLS" in ports:
             result["tls_facts"] = tls_facts(ports["TLS"])
@@ -693,6 +706,7 @@ METRICS = [
     ("h1_p99_ms", "H1 p99 ms", "ms"),
     ("h2c_rps", "h2c req/s", "int"),
     ("h2up_rps", "h2→h2 req/s", "int"),
+    ("tcp_mbps", "TCP MB/s", "int"),
     ("tls_h1_rps", "TLS H1 req/s", "int"),
     ("tls_h2_rps", "TLS h2 req/s", "int"),
     ("rate_p50_added_us", "+p50 µs @rate", "int"),
@@ -713,6 +727,8 @@ def flatten(run):
         v["h2c_rps"] = run["h2c"]["rps"]
     if "h2up" in run:
         v["h2up_rps"] = run["h2up"]["rps"]
+    if "tcp" in run:
+        v["tcp_mbps"] = run["tcp"]["rps"] * TCP_BODY_BYTES / 1e6
     if "tls_h1" in run:
         v["tls_h1_rps"] = run["tls_h1"]["rps"]
     if "tls_h2" in run:
@@ -841,7 +857,7 @@ def plain(headers, rows):
 def check_runs(runs):
     problems = []
     for run in runs:
-        for key in ("h1", "h2c", "h2up", "tls_h1", "tls_h2", "fixed_rate"):
+        for key in ("h1", "h2c", "h2up", "tcp", "tls_h1", "tls_h2", "fixed_rate"):
             m = run.get(key)
             if m and (m["errors"] or m["non_2xx"]):
                 problems.append(f"round {run['round']} {run['system']} {key}: {m['errors']} errors, "
@@ -940,6 +956,11 @@ def thresholds(table, fn, allocations=None):
         r = p["h2up_rps"] / max(others)
         out.append({"target": "Portico >= 1.0x the best of nginx, HAProxy, Caddy, h2c to an h2c backend req/s",
                     "value": round(r, 3), "met": r >= 1.0})
+    h = table.get("HAProxy", {})
+    if p.get("tcp_mbps") and h.get("tcp_mbps"):
+        r = p["tcp_mbps"] / h["tcp_mbps"]
+        out.append({"target": "Portico >= 0.9x HAProxy (mode tcp), TCP listener bytes/s", "value": round(r, 3),
+                    "met": r >= 0.9})
     cold, floor = fn.get("cold", {}).get("native-cold"), fn.get("floor", {}).get("native")
     if cold and floor:
         overhead = (cold["ttfb_us"]["p50"] - floor["p50"]) / 1000
@@ -1087,6 +1108,9 @@ def main():
 
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(settings.work, "backend-tmp", d), exist_ok=True)
+        # Scenario 8's body, served by the backend at /big.
+        with open(os.path.join(settings.work, "big.bin"), "wb") as f:
+            f.write(os.urandom(TCP_BODY_BYTES))
         backend_conf = render("backend-nginx.conf", dict(BACKEND, WORK=settings.work, CERT=settings.cert,
                                                          KEY=settings.key), os.path.join(settings.work, "backend.conf"))
         backend = PROCESSES.start("backend", ["nginx", "-p", settings.work, "-e",
