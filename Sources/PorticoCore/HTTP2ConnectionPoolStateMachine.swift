@@ -157,6 +157,13 @@ public struct HTTP2ConnectionPoolStateMachine<Connection: Hashable, Waiter: Hash
         return openIfNeeded()
     }
 
+    /// Asked after a connection was established or allowed more streams: waiters it could not
+    /// take open another connection, when the limit allows.
+    @inlinable
+    public mutating func connectionsNeeded() -> Action {
+        openIfNeeded()
+    }
+
     /// The connection closed (the peer closed it, an error, or it idled out); its streams
     /// hear of it through the connection itself.
     @inlinable

@@ -69,6 +69,8 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     var layers: [any RequestLayer] = []
     /// Fields the layers decided the answer gets, whoever makes it (`LayerRequest.responseFields`).
     var responseFields: [(String, String)] = []
+    /// A WebSocket over HTTP/2 (RFC 8441): only a 101 from the upstream opens it.
+    var isExtendedConnect = false
     /// Set for a gRPC-Web call: its body and trailers are translated both ways.
     var grpcWeb: GRPCWebTranslator?
 

@@ -11,14 +11,14 @@ import PorticoHTTP1
 ///   a 4-byte length, then `name:value\r\n` lines (the gRPC-Web protocol). A text call's whole
 ///   answer body is base64.
 ///
-/// Base64 may break anywhere across body parts: the 1 to 3 bytes of a group that is not yet
-/// whole are carried to the next part, each way.
+/// A request's base64 may break anywhere across body parts: the characters of a group not yet
+/// whole are carried to the next part. An answer's parts are each encoded whole, padded (the
+/// gRPC-Web protocol lets padding come mid-stream), so a message of a server stream reaches
+/// the client complete, not held back until the next one.
 struct GRPCWebTranslator {
     let text: Bool
     /// Request side: base64 characters of a group not yet whole.
     private var requestCarry: [UInt8] = []
-    /// Response side: bytes not yet a whole 3-byte group.
-    private var responseCarry: [UInt8] = []
 
     init(text: Bool) {
         self.text = text
@@ -71,14 +71,14 @@ struct GRPCWebTranslator {
 
     // MARK: Response body
 
-    mutating func responseBody(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    func responseBody(_ buffer: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard text else { return buffer }
-        return encode(Array(buffer.readableBytesView), final: false, allocator: allocator)
+        return encode(Array(buffer.readableBytesView), allocator: allocator)
     }
 
     /// What follows the answer's last body part: its trailers as a frame (none for a
-    /// trailers-only answer, whose status is in its head), and for text the last group, padded.
-    mutating func responseEnd(trailers: HTTPFieldList?, allocator: ByteBufferAllocator) -> ByteBuffer? {
+    /// trailers-only answer, whose status is in its head), base64 for text.
+    func responseEnd(trailers: HTTPFieldList?, allocator: ByteBufferAllocator) -> ByteBuffer? {
         var frame: [UInt8] = []
         if let trailers, !trailers.isEmpty {
             var lines: [UInt8] = []
@@ -94,18 +94,11 @@ struct GRPCWebTranslator {
             buffer.writeBytes(frame)
             return buffer
         }
-        let encoded = encode(frame, final: true, allocator: allocator)
-        return encoded.readableBytes > 0 ? encoded : nil
+        guard !frame.isEmpty else { return nil }
+        return encode(frame, allocator: allocator)
     }
 
-    private mutating func encode(_ bytes: [UInt8], final: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var input = responseCarry + bytes
-        responseCarry.removeAll(keepingCapacity: true)
-        if !final {
-            let whole = input.count / 3 * 3
-            responseCarry.append(contentsOf: input[whole...])
-            input.removeSubrange(whole...)
-        }
+    private func encode(_ input: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var output = allocator.buffer(capacity: (input.count + 2) / 3 * 4)
         var index = 0
         while index < input.count {

@@ -83,6 +83,10 @@ extension RequestHead {
             regular.append(name: name, value: value)
         }
         if !cookies.isEmpty { regular.append(name: "cookie", value: cookies.joined(separator: "; ")) }
+        if let authority, let host, !authority.equalsASCIICaseInsensitive(other: host) {
+            // RFC 9113 8.3.1: routing and the upstream must not see two different hosts.
+            throw .hostDiffersFromAuthority
+        }
         if let connectProtocol {
             // Extended CONNECT (RFC 8441 4): a CONNECT with all four pseudo-headers and the
             // protocol to speak on the stream. To an HTTP/1.1 upstream it is the `Upgrade`
@@ -100,10 +104,6 @@ extension RequestHead {
             return
         }
         guard let method, scheme != nil, let path, !path.isEmpty else { throw .missingPseudoHeader }
-        if let authority, let host, !authority.equalsASCIICaseInsensitive(other: host) {
-            // RFC 9113 8.3.1: routing and the upstream must not see two different hosts.
-            throw .hostDiffersFromAuthority
-        }
         // Appended after the client's fields: the order of differently named fields carries
         // no meaning (RFC 9110 5.3).
         if host == nil, let authority { regular.append(name: "host", value: authority) }

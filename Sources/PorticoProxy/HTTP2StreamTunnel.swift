@@ -32,6 +32,8 @@ final class HTTP2StreamTunnel: ChannelDuplexHandler, RemovableChannelHandler {
     /// Swaps the upstream's HTTP handlers for this one (once the 101 has been read whole, on a
     /// fresh tick), as `ByteGlue.join` does for an HTTP/1.1 client.
     func install(on upstream: Channel, idleTimeout: TimeAmount) throws {
+        // The client left before the pipe stood: nothing to join.
+        guard !streamEnded else { return upstream.close(promise: nil) }
         let up = upstream.pipeline.syncOperations
         if let connection = try? up.context(handlerType: UpstreamConnection.self) {
             up.removeHandler(context: connection, promise: nil)

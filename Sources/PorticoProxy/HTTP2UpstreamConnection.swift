@@ -103,12 +103,25 @@ final class HTTP2UpstreamConnection: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let streamError = error as? NIOHTTP2Errors.StreamError, let stream = streams.removeValue(forKey: streamError.streamID) {
-            // NIO found the stream broken (a header block it refuses, say) and reset it.
-            stream.closed(refused: false)
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            // A frame of ours that NIO refused for one stream: it sends no RST_STREAM for it,
+            // so this side does, or the upstream would keep the stream counted.
+            if let stream = streams.removeValue(forKey: streamError.streamID) {
+                write(HTTP2Frame(streamID: streamError.streamID, payload: .rstStream(.internalError)))
+                flush()
+                stream.closed(refused: false)
+            }
             return
         }
-        // A connection error: NIO has sent GOAWAY; the connection is of no more use.
+        if error is any NIOHTTP2Error {
+            // A protocol error in what the upstream sent. One that concerns a single stream was
+            // answered with RST_STREAM and ends that stream (`StreamClosedEvent`); one that
+            // concerns the connection went out as GOAWAY, and the upstream closes. Either way no
+            // new stream goes on this connection, and the others finish.
+            pool.connectionDraining(self)
+            return
+        }
+        // I/O and TLS errors: the connection is of no more use.
         context.close(promise: nil)
     }
 
@@ -236,13 +249,14 @@ final class HTTP2UpstreamConnection: ChannelDuplexHandler {
 
     private func receivedGoAway(lastStreamID: HTTP2StreamID) {
         goAwayReceived = true
+        // First, so that the slots the refused streams free are not handed out on this connection.
+        pool.connectionDraining(self)
         // Streams the upstream never started: safe to send again elsewhere.
         let refused = streams.filter { $0.key > lastStreamID }
         for (id, stream) in refused {
             streams.removeValue(forKey: id)
             stream.closed(refused: true)
         }
-        pool.connectionDraining(self)
         if streams.isEmpty { context?.close(promise: nil) }
     }
 

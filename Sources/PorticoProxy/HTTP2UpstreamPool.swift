@@ -72,6 +72,7 @@ final class HTTP2UpstreamPool: UpstreamSource {
 
     func maxStreamsChanged(on connection: HTTP2UpstreamConnection) {
         perform(machine.maxStreamsChanged(ObjectIdentifier(connection), to: connection.peerMaxStreams))
+        perform(machine.connectionsNeeded())
     }
 
     func connectionClosed(_ connection: HTTP2UpstreamConnection) {
@@ -146,6 +147,10 @@ final class HTTP2UpstreamPool: UpstreamSource {
                         HTTP2Setting(parameter: .initialWindowSize, value: HTTP2UpstreamConnection.streamWindow),
                         HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 20),
                     ]
+                    // Frames still in flight for a stream this side reset are ignored only for
+                    // the last N streams reset; past that they are a connection error. With up
+                    // to 1,024 streams a connection, a burst of cancellations must not get there.
+                    configuration.maximumRecentlyResetStreams = HTTP2UpstreamConnection.unlimitedStreams
                     try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: configuration))
                     let connection = onLoop.value
                     connection.onReady = { ready.succeed(()) }
@@ -171,6 +176,8 @@ final class HTTP2UpstreamPool: UpstreamSource {
                 connections[id] = connection
                 metrics.upstreamConnections.increment()
                 perform(machine.connectionEstablished(id, maxStreams: connection.peerMaxStreams))
+                // Waiters it could not take may need another connection.
+                perform(machine.connectionsNeeded())
             case .failure:
                 connection.onReady = nil
                 perform(machine.connectionFailed())

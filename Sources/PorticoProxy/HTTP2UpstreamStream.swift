@@ -95,13 +95,20 @@ final class HTTP2UpstreamStream: LeasedUpstream {
 
     func release(reusable: Bool) {
         delegate = nil
-        if !isClosed, let id, !(requestEnded && responseEnded) {
-            // The exchange is done with a stream still open (the client left, or the answer
-            // came before the whole request): RST_STREAM, CANCEL; NO_ERROR once the answer is
-            // whole (RFC 9113 8.1).
+        let endedNormally = !isClosed && requestEnded && responseEnded
+        if !isClosed, let id, !endedNormally {
+            // The exchange is done with a stream still open (the client left, a timeout, a
+            // retry, or the answer came before the whole request): RST_STREAM, CANCEL;
+            // NO_ERROR once the answer is whole (RFC 9113 8.1). The connection's other
+            // streams are not concerned.
             connection.reset(self, id: id, code: responseEnded ? .noError : .cancel)
         }
-        finish(retire: !reusable)
+        isClosed = true
+        heldHead = nil
+        heldData = nil
+        // Only a stream that ended normally says anything about its connection: not reusable
+        // then means it served its `maxRequestsPerConnection`.
+        finish(retire: endedNormally && !reusable)
     }
 
     func leaveForUpgrade(messageEnded: @escaping () -> Void) {
@@ -114,8 +121,10 @@ final class HTTP2UpstreamStream: LeasedUpstream {
     /// The head goes out: the stream gets its id and joins the connection's table.
     private func open(with head: HPACKHeaders, endStream: Bool) {
         guard let id = connection.open(self) else {
-            // The connection cannot open another stream (it closed, or ran out of ids).
+            // The connection cannot open another stream (it closed, got GOAWAY, or ran out of
+            // ids): nothing was sent, so the request is refused, and its slot is free.
             isClosed = true
+            finish(retire: false)
             connection.eventLoop.assumeIsolated().execute { self.delegate?.upstreamRefused() }
             return
         }

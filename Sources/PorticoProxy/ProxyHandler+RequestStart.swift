@@ -215,6 +215,7 @@ extension ProxyHandler {
         exchange.layers = layers
         exchange.retry = retry
         exchange.responseFields = request.responseFields
+        exchange.isExtendedConnect = isUpgrade && head.version == .http2
         if isGRPCWeb { exchange.grpcWeb = GRPCWebTranslator(text: grpcKind == .grpcWebText) }
         state = .proxying(exchange)
 

@@ -85,6 +85,13 @@ extension ProxyHandler {
 
     func upstreamResponseHead(_ exchange: Exchange, _ head: ResponseHead) {
         guard let downstream = downstream else { return }
+        if exchange.isExtendedConnect && head.status >= 200 && head.status < 300 {
+            // An HTTP/2 client reads a 2xx to its extended CONNECT as the tunnel open. An
+            // upstream that answered the upgrade with a page (an HTTP/2 service, which never
+            // sees the `Upgrade`, or one that ignores it) did not open one: 502.
+            perform(budgeted(exchange.machine.upstreamClosed(), exchange), exchange)
+            return
+        }
         recordOutcome(exchange, status: head.status)
         exchange.retry?.cancelPerTryTimer()
         if grpcKind != nil { grpcStatus = head.fields.firstValue(of: "grpc-status").flatMap { GRPCStatus.parse($0) } }

@@ -92,6 +92,16 @@ final class HTTP2ConnectionPoolStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.maxStreamsChanged("zzz", to: 5), .none)
     }
 
+    func testWaitersAConnectionCannotTakeOpenAnother() {
+        var machine = Machine(maxConnections: 3)
+        for waiter in 1...5 { _ = machine.leaseRequested(by: waiter) }
+        XCTAssertEqual(machine.connectionEstablished("a", maxStreams: 2), .lease("a", to: [1, 2]))
+        XCTAssertEqual(machine.connectionsNeeded(), .createConnection, "three still wait")
+        XCTAssertEqual(machine.connectionsNeeded(), .none, "the one being opened is expected to take them")
+        XCTAssertEqual(machine.connectionEstablished("b", maxStreams: 2), .lease("b", to: [3, 4]))
+        XCTAssertEqual(machine.connectionsNeeded(), .createConnection)
+    }
+
     func testCancelledWaiterIsNotServed() {
         var machine = Machine(maxConnections: 1)
         _ = machine.leaseRequested(by: 1)

@@ -126,6 +126,51 @@ final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
                        "bytes=200000 trailers=x-digest:sha-0,x-count:200000", result.output)
     }
 
+    /// `python3 -c script PORT`: on one h2c connection, opens /hang, resets it, then GETs
+    /// /fine and prints its status.
+    static let cancellingClient = #"""
+        import socket, sys
+        import h2.config, h2.connection, h2.errors, h2.events
+        sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        connection.initiate_connection()
+        headers = lambda path: [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "localhost")]
+        hang = connection.get_next_available_stream_id()
+        connection.send_headers(hang, headers("/hang"), end_stream=True)
+        sock.sendall(connection.data_to_send())
+        sys.stdin.readline()  # the test says when the upstream has the request
+        connection.reset_stream(hang, h2.errors.ErrorCodes.CANCEL)
+        fine = connection.get_next_available_stream_id()
+        connection.send_headers(fine, headers("/fine"), end_stream=True)
+        sock.sendall(connection.data_to_send())
+        while True:
+            for event in connection.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == fine:
+                    print("status=" + dict(event.headers)[":status"])
+                    raise SystemExit(0)
+            sock.sendall(connection.data_to_send())
+        """#
+
+    func testAClientThatCancelsAStreamLeavesTheUpstreamConnectionToTheOthers() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", Self.cancellingClient, String(gateway.httpPort)]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        XCTAssertTrue(eventually { self.serverOutput.contains("stream /hang") }, serverOutput)
+        input.fileHandleForWriting.write(Data("go\n".utf8))
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(printed.trimmingCharacters(in: .whitespacesAndNewlines), "status=200")
+        // The cancelled stream was reset upstream; its connection carried the next request.
+        XCTAssertEqual(serverOutput.components(separatedBy: "connection ").count - 1, 1, serverOutput)
+    }
+
     func testAnUpstreamResetIs502() throws {
         let port = try misbehavingServer()
         gateway = try PorticoProcess(config: route(port))

@@ -105,6 +105,22 @@ final class WebSocketOverHTTP2EndToEndTests: GatewayTestCase {
         XCTAssertEqual(try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/plain"]).status, 200)
     }
 
+    func testAnUpstreamThatAnswersWithAPageOpensNoTunnel() throws {
+        // An HTTP/2 service never sees the `Upgrade` (HTTP/2 has none) and answers 200 with a
+        // page: relayed, the client would take it for an open WebSocket.
+        let port = try freePort()
+        let server = try PythonPeer(script: MisbehavingHTTP2Server.script, arguments: [String(port)], marker: marker)
+        defer { server.stop() }
+        gateway = try PorticoProcess(config: """
+            services:
+              h2: { endpoints: [127.0.0.1:\(port)], protocol: h2c }
+            routes:
+              - match: { prefix: / }
+                service: h2
+            """)
+        XCTAssertEqual(try run("/chat", [])["status"], "502")
+    }
+
     func testARouteThatTunnelsNoUpgradeRefusesAnExtendedConnect() throws {
         gateway = try PorticoProcess(config: """
             services:

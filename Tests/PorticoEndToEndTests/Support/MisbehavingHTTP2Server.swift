@@ -6,6 +6,7 @@
 ///   connections answer at once (`200 fresh`);
 /// - `/upload`: answers once the request ends: `200 bytes=N trailers=NAME:VALUE,...` (what
 ///   arrived of the body and its trailers);
+/// - `/hang`: never answered;
 /// Anything else: `200 ok` with the trailer `x-checksum: abc`.
 /// `python3 -c script MARKER PORT [stall]`; with `stall`, streams get a window of 100 bytes
 /// (SETTINGS) that is never opened again, and no request is answered. Prints `ready`, then
@@ -63,6 +64,8 @@ enum MisbehavingHTTP2Server {
                                 connection.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                             else:
                                 answer(event.stream_id, b"again")
+                        elif path == "/hang":
+                            pass
                         elif path == "/upload":
                             uploads[event.stream_id] = {"bytes": 0, "trailers": []}
                         elif path == "/goaway" and number == 1:
