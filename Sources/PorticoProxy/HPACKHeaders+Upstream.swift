@@ -56,16 +56,6 @@ extension HPACKHeaders {
             add(name: field.lowercasedName, value: field.value)
         }
     }
-
-    private static func isConnectionSpecific(_ field: HTTPField) -> Bool {
-        switch field.nameLength {
-        case 7: return field.hasName("upgrade")
-        case 10: return field.hasName("connection") || field.hasName("keep-alive")
-        case 16: return field.hasName("proxy-connection")
-        case 17: return field.hasName("transfer-encoding")
-        default: return false
-        }
-    }
 }
 
 extension ResponseHead {

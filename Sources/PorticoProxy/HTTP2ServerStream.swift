@@ -232,7 +232,8 @@ extension HPACKHeaders {
         }
     }
 
-    private static func isConnectionSpecific(_ field: HTTPField) -> Bool {
+    /// The same for a field of a list (the HTTP/2 upstream's request head uses it too).
+    static func isConnectionSpecific(_ field: HTTPField) -> Bool {
         switch field.nameLength {
         case 7: return field.hasName("upgrade")
         case 10: return field.hasName("connection") || field.hasName("keep-alive")
