@@ -1108,9 +1108,13 @@ def main():
 
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(settings.work, "backend-tmp", d), exist_ok=True)
-        # Scenario 8's body, served by the backend at /big.
-        with open(os.path.join(settings.work, "big.bin"), "wb") as f:
+        # Scenario 8's body, served by the backend at /big. nginx's workers run as an
+        # unprivileged user: the folder (mkdtemp makes it 0700) and the file must be readable.
+        big = os.path.join(settings.work, "big.bin")
+        with open(big, "wb") as f:
             f.write(os.urandom(TCP_BODY_BYTES))
+        os.chmod(settings.work, 0o755)
+        os.chmod(big, 0o644)
         backend_conf = render("backend-nginx.conf", dict(BACKEND, WORK=settings.work, CERT=settings.cert,
                                                          KEY=settings.key), os.path.join(settings.work, "backend.conf"))
         backend = PROCESSES.start("backend", ["nginx", "-p", settings.work, "-e",

@@ -62,11 +62,11 @@ final class ProxyAllocationTests: XCTestCase {
     /// crosses into and out of `HPACKHeaders` (a `String` per field NIO's HPACK coder needs),
     /// and each frame is boxed on its way through `NIOHTTP2Handler`, as on the client side.
     /// Debug: 179 when this was set (178.4 measured; the fraction comes and goes with NIO's
-    /// per-connection stream bookkeeping).
+    /// per-connection stream bookkeeping). Release: 19 (the benchmark's count, `70fe055`).
     #if DEBUG
     static let h2cUpstreamRequestLimit = 179.0
     #else
-    static let h2cUpstreamRequestLimit = 40.0
+    static let h2cUpstreamRequestLimit = 19.0
     #endif
 
     func testHTTP1RequestToAnH2CServiceAllocations() throws {
