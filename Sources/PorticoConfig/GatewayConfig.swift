@@ -329,19 +329,6 @@ public struct ServiceConfig: Sendable, Equatable {
     }
 }
 
-/// The protocol a service's endpoints (or a function's workers) are spoken to in.
-public enum UpstreamProtocol: String, Sendable, Hashable, CaseIterable {
-    case http1
-    /// HTTP/2 with prior knowledge, no TLS (RFC 9113 3.3).
-    case h2c
-    /// HTTP/2 over TLS; ALPN must agree on `h2`.
-    case h2
-    /// Over TLS, offers `h2` and `http/1.1` by ALPN and speaks what the endpoint chose.
-    case auto
-
-    public var isHTTP2: Bool { self == .h2c || self == .h2 }
-}
-
 /// Where a config value came from, for messages such as `portico check` warnings.
 public struct SourceLocation: Sendable, Hashable {
     public var file: String
@@ -420,78 +407,9 @@ public struct RouteConfig: Sendable, Equatable {
     }
 }
 
-/// A route's `cors`, as Envoy's route CORS policy and the Fetch standard's CORS protocol.
-public struct CORSConfig: Sendable, Equatable {
-    /// Exact origins (`https://app.example.com`), or `*` for any.
-    public var allowOrigins: [String] = []
-    /// Methods a preflight allows; empty: the one the preflight asks for, if it is GET, HEAD or POST.
-    public var allowMethods: [String] = ["GET", "HEAD", "POST"]
-    /// Request headers a preflight allows (lowercased); empty: none beyond the CORS-safelisted.
-    public var allowHeaders: [String] = []
-    /// Response headers a page may read (lowercased), such as `grpc-status` and `grpc-message`.
-    public var exposeHeaders: [String] = []
-    /// How long a browser may cache a preflight's answer.
-    public var maxAge: ConfigDuration?
-    public var allowCredentials = false
-
-    public init() {}
-}
-
 extension RouteConfig {
     /// WebSocket only, as Envoy and nginx proxy upgrades only where they are configured.
     public static let defaultUpgrades = ["websocket"]
-}
-
-public struct RouteMatch: Sendable, Equatable {
-    public var host: HostMatch?
-    public var path: PathMatch
-    /// Header names are lowercased.
-    public var headers: [HeaderMatch]
-    /// Upper-case method names; empty means any method.
-    public var methods: [String]
-    /// Only gRPC calls (`content-type: application/grpc…`, gRPC-Web included): `match.grpc`.
-    public var grpc: Bool
-
-    public init(host: HostMatch? = nil, path: PathMatch = .any, headers: [HeaderMatch] = [], methods: [String] = [],
-                grpc: Bool = false) {
-        self.host = host
-        self.path = path
-        self.headers = headers
-        self.methods = methods
-        self.grpc = grpc
-    }
-}
-
-public enum HostMatch: Sendable, Equatable {
-    /// Lowercased host without port.
-    case exact(String)
-    /// `*.example.com` is stored as `.example.com`: any host that ends with it and has at least
-    /// one more character before it.
-    case suffix(String)
-}
-
-public enum PathMatch: Sendable, Equatable {
-    case any
-    case prefix(String)
-    case exact(String)
-    /// The pattern must match the whole normalized path (without the query).
-    case regex(String)
-}
-
-public struct HeaderMatch: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
-        case exact(String)
-        /// `present: true` requires the header; `present: false` requires its absence.
-        case present(Bool)
-    }
-
-    public var name: String
-    public var kind: Kind
-
-    public init(name: String, kind: Kind) {
-        self.name = name
-        self.kind = kind
-    }
 }
 
 public enum RouteAction: Sendable, Equatable {

@@ -5,7 +5,7 @@ enum GRPCPeers {
     /// certificate is given. Prints `ready`, then one line per call it starts (`call NAME`).
     /// Without PORT (a function worker) it listens on `$PORT`.
     static let server = #"""
-        import grpc, os, sys, threading, time
+        import grpc, os, sys, threading
         from concurrent import futures
         port = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ["PORT"])
         calls = {}
@@ -55,22 +55,32 @@ enum GRPCPeers {
                 yield b"re: " + message
 
         def sleep(request, context):
+            # Answers only when the call ends without it: the client's deadline or cancellation
+            # (which writes the marker file), or 20 s at most.
             note("Sleep")
-            done = threading.Event()
+            ended, answered = threading.Event(), threading.Event()
             def finished():
-                if not done.is_set():
+                if not answered.is_set():
                     with open(request.decode(), "w") as marker:
                         marker.write("cancelled")
+                ended.set()
             context.add_callback(finished)
-            time.sleep(20)
-            done.set()
+            ended.wait(20)
+            answered.set()
             return b"late"
 
+        killed = threading.Event()
+
         def die(request, context):
+            # The process exits mid-stream, once the client says it has the first message.
             note("Die")
             yield b"first"
-            time.sleep(0.2)
+            killed.wait(10)
             os._exit(3)
+
+        def kill(request, context):
+            killed.set()
+            return b""
 
         handlers = grpc.method_handlers_generic_handler("test.Echo", {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),
@@ -81,6 +91,7 @@ enum GRPCPeers {
             "Chat": grpc.stream_stream_rpc_method_handler(chat),
             "Sleep": grpc.unary_unary_rpc_method_handler(sleep),
             "Die": grpc.unary_stream_rpc_method_handler(die),
+            "Kill": grpc.unary_unary_rpc_method_handler(kill),
         })
         options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=options)
@@ -153,6 +164,12 @@ enum GRPCPeers {
                 try:
                     for reply in method("unary_stream", "Die")(b"", timeout=10):
                         replies.append(reply.decode())
+                        if len(replies) == 1:
+                            # Through the gateway too: the server exits while this call is open.
+                            try:
+                                method("unary_unary", "Kill")(b"", timeout=5)
+                            except grpc.RpcError:
+                                pass
                 finally:
                     print("replies=" + ",".join(replies))
             elif scenario == "unknown-method":
