@@ -34,19 +34,7 @@ extension ConfigReader {
             }
             namesSeen[name] = namesSeen[name] ?? path
 
-            var address: HostPort?
-            if let addressNode = fields["address"] {
-                address = hostPort(addressNode, key: fields.path("address"), allowPortZero: true)
-                if let address, address.port != 0 {
-                    if let first = addressesSeen[address] {
-                        error("address \(address) is already used by \(first)", at: addressNode, key: fields.path("address"))
-                    } else {
-                        addressesSeen[address] = "listener '\(name)'"
-                    }
-                }
-            } else {
-                requireKey("address", in: fields)
-            }
+            let address = listenerAddress(fields, owner: "listener '\(name)'", seen: &addressesSeen)
 
             let tls = fields["tls"].flatMap { listenerTLS($0, key: fields.path("tls")) }
             let policyNames = fields["policies"].map { self.policyNames($0, key: fields.path("policies"), known: policies) } ?? []
@@ -187,5 +175,23 @@ extension ConfigReader {
             error("address \(address) is already used by listener '\(listener.name)'", at: addressNode, key: "admin.address")
         }
         return AdminConfig(address: address)
+    }
+
+    /// A listener's `address` (port 0: any free one), which no other listener, tcp listener or
+    /// the admin API may use; `seen` holds who took each address so far.
+    func listenerAddress(_ fields: Fields, owner: String, seen: inout [HostPort: String]) -> HostPort? {
+        guard let addressNode = fields["address"] else {
+            requireKey("address", in: fields)
+            return nil
+        }
+        let address = hostPort(addressNode, key: fields.path("address"), allowPortZero: true)
+        if let address, address.port != 0 {
+            if let first = seen[address] {
+                error("address \(address) is already used by \(first)", at: addressNode, key: fields.path("address"))
+            } else {
+                seen[address] = owner
+            }
+        }
+        return address
     }
 }

@@ -31,19 +31,7 @@ extension ConfigReader {
             }
             namesSeen[name] = namesSeen[name] ?? "tcp listener '\(name)'"
 
-            var address: HostPort?
-            if let addressNode = fields["address"] {
-                address = hostPort(addressNode, key: fields.path("address"), allowPortZero: true)
-                if let address, address.port != 0 {
-                    if let first = addressesSeen[address] {
-                        error("address \(address) is already used by \(first)", at: addressNode, key: fields.path("address"))
-                    } else {
-                        addressesSeen[address] = "tcp listener '\(name)'"
-                    }
-                }
-            } else {
-                requireKey("address", in: fields)
-            }
+            let address = listenerAddress(fields, owner: "tcp listener '\(name)'", seen: &addressesSeen)
 
             let routing = tcpRouting(fields, serviceNames: serviceNames)
             var listener = TCPListenerConfig(name: name, address: address ?? HostPort(host: "", port: 0),

@@ -100,43 +100,19 @@ struct GRPCWebTranslator {
 
     private func encode(_ input: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var output = allocator.buffer(capacity: (input.count + 2) / 3 * 4)
-        var index = 0
-        while index < input.count {
-            let remaining = input.count - index
-            let b0 = input[index]
-            let b1 = remaining > 1 ? input[index + 1] : 0
-            let b2 = remaining > 2 ? input[index + 2] : 0
-            output.writeInteger(Self.alphabet[Int(b0 >> 2)])
-            output.writeInteger(Self.alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
-            output.writeInteger(remaining > 1 ? Self.alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-            output.writeInteger(remaining > 2 ? Self.alphabet[Int(b2 & 0x3F)] : UInt8(ascii: "="))
-            index += 3
-        }
+        Base64.encode(input) { output.writeInteger($0) }
         return output
     }
 
     // MARK: Base64 (RFC 4648)
 
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    private static func value(of character: UInt8) -> UInt8? {
-        switch character {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return character - UInt8(ascii: "A")
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): return character - UInt8(ascii: "a") + 26
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return character - UInt8(ascii: "0") + 52
-        case UInt8(ascii: "+"): return 62
-        case UInt8(ascii: "/"): return 63
-        default: return nil
-        }
-    }
-
     /// One group of four characters, padding included (a text body may be several padded
     /// segments one after another, as gRPC-Web clients send a message per segment).
     private static func decodeGroup(_ group: [UInt8], into output: inout ByteBuffer) -> Bool {
         let padding = group[3] == UInt8(ascii: "=") ? (group[2] == UInt8(ascii: "=") ? 2 : 1) : 0
-        guard let v0 = value(of: group[0]), let v1 = value(of: group[1]) else { return false }
-        let v2 = padding == 2 ? 0 : value(of: group[2])
-        let v3 = padding >= 1 ? 0 : value(of: group[3])
+        guard let v0 = Base64.value(of: group[0]), let v1 = Base64.value(of: group[1]) else { return false }
+        let v2 = padding == 2 ? 0 : Base64.value(of: group[2])
+        let v3 = padding >= 1 ? 0 : Base64.value(of: group[3])
         guard let v2, let v3 else { return false }
         output.writeInteger(v0 << 2 | v1 >> 4)
         if padding < 2 { output.writeInteger((v1 & 0x0F) << 4 | v2 >> 2) }

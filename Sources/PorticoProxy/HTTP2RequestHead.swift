@@ -140,17 +140,8 @@ extension RequestHead {
     private static func webSocketKey() -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         var key: [UInt8] = []
-        var index = 0
-        while index < bytes.count {
-            let b0 = bytes[index], b1 = index + 1 < bytes.count ? bytes[index + 1] : 0, b2 = index + 2 < bytes.count ? bytes[index + 2] : 0
-            key.append(alphabet[Int(b0 >> 2)])
-            key.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
-            key.append(index + 1 < bytes.count ? alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-            key.append(index + 2 < bytes.count ? alphabet[Int(b2 & 0x3F)] : UInt8(ascii: "="))
-            index += 3
-        }
+        Base64.encode(bytes) { key.append($0) }
         return String(decoding: key, as: UTF8.self)
     }
 

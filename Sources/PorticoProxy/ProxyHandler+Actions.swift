@@ -39,10 +39,7 @@ extension ProxyHandler {
                 // A gRPC-Web answer can still say what happened: its last frame carries the status.
                 grpcStatus = GRPCStatus.unavailable
                 end(exchange, finish)
-                var trailers = HTTPFieldList()
-                trailers.append(name: "grpc-status", value: String(GRPCStatus.unavailable))
-                trailers.append(name: "grpc-message", value: "upstream reset before the end of the answer")
-                if let last = exchange.grpcWeb!.responseEnd(trailers: trailers, allocator: downstream.allocator) {
+                if let last = exchange.grpcWeb!.responseEnd(trailers: Self.upstreamResetTrailers, allocator: downstream.allocator) {
                     downstream.write(.body(last))
                 }
                 // The rest of the request may still be on its way: the connection ends here.
@@ -57,10 +54,7 @@ extension ProxyHandler {
                 grpcStatus = GRPCStatus.unavailable
                 end(exchange, finish)
                 state = .idle
-                var trailers = HTTPFieldList()
-                trailers.append(name: "grpc-status", value: String(GRPCStatus.unavailable))
-                trailers.append(name: "grpc-message", value: "upstream reset before the end of the answer")
-                downstream.writeAndFlush(.end(trailers))
+                downstream.writeAndFlush(.end(Self.upstreamResetTrailers))
                 return
             }
             end(exchange, finish)
@@ -79,6 +73,12 @@ extension ProxyHandler {
             assertionFailure("\(action) is done where its event arrives")
         }
     }
+
+    /// The end of a gRPC answer whose upstream went away mid-answer: UNAVAILABLE, which gRPC
+    /// clients and retry policies look for.
+    static let upstreamResetTrailers = HTTPFieldList([
+        ("grpc-status", String(GRPCStatus.unavailable)), ("grpc-message", "upstream reset before the end of the answer"),
+    ])
 
     /// Stops everything the exchange waits on (timers, a lease, a connection on its way) and
     /// gives back what it holds of its backend; the connection is closed when `abandonUpstream`.
