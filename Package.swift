@@ -86,7 +86,10 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // The Python launcher travels inside the binary: a container image or a copied
+            // binary has no repository beside it.
+            resources: [.embedInCode("Launcher/python_launcher.py")]
         ),
         // One BoringSSL option NIOSSL does not expose: the server's cipher order (ListenerTLS).
         .target(

@@ -4,7 +4,7 @@ extension ConfigReader {
     static let functionManifestKeys = [
         "command", "build", "buildTimeout", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
         "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness", "outlierDetection",
-        "protocol",
+        "protocol", "runtime", "handler", "template", "idleTemplate",
     ]
     /// Settings of long-running workers. An exec function starts one process per request and
     /// never keeps one around, so accepting these would promise behaviour that cannot happen.
@@ -34,11 +34,20 @@ extension ConfigReader {
         guard let top = fields(root, key: "", allowed: Self.functionManifestKeys) else { return nil }
         var manifest = FunctionManifest(name: name, directory: directory, command: [])
 
+        if let node = top["runtime"], let runtime = choice(node, key: "runtime", [("python", FunctionManifest.Runtime.python)]) {
+            manifest.runtime = runtime
+        }
         if let node = top["command"] {
-            manifest.command = commandLine(node, key: "command") ?? []
-        } else {
+            if top.has("runtime") {
+                error("a function has either a 'command' or a 'runtime' with a 'handler', not both: with a runtime, "
+                        + "Portico runs the handler itself", at: top.keyNode("command"), key: "command")
+            } else {
+                manifest.command = commandLine(node, key: "command") ?? []
+            }
+        } else if !top.has("runtime") {
             requireKey("command", in: top,
-                       message: "missing required key 'command', the program and its arguments, such as [\"python3\", \"main.py\"]")
+                       message: "missing required key 'command', the program and its arguments, such as [\"python3\", \"main.py\"] "
+                        + "(or a 'runtime: python' with a 'handler')")
         }
         if let node = top["build"] {
             manifest.build = commandLine(node, key: "build")
@@ -59,6 +68,7 @@ extension ConfigReader {
                 error("only for mode: http; an exec function starts one process per request", at: top.keyNode(key), key: key)
             }
         }
+        functionRuntime(top, into: &manifest)
         if let node = top["routes"], let routes = functionRoutes(node, key: "routes") {
             manifest.routes = routes
         }
@@ -116,6 +126,57 @@ extension ConfigReader {
         }
 
         return hasErrors ? nil : manifest
+    }
+
+    /// `runtime:`, `handler:`, `template:` and `idleTemplate:`, checked together: each of the
+    /// others means something only with a runtime, and an exec function has no workers to fork.
+    private func functionRuntime(_ top: Fields, into manifest: inout FunctionManifest) {
+        if let node = top["handler"] {
+            if let handler = string(node, key: "handler", what: "a handler such as app:application") {
+                if Self.isPythonHandler(handler) {
+                    manifest.handler = handler
+                } else {
+                    error("expected MODULE:NAME such as app:application or api.wsgi:app, got '\(handler)'", at: node, key: "handler")
+                }
+            }
+        } else if top.has("runtime") {
+            requireKey("handler", in: top, message: "missing required key 'handler', the WSGI application as MODULE:NAME, such as app:application")
+        }
+        if let node = top["template"], let value = bool(node, key: "template") {
+            manifest.usesTemplate = value
+        }
+        if let node = top["idleTemplate"], let value = bool(node, key: "idleTemplate") {
+            manifest.idleTemplate = value
+        }
+        if !top.has("runtime") {
+            for key in ["handler", "template", "idleTemplate"] where top.has(key) {
+                error("only with 'runtime: python'; a function with a 'command' runs its own program", at: top.keyNode(key), key: key)
+            }
+            return
+        }
+        if manifest.mode == .exec {
+            error("only for mode: http; an exec function starts one process per request", at: top.keyNode("runtime"), key: "runtime")
+        }
+        if manifest.protocol != .http1 {
+            error("the python runtime serves HTTP/1.1 only", at: top.keyNode("protocol"), key: "protocol")
+        }
+        if top.has("idleTemplate") && !manifest.usesTemplate {
+            error("only with a template; 'template: false' starts every worker plainly", at: top.keyNode("idleTemplate"), key: "idleTemplate")
+        }
+    }
+
+    /// `module.sub:attribute.sub`: dotted Python identifiers on both sides of one colon.
+    static func isPythonHandler(_ text: String) -> Bool {
+        let sides = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard sides.count == 2 else { return false }
+        return sides.allSatisfy { side in
+            side.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { part in
+                guard let first = part.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+                return part.unicodeScalars.allSatisfy { scalar in
+                    ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "_"
+                }
+            }
+        }
     }
 
     /// `command:` and `build:` — a list, never a string: commands run without a shell, so a

@@ -9,6 +9,13 @@ public struct FunctionManifest: Sendable, Equatable {
         case exec
     }
 
+    /// Set when Portico runs the function's code itself, from a `handler`, instead of a
+    /// `command` of the function's own.
+    public enum Runtime: String, Sendable, Equatable {
+        /// A WSGI application, imported once by Portico's launcher (see `usesTemplate`).
+        case python
+    }
+
     public var name: String
     /// The function's folder; commands run there.
     public var directory: String
@@ -20,6 +27,15 @@ public struct FunctionManifest: Sendable, Equatable {
     /// A build still running after this is stopped (SIGTERM, then SIGKILL) and counts as failed.
     public var buildTimeout: ConfigDuration
     public var mode: Mode
+    public var runtime: Runtime?
+    /// `module:attribute` of the handler, for a `runtime`.
+    public var handler: String?
+    /// With a `runtime`: start one template process per revision that imports the handler, and
+    /// fork each worker from it, so a cold start skips the interpreter's start and the imports.
+    public var usesTemplate = true
+    /// With a template: keep it while no worker runs (a cold start then only forks). False
+    /// stops it with the last worker, so an idle function costs no process at all.
+    public var idleTemplate = true
     /// What an http-mode worker speaks on its port: HTTP/1.1, or HTTP/2 with prior knowledge
     /// (a gRPC server).
     public var `protocol`: UpstreamProtocol = .http1

@@ -92,10 +92,12 @@ public struct ChildProcess: Sendable {
 
     /// Starts `command` in `directory` with exactly `environment`, under a supervisor.
     /// `command[0]` is looked up on `PATH` (from `environment`, else the gateway's) unless it
-    /// contains a slash, in which case it is relative to `directory`.
+    /// contains a slash, in which case it is relative to `directory`. `stdinDescriptor`, when
+    /// given, becomes the child's stdin as it is (a socket to it, say); the caller keeps and
+    /// closes its own copy.
     public static func spawn(
         command: [String], directory: String, environment: [String: String], withStdin: Bool = false,
-        mergeStderr: Bool = false, memoryLimit: Int? = nil, openFilesLimit: Int? = nil
+        stdinDescriptor: Int32? = nil, mergeStderr: Bool = false, memoryLimit: Int? = nil, openFilesLimit: Int? = nil
     ) throws -> Spawned {
         guard let program = command.first else { throw SpawnError.commandNotFound("") }
         // The child changes into `directory` before exec, so every path it is given is absolute.
@@ -140,7 +142,7 @@ public struct ChildProcess: Sendable {
             let result = argv.withUnsafeBufferPointer { argvBuffer in
                 envp.withUnsafeBufferPointer { envpBuffer in
                     portico_spawn(Self.supervisorPath, argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
-                                  stdinPipe[0], stdoutPipe[1], mergeStderr ? stdoutPipe[1] : stderrPipe[1],
+                                  stdinDescriptor ?? stdinPipe[0], stdoutPipe[1], mergeStderr ? stdoutPipe[1] : stderrPipe[1],
                                   0, 0, controlPipe[0], &pid)
                 }
             }

@@ -85,6 +85,8 @@ public final class FunctionInstance: @unchecked Sendable {
     private var lastEjection: UInt64?
     /// Told once how a warm-up ended: nil when a worker is ready, else why none will be.
     private var warmUpDone: (@Sendable (String?) -> Void)?
+    /// The process workers are forked from (`runtime: python` with a template).
+    private var template: PythonTemplate?
 
     /// A request waiting for a worker. It travels to the home loop and back; its callback
     /// belongs to the request's loop, and the box checks that it is called only there.
@@ -117,13 +119,27 @@ public final class FunctionInstance: @unchecked Sendable {
             concurrency: manifest.concurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
             queueLimit: max(1, manifest.queueLimit),
             idleTimeout: UInt64(manifest.idleTimeout.nanoseconds), startupTimeout: UInt64(manifest.startupTimeout.nanoseconds)))
+        if manifest.runtime == .python && manifest.usesTemplate {
+            template = PythonTemplate(manifest: manifest, revision: revision, eventLoop: homeLoop, logger: logger, events: .init(
+                forked: { [weak self] number, pid in self?.workerForked(FunctionScaler.WorkerID(number), pid: pid) },
+                // Later, not within the template's own call: the scaler may start another worker.
+                exited: { [weak self] number, exit in
+                    self?.homeLoop.assumeIsolated().execute { self?.workerExited(FunctionScaler.WorkerID(number), exit) }
+                },
+                failed: { [weak self] number, reason in
+                    self?.homeLoop.assumeIsolated().execute { self?.workerNotForked(FunctionScaler.WorkerID(number), reason: reason) }
+                }))
+        }
     }
 
     private var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
 
     /// Starts the `minWorkers` the function always keeps.
     func start() {
-        homeLoop.execute { self.perform(self.scaler.start(now: self.now)) }
+        homeLoop.execute {
+            self.template?.deployed()
+            self.perform(self.scaler.start(now: self.now))
+        }
     }
 
     /// Starts one worker before this revision takes any traffic; `done` hears (on the home
@@ -132,6 +148,7 @@ public final class FunctionInstance: @unchecked Sendable {
     func warmUp(_ done: @escaping @Sendable (String?) -> Void) {
         homeLoop.execute {
             self.warmUpDone = done
+            self.template?.deployed()
             self.perform(self.scaler.warmUp(now: self.now))
         }
     }
@@ -353,6 +370,15 @@ public final class FunctionInstance: @unchecked Sendable {
         let started = NIODeadline.now()
         let worker: WorkerProcess
         do {
+            if let template {
+                let port = try FreePort.pick()
+                worker = WorkerProcess(number: workerID.rawValue, port: port, handle: .forked(template), eventLoop: homeLoop)
+                workers[workerID] = worker
+                logger.info("starting worker", metadata: metadata(worker, ["from": "template"]))
+                template.fork(worker: workerID.rawValue, port: port,
+                              environment: WorkerProcess.environment(manifest: manifest, revision: revision, port: port))
+                return
+            }
             worker = try WorkerProcess.spawn(
                 number: workerID.rawValue, manifest: manifest, revision: revision, eventLoop: homeLoop, logger: logger,
                 onExit: { [self] exit in homeLoop.execute { self.workerExited(workerID, exit) } })
@@ -364,7 +390,11 @@ public final class FunctionInstance: @unchecked Sendable {
             return
         }
         workers[workerID] = worker
-        logger.info("starting worker", metadata: metadata(worker, ["pid": .stringConvertible(worker.child.pid)]))
+        logger.info("starting worker", metadata: metadata(worker, ["pid": .stringConvertible(worker.pid ?? 0)]))
+        awaitReadiness(workerID, worker, started: started)
+    }
+
+    private func awaitReadiness(_ workerID: FunctionScaler.WorkerID, _ worker: WorkerProcess, started: NIODeadline) {
         worker.probeReadiness(path: manifest.readinessPath, http2: manifest.protocol == .h2c) { [self] in
             startupTimers.removeValue(forKey: workerID)?.cancel()
             let microseconds = (NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000
@@ -372,6 +402,22 @@ public final class FunctionInstance: @unchecked Sendable {
             perform(scaler.workerReady(workerID, now: now))
             finishWarmUp(nil)
         }
+    }
+
+    /// The template forked the worker: it listens already (the template bound its port first),
+    /// so the first probe normally answers.
+    private func workerForked(_ workerID: FunctionScaler.WorkerID, pid: Int32) {
+        guard let worker = workers[workerID] else { return }
+        worker.pid = pid
+        logger.info("worker forked", metadata: metadata(worker, ["pid": .stringConvertible(pid)]))
+        awaitReadiness(workerID, worker, started: worker.started)
+    }
+
+    /// The template could not fork the worker: to the scaler, a worker that died before it was ready.
+    private func workerNotForked(_ workerID: FunctionScaler.WorkerID, reason: String) {
+        guard workers[workerID] != nil else { return }
+        workerExited(workerID, .exited(127))
+        lastError = "worker \(workerID.rawValue) not started: \(reason)"
     }
 
     private func workerExited(_ workerID: FunctionScaler.WorkerID, _ exit: ChildExit) {
@@ -392,6 +438,7 @@ public final class FunctionInstance: @unchecked Sendable {
 
     private func checkFinished() {
         if scaler.isFinished && workers.isEmpty {
+            template?.finish()
             onFinished()
         }
     }
@@ -425,9 +472,13 @@ public final class FunctionInstance: @unchecked Sendable {
                 workers: self.scaler.workers.map { worker in
                     let process = self.workers[worker.id]
                     return FunctionStatus.Worker(
-                        id: worker.id.rawValue, pid: process.map { Int($0.child.pid) }, port: process?.port,
+                        id: worker.id.rawValue, pid: process?.pid.map { Int($0) }, port: process?.port,
                         state: "\(worker.state)", inFlight: worker.inFlight,
                         ageSeconds: process.map { Double(NIODeadline.now().uptimeNanoseconds - $0.started.uptimeNanoseconds) / 1e9 } ?? 0)
+                },
+                template: self.template.map { template in
+                    FunctionStatus.Template(state: "\(template.phase)", pid: template.pid.map { Int($0) },
+                                            failures: template.failures, lastFailure: template.lastFailure)
                 })
         }
     }

@@ -14,37 +14,49 @@ import Glibc
 /// One running worker of an http-mode function: its process, its port, its readiness probe and
 /// its stop sequence. Everything happens on the function's home event loop.
 final class WorkerProcess {
+    /// How the worker's process is reached.
+    enum Handle {
+        /// Spawned by the gateway, under a supervisor of its own.
+        case spawned(ChildProcess)
+        /// Forked by its revision's template, which signals and reaps it.
+        case forked(PythonTemplate)
+    }
+
     let number: UInt64
     let port: Int
-    let child: ChildProcess
+    let handle: Handle
     let started: NIODeadline
+    /// A forked worker's pid is known once its template reports the fork.
+    var pid: Int32?
     private let eventLoop: EventLoop
     private var probeTask: Scheduled<Void>?
     private var killTask: Scheduled<Void>?
     private(set) var exited = false
 
-    private init(number: UInt64, port: Int, child: ChildProcess, eventLoop: EventLoop) {
+    init(number: UInt64, port: Int, handle: Handle, eventLoop: EventLoop) {
         self.number = number
         self.port = port
-        self.child = child
+        self.handle = handle
         self.eventLoop = eventLoop
         self.started = .now()
+        if case .spawned(let child) = handle { pid = child.pid }
     }
 
     /// Spawns the worker and starts forwarding its output lines to `logger`.
     static func spawn(number: UInt64, manifest: FunctionManifest, revision: String, eventLoop: EventLoop,
                       logger: Logger, onExit: @escaping @Sendable (ChildExit) -> Void) throws -> WorkerProcess {
         let port = try FreePort.pick()
-        var environment = ProcessInfo.processInfo.environment.filter { Self.inheritedVariables.contains($0.key) }
-        for variable in manifest.env { environment[variable.name] = variable.value }
-        environment["PORT"] = String(port)
-        environment["K_SERVICE"] = manifest.name
-        environment["K_REVISION"] = revision
-        environment["K_CONFIGURATION"] = manifest.name
+        var environment = Self.environment(manifest: manifest, revision: revision, port: port)
+        var command = manifest.command
+        if manifest.runtime == .python, let handler = manifest.handler {
+            // `template: false`: the launcher imports and serves in one process.
+            command = PythonLauncher.command(.serve, handler: handler)
+            environment[PythonLauncher.environmentName] = PythonLauncher.source
+        }
         let spawned = try ChildProcess.spawn(
-            command: manifest.command, directory: manifest.directory, environment: environment,
+            command: command, directory: manifest.directory, environment: environment,
             memoryLimit: manifest.limits.memory, openFilesLimit: manifest.limits.openFiles)
-        let worker = WorkerProcess(number: number, port: port, child: spawned.process, eventLoop: eventLoop)
+        let worker = WorkerProcess(number: number, port: port, handle: .spawned(spawned.process), eventLoop: eventLoop)
         let prefix = "\(manifest.name)#\(number)"
         OutputLines.forward(fd: spawned.stdout, on: eventLoop, logger: logger, prefix: prefix, stream: "stdout")
         if let stderr = spawned.stderr {
@@ -54,7 +66,18 @@ final class WorkerProcess {
         return worker
     }
 
-    /// What a worker inherits from the gateway's environment; the rest of it (secrets, say) stays.
+    /// What a worker gets: a few variables of the gateway's own, the manifest's, and Knative's
+    /// runtime contract (`PORT`, `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`).
+    static func environment(manifest: FunctionManifest, revision: String, port: Int?) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment.filter { Self.inheritedVariables.contains($0.key) }
+        for variable in manifest.env { environment[variable.name] = variable.value }
+        if let port { environment["PORT"] = String(port) }
+        environment["K_SERVICE"] = manifest.name
+        environment["K_REVISION"] = revision
+        environment["K_CONFIGURATION"] = manifest.name
+        return environment
+    }
+
     static let inheritedVariables: Set<String> = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "SWIFT_BACKTRACE"]
 
     /// Polls until the worker is ready: its port accepts a connection, or `readinessPath`
@@ -84,16 +107,22 @@ final class WorkerProcess {
     func stop(grace: TimeAmount) {
         guard !exited else { return }
         probeTask?.cancel()
-        child.signalGroup(SIGTERM)
+        switch handle {
+        case .spawned(let child): child.signalGroup(SIGTERM)
+        case .forked(let template): template.signal(worker: number, SIGTERM)
+        }
         killTask = eventLoop.assumeIsolated().scheduleTask(in: grace) { [self] in
-            if !exited { child.killAll() }
+            if !exited { kill() }
         }
     }
 
     func kill() {
         guard !exited else { return }
         probeTask?.cancel()
-        child.killAll()
+        switch handle {
+        case .spawned(let child): child.killAll()
+        case .forked(let template): template.signal(worker: number, SIGKILL)
+        }
     }
 
     /// The reaper saw the supervisor exit, which it does only after killing whatever the worker
@@ -102,7 +131,7 @@ final class WorkerProcess {
         exited = true
         probeTask?.cancel()
         killTask?.cancel()
-        child.killAll()
+        if case .spawned(let child) = handle { child.killAll() }
     }
 }
 

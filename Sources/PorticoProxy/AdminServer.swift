@@ -147,7 +147,7 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     private static func json(_ status: FunctionStatus) -> [String: Any] {
-        [
+        var object: [String: Any] = [
             "revision": status.revision, "mode": status.mode, "state": status.state, "queueLength": status.queueLength,
             "workers": status.workers.map { worker -> [String: Any] in
                 var object: [String: Any] = ["id": worker.id, "state": worker.state, "inFlight": worker.inFlight,
@@ -157,6 +157,13 @@ final class AdminHandler: ChannelInboundHandler {
                 return object
             },
         ]
+        if let template = status.template {
+            var fields: [String: Any] = ["state": template.state, "failures": template.failures]
+            if let pid = template.pid { fields["pid"] = pid }
+            if let failure = template.lastFailure { fields["lastFailure"] = failure }
+            object["template"] = fields
+        }
+        return object
     }
 
     private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {

@@ -18,6 +18,23 @@ public struct FunctionStatus: Sendable {
         }
     }
 
+    /// A `runtime: python` revision's template process.
+    public struct Template: Sendable {
+        public var state: String
+        public var pid: Int?
+        /// Failures in a row (reset by a worker forked from it).
+        public var failures: Int
+        /// Why it last failed: an import's whole traceback, say.
+        public var lastFailure: String?
+
+        public init(state: String, pid: Int?, failures: Int, lastFailure: String?) {
+            self.state = state
+            self.pid = pid
+            self.failures = failures
+            self.lastFailure = lastFailure
+        }
+    }
+
     public var name: String
     public var revision: String
     public var mode: String
@@ -25,9 +42,11 @@ public struct FunctionStatus: Sendable {
     public var queueLength: Int
     public var lastError: String?
     public var workers: [Worker]
+    public var template: Template?
 
     public init(name: String, revision: String, mode: String, state: String, queueLength: Int, lastError: String?,
-                workers: [Worker]) {
+                workers: [Worker], template: Template? = nil) {
+        self.template = template
         self.name = name
         self.revision = revision
         self.mode = mode

@@ -160,7 +160,7 @@ final class FunctionManifestLoaderTests: XCTestCase {
     func testCommandIsRequiredAndNotEmpty() {
         XCTAssertEqual(errorText("mode: http\n"),
                        "functions/hello/function.yaml:1:1: command: missing required key 'command', "
-                           + "the program and its arguments, such as [\"python3\", \"main.py\"]")
+                           + "the program and its arguments, such as [\"python3\", \"main.py\"] (or a 'runtime: python' with a 'handler')")
         XCTAssertEqual(errorText("command: []\nbuild: [\"\", x]\n"), """
             functions/hello/function.yaml:1:10: command: expected the program and its arguments, got an empty list
             functions/hello/function.yaml:2:9: build[0]: expected a program name, got ''

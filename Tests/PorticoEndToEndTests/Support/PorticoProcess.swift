@@ -213,7 +213,7 @@ extension PorticoProcess {
         return workers.filter { $0["state"] as? String == "ready" }.count
     }
 
-    private func functionEntry(_ function: String) -> [String: Any]? {
+    func functionEntry(_ function: String) -> [String: Any]? {
         guard let body = try? Curl.run(["\(admin)/functions"]).body,
               let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
         return (json["functions"] as? [[String: Any]])?.first { $0["name"] as? String == function }
