@@ -603,12 +603,13 @@ def worker_path():
     return real + os.pathsep + os.environ.get("PATH", "")
 
 
-def spawn_floor(settings, count, directory, argv):
+def spawn_floor(settings, count, directory, argv, extra_env=None):
     tool = os.path.join(settings.work, "spawn_floor")
     # The helper polls from the load core; the worker runs on the SUT core, as under Portico.
     out = subprocess.run(["taskset", "-c", LOAD_CORE, tool, str(count), str(FLOOR_PORT), SUT_CORE, directory] + argv,
                          capture_output=True, text=True, timeout=count * 10 + 30,
-                         env=dict(os.environ, PATH=worker_path()))
+                         env=dict(os.environ, PATH=worker_path(),
+                                  **{f"FLOOR_ENV_{k}": v for k, v in (extra_env or {}).items()}))
     if out.returncode != 0:
         raise RuntimeError(f"spawn_floor failed: {out.stderr}")
     return [int(x) for x in out.stdout.split()]
@@ -624,12 +625,16 @@ def measure_functions(settings):
     d = settings.durations
     functions_dir = os.path.join(w, "functions")
     shutil.rmtree(functions_dir, ignore_errors=True)
-    sources = {"native": ("native", "worker.c"), "native-cold": ("native", "worker.c"),
-               "hello": ("hello", "main.py"), "hello-cold": ("hello", "main.py")}
-    for name, (source, file) in sources.items():
+    numpy_app = os.path.join(CONFIGS, "functions", "numpy_app.py")
+    sources = {"native": os.path.join(REPO, "Functions", "native", "worker.c"),
+               "native-cold": os.path.join(REPO, "Functions", "native", "worker.c"),
+               "hello": os.path.join(REPO, "Functions", "hello", "main.py"),
+               "hello-cold": os.path.join(REPO, "Functions", "hello", "main.py"),
+               "numpy-template-cold": numpy_app, "numpy-plain-cold": numpy_app}
+    for name, file in sources.items():
         folder = os.path.join(functions_dir, name)
         os.makedirs(folder)
-        shutil.copy(os.path.join(REPO, "Functions", source, file), folder)
+        shutil.copy(file, folder)
         shutil.copy(os.path.join(CONFIGS, "functions", f"{name}.yaml"), os.path.join(folder, "function.yaml"))
     # The floor's own copy of the C worker, built the way the manifest builds it.
     floor_dir = os.path.join(w, "floor")
@@ -637,6 +642,7 @@ def measure_functions(settings):
     subprocess.run(["cc", "-O2", "-o", os.path.join(floor_dir, "worker"),
                     os.path.join(REPO, "Functions", "native", "worker.c")], check=True)
     shutil.copy(os.path.join(REPO, "Functions", "hello", "main.py"), floor_dir)
+    shutil.copy(numpy_app, floor_dir)
 
     ports = PORTS["Portico"]
     values = dict(H1=ports["H1"], ADMIN=ports["ADMIN"])
@@ -666,7 +672,7 @@ def measure_functions(settings):
                 log(f"functions round {round_number + 1}: {name} warm {r['rps']:.0f} req/s")
 
         # Cold: wait for the worker to be stopped (300 ms idle), then one request.
-        for name in ("native-cold", "hello-cold"):
+        for name in COLD_FUNCTIONS:
             samples = []
             index = 0
             for i in range(settings.cold_starts):
@@ -688,6 +694,10 @@ def measure_functions(settings):
     # The floor: the same workers started without Portico.
     result["floor"]["native"] = summary(spawn_floor(settings, settings.cold_starts, floor_dir, ["./worker"]))
     result["floor"]["hello"] = summary(spawn_floor(settings, settings.cold_starts, floor_dir, ["python3", "main.py"]))
+    # The plain numpy worker's floor: Portico's launcher run directly, importing and serving.
+    result["floor"]["numpy-plain"] = summary(spawn_floor(
+        settings, settings.cold_starts, floor_dir, ["python3", LAUNCHER, "serve", "wsgi", "numpy_app:application"],
+        extra_env={"OPENBLAS_NUM_THREADS": "1"}))
     for fn in ("native", "hello"):
         for r in result["warm"].get(fn, []):
             if r["errors"] or r["non_2xx"]:
@@ -813,15 +823,23 @@ def main_table(table):
     return headers, rows
 
 
+# Cold-started one at a time after each scale to zero; the numpy pair shows what a template saves.
+COLD_FUNCTIONS = ("native-cold", "hello-cold", "numpy-template-cold", "numpy-plain-cold")
+LAUNCHER = os.path.join(REPO, "Sources", "PorticoFunctions", "Launcher", "python_launcher.py")
+
+
 def functions_table(fn):
     headers = ["function", "warm req/s", "cold TTFB p50 ms", "cold TTFB p99 ms", "spawn p50 ms",
                "start→ready p50 ms", "first response p50 ms", "Portico us_to_ready p50 ms",
                "floor p50 ms", "floor p99 ms", "overhead over floor p50 ms"]
     rows = []
-    for name in ("native", "hello"):
+    for name in ("native", "hello", "numpy-template", "numpy-plain"):
         warm = [r["rps"] for r in fn.get("warm", {}).get(name, [])]
         cold = fn.get("cold", {}).get(f"{name}-cold")
-        floor = fn.get("floor", {}).get(name)
+        # A forked worker has no floor of its own: it is compared with the plain worker's.
+        floor = fn.get("floor", {}).get("numpy-plain" if name == "numpy-template" else name)
+        if cold is None and not warm:
+            continue
         ms = lambda v: "n/a" if v is None else f"{v / 1000:.2f}"
         cells = [name, fmt(statistics.median(warm), "int") if warm else "n/a"]
         if cold:
@@ -961,6 +979,12 @@ def thresholds(table, fn, allocations=None):
         r = p["tcp_mbps"] / h["tcp_mbps"]
         out.append({"target": "Portico >= 0.9x HAProxy (mode tcp), TCP listener bytes/s", "value": round(r, 3),
                     "met": r >= 0.9})
+    forked, plain = fn.get("cold", {}).get("numpy-template-cold"), fn.get("cold", {}).get("numpy-plain-cold")
+    if forked and plain:
+        out.append({"target": "Python handler importing numpy, forked from a template: cold TTFB <= 10 ms p50",
+                    "value": round(forked["ttfb_us"]["p50"] / 1000, 3), "met": forked["ttfb_us"]["p50"] <= 10_000})
+        out.append({"target": "the same handler spawned plainly: cold TTFB >= 100 ms p50 (what the template saves)",
+                    "value": round(plain["ttfb_us"]["p50"] / 1000, 3), "met": plain["ttfb_us"]["p50"] >= 100_000})
     cold, floor = fn.get("cold", {}).get("native-cold"), fn.get("floor", {}).get("native")
     if cold and floor:
         overhead = (cold["ttfb_us"]["p50"] - floor["p50"]) / 1000
@@ -1029,7 +1053,7 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
         md += ["## Functions (Portico only)", "",
                f"Warm: wrk, native 64 connections, Python 16, {settings.durations['fn']} s. "
                f"Cold: {settings.cold_starts} starts each after scale to zero (idleTimeout 300ms); "
-               "the floor is the same worker spawned without Portico until it accepts a connection.", "",
+               "the floor is the same worker spawned without Portico until the first byte of its answer to GET /.", "",
                markdown(fheaders, frows), ""]
     if arows:
         md += ["## Allocations per proxied request (Portico)", "",
@@ -1068,6 +1092,7 @@ def main():
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset, for debugging")
     parser.add_argument("--no-functions", action="store_true", help="skip scenario 6")
+    parser.add_argument("--functions-only", action="store_true", help="only scenario 6 (the functions' rows)")
     parser.add_argument("--results", default=RESULTS, help="where latest.md and latest.json go")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (configs, logs)")
     parser.add_argument("--allocations", help="the output of the allocation test in a release build "
@@ -1090,6 +1115,8 @@ def main():
     # backlog there would only measure the queue and risk timeouts that are not breakage.
     settings.rate, settings.rate_connections = (200 if settings.smoke else 2000), 16
     systems = [s for s in SYSTEMS if s in settings.systems.split(",")]
+    if settings.functions_only:
+        systems = []
     if "NIO floor" in systems and not os.access(settings.floor_binary, os.X_OK):
         # A debug build has it next to portico once every product is built (`swift build`).
         parser.error(f"no nio-floor binary at {settings.floor_binary} (--floor-binary, or leave out 'NIO floor')")
@@ -1141,7 +1168,7 @@ def main():
                         f"@rate p50 {run['fixed_rate']['p50_us']} us")
                 runs.append(run)
 
-        if not settings.no_functions and "Portico" in systems:
+        if not settings.no_functions and ("Portico" in systems or settings.functions_only):
             log("functions")
             try:
                 fn = measure_functions(settings)

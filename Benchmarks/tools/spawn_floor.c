@@ -1,12 +1,13 @@
-/* The floor for a cold start: how long a worker takes from being spawned to accepting a
- * connection on $PORT, with nothing in between (no gateway).
+/* The floor for a cold start: how long a worker takes from being spawned to the first byte of
+ * its answer to a request, with nothing in between (no gateway). That is what a cold request
+ * through Portico measures too (its TTFB), so the difference is Portico's alone.
  *
  * usage: spawn_floor COUNT PORT CORE DIR COMMAND [ARG...]
  * Runs COMMAND in DIR COUNT times, with PORT set, pinned to CORE. Each time: fork and exec,
- * then try to connect to 127.0.0.1:PORT every 20 us until it accepts; print the microseconds
- * from just before the fork to the accepted connect, one line per start; then SIGTERM the
- * worker and reap it before the next start. Run this helper on another core than CORE, so
- * its polling does not slow the worker down. */
+ * then try to connect to 127.0.0.1:PORT every 20 us until it accepts, send `GET /` and wait
+ * for the first byte of the answer; print the microseconds from just before the fork to that
+ * byte, one line per start; then SIGTERM the worker and reap it before the next start. Run
+ * this helper on another core than CORE, so its polling does not slow the worker down. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,13 +29,30 @@ static long long now_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-static int accepts(int port) {
+static int connect_to(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in address = {0};
     address.sin_family = AF_INET;
     address.sin_port = htons((unsigned short)port);
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0;
+    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) return fd;
+    close(fd);
+    return -1;
+}
+
+static int accepts(int port) {
+    int fd = connect_to(port);
+    if (fd >= 0) close(fd);
+    return fd >= 0;
+}
+
+/* 1 once a GET / on a fresh connection got the first byte of an answer. */
+static int answers(int port) {
+    int fd = connect_to(port);
+    if (fd < 0) return 0;
+    static const char request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    char byte;
+    int ok = write(fd, request, sizeof(request) - 1) == (ssize_t)(sizeof(request) - 1) && read(fd, &byte, 1) == 1;
     close(fd);
     return ok;
 }
@@ -50,8 +68,10 @@ int main(int argc, char **argv) {
     CPU_ZERO(&worker_cores);
     CPU_SET(atoi(argv[3]), &worker_cores);
     if (chdir(argv[4]) != 0) { perror("chdir"); return 2; }
-    /* The environment Portico gives a worker (PORT, and PATH, HOME, LANG, TZ from its own). */
-    static char *environment[6];
+    /* The environment Portico gives a worker (PORT, and PATH, HOME, LANG, TZ from its own),
+     * plus the function's `env`, passed here as FLOOR_ENV_NAME=value. */
+    extern char **environ;
+    static char *environment[64];
     static char port_variable[32];
     int n = 0;
     snprintf(port_variable, sizeof(port_variable), "PORT=%s", argv[2]);
@@ -63,6 +83,9 @@ int main(int argc, char **argv) {
         char *variable = malloc(strlen(keep[k]) + strlen(value) + 2);
         sprintf(variable, "%s=%s", keep[k], value);
         environment[n++] = variable;
+    }
+    for (char **variable = environ; *variable != NULL && n < 63; variable++) {
+        if (strncmp(*variable, "FLOOR_ENV_", 10) == 0) environment[n++] = *variable + 10;
     }
     environment[n] = NULL;
     int null = open("/dev/null", O_WRONLY);
@@ -80,7 +103,7 @@ int main(int argc, char **argv) {
             _exit(127);
         }
         long long deadline = started + 10000000000LL;
-        while (!accepts(port)) {
+        while (!answers(port)) {
             if (now_ns() > deadline) { fprintf(stderr, "worker never listened\n"); kill(pid, SIGKILL); return 1; }
             usleep(20);
         }

@@ -404,13 +404,22 @@ public final class FunctionInstance: @unchecked Sendable {
         }
     }
 
-    /// The template forked the worker: it listens already (the template bound its port first),
-    /// so the first probe normally answers.
+    /// The template forked the worker. It listens already: the template bound its port before
+    /// the fork, so the kernel takes connections for it from this instant, and the handler was
+    /// imported long ago. Only a `readiness` path is worth asking.
     private func workerForked(_ workerID: FunctionScaler.WorkerID, pid: Int32) {
         guard let worker = workers[workerID] else { return }
         worker.pid = pid
-        logger.info("worker forked", metadata: metadata(worker, ["pid": .stringConvertible(pid)]))
-        awaitReadiness(workerID, worker, started: worker.started)
+        if manifest.readinessPath != nil {
+            logger.info("worker forked", metadata: metadata(worker, ["pid": .stringConvertible(pid)]))
+            awaitReadiness(workerID, worker, started: worker.started)
+            return
+        }
+        startupTimers.removeValue(forKey: workerID)?.cancel()
+        let microseconds = (NIODeadline.now().uptimeNanoseconds - worker.started.uptimeNanoseconds) / 1000
+        logger.info("worker ready", metadata: metadata(worker, ["pid": .stringConvertible(pid), "us_to_ready": .stringConvertible(microseconds)]))
+        perform(scaler.workerReady(workerID, now: now))
+        finishWarmUp(nil)
     }
 
     /// The template could not fork the worker: to the scaler, a worker that died before it was ready.

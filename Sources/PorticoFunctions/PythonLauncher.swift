@@ -17,7 +17,13 @@ enum PythonLauncher {
 
     private static let bootstrap = "import os; exec(compile(os.environ.pop('\(environmentName)'), 'portico-launcher', 'exec'))"
 
-    static func command(_ role: Role, handler: String) -> [String] {
-        ["python3", "-c", bootstrap, role.rawValue, handler]
+    /// What the handler is: a WSGI application, or a Lambda-style `handler(event, context)`.
+    enum Interface: String {
+        case wsgi
+        case lambda
+    }
+
+    static func command(_ role: Role, _ interface: Interface = .wsgi, handler: String) -> [String] {
+        ["python3", "-c", bootstrap, role.rawValue, interface.rawValue, handler]
     }
 }

@@ -83,7 +83,7 @@ final class WorkerProcess {
     /// Polls until the worker is ready: its port accepts a connection, or `readinessPath`
     /// answers 2xx. Fast at first (a native worker is up in a millisecond or two, and every
     /// interval here is added to its cold start: half of it on average), then slower. A refused
-    /// connect on loopback costs tens of microseconds.
+    /// connect on loopback costs a few microseconds (see `LoopbackPort`).
     func probeReadiness(path: String?, http2: Bool = false, onReady: @escaping () -> Void) {
         var attempt = 0
         func probe() {
@@ -95,7 +95,10 @@ final class WorkerProcess {
                     onReady()
                     return
                 }
-                let delay: TimeAmount = attempt < 40 ? .microseconds(500) : attempt < 90 ? .milliseconds(2) : .milliseconds(25)
+                // 20 ms at 200 us (a native worker), 100 ms more at 500 us (an interpreter's
+                // start), then slower. Each probe costs a few microseconds.
+                let delay: TimeAmount = attempt < 100 ? .microseconds(200) : attempt < 300 ? .microseconds(500)
+                    : attempt < 600 ? .milliseconds(5) : .milliseconds(25)
                 probeTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { probe() }
             }
         }
@@ -173,6 +176,36 @@ private final class LogLineHandler: ChannelInboundHandler {
     }
 }
 
+/// Whether a port on 127.0.0.1 takes connections, asked with a few system calls.
+///
+/// A probe runs every few hundred microseconds while a worker starts, on the gateway's core,
+/// which is often the worker's core too: a channel per probe (allocations, epoll registration)
+/// took time from the start it waited for. On loopback a connect is refused or accepted within
+/// microseconds, but a non-blocking one still says `EINPROGRESS`, so this one blocks, bounded
+/// by a send timeout of 2 ms, which only a listener whose backlog is full (the SYN dropped)
+/// could reach. nil means it could not tell, and the caller asks the slow way.
+enum LoopbackPort {
+    static func accepts(_ port: Int) -> Bool? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bound = timeval(tv_sec: 0, tv_usec: 2000)
+        guard setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if result == 0 { return true }
+        switch errno {
+        case ECONNREFUSED: return false
+        default: return nil
+        }
+    }
+}
+
 /// One readiness check against a worker on 127.0.0.1.
 enum ReadinessProbe {
     static func check(port: Int, path: String?, http2: Bool = false, on eventLoop: EventLoop) -> EventLoopFuture<Bool> {
@@ -183,7 +216,10 @@ enum ReadinessProbe {
         }
         let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(.milliseconds(200))
         guard let path else {
-            return bootstrap.connect(host: "127.0.0.1", port: port).flatMap { channel in
+            if let accepted = LoopbackPort.accepts(port) {
+                return eventLoop.makeSucceededFuture(accepted)
+            }
+            return bootstrap.connect(resolvingOnlyNames: "127.0.0.1", port: port).flatMap { channel in
                 channel.close().map { true }
             }.recover { _ in false }
         }
@@ -194,7 +230,7 @@ enum ReadinessProbe {
                     try channel.pipeline.syncOperations.addHandler(ProbeHandler(promise: promise))
                 }
             }
-            .connect(host: "127.0.0.1", port: port)
+            .connect(resolvingOnlyNames: "127.0.0.1", port: port)
             .whenComplete { result in
                 switch result {
                 case .success(let channel):

@@ -157,7 +157,7 @@ final class HTTP2UpstreamPool: UpstreamSource {
                     try sync.addHandler(connection)
                 }
             }
-            .connect(host: endpoint.host, port: endpoint.port)
+            .connect(resolvingOnlyNames: endpoint.host, port: endpoint.port)
             .assumeIsolated()
             .whenComplete { result in
                 switch result {

@@ -112,7 +112,7 @@ final class NegotiatingUpstreamPool: UpstreamSource {
                     try sync.addHandler(UpstreamHandshakeHandler(tls: tls, promise: checked))
                 }
             }
-            .connect(host: endpoint.host, port: endpoint.port)
+            .connect(resolvingOnlyNames: endpoint.host, port: endpoint.port)
             .assumeIsolated()
             .whenComplete { result in
                 switch result {

@@ -47,7 +47,7 @@ enum OneShotHTTPClient {
                     }
                 }
             }
-            .connect(host: host, port: port)
+            .connect(resolvingOnlyNames: host, port: port)
             .whenComplete { result in
                 switch result {
                 case .failure(let error):

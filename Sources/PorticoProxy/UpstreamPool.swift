@@ -153,7 +153,7 @@ final class UpstreamPool: UpstreamSource {
                     onLoop.value.useCodec(writer: writer, reader: reader)
                 }
             }
-            .connect(host: endpoint.host, port: endpoint.port)
+            .connect(resolvingOnlyNames: endpoint.host, port: endpoint.port)
             .flatMapErrorThrowing { error in
                 handshake?.fail(error)
                 throw error

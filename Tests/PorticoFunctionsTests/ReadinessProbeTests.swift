@@ -4,6 +4,10 @@ import NIOPosix
 @testable import PorticoFunctions
 import XCTest
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The readiness check against a real HTTP server on 127.0.0.1 (Python's `http.server`): a
 /// 2xx is ready, anything else, a server that closes without an answer, or bytes that are not
 /// HTTP are not.
@@ -81,5 +85,28 @@ final class ReadinessProbeTests: XCTestCase {
 
     func testWithoutAPathAnAcceptedConnectionIsReady() throws {
         XCTAssertTrue(try check(nil))
+    }
+
+    func testWithoutAPathAListeningPortIsReadyAndABoundOneIsNot() throws {
+        XCTAssertEqual(LoopbackPort.accepts(port), true, "the server listens")
+        XCTAssertTrue(try check(nil))
+        // Bound but not listening: the kernel refuses, which is "not yet".
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        XCTAssertEqual(withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }, 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let bound = Int(UInt16(bigEndian: address.sin_port))
+        XCTAssertEqual(LoopbackPort.accepts(bound), false)
+        XCTAssertFalse(try ReadinessProbe.check(port: bound, path: nil, on: group.next()).wait())
+        XCTAssertEqual(listen(fd, 1), 0)
+        XCTAssertEqual(LoopbackPort.accepts(bound), true, "and once it listens, it is ready")
     }
 }

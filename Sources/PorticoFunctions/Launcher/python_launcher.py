@@ -2,13 +2,18 @@
 
 Two ways to run, chosen by the gateway:
 
-  template MODULE:NAME   Import the handler once, then wait on fd 0, a socket to the gateway.
+  template IFACE MODULE:NAME
+                         Import the handler once, then wait on fd 0, a socket to the gateway.
                          Each worker is a fork of this process: it skips the interpreter's
                          start and every import, which is most of a Python cold start.
-  serve MODULE:NAME      Import the handler and serve it on 127.0.0.1:$PORT: the same worker,
-                         spawned plainly (`template: false`).
+  serve IFACE MODULE:NAME
+                         Import the handler and serve it: the same worker, spawned plainly
+                         (`template: false`).
 
-The handler is a WSGI application (PEP 3333). The control protocol is one JSON object per line:
+IFACE is `wsgi`, a WSGI application (PEP 3333) served on 127.0.0.1:$PORT, or `lambda`, a
+Lambda-style handler(event, context) fed by the Lambda Runtime API on $AWS_LAMBDA_RUNTIME_API.
+
+The control protocol is one JSON object per line:
 
   gateway -> template  {"op": "fork", "id": N, "port": P, "env": {...}}
                        {"op": "signal", "pid": PID, "signal": S}
@@ -24,6 +29,7 @@ forever), and anything random seeded at import must be reseeded in the worker; P
 `random` is reseeded here after every fork.
 """
 
+import gc
 import importlib
 import io
 import json
@@ -208,12 +214,81 @@ def listen(port):
 
 
 # ---------------------------------------------------------------------------------------------
+# A Lambda-style worker: handler(event, context) behind the Lambda Runtime API, which Portico
+# serves to each worker on AWS_LAMBDA_RUNTIME_API (`mode: lambda`). The loop is the one AWS's
+# runtime interface clients run: next, invoke, response or error, next.
+
+
+class LambdaContext:
+    def __init__(self, headers):
+        self.aws_request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
+        self.invoked_function_arn = headers.get("Lambda-Runtime-Invoked-Function-Arn", "")
+        self.deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", os.environ.get("K_SERVICE", ""))
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.identity = None
+        self.client_context = None
+
+    def get_remaining_time_in_millis(self):
+        import time
+        return max(0, self.deadline_ms - int(time.time() * 1000))
+
+
+def report_init_error(error):
+    """Lambda's init/error call: the handler could not be loaded."""
+    import http.client
+    host, _, port = os.environ["AWS_LAMBDA_RUNTIME_API"].partition(":")
+    api = http.client.HTTPConnection(host, int(port or 80))
+    body = json.dumps({"errorMessage": str(error), "errorType": type(error).__name__,
+                       "stackTrace": traceback.format_exception(error)}).encode()
+    api.request("POST", "/2018-06-01/runtime/init/error", body=body,
+                headers={"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"})
+    api.getresponse().read()
+
+
+def serve_lambda(handler):
+    import http.client
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    host, _, port = os.environ["AWS_LAMBDA_RUNTIME_API"].partition(":")
+    api = http.client.HTTPConnection(host, int(port or 80))
+    base = "/2018-06-01/runtime"
+
+    def call(method, path, body=None, headers=None):
+        api.request(method, base + path, body=body, headers=headers or {})
+        answer = api.getresponse()
+        return answer, answer.read()
+
+    while True:
+        answer, body = call("GET", "/invocation/next")
+        context = LambdaContext(answer.headers)
+        trace = answer.headers.get("Lambda-Runtime-Trace-Id")
+        if trace:
+            os.environ["_X_AMZN_TRACE_ID"] = trace
+        request_id = context.aws_request_id
+        try:
+            result = handler(json.loads(body or b"null"), context)
+            payload = json.dumps(result).encode()
+        except Exception as error:
+            traceback.print_exc()
+            payload = json.dumps({"errorMessage": str(error), "errorType": type(error).__name__,
+                                  "stackTrace": traceback.format_exception(error)}).encode()
+            call("POST", f"/invocation/{request_id}/error", payload,
+                 {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": "Unhandled"})
+            continue
+        call("POST", f"/invocation/{request_id}/response", payload, {"Content-Type": "application/json"})
+
+
+# ---------------------------------------------------------------------------------------------
 # The template.
 
 
 class Template:
-    def __init__(self, application):
+    def __init__(self, application, interface):
         self.application = application
+        self.interface = interface
         self.control = socket.socket(fileno=0)
         self.control.setblocking(True)
         self.buffer = b""
@@ -317,18 +392,32 @@ class Template:
         os.environ.clear()
         os.environ.update(environment)
         random.seed()
-        serve(listener, self.application)
+        if self.interface == "lambda":
+            listener.close()
+            serve_lambda(self.application)
+        else:
+            serve(listener, self.application)
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("template", "serve"):
-        print("usage: launcher (template|serve) MODULE:NAME", file=sys.stderr)
+    if len(sys.argv) != 4 or sys.argv[1] not in ("template", "serve") or sys.argv[2] not in ("wsgi", "lambda"):
+        print("usage: launcher (template|serve) (wsgi|lambda) MODULE:NAME", file=sys.stderr)
         sys.exit(2)
-    how, spec = sys.argv[1], sys.argv[2]
+    how, interface, spec = sys.argv[1], sys.argv[2], sys.argv[3]
     # The function's folder (the working directory) is where its modules are.
     sys.path.insert(0, os.getcwd())
     if how == "serve":
-        serve(listen(int(os.environ["PORT"])), load(spec))
+        if interface == "lambda":
+            try:
+                handler = load(spec)
+            except BaseException as error:
+                report_init_error(error)
+                raise
+            serve_lambda(handler)
+        else:
+            # Imported before the port opens: an open port is what tells the gateway it is ready.
+            application = load(spec)
+            serve(listen(int(os.environ["PORT"])), application)
         return
     try:
         application = load(spec)
@@ -345,7 +434,11 @@ def main():
     if threads > 1:
         print(f"portico: importing {spec} started {threads - 1} thread(s); a fork copies only the "
               "thread that forks, so a worker may hang on a lock another one held", file=sys.stderr)
-    Template(application).run()
+    # Everything imported so far is shared with every worker, copy-on-write. The collector
+    # would write to each of those objects on its first pass in a worker and so copy their
+    # pages; frozen, it leaves them alone (gunicorn's and Instagram's pre-fork recipe).
+    gc.freeze()
+    Template(application, interface).run()
 
 
 main()

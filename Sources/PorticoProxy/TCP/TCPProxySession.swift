@@ -257,7 +257,7 @@ final class TCPProxySession {
                     try channel.pipeline.syncOperations.addHandler(TCPRelayHandler(side: .upstream, session: session.value))
                 }
             }
-            .connect(host: endpoint.host, port: endpoint.port)
+            .connect(resolvingOnlyNames: endpoint.host, port: endpoint.port)
             .assumeIsolated()
             .whenComplete { [self] result in
                 connecting = false
