@@ -4,11 +4,12 @@ extension ConfigReader {
     static let functionManifestKeys = [
         "command", "build", "buildTimeout", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
         "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness", "outlierDetection",
-        "protocol", "runtime", "handler", "template", "idleTemplate",
+        "protocol", "runtime", "handler", "template", "idleTemplate", "maxStreamDuration",
     ]
     /// Settings of long-running workers. An exec function starts one process per request and
     /// never keeps one around, so accepting these would promise behaviour that cannot happen.
-    static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness", "outlierDetection", "protocol"]
+    static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness", "outlierDetection", "protocol",
+                                       "maxStreamDuration"]
     /// Set by Portico for every worker (Knative's runtime contract); a manifest value would
     /// either be overwritten or break the worker's address.
     static let reservedEnvironmentNames = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"]
@@ -114,6 +115,9 @@ extension ConfigReader {
         }
         if let value = top["gracePeriod"].flatMap({ duration($0, key: "gracePeriod") }) {
             manifest.gracePeriod = value
+        }
+        if let value = top["maxStreamDuration"].flatMap({ duration($0, key: "maxStreamDuration") }) {
+            manifest.maxStreamDuration = value
         }
         if let node = top["limits"] {
             manifest.limits = functionLimits(node, key: "limits")

@@ -67,6 +67,9 @@ public struct FunctionManifest: Sendable, Equatable {
     public var queueLimit: Int
     /// After SIGTERM, how long a worker may take to exit before SIGKILL.
     public var gracePeriod: ConfigDuration
+    /// How long a redeploy, undeploy or shutdown lets a draining worker finish its requests in
+    /// flight (a WebSocket, a server-sent event stream) before it is stopped anyway.
+    public var maxStreamDuration = ConfigDuration.seconds(3600)
     public var limits: FunctionLimits
     /// When set, a worker is ready once `GET path` answers 2xx; otherwise once its port accepts.
     public var readinessPath: String?

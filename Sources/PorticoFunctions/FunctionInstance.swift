@@ -276,8 +276,25 @@ public final class FunctionInstance: @unchecked Sendable {
     func drain(then finished: @escaping @Sendable () -> Void) {
         homeLoop.execute {
             self.onFinished = finished
+            let wasDraining = self.scaler.isDraining
             self.perform(self.scaler.drain())
             self.checkFinished()
+            if !wasDraining && !self.workers.isEmpty {
+                self.limitStreams()
+            }
+        }
+    }
+
+    /// Workers still busy in a drain (a WebSocket, an event stream) finish on their own, but
+    /// not later than `maxStreamDuration`: then they are stopped like an idle one, and what
+    /// they still serve ends with them.
+    private func limitStreams() {
+        homeLoop.assumeIsolated().scheduleTask(in: manifest.maxStreamDuration.nanosecondsAmount) { [self] in
+            for (workerID, worker) in workers where !worker.exited {
+                failureReasons[workerID] = "still serving \(manifest.maxStreamDuration) after the drain began (maxStreamDuration)"
+                logger.info("stopping worker", metadata: metadata(worker, ["reason": .string(failureReasons[workerID] ?? "")]))
+                worker.stop(grace: manifest.gracePeriod.nanosecondsAmount)
+            }
         }
     }
 

@@ -31,6 +31,7 @@ extension ProxyHandler {
             return
         }
         exchange.upstream = nil
+        keepBackendSlot(exchange, until: upstreamChannel)
         settle(exchange, abandonUpstream: false)
         end(exchange, finish)
         state = .upgraded
@@ -73,6 +74,7 @@ extension ProxyHandler {
     private func upgradeStream(_ stream: HTTP2ServerStream, exchange: Exchange, upstream: any LeasedUpstream,
                                channel upstreamChannel: Channel, head: ResponseHead, finish: ExchangeOutcome) {
         exchange.upstream = nil
+        keepBackendSlot(exchange, until: upstreamChannel)
         settle(exchange, abandonUpstream: false)
         end(exchange, finish)
         state = .upgraded
@@ -100,6 +102,18 @@ extension ProxyHandler {
                 }
             }
         }
+    }
+
+    /// A tunnel (a WebSocket) stays a request in flight on its backend for as long as it is
+    /// open: a function worker with one counts it against its concurrency and is never idle, so
+    /// no scale-down stops it under an open stream (Knative's activator loses long streams this
+    /// way), and a redeploy's drain waits for it; an endpoint's least-request count sees it too.
+    /// The tunnel's upstream socket closes when either side ends it; that gives the slot back.
+    private func keepBackendSlot(_ exchange: Exchange, until upstreamChannel: Channel) {
+        guard !exchange.slotReleased, let lease = exchange.lease else { return }
+        exchange.slotReleased = true
+        let destination = exchange.destination
+        upstreamChannel.closeFuture.assumeIsolated().whenComplete { _ in destination.release(lease) }
     }
 
     // MARK: Local responses

@@ -55,6 +55,14 @@ final class FunctionRuntimeConfigTests: XCTestCase {
         XCTAssertTrue(errorText("runtime: python\nhandler: a:b\ntemplate: maybe\n").hasPrefix("functions/api/function.yaml:3:11: template: "))
     }
 
+    func testMaxStreamDurationDefaultsToAnHourAndIsForHTTPWorkersOnly() throws {
+        XCTAssertEqual(try parse("command: [./w]\n").maxStreamDuration, .seconds(3600))
+        XCTAssertEqual(try parse("command: [./w]\nmaxStreamDuration: 10m\n").maxStreamDuration, .seconds(600))
+        XCTAssertEqual(errorText("command: [./w]\nmode: exec\nmaxStreamDuration: 10m\n"),
+                       "functions/api/function.yaml:3:1: maxStreamDuration: only for mode: http; an exec function starts one process per request")
+        XCTAssertTrue(errorText("command: [./w]\nmaxStreamDuration: soon\n").hasPrefix("functions/api/function.yaml:2:20: maxStreamDuration: "))
+    }
+
     /// Every function under config/examples/functions has a manifest that loads.
     func testEveryExampleFunctionLoads() throws {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
