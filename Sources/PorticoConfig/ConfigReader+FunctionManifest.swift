@@ -4,11 +4,14 @@ extension ConfigReader {
     static let functionManifestKeys = [
         "command", "build", "buildTimeout", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
         "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness", "outlierDetection",
-        "protocol",
+        "protocol", "handler",
     ]
     /// Settings of long-running workers. An exec function starts one process per request and
     /// never keeps one around, so accepting these would promise behaviour that cannot happen.
     static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness", "outlierDetection", "protocol"]
+    /// Settings a Lambda worker cannot honour: it takes one invocation at a time, is ready when
+    /// it first asks for an invocation, and speaks the Runtime API, not HTTP, to Portico.
+    static let notForLambdaKeys = ["concurrency", "readiness", "outlierDetection", "protocol"]
     /// Set by Portico for every worker (Knative's runtime contract); a manifest value would
     /// either be overwritten or break the worker's address.
     static let reservedEnvironmentNames = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"]
@@ -34,8 +37,15 @@ extension ConfigReader {
         guard let top = fields(root, key: "", allowed: Self.functionManifestKeys) else { return nil }
         var manifest = FunctionManifest(name: name, directory: directory, command: [])
 
+        if let node = top["mode"], let mode = choice(node, key: "mode",
+                                                     [("http", FunctionManifest.Mode.http), ("exec", .exec), ("lambda", .lambda)]) {
+            manifest.mode = mode
+        }
         if let node = top["command"] {
             manifest.command = commandLine(node, key: "command") ?? []
+        } else if manifest.mode == .lambda {
+            // A custom runtime's entry point in Lambda is the folder's `bootstrap`.
+            manifest.command = ["./bootstrap"]
         } else {
             requireKey("command", in: top,
                        message: "missing required key 'command', the program and its arguments, such as [\"python3\", \"main.py\"]")
@@ -46,9 +56,6 @@ extension ConfigReader {
         if let value = top["buildTimeout"].flatMap({ duration($0, key: "buildTimeout") }) {
             manifest.buildTimeout = value
         }
-        if let node = top["mode"], let mode = choice(node, key: "mode", [("http", FunctionManifest.Mode.http), ("exec", .exec)]) {
-            manifest.mode = mode
-        }
         if let node = top["protocol"],
            let value = choice(node, key: "protocol", [("http1", UpstreamProtocol.http1), ("h2c", .h2c)]) {
             // A worker listens on a loopback port in plaintext: no TLS, so no `h2` or `auto`.
@@ -57,6 +64,21 @@ extension ConfigReader {
         if manifest.mode == .exec {
             for key in Self.httpOnlyFunctionKeys where top.has(key) {
                 error("only for mode: http; an exec function starts one process per request", at: top.keyNode(key), key: key)
+            }
+        }
+        if manifest.mode == .lambda {
+            for key in Self.notForLambdaKeys where top.has(key) {
+                error("not for mode: lambda; a Lambda worker takes one invocation at a time through the Runtime API",
+                      at: top.keyNode(key), key: key)
+            }
+            manifest.concurrency = 1
+        }
+        if let node = top["handler"] {
+            if manifest.mode != .lambda {
+                error("only for mode: lambda (it becomes the runtime's _HANDLER)", at: top.keyNode("handler"), key: "handler")
+            } else if let handler = string(node, key: "handler", what: "a handler such as main.handler") {
+                if handler.isEmpty { error("expected a handler such as main.handler, got ''", at: node, key: "handler") }
+                manifest.handler = handler
             }
         }
         if let node = top["routes"], let routes = functionRoutes(node, key: "routes") {
@@ -177,6 +199,11 @@ extension ConfigReader {
         var result: [EnvironmentVariable] = []
         for entry in entries {
             let path = Self.path(key, entry.name)
+            if entry.name == "AWS_LAMBDA_RUNTIME_API" {
+                error("'AWS_LAMBDA_RUNTIME_API' is reserved: Portico sets it for lambda-mode workers, to the address of their Runtime API",
+                      at: entry.key, key: path)
+                continue
+            }
             if Self.reservedEnvironmentNames.contains(entry.name) {
                 error("'\(entry.name)' is reserved: Portico sets \(Self.list(Self.reservedEnvironmentNames)) for every worker",
                       at: entry.key, key: path)

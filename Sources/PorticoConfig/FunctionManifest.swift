@@ -7,6 +7,10 @@ public struct FunctionManifest: Sendable, Equatable {
         case http
         /// One process per request: the body on stdin, stdout is the response body (CGI-like).
         case exec
+        /// Long-running workers that speak the AWS Lambda Runtime API to Portico (on
+        /// `AWS_LAMBDA_RUNTIME_API`), one invocation at a time; each HTTP request is an API
+        /// Gateway HTTP API event (payload format 2.0).
+        case lambda
     }
 
     public var name: String
@@ -20,6 +24,8 @@ public struct FunctionManifest: Sendable, Equatable {
     /// A build still running after this is stopped (SIGTERM, then SIGKILL) and counts as failed.
     public var buildTimeout: ConfigDuration
     public var mode: Mode
+    /// Lambda mode: the handler the runtime loads (`_HANDLER`), such as `main.handler`.
+    public var handler: String?
     /// What an http-mode worker speaks on its port: HTTP/1.1, or HTTP/2 with prior knowledge
     /// (a gRPC server).
     public var `protocol`: UpstreamProtocol = .http1
@@ -29,6 +35,9 @@ public struct FunctionManifest: Sendable, Equatable {
     public var env: [EnvironmentVariable]
     /// Requests in flight per worker; 0 means unlimited (and so never a second worker for load).
     public var concurrency: Int
+    /// What the scaler gives each worker: a Lambda runtime asks for one invocation at a time
+    /// (Lambda's concurrency), whatever `concurrency` says.
+    public var workerConcurrency: Int { mode == .lambda ? 1 : concurrency }
     /// The default `concurrency`: a worker takes this many requests at once before the next
     /// worker starts. Knative's `containerConcurrency` defaults to 0 (unlimited) but its
     /// autoscaler still targets 100 per pod; a Portico worker is one process, often a Python

@@ -85,6 +85,10 @@ public final class FunctionInstance: @unchecked Sendable {
     private var lastEjection: UInt64?
     /// Told once how a warm-up ended: nil when a worker is ready, else why none will be.
     private var warmUpDone: (@Sendable (String?) -> Void)?
+    /// Lambda mode: each worker's Runtime API.
+    private var lambdaServers: [FunctionScaler.WorkerID: LambdaRuntimeServer] = [:]
+    /// Lambda mode: the init error a worker's runtime reported, for `lastError` once it exits.
+    private var initErrors: [FunctionScaler.WorkerID: String] = [:]
 
     /// A request waiting for a worker. It travels to the home loop and back; its callback
     /// belongs to the request's loop, and the box checks that it is called only there.
@@ -114,7 +118,7 @@ public final class FunctionInstance: @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         self.scaler = FunctionScaler(configuration: .init(
-            concurrency: manifest.concurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
+            concurrency: manifest.workerConcurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
             queueLimit: max(1, manifest.queueLimit),
             idleTimeout: UInt64(manifest.idleTimeout.nanoseconds), startupTimeout: UInt64(manifest.startupTimeout.nanoseconds)))
     }
@@ -333,8 +337,8 @@ public final class FunctionInstance: @unchecked Sendable {
             requeue(handedOver)
         case .crashLooping(let failures):
             let previous = lastError.map { " (last: \($0))" } ?? ""
-            lastError = "crash loop: \(failures) starts in a row failed"
-            finishWarmUp(lastError! + previous)
+            lastError = "crash loop: \(failures) starts in a row failed" + previous
+            finishWarmUp(lastError!)
             logger.error("function keeps failing to start; backing off", metadata: ["function": .string(manifest.name),
                                                                                     "failures": .stringConvertible(failures)])
             // Requests waiting now would wait through every back-off: they hear at once (502),
@@ -352,10 +356,21 @@ public final class FunctionInstance: @unchecked Sendable {
     private func startWorker(_ workerID: FunctionScaler.WorkerID) {
         let started = NIODeadline.now()
         let worker: WorkerProcess
+        var lambdaServer: LambdaRuntimeServer?
         do {
-            worker = try WorkerProcess.spawn(
-                number: workerID.rawValue, manifest: manifest, revision: revision, eventLoop: homeLoop, logger: logger,
-                onExit: { [self] exit in homeLoop.execute { self.workerExited(workerID, exit) } })
+            if manifest.mode == .lambda {
+                lambdaServer = try LambdaRuntimeServer(eventLoop: homeLoop, functionARN: LambdaFunction.arn(manifest),
+                                                       timeout: manifest.requestTimeout.nanosecondsAmount, logger: logger)
+            }
+            do {
+                worker = try WorkerProcess.spawn(
+                    number: workerID.rawValue, manifest: manifest, revision: revision, eventLoop: homeLoop, logger: logger,
+                    runtimeAPIPort: lambdaServer?.port,
+                    onExit: { [self] exit in homeLoop.execute { self.workerExited(workerID, exit) } })
+            } catch {
+                lambdaServer?.close()
+                throw error
+            }
         } catch {
             lastError = "\(error)"
             logger.error("cannot start worker", metadata: ["function": .string(manifest.name), "error": .string("\(error)")])
@@ -365,21 +380,51 @@ public final class FunctionInstance: @unchecked Sendable {
         }
         workers[workerID] = worker
         logger.info("starting worker", metadata: metadata(worker, ["pid": .stringConvertible(worker.child.pid)]))
-        worker.probeReadiness(path: manifest.readinessPath, http2: manifest.protocol == .h2c) { [self] in
+        let ready = { [self] in
             startupTimers.removeValue(forKey: workerID)?.cancel()
             let microseconds = (NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000
             logger.info("worker ready", metadata: metadata(worker, ["us_to_ready": .stringConvertible(microseconds)]))
             perform(scaler.workerReady(workerID, now: now))
             finishWarmUp(nil)
         }
+        guard let lambdaServer else {
+            worker.probeReadiness(path: manifest.readinessPath, http2: manifest.protocol == .h2c, onReady: ready)
+            return
+        }
+        // A Lambda runtime is ready when it first asks for an invocation.
+        lambdaServers[workerID] = lambdaServer
+        lambdaServer.onReady = ready
+        lambdaServer.onInitError = { [self] error in
+            initErrors[workerID] = error
+            logger.error("lambda runtime failed to initialize", metadata: metadata(worker, ["error": .string(error)]))
+            worker.kill()
+        }
+        lambdaServer.onTimedOut = { [self] in
+            // Lambda stops a runtime whose invocation times out: it may be stuck for good.
+            failureReasons[workerID] = "ran past requestTimeout (\(manifest.requestTimeout)) with an invocation"
+            perform(scaler.workerFailed(workerID, now: now))
+        }
+    }
+
+    /// Lambda mode: runs one invocation on the lease's worker (call on the home loop);
+    /// `completion` hears how it ended, on the home loop.
+    func invoke(_ lease: WorkerLease, id: String, event: ByteBuffer,
+                completion: @escaping (LambdaRuntimeServer.Machine.Outcome) -> Void) {
+        guard lease.instance === self else { return lease.instance.invoke(lease, id: id, event: event, completion: completion) }
+        homeLoop.preconditionInEventLoop()
+        guard let server = lambdaServers[FunctionScaler.WorkerID(lease.worker)] else { return completion(.lost) }
+        server.invoke(id: id, event: event, completion: completion)
     }
 
     private func workerExited(_ workerID: FunctionScaler.WorkerID, _ exit: ChildExit) {
         startupTimers.removeValue(forKey: workerID)?.cancel()
         outlierCounts[workerID] = nil
         failureReasons[workerID] = nil
+        let lambdaServer = lambdaServers.removeValue(forKey: workerID)
+        let initError = initErrors.removeValue(forKey: workerID)
         if scaler.worker(workerID)?.state == .starting {
-            lastError = "worker \(workerID.rawValue) exited before it was ready (\(exit))"
+            lastError = initError.map { "worker \(workerID.rawValue) init error: \($0)" }
+                ?? "worker \(workerID.rawValue) exited before it was ready (\(exit))"
         }
         if let worker = workers.removeValue(forKey: workerID) {
             worker.markExited()
@@ -387,6 +432,9 @@ public final class FunctionInstance: @unchecked Sendable {
             onWorkerGone(HostPort(host: "127.0.0.1", port: worker.port))
         }
         perform(scaler.workerExited(workerID, now: now))
+        // After the scaler has let the worker go: the request it lost then finishes on a worker
+        // the scaler no longer has, so no waiting request is handed to the dead one.
+        lambdaServer?.workerExited()
         checkFinished()
     }
 

@@ -293,7 +293,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         // A function's home loop is fixed by its name, so its revisions share a loop.
         let home = loops[Int(UInt(bitPattern: manifest.name.hashValue) % UInt(loops.count))]
         switch manifest.mode {
-        case .http:
+        case .http, .lambda:
             let onEndpointGone = self.onEndpointGone
             let instance = FunctionInstance(manifest: manifest, revision: revision, homeLoop: home, logger: logger,
                                             metrics: functionMetrics, onWorkerGone: onEndpointGone)
@@ -369,6 +369,7 @@ struct ReasonText: Error, CustomStringConvertible {
 
 /// A deployed function: an http-mode revision with its workers, or an exec-mode one.
 public enum FunctionBackend: DeployedFunction {
+    /// http and lambda mode: long-running workers under a scaler.
     case http(FunctionInstance)
     case exec(ExecFunction)
 
@@ -388,6 +389,7 @@ public enum FunctionBackend: DeployedFunction {
 
     public var serving: FunctionServing {
         switch self {
+        case .http(let instance) where instance.manifest.mode == .lambda: return .responder(LambdaFunction(instance: instance))
         case .http(let instance): return .backend(instance)
         case .exec(let function): return .responder(function)
         }

@@ -32,12 +32,17 @@ final class WorkerProcess {
     }
 
     /// Spawns the worker and starts forwarding its output lines to `logger`.
+    /// A lambda-mode worker (`runtimeAPIPort` set) gets the Lambda environment instead of `PORT`.
     static func spawn(number: UInt64, manifest: FunctionManifest, revision: String, eventLoop: EventLoop,
-                      logger: Logger, onExit: @escaping @Sendable (ChildExit) -> Void) throws -> WorkerProcess {
-        let port = try FreePort.pick()
+                      logger: Logger, runtimeAPIPort: Int? = nil, onExit: @escaping @Sendable (ChildExit) -> Void) throws -> WorkerProcess {
+        let port = try runtimeAPIPort ?? FreePort.pick()
         var environment = ProcessInfo.processInfo.environment.filter { Self.inheritedVariables.contains($0.key) }
         for variable in manifest.env { environment[variable.name] = variable.value }
-        environment["PORT"] = String(port)
+        if let runtimeAPIPort {
+            LambdaFunction.addEnvironment(to: &environment, manifest: manifest, runtimeAPIPort: runtimeAPIPort, worker: number)
+        } else {
+            environment["PORT"] = String(port)
+        }
         environment["K_SERVICE"] = manifest.name
         environment["K_REVISION"] = revision
         environment["K_CONFIGURATION"] = manifest.name
