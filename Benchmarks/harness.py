@@ -624,12 +624,14 @@ def measure_functions(settings):
     d = settings.durations
     functions_dir = os.path.join(w, "functions")
     shutil.rmtree(functions_dir, ignore_errors=True)
-    sources = {"native": ("native", "worker.c"), "native-cold": ("native", "worker.c"),
-               "hello": ("hello", "main.py"), "hello-cold": ("hello", "main.py")}
+    sources = {"native": ("Functions/native", "worker.c"), "native-cold": ("Functions/native", "worker.c"),
+               "hello": ("Functions/hello", "main.py"), "hello-cold": ("Functions/hello", "main.py"),
+               "lambda": ("config/examples/functions/lambda-python", "main.py"),
+               "lambda-cold": ("config/examples/functions/lambda-python", "main.py")}
     for name, (source, file) in sources.items():
         folder = os.path.join(functions_dir, name)
         os.makedirs(folder)
-        shutil.copy(os.path.join(REPO, "Functions", source, file), folder)
+        shutil.copy(os.path.join(REPO, source, file), folder)
         shutil.copy(os.path.join(CONFIGS, "functions", f"{name}.yaml"), os.path.join(folder, "function.yaml"))
     # The floor's own copy of the C worker, built the way the manifest builds it.
     floor_dir = os.path.join(w, "floor")
@@ -657,16 +659,17 @@ def measure_functions(settings):
                 raise RuntimeError(f"function {name}: first request answered {status} {body[:200]!r}")
 
         # Warm: requests/s with workers running (native: 64 connections like scenario 1;
-        # Python: 16, its 4 workers x concurrency 4, so the queue is not what is measured).
+        # Python: 16, its 4 workers x concurrency 4, so the queue is not what is measured; the
+        # Lambda handler: 4, its 4 workers x one invocation each).
         for round_number in range(settings.rounds):
-            for name, connections in (("native", 64), ("hello", 16)):
+            for name, connections in (("native", 64), ("hello", 16), ("lambda", 4)):
                 r = run_wrk(f"http://127.0.0.1:{ports['H1']}/function/{name}/", connections, d["fn"], d["warmup"])
                 r["round"] = round_number + 1
                 result["warm"].setdefault(name, []).append(r)
                 log(f"functions round {round_number + 1}: {name} warm {r['rps']:.0f} req/s")
 
         # Cold: wait for the worker to be stopped (300 ms idle), then one request.
-        for name in ("native-cold", "hello-cold"):
+        for name in ("native-cold", "hello-cold", "lambda-cold"):
             samples = []
             index = 0
             for i in range(settings.cold_starts):
@@ -688,7 +691,7 @@ def measure_functions(settings):
     # The floor: the same workers started without Portico.
     result["floor"]["native"] = summary(spawn_floor(settings, settings.cold_starts, floor_dir, ["./worker"]))
     result["floor"]["hello"] = summary(spawn_floor(settings, settings.cold_starts, floor_dir, ["python3", "main.py"]))
-    for fn in ("native", "hello"):
+    for fn in ("native", "hello", "lambda"):
         for r in result["warm"].get(fn, []):
             if r["errors"] or r["non_2xx"]:
                 result["problems"].append(f"{fn} warm round {r['round']}: {r['errors']} errors, "
@@ -818,7 +821,8 @@ def functions_table(fn):
                "start→ready p50 ms", "first response p50 ms", "Portico us_to_ready p50 ms",
                "floor p50 ms", "floor p99 ms", "overhead over floor p50 ms"]
     rows = []
-    for name in ("native", "hello"):
+    # The Lambda handler has no floor of its own here: its runtime waits for Portico's API.
+    for name in ("native", "hello", "lambda"):
         warm = [r["rps"] for r in fn.get("warm", {}).get(name, [])]
         cold = fn.get("cold", {}).get(f"{name}-cold")
         floor = fn.get("floor", {}).get(name)
@@ -1068,6 +1072,7 @@ def main():
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset, for debugging")
     parser.add_argument("--no-functions", action="store_true", help="skip scenario 6")
+    parser.add_argument("--only-functions", action="store_true", help="scenario 6 alone (Portico's functions)")
     parser.add_argument("--results", default=RESULTS, help="where latest.md and latest.json go")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (configs, logs)")
     parser.add_argument("--allocations", help="the output of the allocation test in a release build "
@@ -1090,6 +1095,8 @@ def main():
     # backlog there would only measure the queue and risk timeouts that are not breakage.
     settings.rate, settings.rate_connections = (200 if settings.smoke else 2000), 16
     systems = [s for s in SYSTEMS if s in settings.systems.split(",")]
+    if settings.only_functions:
+        settings.systems, systems = "Portico", []
     if "NIO floor" in systems and not os.access(settings.floor_binary, os.X_OK):
         # A debug build has it next to portico once every product is built (`swift build`).
         parser.error(f"no nio-floor binary at {settings.floor_binary} (--floor-binary, or leave out 'NIO floor')")
@@ -1141,7 +1148,7 @@ def main():
                         f"@rate p50 {run['fixed_rate']['p50_us']} us")
                 runs.append(run)
 
-        if not settings.no_functions and "Portico" in systems:
+        if not settings.no_functions and ("Portico" in systems or settings.only_functions):
             log("functions")
             try:
                 fn = measure_functions(settings)

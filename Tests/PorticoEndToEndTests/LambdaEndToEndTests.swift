@@ -41,6 +41,10 @@ final class LambdaEndToEndTests: XCTestCase {
         if path == "/binary":
             return {"statusCode": 200, "headers": {"content-type": "application/octet-stream"},
                     "body": base64.b64encode(bytes(range(256))).decode(), "isBase64Encoded": True}
+        if path == "/big":
+            n = int(event["queryStringParameters"]["n"])
+            return {"statusCode": 200, "body": "x" * n,
+                    "headers": {"content-type": "text/plain", "x-received": str(len(event.get("body") or ""))}}
         if path == "/plain":
             return "Hello from Lambda!"
         if path == "/object":
@@ -161,6 +165,14 @@ final class LambdaEndToEndTests: XCTestCase {
         XCTAssertEqual(binary.status, 200)
         XCTAssertEqual(binary.header("content-type"), "application/octet-stream")
         XCTAssertEqual(try Data(contentsOf: downloaded), Data((0...255).map { UInt8($0) }))
+
+        // Large bodies both ways: 1 MiB in, 3 MB out (Lambda's limit is 6 MB).
+        let bigFile = try bodyFile(1 << 20)
+        let big = try Curl.run(["-H", "content-type: text/plain", "--data-binary", "@\(bigFile)",
+                                "\(gateway.http)/function/py/big?n=3000000"])
+        XCTAssertEqual(big.status, 200, gateway.stderr)
+        XCTAssertEqual(big.header("x-received"), "\(1 << 20)")
+        XCTAssertEqual(big.body.utf8.count, 3_000_000)
 
         // A plain return value: 200, application/json, the value as the body (a string is its text).
         let plain = try Curl.run(["\(gateway.http)/function/py/plain"])
