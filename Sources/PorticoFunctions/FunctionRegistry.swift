@@ -318,7 +318,10 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         }
         let key = ObjectIdentifier(instance)
         draining[key] = old.backend
-        if case .http(let next) = successor {
+        // Waiting requests move over only to workers of the same kind: a proxied request cannot
+        // use a Lambda runtime's port, nor an invocation an HTTP worker. Across a change of
+        // `mode` they get 503 (try again), as when the function is gone.
+        if case .http(let next) = successor, (next.manifest.mode == .lambda) == (instance.manifest.mode == .lambda) {
             instance.homeLoop.execute {
                 instance.successor = next
                 instance.requeue = { waiters in next.adopt(waiters) }

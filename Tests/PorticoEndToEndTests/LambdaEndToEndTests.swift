@@ -151,6 +151,13 @@ final class LambdaEndToEndTests: XCTestCase {
         XCTAssertFalse((context["requestId"] as? String ?? "").isEmpty)
         XCTAssertEqual((answer["requestId"] as? String)?.count, 36, "the invocation's id is a UUID")
 
+        // HTTP/2 clients too: the protocol is in the event.
+        let overH2 = try Curl.run(["--http2-prior-knowledge", "\(gateway.http)/function/py/shape"])
+        XCTAssertEqual(overH2.status, 201)
+        let h2Event = ((try? JSONSerialization.jsonObject(with: Data(overH2.body.utf8))) as? [String: Any])?["event"] as? [String: Any]
+        let h2Context = h2Event?["requestContext"] as? [String: Any]
+        XCTAssertEqual((h2Context?["http"] as? [String: String])?["protocol"], "HTTP/2.0")
+
         // A binary request body reaches the handler in base64; a binary answer comes back whole.
         let binaryFile = gateway.directory.appendingPathComponent("binary.bin")
         try Data([0, 1, 2, 0xFF, 0xFE]).write(to: binaryFile)
@@ -246,6 +253,48 @@ final class LambdaEndToEndTests: XCTestCase {
         // Two workers, one invocation each at a time: four 1 s invocations take two rounds.
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 2)
         XCTAssertLessThanOrEqual(Processes.workers(marker).count, 2)
+    }
+
+    func testARedeployAndAChangeOfModeServeTheNewRevision() throws {
+        let version = { (text: String) in "def handler(event, context):\n    return {\"statusCode\": 200, \"body\": \"\(text)\"}\n" }
+        gateway = try PorticoProcess(config: "routes: []") { root in
+            try self.writePythonFunction("deployed", in: root, handler: version("v1"))
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/deployed/"]).body, "v1")
+        try version("v2").write(to: gateway.directory.appendingPathComponent("Functions/deployed/main.py"), atomically: true,
+                                encoding: .utf8)
+        XCTAssertTrue(eventually { (try? Curl.run(["\(self.gateway.http)/function/deployed/"]).body) == "v2" }, gateway.stderr)
+        // From lambda to http mode and back: each revision is served the way its manifest says.
+        try writeFunction("deployed", in: gateway.directory, manifest: """
+            command: ["python3", "worker.py", "\(marker)"]
+            """, files: ["worker.py": PythonWorker.script(before: "", body: #""http mode\n""#, headers: [])])
+        XCTAssertTrue(eventually { (try? Curl.run(["\(self.gateway.http)/function/deployed/"]).body) == "http mode\n" }, gateway.stderr)
+        try writePythonFunction("deployed", in: gateway.directory, handler: version("v3"))
+        XCTAssertTrue(eventually { (try? Curl.run(["\(self.gateway.http)/function/deployed/"]).body) == "v3" }, gateway.stderr)
+    }
+
+    /// A request waiting on a lambda revision when it is replaced by an http-mode one cannot be
+    /// handed over (it waits for an invocation, not a connection): it gets 503, try again,
+    /// rather than a worker it cannot use; the one running finishes.
+    func testARequestWaitingAcrossAChangeOfModeIsToldToRetry() throws {
+        gateway = try PorticoProcess(config: "routes: []") { root in
+            try self.writePythonFunction("switch", in: root, extra: "maxWorkers: 1\n")
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/switch/"]).status, 200)
+        let running = Statuses()
+        running.start(curl: ["--max-time", "30", "\(gateway.http)/function/switch/sleep?s=8"])
+        XCTAssertTrue(eventually { self.functionsJSON().replacingOccurrences(of: " ", with: "").contains("\"inFlight\":1") })
+        let waiting = Statuses()
+        waiting.start(curl: ["--max-time", "30", "\(gateway.http)/function/switch/"])
+        XCTAssertTrue(eventually { self.functionsJSON().replacingOccurrences(of: " ", with: "").contains("\"queueLength\":1") })
+        try writeFunction("switch", in: gateway.directory, manifest: """
+            command: ["python3", "worker.py", "\(marker)"]
+            """, files: ["worker.py": PythonWorker.script(before: "", body: #""http mode\n""#, headers: [])])
+        waiting.wait()
+        XCTAssertEqual(waiting.all, [503], gateway.stderr)
+        running.wait()
+        XCTAssertEqual(running.all, [200], "the invocation in flight finishes on the old revision")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/switch/"]).body, "http mode\n")
     }
 
     func testAnInitErrorIs502AndShowsInFunctions() throws {
