@@ -185,11 +185,12 @@ let package = Package(
         .testTarget(
             name: "PorticoFunctionsTests",
             dependencies: [
-                "PorticoFunctions", "PorticoConfig",
+                "PorticoFunctions", "PorticoConfig", "PorticoCore", "PorticoProxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // Counts heap allocations for the hot-path allocation test (see ProxyAllocationTests).
