@@ -93,7 +93,7 @@ public struct LambdaFunction: LocalResponder {
             }
         case .error(let body):
             logger.warning("lambda invocation failed", metadata: [
-                "function": .string(function), "error": .string(LambdaRuntimeServer.describeError(body, header: nil)),
+                "function": .string(function), "error": .string(LambdaRuntimeServer.describeError(body)),
             ])
             result = .internalServerError
         case .timedOut:

@@ -182,7 +182,7 @@ final class LambdaRuntimeServer: @unchecked Sendable {
                 invocation.timer?.cancel()
                 invocation.completion(outcome)
             case .initFailed(let body):
-                onInitError(Self.describeError(body, header: nil))
+                onInitError(Self.describeError(body))
             case .killWorker:
                 onTimedOut()
             }
@@ -201,15 +201,15 @@ final class LambdaRuntimeServer: @unchecked Sendable {
 
     /// `errorType: errorMessage` from a runtime's error body (`{"errorMessage", "errorType", ...}`),
     /// or the body's text as it is.
-    static func describeError(_ body: ByteBuffer, header: String?) -> String {
+    static func describeError(_ body: ByteBuffer) -> String {
         let bytes = Array(body.readableBytesView)
         if let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] {
-            let type = (object["errorType"] as? String) ?? header ?? "Error"
+            let type = (object["errorType"] as? String) ?? "Error"
             let message = (object["errorMessage"] as? String) ?? ""
             return message.isEmpty ? type : "\(type): \(message)"
         }
         let text = String(decoding: bytes.prefix(512), as: UTF8.self)
-        return text.isEmpty ? (header ?? "Error") : text
+        return text.isEmpty ? "Error" : text
     }
 
     /// An X-Ray-shaped trace id (`Root=1-<epoch hex>-<24 hex>;Sampled=0`); nothing reads it
