@@ -82,6 +82,8 @@ let package = Package(
                 "PorticoConfig", "PorticoCore", "PorticoHTTP1", "PorticoProxy", "CPorticoSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // The Lambda Runtime API server (LambdaRuntimeServer): not the request path.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
@@ -186,11 +188,12 @@ let package = Package(
         .testTarget(
             name: "PorticoFunctionsTests",
             dependencies: [
-                "PorticoFunctions", "PorticoConfig",
+                "PorticoFunctions", "PorticoConfig", "PorticoCore", "PorticoProxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // Counts heap allocations for the hot-path allocation test (see ProxyAllocationTests).

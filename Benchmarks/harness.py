@@ -626,10 +626,12 @@ def measure_functions(settings):
     functions_dir = os.path.join(w, "functions")
     shutil.rmtree(functions_dir, ignore_errors=True)
     numpy_app = os.path.join(CONFIGS, "functions", "numpy_app.py")
+    lambda_app = os.path.join(REPO, "config", "examples", "functions", "lambda-python", "main.py")
     sources = {"native": os.path.join(REPO, "Functions", "native", "worker.c"),
                "native-cold": os.path.join(REPO, "Functions", "native", "worker.c"),
                "hello": os.path.join(REPO, "Functions", "hello", "main.py"),
                "hello-cold": os.path.join(REPO, "Functions", "hello", "main.py"),
+               "lambda": lambda_app, "lambda-cold": lambda_app,
                "numpy-template-cold": numpy_app, "numpy-plain-cold": numpy_app}
     for name, file in sources.items():
         folder = os.path.join(functions_dir, name)
@@ -663,9 +665,10 @@ def measure_functions(settings):
                 raise RuntimeError(f"function {name}: first request answered {status} {body[:200]!r}")
 
         # Warm: requests/s with workers running (native: 64 connections like scenario 1;
-        # Python: 16, its 4 workers x concurrency 4, so the queue is not what is measured).
+        # Python: 16, its 4 workers x concurrency 4, so the queue is not what is measured; the
+        # Lambda handler: 4, its 4 workers x one invocation each).
         for round_number in range(settings.rounds):
-            for name, connections in (("native", 64), ("hello", 16)):
+            for name, connections in (("native", 64), ("hello", 16), ("lambda", 4)):
                 r = run_wrk(f"http://127.0.0.1:{ports['H1']}/function/{name}/", connections, d["fn"], d["warmup"])
                 r["round"] = round_number + 1
                 result["warm"].setdefault(name, []).append(r)
@@ -698,7 +701,7 @@ def measure_functions(settings):
     result["floor"]["numpy-plain"] = summary(spawn_floor(
         settings, settings.cold_starts, floor_dir, ["python3", LAUNCHER, "serve", "wsgi", "numpy_app:application"],
         extra_env={"OPENBLAS_NUM_THREADS": "1"}))
-    for fn in ("native", "hello"):
+    for fn in ("native", "hello", "lambda"):
         for r in result["warm"].get(fn, []):
             if r["errors"] or r["non_2xx"]:
                 result["problems"].append(f"{fn} warm round {r['round']}: {r['errors']} errors, "
@@ -824,7 +827,7 @@ def main_table(table):
 
 
 # Cold-started one at a time after each scale to zero; the numpy pair shows what a template saves.
-COLD_FUNCTIONS = ("native-cold", "hello-cold", "numpy-template-cold", "numpy-plain-cold")
+COLD_FUNCTIONS = ("native-cold", "hello-cold", "lambda-cold", "numpy-template-cold", "numpy-plain-cold")
 LAUNCHER = os.path.join(REPO, "Sources", "PorticoFunctions", "Launcher", "python_launcher.py")
 
 
@@ -833,7 +836,8 @@ def functions_table(fn):
                "start→ready p50 ms", "first response p50 ms", "Portico us_to_ready p50 ms",
                "floor p50 ms", "floor p99 ms", "overhead over floor p50 ms"]
     rows = []
-    for name in ("native", "hello", "numpy-template", "numpy-plain"):
+    # The Lambda handler has no floor of its own here: its runtime waits for Portico's API.
+    for name in ("native", "hello", "lambda", "numpy-template", "numpy-plain"):
         warm = [r["rps"] for r in fn.get("warm", {}).get(name, [])]
         cold = fn.get("cold", {}).get(f"{name}-cold")
         # A forked worker has no floor of its own: it is compared with the plain worker's.
@@ -1092,7 +1096,7 @@ def main():
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset, for debugging")
     parser.add_argument("--no-functions", action="store_true", help="skip scenario 6")
-    parser.add_argument("--functions-only", action="store_true", help="only scenario 6 (the functions' rows)")
+    parser.add_argument("--only-functions", action="store_true", help="scenario 6 alone (Portico's functions)")
     parser.add_argument("--results", default=RESULTS, help="where latest.md and latest.json go")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (configs, logs)")
     parser.add_argument("--allocations", help="the output of the allocation test in a release build "
@@ -1115,8 +1119,8 @@ def main():
     # backlog there would only measure the queue and risk timeouts that are not breakage.
     settings.rate, settings.rate_connections = (200 if settings.smoke else 2000), 16
     systems = [s for s in SYSTEMS if s in settings.systems.split(",")]
-    if settings.functions_only:
-        systems = []
+    if settings.only_functions:
+        settings.systems, systems = "Portico", []
     if "NIO floor" in systems and not os.access(settings.floor_binary, os.X_OK):
         # A debug build has it next to portico once every product is built (`swift build`).
         parser.error(f"no nio-floor binary at {settings.floor_binary} (--floor-binary, or leave out 'NIO floor')")
@@ -1168,7 +1172,7 @@ def main():
                         f"@rate p50 {run['fixed_rate']['p50_us']} us")
                 runs.append(run)
 
-        if not settings.no_functions and ("Portico" in systems or settings.functions_only):
+        if not settings.no_functions and ("Portico" in systems or settings.only_functions):
             log("functions")
             try:
                 fn = measure_functions(settings)

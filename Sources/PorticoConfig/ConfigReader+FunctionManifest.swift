@@ -10,6 +10,9 @@ extension ConfigReader {
     /// never keeps one around, so accepting these would promise behaviour that cannot happen.
     static let httpOnlyFunctionKeys = ["concurrency", "minWorkers", "idleTimeout", "readiness", "outlierDetection", "protocol",
                                        "maxStreamDuration"]
+    /// Settings a Lambda worker cannot honour: it takes one invocation at a time, is ready when
+    /// it first asks for an invocation, and speaks the Runtime API, not HTTP, to Portico.
+    static let notForLambdaKeys = ["concurrency", "readiness", "outlierDetection", "protocol"]
     /// Set by Portico for every worker (Knative's runtime contract); a manifest value would
     /// either be overwritten or break the worker's address.
     static let reservedEnvironmentNames = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"]
@@ -35,6 +38,10 @@ extension ConfigReader {
         guard let top = fields(root, key: "", allowed: Self.functionManifestKeys) else { return nil }
         var manifest = FunctionManifest(name: name, directory: directory, command: [])
 
+        if let node = top["mode"], let mode = choice(node, key: "mode",
+                                                     [("http", FunctionManifest.Mode.http), ("exec", .exec), ("lambda", .lambda)]) {
+            manifest.mode = mode
+        }
         if let node = top["runtime"], let runtime = choice(node, key: "runtime", [("python", FunctionManifest.Runtime.python)]) {
             manifest.runtime = runtime
         }
@@ -45,7 +52,12 @@ extension ConfigReader {
             } else {
                 manifest.command = commandLine(node, key: "command") ?? []
             }
-        } else if !top.has("runtime") {
+        } else if top.has("runtime") {
+            // Portico's launcher runs the handler.
+        } else if manifest.mode == .lambda {
+            // A custom runtime's entry point in Lambda is the folder's `bootstrap`.
+            manifest.command = ["./bootstrap"]
+        } else {
             requireKey("command", in: top,
                        message: "missing required key 'command', the program and its arguments, such as [\"python3\", \"main.py\"] "
                         + "(or a 'runtime: python' with a 'handler')")
@@ -56,9 +68,6 @@ extension ConfigReader {
         if let value = top["buildTimeout"].flatMap({ duration($0, key: "buildTimeout") }) {
             manifest.buildTimeout = value
         }
-        if let node = top["mode"], let mode = choice(node, key: "mode", [("http", FunctionManifest.Mode.http), ("exec", .exec)]) {
-            manifest.mode = mode
-        }
         if let node = top["protocol"],
            let value = choice(node, key: "protocol", [("http1", UpstreamProtocol.http1), ("h2c", .h2c)]) {
             // A worker listens on a loopback port in plaintext: no TLS, so no `h2` or `auto`.
@@ -68,6 +77,13 @@ extension ConfigReader {
             for key in Self.httpOnlyFunctionKeys where top.has(key) {
                 error("only for mode: http; an exec function starts one process per request", at: top.keyNode(key), key: key)
             }
+        }
+        if manifest.mode == .lambda {
+            for key in Self.notForLambdaKeys where top.has(key) {
+                error("not for mode: lambda; a Lambda worker takes one invocation at a time through the Runtime API",
+                      at: top.keyNode(key), key: key)
+            }
+            manifest.concurrency = 1
         }
         functionRuntime(top, into: &manifest)
         if let node = top["routes"], let routes = functionRoutes(node, key: "routes") {
@@ -135,16 +151,28 @@ extension ConfigReader {
     /// `runtime:`, `handler:`, `template:` and `idleTemplate:`, checked together: each of the
     /// others means something only with a runtime, and an exec function has no workers to fork.
     private func functionRuntime(_ top: Fields, into manifest: inout FunctionManifest) {
+        let hasRuntime = top.has("runtime")
         if let node = top["handler"] {
-            if let handler = string(node, key: "handler", what: "a handler such as app:application") {
-                if Self.isPythonHandler(handler) {
-                    manifest.handler = handler
-                } else {
-                    error("expected MODULE:NAME such as app:application or api.wsgi:app, got '\(handler)'", at: node, key: "handler")
+            if hasRuntime {
+                if let handler = string(node, key: "handler", what: "a handler such as app:application") {
+                    if Self.isPythonHandler(handler) {
+                        manifest.handler = handler
+                    } else {
+                        error("expected MODULE:NAME such as app:application or api.wsgi:app, got '\(handler)'", at: node, key: "handler")
+                    }
                 }
+            } else if manifest.mode == .lambda {
+                if let handler = string(node, key: "handler", what: "a handler such as main.handler") {
+                    if handler.isEmpty { error("expected a handler such as main.handler, got ''", at: node, key: "handler") }
+                    manifest.handler = handler
+                }
+            } else {
+                error("only with 'runtime: python' (the handler Portico runs) or mode: lambda (the runtime's _HANDLER)",
+                      at: top.keyNode("handler"), key: "handler")
             }
-        } else if top.has("runtime") {
-            requireKey("handler", in: top, message: "missing required key 'handler', the WSGI application as MODULE:NAME, such as app:application")
+        } else if hasRuntime {
+            requireKey("handler", in: top, message: "missing required key 'handler', as MODULE:NAME, such as app:application "
+                        + "(a WSGI application; with mode: lambda, a handler(event, context))")
         }
         if let node = top["template"], let value = bool(node, key: "template") {
             manifest.usesTemplate = value
@@ -152,8 +180,8 @@ extension ConfigReader {
         if let node = top["idleTemplate"], let value = bool(node, key: "idleTemplate") {
             manifest.idleTemplate = value
         }
-        if !top.has("runtime") {
-            for key in ["handler", "template", "idleTemplate"] where top.has(key) {
+        if !hasRuntime {
+            for key in ["template", "idleTemplate"] where top.has(key) {
                 error("only with 'runtime: python'; a function with a 'command' runs its own program", at: top.keyNode(key), key: key)
             }
             return
@@ -242,6 +270,11 @@ extension ConfigReader {
         var result: [EnvironmentVariable] = []
         for entry in entries {
             let path = Self.path(key, entry.name)
+            if entry.name == "AWS_LAMBDA_RUNTIME_API" {
+                error("'AWS_LAMBDA_RUNTIME_API' is reserved: Portico sets it for lambda-mode workers, to the address of their Runtime API",
+                      at: entry.key, key: path)
+                continue
+            }
             if Self.reservedEnvironmentNames.contains(entry.name) {
                 error("'\(entry.name)' is reserved: Portico sets \(Self.list(Self.reservedEnvironmentNames)) for every worker",
                       at: entry.key, key: path)

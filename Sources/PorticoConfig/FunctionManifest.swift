@@ -7,6 +7,10 @@ public struct FunctionManifest: Sendable, Equatable {
         case http
         /// One process per request: the body on stdin, stdout is the response body (CGI-like).
         case exec
+        /// Long-running workers that speak the AWS Lambda Runtime API to Portico (on
+        /// `AWS_LAMBDA_RUNTIME_API`), one invocation at a time; each HTTP request is an API
+        /// Gateway HTTP API event (payload format 2.0).
+        case lambda
     }
 
     /// Set when Portico runs the function's code itself, from a `handler`, instead of a
@@ -28,7 +32,8 @@ public struct FunctionManifest: Sendable, Equatable {
     public var buildTimeout: ConfigDuration
     public var mode: Mode
     public var runtime: Runtime?
-    /// `module:attribute` of the handler, for a `runtime`.
+    /// With a `runtime`: the handler as `module:attribute`, which Portico's launcher runs. In
+    /// lambda mode without one: the runtime's `_HANDLER` (such as `main.handler`).
     public var handler: String?
     /// With a `runtime`: start one template process per revision that imports the handler, and
     /// fork each worker from it, so a cold start skips the interpreter's start and the imports.
@@ -45,6 +50,9 @@ public struct FunctionManifest: Sendable, Equatable {
     public var env: [EnvironmentVariable]
     /// Requests in flight per worker; 0 means unlimited (and so never a second worker for load).
     public var concurrency: Int
+    /// What the scaler gives each worker: a Lambda runtime asks for one invocation at a time
+    /// (Lambda's concurrency), whatever `concurrency` says.
+    public var workerConcurrency: Int { mode == .lambda ? 1 : concurrency }
     /// The default `concurrency`: a worker takes this many requests at once before the next
     /// worker starts. Knative's `containerConcurrency` defaults to 0 (unlimited) but its
     /// autoscaler still targets 100 per pod; a Portico worker is one process, often a Python

@@ -87,6 +87,10 @@ public final class FunctionInstance: @unchecked Sendable {
     private var warmUpDone: (@Sendable (String?) -> Void)?
     /// The process workers are forked from (`runtime: python` with a template).
     private var template: PythonTemplate?
+    /// Lambda mode: each worker's Runtime API.
+    private var lambdaServers: [FunctionScaler.WorkerID: LambdaRuntimeServer] = [:]
+    /// Lambda mode: the init error a worker's runtime reported, for `lastError` once it exits.
+    private var initErrors: [FunctionScaler.WorkerID: String] = [:]
 
     /// A request waiting for a worker. It travels to the home loop and back; its callback
     /// belongs to the request's loop, and the box checks that it is called only there.
@@ -116,7 +120,7 @@ public final class FunctionInstance: @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         self.scaler = FunctionScaler(configuration: .init(
-            concurrency: manifest.concurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
+            concurrency: manifest.workerConcurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
             queueLimit: max(1, manifest.queueLimit),
             idleTimeout: UInt64(manifest.idleTimeout.nanoseconds), startupTimeout: UInt64(manifest.startupTimeout.nanoseconds)))
         if manifest.runtime == .python && manifest.usesTemplate {
@@ -367,8 +371,8 @@ public final class FunctionInstance: @unchecked Sendable {
             requeue(handedOver)
         case .crashLooping(let failures):
             let previous = lastError.map { " (last: \($0))" } ?? ""
-            lastError = "crash loop: \(failures) starts in a row failed"
-            finishWarmUp(lastError! + previous)
+            lastError = "crash loop: \(failures) starts in a row failed" + previous
+            finishWarmUp(lastError!)
             logger.error("function keeps failing to start; backing off", metadata: ["function": .string(manifest.name),
                                                                                     "failures": .stringConvertible(failures)])
             // Requests waiting now would wait through every back-off: they hear at once (502),
@@ -386,19 +390,33 @@ public final class FunctionInstance: @unchecked Sendable {
     private func startWorker(_ workerID: FunctionScaler.WorkerID) {
         let started = NIODeadline.now()
         let worker: WorkerProcess
+        var lambdaServer: LambdaRuntimeServer?
         do {
-            if let template {
-                let port = try FreePort.pick()
-                worker = WorkerProcess(number: workerID.rawValue, port: port, handle: .forked(template), eventLoop: homeLoop)
-                workers[workerID] = worker
-                logger.info("starting worker", metadata: metadata(worker, ["from": "template"]))
-                template.fork(worker: workerID.rawValue, port: port,
-                              environment: WorkerProcess.environment(manifest: manifest, revision: revision, port: port))
-                return
+            if manifest.mode == .lambda {
+                lambdaServer = try LambdaRuntimeServer(eventLoop: homeLoop, functionARN: LambdaFunction.arn(manifest),
+                                                       timeout: manifest.requestTimeout.nanosecondsAmount, logger: logger)
             }
-            worker = try WorkerProcess.spawn(
-                number: workerID.rawValue, manifest: manifest, revision: revision, eventLoop: homeLoop, logger: logger,
-                onExit: { [self] exit in homeLoop.execute { self.workerExited(workerID, exit) } })
+            do {
+                if let template {
+                    let port = try lambdaServer?.port ?? FreePort.pick()
+                    worker = WorkerProcess(number: workerID.rawValue, port: port, handle: .forked(template), eventLoop: homeLoop)
+                    workers[workerID] = worker
+                    logger.info("starting worker", metadata: metadata(worker, ["from": "template"]))
+                    if lambdaServer != nil {
+                        awaitReadiness(workerID, worker, started: started, lambdaServer: lambdaServer)
+                    }
+                    template.fork(worker: workerID.rawValue, port: port, environment: WorkerProcess.environment(
+                        manifest: manifest, revision: revision, port: port, runtimeAPIPort: lambdaServer?.port, worker: workerID.rawValue))
+                    return
+                }
+                worker = try WorkerProcess.spawn(
+                    number: workerID.rawValue, manifest: manifest, revision: revision, eventLoop: homeLoop, logger: logger,
+                    runtimeAPIPort: lambdaServer?.port,
+                    onExit: { [self] exit in homeLoop.execute { self.workerExited(workerID, exit) } })
+            } catch {
+                lambdaServer?.close()
+                throw error
+            }
         } catch {
             lastError = "\(error)"
             logger.error("cannot start worker", metadata: ["function": .string(manifest.name), "error": .string("\(error)")])
@@ -408,17 +426,46 @@ public final class FunctionInstance: @unchecked Sendable {
         }
         workers[workerID] = worker
         logger.info("starting worker", metadata: metadata(worker, ["pid": .stringConvertible(worker.pid ?? 0)]))
-        awaitReadiness(workerID, worker, started: started)
+        awaitReadiness(workerID, worker, started: started, lambdaServer: lambdaServer)
     }
 
-    private func awaitReadiness(_ workerID: FunctionScaler.WorkerID, _ worker: WorkerProcess, started: NIODeadline) {
-        worker.probeReadiness(path: manifest.readinessPath, http2: manifest.protocol == .h2c) { [self] in
+    /// Ready when the probe says so, or, for a Lambda runtime, when it first asks for an invocation.
+    private func awaitReadiness(_ workerID: FunctionScaler.WorkerID, _ worker: WorkerProcess, started: NIODeadline,
+                                lambdaServer: LambdaRuntimeServer? = nil) {
+        let ready = { [self] in
             startupTimers.removeValue(forKey: workerID)?.cancel()
             let microseconds = (NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000
             logger.info("worker ready", metadata: metadata(worker, ["us_to_ready": .stringConvertible(microseconds)]))
             perform(scaler.workerReady(workerID, now: now))
             finishWarmUp(nil)
         }
+        guard let lambdaServer else {
+            worker.probeReadiness(path: manifest.readinessPath, http2: manifest.protocol == .h2c, onReady: ready)
+            return
+        }
+        // A Lambda runtime is ready when it first asks for an invocation.
+        lambdaServers[workerID] = lambdaServer
+        lambdaServer.onReady = ready
+        lambdaServer.onInitError = { [self] error in
+            initErrors[workerID] = error
+            logger.error("lambda runtime failed to initialize", metadata: metadata(worker, ["error": .string(error)]))
+            worker.kill()
+        }
+        lambdaServer.onTimedOut = { [self] in
+            // Lambda stops a runtime whose invocation times out: it may be stuck for good.
+            failureReasons[workerID] = "ran past requestTimeout (\(manifest.requestTimeout)) with an invocation"
+            perform(scaler.workerFailed(workerID, now: now))
+        }
+    }
+
+    /// Lambda mode: runs one invocation on the lease's worker (call on the home loop);
+    /// `completion` hears how it ended, on the home loop.
+    func invoke(_ lease: WorkerLease, id: String, event: ByteBuffer,
+                completion: @escaping (LambdaRuntimeServer.Machine.Outcome) -> Void) {
+        guard lease.instance === self else { return lease.instance.invoke(lease, id: id, event: event, completion: completion) }
+        homeLoop.preconditionInEventLoop()
+        guard let server = lambdaServers[FunctionScaler.WorkerID(lease.worker)] else { return completion(.lost) }
+        server.invoke(id: id, event: event, completion: completion)
     }
 
     /// The template forked the worker. It listens already: the template bound its port before
@@ -427,6 +474,11 @@ public final class FunctionInstance: @unchecked Sendable {
     private func workerForked(_ workerID: FunctionScaler.WorkerID, pid: Int32) {
         guard let worker = workers[workerID] else { return }
         worker.pid = pid
+        if manifest.mode == .lambda {
+            // Ready when its runtime first asks for an invocation (see `awaitReadiness`).
+            logger.info("worker forked", metadata: metadata(worker, ["pid": .stringConvertible(pid)]))
+            return
+        }
         if manifest.readinessPath != nil {
             logger.info("worker forked", metadata: metadata(worker, ["pid": .stringConvertible(pid)]))
             awaitReadiness(workerID, worker, started: worker.started)
@@ -450,8 +502,11 @@ public final class FunctionInstance: @unchecked Sendable {
         startupTimers.removeValue(forKey: workerID)?.cancel()
         outlierCounts[workerID] = nil
         failureReasons[workerID] = nil
+        let lambdaServer = lambdaServers.removeValue(forKey: workerID)
+        let initError = initErrors.removeValue(forKey: workerID)
         if scaler.worker(workerID)?.state == .starting {
-            lastError = "worker \(workerID.rawValue) exited before it was ready (\(exit))"
+            lastError = initError.map { "worker \(workerID.rawValue) init error: \($0)" }
+                ?? "worker \(workerID.rawValue) exited before it was ready (\(exit))"
         }
         if let worker = workers.removeValue(forKey: workerID) {
             worker.markExited()
@@ -459,6 +514,9 @@ public final class FunctionInstance: @unchecked Sendable {
             onWorkerGone(HostPort(host: "127.0.0.1", port: worker.port))
         }
         perform(scaler.workerExited(workerID, now: now))
+        // After the scaler has let the worker go: the request it lost then finishes on a worker
+        // the scaler no longer has, so no waiting request is handed to the dead one.
+        lambdaServer?.workerExited()
         checkFinished()
     }
 

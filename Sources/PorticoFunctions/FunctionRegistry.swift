@@ -293,7 +293,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         // A function's home loop is fixed by its name, so its revisions share a loop.
         let home = loops[Int(UInt(bitPattern: manifest.name.hashValue) % UInt(loops.count))]
         switch manifest.mode {
-        case .http:
+        case .http, .lambda:
             let onEndpointGone = self.onEndpointGone
             let instance = FunctionInstance(manifest: manifest, revision: revision, homeLoop: home, logger: logger,
                                             metrics: functionMetrics, onWorkerGone: onEndpointGone)
@@ -318,7 +318,10 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         }
         let key = ObjectIdentifier(instance)
         draining[key] = old.backend
-        if case .http(let next) = successor {
+        // Waiting requests move over only to workers of the same kind: a proxied request cannot
+        // use a Lambda runtime's port, nor an invocation an HTTP worker. Across a change of
+        // `mode` they get 503 (try again), as when the function is gone.
+        if case .http(let next) = successor, (next.manifest.mode == .lambda) == (instance.manifest.mode == .lambda) {
             instance.homeLoop.execute {
                 instance.successor = next
                 instance.requeue = { waiters in next.adopt(waiters) }
@@ -369,6 +372,7 @@ struct ReasonText: Error, CustomStringConvertible {
 
 /// A deployed function: an http-mode revision with its workers, or an exec-mode one.
 public enum FunctionBackend: DeployedFunction {
+    /// http and lambda mode: long-running workers under a scaler.
     case http(FunctionInstance)
     case exec(ExecFunction)
 
@@ -388,6 +392,7 @@ public enum FunctionBackend: DeployedFunction {
 
     public var serving: FunctionServing {
         switch self {
+        case .http(let instance) where instance.manifest.mode == .lambda: return .responder(LambdaFunction(instance: instance))
         case .http(let instance): return .backend(instance)
         case .exec(let function): return .responder(function)
         }

@@ -138,7 +138,8 @@ final class PythonTemplate {
         let spawned: ChildProcess.Spawned
         do {
             spawned = try ChildProcess.spawn(
-                command: PythonLauncher.command(.template, handler: handler), directory: manifest.directory,
+                command: PythonLauncher.command(.template, manifest.mode == .lambda ? .lambda : .wsgi, handler: handler),
+                directory: manifest.directory,
                 environment: environment, stdinDescriptor: sockets[1],
                 memoryLimit: manifest.limits.memory, openFilesLimit: manifest.limits.openFiles)
         } catch {

@@ -43,14 +43,16 @@ final class WorkerProcess {
     }
 
     /// Spawns the worker and starts forwarding its output lines to `logger`.
+    /// A lambda-mode worker (`runtimeAPIPort` set) gets the Lambda environment instead of `PORT`.
     static func spawn(number: UInt64, manifest: FunctionManifest, revision: String, eventLoop: EventLoop,
-                      logger: Logger, onExit: @escaping @Sendable (ChildExit) -> Void) throws -> WorkerProcess {
-        let port = try FreePort.pick()
-        var environment = Self.environment(manifest: manifest, revision: revision, port: port)
+                      logger: Logger, runtimeAPIPort: Int? = nil, onExit: @escaping @Sendable (ChildExit) -> Void) throws -> WorkerProcess {
+        let port = try runtimeAPIPort ?? FreePort.pick()
+        var environment = Self.environment(manifest: manifest, revision: revision, port: port,
+                                           runtimeAPIPort: runtimeAPIPort, worker: number)
         var command = manifest.command
         if manifest.runtime == .python, let handler = manifest.handler {
             // `template: false`: the launcher imports and serves in one process.
-            command = PythonLauncher.command(.serve, handler: handler)
+            command = PythonLauncher.command(.serve, manifest.mode == .lambda ? .lambda : .wsgi, handler: handler)
             environment[PythonLauncher.environmentName] = PythonLauncher.source
         }
         let spawned = try ChildProcess.spawn(
@@ -68,10 +70,16 @@ final class WorkerProcess {
 
     /// What a worker gets: a few variables of the gateway's own, the manifest's, and Knative's
     /// runtime contract (`PORT`, `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`).
-    static func environment(manifest: FunctionManifest, revision: String, port: Int?) -> [String: String] {
+    /// A lambda-mode worker (`runtimeAPIPort` set) gets the Lambda environment instead of `PORT`.
+    static func environment(manifest: FunctionManifest, revision: String, port: Int?, runtimeAPIPort: Int? = nil,
+                            worker: UInt64 = 0) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment.filter { Self.inheritedVariables.contains($0.key) }
         for variable in manifest.env { environment[variable.name] = variable.value }
-        if let port { environment["PORT"] = String(port) }
+        if let runtimeAPIPort {
+            LambdaFunction.addEnvironment(to: &environment, manifest: manifest, runtimeAPIPort: runtimeAPIPort, worker: worker)
+        } else if let port {
+            environment["PORT"] = String(port)
+        }
         environment["K_SERVICE"] = manifest.name
         environment["K_REVISION"] = revision
         environment["K_CONFIGURATION"] = manifest.name

@@ -1,7 +1,8 @@
 import NIOCore
 
 /// Answers a request inside the gateway, whole, instead of proxying it: exec-mode functions
-/// (PorticoFunctions' `ExecFunction`, one process per request) implement it.
+/// (PorticoFunctions' `ExecFunction`, one process per request) and lambda-mode ones
+/// (`LambdaFunction`, an invocation through the Runtime API) implement it.
 ///
 /// The request reaches it as plain values, its body gathered whole; the answer is a body, or
 /// why there is none (which the proxy maps to a status).
@@ -18,8 +19,15 @@ public struct ExecRequest: Sendable {
     public var headers: [(String, String)]
     public var body: ByteBuffer
     public var remoteAddress: String
+    /// `HTTP/1.1`, `HTTP/1.0` or `HTTP/2.0`, as the client spoke it.
+    public var protocolName: String
+    /// The gateway's id of the request (its access log's).
+    public var requestID: String
 
-    public init(method: String, path: String, query: String, headers: [(String, String)], body: ByteBuffer, remoteAddress: String) {
+    public init(method: String, path: String, query: String, headers: [(String, String)], body: ByteBuffer, remoteAddress: String,
+                protocolName: String = "HTTP/1.1", requestID: String = "") {
+        self.protocolName = protocolName
+        self.requestID = requestID
         self.method = method
         self.path = path
         self.query = query
@@ -40,4 +48,10 @@ public enum ExecOutcome: Sendable {
     case timedOut
     /// Too many requests waiting for it: 503.
     case queueFull
+    /// A whole answer of its own (a Lambda handler's result): the status, the headers
+    /// (`content-type` among them, else `application/octet-stream`), the body.
+    case response(status: Int, headers: [(String, String)], body: ByteBuffer)
+    /// It found no worker to run on (a Lambda function's start failed or timed out): the
+    /// status a proxied request gets for the same reason.
+    case unavailable(BackendUnavailable)
 }

@@ -13,7 +13,9 @@ extension ProxyHandler {
         let (path, query) = exec.path.splitQuery()
         let request = ExecRequest(method: head.method, path: path, query: query,
                                   headers: head.fields.pairs.map { ($0.name, $0.value) }, body: exec.body,
-                                  remoteAddress: connection.clientAddress)
+                                  remoteAddress: connection.clientAddress,
+                                  protocolName: head.version == .http2 ? "HTTP/2.0" : head.version == .http1_0 ? "HTTP/1.0" : "HTTP/1.1",
+                                  requestID: exec.record.requestID)
         exec.function.respond(to: request, on: loop.eventLoop).assumeIsolated().whenComplete { [self] result in
             guard case .execRunning(let current) = state, current === exec else { return }
             switch result {
@@ -21,6 +23,18 @@ extension ProxyHandler {
                 writeLocalResponse(head: head, status: .ok, bodyBytes: output,
                                    contentType: "application/octet-stream", close: false, record: exec.record,
                                    requestComplete: true, layers: exec.layers)
+            case .success(.response(let status, let headers, let body)):
+                var contentType = "application/octet-stream"
+                var others: [(String, String)] = []
+                others.reserveCapacity(headers.count)
+                for (name, value) in headers {
+                    if name == "content-type" { contentType = value } else { others.append((name, value)) }
+                }
+                writeLocalResponse(head: head, status: HTTPStatus(statusCode: status), bodyBytes: body,
+                                   contentType: contentType, extraHeaders: others, close: false, record: exec.record,
+                                   requestComplete: true, layers: exec.layers)
+            case .success(.unavailable(let reason)):
+                writeLocalReply(LocalReply(reason), head: head, close: false, record: exec.record, requestComplete: true)
             case .success(.queueFull):
                 writeLocalReply(.overloaded, head: head, close: false, record: exec.record, requestComplete: true)
             case .success(.timedOut):

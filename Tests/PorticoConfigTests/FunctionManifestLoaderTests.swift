@@ -111,6 +111,40 @@ final class FunctionManifestLoaderTests: XCTestCase {
         XCTAssertEqual(manifest.routes, [])
     }
 
+    func testLambdaModeRunsTheBootstrapOneInvocationAtATime() throws {
+        let manifest = try parse("""
+            mode: lambda
+            handler: function.handler
+            maxWorkers: 3
+            """)
+        XCTAssertEqual(manifest.mode, .lambda)
+        XCTAssertEqual(manifest.command, ["./bootstrap"], "a custom runtime's entry point, as in Lambda")
+        XCTAssertEqual(manifest.handler, "function.handler")
+        XCTAssertEqual(manifest.workerConcurrency, 1)
+        XCTAssertEqual(try parse("command: [python3, -m, awslambdaric, main.handler]\nmode: lambda\n").command,
+                       ["python3", "-m", "awslambdaric", "main.handler"])
+        // http mode keeps its own concurrency.
+        XCTAssertEqual(try parse("command: [./w]\nconcurrency: 9\n").workerConcurrency, 9)
+    }
+
+    func testLambdaModeRejectsWhatALambdaWorkerCannotDo() {
+        XCTAssertEqual(errorText("""
+            mode: lambda
+            concurrency: 4
+            readiness: { path: /healthz }
+            protocol: h2c
+            env: { AWS_LAMBDA_RUNTIME_API: "127.0.0.1:1" }
+            """), """
+            functions/hello/function.yaml:2:1: concurrency: not for mode: lambda; a Lambda worker takes one invocation at a time through the Runtime API
+            functions/hello/function.yaml:3:1: readiness: not for mode: lambda; a Lambda worker takes one invocation at a time through the Runtime API
+            functions/hello/function.yaml:4:1: protocol: not for mode: lambda; a Lambda worker takes one invocation at a time through the Runtime API
+            functions/hello/function.yaml:5:8: env.AWS_LAMBDA_RUNTIME_API: 'AWS_LAMBDA_RUNTIME_API' is reserved: Portico sets it for lambda-mode workers, to the address of their Runtime API
+            """)
+        XCTAssertEqual(errorText("command: [./w]\nhandler: main.handler\n"), """
+            functions/hello/function.yaml:2:1: handler: only with 'runtime: python' (the handler Portico runs) or mode: lambda (the runtime's _HANDLER)
+            """)
+    }
+
     func testLoadNamesTheFunctionAfterItsFolder() throws {
         let root = try TemporaryFolder()
         try root.write("hello-world/function.yaml", "command: [./worker]\n")
@@ -258,14 +292,14 @@ final class FunctionManifestLoaderTests: XCTestCase {
             readiness: { path: healthz }
             requestTimeout: 0s
             queueLimit: -1
-            mode: lambda
+            mode: batch
             """), """
             functions/hello/function.yaml:2:19: limits.memory: must be at least 16MiB, got '1MiB'
             functions/hello/function.yaml:2:36: limits.openFiles: must be at least 1, got 0
             functions/hello/function.yaml:3:20: readiness.path: must start with '/', got 'healthz'
             functions/hello/function.yaml:4:17: requestTimeout: must be longer than 0s
             functions/hello/function.yaml:5:13: queueLimit: must be 0 or more, got -1
-            functions/hello/function.yaml:6:7: mode: expected one of http, exec, got 'lambda'
+            functions/hello/function.yaml:6:7: mode: expected one of http, exec, lambda, got 'batch'
             """)
     }
 

@@ -34,8 +34,8 @@ final class FunctionRuntimeConfigTests: XCTestCase {
 
     func testMistakesAreReportedWithLineAndKey() {
         XCTAssertEqual(errorText("runtime: python\n"),
-                       "functions/api/function.yaml:1:1: handler: missing required key 'handler', the WSGI application as "
-                           + "MODULE:NAME, such as app:application")
+                       "functions/api/function.yaml:1:1: handler: missing required key 'handler', as MODULE:NAME, such as "
+                           + "app:application (a WSGI application; with mode: lambda, a handler(event, context))")
         XCTAssertEqual(errorText("runtime: python\nhandler: app\n"),
                        "functions/api/function.yaml:2:10: handler: expected MODULE:NAME such as app:application or api.wsgi:app, got 'app'")
         XCTAssertEqual(errorText("runtime: python\nhandler: 1app:x\n"),
@@ -45,7 +45,8 @@ final class FunctionRuntimeConfigTests: XCTestCase {
                        "functions/api/function.yaml:3:1: command: a function has either a 'command' or a 'runtime' with a "
                            + "'handler', not both: with a runtime, Portico runs the handler itself")
         XCTAssertEqual(errorText("command: [python3, x.py]\nhandler: a:b\n"),
-                       "functions/api/function.yaml:2:1: handler: only with 'runtime: python'; a function with a 'command' runs its own program")
+                       "functions/api/function.yaml:2:1: handler: only with 'runtime: python' (the handler Portico runs) "
+                           + "or mode: lambda (the runtime's _HANDLER)")
         XCTAssertEqual(errorText("runtime: python\nhandler: a:b\nmode: exec\n"),
                        "functions/api/function.yaml:1:1: runtime: only for mode: http; an exec function starts one process per request")
         XCTAssertEqual(errorText("runtime: python\nhandler: a:b\nprotocol: h2c\n"),

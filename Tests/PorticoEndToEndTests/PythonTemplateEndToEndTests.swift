@@ -180,4 +180,44 @@ final class PythonTemplateEndToEndTests: XCTestCase {
         XCTAssertTrue(eventually { Processes.matching(self.module).isEmpty },
                       "left behind: \(Processes.matching(module).map(\.commandLine))")
     }
+
+    /// `mode: lambda` with the python runtime: a Lambda-style handler, forked from the template,
+    /// each worker running the Runtime API loop against Portico.
+    static let lambdaHandler = """
+        import json, os
+        with open(os.environ["IMPORT_LOG"], "a") as log:
+            log.write(f"{os.getpid()}\\n")
+
+        def application(event, context):
+            if event["rawPath"] == "/fail":
+                raise ValueError("the handler failed")
+            return {"statusCode": 201, "headers": {"x-pid": str(os.getpid()), "x-parent": str(os.getppid())},
+                    "body": json.dumps({"path": event["rawPath"], "method": event["requestContext"]["http"]["method"],
+                                        "body": event.get("body"), "request": context.aws_request_id != "",
+                                        "runtime": "AWS_LAMBDA_RUNTIME_API" in os.environ})}
+        """
+
+    func testALambdaHandlerIsForkedFromTheTemplateAndServedThroughTheRuntimeAPI() throws {
+        gateway = try PorticoProcess(config: "routes: []") { root in
+            try self.writeFunction("lam", in: root, manifest: "mode: lambda\nidleTimeout: 1s\n", source: Self.lambdaHandler)
+        }
+        XCTAssertTrue(eventually { self.template("lam")?["state"] as? String == "ready" }, gateway.stderr)
+        let templatePID = try XCTUnwrap(template("lam")?["pid"] as? Int)
+        let first = try Curl.run(["--data", "hi", "-H", "content-type: text/plain", "\(gateway.http)/function/lam/x"])
+        XCTAssertEqual(first.status, 201, "\(first.body)\n\(gateway.stderr)")
+        XCTAssertEqual(first.header("x-parent"), "\(templatePID)", "forked from the template")
+        let answer = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(first.body.utf8)) as? [String: Any])
+        XCTAssertEqual(answer["path"] as? String, "/x")
+        XCTAssertEqual(answer["method"] as? String, "POST")
+        XCTAssertEqual(answer["body"] as? String, "hi")
+        XCTAssertEqual(answer["request"] as? Bool, true)
+        XCTAssertEqual(answer["runtime"] as? Bool, true)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/lam/fail"]).status, 502, "an error call is API Gateway's 502")
+
+        XCTAssertTrue(eventually { self.gateway.stderr.contains("worker stopped") })
+        let second = try Curl.run(["\(gateway.http)/function/lam/y"])
+        XCTAssertEqual(second.status, 201)
+        XCTAssertNotEqual(second.header("x-pid"), first.header("x-pid"))
+        XCTAssertEqual(imports("lam"), ["\(templatePID)"], "imported once, by the template")
+    }
 }

@@ -358,15 +358,17 @@ class Template:
 
     def fork(self, message):
         try:
-            # Bound before the fork, so the worker accepts connections from its first instant.
-            listener = listen(message["port"])
+            # Bound before the fork, so the worker accepts connections from its first instant. A
+            # Lambda worker listens on nothing: it asks the gateway's Runtime API for work.
+            listener = listen(message["port"]) if self.interface == "wsgi" else None
         except OSError as error:
             self.send({"op": "fork-failed", "id": message["id"], "error": f"cannot listen: {error}"})
             return
         try:
             pid = os.fork()
         except OSError as error:
-            listener.close()
+            if listener is not None:
+                listener.close()
             self.send({"op": "fork-failed", "id": message["id"], "error": f"fork: {error}"})
             return
         if pid == 0:
@@ -375,7 +377,8 @@ class Template:
             except BaseException:
                 traceback.print_exc()
             os._exit(1)
-        listener.close()
+        if listener is not None:
+            listener.close()
         self.children.add(pid)
         self.send({"op": "forked", "id": message["id"], "pid": pid})
 
@@ -393,7 +396,6 @@ class Template:
         os.environ.update(environment)
         random.seed()
         if self.interface == "lambda":
-            listener.close()
             serve_lambda(self.application)
         else:
             serve(listener, self.application)
