@@ -14,7 +14,7 @@ extension FunctionInstance: Backend {
             waiter.backendLeased(result.map { worker in
                 BackendLease(endpoint: worker.endpoint, ticket: worker,
                              tryTimeout: worker.instance.manifest.requestTimeout.nanosecondsAmount,
-                             protocol: worker.instance.manifest.protocol)
+                             protocol: worker.instance.manifest.protocol, coldStart: worker.coldStartPhases)
             })
         }
     }
@@ -24,7 +24,13 @@ extension FunctionInstance: Backend {
     }
 
     public func record(_ lease: BackendLease, status: Int?) {
-        guard let worker = lease.ticket as? WorkerLease, worker.instance.manifest.outlierDetection != nil else { return }
+        guard let worker = lease.ticket as? WorkerLease else { return }
+        if status != nil, let handedOver = worker.handedOver {
+            // A cold request's first answer from the worker it waited for.
+            worker.instance.revisionMetrics.firstResponse.recordNanoseconds(
+                Int64(NIODeadline.now().uptimeNanoseconds &- handedOver.uptimeNanoseconds))
+        }
+        guard worker.instance.manifest.outlierDetection != nil else { return }
         worker.instance.recordOutcome(worker, status: status)
     }
 

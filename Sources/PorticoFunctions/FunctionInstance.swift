@@ -24,14 +24,20 @@ final class WorkerLease: Sendable {
     /// Where the worker listens (127.0.0.1:PORT).
     let endpoint: HostPort
     /// True when the request had to wait for a worker to start.
-    let coldStart: Bool
+    var coldStart: Bool { coldStartPhases != nil }
+    /// How that start went, when it had to wait for one.
+    let coldStartPhases: ColdStartPhases?
+    /// When the worker was handed over (set only for a cold start: its first response is timed).
+    let handedOver: NIODeadline?
 
-    init(instance: FunctionInstance, requestID: UInt64, worker: UInt64, endpoint: HostPort, coldStart: Bool) {
+    init(instance: FunctionInstance, requestID: UInt64, worker: UInt64, endpoint: HostPort,
+         coldStartPhases: ColdStartPhases? = nil) {
         self.instance = instance
         self.requestID = requestID
         self.worker = worker
         self.endpoint = endpoint
-        self.coldStart = coldStart
+        self.coldStartPhases = coldStartPhases
+        self.handedOver = coldStartPhases == nil ? nil : .now()
     }
 }
 
@@ -53,6 +59,7 @@ public final class FunctionInstance: @unchecked Sendable {
     public let homeLoop: EventLoop
     let logger: Logger
     let metrics: FunctionMetrics
+    let revisionMetrics: FunctionRevisionMetrics
     /// Called (on the home loop) when a worker's port is gone for good, so event loops can drop
     /// their connection pools to it.
     let onWorkerGone: @Sendable (HostPort) -> Void
@@ -119,6 +126,7 @@ public final class FunctionInstance: @unchecked Sendable {
         self.homeLoop = homeLoop
         self.logger = logger
         self.metrics = metrics
+        self.revisionMetrics = FunctionRevisionMetrics(function: manifest.name, revision: revision, registry: metrics.registry)
         self.scaler = FunctionScaler(configuration: .init(
             concurrency: manifest.workerConcurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
             queueLimit: max(1, manifest.queueLimit),
@@ -313,12 +321,18 @@ public final class FunctionInstance: @unchecked Sendable {
         case .dispatch(let requestID, to: let workerID):
             guard let waiter = waiting.removeValue(forKey: requestID), let worker = workers[workerID] else { return }
             let cold = startedRequestIDs.remove(requestID) != nil
+            let waited = NIODeadline.now().uptimeNanoseconds &- waiter.arrived.uptimeNanoseconds
+            revisionMetrics.wait.recordNanoseconds(Int64(waited))
+            var phases: ColdStartPhases?
             if cold {
                 metrics.coldStarts.increment()
-                metrics.coldStartDuration.recordNanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - waiter.arrived.uptimeNanoseconds))
+                metrics.coldStartDuration.recordNanoseconds(Int64(waited))
+                revisionMetrics.coldStarts.increment()
+                phases = ColdStartPhases(waitNanoseconds: waited, spawnNanoseconds: worker.startPhases?.spawn ?? 0,
+                                         startToReadyNanoseconds: worker.startPhases?.startToReady ?? 0)
             }
             waiter.complete(.success(WorkerLease(instance: self, requestID: requestID.rawValue, worker: workerID.rawValue,
-                                                 endpoint: HostPort(host: "127.0.0.1", port: worker.port), coldStart: cold)))
+                                                 endpoint: HostPort(host: "127.0.0.1", port: worker.port), coldStartPhases: phases)))
         case .reject(let requestID, let reason):
             guard let waiter = waiting.removeValue(forKey: requestID) else { return }
             switch reason {
@@ -425,6 +439,7 @@ public final class FunctionInstance: @unchecked Sendable {
             return
         }
         workers[workerID] = worker
+        worker.spawned = .now()
         logger.info("starting worker", metadata: metadata(worker, ["pid": .stringConvertible(worker.pid ?? 0)]))
         awaitReadiness(workerID, worker, started: started, lambdaServer: lambdaServer)
     }
@@ -432,13 +447,7 @@ public final class FunctionInstance: @unchecked Sendable {
     /// Ready when the probe says so, or, for a Lambda runtime, when it first asks for an invocation.
     private func awaitReadiness(_ workerID: FunctionScaler.WorkerID, _ worker: WorkerProcess, started: NIODeadline,
                                 lambdaServer: LambdaRuntimeServer? = nil) {
-        let ready = { [self] in
-            startupTimers.removeValue(forKey: workerID)?.cancel()
-            let microseconds = (NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1000
-            logger.info("worker ready", metadata: metadata(worker, ["us_to_ready": .stringConvertible(microseconds)]))
-            perform(scaler.workerReady(workerID, now: now))
-            finishWarmUp(nil)
-        }
+        let ready = { [self] in markReady(workerID, worker, started: started) }
         guard let lambdaServer else {
             worker.probeReadiness(path: manifest.readinessPath, http2: manifest.protocol == .h2c, onReady: ready)
             return
@@ -458,6 +467,21 @@ public final class FunctionInstance: @unchecked Sendable {
         }
     }
 
+    private func markReady(_ workerID: FunctionScaler.WorkerID, _ worker: WorkerProcess, started: NIODeadline,
+                           extra: Logger.Metadata = [:]) {
+        startupTimers.removeValue(forKey: workerID)?.cancel()
+        let now = NIODeadline.now().uptimeNanoseconds
+        let spawned = (worker.spawned ?? started).uptimeNanoseconds
+        worker.startPhases = (spawn: spawned &- started.uptimeNanoseconds, startToReady: now &- spawned)
+        revisionMetrics.initDuration.recordNanoseconds(Int64(now &- started.uptimeNanoseconds))
+        revisionMetrics.spawn.recordNanoseconds(Int64(spawned &- started.uptimeNanoseconds))
+        revisionMetrics.startToReady.recordNanoseconds(Int64(now &- spawned))
+        let microseconds = (now &- started.uptimeNanoseconds) / 1000
+        logger.info("worker ready", metadata: metadata(worker, extra.merging(["us_to_ready": .stringConvertible(microseconds)]) { a, _ in a }))
+        perform(scaler.workerReady(workerID, now: self.now))
+        finishWarmUp(nil)
+    }
+
     /// Lambda mode: runs one invocation on the lease's worker (call on the home loop);
     /// `completion` hears how it ended, on the home loop.
     func invoke(_ lease: WorkerLease, id: String, event: ByteBuffer,
@@ -474,6 +498,7 @@ public final class FunctionInstance: @unchecked Sendable {
     private func workerForked(_ workerID: FunctionScaler.WorkerID, pid: Int32) {
         guard let worker = workers[workerID] else { return }
         worker.pid = pid
+        worker.spawned = .now()
         if manifest.mode == .lambda {
             // Ready when its runtime first asks for an invocation (see `awaitReadiness`).
             logger.info("worker forked", metadata: metadata(worker, ["pid": .stringConvertible(pid)]))
@@ -484,11 +509,7 @@ public final class FunctionInstance: @unchecked Sendable {
             awaitReadiness(workerID, worker, started: worker.started)
             return
         }
-        startupTimers.removeValue(forKey: workerID)?.cancel()
-        let microseconds = (NIODeadline.now().uptimeNanoseconds - worker.started.uptimeNanoseconds) / 1000
-        logger.info("worker ready", metadata: metadata(worker, ["pid": .stringConvertible(pid), "us_to_ready": .stringConvertible(microseconds)]))
-        perform(scaler.workerReady(workerID, now: now))
-        finishWarmUp(nil)
+        markReady(workerID, worker, started: worker.started, extra: ["pid": .stringConvertible(pid)])
     }
 
     /// The template could not fork the worker: to the scaler, a worker that died before it was ready.
@@ -523,6 +544,7 @@ public final class FunctionInstance: @unchecked Sendable {
     private func checkFinished() {
         if scaler.isFinished && workers.isEmpty {
             template?.finish()
+            revisionMetrics.unregister()
             onFinished()
         }
     }

@@ -9,6 +9,8 @@ final class FunctionMetrics: Sendable {
     private let starting: Gauge
     private let ready: Gauge
     private let draining: Gauge
+    /// For the series of each revision (`FunctionRevisionMetrics`).
+    let registry: PrometheusCollectorRegistry
 
     /// Cold starts span a millisecond (a native worker) to seconds (a heavy runtime).
     static let coldStartBuckets: [Duration] = [
@@ -18,6 +20,7 @@ final class FunctionMetrics: Sendable {
     ]
 
     init(function: String, registry: PrometheusCollectorRegistry) {
+        self.registry = registry
         let label = [("function", function)]
         coldStarts = registry.makeCounter(
             descriptor: .init(metricName: "portico_function_cold_starts", unitName: "total",

@@ -28,6 +28,10 @@ final class WorkerProcess {
     let started: NIODeadline
     /// A forked worker's pid is known once its template reports the fork.
     var pid: Int32?
+    /// When the process was spawned (or forked), and then how its start went: for the
+    /// cold-start metrics and the access-log line of the request that waited for it.
+    var spawned: NIODeadline?
+    var startPhases: (spawn: UInt64, startToReady: UInt64)?
     private let eventLoop: EventLoop
     private var probeTask: Scheduled<Void>?
     private var killTask: Scheduled<Void>?

@@ -21,10 +21,13 @@ public struct BackendLease {
     /// The endpoint's connections on the request's loop, when the backend picked them (a
     /// service); nil: the loop's pool for `endpoint`, made on first use.
     let pool: (any UpstreamSource)?
+    /// Set when the endpoint had to start for this request (a function's cold start).
+    public var coldStart: ColdStartPhases?
 
     public init(endpoint: HostPort, slot: Int = 0, ticket: AnyObject? = nil, tryTimeout: TimeAmount? = nil,
-                protocol upstreamProtocol: UpstreamProtocol = .http1) {
+                protocol upstreamProtocol: UpstreamProtocol = .http1, coldStart: ColdStartPhases? = nil) {
         self.init(endpoint: endpoint, slot: slot, ticket: ticket, tryTimeout: tryTimeout, pool: nil, protocol: upstreamProtocol)
+        self.coldStart = coldStart
     }
 
     init(endpoint: HostPort, slot: Int, ticket: AnyObject?, tryTimeout: TimeAmount?, pool: (any UpstreamSource)?,

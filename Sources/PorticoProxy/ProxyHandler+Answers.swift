@@ -224,7 +224,8 @@ extension ProxyHandler {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
         let ending = ExchangeEnding(
             record: record, method: method, target: uri, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
-            upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop, grpcStatus: grpcStatus)
+            upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop, grpcStatus: grpcStatus,
+            coldStart: coldStart)
         let layers = loop.snapshot.requestPath.ending
         for index in 0..<layers.count { layers[index].exchangeEnded(ending) }
     }

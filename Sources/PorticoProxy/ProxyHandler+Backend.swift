@@ -76,6 +76,10 @@ extension ProxyHandler {
             perform(exchange.machine.leaseFailed(.unavailable(LocalReply(reason))), exchange)
         case .success(let lease):
             exchange.lease = lease
+            if let phases = lease.coldStart {
+                coldStart = phases
+                coldStartLeased = .now()
+            }
             let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint, protocol: lease.protocol)
             exchange.pool = pool
             if let tryTimeout = lease.tryTimeout {

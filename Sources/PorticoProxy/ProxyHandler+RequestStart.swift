@@ -15,6 +15,7 @@ extension ProxyHandler {
         let started = NIODeadline.now()
         let requestID = head.fields.firstValue(of: "x-request-id") ?? loop.random.makeRequestID()
         grpcStatus = nil
+        coldStart = nil
         grpcKind = head.fields.firstIndex(of: "content-type").flatMap { index in
             head.fields[index].withUnsafeValueBytes { GRPCContentType(bytes: $0) }
         }

@@ -107,6 +107,10 @@ extension ProxyHandler {
             return
         }
         recordOutcome(exchange, status: head.status)
+        if let leased = coldStartLeased, coldStart?.firstResponseNanoseconds == nil {
+            coldStart?.firstResponseNanoseconds = NIODeadline.now().uptimeNanoseconds &- leased.uptimeNanoseconds
+            coldStartLeased = nil
+        }
         exchange.retry?.cancelPerTryTimer()
         if grpcKind != nil { grpcStatus = head.fields.firstValue(of: "grpc-status").flatMap { GRPCStatus.parse($0) } }
         let action = budgeted(exchange.machine.responseHeadReceived(status: head.status, grpcStatus: grpcStatus), exchange)

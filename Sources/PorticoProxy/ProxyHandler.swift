@@ -54,6 +54,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var grpcKind: GRPCContentType?
     /// The current request's gRPC status, once known (the upstream's, or the gateway's own).
     var grpcStatus: Int?
+    /// The current request's cold start, when its backend had to start an endpoint for it.
+    var coldStart: ColdStartPhases?
+    /// When that endpoint was handed over, for the first response's time.
+    var coldStartLeased: NIODeadline?
     /// Set once a WebSocket over HTTP/2 is a byte pipe: the stream's bytes go to it.
     var tunnel: HTTP2StreamTunnel?
 

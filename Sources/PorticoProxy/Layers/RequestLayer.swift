@@ -83,4 +83,6 @@ struct ExchangeEnding {
     let loop: LoopContext
     /// A gRPC call's `grpc-status` (the upstream's trailers, or the gateway's own answer).
     let grpcStatus: Int?
+    /// Set when the request waited for its endpoint to start (a function's cold start).
+    let coldStart: ColdStartPhases?
 }

@@ -32,6 +32,20 @@ final class AccessLogLayer: RequestLayer {
                 buffer.writeStaticString(",\"grpc_status\":")
                 buffer.writeDecimal(grpcStatus)
             }
+            if let coldStart = ending.coldStart {
+                // The phases of the start this request waited for (issue 17): where its time went.
+                buffer.writeStaticString(",\"cold_start\":{\"wait_us\":")
+                buffer.writeDecimal(Int(coldStart.waitNanoseconds / 1000))
+                buffer.writeStaticString(",\"spawn_us\":")
+                buffer.writeDecimal(Int(coldStart.spawnNanoseconds / 1000))
+                buffer.writeStaticString(",\"start_to_ready_us\":")
+                buffer.writeDecimal(Int(coldStart.startToReadyNanoseconds / 1000))
+                if let firstResponse = coldStart.firstResponseNanoseconds {
+                    buffer.writeStaticString(",\"first_response_us\":")
+                    buffer.writeDecimal(Int(firstResponse / 1000))
+                }
+                buffer.writeStaticString("}")
+            }
             buffer.writeStaticString(",\"bytes_in\":")
             buffer.writeDecimal(ending.bytesIn)
             buffer.writeStaticString(",\"bytes_out\":")

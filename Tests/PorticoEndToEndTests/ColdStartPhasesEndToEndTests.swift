@@ -1,0 +1,57 @@
+import Foundation
+import XCTest
+
+/// A cold start in phases: the histograms per phase and the wait for a worker, labelled with
+/// the function and its revision, and the phases in the access-log line of the request that
+/// caused the start.
+final class ColdStartPhasesEndToEndTests: XCTestCase {
+    var gateway: PorticoProcess!
+
+    override func tearDown() {
+        gateway?.stop()
+    }
+
+    func testTheRequestThatCausedAColdStartLogsItsPhasesAndTheMetricsCountThem() throws {
+        gateway = try PorticoProcess(config: "routes: []") { root in
+            let folder = root.appendingPathComponent("Functions/hello")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try PythonWorker.script(body: #""hi\n""#).write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
+            try "command: [python3, worker.py]\n".write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        }
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/hello/cold"]).status, 200, gateway.stderr)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/hello/warm"]).status, 200)
+
+        var lines: [[String: Any]] = []
+        XCTAssertTrue(eventually {
+            lines = self.gateway.stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            return lines.count >= 2
+        }, gateway.stdout)
+        let cold = try XCTUnwrap(lines.first { $0["uri"] as? String == "/function/hello/cold" })
+        let phases = try XCTUnwrap(cold["cold_start"] as? [String: Any], "\(cold)")
+        let spawn = try XCTUnwrap(phases["spawn_us"] as? Int)
+        let startToReady = try XCTUnwrap(phases["start_to_ready_us"] as? Int)
+        let firstResponse = try XCTUnwrap(phases["first_response_us"] as? Int)
+        let wait = try XCTUnwrap(phases["wait_us"] as? Int)
+        XCTAssertGreaterThan(startToReady, 0, "a Python worker takes time to start")
+        XCTAssertGreaterThan(firstResponse, 0)
+        XCTAssertGreaterThanOrEqual(wait, spawn + startToReady, "the request waited through the start: \(phases)")
+        let warm = try XCTUnwrap(lines.first { $0["uri"] as? String == "/function/hello/warm" })
+        XCTAssertNil(warm["cold_start"], "a warm request has no cold start")
+
+        let revision = try XCTUnwrap(gateway.functionEntry("hello")?["revision"] as? String)
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        let labels = "function=\"hello\",revision=\"\(revision)\""
+        for line in [
+            "faas_coldstarts_total{\(labels)} 1",
+            "faas_init_duration_seconds_count{\(labels)} 1",
+            "portico_function_cold_start_phase_seconds_count{\(labels),phase=\"spawn\"} 1",
+            "portico_function_cold_start_phase_seconds_count{\(labels),phase=\"start_to_ready\"} 1",
+            "portico_function_cold_start_phase_seconds_count{\(labels),phase=\"first_response\"} 1",
+            "portico_function_worker_wait_seconds_count{\(labels)} 2",
+        ] {
+            XCTAssertTrue(metrics.contains(line), "\(line) in\n\(metrics)")
+        }
+    }
+}
