@@ -62,23 +62,12 @@ final class LambdaRuntimeServer: @unchecked Sendable {
         self.logger = logger
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw SpawnError.pipe(errno) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 16) == 0 else {
+        guard LoopbackAddress.call(bind, socket: fd, port: 0) == 0, listen(fd, 16) == 0 else {
             let error = errno
             Glibc.close(fd)
             throw SpawnError.pipe(error)
         }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        port = LoopbackAddress.boundPort(of: fd)
         ServerBootstrap(group: eventLoop)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
