@@ -27,7 +27,7 @@ extension FunctionInstance: Backend {
         guard let worker = lease.ticket as? WorkerLease else { return }
         if status != nil, let handedOver = worker.handedOver {
             // A cold request's first answer from the worker it waited for.
-            worker.instance.revisionMetrics.firstResponse.recordNanoseconds(
+            worker.metrics?.firstResponse.recordNanoseconds(
                 Int64(NIODeadline.now().uptimeNanoseconds &- handedOver.uptimeNanoseconds))
         }
         guard worker.instance.manifest.outlierDetection != nil else { return }

@@ -29,10 +29,13 @@ final class WorkerLease: Sendable {
     let coldStartPhases: ColdStartPhases?
     /// When the worker was handed over (set only for a cold start: its first response is timed).
     let handedOver: NIODeadline?
+    /// Where a cold start's first response is recorded (from the request's loop).
+    let metrics: FunctionRevisionMetrics?
 
     init(instance: FunctionInstance, requestID: UInt64, worker: UInt64, endpoint: HostPort,
-         coldStartPhases: ColdStartPhases? = nil) {
+         coldStartPhases: ColdStartPhases? = nil, metrics: FunctionRevisionMetrics? = nil) {
         self.instance = instance
+        self.metrics = metrics
         self.requestID = requestID
         self.worker = worker
         self.endpoint = endpoint
@@ -59,7 +62,6 @@ public final class FunctionInstance: @unchecked Sendable {
     public let homeLoop: EventLoop
     let logger: Logger
     let metrics: FunctionMetrics
-    let revisionMetrics: FunctionRevisionMetrics
     /// Called (on the home loop) when a worker's port is gone for good, so event loops can drop
     /// their connection pools to it.
     let onWorkerGone: @Sendable (HostPort) -> Void
@@ -92,6 +94,15 @@ public final class FunctionInstance: @unchecked Sendable {
     private var lastEjection: UInt64?
     /// Told once how a warm-up ended: nil when a worker is ready, else why none will be.
     private var warmUpDone: (@Sendable (String?) -> Void)?
+    /// The revision's cold-start series, made with its first worker: a thousand functions
+    /// that never ran cost no series.
+    private var revisionMetricsStorage: FunctionRevisionMetrics?
+    private var revisionMetrics: FunctionRevisionMetrics {
+        if let made = revisionMetricsStorage { return made }
+        let made = FunctionRevisionMetrics(function: manifest.name, revision: revision, registry: metrics.registry)
+        revisionMetricsStorage = made
+        return made
+    }
     /// The process workers are forked from (`runtime: python` with a template).
     private var template: PythonTemplate?
     /// Lambda mode: each worker's Runtime API.
@@ -126,7 +137,6 @@ public final class FunctionInstance: @unchecked Sendable {
         self.homeLoop = homeLoop
         self.logger = logger
         self.metrics = metrics
-        self.revisionMetrics = FunctionRevisionMetrics(function: manifest.name, revision: revision, registry: metrics.registry)
         self.scaler = FunctionScaler(configuration: .init(
             concurrency: manifest.workerConcurrency, minWorkers: manifest.minWorkers, maxWorkers: manifest.maxWorkers,
             queueLimit: max(1, manifest.queueLimit),
@@ -322,6 +332,7 @@ public final class FunctionInstance: @unchecked Sendable {
             guard let waiter = waiting.removeValue(forKey: requestID), let worker = workers[workerID] else { return }
             let cold = startedRequestIDs.remove(requestID) != nil
             let waited = NIODeadline.now().uptimeNanoseconds &- waiter.arrived.uptimeNanoseconds
+            let revisionMetrics = self.revisionMetrics
             revisionMetrics.wait.recordNanoseconds(Int64(waited))
             var phases: ColdStartPhases?
             if cold {
@@ -332,7 +343,8 @@ public final class FunctionInstance: @unchecked Sendable {
                                          startToReadyNanoseconds: worker.startPhases?.startToReady ?? 0)
             }
             waiter.complete(.success(WorkerLease(instance: self, requestID: requestID.rawValue, worker: workerID.rawValue,
-                                                 endpoint: HostPort(host: "127.0.0.1", port: worker.port), coldStartPhases: phases)))
+                                                 endpoint: HostPort(host: "127.0.0.1", port: worker.port), coldStartPhases: phases,
+                                                 metrics: phases == nil ? nil : revisionMetrics)))
         case .reject(let requestID, let reason):
             guard let waiter = waiting.removeValue(forKey: requestID) else { return }
             switch reason {
@@ -544,7 +556,8 @@ public final class FunctionInstance: @unchecked Sendable {
     private func checkFinished() {
         if scaler.isFinished && workers.isEmpty {
             template?.finish()
-            revisionMetrics.unregister()
+            revisionMetricsStorage?.unregister()
+            revisionMetricsStorage = nil
             onFinished()
         }
     }
