@@ -63,6 +63,12 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
     server_version = "portico-python"
     sys_version = ""
 
+    def setup(self):
+        # A stop signal must reach the main thread, which waits in select() and runs Python's
+        # handlers; delivered to this one, it would wait for the main thread's next wakeup.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        super().setup()
+
     def handle_one_request(self):
         try:
             self.raw_requestline = self.rfile.readline(65537)
