@@ -24,16 +24,27 @@ public struct FunctionStatus: Sendable {
     public var state: String
     public var queueLength: Int
     public var lastError: String?
+    /// The revision can serve: a worker of it has been ready (http mode), or at once (exec
+    /// mode, which starts a process per request). What `portico deploy` waits for.
+    public var ready: Bool
+    /// Why the revision gave up starting before any worker was ready (its starts kept failing).
+    public var startFailure: String?
+    /// Bytes of request bodies held for requests waiting for a worker or a process slot
+    /// (bounded by `queueBodyLimit`).
+    public var queueBodyBytes: Int
     public var workers: [Worker]
 
     public init(name: String, revision: String, mode: String, state: String, queueLength: Int, lastError: String?,
-                workers: [Worker]) {
+                ready: Bool = true, startFailure: String? = nil, queueBodyBytes: Int = 0, workers: [Worker]) {
         self.name = name
         self.revision = revision
         self.mode = mode
         self.state = state
         self.queueLength = queueLength
         self.lastError = lastError
+        self.ready = ready
+        self.startFailure = startFailure
+        self.queueBodyBytes = queueBodyBytes
         self.workers = workers
     }
 }
