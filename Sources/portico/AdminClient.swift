@@ -58,21 +58,39 @@ enum AdminClient {
             guard n > 0 else { throw Failure.failed("cannot send to \(address): \(String(cString: strerror(errno)))") }
             sent += n
         }
+        // The answer ends at its content-length (the admin server may keep the connection open)
+        // or when the server closes.
         var received = Data()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
+            if let response = complete(received) { return response }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n == 0 { break }
             guard n > 0 else { throw Failure.failed("no answer from \(address): \(String(cString: strerror(errno)))") }
             received.append(contentsOf: chunk[..<n])
         }
+        guard let response = complete(received, closed: true) else { throw Failure.failed("\(address) did not answer HTTP") }
+        return response
+    }
+
+    /// The response in `received` once it is whole: its head and `content-length` bytes of body
+    /// (or everything, once the server closed).
+    private static func complete(_ received: Data, closed: Bool = false) -> Response? {
         guard let headEnd = received.range(of: Data("\r\n\r\n".utf8)),
-              let head = String(data: received[..<headEnd.lowerBound], encoding: .utf8) else {
-            throw Failure.failed("\(address) did not answer HTTP")
+              let head = String(data: received[..<headEnd.lowerBound], encoding: .utf8) else { return nil }
+        let lines = head.split(separator: "\r\n")
+        let parts = (lines.first ?? "").split(separator: " ")
+        guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
+        let length = lines.dropFirst().compactMap { line -> Int? in
+            let pair = line.split(separator: ":", maxSplits: 1)
+            guard pair.count == 2, pair[0].lowercased() == "content-length" else { return nil }
+            return Int(pair[1].trimmingCharacters(in: .whitespaces))
+        }.first
+        let body = received[headEnd.upperBound...]
+        if let length {
+            guard body.count >= length else { return nil }
+            return Response(status: status, body: Data(body.prefix(length)))
         }
-        let statusLine = head.split(separator: "\r\n", maxSplits: 1).first ?? ""
-        let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure.failed("\(address) did not answer HTTP") }
-        return Response(status: status, body: Data(received[headEnd.upperBound...]))
+        return closed ? Response(status: status, body: Data(body)) : nil
     }
 }

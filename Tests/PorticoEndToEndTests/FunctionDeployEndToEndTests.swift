@@ -75,7 +75,7 @@ final class FunctionDeployEndToEndTests: XCTestCase {
 
     func deploy(_ folder: URL, config: URL, in directory: URL, _ extra: [String] = []) throws -> (status: Int32, output: String, seconds: Double) {
         let started = Date()
-        let result = try runCommand(PorticoProcess.binary.path, ["deploy", folder.path, "--config", config.path] + extra,
+        let result = try runCommand(PorticoProcess.binary.path, ["deploy", folder.path, "--config", config.path, "--timeout", "60s"] + extra,
                                     currentDirectory: directory)
         return (result.status, result.output, Date().timeIntervalSince(started))
     }
@@ -187,11 +187,17 @@ final class FunctionDeployEndToEndTests: XCTestCase {
         XCTAssertEqual(Processes.workers(marker).count, 2)
 
         // A burst scales out past the minimum...
-        let statuses = Statuses()
-        for n in 1...4 { statuses.start(curl: ["\(gateway.http)/function/warm/slow/1500?\(n)"]) }
-        XCTAssertTrue(eventually { Processes.workers(self.marker).count == 4 }, "the burst starts two more")
-        statuses.wait()
-        XCTAssertEqual(statuses.all, [200, 200, 200, 200])
+        let peak = PeakCounter()
+        let gatewayPID = gateway.process.processIdentifier
+        let marker = self.marker
+        let sampler = Thread { peak.sample(marker: marker, childrenOf: gatewayPID, for: 30) }
+        sampler.start()
+        // One curl for the four, so that they are in flight at once.
+        let burst = try Curl.run(["--parallel", "--parallel-immediate", "--parallel-max", "4", "--output", "/dev/null", "--write-out", "%{http_code}\n",
+                                  "\(gateway.http)/function/warm/slow/1500/[1-4]"], timeout: 30)
+        peak.stop()
+        XCTAssertEqual(burst.body.split(separator: "\n").filter { !$0.contains(" ") }, ["200", "200", "200", "200"], burst.body)
+        XCTAssertGreaterThan(peak.maximum, 2, "the burst started more workers:\n\(peak.atPeak)")
         // ...and idling reaps back to it, and no further, over several idle timeouts.
         XCTAssertTrue(eventually { Processes.workers(self.marker).count == 2 }, "reaped down to minWorkers")
         let watchUntil = Date().addingTimeInterval(3.5)
