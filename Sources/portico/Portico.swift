@@ -270,7 +270,7 @@ struct Deploy: ParsableCommand {
         case .noGateway(let reason):
             print("no gateway is running at \(admin) (\(reason)): the folder is installed, and the gateway deploys it when it starts")
         case .timedOut(let lastProblem):
-            print("timed out after \(timeout): \(lastProblem)")
+            print("timed out after \(timeout): \(lastProblem) (does the gateway at \(admin) watch \(functionsOption.functions)?)")
             throw ExitCode.failure
         }
     }
