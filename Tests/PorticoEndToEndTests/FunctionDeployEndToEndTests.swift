@@ -104,15 +104,15 @@ final class FunctionDeployEndToEndTests: XCTestCase {
         let source = try writeSource("hello", in: gateway.directory, manifest: "build: [\"sleep\", \"2\"]\nidleTimeout: 60s\n")
         let first = try deploy(source, config: gateway.configURL, in: gateway.directory)
         XCTAssertEqual(first.status, 0, first.output)
+        XCTAssertEqual(Processes.workers(marker).count, 1, "a first worker was started for the deploy, before any request")
+        let answer = try Curl.run(["\(gateway.http)/function/hello/"])
+        XCTAssertEqual(answer.status, 200, "routable the moment deploy returned: \(answer.body)")
         XCTAssertTrue(first.output.contains("building revision hello-"), "a progress line: \(first.output)")
         let readyLine = try XCTUnwrap(first.output.split(separator: "\n").first { $0.hasPrefix("ready: revision hello-") },
                                       first.output)
         let revision = String(readyLine.split(separator: " ")[2])
         XCTAssertGreaterThanOrEqual(first.seconds, 2, "it waited for the build")
-        XCTAssertEqual(Processes.workers(marker).count, 1, "a first worker was started for the deploy, before any request")
 
-        let answer = try Curl.run(["\(gateway.http)/function/hello/"])
-        XCTAssertEqual(answer.status, 200, "routable the moment deploy returned: \(gateway.stderr)")
         XCTAssertTrue(answer.body.hasPrefix("hi \(revision) "), "the revision deploy named serves: \(answer.body)")
 
         // A redeploy returns once the new revision has taken over: the next request reaches it.
