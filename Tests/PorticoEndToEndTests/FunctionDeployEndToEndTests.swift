@@ -322,4 +322,34 @@ final class FunctionDeployEndToEndTests: XCTestCase {
         XCTAssertEqual(function("job", gateway)?["state"] as? String, "idle")
         XCTAssertTrue(try Curl.run(["\(gateway.admin)/metrics"]).body.contains("\(running) 0"))
     }
+
+    /// An exec request that waits for a process slot holds its whole body: `queueBodyLimit`
+    /// bounds those bodies together.
+    func testExecRequestsWaitingForASlotAreBoundedInBytes() throws {
+        let gateway = try PorticoProcess(config: "routes: []") { root in
+            let folder = root.appendingPathComponent("Functions/count")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try """
+                command: ["sh", "-c", "sleep 2; wc -c", "\(self.marker)"]
+                mode: exec
+                maxWorkers: 1
+                queueBodyLimit: 1KiB
+                """.write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        }
+        self.gateway = gateway
+        let url = "\(gateway.http)/function/count/"
+        let statuses = Statuses()
+        statuses.start(curl: ["--data-binary", "first", url])
+        XCTAssertTrue(eventually { self.workers("count", gateway).count == 1 }, "the one slot is taken")
+        // 600 bytes wait for the slot; 600 more would take the waiting bodies over 1 KiB.
+        statuses.start(curl: ["--data-binary", String(repeating: "a", count: 600), url])
+        XCTAssertTrue(eventually { (self.function("count", gateway)?["queueBodyBytes"] as? Int) == 600 },
+                      "\(functions(gateway))")
+        let refused = try Curl.run(["--data-binary", String(repeating: "b", count: 600), url])
+        XCTAssertEqual(refused.status, 503)
+        XCTAssertEqual(refused.header("retry-after"), "1")
+        statuses.wait()
+        XCTAssertEqual(statuses.all.sorted(), [200, 200], "the first and the one that waited were served")
+        XCTAssertEqual(function("count", gateway)?["queueBodyBytes"] as? Int, 0)
+    }
 }
