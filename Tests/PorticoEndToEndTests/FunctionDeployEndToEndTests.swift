@@ -235,6 +235,35 @@ final class FunctionDeployEndToEndTests: XCTestCase {
         XCTAssertTrue(reason.contains("not ready within 3s"), "a clear reason in /functions: \(reason)")
     }
 
+    /// A kept worker that dies soon after it came up is replaced with backoff, not in a tight
+    /// loop: over 3 s, a handful of starts rather than one every ~100 ms.
+    func testAKeptWorkerThatKeepsCrashingIsReplacedWithBackoff() throws {
+        let crashesSoon = """
+            import os, socket, sys, time
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(os.environ["PORT"])))
+            s.listen(5)
+            time.sleep(0.05)
+            sys.exit(1)
+            """
+        let gateway = try PorticoProcess(config: "routes: []") { root in
+            try self.writeFunction("flaky", in: root, manifest: "minWorkers: 1\n", script: crashesSoon)
+        }
+        self.gateway = gateway
+        func starts() -> Int {
+            gateway.stderr.split(separator: "\n").filter { $0.contains("starting worker") && $0.contains("function=flaky") }.count
+        }
+        XCTAssertTrue(eventually { starts() >= 1 })
+        let window = Date().addingTimeInterval(3)
+        while Date() < window { usleep(100_000) }
+        // Without backoff a start every ~0.1 s (Python's start plus 50 ms): about 30. With it:
+        // 0, 0, 0.1, 0.2, 0.4, 0.8, 1.6 s apart, so at most 7 in the window.
+        let count = starts()
+        XCTAssertGreaterThanOrEqual(count, 3, "it is replaced")
+        XCTAssertLessThanOrEqual(count, 8, "with backoff, not in a loop: \(count) starts in 3 s")
+    }
+
     // MARK: queueBodyLimit
 
     /// Sends COUNT uploads of SIZE bytes at once, each head and body in one write, and prints
