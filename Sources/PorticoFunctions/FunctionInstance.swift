@@ -453,7 +453,7 @@ public final class FunctionInstance: @unchecked Sendable {
                 name: self.manifest.name, revision: self.revision, mode: self.manifest.mode.rawValue,
                 state: self.scaler.isDraining ? "draining" : (self.scaler.liveWorkerCount > 0 ? "active" : "idle"),
                 queueLength: self.scaler.queueLength, lastError: self.lastError,
-                ready: self.hasBeenReady, startFailure: self.warmUpFailure,
+                ready: self.hasBeenReady, warming: self.scaler.isWarming, startFailure: self.warmUpFailure,
                 queueBodyBytes: self.waitingBodyBytes.load(ordering: .relaxed),
                 workers: self.scaler.workers.map { worker in
                     let process = self.workers[worker.id]

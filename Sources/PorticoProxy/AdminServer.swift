@@ -150,7 +150,7 @@ final class AdminHandler: ChannelInboundHandler {
     private static func json(_ status: FunctionStatus) -> [String: Any] {
         [
             "revision": status.revision, "mode": status.mode, "state": status.state, "queueLength": status.queueLength,
-            "ready": status.ready, "queueBodyBytes": status.queueBodyBytes,
+            "ready": status.ready, "warming": status.warming, "queueBodyBytes": status.queueBodyBytes,
             "workers": status.workers.map { worker -> [String: Any] in
                 var object: [String: Any] = ["id": worker.id, "state": worker.state, "inFlight": worker.inFlight,
                                              "ageSeconds": (worker.ageSeconds * 1000).rounded() / 1000]

@@ -86,6 +86,10 @@ struct DeployWaiter {
         if let failure = entry?["startFailure"] as? String {
             return .failed("revision \(revision) did not become ready: \(failure)")
         }
-        return .starting
+        if entry?["warming"] as? Bool == true { return .starting }
+        // It serves and nothing is starting it: a folder deployed again unchanged, whose
+        // revision has waited cold since the gateway started. Routable; its first request
+        // starts a worker.
+        return .ready
     }
 }

@@ -160,6 +160,28 @@ final class FunctionDeployEndToEndTests: XCTestCase {
         XCTAssertTrue(eventually { Processes.matching(self.marker).isEmpty })
     }
 
+    func testDeployingAnUnchangedFolderReturnsAtOnceAndFailedStartsOfARedeployAreReported() throws {
+        let gateway = try PorticoProcess(config: "routes: []") { root in
+            try self.writeFunction("same", in: root, manifest: "")
+        }
+        self.gateway = gateway
+        // The same content as the revision that has waited cold since the gateway started.
+        let source = try writeSource("same", in: gateway.directory, manifest: "")
+        let unchanged = try deploy(source, config: gateway.configURL, in: gateway.directory)
+        XCTAssertEqual(unchanged.status, 0, unchanged.output)
+        XCTAssertTrue(unchanged.output.contains("ready: revision same-"), unchanged.output)
+        XCTAssertLessThan(unchanged.seconds, 5, "nothing to wait for")
+        XCTAssertTrue(Processes.workers(marker).isEmpty, "and nothing was started for it")
+
+        // A redeploy whose worker cannot start: deploy says why, and the old revision serves on.
+        try "import sys\nsys.exit(3)\n".write(to: source.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
+        let broken = try deploy(source, config: gateway.configURL, in: gateway.directory)
+        XCTAssertEqual(broken.status, 1, broken.output)
+        XCTAssertTrue(broken.output.contains("did not become ready: crash loop"), broken.output)
+        XCTAssertTrue(broken.output.contains("keeps serving"), broken.output)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/same/"]).status, 200)
+    }
+
     func testDeployWithoutARunningGatewayInstallsAndSaysSo() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("portico-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
