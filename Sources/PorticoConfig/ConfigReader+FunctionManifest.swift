@@ -3,8 +3,8 @@ import Yams
 extension ConfigReader {
     static let functionManifestKeys = [
         "command", "build", "buildTimeout", "mode", "routes", "env", "concurrency", "minWorkers", "maxWorkers", "idleTimeout",
-        "startupTimeout", "requestTimeout", "queueLimit", "gracePeriod", "limits", "readiness", "outlierDetection",
-        "protocol", "runtime", "handler", "template", "idleTemplate", "maxStreamDuration",
+        "startupTimeout", "requestTimeout", "queueLimit", "queueBodyLimit", "gracePeriod", "limits", "readiness",
+        "outlierDetection", "protocol", "runtime", "handler", "template", "idleTemplate", "maxStreamDuration",
     ]
     /// Settings of long-running workers. An exec function starts one process per request and
     /// never keeps one around, so accepting these would promise behaviour that cannot happen.
@@ -118,6 +118,14 @@ extension ConfigReader {
         }
         if let value = top["queueLimit"].flatMap({ int($0, key: "queueLimit", in: 0...unbounded, rangeMessage: "must be 0 or more") }) {
             manifest.queueLimit = value
+        }
+        if let node = top["queueBodyLimit"], let value = size(node, key: "queueBodyLimit") {
+            if value < FunctionManifest.minimumQueueBodyLimit {
+                error("must be at least \(ConfigSize.format(FunctionManifest.minimumQueueBodyLimit))\(Self.got(node))",
+                      at: node, key: "queueBodyLimit")
+            } else {
+                manifest.queueBodyLimit = value
+            }
         }
 
         if let value = top["idleTimeout"].flatMap({ duration($0, key: "idleTimeout") }) {

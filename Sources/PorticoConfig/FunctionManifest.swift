@@ -73,6 +73,18 @@ public struct FunctionManifest: Sendable, Equatable {
     public var requestTimeout: ConfigDuration
     /// Requests waiting for a worker beyond this get 503 with `Retry-After`.
     public var queueLimit: Int
+    /// Bytes of request bodies the gateway may hold, across the function's requests that wait
+    /// for a worker (http mode) or for a process slot (exec mode); a request whose body would
+    /// go over gets 503 with `Retry-After`, and nothing more of it is buffered.
+    public var queueBodyLimit: Int = FunctionManifest.defaultQueueBodyLimit
+    /// The default `queueBodyLimit`. A request that waits for a worker is not read beyond what
+    /// came with its head (at most one read burst, about 1 MiB over HTTP/1.1, one 64 KiB window
+    /// over HTTP/2), so 16 MiB lets the default 100 waiting requests each bring a typical
+    /// upload's first part, while a burst of large uploads to a cold function cannot hold more.
+    public static let defaultQueueBodyLimit = 16 << 20
+    /// The smallest `queueBodyLimit`: less would refuse a cold request whose head and first
+    /// body bytes arrive together, as most small POSTs do.
+    public static let minimumQueueBodyLimit = 1024
     /// After SIGTERM, how long a worker may take to exit before SIGKILL.
     public var gracePeriod: ConfigDuration
     /// How long a redeploy, undeploy or shutdown lets a draining worker finish its requests in

@@ -5,7 +5,7 @@ import Yams
 /// `ConfigError` listing every problem, printed the same way as `gateway.yaml` errors.
 ///
 /// Keys: `command` (required), `build`, `buildTimeout`, `mode`, `routes`, `env`, `concurrency`, `minWorkers`,
-/// `maxWorkers`, `idleTimeout`, `startupTimeout`, `requestTimeout`, `queueLimit`, `gracePeriod`,
+/// `maxWorkers`, `idleTimeout`, `startupTimeout`, `requestTimeout`, `queueLimit`, `queueBodyLimit`, `gracePeriod`,
 /// `limits`, `readiness`; the rules live in `ConfigReader+FunctionManifest.swift`.
 public enum FunctionManifestLoader {
     public static let fileName = "function.yaml"

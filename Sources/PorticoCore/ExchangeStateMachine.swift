@@ -143,6 +143,14 @@ public struct ExchangeStateMachine: Sendable {
         }
     }
 
+    /// The backend will hold no more of the body while the request waits for its lease (a
+    /// function's `queueBodyLimit`): 503 with Retry-After now, and the connection closes,
+    /// because the rest of the body is not read (draining it would take the whole upload).
+    public mutating func waitingBodyRefused() -> Action {
+        guard phase == .leasing else { return .none }
+        return answer(.overloaded, closeClient: true)
+    }
+
     /// The retry budget refused the retry `.scheduleRetry` asked for: the failed try's own
     /// answer goes to the client instead (a relayed status, or the gateway's reply).
     public mutating func retryRefusedByBudget() -> Action {

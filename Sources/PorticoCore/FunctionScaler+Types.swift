@@ -80,6 +80,8 @@ extension FunctionScaler {
         public internal(set) var inFlight: Int
         /// When a ready worker last became idle; nil while it serves requests or has not been ready.
         public internal(set) var idleSince: UInt64?
+        /// When the worker became ready; nil until it has.
+        public internal(set) var readySince: UInt64?
         /// Idle checks scheduled and not fired yet, so a stale one knows whether a newer one is coming.
         var pendingIdleChecks: Int = 0
 
@@ -88,6 +90,7 @@ extension FunctionScaler {
             self.state = .starting
             self.inFlight = 0
             self.idleSince = nil
+            self.readySince = nil
         }
     }
 

@@ -30,6 +30,12 @@ public struct FunctionScaler: Sendable {
     public private(set) var consecutiveStartFailures = 0
     /// No worker may start before this time (crash backoff).
     private var startsAllowedAt: UInt64 = 0
+    /// Ready workers that crashed in a row, each soon after it became ready (see `recordCrash`).
+    public private(set) var consecutiveCrashes = 0
+    /// No replacement for a crashed ready worker may start before this time. Kept apart from
+    /// `startsAllowedAt`, which a worker becoming ready clears: a worker that comes up and dies
+    /// again must not restart in a tight loop (kubelet's CrashLoopBackOff).
+    private var crashRestartsAllowedAt: UInt64 = 0
     private var retryPending = false
 
     public private(set) var isDraining = false
@@ -78,6 +84,13 @@ public struct FunctionScaler: Sendable {
         return actions
     }
 
+    /// The warm-up is given up (its starts kept failing, `.crashLooping`): no worker is wanted
+    /// for it any more, so a broken function that nobody calls is not restarted for ever.
+    /// Requests still start workers, after the backoff.
+    public mutating func cancelWarmUp() {
+        isWarming = false
+    }
+
     /// A request wants a worker.
     public mutating func requestArrived(_ request: RequestID, now: UInt64) -> Actions {
         guard !isDraining else { return [.reject(request, .draining)] }
@@ -108,6 +121,7 @@ public struct FunctionScaler: Sendable {
         // A worker killed at startup or stopped by a drain may still report ready: ignore it.
         guard let w = index(of: id), workers[w].state == .starting else { return [] }
         workers[w].state = .ready
+        workers[w].readySince = now
         isWarming = false
         consecutiveStartFailures = 0
         startsAllowedAt = 0
@@ -231,6 +245,9 @@ public struct FunctionScaler: Sendable {
             // Crashed before becoming ready. (A worker killed by the startup timeout is `.stopping`
             // by now and was counted as a failure then.)
             recordFailedStart(now: now, into: &actions)
+        } else if exited.state == .ready || exited.state == .draining, !isDraining {
+            // Nobody told it to stop: it crashed after it had come up.
+            recordCrash(of: exited, now: now)
         }
         // Replace lost capacity for waiting requests and minWorkers; a ready worker's crash is
         // replaced at once, a failed start only after the backoff.
@@ -293,10 +310,11 @@ public struct FunctionScaler: Sendable {
             configuration.maxWorkers - liveWorkerCount
         )
         guard toStart > 0 else { return }
-        guard now >= startsAllowedAt else {
+        let allowedAt = max(startsAllowedAt, crashRestartsAllowedAt)
+        guard now >= allowedAt else {
             if !retryPending {
                 retryPending = true
-                actions.append(.scheduleRetry(after: startsAllowedAt - now))
+                actions.append(.scheduleRetry(after: allowedAt - now))
             }
             return
         }
@@ -317,6 +335,20 @@ public struct FunctionScaler: Sendable {
         if consecutiveStartFailures >= 3 {
             actions.append(.crashLooping(consecutiveFailures: consecutiveStartFailures))
         }
+    }
+
+    /// A ready worker crashed. The first crash is replaced at once (the worker had come up
+    /// fine, and requests or `minWorkers` may be waiting); each further crash of a worker that
+    /// had been ready for less than `crashBackoff.max` waits `crashBackoff`, doubling, as kubelet
+    /// backs off a container that keeps crashing. A worker that stayed up that long ends the run.
+    private mutating func recordCrash(of worker: Worker, now: UInt64) {
+        let upFor = worker.readySince.map { now >= $0 ? now - $0 : 0 } ?? 0
+        if upFor >= configuration.crashBackoff.max { consecutiveCrashes = 0 }
+        consecutiveCrashes += 1
+        guard consecutiveCrashes >= 2 else { return }
+        let backoff = Self.backoff(afterFailures: consecutiveCrashes - 1, configuration.crashBackoff)
+        let (end, overflow) = now.addingReportingOverflow(backoff)
+        crashRestartsAllowedAt = overflow ? .max : end
     }
 
     /// `min(initial * 2^(failures-1), max)`, without overflowing.

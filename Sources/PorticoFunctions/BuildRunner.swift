@@ -62,7 +62,16 @@ enum BuildRunner {
         if timedOut.withLockedValue({ $0 }) {
             return "build \(command.joined(separator: " ")) timed out after \(timeout) and was stopped (\(exit?.description ?? "?"))"
         }
-        return exit == .exited(0) ? nil : "build \(command.joined(separator: " ")) failed (\(exit?.description ?? "?"))"
+        guard exit != .exited(0) else { return nil }
+        return "build \(command.joined(separator: " ")) failed (\(exit?.description ?? "?"))" + tail(of: output)
+    }
+
+    /// The end of a failed build's output, for the failure `/functions`, `portico check` and
+    /// `portico deploy` show: the compiler's error is usually on the last lines.
+    static func tail(of output: String, lines: Int = 20, characters: Int = 2000) -> String {
+        let kept = output.split(separator: "\n").suffix(lines).joined(separator: "\n")
+        guard !kept.isEmpty else { return "" }
+        return ":\n" + (kept.count > characters ? "…" + kept.suffix(characters) : kept)
     }
 
     private static func readAll(_ fd: Int32) -> String {

@@ -17,52 +17,93 @@ public final class ExecFunction: LocalResponder, @unchecked Sendable {
     public let revision: String
     let homeLoop: EventLoop
     let logger: Logger
-    private var running = 0  // home loop only
-    private var waiting: [(loop: EventLoop, start: () -> Void)] = []  // home loop only
+    let metrics: FunctionMetrics?
+    // Home loop only, from here on.
+    private var running = 0
+    private var waiting: [(start: () -> Void, bodyBytes: Int)] = []
+    /// Bytes of the whole bodies `waiting` holds, bounded by `queueBodyLimit`.
+    private var waitingBodyBytes = 0
+    /// The processes running now, by slot, for `/functions`.
+    private var processes: [UInt64: (pid: Int32, started: NIODeadline)] = [:]
+    private var nextSlot: UInt64 = 1
 
     /// Output past this is cut off and the request fails: an exec response is held whole.
     static let maxOutput = 16 * 1024 * 1024
 
-    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger) {
+    init(manifest: FunctionManifest, revision: String, homeLoop: EventLoop, logger: Logger, metrics: FunctionMetrics? = nil) {
         self.manifest = manifest
         self.revision = revision
         self.homeLoop = homeLoop
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Runs the function for one request: its stdout is the answer. The future completes on `loop`.
     public func respond(to request: ExecRequest, on loop: EventLoop) -> EventLoopFuture<ExecOutcome> {
         let promise = loop.makePromise(of: ExecOutcome.self)
         homeLoop.execute {
+            let slot = self.nextSlot
+            self.nextSlot += 1
             let start = {
                 loop.execute {
-                    self.spawn(request, on: loop).whenComplete { result in
-                        self.homeLoop.execute { self.slotFreed() }
+                    self.spawn(request, on: loop, slot: slot).whenComplete { result in
+                        self.homeLoop.execute { self.slotFreed(slot) }
                         promise.succeed((try? result.get()) ?? .failed("exec failed"))
                     }
                 }
             }
+            let bodyBytes = request.body.readableBytes
             if self.running < self.manifest.maxWorkers {
                 self.running += 1
                 start()
-            } else if self.waiting.count < self.manifest.queueLimit {
-                self.waiting.append((loop, start))
+            } else if self.waiting.count < self.manifest.queueLimit,
+                      self.waitingBodyBytes + bodyBytes <= self.manifest.queueBodyLimit {
+                // A waiting exec request holds its whole body: `queueBodyLimit` bounds them all.
+                self.waiting.append((start, bodyBytes))
+                self.waitingBodyBytes += bodyBytes
             } else {
                 promise.succeed(.queueFull)
             }
+            self.updateGauges()
         }
         return promise.futureResult
     }
 
-    private func slotFreed() {
+    private func slotFreed(_ slot: UInt64) {
+        processes[slot] = nil
         if waiting.isEmpty {
             running -= 1
         } else {
-            waiting.removeFirst().start()
+            let next = waiting.removeFirst()
+            waitingBodyBytes -= next.bodyBytes
+            next.start()
+        }
+        updateGauges()
+    }
+
+    private func processStarted(_ slot: UInt64, pid: Int32) {
+        processes[slot] = (pid, .now())
+    }
+
+    private func updateGauges() {
+        metrics?.setRunning(running, waiting: waiting.count)
+    }
+
+    /// A snapshot for the admin API: the processes running now, and the requests waiting for one.
+    func status() -> EventLoopFuture<FunctionStatus> {
+        homeLoop.submit {
+            let now = NIODeadline.now().uptimeNanoseconds
+            return FunctionStatus(
+                name: self.manifest.name, revision: self.revision, mode: "exec", state: self.running > 0 ? "active" : "idle",
+                queueLength: self.waiting.count, lastError: nil, ready: true, queueBodyBytes: self.waitingBodyBytes,
+                workers: self.processes.sorted { $0.key < $1.key }.map { slot, process in
+                    FunctionStatus.Worker(id: slot, pid: Int(process.pid), port: nil, state: "running", inFlight: 1,
+                                          ageSeconds: Double(now - process.started.uptimeNanoseconds) / 1e9)
+                })
         }
     }
 
-    private func spawn(_ request: ExecRequest, on loop: EventLoop) -> EventLoopFuture<ExecOutcome> {
+    private func spawn(_ request: ExecRequest, on loop: EventLoop, slot: UInt64) -> EventLoopFuture<ExecOutcome> {
         var environment = ProcessInfo.processInfo.environment.filter { WorkerProcess.inheritedVariables.contains($0.key) }
         for variable in manifest.env { environment[variable.name] = variable.value }
         environment["K_SERVICE"] = manifest.name
@@ -97,6 +138,7 @@ public final class ExecFunction: LocalResponder, @unchecked Sendable {
             return loop.makeSucceededFuture(.failed("\(error)"))
         }
         let process = spawned.process
+        homeLoop.execute { self.processStarted(slot, pid: process.pid) }
         let exitPromise = loop.makePromise(of: ChildExit.self)
         ChildReaper.shared.watch(process.pid) { exit in exitPromise.succeed(exit) }
         if let stderr = spawned.stderr {

@@ -5,6 +5,7 @@ import NIOPosix
 import PorticoConfig
 import PorticoCore
 import PorticoProxy
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -65,6 +66,11 @@ public final class FunctionInstance: @unchecked Sendable {
     /// Called (on the home loop) when a worker's port is gone for good, so event loops can drop
     /// their connection pools to it.
     let onWorkerGone: @Sendable (HostPort) -> Void
+    /// Body bytes held for requests that wait for a worker, on every event loop: bounded by
+    /// `queueBodyLimit`. An atomic, not the home loop's state: a body part arrives on its
+    /// request's loop, and hopping there and back for each part would let the bytes pile up
+    /// meanwhile. Only waiting requests touch it, never a request that has its worker.
+    let waitingBodyBytes = Atomic<Int>(0)
 
     // Home loop only, from here on: the class is `@unchecked Sendable` because every mutable
     // field below is touched only on `homeLoop`, which the compiler cannot see.
@@ -109,6 +115,10 @@ public final class FunctionInstance: @unchecked Sendable {
     private var lambdaServers: [FunctionScaler.WorkerID: LambdaRuntimeServer] = [:]
     /// Lambda mode: the init error a worker's runtime reported, for `lastError` once it exits.
     private var initErrors: [FunctionScaler.WorkerID: String] = [:]
+    /// A worker of this revision has been ready (what `portico deploy` waits for).
+    private var hasBeenReady = false
+    /// Why the warm-up gave up: starts kept failing before any worker was ready.
+    private var warmUpFailure: String?
 
     /// A request waiting for a worker. It travels to the home loop and back; its callback
     /// belongs to the request's loop, and the box checks that it is called only there.
@@ -176,9 +186,27 @@ public final class FunctionInstance: @unchecked Sendable {
     }
 
     private func finishWarmUp(_ failure: String?) {
+        if failure == nil { hasBeenReady = true } else if !hasBeenReady { warmUpFailure = failure }
         guard let done = warmUpDone else { return }
         warmUpDone = nil
         done(failure)
+    }
+
+    // MARK: Bodies of waiting requests (any event loop)
+
+    public func holdWaitingBody(_ bytes: Int) -> Bool {
+        var current = waitingBodyBytes.load(ordering: .relaxed)
+        while true {
+            let (next, overflow) = current.addingReportingOverflow(bytes)
+            guard !overflow, next <= manifest.queueBodyLimit else { return false }
+            let (exchanged, original) = waitingBodyBytes.compareExchange(expected: current, desired: next, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    public func releaseWaitingBody(_ bytes: Int) {
+        _ = waitingBodyBytes.subtract(bytes, ordering: .relaxed)
     }
 
     // MARK: Requests (called from any event loop, through its `Backend` conformance)
@@ -398,6 +426,7 @@ public final class FunctionInstance: @unchecked Sendable {
         case .crashLooping(let failures):
             let previous = lastError.map { " (last: \($0))" } ?? ""
             lastError = "crash loop: \(failures) starts in a row failed" + previous
+            scaler.cancelWarmUp()
             finishWarmUp(lastError!)
             logger.error("function keeps failing to start; backing off", metadata: ["function": .string(manifest.name),
                                                                                     "failures": .stringConvertible(failures)])
@@ -490,6 +519,8 @@ public final class FunctionInstance: @unchecked Sendable {
         revisionMetrics.startToReady.recordNanoseconds(Int64(now &- spawned))
         let microseconds = (now &- started.uptimeNanoseconds) / 1000
         logger.info("worker ready", metadata: metadata(worker, extra.merging(["us_to_ready": .stringConvertible(microseconds)]) { a, _ in a }))
+        hasBeenReady = true
+        warmUpFailure = nil
         perform(scaler.workerReady(workerID, now: self.now))
         finishWarmUp(nil)
     }
@@ -588,6 +619,8 @@ public final class FunctionInstance: @unchecked Sendable {
                 name: self.manifest.name, revision: self.revision, mode: self.manifest.mode.rawValue,
                 state: self.scaler.isDraining ? "draining" : (self.scaler.liveWorkerCount > 0 ? "active" : "idle"),
                 queueLength: self.scaler.queueLength, lastError: self.lastError,
+                ready: self.hasBeenReady, warming: self.scaler.isWarming, startFailure: self.warmUpFailure,
+                queueBodyBytes: self.waitingBodyBytes.load(ordering: .relaxed),
                 workers: self.scaler.workers.map { worker in
                     let process = self.workers[worker.id]
                     return FunctionStatus.Worker(

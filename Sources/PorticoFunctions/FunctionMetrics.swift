@@ -11,6 +11,8 @@ final class FunctionMetrics: Sendable {
     private let draining: Gauge
     /// For the series of each revision (`FunctionRevisionMetrics`).
     let registry: PrometheusCollectorRegistry
+    /// Exec mode's processes, one per request.
+    private let running: Gauge
 
     /// Cold starts span a millisecond (a native worker) to seconds (a heavy runtime).
     static let coldStartBuckets: [Duration] = [
@@ -48,6 +50,13 @@ final class FunctionMetrics: Sendable {
         starting = workers("starting")
         ready = workers("ready")
         draining = workers("draining")
+        running = workers("running")
+    }
+
+    /// An exec-mode function's processes running now, and the requests waiting for one.
+    func setRunning(_ processes: Int, waiting: Int) {
+        running.set(Double(processes))
+        queueLength.set(Double(waiting))
     }
 
     func setWorkers(starting: Int, ready: Int, draining: Int) {

@@ -61,6 +61,8 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     private var metrics: [String: FunctionMetrics] = [:]
     private lazy var copies = RevisionCopies(functionsDirectory: directory, logger: logger)
     private var watcher: FolderWatcher?
+    /// The first reconcile (the gateway's start) is over: what appears later was deployed.
+    private var hasScanned = false
     /// Told about every change, so the gateway can rebuild its routes.
     private let onChange: @Sendable (Published) -> Void
     /// Told when a worker's port is gone, so every event loop can drop its pool to it.
@@ -168,6 +170,14 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
                 } else {
                     install(deployment, name: name)
                     changed = true
+                    if hasScanned, case .http(let instance) = deployment.backend {
+                        // A function added while the gateway runs (`portico deploy`) starts one
+                        // worker now, as a Knative revision starts with one pod (initial scale 1):
+                        // its deploy is ready once that worker is, and a failing start shows up
+                        // then, not at the first request. The worker idles out like any other.
+                        // Functions found at startup stay cold, so a thousand cost nothing.
+                        instance.warmUp { _ in }
+                    }
                 }
             }
         }
@@ -183,6 +193,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             }
         }
         publish(failures: failures, changed: changed, badManifests: Set(scan.failures.keys))
+        hasScanned = true
     }
 
     /// Copies the folder, reads the copy's manifest, builds there. Failures are remembered, so
@@ -300,7 +311,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             instance.start()
             return .http(instance)
         case .exec:
-            return .exec(ExecFunction(manifest: manifest, revision: revision, homeLoop: home, logger: logger))
+            return .exec(ExecFunction(manifest: manifest, revision: revision, homeLoop: home, logger: logger, metrics: functionMetrics))
         }
     }
 
@@ -403,10 +414,7 @@ public enum FunctionBackend: DeployedFunction {
         case .http(let instance):
             return instance.status()
         case .exec(let function):
-            // One process per request, none kept: nothing to show but the revision.
-            return function.homeLoop.makeSucceededFuture(FunctionStatus(
-                name: function.manifest.name, revision: function.revision, mode: "exec", state: "active",
-                queueLength: 0, lastError: nil, workers: []))
+            return function.status()
         }
     }
 }

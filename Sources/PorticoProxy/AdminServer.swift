@@ -123,6 +123,7 @@ final class AdminHandler: ChannelInboundHandler {
                         guard case .success(let status?) = result else { return nil }
                         base.merge(Self.json(status)) { current, _ in current }
                         if base["lastError"] == nil, let error = status.lastError { base["lastError"] = error }
+                        if let failure = status.startFailure { base["startFailure"] = failure }
                     } else {
                         base["state"] = "failed"
                     }
@@ -149,6 +150,7 @@ final class AdminHandler: ChannelInboundHandler {
     private static func json(_ status: FunctionStatus) -> [String: Any] {
         var object: [String: Any] = [
             "revision": status.revision, "mode": status.mode, "state": status.state, "queueLength": status.queueLength,
+            "ready": status.ready, "warming": status.warming, "queueBodyBytes": status.queueBodyBytes,
             "workers": status.workers.map { worker -> [String: Any] in
                 var object: [String: Any] = ["id": worker.id, "state": worker.state, "inFlight": worker.inFlight,
                                              "ageSeconds": (worker.ageSeconds * 1000).rounded() / 1000]

@@ -56,9 +56,20 @@ public protocol Backend: AnyObject {
     /// Whether a connection that has served `requests` requests may go back to the pool for
     /// another (a service's `maxRequestsPerConnection`).
     func mayReuse(connectionThatServed requests: Int) -> Bool
+
+    /// `bytes` more of a request's body arrived while the request waits for its lease and are
+    /// held in memory until it has one. False refuses them (a function's `queueBodyLimit`): the
+    /// request gets 503. Called from any event loop; what it holds is given back with
+    /// `releaseWaitingBody`.
+    func holdWaitingBody(_ bytes: Int) -> Bool
+
+    /// Body bytes that `holdWaitingBody` accepted no longer wait (the request has its lease, or ended).
+    func releaseWaitingBody(_ bytes: Int)
 }
 
 extension Backend {
+    public func holdWaitingBody(_ bytes: Int) -> Bool { true }
+    public func releaseWaitingBody(_ bytes: Int) {}
     public func connectionWaitBegins() -> Bool { true }
     public func connectionWaitEnds() {}
     public func mayReuse(connectionThatServed requests: Int) -> Bool { true }

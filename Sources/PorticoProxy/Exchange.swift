@@ -60,6 +60,10 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     var delayTask: Scheduled<Void>?
     /// Body parts received before there was a connection to send them on.
     var bufferedBody: [ByteBuffer] = []
+    /// Of `bufferedBody`, the bytes that arrived while the lease was waited for, and the backend
+    /// that agreed to hold them (`Backend.holdWaitingBody`); given back once, to that backend.
+    var waitingBodyBytes = 0
+    var waitingBodyHolder: (any Backend)?
     /// The request's trailers, once its end has come (sent with the end on every try).
     var trailers: HTTPFieldList?
     var bytesOut = 0

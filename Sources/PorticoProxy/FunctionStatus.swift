@@ -41,11 +41,23 @@ public struct FunctionStatus: Sendable {
     public var state: String
     public var queueLength: Int
     public var lastError: String?
+    /// The revision can serve: a worker of it has been ready (http mode), or at once (exec
+    /// mode, which starts a process per request). What `portico deploy` waits for.
+    public var ready: Bool
+    /// A worker is being started for the revision without a request asking (its deploy's
+    /// warm-up), and has not been ready yet.
+    public var warming: Bool
+    /// Why the revision gave up starting before any worker was ready (its starts kept failing).
+    public var startFailure: String?
+    /// Bytes of request bodies held for requests waiting for a worker or a process slot
+    /// (bounded by `queueBodyLimit`).
+    public var queueBodyBytes: Int
     public var workers: [Worker]
     public var template: Template?
 
     public init(name: String, revision: String, mode: String, state: String, queueLength: Int, lastError: String?,
-                workers: [Worker], template: Template? = nil) {
+                ready: Bool = true, warming: Bool = false, startFailure: String? = nil, queueBodyBytes: Int = 0, workers: [Worker],
+                template: Template? = nil) {
         self.template = template
         self.name = name
         self.revision = revision
@@ -53,6 +65,10 @@ public struct FunctionStatus: Sendable {
         self.state = state
         self.queueLength = queueLength
         self.lastError = lastError
+        self.ready = ready
+        self.warming = warming
+        self.startFailure = startFailure
+        self.queueBodyBytes = queueBodyBytes
         self.workers = workers
     }
 }

@@ -83,6 +83,7 @@ extension ProxyHandler {
     /// Stops everything the exchange waits on (timers, a lease, a connection on its way) and
     /// gives back what it holds of its backend; the connection is closed when `abandonUpstream`.
     func settle(_ exchange: Exchange, abandonUpstream: Bool) {
+        releaseWaitingBody(exchange)
         exchange.cancelTimeout()
         exchange.retry?.cancelTimers()
         if let waiterID = exchange.waiterID {
@@ -120,6 +121,7 @@ extension ProxyHandler {
     }
 
     private func end(_ exchange: Exchange, _ outcome: ExchangeOutcome, bytesOut: Int, upstream: HostPort?) {
+        releaseWaitingBody(exchange)
         releaseBackendSlot(exchange)
         record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.target,
                status: outcome.loggedStatus, bytesIn: outcome.requestBytes, bytesOut: bytesOut, upstream: upstream)

@@ -66,6 +66,7 @@ extension ProxyHandler {
     /// The backend leased an endpoint (or could not).
     func backendLeased(_ exchange: Exchange, result: Result<BackendLease, BackendUnavailable>) {
         exchange.leaseID = nil
+        releaseWaitingBody(exchange)
         guard exchange.machine.isLeasing, downstream != nil else {
             // A request that ended meanwhile gives the endpoint back.
             if case .success(let lease) = result { exchange.destination.release(lease) }
@@ -95,5 +96,27 @@ extension ProxyHandler {
             }
             if exchange.connecting { leaseConnection(exchange, from: pool) }
         }
+    }
+
+    /// Body bytes that arrive while the request waits for a worker count against the backend's
+    /// bound (a function's `queueBodyLimit`), so a burst of uploads to a cold function cannot
+    /// fill the gateway's memory. Over it, the request gets 503 and nothing more is buffered.
+    func holdWaitingBody(_ exchange: Exchange, _ bytes: Int) -> Bool {
+        guard bytes > 0 else { return true }
+        guard exchange.destination.holdWaitingBody(bytes) else {
+            perform(exchange.machine.waitingBodyRefused(), exchange)
+            return false
+        }
+        exchange.waitingBodyBytes += bytes
+        exchange.waitingBodyHolder = exchange.destination
+        return true
+    }
+
+    /// Gives back what `holdWaitingBody` held: the request has its lease, or ended.
+    func releaseWaitingBody(_ exchange: Exchange) {
+        guard let holder = exchange.waitingBodyHolder else { return }
+        exchange.waitingBodyHolder = nil
+        holder.releaseWaitingBody(exchange.waitingBodyBytes)
+        exchange.waitingBodyBytes = 0
     }
 }

@@ -213,6 +213,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.upstream?.send(.body(buffer))
             upstreamNeedsFlush = true
         case .bufferRequestBody(let keep):
+            if exchange.leaseID != nil, !holdWaitingBody(exchange, buffer.readableBytes) { return }
             exchange.retry?.keep(buffer, forReplay: keep)
             exchange.shadow?.send(buffer)
             exchange.bufferedBody.append(buffer)

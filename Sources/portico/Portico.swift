@@ -183,7 +183,13 @@ struct Routes: ParsableCommand {
 
 struct Deploy: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Install a function folder into the functions folder, atomically (a running gateway picks it up).")
+        abstract: "Install a function folder into the functions folder, atomically, and wait until the gateway serves it.",
+        discussion: """
+            The running gateway (found through the admin address in --config) builds the new revision and \
+            starts a first worker; deploy returns once that worker is ready, or exits 1 with the build's or \
+            the start's error. With no gateway running it installs and returns (exit 0): the gateway deploys \
+            the folder when it starts.
+            """)
 
     @Argument(help: "The function's folder (with its function.yaml).")
     var directory: String
@@ -193,6 +199,20 @@ struct Deploy: ParsableCommand {
 
     @OptionGroup var functionsOption: FunctionsOption
 
+    @OptionGroup var options: ConfigOption
+
+    @Flag(name: .customLong("no-wait"), help: "Return once the folder is installed, without waiting for the gateway.")
+    var noWait = false
+
+    @Option(name: .long, help: "How long to wait for the revision to be ready, such as 90s or 5m.")
+    var timeout = "5m"
+
+    func validate() throws {
+        guard let duration = ConfigDuration.parse(timeout), duration.nanoseconds > 0 else {
+            throw ValidationError("--timeout takes a duration such as 90s or 5m, got '\(timeout)'")
+        }
+    }
+
     func run() throws {
         let source = URL(fileURLWithPath: directory).standardizedFileURL.path
         let functionName = name ?? URL(fileURLWithPath: source).lastPathComponent
@@ -200,12 +220,57 @@ struct Deploy: ParsableCommand {
             print("\(functionName): not a valid function name (lower-case letters, digits and '-', at most 63)")
             throw ExitCode.failure
         }
+        let installed: String
         do {
-            let installed = try FunctionInstaller.install(source: source, name: functionName,
-                                                          functionsDirectory: functionsOption.functions)
-            print("deployed \(functionName) to \(installed)")
+            installed = try FunctionInstaller.install(source: source, name: functionName,
+                                                      functionsDirectory: functionsOption.functions)
         } catch {
             print("\(error)")
+            throw ExitCode.failure
+        }
+        guard !noWait else {
+            print("deployed \(functionName) to \(installed)")
+            return
+        }
+        // The gateway names a revision after the content of the folder it copied: the same hash.
+        let contentHash: String
+        do {
+            contentHash = try FunctionRevision.hash(directory: installed)
+        } catch {
+            print("installed \(functionName) to \(installed), but cannot read it back: \(error)")
+            throw ExitCode.failure
+        }
+        let revision = functionName + "-" + contentHash
+        print("installed \(functionName) to \(installed) (revision \(revision))")
+        let admin: HostPort
+        do {
+            guard let address = try ConfigLoader.load(file: options.config).admin?.address else {
+                print("not waiting: \(options.config) has no admin address to ask the gateway; it deploys the folder on its own")
+                return
+            }
+            admin = address
+        } catch {
+            print("not waiting: cannot read \(options.config) to find the gateway (\(error)); a gateway watching "
+                  + "\(functionsOption.functions) deploys the folder on its own")
+            return
+        }
+        let waiter = DeployWaiter(name: functionName, revision: revision, contentHash: contentHash,
+                                  functionsDirectory: functionsOption.functions, admin: admin,
+                                  timeout: Double(ConfigDuration.parse(timeout)!.nanoseconds) / 1e9)
+        switch waiter.wait(progress: { line in
+            print(line)
+            // As it happens, also when the output goes to a pipe (a CI log), not a terminal.
+            fflush(nil)
+        }) {
+        case .ready(let seconds):
+            print("ready: revision \(revision) in \(String(format: "%.1f", seconds)) s")
+        case .failed(let reason):
+            print("failed: \(reason)")
+            throw ExitCode.failure
+        case .noGateway(let reason):
+            print("no gateway is running at \(admin) (\(reason)): the folder is installed, and the gateway deploys it when it starts")
+        case .timedOut(let lastProblem):
+            print("timed out after \(timeout): \(lastProblem) (does the gateway at \(admin) watch \(functionsOption.functions)?)")
             throw ExitCode.failure
         }
     }

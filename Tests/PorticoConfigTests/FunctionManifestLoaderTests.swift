@@ -20,6 +20,21 @@ final class FunctionManifestLoaderTests: XCTestCase {
 
     // MARK: Valid manifests
 
+    /// Every example function folder loads, and `warm` shows the keys it is there to show.
+    func testEveryExampleFunctionLoads() throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("config/examples/functions")
+        let names = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { !$0.hasPrefix(".") }
+        XCTAssertTrue(names.contains("warm"), "\(names)")
+        for name in names {
+            XCTAssertNoThrow(try FunctionManifestLoader.load(directory: examples.appendingPathComponent(name).path, name: name), name)
+        }
+        let warm = try FunctionManifestLoader.load(directory: examples.appendingPathComponent("warm").path, name: "warm")
+        XCTAssertEqual(warm.minWorkers, 1)
+        XCTAssertEqual(warm.startupTimeout, .seconds(60))
+        XCTAssertEqual(warm.queueBodyLimit, 8 << 20)
+    }
+
     func testExampleParsesIntoExpectedValues() throws {
         let manifest = try parse("""
             command: ["python3", "main.py"]
@@ -38,6 +53,7 @@ final class FunctionManifestLoaderTests: XCTestCase {
             startupTimeout: 5s
             requestTimeout: 2m
             queueLimit: 50
+            queueBodyLimit: 2MiB
             gracePeriod: 3s
             limits: { memory: 256MiB, openFiles: 1024 }
             readiness: { path: /healthz }
@@ -68,6 +84,7 @@ final class FunctionManifestLoaderTests: XCTestCase {
         XCTAssertEqual(manifest.startupTimeout, .seconds(5))
         XCTAssertEqual(manifest.requestTimeout, .seconds(120))
         XCTAssertEqual(manifest.queueLimit, 50)
+        XCTAssertEqual(manifest.queueBodyLimit, 2 << 20)
         XCTAssertEqual(manifest.gracePeriod, .seconds(3))
         XCTAssertEqual(manifest.limits, FunctionLimits(memory: 256 * 1024 * 1024, openFiles: 1024))
         XCTAssertEqual(manifest.readinessPath, "/healthz")
@@ -91,6 +108,7 @@ final class FunctionManifestLoaderTests: XCTestCase {
         XCTAssertEqual(manifest.startupTimeout, .seconds(10))
         XCTAssertEqual(manifest.requestTimeout, .seconds(60))
         XCTAssertEqual(manifest.queueLimit, 100)
+        XCTAssertEqual(manifest.queueBodyLimit, 16 << 20)
         XCTAssertEqual(manifest.gracePeriod, .seconds(5))
         XCTAssertEqual(manifest.limits, FunctionLimits(memory: nil, openFiles: nil))
         XCTAssertNil(manifest.readinessPath)
@@ -234,6 +252,25 @@ final class FunctionManifestLoaderTests: XCTestCase {
             minWorkers: 10
             """),
             "functions/hello/function.yaml:2:13: minWorkers: must not be more than maxWorkers (default 8), got 10")
+    }
+
+    func testQueueBodyLimitIsASizeOfAtLeastOneKiB() throws {
+        XCTAssertEqual(errorText("""
+            command: [./worker]
+            queueBodyLimit: 100
+            """),
+            "functions/hello/function.yaml:2:17: queueBodyLimit: must be at least 1KiB, got '100'")
+        XCTAssertEqual(errorText("""
+            command: [./worker]
+            queueBodyLimit: lots
+            """),
+            "functions/hello/function.yaml:2:17: queueBodyLimit: expected a size like 512KiB, 10MiB, 1GB or a number of bytes, got 'lots'")
+        XCTAssertTrue(errorText("""
+            command: [./worker]
+            queueBodyLimt: 1MiB
+            """).contains("function.yaml:2:1: queueBodyLimt: unknown key 'queueBodyLimt' (did you mean 'queueBodyLimit'?)"))
+        // Exec functions queue too (for a process slot), holding whole bodies: the key applies there.
+        XCTAssertEqual(try parse("command: [./handler]\nmode: exec\nqueueBodyLimit: 64KiB\n").queueBodyLimit, 64 << 10)
     }
 
     func testWorkerSettingsAreOnlyForHttpMode() {

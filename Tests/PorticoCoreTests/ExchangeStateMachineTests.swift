@@ -154,6 +154,18 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertEqual(finish.loggedStatus, 504)
     }
 
+    func testABodyTheBackendWillNotHoldWhileWaitingIs503AndClosesTheConnection() {
+        var machine = Machine(configuration: .init(), requestHasBody: true)
+        XCTAssertEqual(machine.requestBodyReceived(size: 3000), .bufferRequestBody(keepForReplay: false))
+        let action = machine.waitingBodyRefused()
+        guard case .writeLocalAnswerNow(.overloaded, abandonUpstream: false, closeClient: true, let finish) = action else {
+            return XCTFail("the rest of the upload is not read, so the connection ends: \(action)")
+        }
+        XCTAssertEqual(finish.loggedStatus, 503)
+        XCTAssertEqual(machine.requestBodyReceived(size: 10), .dropRequestBody, "nothing more is buffered")
+        XCTAssertEqual(machine.waitingBodyRefused(), .none, "once")
+    }
+
     // MARK: Retries
 
     func testAConnectFailureIsRetriedAfterABackoffAndThenSucceeds() {
