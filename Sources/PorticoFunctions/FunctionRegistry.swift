@@ -1,3 +1,4 @@
+import CPorticoSpawn
 import Dispatch
 import Foundation
 import Logging
@@ -61,6 +62,9 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     private var metrics: [String: FunctionMetrics] = [:]
     private lazy var copies = RevisionCopies(functionsDirectory: directory, logger: logger)
     private var watcher: FolderWatcher?
+    /// What was last read from each function folder, kept while the folder's stat signature holds.
+    private var folders = FolderChangeTracker<FolderReading>()
+    private let lookMetrics: FolderLookMetrics
     /// Told about every change, so the gateway can rebuild its routes.
     private let onChange: @Sendable (Published) -> Void
     /// Told when a worker's port is gone, so every event loop can drop its pool to it.
@@ -75,6 +79,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         self.logger = logger
         self.onChange = onChange
         self.onEndpointGone = onEndpointGone
+        self.lookMetrics = FolderLookMetrics(registry: registry)
     }
 
     /// A registry that reports to a gateway: what `portico serve` wires in.
@@ -91,7 +96,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     /// Reads the folder once and brings the running functions in line with it; returns when
     /// done (builds included) without holding a thread meanwhile.
     public func deployNow() async {
-        await onQueue { $0.reconcile() }
+        await onQueue { $0.reconcile(.everything) }
     }
 
     /// Watches the folder (inotify where it works, polling as well) and reconciles on changes.
@@ -100,7 +105,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         ChildReaper.shared.adoptOrphans()
         queue.async { [self] in
             guard watcher == nil else { return }
-            let watcher = FolderWatcher(path: directory, queue: queue) { [weak self] in self?.reconcile() }
+            let watcher = FolderWatcher(path: directory, queue: queue) { [weak self] change in self?.reconcile(change) }
             watcher.start()
             self.watcher = watcher
         }
@@ -118,8 +123,11 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
 
     // MARK: Reconcile (on `queue`)
 
-    private func reconcile() {
-        let scan = FunctionDirectory.scan(directory)
+    /// Brings the deployed functions in line with the folder. `change` says which function
+    /// folders to look at; the others keep what was last read from them. A folder looked at is
+    /// read again (manifest loaded, content hashed) only when its stat signature changed.
+    private func reconcile(_ change: FolderWatcher.Change) {
+        let scan = look(change)
         var failures: [String: String] = [:]
         var changed = false
 
@@ -132,10 +140,13 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         for manifest in scan.manifests {
             let name = manifest.name
             let sourceHash: String
-            do {
-                sourceHash = try FunctionRevision.hash(directory: manifest.directory)
-            } catch {
-                failures[name] = "cannot read the folder: \(error)"
+            switch scan.hashes[name] {
+            case .success(let hash)?:
+                sourceHash = hash
+            case .failure(let reason)?:
+                failures[name] = reason.description
+                continue
+            case nil:
                 continue
             }
             if deployed[name]?.sourceHash == sourceHash {
@@ -183,6 +194,92 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             }
         }
         publish(failures: failures, changed: changed, badManifests: Set(scan.failures.keys))
+    }
+
+    /// What a look at the functions folder found: the functions, the folders that are not
+    /// valid functions, and each function's content hash.
+    private struct Scan {
+        var manifests: [FunctionManifest] = []
+        var failures: [String: ConfigError] = [:]
+        var hashes: [String: Result<String, ReasonText>] = [:]
+    }
+
+    /// Lists the functions folder, and walks (with `stat` alone) the function folders `change`
+    /// names, or all of them; reads a folder again only when its signature changed.
+    private func look(_ change: FolderWatcher.Change) -> Scan {
+        // Counted once done, so a reader of the metrics sees a look with its reads.
+        defer { lookMetrics.count(change) }
+        var scan = Scan()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            folders.keepOnly([])
+            return scan
+        }
+        var present = Set<String>()
+        for name in entries.sorted() where !name.hasPrefix(".") {
+            let folder = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            let reading: FolderReading
+            if case .folders(let names) = change, !names.contains(name), let last = folders.lastReading(of: name) {
+                reading = last
+            } else if let walk = FolderSignatureReader.read(folder) {
+                switch folders.check(name, signature: walk.signature) {
+                case .unchanged(let last):
+                    reading = last
+                case .read:
+                    reading = readFolder(folder, hasManifest: walk.hasManifest)
+                    folders.record(name, signature: walk.signature, reading: reading)
+                }
+            } else {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    continue  // a file beside the functions, or gone
+                }
+                // A folder that cannot be walked is read every time, which says why it fails.
+                reading = readFolder(folder, hasManifest: FileManager.default.fileExists(
+                    atPath: FunctionManifestLoader.manifestPath(in: folder)))
+                folders.record(name, signature: nil, reading: reading)
+            }
+            present.insert(name)
+            switch reading.manifest {
+            case .success(let manifest)?:
+                scan.manifests.append(manifest)
+                if let hash = reading.sourceHash { scan.hashes[manifest.name] = hash }
+            case .failure(let error)?:
+                scan.failures[name] = error
+            case nil:
+                continue  // no function.yaml: not a function
+            }
+        }
+        folders.keepOnly(present)
+        if lookMetrics.hashedSinceTrim > 0 {
+            // Reading folders (YAML, hashing) leaves freed heap that glibc keeps; a thousand
+            // functions read at start would otherwise hold megabytes for the gateway's life.
+            lookMetrics.hashedSinceTrim = 0
+            portico_trim_heap()
+        }
+        return scan
+    }
+
+    /// Loads a function folder's manifest and hashes its content (`FunctionDirectory.scan`'s
+    /// rules for one folder).
+    private func readFolder(_ folder: String, hasManifest: Bool) -> FolderReading {
+        guard hasManifest else { return FolderReading(manifest: nil, sourceHash: nil) }
+        let manifest: Result<FunctionManifest, ConfigError>
+        do {
+            manifest = .success(try FunctionManifestLoader.load(directory: folder))
+        } catch let error as ConfigError {
+            return FolderReading(manifest: .failure(error), sourceHash: nil)
+        } catch {
+            // `load` throws only `ConfigError`; this keeps the promise of a total scan if that changes.
+            return FolderReading(manifest: .failure(ConfigError([ConfigDiagnostic(
+                location: SourceLocation(file: FunctionManifestLoader.manifestPath(in: folder), line: 1, column: 1),
+                key: "(file)", message: "\(error)")])), sourceHash: nil)
+        }
+        lookMetrics.hashed()
+        do {
+            return FolderReading(manifest: manifest, sourceHash: .success(try FunctionRevision.hash(directory: folder)))
+        } catch {
+            return FolderReading(manifest: manifest, sourceHash: .failure(ReasonText("cannot read the folder: \(error)")))
+        }
     }
 
     /// Copies the folder, reads the copy's manifest, builds there. Failures are remembered, so
@@ -280,11 +377,11 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         }
         loggedFailures = failures
         let previousFailures = state.withLockedValue { $0.failures }
+        // Most looks change nothing: no new map of a thousand functions for them.
+        guard changed || previousFailures != failures else { return }
         let published = Published(functions: deployed.mapValues(\.backend), failures: failures)
         state.withLockedValue { $0 = published }
-        if changed || previousFailures != failures {
-            onChange(published)
-        }
+        onChange(published)
     }
 
     private func makeBackend(manifest: FunctionManifest, revision: String) -> FunctionBackend {
@@ -361,8 +458,15 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     }
 }
 
+/// What was read from a function folder: its manifest (nil: the folder has no `function.yaml`)
+/// and, for a valid manifest, its content hash.
+struct FolderReading: Sendable {
+    var manifest: Result<FunctionManifest, ConfigError>?
+    var sourceHash: Result<String, ReasonText>?
+}
+
 /// Why a revision could not be made, as an `Error` for `Result`.
-struct ReasonText: Error, CustomStringConvertible {
+struct ReasonText: Error, CustomStringConvertible, Sendable {
     var description: String
     init(_ description: String) { self.description = description }
 }
