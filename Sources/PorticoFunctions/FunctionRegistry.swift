@@ -137,8 +137,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             abandonPending(name)
         }
 
-        for manifest in scan.manifests {
-            let name = manifest.name
+        for name in scan.functions {
             let sourceHash: String
             switch scan.hashes[name] {
             case .success(let hash)?:
@@ -162,7 +161,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
                 continue
             }
             abandonPending(name)
-            switch makeRevision(manifest, sourceHash: sourceHash) {
+            switch makeRevision(name, sourceHash: sourceHash) {
             case .failure(let reason):
                 failures[name] = reason.description
             case .success(let deployment):
@@ -183,7 +182,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             }
         }
 
-        let present = Set(scan.manifests.map(\.name)).union(scan.failures.keys)
+        let present = Set(scan.functions).union(scan.failures.keys)
         for name in Array(deployed.keys) + Array(pending.keys) where !present.contains(name) {
             abandonPending(name)
             attempts.forget(name)
@@ -194,12 +193,19 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             }
         }
         publish(failures: failures, changed: changed, badManifests: Set(scan.failures.keys))
+        if lookMetrics.hashedSinceTrim > 0 {
+            // Reading folders (YAML, hashing), copying them and compiling the routes leave freed
+            // heap that glibc keeps; a thousand functions deployed at start would otherwise hold
+            // megabytes of it for the gateway's life.
+            lookMetrics.hashedSinceTrim = 0
+            portico_trim_heap()
+        }
     }
 
-    /// What a look at the functions folder found: the functions, the folders that are not
-    /// valid functions, and each function's content hash.
+    /// What a look at the functions folder found: the functions (by name, sorted), the folders
+    /// that are not valid functions, and each function's content hash.
     private struct Scan {
-        var manifests: [FunctionManifest] = []
+        var functions: [String] = []
         var failures: [String: ConfigError] = [:]
         var hashes: [String: Result<String, ReasonText>] = [:]
     }
@@ -216,7 +222,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         }
         var present = Set<String>()
         for name in entries.sorted() where !name.hasPrefix(".") {
-            let folder = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+            let folder = folderPath(name)
             let reading: FolderReading
             if case .folders(let names) = change, !names.contains(name), let last = folders.lastReading(of: name) {
                 reading = last
@@ -240,59 +246,56 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             }
             present.insert(name)
             switch reading.manifest {
-            case .success(let manifest)?:
-                scan.manifests.append(manifest)
-                if let hash = reading.sourceHash { scan.hashes[manifest.name] = hash }
-            case .failure(let error)?:
+            case .valid:
+                scan.functions.append(name)
+                if let hash = reading.sourceHash { scan.hashes[name] = hash }
+            case .invalid(let error):
                 scan.failures[name] = error
-            case nil:
+            case .none:
                 continue  // no function.yaml: not a function
             }
         }
         folders.keepOnly(present)
-        if lookMetrics.hashedSinceTrim > 0 {
-            // Reading folders (YAML, hashing) leaves freed heap that glibc keeps; a thousand
-            // functions read at start would otherwise hold megabytes for the gateway's life.
-            lookMetrics.hashedSinceTrim = 0
-            portico_trim_heap()
-        }
         return scan
     }
 
     /// Loads a function folder's manifest and hashes its content (`FunctionDirectory.scan`'s
     /// rules for one folder).
     private func readFolder(_ folder: String, hasManifest: Bool) -> FolderReading {
-        guard hasManifest else { return FolderReading(manifest: nil, sourceHash: nil) }
-        let manifest: Result<FunctionManifest, ConfigError>
+        guard hasManifest else { return FolderReading(manifest: .none, sourceHash: nil) }
         do {
-            manifest = .success(try FunctionManifestLoader.load(directory: folder))
+            // Checked, not kept: a revision runs from its copy's manifest, read when it is made.
+            _ = try FunctionManifestLoader.load(directory: folder)
         } catch let error as ConfigError {
-            return FolderReading(manifest: .failure(error), sourceHash: nil)
+            return FolderReading(manifest: .invalid(error), sourceHash: nil)
         } catch {
             // `load` throws only `ConfigError`; this keeps the promise of a total scan if that changes.
-            return FolderReading(manifest: .failure(ConfigError([ConfigDiagnostic(
+            return FolderReading(manifest: .invalid(ConfigError([ConfigDiagnostic(
                 location: SourceLocation(file: FunctionManifestLoader.manifestPath(in: folder), line: 1, column: 1),
                 key: "(file)", message: "\(error)")])), sourceHash: nil)
         }
         lookMetrics.hashed()
         do {
-            return FolderReading(manifest: manifest, sourceHash: .success(try FunctionRevision.hash(directory: folder)))
+            return FolderReading(manifest: .valid, sourceHash: .success(try FunctionRevision.hash(directory: folder)))
         } catch {
-            return FolderReading(manifest: manifest, sourceHash: .failure(ReasonText("cannot read the folder: \(error)")))
+            return FolderReading(manifest: .valid, sourceHash: .failure(ReasonText("cannot read the folder: \(error)")))
         }
+    }
+
+    private func folderPath(_ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
     /// Copies the folder, reads the copy's manifest, builds there. Failures are remembered, so
     /// the same content is not built again on every poll.
-    private func makeRevision(_ manifest: FunctionManifest, sourceHash: String) -> Result<Deployment, ReasonText> {
-        let name = manifest.name
+    private func makeRevision(_ name: String, sourceHash: String) -> Result<Deployment, ReasonText> {
         let fail = { (reason: String) -> Result<Deployment, ReasonText> in
             self.attempts.failed(name, fingerprint: sourceHash, reason: reason, now: self.now)
             return .failure(ReasonText(reason))
         }
         let copy: String
         do {
-            copy = try copies.copy(manifest.directory, name: name)
+            copy = try copies.copy(folderPath(name), name: name)
         } catch {
             return fail("cannot copy the folder for a new revision: \(error)")
         }
@@ -458,10 +461,17 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     }
 }
 
-/// What was read from a function folder: its manifest (nil: the folder has no `function.yaml`)
-/// and, for a valid manifest, its content hash.
+/// What was read from a function folder: whether its manifest is valid (and why not) and, for
+/// a valid one, the folder's content hash.
 struct FolderReading: Sendable {
-    var manifest: Result<FunctionManifest, ConfigError>?
+    enum Manifest: Sendable {
+        /// No `function.yaml`: the folder is not a function.
+        case none
+        case valid
+        case invalid(ConfigError)
+    }
+
+    var manifest: Manifest
     var sourceHash: Result<String, ReasonText>?
 }
 

@@ -121,20 +121,18 @@ final class AdminHandler: ChannelInboundHandler {
                 if case .function(let name) = route.action { routesByFunction[name, default: []].append(route.name) }
             }
             EventLoopFuture.whenAllComplete(statuses, on: context.eventLoop).assumeIsolated().whenSuccess { [self] results in
-                let functions: [[String: Any]] = zip(names, results).compactMap { name, result in
+                let functions: [FunctionListing.Entry] = zip(names, results).compactMap { name, result in
                     let routes = routesByFunction[name] ?? []
-                    var base: [String: Any] = ["name": name, "routes": routes]
-                    if let failure = failures[name] { base["lastError"] = failure }
-                    if snapshot.functions[name] != nil {
-                        guard case .success(let status?) = result else { return nil }
-                        base.merge(Self.json(status)) { current, _ in current }
-                        if base["lastError"] == nil, let error = status.lastError { base["lastError"] = error }
-                    } else {
-                        base["state"] = "failed"
+                    guard snapshot.functions[name] != nil else {
+                        return FunctionListing.Entry(name: name, routes: routes, failure: failures[name], status: nil)
                     }
-                    return base
+                    guard case .success(let status?) = result else { return nil }
+                    return FunctionListing.Entry(name: name, routes: routes, failure: failures[name], status: status)
                 }
-                sendJSON(context, head, ["functions": functions])
+                let data = FunctionListing(functions: functions).encoded()
+                var buffer = context.channel.allocator.buffer(capacity: data.count)
+                buffer.writeBytes(data)
+                send(context, head, .ok, buffer: buffer, contentType: "application/json")
             }
         case ("GET", "/metrics"):
             var buffer = context.channel.allocator.buffer(capacity: 4096)
@@ -150,19 +148,6 @@ final class AdminHandler: ChannelInboundHandler {
         default:
             send(context, head, .notFound, "not found\n")
         }
-    }
-
-    private static func json(_ status: FunctionStatus) -> [String: Any] {
-        [
-            "revision": status.revision, "mode": status.mode, "state": status.state, "queueLength": status.queueLength,
-            "workers": status.workers.map { worker -> [String: Any] in
-                var object: [String: Any] = ["id": worker.id, "state": worker.state, "inFlight": worker.inFlight,
-                                             "ageSeconds": (worker.ageSeconds * 1000).rounded() / 1000]
-                if let pid = worker.pid { object["pid"] = pid }
-                if let port = worker.port { object["port"] = port }
-                return object
-            },
-        ]
     }
 
     private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {
