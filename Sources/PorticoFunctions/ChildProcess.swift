@@ -309,7 +309,7 @@ extension ChildReaper {
 
     /// The gateway's children, from `/proc/self/task/*/children` (a child belongs to the thread
     /// that forked it, or to any thread once re-parented).
-    private static func children() -> [pid_t] {
+    static func children() -> [pid_t] {
         guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
         var pids: [pid_t] = []
         for task in tasks {
