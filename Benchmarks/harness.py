@@ -1035,14 +1035,14 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
     md = [f"# Portico benchmark results ({meta['mode']})", "",
           f"{meta['finished']}, Portico `{meta['portico_commit']}` ({meta['portico_tree']} working tree), "
           f"{settings.rounds} round(s), medians. {meta['cpu']}, {meta['cores']} cores, Linux {meta['kernel']}.",
-          f"{meta['nginx']}; {meta['haproxy']}; Caddy {meta['caddy']}; {meta['wrk']}; {meta['h2load']}.", "",
-          "Method and how to read this: [../README.md](../README.md). H1 = HTTP/1.1 keep-alive, 64 connections "
-          f"(wrk, {settings.durations['h1']} s); h2c = 16 connections x 32 streams (h2load, {settings.durations['h2']} s); "
-          f"TLS = TLS 1.3, same loads; @rate = {rate} req/s over {settings.rate_connections} HTTP/1.1 connections "
-          "(the harness's paced client), latency added over direct; CPU = user+system time of the system's processes per "
-          "request; RSS = VmHWM of the serving process.", ""]
+          f"{meta['nginx']}; {meta['haproxy']}; Caddy {meta['caddy']}; {meta['wrk']}; {meta['h2load']}.", ""]
     if rows:
-        md += [markdown(headers, rows), ""]
+        md += ["Method and how to read this: [../README.md](../README.md). H1 = HTTP/1.1 keep-alive, 64 connections "
+               f"(wrk, {settings.durations['h1']} s); h2c = 16 connections x 32 streams (h2load, {settings.durations['h2']} s); "
+               f"TLS = TLS 1.3, same loads; @rate = {rate} req/s over {settings.rate_connections} HTTP/1.1 connections "
+               "(the harness's paced client), latency added over direct; CPU = user+system time of the system's processes "
+               "per request; RSS = VmHWM of the serving process.", "",
+               markdown(headers, rows), ""]
     if frows:
         md += ["## Functions (Portico only)", "",
                f"Warm: wrk, native 64 connections, Python 16, {settings.durations['fn']} s. "
