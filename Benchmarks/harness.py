@@ -24,6 +24,8 @@ import threading
 import time
 import urllib.request
 
+import idle_functions
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CONFIGS = os.path.join(HERE, "configs")
@@ -709,6 +711,15 @@ def measure_functions(settings):
     return result
 
 
+def run_idle_functions(settings):
+    """The idle-functions scenario (Benchmarks/idle_functions.py): a thousand idle functions."""
+    try:
+        return idle_functions.measure(settings, sys.modules[__name__])
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as error:
+        log(f"  idle functions failed: {error}")
+        return {"error": str(error), "problems": [f"idle functions: {error}"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # Results
 
@@ -1006,11 +1017,12 @@ def ceilings(table):
             if f.get(key) and n.get(key)]
 
 
-def write_results(settings, runs, table, fn, problems, started, allocations=None):
+def write_results(settings, runs, table, fn, problems, started, allocations=None, idle=None):
     headers, rows = main_table(table)
     fheaders, frows = functions_table(fn) if fn else ([], [])
     aheaders, arows = allocations_table(allocations) if allocations else ([], [])
-    targets = thresholds(table, fn or {}, allocations)
+    iheaders, irows = idle_functions.table(idle) if idle and "error" not in idle else ([], [])
+    targets = thresholds(table, fn or {}, allocations) + (idle_functions.targets(idle) if idle else [])
     ceiling = ceilings(table)
     meta = versions(settings)
     meta.update(mode="smoke" if settings.smoke else "full", rounds=settings.rounds, durations_s=settings.durations,
@@ -1021,12 +1033,17 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
     text = []
     text.append(f"Portico benchmark ({meta['mode']}): {settings.rounds} round(s), medians; "
                 f"{meta['finished']}; Portico {meta['portico_commit']} ({meta['portico_tree']} tree)")
-    text.append("")
-    text.append(plain(headers, rows))
+    if rows:
+        text.append("")
+        text.append(plain(headers, rows))
     if frows:
         text.append("")
         text.append("Functions (Portico only):")
         text.append(plain(fheaders, frows))
+    if irows:
+        text.append("")
+        text.append("1,000 idle functions (Portico only):")
+        text.append(plain(iheaders, irows))
     if arows:
         text.append("")
         text.append("Allocations per proxied request (Portico, release build, ProxyAllocationTests):")
@@ -1046,19 +1063,29 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
     md = [f"# Portico benchmark results ({meta['mode']})", "",
           f"{meta['finished']}, Portico `{meta['portico_commit']}` ({meta['portico_tree']} working tree), "
           f"{settings.rounds} round(s), medians. {meta['cpu']}, {meta['cores']} cores, Linux {meta['kernel']}.",
-          f"{meta['nginx']}; {meta['haproxy']}; Caddy {meta['caddy']}; {meta['wrk']}; {meta['h2load']}.", "",
-          "Method and how to read this: [../README.md](../README.md). H1 = HTTP/1.1 keep-alive, 64 connections "
-          f"(wrk, {settings.durations['h1']} s); h2c = 16 connections x 32 streams (h2load, {settings.durations['h2']} s); "
-          f"TLS = TLS 1.3, same loads; @rate = {rate} req/s over {settings.rate_connections} HTTP/1.1 connections "
-          "(the harness's paced client), latency added over direct; CPU = user+system time of the system's processes per "
-          "request; RSS = VmHWM of the serving process.", "",
-          markdown(headers, rows), ""]
+          f"{meta['nginx']}; {meta['haproxy']}; Caddy {meta['caddy']}; {meta['wrk']}; {meta['h2load']}.", ""]
+    if rows:
+        md += ["Method and how to read this: [../README.md](../README.md). H1 = HTTP/1.1 keep-alive, 64 connections "
+               f"(wrk, {settings.durations['h1']} s); h2c = 16 connections x 32 streams (h2load, {settings.durations['h2']} s); "
+               f"TLS = TLS 1.3, same loads; @rate = {rate} req/s over {settings.rate_connections} HTTP/1.1 connections "
+               "(the harness's paced client), latency added over direct; CPU = user+system time of the system's processes "
+               "per request; RSS = VmHWM of the serving process.", "",
+               markdown(headers, rows), ""]
     if frows:
         md += ["## Functions (Portico only)", "",
                f"Warm: wrk, native 64 connections, Python 16, {settings.durations['fn']} s. "
                f"Cold: {settings.cold_starts} starts each after scale to zero (idleTimeout 300ms); "
                "the floor is the same worker spawned without Portico until the first byte of its answer to GET /.", "",
                markdown(fheaders, frows), ""]
+    if irows:
+        md += ["## 1,000 idle functions (Portico only)", "",
+               f"{idle_functions.COUNT} copies of `Functions/hello` (http mode, no worker running), one gateway "
+               "(`--threads 1`). CPU is the gateway's own (/proc/PID/stat), over a "
+               f"{idle.get('idle_window_s')} s idle window, and per reload (`POST /reload`) and per one-folder change "
+               "(a function's code edited, until its new revision serves; the new worker's own CPU not counted), "
+               "idle CPU taken off; RSS is VmRSS after the idle window; a new folder is written in place (mkdir, "
+               "then its files) and timed until a request to it is no longer 404.", "",
+               markdown(iheaders, irows), ""]
     if arows:
         md += ["## Allocations per proxied request (Portico)", "",
                "Heap allocations on the gateway's event loop per request, counted by "
@@ -1077,13 +1104,16 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
     md.append("")
 
     os.makedirs(settings.results, exist_ok=True)
-    with open(os.path.join(settings.results, "latest.md"), "w") as f:
+    # A run of one scenario must not overwrite the full run's table.
+    stem = f"latest-{settings.only}" if settings.only else "latest"
+    with open(os.path.join(settings.results, f"{stem}.md"), "w") as f:
         f.write("\n".join(md))
-    with open(os.path.join(settings.results, "latest.json"), "w") as f:
+    with open(os.path.join(settings.results, f"{stem}.json"), "w") as f:
         json.dump({"meta": meta, "medians": table, "targets": targets, "ceilings": ceiling, "problems": problems,
-                   "functions": fn, "allocations": allocations, "runs": runs}, f, indent=1, sort_keys=True)
+                   "functions": fn, "idle_functions": idle, "allocations": allocations, "runs": runs}, f, indent=1,
+                  sort_keys=True)
         f.write("\n")
-    log(f"wrote {os.path.relpath(settings.results, REPO)}/latest.md and latest.json")
+    log(f"wrote {os.path.relpath(settings.results, REPO)}/{stem}.md and {stem}.json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1095,8 +1125,11 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="a few seconds per scenario, 1 round")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset, for debugging")
-    parser.add_argument("--no-functions", action="store_true", help="skip scenario 6")
-    parser.add_argument("--only-functions", action="store_true", help="scenario 6 alone (Portico's functions)")
+    parser.add_argument("--no-functions", action="store_true", help="skip the functions scenarios (cold starts, idle functions)")
+    parser.add_argument("--only", choices=["functions", "idle-functions"],
+                        help="run only this scenario (Portico alone); results go to latest-SCENARIO.md/.json")
+    parser.add_argument("--only-functions", dest="only", action="store_const", const="functions",
+                        help="the same as --only functions")
     parser.add_argument("--results", default=RESULTS, help="where latest.md and latest.json go")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (configs, logs)")
     parser.add_argument("--allocations", help="the output of the allocation test in a release build "
@@ -1119,9 +1152,9 @@ def main():
     # backlog there would only measure the queue and risk timeouts that are not breakage.
     settings.rate, settings.rate_connections = (200 if settings.smoke else 2000), 16
     systems = [s for s in SYSTEMS if s in settings.systems.split(",")]
-    if settings.only_functions:
+    if settings.only:
         settings.systems, systems = "Portico", []
-    if "NIO floor" in systems and not os.access(settings.floor_binary, os.X_OK):
+    if "NIO floor" in systems and not settings.only and not os.access(settings.floor_binary, os.X_OK):
         # A debug build has it next to portico once every product is built (`swift build`).
         parser.error(f"no nio-floor binary at {settings.floor_binary} (--floor-binary, or leave out 'NIO floor')")
 
@@ -1131,8 +1164,13 @@ def main():
     os.sched_setaffinity(0, {int(LOAD_CORE)})
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     settings.work = tempfile.mkdtemp(prefix="portico-bench-")
-    runs, fn = [], None
+    runs, fn, idle = [], None, None
     try:
+        if settings.only == "idle-functions":
+            idle = run_idle_functions(settings)
+            problems = idle.get("problems", [])
+            write_results(settings, [], {}, None, problems, started, idle=idle)
+            return 1 if problems else 0
         settings.cert, settings.key, settings.cert_and_key = make_certificate(settings.work)
         subprocess.run(["cc", "-O2", "-o", os.path.join(settings.work, "spawn_floor"),
                         os.path.join(HERE, "tools", "spawn_floor.c")], check=True)
@@ -1172,7 +1210,7 @@ def main():
                         f"@rate p50 {run['fixed_rate']['p50_us']} us")
                 runs.append(run)
 
-        if not settings.no_functions and ("Portico" in systems or settings.only_functions):
+        if not settings.no_functions and ("Portico" in systems or settings.only == "functions"):
             log("functions")
             try:
                 fn = measure_functions(settings)
@@ -1180,14 +1218,18 @@ def main():
                 log(f"  functions failed: {error}")
                 fn = {"error": str(error), "problems": [f"functions: {error}"]}
 
+            if settings.only != "functions":
+                log("1,000 idle functions")
+                idle = run_idle_functions(settings)
+
         table = medians([r for r in runs if "error" not in r])
-        problems = check_runs(runs) + (fn or {}).get("problems", [])
+        problems = check_runs(runs) + (fn or {}).get("problems", []) + (idle or {}).get("problems", [])
         allocations = read_allocations(settings.allocations)
         if settings.allocations and not (allocations and "h1" in allocations and "h2c" in allocations):
             problems.append("the allocation test printed no counts")
         for line in (allocations or {}).get("test_failures", [])[:5]:
             problems.append(f"allocation test: {line}")
-        write_results(settings, runs, table, fn, problems, started, allocations)
+        write_results(settings, runs, table, fn, problems, started, allocations, idle=idle)
         return 1 if problems else 0
     finally:
         PROCESSES.stop_all()

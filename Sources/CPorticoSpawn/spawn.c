@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,4 +165,8 @@ int portico_rename_exchange(const char *from, const char *to) {
 
 int portico_set_child_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : errno;
+}
+
+void portico_trim_heap(void) {
+    malloc_trim(0);
 }

@@ -606,8 +606,7 @@ public final class FunctionInstance: @unchecked Sendable {
         var counts: [FunctionScaler.WorkerState: Int] = [:]
         for worker in scaler.workers { counts[worker.state, default: 0] += 1 }
         metrics.setWorkers(starting: counts[.starting] ?? 0, ready: counts[.ready] ?? 0,
-                           draining: (counts[.draining] ?? 0) + (counts[.stopping] ?? 0))
-        metrics.queueLength.set(Double(scaler.queueLength))
+                           draining: (counts[.draining] ?? 0) + (counts[.stopping] ?? 0), queueLength: scaler.queueLength)
     }
 
     // MARK: Status

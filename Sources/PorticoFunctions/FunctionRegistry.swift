@@ -1,3 +1,4 @@
+import CPorticoSpawn
 import Dispatch
 import Foundation
 import Logging
@@ -63,6 +64,9 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     private var watcher: FolderWatcher?
     /// The first reconcile (the gateway's start) is over: what appears later was deployed.
     private var hasScanned = false
+    /// What was last read from each function folder, kept while the folder's stat signature holds.
+    private var folders = FolderChangeTracker<FolderReading>()
+    private let lookMetrics: FolderLookMetrics
     /// Told about every change, so the gateway can rebuild its routes.
     private let onChange: @Sendable (Published) -> Void
     /// Told when a worker's port is gone, so every event loop can drop its pool to it.
@@ -77,6 +81,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         self.logger = logger
         self.onChange = onChange
         self.onEndpointGone = onEndpointGone
+        self.lookMetrics = FolderLookMetrics(registry: registry)
     }
 
     /// A registry that reports to a gateway: what `portico serve` wires in.
@@ -93,7 +98,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     /// Reads the folder once and brings the running functions in line with it; returns when
     /// done (builds included) without holding a thread meanwhile.
     public func deployNow() async {
-        await onQueue { $0.reconcile() }
+        await onQueue { $0.reconcile(.everything) }
     }
 
     /// Watches the folder (inotify where it works, polling as well) and reconciles on changes.
@@ -102,7 +107,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         ChildReaper.shared.adoptOrphans()
         queue.async { [self] in
             guard watcher == nil else { return }
-            let watcher = FolderWatcher(path: directory, queue: queue) { [weak self] in self?.reconcile() }
+            let watcher = FolderWatcher(path: directory, queue: queue) { [weak self] change in self?.reconcile(change) }
             watcher.start()
             self.watcher = watcher
         }
@@ -120,8 +125,11 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
 
     // MARK: Reconcile (on `queue`)
 
-    private func reconcile() {
-        let scan = FunctionDirectory.scan(directory)
+    /// Brings the deployed functions in line with the folder. `change` says which function
+    /// folders to look at; the others keep what was last read from them. A folder looked at is
+    /// read again (manifest loaded, content hashed) only when its stat signature changed.
+    private func reconcile(_ change: FolderWatcher.Change) {
+        let scan = look(change)
         var failures: [String: String] = [:]
         var changed = false
 
@@ -131,13 +139,15 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             abandonPending(name)
         }
 
-        for manifest in scan.manifests {
-            let name = manifest.name
+        for name in scan.functions {
             let sourceHash: String
-            do {
-                sourceHash = try FunctionRevision.hash(directory: manifest.directory)
-            } catch {
-                failures[name] = "cannot read the folder: \(error)"
+            switch scan.hashes[name] {
+            case .success(let hash)?:
+                sourceHash = hash
+            case .failure(let reason)?:
+                failures[name] = reason.description
+                continue
+            case nil:
                 continue
             }
             if deployed[name]?.sourceHash == sourceHash {
@@ -153,7 +163,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
                 continue
             }
             abandonPending(name)
-            switch makeRevision(manifest, sourceHash: sourceHash) {
+            switch makeRevision(name, sourceHash: sourceHash) {
             case .failure(let reason):
                 failures[name] = reason.description
             case .success(let deployment):
@@ -182,7 +192,7 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
             }
         }
 
-        let present = Set(scan.manifests.map(\.name)).union(scan.failures.keys)
+        let present = Set(scan.functions).union(scan.failures.keys)
         for name in Array(deployed.keys) + Array(pending.keys) where !present.contains(name) {
             abandonPending(name)
             attempts.forget(name)
@@ -194,19 +204,109 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         }
         publish(failures: failures, changed: changed, badManifests: Set(scan.failures.keys))
         hasScanned = true
+        if lookMetrics.hashedSinceTrim > 0 {
+            // Reading folders (YAML, hashing), copying them and compiling the routes leave freed
+            // heap that glibc keeps; a thousand functions deployed at start would otherwise hold
+            // megabytes of it for the gateway's life.
+            lookMetrics.hashedSinceTrim = 0
+            portico_trim_heap()
+        }
+    }
+
+    /// What a look at the functions folder found: the functions (by name, sorted), the folders
+    /// that are not valid functions, and each function's content hash.
+    private struct Scan {
+        var functions: [String] = []
+        var failures: [String: ConfigError] = [:]
+        var hashes: [String: Result<String, ReasonText>] = [:]
+    }
+
+    /// Lists the functions folder, and walks (with `stat` alone) the function folders `change`
+    /// names, or all of them; reads a folder again only when its signature changed.
+    private func look(_ change: FolderWatcher.Change) -> Scan {
+        // Counted once done, so a reader of the metrics sees a look with its reads.
+        defer { lookMetrics.count(change) }
+        var scan = Scan()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            folders.keepOnly([])
+            return scan
+        }
+        var present = Set<String>()
+        for name in entries.sorted() where !name.hasPrefix(".") {
+            let folder = folderPath(name)
+            let reading: FolderReading
+            if case .folders(let names) = change, !names.contains(name), let last = folders.lastReading(of: name) {
+                reading = last
+            } else if let walk = FolderSignatureReader.read(folder) {
+                switch folders.check(name, signature: walk.signature) {
+                case .unchanged(let last):
+                    reading = last
+                case .read:
+                    reading = readFolder(folder, hasManifest: walk.hasManifest)
+                    folders.record(name, signature: walk.signature, reading: reading)
+                }
+            } else {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    continue  // a file beside the functions, or gone
+                }
+                // A folder that cannot be walked is read every time, which says why it fails.
+                reading = readFolder(folder, hasManifest: FileManager.default.fileExists(
+                    atPath: FunctionManifestLoader.manifestPath(in: folder)))
+                folders.record(name, signature: nil, reading: reading)
+            }
+            present.insert(name)
+            switch reading.manifest {
+            case .valid:
+                scan.functions.append(name)
+                if let hash = reading.sourceHash { scan.hashes[name] = hash }
+            case .invalid(let error):
+                scan.failures[name] = error
+            case .none:
+                continue  // no function.yaml: not a function
+            }
+        }
+        folders.keepOnly(present)
+        return scan
+    }
+
+    /// Loads a function folder's manifest and hashes its content (`FunctionDirectory.scan`'s
+    /// rules for one folder).
+    private func readFolder(_ folder: String, hasManifest: Bool) -> FolderReading {
+        guard hasManifest else { return FolderReading(manifest: .none, sourceHash: nil) }
+        do {
+            // Checked, not kept: a revision runs from its copy's manifest, read when it is made.
+            _ = try FunctionManifestLoader.load(directory: folder)
+        } catch let error as ConfigError {
+            return FolderReading(manifest: .invalid(error), sourceHash: nil)
+        } catch {
+            // `load` throws only `ConfigError`; this keeps the promise of a total scan if that changes.
+            return FolderReading(manifest: .invalid(ConfigError([ConfigDiagnostic(
+                location: SourceLocation(file: FunctionManifestLoader.manifestPath(in: folder), line: 1, column: 1),
+                key: "(file)", message: "\(error)")])), sourceHash: nil)
+        }
+        lookMetrics.hashed()
+        do {
+            return FolderReading(manifest: .valid, sourceHash: .success(try FunctionRevision.hash(directory: folder)))
+        } catch {
+            return FolderReading(manifest: .valid, sourceHash: .failure(ReasonText("cannot read the folder: \(error)")))
+        }
+    }
+
+    private func folderPath(_ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
     /// Copies the folder, reads the copy's manifest, builds there. Failures are remembered, so
     /// the same content is not built again on every poll.
-    private func makeRevision(_ manifest: FunctionManifest, sourceHash: String) -> Result<Deployment, ReasonText> {
-        let name = manifest.name
+    private func makeRevision(_ name: String, sourceHash: String) -> Result<Deployment, ReasonText> {
         let fail = { (reason: String) -> Result<Deployment, ReasonText> in
             self.attempts.failed(name, fingerprint: sourceHash, reason: reason, now: self.now)
             return .failure(ReasonText(reason))
         }
         let copy: String
         do {
-            copy = try copies.copy(manifest.directory, name: name)
+            copy = try copies.copy(folderPath(name), name: name)
         } catch {
             return fail("cannot copy the folder for a new revision: \(error)")
         }
@@ -291,11 +391,11 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
         }
         loggedFailures = failures
         let previousFailures = state.withLockedValue { $0.failures }
+        // Most looks change nothing: no new map of a thousand functions for them.
+        guard changed || previousFailures != failures else { return }
         let published = Published(functions: deployed.mapValues(\.backend), failures: failures)
         state.withLockedValue { $0 = published }
-        if changed || previousFailures != failures {
-            onChange(published)
-        }
+        onChange(published)
     }
 
     private func makeBackend(manifest: FunctionManifest, revision: String) -> FunctionBackend {
@@ -375,8 +475,22 @@ public final class FunctionRegistry: FunctionSource, @unchecked Sendable {
     }
 }
 
+/// What was read from a function folder: whether its manifest is valid (and why not) and, for
+/// a valid one, the folder's content hash.
+struct FolderReading: Sendable {
+    enum Manifest: Sendable {
+        /// No `function.yaml`: the folder is not a function.
+        case none
+        case valid
+        case invalid(ConfigError)
+    }
+
+    var manifest: Manifest
+    var sourceHash: Result<String, ReasonText>?
+}
+
 /// Why a revision could not be made, as an `Error` for `Result`.
-struct ReasonText: Error, CustomStringConvertible {
+struct ReasonText: Error, CustomStringConvertible, Sendable {
     var description: String
     init(_ description: String) { self.description = description }
 }

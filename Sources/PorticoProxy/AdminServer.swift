@@ -114,22 +114,25 @@ final class AdminHandler: ChannelInboundHandler {
                 }
                 return function.status().map { Optional($0) }
             }
+            // One pass over the routes, not one per function: with a thousand functions that
+            // was a million comparisons per request.
+            var routesByFunction: [String: [String]] = [:]
+            for route in snapshot.routes {
+                if case .function(let name) = route.action { routesByFunction[name, default: []].append(route.name) }
+            }
             EventLoopFuture.whenAllComplete(statuses, on: context.eventLoop).assumeIsolated().whenSuccess { [self] results in
-                let functions: [[String: Any]] = zip(names, results).compactMap { name, result in
-                    let routes = snapshot.routes.filter { $0.action == .function(name) }.map(\.name)
-                    var base: [String: Any] = ["name": name, "routes": routes]
-                    if let failure = failures[name] { base["lastError"] = failure }
-                    if snapshot.functions[name] != nil {
-                        guard case .success(let status?) = result else { return nil }
-                        base.merge(Self.json(status)) { current, _ in current }
-                        if base["lastError"] == nil, let error = status.lastError { base["lastError"] = error }
-                        if let failure = status.startFailure { base["startFailure"] = failure }
-                    } else {
-                        base["state"] = "failed"
+                let functions: [FunctionListing.Entry] = zip(names, results).compactMap { name, result in
+                    let routes = routesByFunction[name] ?? []
+                    guard snapshot.functions[name] != nil else {
+                        return FunctionListing.Entry(name: name, routes: routes, failure: failures[name], status: nil)
                     }
-                    return base
+                    guard case .success(let status?) = result else { return nil }
+                    return FunctionListing.Entry(name: name, routes: routes, failure: failures[name], status: status)
                 }
-                sendJSON(context, head, ["functions": functions])
+                let data = FunctionListing(functions: functions).encoded()
+                var buffer = context.channel.allocator.buffer(capacity: data.count)
+                buffer.writeBytes(data)
+                send(context, head, .ok, buffer: buffer, contentType: "application/json")
             }
         case ("GET", "/metrics"):
             var buffer = context.channel.allocator.buffer(capacity: 4096)
@@ -145,27 +148,6 @@ final class AdminHandler: ChannelInboundHandler {
         default:
             send(context, head, .notFound, "not found\n")
         }
-    }
-
-    private static func json(_ status: FunctionStatus) -> [String: Any] {
-        var object: [String: Any] = [
-            "revision": status.revision, "mode": status.mode, "state": status.state, "queueLength": status.queueLength,
-            "ready": status.ready, "warming": status.warming, "queueBodyBytes": status.queueBodyBytes,
-            "workers": status.workers.map { worker -> [String: Any] in
-                var object: [String: Any] = ["id": worker.id, "state": worker.state, "inFlight": worker.inFlight,
-                                             "ageSeconds": (worker.ageSeconds * 1000).rounded() / 1000]
-                if let pid = worker.pid { object["pid"] = pid }
-                if let port = worker.port { object["port"] = port }
-                return object
-            },
-        ]
-        if let template = status.template {
-            var fields: [String: Any] = ["state": template.state, "failures": template.failures]
-            if let pid = template.pid { fields["pid"] = pid }
-            if let failure = template.lastFailure { fields["lastFailure"] = failure }
-            object["template"] = fields
-        }
-        return object
     }
 
     private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {

@@ -40,4 +40,8 @@ int portico_supervise_main(int argc, char **argv, char **envp);
 /// Makes the calling process a child subreaper; returns 0 or errno.
 int portico_set_child_subreaper(void);
 
+/// Gives the heap's free pages back to the system (malloc_trim(0), which Glibc does not export
+/// to Swift).
+void portico_trim_heap(void);
+
 #endif
