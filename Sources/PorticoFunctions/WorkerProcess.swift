@@ -107,10 +107,13 @@ final class WorkerProcess {
                     onReady()
                     return
                 }
-                // 20 ms at 200 us (a native worker), 100 ms more at 500 us (an interpreter's
-                // start), then slower. Each probe costs a few microseconds.
-                let delay: TimeAmount = attempt < 100 ? .microseconds(200) : attempt < 300 ? .microseconds(500)
-                    : attempt < 600 ? .milliseconds(5) : .milliseconds(25)
+                // 2 ms at 200 us (a native worker is up by then), 30 ms more at 1 ms, 200 ms
+                // more at 2 ms (an interpreter's start), then slower. A probe itself costs a few
+                // microseconds, but it preempts the starting worker, which shares the gateway's
+                // core when the gateway is pinned: at 200 us throughout, a Python worker's start
+                // took 30 ms longer (measured; 300 probes).
+                let delay: TimeAmount = attempt < 10 ? .microseconds(200) : attempt < 40 ? .milliseconds(1)
+                    : attempt < 140 ? .milliseconds(2) : attempt < 330 ? .milliseconds(10) : .milliseconds(25)
                 probeTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { probe() }
             }
         }
