@@ -119,6 +119,13 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The admin dashboard's page travels inside the binary, like the Python launcher:
+            // plain files, no CDN and no build step.
+            resources: [
+                .embedInCode("Dashboard/index.html"),
+                .embedInCode("Dashboard/dashboard.css"),
+                .embedInCode("Dashboard/dashboard.js"),
+            ],
             swiftSettings: requestPathSettings
         ),
         // Portico's own HTTP/1 codec: parses in place, keeps offsets into the received bytes and
@@ -131,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "portico",
             dependencies: [
-                "PorticoConfig", "PorticoRouting", "PorticoProxy", "PorticoFunctions", "PorticoAuth",
+                "PorticoConfig", "PorticoRouting", "PorticoCore", "PorticoProxy", "PorticoFunctions", "PorticoAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -32,11 +32,25 @@ final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = RequestPart
     typealias OutboundOut = ResponsePart
 
-    private let gateway: Gateway
+    let gateway: Gateway
     private var request: RequestHead?
+    /// Set while the connection carries an event stream (`/tap`, `/dashboard/events`): what to
+    /// stop when the client goes away.
+    var eventStream: AdminEventStream?
 
     init(gateway: Gateway) {
         self.gateway = gateway
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        eventStream?.stop()
+        eventStream = nil
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        eventStream?.writabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -54,6 +68,8 @@ final class AdminHandler: ChannelInboundHandler {
         case .end:
             guard let head = request else { return }
             request = nil
+            // A connection that carries an event stream answers nothing else.
+            guard eventStream == nil else { return }
             respond(context: context, head: head)
         }
     }
@@ -138,6 +154,16 @@ final class AdminHandler: ChannelInboundHandler {
             var buffer = context.channel.allocator.buffer(capacity: 4096)
             buffer.writeBytes(gateway.metrics.render())
             send(context, head, .ok, buffer: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case ("GET", "/tap"):
+            streamTap(context, head)
+        case ("GET", "/taps"):
+            listTaps(context, head)
+        case ("GET", "/"), ("GET", "/dashboard.css"), ("GET", "/dashboard.js"):
+            serveDashboardFile(context, head, path: path)
+        case ("GET", "/dashboard/events"):
+            streamDashboard(context, head)
+        case (_, "/tap"), (_, "/taps"), (_, "/"), (_, "/dashboard.css"), (_, "/dashboard.js"), (_, "/dashboard/events"):
+            send(context, head, .methodNotAllowed, "method not allowed\n")
         case ("POST", "/reload"):
             gateway.requestReload().hop(to: context.eventLoop).assumeIsolated().whenSuccess { [self] outcome in
                 sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
@@ -150,7 +176,7 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {
+    func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
         var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
         buffer.writeBytes(data)
@@ -158,14 +184,14 @@ final class AdminHandler: ChannelInboundHandler {
         send(context, head, status, buffer: buffer, contentType: "application/json")
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
+    func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
                       contentType: String = "text/plain; charset=utf-8") {
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         send(context, head, status, buffer: buffer, contentType: contentType)
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
+    func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
                       buffer: ByteBuffer, contentType: String) {
         let fields = HTTPFieldList([("content-type", contentType), ("content-length", String(buffer.readableBytes))])
         let response = ResponseHead(status: Int(status.code), version: head.version, fields: fields)

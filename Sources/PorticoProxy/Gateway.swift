@@ -48,6 +48,8 @@ public final class Gateway: Sendable {
     private let state: NIOLockedValueBox<State>
     let accessLogWriter: AccessLogWriter?
     let proxyLoops: ProxyLoops
+    /// The live taps (`portico tap`, the dashboard's local replies), pushed to every loop.
+    let taps: TapHub
     /// Loaded once, in `init`, and never replaced (a rotated file is loaded into the same
     /// `ListenerTLS`). It used to be filled in by `start()` while the config watcher, a service
     /// running at the same time, iterated it every second: a data race on the dictionary.
@@ -82,6 +84,7 @@ public final class Gateway: Sendable {
         self.accessLogWriter = accessLogWriter
         let proxyLoops = ProxyLoops(group: group, snapshot: snapshot, metrics: metrics, accessLogWriter: accessLogWriter)
         self.proxyLoops = proxyLoops
+        self.taps = TapHub(loops: proxyLoops)
         (reloadRequests, reloadRequestsInput) = AsyncStream.makeStream()
         // The loops exist before the function source, so a function change always reaches every one.
         self.functions = makeFunctions.map { make in

@@ -19,6 +19,8 @@ final class LoopContext {
     private let loopIndex: Int
     let metrics: MetricsCache
     let accessLog: AccessLogBatch?
+    /// The taps this loop writes lines for; empty (and so free) while no one taps.
+    let tap: LoopTap
     /// Request timeouts of this loop's exchanges.
     let timeouts: DeadlineSweeper<Exchange>
     var random = FastRandom()
@@ -33,6 +35,7 @@ final class LoopContext {
         self.metrics = MetricsCache(metrics: metrics)
         self.accessLog = accessLogWriter.map { AccessLogBatch(writer: $0, eventLoop: eventLoop) }
         self.timeouts = DeadlineSweeper(loop: eventLoop)
+        self.tap = LoopTap(eventLoop: eventLoop)
         self.random = FastRandom(seed: UInt64.random(in: .min ... .max))
     }
 

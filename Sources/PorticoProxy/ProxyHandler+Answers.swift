@@ -154,7 +154,7 @@ extension ProxyHandler {
     func write(_ response: LocalResponse) {
         let bytesOut = send(response)
         record(response.record, method: response.head.method, uri: response.head.target, status: Int(response.status.code),
-               bytesIn: 0, bytesOut: bytesOut, upstream: nil)
+               bytesIn: 0, bytesOut: bytesOut, upstream: nil, requestFields: response.head.fields)
     }
 
     /// Writes `response`; the body's size, for the log.
@@ -220,12 +220,12 @@ extension ProxyHandler {
 
     /// The request is over: the layers that watch endings (access log, metrics) hear of it.
     func record(_ record: RequestRecord, method: String, uri: String, status: Int,
-                bytesIn: Int, bytesOut: Int, upstream: HostPort?) {
+                bytesIn: Int, bytesOut: Int, upstream: HostPort?, retries: Int = 0, requestFields: HTTPFieldList) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
         let ending = ExchangeEnding(
             record: record, method: method, target: uri, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
             upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop, grpcStatus: grpcStatus,
-            coldStart: coldStart)
+            coldStart: coldStart, retries: retries, requestFields: requestFields)
         let layers = loop.snapshot.requestPath.ending
         for index in 0..<layers.count { layers[index].exchangeEnded(ending) }
     }

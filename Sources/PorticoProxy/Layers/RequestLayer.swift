@@ -85,4 +85,9 @@ struct ExchangeEnding {
     let grpcStatus: Int?
     /// Set when the request waited for its endpoint to start (a function's cold start).
     let coldStart: ColdStartPhases?
+    /// Tries after the first one.
+    let retries: Int
+    /// The request's fields as the client sent them, for an observer that reads one only when
+    /// it needs it (a tap's trace id): carrying them costs nothing.
+    let requestFields: HTTPFieldList
 }

@@ -87,8 +87,9 @@ struct RequestPath: Sendable {
         }
         routeLayers = routes.indices.map { route($0, listener: PolicySet()) }
         routeLayersByListener = listenerPolicies.mapValues { listener in routes.indices.map { route($0, listener: listener) } }
-        // Metrics before the log line: both read the same ending, in either order.
-        ending = [MetricsLayer(), AccessLogLayer()]
+        // Metrics before the log line: both read the same ending, in either order. The tap
+        // last: it returns at once while no one taps.
+        ending = [MetricsLayer(), AccessLogLayer(), TapLayer()]
     }
 
     /// The layers of a request on `listener` that matched route `index`.

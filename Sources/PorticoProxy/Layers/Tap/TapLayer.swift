@@ -1,0 +1,66 @@
+import NIOCore
+import PorticoHTTP1
+
+/// Hands each request's end to the loop's taps (`portico tap`, the dashboard's local replies).
+///
+/// Last of the ending layers; while no one taps it reads one loop-local array and returns.
+final class TapLayer: RequestLayer {
+    @inline(__always)
+    func exchangeEnded(_ ending: ExchangeEnding) {
+        let tap = ending.loop.tap
+        guard tap.hasSubscribers else { return }
+        tap.record(ending)
+    }
+
+    /// The request's trace id, for the tap line: the client's `traceparent` (W3C,
+    /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), nil without a valid one.
+    /// The one place a tap learns the trace id: when Portico starts traces of its own, its id
+    /// goes here.
+    static func traceID(of ending: ExchangeEnding) -> Substring? {
+        guard let value = ending.requestFields.firstValue(of: "traceparent") else { return nil }
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count >= 4, parts[1].utf8.count == 32,
+              parts[1].utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
+              parts[1].utf8.contains(where: { $0 != 0x30 }) else { return nil }
+        return parts[1]
+    }
+
+    /// One line of a tap, as JSON: what Linkerd's tap shows of a request.
+    static func writeLine(_ ending: ExchangeEnding, local: Bool, to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"time_unix_ms\":")
+        buffer.writeDecimal(Int(AccessClock.unixMilliseconds()))
+        buffer.writeStaticString(",\"method\":")
+        buffer.writeJSONString(ending.method)
+        buffer.writeStaticString(",\"path\":")
+        buffer.writeJSONString(ending.target)
+        buffer.writeStaticString(",\"route\":")
+        buffer.writeJSONString(ending.record.route)
+        buffer.writeStaticString(",\"backend\":")
+        buffer.writeJSONString(ending.record.backend)
+        buffer.writeStaticString(",\"upstream\":")
+        if let upstream = ending.upstream {
+            buffer.writeJSONString(upstream.description)
+        } else {
+            buffer.writeStaticString("\"-\"")
+        }
+        buffer.writeStaticString(",\"status\":")
+        buffer.writeDecimal(ending.status)
+        buffer.writeStaticString(",\"duration_us\":")
+        buffer.writeDecimal(Int(ending.elapsedNanoseconds / 1000))
+        buffer.writeStaticString(",\"retries\":")
+        buffer.writeDecimal(ending.retries)
+        buffer.writeStaticString(",\"trace_id\":")
+        if let traceID = traceID(of: ending) {
+            buffer.writeJSONString(String(traceID))
+        } else {
+            buffer.writeStaticString("\"-\"")
+        }
+        buffer.writeStaticString(",\"local\":")
+        if local { buffer.writeStaticString("true") } else { buffer.writeStaticString("false") }
+        // Why the gateway answered by itself: not known at this layer yet.
+        buffer.writeStaticString(",\"reason\":null")
+        buffer.writeStaticString(",\"request_id\":")
+        buffer.writeJSONString(ending.record.requestID)
+        buffer.writeStaticString("}")
+    }
+}
