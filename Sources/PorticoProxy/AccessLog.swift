@@ -160,6 +160,18 @@ extension ByteBuffer {
     /// Writes `value` as a JSON string literal, escaping what JSON requires.
     mutating func writeJSONString(_ value: String) {
         writeInteger(UInt8(ascii: "\""))
+        // Most values (paths, names) need no escape: one copy, not a write per byte.
+        let copied = value.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                return false
+            }
+            writeBytes(UnsafeRawBufferPointer(bytes))
+            return true
+        } ?? false
+        if copied {
+            writeInteger(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): writeStaticString("\\\"")

@@ -125,7 +125,7 @@ extension ProxyHandler {
         releaseBackendSlot(exchange)
         record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.target,
                status: outcome.loggedStatus, bytesIn: outcome.requestBytes, bytesOut: bytesOut, upstream: upstream,
-               retries: max(0, outcome.tries - 1), requestFields: exchange.requestHead.fields)
+               retries: max(0, outcome.tries - 1), requestFields: exchange.upstreamHead.fields)
     }
 
     /// The handler can take the connection's next request (or closes with this one).

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Drives headless Chromium over the DevTools protocol against a running gateway's dashboard.
 
-Usage: dashboard_driver.py ADMIN_URL HTTP_URL FUNCTION LOAD_PATH LOCAL_REPLY_PATH ARTIFACTS_DIR
+Usage: dashboard_driver.py ADMIN_URL HTTP_URL FUNCTION LOAD_PATH LOCAL_REPLY_PATHS ARTIFACTS_DIR
+
+LOCAL_REPLY_PATHS: comma-separated paths the gateway answers itself (no route, a redirect).
 
 Loads the dashboard, puts load on FUNCTION (LOAD_PATH on the gateway), waits until the page
 shows the function with workers, takes a screenshot, stops the load, waits until the page
@@ -59,15 +61,22 @@ class DevTools:
 def wait_for(devtools, description, expression, timeout):
     deadline = time.monotonic() + timeout
     value = None
+    last_error = None
     while time.monotonic() < deadline:
-        value = devtools.evaluate(expression)
+        try:
+            value = devtools.evaluate(expression)
+        except RuntimeError as error:
+            # The page is still loading (its body not there yet): not yet, rather than a failure.
+            value = None
+            last_error = error
         if value:
             print(f"step: {description} ({value})", flush=True)
             return value
         time.sleep(0.1)  # a poll interval, not a wait for a condition
     devtools.screenshot("dashboard-failure.png")
-    text = devtools.evaluate("document.body.innerText")
-    raise SystemExit(f"timed out after {timeout}s waiting for {description}; last value {value!r}; page:\n{text}")
+    text = devtools.evaluate("document.body ? document.body.innerText : ''")
+    raise SystemExit(f"timed out after {timeout}s waiting for {description}; last value {value!r}"
+                     f" (last error {last_error}); page:\n{text}")
 
 
 def workers_expression(name):
@@ -102,11 +111,17 @@ try:
     wait_for(devtools, "the first snapshot", "Number(document.body.dataset.snapshots || 0) >= 1", 30)
     wait_for(devtools, f"the function {function} listed", f"{workers_expression(function)} >= 0", 30)
 
-    # A request Portico answers itself, for the local replies.
-    try:
-        urllib.request.urlopen(http + local_reply_path, timeout=10)
-    except urllib.error.HTTPError as error:
-        print(f"step: local reply {error.code}", flush=True)
+    # Requests Portico answers itself (no route, a redirect), for the local replies.
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirects)
+    for path in local_reply_path.split(","):
+        try:
+            opener.open(http + path, timeout=10)
+        except urllib.error.HTTPError as error:
+            print(f"step: local reply {error.code}", flush=True)
 
     sent = [0]
 
@@ -127,6 +142,10 @@ try:
              ".some(row => row.children[1].textContent.includes('ƒ') && parseFloat(row.children[2].textContent) > 0)", 30)
     wait_for(devtools, "a local reply", "document.querySelectorAll('#replies tbody tr td.num').length > 0", 30)
     wait_for(devtools, "the topology", "document.querySelectorAll('#topology .node').length >= 3", 10)
+    # A few more snapshots under load, so the page shows rates and the worker count's history.
+    seen = devtools.evaluate("Number(document.body.dataset.snapshots)")
+    wait_for(devtools, "five more snapshots under load", f"Number(document.body.dataset.snapshots) >= {seen + 5}", 30)
+    wait_for(devtools, f"{function} still with workers", f"{workers_expression(function)} > 0", 10)
     shot = devtools.screenshot("dashboard.png")
 
     stop_load.set()

@@ -65,7 +65,7 @@ final class DashboardEndToEndTests: GatewayTestCase {
         let driver = Self.repository.appendingPathComponent("Tests/Browser/dashboard_driver.py")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", driver.path, gateway.admin, gateway.http, "hello", "/hello/load", "/nowhere", artifacts.path]
+        process.arguments = ["python3", driver.path, gateway.admin, gateway.http, "hello", "/hello/load", "/nowhere,/legacy/old", artifacts.path]
         let outputURL = gateway.directory.appendingPathComponent("driver.log")
         _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: outputURL)

@@ -147,7 +147,8 @@ function renderFunctions(snapshot) {
     return el("div", { class: "function", "data-function": fn.name, "data-workers": fn.workers.length, "data-state": fn.state },
       el("div", {}, el("span", { class: "name" }, fn.name), " ",
         el("span", { class: "badge " + (fn.state === "failed" ? "bad" : "none") }, fn.state),
-        fn.queueLength > 0 ? el("span", { class: "badge off" }, `${fn.queueLength} queued`) : null),
+        fn.queueLength > 0 ? el("span", { class: "badge off" }, `${fn.queueLength} queued`) : null,
+        el("div", { class: "muted small" }, [fn.revision, fn.mode, states].filter(Boolean).join(" · "))),
       el("div", { class: "count" }, fn.workers.length, el("small", {}, "workers")),
       el("div", { class: "workers", title: states || "no workers" },
         ...fn.workers.map((worker) => el("span", {

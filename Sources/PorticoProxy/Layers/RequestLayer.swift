@@ -87,7 +87,8 @@ struct ExchangeEnding {
     let coldStart: ColdStartPhases?
     /// Tries after the first one.
     let retries: Int
-    /// The request's fields as the client sent them, for an observer that reads one only when
-    /// it needs it (a tap's trace id): carrying them costs nothing.
+    /// The request's fields (for a proxied request, as they went upstream: the exchange keeps
+    /// no other copy), for an observer that reads one only when it needs it (a tap's trace
+    /// id): carrying them costs a reference, not a copy.
     let requestFields: HTTPFieldList
 }
