@@ -84,9 +84,17 @@ final class DashboardFeed {
         let snapshot = gateway.snapshot
         let failures = gateway.functionFailures
         let names = snapshot.functions.keys.sorted()
-        let statuses = names.map { snapshot.functions[$0]!.status() }
-        let pools = gateway.upstreamStatistics().hop(to: eventLoop)
-        let all = EventLoopFuture.whenAllComplete(statuses, on: eventLoop).and(pools)
+        let gateway = self.gateway
+        let eventLoop = self.eventLoop
+        // The statuses and pool statistics are asked of the proxy loops: not while they stop.
+        guard let all = gateway.taps.whileLoopsRun({
+            let statuses = names.map { snapshot.functions[$0]!.status() }
+            let pools = gateway.upstreamStatistics().hop(to: eventLoop)
+            return EventLoopFuture.whenAllComplete(statuses, on: eventLoop).and(pools)
+        }) else {
+            building = false
+            return
+        }
         all.assumeIsolated().whenComplete { [self] result in
             self.building = false
             guard !self.stream.isStopped, case .success(let (results, poolStatistics)) = result else { return }

@@ -439,6 +439,8 @@ public final class Gateway: Sendable {
     /// Stops the event loops, closing any connection the drain left open. Called once the
     /// service group has finished, so no service uses a loop any more.
     public func close() async {
+        // An open tap or dashboard would otherwise schedule on the loops as they go.
+        taps.close()
         try? await group.shutdownGracefully()
         try? await adminGroup.shutdownGracefully()
     }

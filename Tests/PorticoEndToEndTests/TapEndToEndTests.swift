@@ -198,4 +198,24 @@ final class TapEndToEndTests: GatewayTestCase {
         close(fd)
         waitForTaps(0)
     }
+
+    func testTheGatewayStopsCleanlyWithATapAndADashboardOpen() throws {
+        try startGateway()
+        var clients: [Process] = []
+        defer { for client in clients where client.isRunning { client.terminate(); client.waitUntilExit() } }
+        for path in ["/tap", "/dashboard/events"] {
+            let client = Process()
+            client.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            client.arguments = ["-N", "--silent", "--output", "/dev/null", "\(gateway.admin)\(path)"]
+            try client.run()
+            clients.append(client)
+        }
+        waitForTaps(2)  // the tap, and the dashboard's local replies
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/other/x"]).status, 200)
+        gateway.signal(SIGTERM)
+        // Strict NIO (as the harness runs it) crashes on work scheduled on a loop that stopped.
+        XCTAssertEqual(gateway.waitForExit(timeout: 30), 0, gateway.stderr)
+        XCTAssertFalse(gateway.stderr.contains("Fatal error"), gateway.stderr)
+        XCTAssertTrue(eventually { clients.allSatisfy { !$0.isRunning } }, "the streams end with the gateway")
+    }
 }
