@@ -154,6 +154,13 @@ final class AccessLogFormattingTests: XCTestCase {
         XCTAssertEqual(buffer.readString(length: buffer.readableBytes), "\"a\\\"b\\\\c\\nd\\u0001é\"")
     }
 
+    func testJSONStringWithoutEscapesIsCopiedAsItIs() {
+        var buffer = ByteBuffer()
+        let path = "/api/" + String(repeating: "p", count: 3000) + "/é"
+        buffer.writeJSONString(path)
+        XCTAssertEqual(buffer.readString(length: buffer.readableBytes), "\"" + path + "\"")
+    }
+
     func testDecimal() {
         for value in [0, 7, 10, 404, 1_795_267_427_516] {
             var buffer = ByteBuffer()

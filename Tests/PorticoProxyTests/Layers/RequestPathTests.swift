@@ -60,7 +60,7 @@ final class RequestPathTests: XCTestCase {
                        "the listener's authorization joins the route's layers")
         XCTAssertEqual(names(path.layers(listener: "internal", route: 1)), ["ForwardingHeadersLayer", "RouteTimeoutLayer"],
                        "every route has a timeout")
-        XCTAssertEqual(names(path.ending), ["MetricsLayer", "AccessLogLayer"])
+        XCTAssertEqual(names(path.ending), ["MetricsLayer", "AccessLogLayer", "TapLayer"])
     }
 
     func testAPolicyTheListenerAndTheRouteBothNameRunsOnceWithTheListeners() throws {
