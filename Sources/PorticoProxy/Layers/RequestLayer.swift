@@ -85,4 +85,6 @@ struct ExchangeEnding {
     let grpcStatus: Int?
     /// Set when the request waited for its endpoint to start (a function's cold start).
     let coldStart: ColdStartPhases?
+    /// The request's trace, when tracing is configured.
+    let trace: RequestTrace?
 }
