@@ -295,14 +295,13 @@ public final class Gateway: Sendable {
 
     private func activate(_ snapshot: RuntimeSnapshot, replacing old: RuntimeSnapshot?) {
         if let oldTracing = old?.tracing, snapshot.tracing?.exporter !== oldTracing.exporter {
-            // Tracing was turned off: the spans waiting on the loops go out, then the
-            // exporter's thread ends.
+            // Tracing was turned off: the spans waiting on the loops go out. The exporter's
+            // thread stays (idle) until the gateway stops: a request that began under the old
+            // config may still hand it spans.
             let exporter = oldTracing.exporter
             let loops = proxyLoops
             Task {
                 await loops.onEachAndWait { loop in loop.traces.flush(to: exporter) }
-                try? await exporter.flush(timeout: .seconds(2)).get()
-                exporter.shutdown()
             }
         }
         for (name, health) in snapshot.serviceHealth where old?.serviceHealth[name] !== health {

@@ -317,9 +317,10 @@ final class TracingEndToEndTests: GatewayTestCase {
         XCTAssertGreaterThan(Self.value(of: "portico_trace_spans_exported_total", in: metrics), 0)
     }
 
-    /// A config reload turns tracing off: `traceparent` passes through untouched again.
-    func testTracingOffPassesTraceparentThrough() throws {
+    /// An HTTP/2 request (h2c) is traced the same way; its span says so.
+    func testHTTP2RequestSpan() throws {
         gateway = try PorticoProcess(config: """
+            \(tracing())
             services:
               backend: { endpoints: [\(upstream.address)] }
             routes:
@@ -328,9 +329,47 @@ final class TracingEndToEndTests: GatewayTestCase {
                 service: backend
             """)
         let traceID = newTraceID()
-        let response = try Curl.run(["-H", parent(traceID, span: "1111111111111111"), "\(gateway.http)/plain"])
-        XCTAssertTrue(response.body.contains("traceparent: 00-\(traceID)-1111111111111111-01"), response.body)
-        XCTAssertFalse(gateway.stdout.contains("\"trace_id\""))
+        let response = try Curl.run(["--http2-prior-knowledge", "-H", parent(traceID), "\(gateway.http)/h2"])
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.httpVersion, "2")
+        let spans = collector.trace(traceID) { $0.count >= 2 }
+        let server = try XCTUnwrap(spans.first { $0.kind == 2 }, "\(spans)")
+        XCTAssertEqual(server.string("network.protocol.version"), "2")
+        let upstreamTry = try XCTUnwrap(spans.first { $0.kind == 3 }, "\(spans)")
+        XCTAssertTrue(response.body.contains("traceparent: 00-\(traceID)-\(upstreamTry.spanID)-01"), response.body)
+    }
+
+    /// A reload turns tracing off (`traceparent` then passes through untouched, and the log
+    /// line has no trace id) and on again (spans flow to the collector once more).
+    func testReloadTurnsTracingOffAndOn() throws {
+        let routes = """
+            services:
+              backend: { endpoints: [\(upstream.address)] }
+            routes:
+              - name: api
+                match: { prefix: / }
+                service: backend
+            """
+        gateway = try PorticoProcess(config: tracing() + "\n" + routes)
+        let before = newTraceID()
+        XCTAssertEqual(try Curl.run(["-H", parent(before), "\(gateway.http)/on"]).status, 200)
+        XCTAssertFalse(collector.trace(before) { !$0.isEmpty }.isEmpty, "traced while on")
+
+        try gateway.writeConfig(routes)
+        XCTAssertEqual(try Curl.run(["-X", "POST", "\(gateway.admin)/reload"]).status, 200)
+        let off = newTraceID()
+        let response = try Curl.run(["-H", parent(off, span: "1111111111111111"), "\(gateway.http)/off"])
+        XCTAssertTrue(response.body.contains("traceparent: 00-\(off)-1111111111111111-01"), response.body)
+        XCTAssertTrue(eventually { self.gateway.stdout.contains("\"uri\":\"/off\"") })
+        let offLine = gateway.stdout.split(separator: "\n").first { $0.contains("\"uri\":\"/off\"") } ?? ""
+        XCTAssertFalse(offLine.contains("trace_id"), String(offLine))
+
+        try gateway.writeConfig(tracing() + "\n" + routes)
+        XCTAssertEqual(try Curl.run(["-X", "POST", "\(gateway.admin)/reload"]).status, 200)
+        let again = newTraceID()
+        XCTAssertEqual(try Curl.run(["-H", parent(again), "\(gateway.http)/again"]).status, 200)
+        XCTAssertFalse(collector.trace(again) { !$0.isEmpty }.isEmpty, "traced again once back on")
+        XCTAssertTrue(collector.spans().allSatisfy { $0.traceID != off }, "nothing recorded while off")
     }
 
     static func value(of series: String, in metrics: String) -> Double {

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PorticoConfig
@@ -15,6 +16,10 @@ final class TraceExporter: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
     let eventLoop: EventLoop
     private let metrics: TraceMetrics
+    /// Set once the thread is going: a batch handed over after that is dropped (a loop's late
+    /// handover at shutdown must not schedule work on a loop that has stopped). Taken once per
+    /// batch, not per request.
+    private let stopped = NIOLockedValueBox(false)
     private var config: TracingConfig
     private var queue: [(spans: ByteBuffer, count: Int)] = []
     private var queuedSpans = 0
@@ -46,15 +51,23 @@ final class TraceExporter: @unchecked Sendable {
 
     /// Takes a loop's batch: `spans` holds `count` entries of `ScopeSpans.spans`.
     func submit(_ spans: ByteBuffer, count: Int) {
-        eventLoop.execute {
-            guard self.queuedSpans + count <= self.config.maxQueueSize else {
-                self.metrics.droppedQueueFull.increment(by: Int64(count))
-                return
-            }
-            self.queue.append((spans, count))
-            self.queuedSpans += count
-            self.exportIfIdle()
+        let accepted = stopped.withLockedValue { stopped in
+            // Held while the task is queued, so `shutdown` cannot slip in between.
+            if stopped { return false }
+            eventLoop.execute { self.enqueue(spans, count: count) }
+            return true
         }
+        if !accepted { metrics.droppedQueueFull.increment(by: Int64(count)) }
+    }
+
+    private func enqueue(_ spans: ByteBuffer, count: Int) {
+        guard queuedSpans + count <= config.maxQueueSize else {
+            metrics.droppedQueueFull.increment(by: Int64(count))
+            return
+        }
+        queue.append((spans, count))
+        queuedSpans += count
+        exportIfIdle()
     }
 
     /// Sends what is queued, then waits for it to go (for a clean shutdown), up to `timeout`.
@@ -72,6 +85,7 @@ final class TraceExporter: @unchecked Sendable {
     }
 
     func shutdown() {
+        stopped.withLockedValue { $0 = true }
         group.shutdownGracefully { _ in }
     }
 
