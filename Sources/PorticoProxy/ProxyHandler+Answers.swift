@@ -225,7 +225,7 @@ extension ProxyHandler {
         let ending = ExchangeEnding(
             record: record, method: method, target: uri, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
             upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop, grpcStatus: grpcStatus,
-            coldStart: coldStart, retries: retries, requestFields: requestFields)
+            coldStart: coldStart, retries: retries, requestFields: requestFields, trace: trace)
         let layers = loop.snapshot.requestPath.ending
         for index in 0..<layers.count { layers[index].exchangeEnded(ending) }
     }

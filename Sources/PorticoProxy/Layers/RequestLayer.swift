@@ -91,4 +91,6 @@ struct ExchangeEnding {
     /// no other copy), for an observer that reads one only when it needs it (a tap's trace
     /// id): carrying them costs a reference, not a copy.
     let requestFields: HTTPFieldList
+    /// The request's trace, when tracing is configured.
+    let trace: RequestTrace?
 }

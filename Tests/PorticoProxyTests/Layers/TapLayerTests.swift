@@ -31,13 +31,13 @@ final class TapLayerTests: XCTestCase {
     }
 
     private func end(route: String, status: Int, path: String = "/x", upstream: HostPort? = HostPort(host: "10.0.0.7", port: 8080),
-                     fields: HTTPFieldList = HTTPFieldList()) {
+                     fields: HTTPFieldList = HTTPFieldList(), trace: RequestTrace? = nil) {
         let ending = ExchangeEnding(
             record: RequestRecord(route: route, backend: "svc", requestID: "rid-1", started: .now()),
             method: "GET", target: path, status: status, bytesIn: 0, bytesOut: 0, upstream: upstream,
             elapsedNanoseconds: 1_500_000,
             connection: DownstreamConnectionInfo(scheme: "http", listenerName: "public", clientAddress: "10.0.0.1", protocolName: "HTTP/1.1"),
-            loop: context, grpcStatus: nil, coldStart: nil, retries: 2, requestFields: fields)
+            loop: context, grpcStatus: nil, coldStart: nil, retries: 2, requestFields: fields, trace: trace)
         TapLayer().exchangeEnded(ending)
     }
 
@@ -81,6 +81,16 @@ final class TapLayerTests: XCTestCase {
         XCTAssertEqual(lines[1]["trace_id"] as? String, "-")
         XCTAssertEqual(lines[1]["upstream"] as? String, "-")
         XCTAssertEqual(lines[1]["local"] as? Bool, true)
+    }
+
+    func testPorticosOwnTraceIDWinsWhenTracingIsOn() throws {
+        context.tap.add(id: 1, filter: TapFilter(), prefix: "data: ", sink: sink)
+        let trace = RequestTrace(traceIDHigh: 0x0123_4567_89ab_cdef, traceIDLow: 0x0fed_cba9_8765_4321, spanID: 7, parentSpanID: 0,
+                                 sampled: true, recording: true, started: .now())
+        end(route: "api", status: 200, trace: trace)
+        loop.advanceTime(by: LoopTap.handOverInterval)
+        let lines = try objects(batches.withLockedValue { $0.first?.text ?? "" })
+        XCTAssertEqual(lines.first?["trace_id"] as? String, "0123456789abcdef0fedcba987654321")
     }
 
     func testAFullBufferDropsAndCountsUntilTheHandOver() {

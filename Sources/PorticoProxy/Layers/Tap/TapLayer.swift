@@ -12,11 +12,24 @@ final class TapLayer: RequestLayer {
         tap.record(ending)
     }
 
-    /// The request's trace id, for the tap line: the client's `traceparent` (W3C,
-    /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), nil without a valid one.
-    /// The one place a tap learns the trace id: when Portico starts traces of its own, its id
-    /// goes here.
-    static func traceID(of ending: ExchangeEnding) -> Substring? {
+    /// The request's trace id, for the tap line: Portico's own when tracing is configured (the
+    /// client's, when it sent a `traceparent`, since sampling is parent-based), else the one of
+    /// the client's `traceparent` (W3C, `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`),
+    /// else `-`.
+    static func writeTraceID(of ending: ExchangeEnding, to buffer: inout ByteBuffer) {
+        if let trace = ending.trace {
+            buffer.writeStaticString("\"")
+            buffer.writeHex64(trace.traceIDHigh)
+            buffer.writeHex64(trace.traceIDLow)
+            buffer.writeStaticString("\"")
+        } else if let traceID = clientTraceID(of: ending) {
+            buffer.writeJSONString(String(traceID))
+        } else {
+            buffer.writeStaticString("\"-\"")
+        }
+    }
+
+    static func clientTraceID(of ending: ExchangeEnding) -> Substring? {
         guard let value = ending.requestFields.firstValue(of: "traceparent") else { return nil }
         let parts = value.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count >= 4, parts[1].utf8.count == 32,
@@ -50,11 +63,7 @@ final class TapLayer: RequestLayer {
         buffer.writeStaticString(",\"retries\":")
         buffer.writeDecimal(ending.retries)
         buffer.writeStaticString(",\"trace_id\":")
-        if let traceID = traceID(of: ending) {
-            buffer.writeJSONString(String(traceID))
-        } else {
-            buffer.writeStaticString("\"-\"")
-        }
+        writeTraceID(of: ending, to: &buffer)
         buffer.writeStaticString(",\"local\":")
         if local { buffer.writeStaticString("true") } else { buffer.writeStaticString("false") }
         // Why the gateway answered by itself: not known at this layer yet.
