@@ -8,7 +8,7 @@ import PorticoHTTP1
 /// open now.
 extension AdminHandler {
     func streamTap(_ context: ChannelHandlerContext, _ head: RequestHead) {
-        let query = TapQuery(target: head.target)
+        let query = AdminQuery(target: head.target)
         var filter = TapFilter()
         for (name, value) in query.items {
             switch name {
@@ -70,70 +70,5 @@ extension AdminHandler {
         buffer.writeBytes(data)
         buffer.writeString("\n")
         send(context, head, status, buffer: buffer, contentType: "application/json")
-    }
-}
-
-/// The body of `GET /taps`.
-struct TapListing: Encodable {
-    struct Tap: Encodable {
-        var id: Int
-        var kind: String
-        var route: String?
-        var status: String?
-        var delivered: Int
-        var dropped: Int
-    }
-
-    var count: Int
-    /// Each proxy loop's own count of subscriptions (what the request path reads).
-    var subscriptionsOnLoops: [Int]
-    var taps: [Tap]
-}
-
-/// A tap's end of the stream, on the admin connection's loop: writes the batches the loops
-/// hand over while the client keeps up, drops them when it does not.
-final class TapConnection {
-    let stream: AdminEventStream
-    let hub: TapHub
-    var id = 0
-    private var delivery = TapDelivery()
-
-    init(stream: AdminEventStream, hub: TapHub) {
-        self.stream = stream
-        self.hub = hub
-    }
-
-    func receive(_ batch: ByteBuffer, lines: Int, dropped: Int) {
-        guard !stream.isStopped else { return }
-        switch delivery.batchArrived(lines: lines, droppedOnLoop: dropped, writable: stream.isWritable) {
-        case .drop:
-            break
-        case .write(let droppedBefore):
-            if let droppedBefore {
-                // An event of its own, so a client reading `data:` lines as requests skips it.
-                stream.write("event: dropped\ndata: {\"dropped\":\(droppedBefore),\"total_dropped\":\(delivery.dropped)}\n\n")
-            }
-            stream.write(batch)
-        }
-        hub.account(id, delivered: delivery.delivered, dropped: delivery.dropped)
-    }
-}
-
-/// The query of an admin request, decoded (`+` and percent escapes).
-struct TapQuery {
-    var items: [(String, String)] = []
-
-    init(target: String) {
-        let query = target.splitQuery().1
-        for pair in query.split(separator: "&") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = Self.decode(parts[0])
-            let value = parts.count > 1 ? Self.decode(parts[1]) : ""
-            items.append((name, value))
-        }
-    }
-
-    static func decode(_ text: Substring) -> String {
-        String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
     }
 }

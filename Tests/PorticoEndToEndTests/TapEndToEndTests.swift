@@ -95,6 +95,15 @@ final class TapEndToEndTests: GatewayTestCase {
         XCTAssertTrue(lines[1].hasSuffix(" retries=0 trace=-"), "no traceparent: \(lines[1])")
         XCTAssertTrue(lines[2].hasPrefix("404 GET /api/status/404 "), lines[2])
         waitForTaps(0)
+
+        // What a user gets wrong is said plainly.
+        let badStatus = try runCommand(PorticoProcess.binary.path, ["tap", "--admin", "127.0.0.1:\(gateway.adminPort)", "--status", "6xx"])
+        XCTAssertNotEqual(badStatus.status, 0)
+        XCTAssertTrue(badStatus.output.contains("status filter '6xx'"), badStatus.output)
+        let closedPort = try freePort()
+        let nobody = try runCommand(PorticoProcess.binary.path, ["tap", "--admin", "127.0.0.1:\(closedPort)"])
+        XCTAssertEqual(nobody.status, 1)
+        XCTAssertTrue(nobody.output.contains("is the gateway running?"), nobody.output)
     }
 
     func testStatusFilterOverCurlAndTheSubscriptionEndsWithTheClient() throws {
