@@ -57,6 +57,20 @@ final class DashboardEndToEndTests: GatewayTestCase {
         // The orders service gets a failure, so its dead endpoint shows as ejected.
         for _ in 0..<4 { _ = try Curl.run(["\(gateway.http)/orders/x"]) }
 
+        // The feed itself: a snapshot as JSON objects, without escaped slashes.
+        let snapshot = try firstSnapshot()
+        XCTAssertFalse(snapshot.text.contains("\\/"), snapshot.text)
+        let json = snapshot.json
+        XCTAssertEqual((json["listeners"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, ["public", "public-tls"])
+        let routes = json["routes"] as? [[String: Any]] ?? []
+        XCTAssertEqual(routes.first?["name"] as? String, "api")
+        XCTAssertEqual((routes.first?["backends"] as? [[String: Any]])?.first?["kind"] as? String, "service")
+        XCTAssertTrue(routes.contains { ($0["backends"] as? [[String: Any]])?.first?["name"] as? String == "hello" }, "\(routes)")
+        let orders = (json["services"] as? [[String: Any]])?.first { $0["name"] as? String == "orders" }
+        let endpoints = orders?["endpoints"] as? [[String: Any]] ?? []
+        XCTAssertEqual(endpoints.map { $0["ejected"] as? Bool }, [false, true], "the dead endpoint is ejected: \(endpoints)")
+        XCTAssertEqual((json["functions"] as? [[String: Any]])?.first?["name"] as? String, "hello")
+
         let artifacts = Self.artifacts
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
         for name in ["dashboard.png", "dashboard-idle.png", "dashboard-failure.png"] {
@@ -93,5 +107,28 @@ final class DashboardEndToEndTests: GatewayTestCase {
                   let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return false }
             return json["count"] as? Int == 0 && (json["subscriptionsOnLoops"] as? [Int])?.allSatisfy { $0 == 0 } == true
         }, "no dashboard subscription outlives its page")
+    }
+
+    /// The first `event: snapshot` of `GET /dashboard/events`, read with curl.
+    private func firstSnapshot(file: StaticString = #filePath, line: UInt = #line) throws -> (text: String, json: [String: Any]) {
+        let output = gateway.directory.appendingPathComponent("events.out")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-N", "--silent", "\(gateway.admin)/dashboard/events"]
+        curl.standardOutput = try FileHandle(forWritingTo: output)
+        try curl.run()
+        defer { if curl.isRunning { curl.terminate(); curl.waitUntilExit() } }
+        var data: String?
+        XCTAssertTrue(eventually {
+            let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+            guard let start = text.range(of: "event: snapshot\ndata: "),
+                  let end = text.range(of: "\n\n", range: start.upperBound..<text.endIndex) else { return false }
+            data = String(text[start.upperBound..<end.lowerBound])
+            return true
+        }, "a snapshot comes at once", file: file, line: line)
+        let text = try XCTUnwrap(data, file: file, line: line)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], file: file, line: line)
+        return (text, json)
     }
 }
