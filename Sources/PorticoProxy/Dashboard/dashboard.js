@@ -3,7 +3,7 @@
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const history = new Map();   // function name -> worker counts, last 60 snapshots
+const workerHistory = new Map();   // function name -> worker counts, last 60 snapshots
 const replies = [];
 const MAX_REPLIES = 12;
 
@@ -139,10 +139,10 @@ function renderFunctions(snapshot) {
     el("span", {}, el("i", { style: "background: var(--accent)" }), "busy"),
     el("span", {}, el("i", { style: "background: var(--idle)" }), "draining / stopping"));
   const items = snapshot.functions.map((fn) => {
-    const counts = history.get(fn.name) || [];
+    const counts = workerHistory.get(fn.name) || [];
     counts.push(fn.workers.length);
     while (counts.length > 60) counts.shift();
-    history.set(fn.name, counts);
+    workerHistory.set(fn.name, counts);
     const states = Object.entries(fn.workersByState).map(([state, count]) => `${count} ${state}`).join(", ");
     return el("div", { class: "function", "data-function": fn.name, "data-workers": fn.workers.length, "data-state": fn.state },
       el("div", {}, el("span", { class: "name" }, fn.name), " ",
@@ -157,8 +157,8 @@ function renderFunctions(snapshot) {
         }))),
       sparkline(counts));
   });
-  for (const name of [...history.keys()]) {
-    if (!snapshot.functions.some((fn) => fn.name === name)) history.delete(name);
+  for (const name of [...workerHistory.keys()]) {
+    if (!snapshot.functions.some((fn) => fn.name === name)) workerHistory.delete(name);
   }
   box.replaceChildren(legend, ...(items.length ? items : [el("div", { class: "empty" }, "no functions")]));
 }
