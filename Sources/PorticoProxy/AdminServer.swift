@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 import NIOPosix
 import PorticoHTTP1
@@ -32,7 +31,7 @@ final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = RequestPart
     typealias OutboundOut = ResponsePart
 
-    private let gateway: Gateway
+    let gateway: Gateway
     private var request: RequestHead?
 
     init(gateway: Gateway) {
@@ -68,40 +67,9 @@ final class AdminHandler: ChannelInboundHandler {
         case ("GET", "/config"):
             send(context, head, .ok, gateway.snapshot.config.renderJSON(), contentType: "application/json")
         case ("GET", "/routes"):
-            let snapshot = gateway.snapshot
-            let routes: [[String: Any]] = zip(snapshot.routes, snapshot.routeTable.describe()).map { route, line in
-                ["index": route.index, "name": route.name, "line": route.location.line, "description": line]
-            }
-            sendJSON(context, head, ["generation": snapshot.generation, "routes": routes])
+            listRoutes(context, head)
         case ("GET", "/services"):
-            let snapshot = gateway.snapshot
-            gateway.upstreamStatistics().assumeIsolated().whenComplete { [self] result in
-                let statistics = (try? result.get()) ?? [:]
-                let body: [[String: Any]] = snapshot.config.services.map { service in
-                    let health = snapshot.serviceHealth[service.name]
-                    let states = health?.endpointStates()
-                    return [
-                        "name": service.name,
-                        "loadBalancer": service.loadBalancer.rawValue,
-                        "tls": service.tls != nil,
-                        "endpoints": service.endpoints.enumerated().map { index, endpoint -> [String: Any] in
-                            let counts = statistics[endpoint] ?? (0, 0)
-                            var object: [String: Any] = ["address": endpoint.description,
-                                                         "openConnections": counts.open, "idleConnections": counts.idle]
-                            // Only what is tracked is shown: ejection with outlier detection,
-                            // health with active checks.
-                            if service.outlierDetection != nil {
-                                let ejectedFor = states?[index].ejectedForSeconds
-                                object["ejected"] = ejectedFor != nil
-                                if let ejectedFor { object["ejectedForSeconds"] = (ejectedFor * 10).rounded() / 10 }
-                            }
-                            if let healthy = states?[index].healthy { object["healthy"] = healthy }
-                            return object
-                        },
-                    ]
-                }
-                sendJSON(context, head, ["services": body])
-            }
+            listServices(context, head)
         case ("GET", "/functions"):
             let snapshot = gateway.snapshot
             let failures = gateway.functionFailures
@@ -135,27 +103,14 @@ final class AdminHandler: ChannelInboundHandler {
                 send(context, head, .ok, buffer: buffer, contentType: "application/json")
             }
         case ("GET", "/metrics"):
-            var buffer = context.channel.allocator.buffer(capacity: 4096)
-            buffer.writeBytes(gateway.metrics.render())
-            send(context, head, .ok, buffer: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8")
+            exposeMetrics(context, head)
         case ("POST", "/reload"):
-            gateway.requestReload().hop(to: context.eventLoop).assumeIsolated().whenSuccess { [self] outcome in
-                sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
-                         status: outcome.succeeded ? .ok : .badRequest)
-            }
+            reload(context, head)
         case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"), (_, "/functions"):
             send(context, head, .methodNotAllowed, "method not allowed\n")
         default:
             send(context, head, .notFound, "not found\n")
         }
-    }
-
-    private func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
-        var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
-        buffer.writeBytes(data)
-        buffer.writeString("\n")
-        send(context, head, status, buffer: buffer, contentType: "application/json")
     }
 
     private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
@@ -165,7 +120,7 @@ final class AdminHandler: ChannelInboundHandler {
         send(context, head, status, buffer: buffer, contentType: contentType)
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
+    func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
                       buffer: ByteBuffer, contentType: String) {
         let fields = HTTPFieldList([("content-type", contentType), ("content-length", String(buffer.readableBytes))])
         let response = ResponseHead(status: Int(status.code), version: head.version, fields: fields)
