@@ -11,6 +11,8 @@ public enum LocalReplyReason: UInt8, Sendable, CaseIterable, Hashable {
     case badRequest
     /// The head is over `limits.maxRequestHeaders`: 431.
     case headersTooLarge
+    /// The head took longer than `limits.requestHeadersTimeout` from its first byte: 408.
+    case requestHeadersTimeout
     /// The body is over `limits.maxRequestBody`: 413.
     case bodyTooLarge
     /// A transfer coding Portico does not implement: 501.
@@ -64,6 +66,7 @@ public enum LocalReplyReason: UInt8, Sendable, CaseIterable, Hashable {
         switch self {
         case .badRequest: return "bad_request"
         case .headersTooLarge: return "headers_too_large"
+        case .requestHeadersTimeout: return "request_headers_timeout"
         case .bodyTooLarge: return "body_too_large"
         case .unsupportedTransferCoding: return "unsupported_transfer_coding"
         case .noRoute: return "no_route"

@@ -216,6 +216,23 @@ extension ProxyHandler {
         return 0
     }
 
+    /// The connection's parser refused what came before it was a request, and the connection
+    /// answered it (`HTTP1ServerConnection`): the ending layers hear of it as the gateway's own
+    /// answer before routing (route and backend `-`; no method or target could be read).
+    func parseErrorAnswered(status: Int) {
+        let reason: LocalReplyReason
+        switch status {
+        case 431: reason = .headersTooLarge
+        case 501: reason = .unsupportedTransferCoding
+        case 408: reason = .requestHeadersTimeout
+        default: reason = .badRequest
+        }
+        grpcStatus = nil
+        coldStart = nil
+        let record = RequestRecord(route: "-", backend: "-", requestID: loop.random.makeRequestID(), started: .now())
+        self.record(record, method: "-", uri: "-", status: status, bytesIn: 0, bytesOut: 0, upstream: nil, localReply: reason)
+    }
+
     // MARK: The end
 
     /// The request is over: the layers that watch endings (access log, metrics) hear of it.

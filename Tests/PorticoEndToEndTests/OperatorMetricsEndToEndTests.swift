@@ -130,6 +130,9 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
         // No `Host`: the edge refuses it before routing.
         let noHost = try RawHTTP.request(port: gateway.httpPort, "GET /ok/a HTTP/1.1\r\n\r\n")
         XCTAssertEqual(noHost.status, 400)
+        // Not a request line at all: the connection's parser refuses it before any route.
+        let garbage = try RawHTTP.request(port: gateway.httpPort, "HELLO THERE\r\n\r\n")
+        XCTAssertEqual(garbage.status, 400)
 
         // The circuit breaker: one slow request holds the only connection, one more waits for
         // it, and a third is refused at once (which of the two waits is the gateway's choice).
@@ -144,23 +147,23 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
         XCTAssertEqual(others.all.sorted(), [200, 503])
 
         let text = try metrics()
-        let expected: [(route: String, status: Int, reason: String)] = [
-            ("-", 404, "no_route"),
-            ("jwt", 401, "jwt_missing"),
-            ("jwt", 401, "jwt_invalid"),
-            ("authz", 403, "authz_denied"),
-            ("limited", 429, "rate_limited"),
-            ("fault", 503, "fault"),
-            ("dead", 502, "upstream_connect_failed"),
-            ("stalled", 504, "upstream_timeout"),
-            ("ping", 200, "direct_response"),
-            ("-", 413, "body_too_large"),
-            ("-", 400, "bad_request"),
-            ("narrow", 503, "breaker_open"),
+        let expected: [(route: String, status: Int, reason: String, count: Double)] = [
+            ("-", 404, "no_route", 1),
+            ("jwt", 401, "jwt_missing", 1),
+            ("jwt", 401, "jwt_invalid", 1),
+            ("authz", 403, "authz_denied", 1),
+            ("limited", 429, "rate_limited", 1),
+            ("fault", 503, "fault", 1),
+            ("dead", 502, "upstream_connect_failed", 1),
+            ("stalled", 504, "upstream_timeout", 1),
+            ("ping", 200, "direct_response", 1),
+            ("-", 413, "body_too_large", 1),
+            ("-", 400, "bad_request", 2),
+            ("narrow", 503, "breaker_open", 1),
         ]
-        for (route, status, reason) in expected {
+        for (route, status, reason, count) in expected {
             let series = "portico_local_replies_total{route=\"\(route)\",status=\"\(status)\",reason=\"\(reason)\"}"
-            XCTAssertEqual(sample(series, in: text), 1, "\(series) in:\n\(text)")
+            XCTAssertEqual(sample(series, in: text), count, "\(series) in:\n\(text)")
         }
         let localReplyLines = text.split(separator: "\n").filter { $0.hasPrefix("portico_local_replies_total{") }
         XCTAssertEqual(localReplyLines.count, expected.count, "a backend's answer is no local reply: \(localReplyLines)")
