@@ -186,10 +186,9 @@ final class LoopContext {
     /// another one, so its pools must go.
     func dropPool(_ endpoint: HostPort) {
         leasedPools.remove(endpoint)
-        for upstreamProtocol in [UpstreamProtocol.http1, .h2c] {
-            for key in pools.keys where key.endpoint == endpoint && key.isWorker && key.protocol == upstreamProtocol {
-                pools.removeValue(forKey: key)?.shutdown()
-            }
+        // Whichever protocol and function it served (a port can serve one function, then another).
+        for key in pools.keys.filter({ $0.endpoint == endpoint && $0.isWorker }) {
+            pools.removeValue(forKey: key)?.shutdown()
         }
     }
 
