@@ -10,6 +10,7 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
     let issuer = "https://auth.example.com"
     var mint: TokenMint!
     private var silent: Process?
+    private var closer: Process?
 
     override func setUp() async throws {
         try await super.setUp()
@@ -19,10 +20,44 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
 
     override func tearDown() {
         silent?.terminate()
+        closer?.terminate()
         super.tearDown()
     }
 
-    private func config(deadPort: Int, silentPort: Int) -> String {
+    /// A peer that reads a request and closes the connection without a word.
+    private func startCloser(port: Int) throws -> Process {
+        let peer = Process()
+        peer.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        peer.arguments = ["-c", """
+            import socket, time
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(('127.0.0.1', \(port)))
+            s.listen(64)
+            deadline = time.time() + 60
+            # Gone within a minute even if the test that started it dies.
+            s.settimeout(60)
+            while time.time() < deadline:
+                try:
+                    c, _ = s.accept()
+                except OSError:
+                    break
+                c.settimeout(2)
+                try:
+                    c.recv(65536)
+                except OSError:
+                    pass
+                c.close()
+            """]
+        try peer.run()
+        guard eventually({ (try? RawSocket(port: port, timeout: 1)) != nil }) else {
+            peer.terminate()
+            throw HarnessError.socket("the closing peer never listened on \(port)")
+        }
+        return peer
+    }
+
+    private func config(deadPort: Int, silentPort: Int, closerPort: Int = 1) -> String {
         """
         limits:
           maxRequestBody: 1024
@@ -44,6 +79,7 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
             endpoints: [127.0.0.1:\(deadPort)]
             healthCheck: { path: /healthz, interval: 100ms, timeout: 1s, unhealthyThreshold: 1, healthyThreshold: 1 }
           stalled: { endpoints: [127.0.0.1:\(silentPort)] }
+          closer: { endpoints: [127.0.0.1:\(closerPort)] }
         routes:
           - name: ok
             match: { prefix: /ok/ }
@@ -72,6 +108,9 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
             match: { prefix: /stalled/ }
             service: stalled
             timeout: 300ms
+          - name: closer
+            match: { prefix: /closer/ }
+            service: closer
           - name: narrow
             match: { prefix: /narrow/ }
             service: narrow
@@ -85,9 +124,11 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
     private func startGateway() throws {
         let deadPort = try freePort()
         let silentPort = try freePort()
+        let closerPort = try freePort()
         silent = try SilentPeer.start(port: silentPort)
+        closer = try startCloser(port: closerPort)
         // One event loop: the circuit breaker's limits are per loop.
-        gateway = try PorticoProcess(config: config(deadPort: deadPort, silentPort: silentPort),
+        gateway = try PorticoProcess(config: config(deadPort: deadPort, silentPort: silentPort, closerPort: closerPort),
                                      extraArguments: ["--threads", "1"]) { root in
             try self.mint.jwks().write(to: root.appendingPathComponent("jwks.json"), atomically: true, encoding: .utf8)
         }
@@ -124,6 +165,7 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
         XCTAssertEqual(try get("/fault/a"), 503)
         XCTAssertEqual(try get("/dead/a"), 502)
         XCTAssertEqual(try get("/stalled/a"), 504)
+        XCTAssertEqual(try get("/closer/a"), 502)
         XCTAssertEqual(try get("/ping"), 200)
         let body = try bodyFile(2048)
         XCTAssertEqual(try Curl.run(["--data-binary", "@\(body)", "\(gateway.http)/ok/upload"]).status, 413)
@@ -156,6 +198,7 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
             ("fault", 503, "fault", 1),
             ("dead", 502, "upstream_connect_failed", 1),
             ("stalled", 504, "upstream_timeout", 1),
+            ("closer", 502, "upstream_reset", 1),
             ("ping", 200, "direct_response", 1),
             ("-", 413, "body_too_large", 1),
             ("-", 400, "bad_request", 2),
@@ -349,7 +392,7 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
         XCTAssertEqual(object["generation"] as? Int, 1)
         let list = try XCTUnwrap(object["routes"] as? [[String: Any]])
         XCTAssertEqual(list.map { $0["name"] as? String },
-                       ["ok", "jwt", "authz", "limited", "fault", "dead", "stalled", "narrow", "ping"])
+                       ["ok", "jwt", "authz", "limited", "fault", "dead", "stalled", "closer", "narrow", "ping"])
         let authz = list[2]
         XCTAssertEqual(authz["index"] as? Int, 2)
         XCTAssertEqual((authz["match"] as? [String: Any])?["prefix"] as? String, "/authz/")
@@ -362,7 +405,7 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
         XCTAssertTrue(configLines[line - 1].contains("name: authz"), "line \(line): \(configLines[line - 1])")
         let fault = try XCTUnwrap(list[4]["fault"] as? [String: Any])
         XCTAssertEqual((fault["abort"] as? [String: Any])?["status"] as? Int, 503)
-        let ping = list[8]
+        let ping = list[9]
         XCTAssertEqual((ping["action"] as? [String: Any])?["kind"] as? String, "directResponse")
         XCTAssertEqual(((ping["action"] as? [String: Any])?["directResponse"] as? [String: Any])?["status"] as? Int, 200)
         XCTAssertNil(ping["timeout"], "a route that answers itself has no upstream timeout")
@@ -371,7 +414,7 @@ final class OperatorMetricsEndToEndTests: GatewayTestCase {
         XCTAssertFalse(services.body.contains("\\/"), services.body)
         let serviceList = try XCTUnwrap((JSONSerialization.jsonObject(with: Data(services.body.utf8)) as? [String: Any])?["services"]
             as? [[String: Any]])
-        XCTAssertEqual(serviceList.map { $0["name"] as? String }, ["backend", "narrow", "dead", "stalled"])
+        XCTAssertEqual(serviceList.map { $0["name"] as? String }, ["backend", "narrow", "dead", "stalled", "closer"])
         let endpoint = try XCTUnwrap((serviceList[0]["endpoints"] as? [[String: Any]])?.first)
         XCTAssertEqual(endpoint["address"] as? String, upstream.address)
     }
