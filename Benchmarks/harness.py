@@ -25,6 +25,7 @@ import time
 import urllib.request
 
 import idle_functions
+import tracing_cost
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -1017,11 +1018,12 @@ def ceilings(table):
             if f.get(key) and n.get(key)]
 
 
-def write_results(settings, runs, table, fn, problems, started, allocations=None, idle=None):
+def write_results(settings, runs, table, fn, problems, started, allocations=None, idle=None, tracing=None):
     headers, rows = main_table(table)
     fheaders, frows = functions_table(fn) if fn else ([], [])
     aheaders, arows = allocations_table(allocations) if allocations else ([], [])
     iheaders, irows = idle_functions.table(idle) if idle and "error" not in idle else ([], [])
+    theaders, trows = tracing_cost.table(tracing) if tracing else ([], [])
     targets = thresholds(table, fn or {}, allocations) + (idle_functions.targets(idle) if idle else [])
     ceiling = ceilings(table)
     meta = versions(settings)
@@ -1044,6 +1046,10 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
         text.append("")
         text.append("1,000 idle functions (Portico only):")
         text.append(plain(iheaders, irows))
+    if trows:
+        text.append("")
+        text.append("Tracing (Portico only, H1 load):")
+        text.append(plain(theaders, trows))
     if arows:
         text.append("")
         text.append("Allocations per proxied request (Portico, release build, ProxyAllocationTests):")
@@ -1086,6 +1092,13 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
                "idle CPU taken off; RSS is VmRSS after the idle window; a new folder is written in place (mkdir, "
                "then its files) and timed until a request to it is no longer 404.", "",
                markdown(iheaders, irows), ""]
+    if trows:
+        md += ["## Tracing (Portico only)", "",
+               f"Scenario 1's load (HTTP/1.1 keep-alive, 64 connections, wrk, {settings.durations['h1']} s) through one "
+               "gateway with tracing off, at a 1 % sampling ratio and at 100 %, spans exported over OTLP/HTTP to a sink "
+               "on the load core. CPU = user+system time of all the gateway's threads (the exporter's included) per "
+               "request; added = the difference from tracing off.", "",
+               markdown(theaders, trows), ""]
     if arows:
         md += ["## Allocations per proxied request (Portico)", "",
                "Heap allocations on the gateway's event loop per request, counted by "
@@ -1110,7 +1123,7 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
         f.write("\n".join(md))
     with open(os.path.join(settings.results, f"{stem}.json"), "w") as f:
         json.dump({"meta": meta, "medians": table, "targets": targets, "ceilings": ceiling, "problems": problems,
-                   "functions": fn, "idle_functions": idle, "allocations": allocations, "runs": runs}, f, indent=1,
+                   "functions": fn, "idle_functions": idle, "tracing": tracing, "allocations": allocations, "runs": runs}, f, indent=1,
                   sort_keys=True)
         f.write("\n")
     log(f"wrote {os.path.relpath(settings.results, REPO)}/{stem}.md and {stem}.json")
@@ -1126,7 +1139,7 @@ def main():
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset, for debugging")
     parser.add_argument("--no-functions", action="store_true", help="skip the functions scenarios (cold starts, idle functions)")
-    parser.add_argument("--only", choices=["functions", "idle-functions"],
+    parser.add_argument("--only", choices=["functions", "idle-functions", "tracing"],
                         help="run only this scenario (Portico alone); results go to latest-SCENARIO.md/.json")
     parser.add_argument("--only-functions", dest="only", action="store_const", const="functions",
                         help="the same as --only functions")
@@ -1177,6 +1190,7 @@ def main():
 
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(settings.work, "backend-tmp", d), exist_ok=True)
+        tracing = None
         # Scenario 8's body, served by the backend at /big. nginx's workers run as an
         # unprivileged user: the folder (mkdtemp makes it 0700) and the file must be readable.
         big = os.path.join(settings.work, "big.bin")
@@ -1193,6 +1207,14 @@ def main():
             wait_accepting(port, process=backend)
         time.sleep(0.3)
         settings.backend_idle_kib = status_kib(serving_pid(backend.pid), "VmHWM")
+
+        if settings.only == "tracing" or ("Portico" in systems and not settings.only):
+            log("tracing")
+            tracing = tracing_cost.measure(settings, sys.modules[__name__])
+            if settings.only == "tracing":
+                problems = tracing["problems"]
+                write_results(settings, [], {}, None, problems, started, tracing=tracing)
+                return 1 if problems else 0
 
         for round_number in range(1, settings.rounds + 1):
             for system in systems:
@@ -1223,13 +1245,14 @@ def main():
                 idle = run_idle_functions(settings)
 
         table = medians([r for r in runs if "error" not in r])
-        problems = check_runs(runs) + (fn or {}).get("problems", []) + (idle or {}).get("problems", [])
+        problems = (check_runs(runs) + (fn or {}).get("problems", []) + (idle or {}).get("problems", [])
+                    + (tracing or {}).get("problems", []))
         allocations = read_allocations(settings.allocations)
         if settings.allocations and not (allocations and "h1" in allocations and "h2c" in allocations):
             problems.append("the allocation test printed no counts")
         for line in (allocations or {}).get("test_failures", [])[:5]:
             problems.append(f"allocation test: {line}")
-        write_results(settings, runs, table, fn, problems, started, allocations, idle=idle)
+        write_results(settings, runs, table, fn, problems, started, allocations, idle=idle, tracing=tracing)
         return 1 if problems else 0
     finally:
         PROCESSES.stop_all()

@@ -1,7 +1,7 @@
 import Yams
 
 extension ConfigReader {
-    static let topLevelKeys = ["listeners", "admin", "limits", "accessLog", "policies", "services", "routes", "tcp"]
+    static let topLevelKeys = ["listeners", "admin", "limits", "accessLog", "policies", "services", "routes", "tcp", "tracing"]
 
     /// Reads the whole document; nil when anything was reported.
     func gatewayConfig(from root: Node?) -> GatewayConfig? {
@@ -20,11 +20,12 @@ extension ConfigReader {
         // Services first whatever the file order, so routes can check the names they use.
         let serviceList = top["services"].map { self.services($0) } ?? []
         let routeList = top["routes"].map { self.routes($0, services: serviceList, policies: policyList) } ?? []
+        let tracingConfig = top["tracing"].flatMap { self.tracing($0) }
         let tcpList = top["tcp"].map { self.tcpListeners($0, services: serviceList, listeners: listenerList, admin: adminConfig) } ?? []
 
         guard !hasErrors else { return nil }
         return GatewayConfig(sourceFile: file, listeners: listenerList, admin: adminConfig, limits: limitsConfig,
                              services: serviceList, routes: routeList, accessLog: accessLogConfig, policies: policyList,
-                             tcp: tcpList)
+                             tcp: tcpList, tracing: tracingConfig)
     }
 }

@@ -31,6 +31,15 @@ extension GatewayConfig {
         ]
         if let admin { object["admin"] = ["address": admin.address.description] }
         if !tcp.isEmpty { object["tcp"] = tcp.map(\.jsonObject) }
+        if let tracing {
+            object["tracing"] = [
+                "endpoint": tracing.endpoint.description, "serviceName": tracing.serviceName,
+                "sampling": ["ratio": tracing.ratio, "parentBased": tracing.parentBased,
+                             "alwaysSampleErrors": tracing.alwaysSampleErrors],
+                "exportInterval": tracing.exportInterval.description, "exportTimeout": tracing.exportTimeout.description,
+                "maxQueueSize": tracing.maxQueueSize,
+            ] as [String: Any]
+        }
         if !policies.isEmpty {
             object["policies"] = Dictionary(uniqueKeysWithValues: policies.map { ($0.name, $0.jsonObject) })
         }

@@ -17,6 +17,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var policies: [PolicyConfig]
     /// `tcp:` listeners, in file order.
     public var tcp: [TCPListenerConfig]
+    /// `tracing:`, when requests are traced.
+    public var tracing: TracingConfig?
 
     public init(
         sourceFile: String,
@@ -27,8 +29,10 @@ public struct GatewayConfig: Sendable, Equatable {
         routes: [RouteConfig],
         accessLog: AccessLogConfig = AccessLogConfig(),
         policies: [PolicyConfig] = [],
-        tcp: [TCPListenerConfig] = []
+        tcp: [TCPListenerConfig] = [],
+        tracing: TracingConfig? = nil
     ) {
+        self.tracing = tracing
         self.policies = policies
         self.tcp = tcp
         self.sourceFile = sourceFile

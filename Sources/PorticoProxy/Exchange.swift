@@ -14,7 +14,8 @@ final class Exchange: UpstreamResponseDelegate, UpstreamLeaseWaiter, BackendLeas
     /// The client's request line: its method, target and version, for the log and the
     /// answers. Its fields moved to `upstreamHead`.
     let requestHead: RequestHead
-    let upstreamHead: RequestHead
+    /// Its `traceparent` names each try's span, with tracing.
+    var upstreamHead: RequestHead
     let routeName: String
     let backend: BackendReference
     let requestID: String

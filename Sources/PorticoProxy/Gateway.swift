@@ -296,6 +296,16 @@ public final class Gateway: Sendable {
     }
 
     private func activate(_ snapshot: RuntimeSnapshot, replacing old: RuntimeSnapshot?) {
+        if let oldTracing = old?.tracing, snapshot.tracing?.exporter !== oldTracing.exporter {
+            // Tracing was turned off: the spans waiting on the loops go out. The exporter's
+            // thread stays (idle) until the gateway stops: a request that began under the old
+            // config may still hand it spans.
+            let exporter = oldTracing.exporter
+            let loops = proxyLoops
+            Task {
+                await loops.onEachAndWait { loop in loop.traces.flush(to: exporter) }
+            }
+        }
         for (name, health) in snapshot.serviceHealth where old?.serviceHealth[name] !== health {
             health.start(on: adminGroup.next())
         }

@@ -24,6 +24,8 @@ final class LoopContext {
     var random = FastRandom()
     /// The `tcp:` listeners' load balancing on this loop.
     lazy var tcp = TCPLoopState(loopIndex: loopIndex)
+    /// This loop's finished spans, on their way to the exporter (with `tracing:` only).
+    lazy var traces = TraceBatch(eventLoop: eventLoop)
 
     init(eventLoop: EventLoop, loopIndex: Int, snapshot: RuntimeSnapshot, metrics: GatewayMetrics,
          accessLogWriter: AccessLogWriter?) {

@@ -60,6 +60,45 @@ enum OneShotHTTPClient {
         return promise.futureResult
     }
 
+    /// One HTTP/1.1 POST in plaintext (an OTLP export to a local collector), on its own
+    /// connection.
+    static func post(host: String, port: Int, path: String, hostHeader: String, contentType: String, body: ByteBuffer,
+                     timeout: TimeAmount, maxBytes: Int, on eventLoop: EventLoop) -> EventLoopFuture<Response> {
+        let promise = eventLoop.makePromise(of: Response.self)
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            promise.fail(OneShotHTTPError("no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))
+        }
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTP1RequestWriter())
+                    try sync.addHandler(HTTP1ResponseReader())
+                    try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))
+                    let fields = HTTPFieldList([
+                        ("host", hostHeader), ("user-agent", "portico"), ("content-type", contentType),
+                        ("content-length", String(body.readableBytes)), ("connection", "close"),
+                    ])
+                    channel.write(RequestPart.head(RequestHead(method: "POST", target: path, version: .http1_1, fields: fields)),
+                                  promise: nil)
+                    channel.write(RequestPart.body(body), promise: nil)
+                    channel.writeAndFlush(RequestPart.end(nil), promise: nil)
+                }
+            }
+            .connect(resolvingOnlyNames: host, port: port)
+            .whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    promise.fail(OneShotHTTPError("cannot connect: \(error)"))
+                case .success(let channel):
+                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                }
+            }
+        promise.futureResult.whenComplete { _ in deadline.cancel() }
+        return promise.futureResult
+    }
+
     /// The GET, ready to go out in either protocol once the channel is ready for it.
     private struct OneShotRequest {
         let path: String

@@ -242,7 +242,7 @@ extension ProxyHandler {
         let ending = ExchangeEnding(
             record: record, method: method, target: uri, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
             upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop, grpcStatus: grpcStatus,
-            coldStart: coldStart, localReply: localReply)
+            coldStart: coldStart, localReply: localReply, trace: trace)
         let layers = loop.snapshot.requestPath.ending
         for index in 0..<layers.count { layers[index].exchangeEnded(ending) }
     }

@@ -19,6 +19,7 @@ extension ProxyHandler {
     }
 
     func leaseConnection(_ exchange: Exchange, from pool: any UpstreamSource) {
+        if trace != nil { _ = trace!.tryStarted(random: &loop.random, endpoint: pool.endpoint) }
         exchange.leaseSettled = false
         let id = pool.lease(for: exchange)
         guard !exchange.leaseSettled else { return }
@@ -80,6 +81,7 @@ extension ProxyHandler {
             if let phases = lease.coldStart {
                 coldStart = phases
                 coldStartLeased = .now()
+                trace?.coldStartHandedOver = coldStartLeased
             }
             let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint, protocol: lease.protocol,
                                                owner: exchange.backend.description)

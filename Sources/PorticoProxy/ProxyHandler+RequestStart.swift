@@ -16,6 +16,10 @@ extension ProxyHandler {
         let requestID = head.fields.firstValue(of: "x-request-id") ?? loop.random.makeRequestID()
         grpcStatus = nil
         coldStart = nil
+        trace = nil
+        if let tracing = snapshot.tracing {
+            trace = tracing.begin(fields: head.fields, random: &loop.random, started: started)
+        }
         grpcKind = head.fields.firstIndex(of: "content-type").flatMap { index in
             head.fields[index].withUnsafeValueBytes { GRPCContentType(bytes: $0) }
         }
@@ -37,6 +41,10 @@ extension ProxyHandler {
         let authority = edge.authority
         // `PathCheck` is on every edge list: a request it did not see cannot be routed.
         guard var target = edge.target else { return reject(.malformedRequest, close: true) }
+        if trace?.recording == true {
+            trace!.path = target.path
+            trace!.authority = authority
+        }
 
         guard let matched = snapshot.routeTable.match(
             RoutedRequestView(head: head, authority: authority, normalizedPath: target.path)) else {
@@ -125,6 +133,11 @@ extension ProxyHandler {
             // The process reads the headers from its environment: they pass the layers' edits
             // for a backend as an upstream head would.
             for index in 0..<layers.count { layers[index].upstreamHead(&head, of: request) }
+            if trace != nil {
+                // The process is this request's one try: its span's id goes in its `traceparent`.
+                let span = trace!.tryStarted(random: &loop.random, endpoint: nil)
+                trace!.propagate(spanID: span, into: &head.fields)
+            }
             state = .execCollecting(ExecExchange(
                 head: head, function: execFunction, path: upstreamPath, contentLength: contentLength,
                 maxRequestBody: snapshot.maxRequestBody,
@@ -169,7 +182,9 @@ extension ProxyHandler {
         var upstreamHead = RequestHead(method: head.method, target: upstreamPath, version: .http1_1, fields: head.fields)
         head.fields = HTTPFieldList()
         request.head.fields = HTTPFieldList()
-        upstreamHead.fields.reserveCapacity(fields: 6, bytes: 256 + authority.utf8.count)
+        // With tracing, room for the `traceparent` each try gets.
+        let traceRoom = trace == nil ? 0 : 16 + TraceParent.encodedLength
+        upstreamHead.fields.reserveCapacity(fields: trace == nil ? 6 : 7, bytes: 256 + authority.utf8.count + traceRoom)
         upstreamHead.fields.removeHopByHop(keepUpgrade: isUpgrade)
         upstreamHead.fields.removeAll(named: "expect")
         if asksUpgrade && !isUpgrade { upstreamHead.fields.removeAll(named: "http2-settings") }
@@ -189,6 +204,7 @@ extension ProxyHandler {
         // The layers' edits come after Portico's own (framing, Host), so a route can override
         // them, as Envoy's route headers can.
         for index in 0..<layers.count { layers[index].upstreamHead(&upstreamHead, of: request) }
+        if trace != nil { trace!.prepareFirstTry(random: &loop.random, fields: &upstreamHead.fields) }
         // A gRPC-Web call goes on as a gRPC one (`GRPCWebTranslator`).
         let isGRPCWeb = grpcKind == .grpcWeb || grpcKind == .grpcWebText
         if isGRPCWeb { GRPCWebTranslator.upstreamHead(&upstreamHead, text: grpcKind == .grpcWebText) }
@@ -241,6 +257,7 @@ extension ProxyHandler {
             exchange.shadow = startShadow(of: upstreamHead, to: shadowService, timeout: timeout)
         }
         if let faultDelay {
+            trace?.faultDelay = (start: NIODeadline.now(), nanoseconds: faultDelay.nanoseconds)
             // Injected delay: the request waits as it would for a slow backend; the timeout
             // starts after it, as it does after Envoy's fault filter.
             exchange.delayTask = loop.eventLoop.assumeIsolated().scheduleTask(in: faultDelay) {
@@ -262,8 +279,19 @@ extension ProxyHandler {
         }
         let (pool, endpointIndex, _) = loop.pool(for: service)
         let loop = self.loop
-        return ShadowRequest(head: shadowHead, pool: pool, eventLoop: loop.eventLoop, timeout: timeout) {
+        // The copy is a client span of its own, a sibling of the tries.
+        var mirrorSpan: (trace: RequestTrace, spanID: UInt64, started: NIODeadline)?
+        if let trace {
+            let spanID = loop.random.nonZero()
+            trace.propagate(spanID: spanID, into: &shadowHead.fields)
+            if trace.sampled { mirrorSpan = (trace: trace, spanID: spanID, started: NIODeadline.now()) }
+        }
+        let finishedSpan = mirrorSpan
+        let method = head.method
+        return ShadowRequest(head: shadowHead, pool: pool, eventLoop: loop.eventLoop, timeout: timeout) { status in
             loop.requestFinished(service: service.name, endpointIndex: endpointIndex)
+            if let finishedSpan { TracingLayer.writeMirrorSpan(finishedSpan, method: method, endpoint: pool.endpoint,
+                                                             service: service.name, status: status, loop: loop) }
         }
     }
 

@@ -25,6 +25,7 @@ extension ProxyHandler {
     func scheduleRetry(_ exchange: Exchange, retry number: Int, abandonUpstream: Bool) {
         guard let retry = exchange.retry else { return }
         retry.cancelPerTryTimer()
+        trace?.endCurrentTry(at: .now())
         if let waiterID = exchange.waiterID {
             exchange.pool?.cancelLease(waiterID)
             exchange.waiterID = nil
@@ -83,12 +84,14 @@ extension ProxyHandler {
     func perTryTimedOut(_ exchange: Exchange) {
         exchange.retry?.perTryTask = nil
         guard downstream != nil else { return }
+        trace?.tryFailed("timeout")
         if exchange.machine.isAwaitingResponse { recordOutcome(exchange, status: nil) }
         perform(budgeted(exchange.machine.perTryTimedOut(), exchange), exchange)
     }
 
     func routeTimedOut(_ exchange: Exchange) {
         guard downstream != nil else { return }
+        trace?.tryFailed("timeout")
         if exchange.machine.isAwaitingResponse { recordOutcome(exchange, status: nil) }
         perform(exchange.machine.routeTimedOut(), exchange)
     }

@@ -57,6 +57,7 @@ extension ProxyHandler {
         switch result {
         case .failure(let error):
             guard exchange.machine.isLeasing else { return }
+            trace?.tryFailed(error == .connectFailed ? "connect_failed" : "pool_overloaded")
             if error == .connectFailed, let lease = exchange.lease, exchange.endpointRefusals < 2,
                exchange.destination.replaceRefusedEndpoint(lease) {
                 // The endpoint (a function worker) died or stopped listening since it was handed
@@ -87,6 +88,8 @@ extension ProxyHandler {
             exchange.upstream = upstream
             upstream.requestsServed += 1
             upstream.attach(exchange)
+            // A retry's try names its own span (the first try's is in the head already).
+            if trace != nil { trace!.propagateCurrentTry(into: &exchange.upstreamHead.fields) }
             upstream.send(.head(exchange.upstreamHead))
             for buffer in exchange.bufferedBody { upstream.send(.body(buffer)) }
             exchange.bufferedBody.removeAll()
@@ -107,6 +110,7 @@ extension ProxyHandler {
             return
         }
         recordOutcome(exchange, status: head.status)
+        trace?.currentTry?.status = head.status
         if let leased = coldStartLeased, coldStart?.firstResponseNanoseconds == nil {
             coldStart?.firstResponseNanoseconds = NIODeadline.now().uptimeNanoseconds &- leased.uptimeNanoseconds
             coldStartLeased = nil
@@ -211,12 +215,14 @@ extension ProxyHandler {
     /// load or going away, and said so.
     func upstreamRefused(_ exchange: Exchange) {
         guard downstream != nil else { return }
+        trace?.tryFailed("refused_stream")
         exchange.upstream = nil
         perform(budgeted(exchange.machine.upstreamRefused(), exchange), exchange)
     }
 
     func upstreamClosed(_ exchange: Exchange) {
         guard downstream != nil else { return }
+        trace?.tryFailed("reset")
         exchange.upstream = nil
         if exchange.machine.isAwaitingResponse { recordOutcome(exchange, status: nil) }
         perform(budgeted(exchange.machine.upstreamClosed(), exchange), exchange)

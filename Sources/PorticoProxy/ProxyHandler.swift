@@ -58,6 +58,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var coldStart: ColdStartPhases?
     /// When that endpoint was handed over, for the first response's time.
     var coldStartLeased: NIODeadline?
+    /// The current request's trace (with `tracing:`): its ids, and what its spans will say.
+    var trace: RequestTrace?
     /// Set once a WebSocket over HTTP/2 is a byte pipe: the stream's bytes go to it.
     var tunnel: HTTP2StreamTunnel?
 

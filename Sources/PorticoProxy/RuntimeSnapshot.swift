@@ -41,6 +41,8 @@ public final class RuntimeSnapshot: Sendable {
     let upstreamTLS: [String: UpstreamTLS]
     /// The `tcp:` listeners' routing, by listener name.
     let tcpRoutes: [String: TCPRoutes]
+    /// `tracing:`: the sampler and the span exporter (kept from `previous` across reloads).
+    let tracing: TracingRuntime?
 
     /// `previous` lends its rate limiters' state to the policies that are unchanged; `metrics`
     /// gives the policies their counters.
@@ -148,8 +150,12 @@ public final class RuntimeSnapshot: Sendable {
                                  cors: route.cors.map(CORSPolicy.init))
         }
         self.routePolicies = compiled.contains { $0 != nil } ? compiled : []
+        self.tracing = config.tracing.map {
+            TracingRuntime(config: $0, previous: previous?.tracing, registry: metrics?.registry)
+        }
         self.requestPath = RequestPath(routes: routes, routePolicies: compiled, listenerPolicies: byListener,
-                                       limits: config.limits, trustedOutputHeaders: trustedOutputHeaders)
+                                       limits: config.limits, trustedOutputHeaders: trustedOutputHeaders,
+                                       tracing: config.tracing != nil)
     }
 }
 

@@ -11,7 +11,9 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
 
     private let pool: any UpstreamSource
     private let eventLoop: EventLoop
-    private let finished: () -> Void
+    private let finished: (Int?) -> Void
+    /// The shadow's answer status, once its head arrived (for its span).
+    private var responseStatus: Int?
     private var upstream: (any LeasedUpstream)?
     private var pending: [RequestPart]
     private var pendingBytes = 0
@@ -20,8 +22,10 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
     private var requestSent = false
     private var done = false
 
-    /// `finished` runs once, when the shadow is over either way (to release its load-balancer slot).
-    init(head: RequestHead, pool: any UpstreamSource, eventLoop: EventLoop, timeout: TimeAmount, finished: @escaping () -> Void) {
+    /// `finished` runs once, when the shadow is over either way (to release its load-balancer
+    /// slot, and end its span), with the answer's status if one came.
+    init(head: RequestHead, pool: any UpstreamSource, eventLoop: EventLoop, timeout: TimeAmount,
+         finished: @escaping (Int?) -> Void) {
         self.pool = pool
         self.eventLoop = eventLoop
         self.finished = finished
@@ -98,13 +102,13 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
             upstream.release(reusable: false)
         }
         pending.removeAll()
-        finished()
+        finished(responseStatus)
     }
 
     // MARK: UpstreamResponseDelegate: the answer is read and dropped.
 
     var downstreamIsWritable: Bool { true }
-    func upstreamResponseHead(_ head: ResponseHead) {}
+    func upstreamResponseHead(_ head: ResponseHead) { responseStatus = head.status }
     func upstreamResponseBody(_ buffer: ByteBuffer) {}
     func upstreamReadComplete() {}
 
@@ -116,7 +120,7 @@ final class ShadowRequest: UpstreamResponseDelegate, UpstreamLeaseWaiter {
         timeoutTask?.cancel()
         self.upstream = nil
         upstream.release(reusable: reusable)
-        finished()
+        finished(responseStatus)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

@@ -78,6 +78,7 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [
                 inOrder(AccessLogService(gateway: gateway)),
+                inOrder(TraceExportService(gateway: gateway)),
                 inOrder(FunctionSupervisorService(gateway: gateway)),
                 inOrder(HealthCheckService(gateway: gateway)),
                 inOrder(KeyRefreshService()),

@@ -19,6 +19,7 @@ final class RunningGateway {
         }
         group = ServiceGroup(configuration: .init(services: [
             inOrder(AccessLogService(gateway: gateway)),
+            inOrder(TraceExportService(gateway: gateway)),
             inOrder(FunctionSupervisorService(gateway: gateway)),
             inOrder(HealthCheckService(gateway: gateway)),
             inOrder(KeyRefreshService()),

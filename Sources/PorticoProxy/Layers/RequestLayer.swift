@@ -90,4 +90,6 @@ struct ExchangeEnding {
     /// Why the gateway answered itself; nil when a backend answered (a service, a function's
     /// worker, an exec or lambda function's own output).
     let localReply: LocalReplyReason?
+    /// The request's trace, when tracing is configured.
+    let trace: RequestTrace?
 }

@@ -26,7 +26,7 @@ struct RequestPath: Sendable {
     let ending: [any RequestLayer]
 
     init(routes: [RouteConfig], routePolicies: [RoutePolicies?], listenerPolicies: [String: PolicySet],
-         limits: LimitsConfig, trustedOutputHeaders: [String]) {
+         limits: LimitsConfig, trustedOutputHeaders: [String], tracing: Bool = false) {
         edge = [
             // The cheapest refusal first, and before anything reads a field by name.
             HeaderSizeCheck(maxRequestHeaders: limits.maxRequestHeaders),
@@ -87,8 +87,9 @@ struct RequestPath: Sendable {
         }
         routeLayers = routes.indices.map { route($0, listener: PolicySet()) }
         routeLayersByListener = listenerPolicies.mapValues { listener in routes.indices.map { route($0, listener: listener) } }
-        // Metrics before the log line: both read the same ending, in either order.
-        ending = [MetricsLayer(), AccessLogLayer()]
+        // Metrics before the log line: both read the same ending, in either order. Spans last:
+        // only they may take time (encoding), and only for requests that are recorded.
+        ending = [MetricsLayer(), AccessLogLayer()] + (tracing ? [TracingLayer()] : [])
     }
 
     /// The layers of a request on `listener` that matched route `index`.

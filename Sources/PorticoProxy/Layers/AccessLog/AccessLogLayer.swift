@@ -60,6 +60,15 @@ final class AccessLogLayer: RequestLayer {
             buffer.writeDecimal(Int(ending.elapsedNanoseconds / 1000))
             buffer.writeStaticString(",\"request_id\":")
             buffer.writeJSONString(record.requestID)
+            if let trace = ending.trace {
+                // The ids a trace search takes: the line and the spans find each other.
+                buffer.writeStaticString(",\"trace_id\":\"")
+                buffer.writeHex64(trace.traceIDHigh)
+                buffer.writeHex64(trace.traceIDLow)
+                buffer.writeStaticString("\",\"span_id\":\"")
+                buffer.writeHex64(trace.spanID)
+                buffer.writeStaticString("\"")
+            }
             buffer.writeStaticString("}")
         }
     }
