@@ -236,4 +236,41 @@ final class ExplainEndToEndTests: GatewayTestCase {
         XCTAssertEqual(try Curl.run(["\(gateway.admin)/explain"]).status, 405)
         XCTAssertEqual(upstream.count(), 1, "still only the real request")
     }
+
+    func testAdminExplainShowsHealthAndEjectionOfTheRunningGateway() throws {
+        // A second upstream for the checked service: its health checks are requests too, and
+        // the test's own upstream must see none.
+        let checked = try TestUpstream(name: "checked")
+        defer { checked.stop() }
+        let deadPort = try freePort()
+        gateway = try PorticoProcess(config: """
+            services:
+              checked:
+                endpoints: [\(checked.address), 127.0.0.1:\(deadPort)]
+                healthCheck: { path: /healthz, interval: 100ms, timeout: 1s, unhealthyThreshold: 1, healthyThreshold: 1 }
+                outlierDetection: { consecutiveGatewayErrors: 5 }
+            routes:
+              - name: checked
+                match: { prefix: / }
+                service: checked
+            """)
+        func service() throws -> [String: Any] {
+            let body = try JSONSerialization.data(withJSONObject: ["method": "GET", "url": "\(gateway.http)/x"])
+            let answer = try Curl.run(["-X", "POST", "--data-binary", "@-", "\(gateway.admin)/explain"], stdin: body)
+            let explanation = try json(answer.body)
+            let target = (((explanation["backend"] as? [String: Any])?["targets"] as? [[String: Any]])?.first)
+            return try XCTUnwrap(target?["service"] as? [String: Any], answer.body)
+        }
+        XCTAssertTrue(eventually {
+            let endpoints = (try? service())?["endpoints"] as? [[String: Any]] ?? []
+            return endpoints.count == 2 && endpoints[1]["healthy"] as? Bool == false
+        }, "the dead endpoint fails its checks")
+        let explained = try service()
+        let endpoints = try XCTUnwrap(explained["endpoints"] as? [[String: Any]])
+        XCTAssertEqual(endpoints[0]["healthy"] as? Bool, true)
+        XCTAssertEqual(endpoints[0]["ejected"] as? Bool, false)
+        XCTAssertEqual(endpoints[1]["available"] as? Bool, false)
+        XCTAssertEqual(explained["choice"] as? String, "\(checked.address), the only available endpoint")
+        XCTAssertEqual(upstream.count(), 0)
+    }
 }

@@ -180,6 +180,32 @@ final class RequestExplainerTests: XCTestCase {
         XCTAssertEqual(policy.token?.reason, "unknown_kid")
     }
 
+    func testAJWKSURLTheCLICannotFetchIsSaidPlainly() async throws {
+        // Port 1 on loopback: nothing listens, so the fetch fails at once.
+        let config = try ConfigLoader.parse(yaml: """
+            listeners:
+              - name: public
+                address: 127.0.0.1:8080
+            policies:
+              remote:
+                jwt: { issuer: \(issuer), jwksUri: "http://127.0.0.1:1/jwks.json" }
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+            routes:
+              - match: { prefix: / }
+                service: api
+                policies: [remote]
+            """, file: "gateway.yaml")
+        let explainer = try await RequestExplainer.offline(config: config)
+        let explanation = try explainer.explain(ExplainRequest(method: "GET", url: "http://api/x",
+                                                               headers: ["Authorization: Bearer \(try token())"]))
+        let policy = try XCTUnwrap(explanation.layers.first { $0.layer == "jwt" }?.policies?.first)
+        XCTAssertEqual(policy.token?.reason, "unknown_kid")
+        XCTAssertTrue(policy.reason?.contains("the CLI cannot fetch the JWKS at http://127.0.0.1:1/jwks.json") == true,
+                      policy.reason ?? "")
+        XCTAssertTrue(explanation.renderText().contains("admin POST /explain"))
+    }
+
     func testAuthorizationDecidesOnTheVerifiedClaims() async throws {
         var explanation = try await explain("GET", "http://api.example.com/admin/x",
                                             ["Authorization: Bearer \(try token(["scope": "read"]))"])

@@ -30,10 +30,13 @@ extension JWTLayer: ExplainableLayer {
                 entry.result = "invalid"
                 tokenFailed = true
                 var why = reason.rawValue
-                if let problem = context.keyProblems[policy.config.keys] {
-                    why += "; " + problem
-                } else if !policy.keys.isLoaded {
-                    why += "; the key set \(policy.explainedKeys) is not loaded"
+                // Only a failure that needed the keys can be the keys' fault.
+                if reason == .unknownKey || reason == .badSignature || reason == .unsupportedAlgorithm {
+                    if let problem = context.keyProblems[policy.config.keys] {
+                        why += "; " + problem
+                    } else if !policy.keys.isLoaded {
+                        why += "; the key set \(policy.explainedKeys) is not loaded"
+                    }
                 }
                 entry.reason = why
                 entry.token = Explanation.Token(state: "invalid", reason: reason.rawValue)

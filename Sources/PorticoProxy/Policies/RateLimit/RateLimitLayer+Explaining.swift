@@ -15,7 +15,7 @@ extension RateLimitLayer: ExplainableLayer {
                 config: ["requests": .int(config.requests), "per": .duration(config.per), "burst": .int(config.burst),
                          "key": .string(key)],
                 result: "limit",
-                reason: "\(config.requests) per \(config.per), burst \(config.burst), one bucket per \(key); over it 429 (explain spends no token)",
+                reason: "\(config.requests) per \(config.per), one bucket per \(key); over it 429 (explaining spends no token)",
                 token: nil)
         }
         return Explanation.Layer(layer: "rate-limit", policies: explained,

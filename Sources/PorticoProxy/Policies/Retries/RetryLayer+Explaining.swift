@@ -14,6 +14,6 @@ extension RetryLayer: ExplainableLayer {
         ]
         if let perTry = retryConfig.perTryTimeout { config["perTryTimeout"] = .duration(perTry) }
         return Explanation.Layer(layer: "retries", config: config,
-                                 reason: "up to \(retryConfig.attempts) retries on \(retryConfig.retryOn.map(\.rawValue).joined(separator: ", ")), the service's retry budget permitting")
+                                 reason: "retried on those conditions while the backend's retry budget allows")
     }
 }

@@ -5,6 +5,6 @@ extension RouteTimeoutLayer: ExplainableLayer {
         request.timeout = timeout
         let text = ConfigDuration(nanoseconds: timeout.nanoseconds).description
         return Explanation.Layer(layer: "timeout", config: ["timeout": .string(text)],
-                                 reason: "the backend has \(text) to send its response head, then 504")
+                                 reason: "the backend must send its response head within it, or 504")
     }
 }
