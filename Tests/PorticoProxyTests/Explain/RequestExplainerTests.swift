@@ -307,4 +307,22 @@ final class RequestExplainerTests: XCTestCase {
         XCTAssertNotNil(object["routes"] as? [[String: Any]])
         XCTAssertNotNil(object["layers"] as? [[String: Any]])
     }
+
+    /// The README's example is what `explain` prints for its config, line for line.
+    func testTheReadmeExampleIsCurrent() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let explain = try XCTUnwrap(readme.components(separatedBy: "### Explain\n").dropFirst().first)
+        func block(after marker: String, fence: String) throws -> String {
+            let rest = try XCTUnwrap(explain.components(separatedBy: marker + "\n\n```" + fence + "\n").dropFirst().first, marker)
+            return try XCTUnwrap(rest.components(separatedBy: "```").first)
+        }
+        let yaml = try block(after: "with this config:", fence: "yaml")
+        let printed = try block(after: "prints:", fence: "text")
+        let explainer = try await RequestExplainer.offline(config: ConfigLoader.parse(yaml: yaml, file: "gateway.yaml"))
+        let explanation = try explainer.explain(ExplainRequest(
+            method: "GET", url: "http://api.example.com/api/orders/7?full=1", headers: ["x-api-key: k1"]))
+        XCTAssertEqual(explanation.renderText(), printed)
+    }
 }

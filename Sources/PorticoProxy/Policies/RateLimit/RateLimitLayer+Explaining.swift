@@ -8,14 +8,15 @@ extension RateLimitLayer: ExplainableLayer {
             switch config.key {
             case .clientIP: key = "client address \(request.connection.clientAddress)"
             case .header(let name):
-                key = "header \(name) = \"\(limiter.key(clientAddress: request.connection.clientAddress, headers: request.head.fields))\""
+                key = request.head.fields.firstValue(named: name).map { "header \(name) = \"\($0)\"" }
+                    ?? "header \(name) (absent: every request without it shares one bucket)"
             }
             return Explanation.Policy(
                 name: limiter.policyName, line: context.policyLines[limiter.policyName],
                 config: ["requests": .int(config.requests), "per": .duration(config.per), "burst": .int(config.burst),
                          "key": .string(key)],
                 result: "limit",
-                reason: "\(config.requests) per \(config.per), one bucket per \(key); over it 429 (explaining spends no token)",
+                reason: "over it 429 (explaining spends no token)",
                 token: nil)
         }
         return Explanation.Layer(layer: "rate-limit", policies: explained,
