@@ -325,4 +325,57 @@ final class RequestExplainerTests: XCTestCase {
             method: "GET", url: "http://api.example.com/api/orders/7?full=1", headers: ["x-api-key: k1"]))
         XCTAssertEqual(explanation.renderText(), printed)
     }
+
+    /// Every layer `RequestPath` can build explains itself (none falls back to its type's
+    /// name), in the order `RequestPath` builds them, and explaining spends nothing: the rate
+    /// limit of one request a minute still lets the next real request through.
+    func testEveryLayerExplainsItselfInRequestPathOrderAndSpendsNothing() async throws {
+        let yaml = """
+            listeners:
+              - name: public
+                address: 127.0.0.1:8080
+                policies: [per-ip]
+            policies:
+              per-ip:
+                rateLimit: { requests: 1, per: 1m, burst: 1 }
+              users:
+                jwt: { issuer: \(issuer), jwks: \(folder.appendingPathComponent("jwks.json").path), optional: true }
+              anyone:
+                authorization:
+                  rules:
+                    - to: { methods: [GET] }
+            services:
+              api: { endpoints: [127.0.0.1:9001] }
+              copy: { endpoints: [127.0.0.1:9002] }
+            routes:
+              - match: { prefix: / }
+                service: api
+                policies: [users, anyone]
+                cors: { allowOrigins: ["https://app.example.com"] }
+                fault: { abort: { percent: 50, status: 503 } }
+                retries: { attempts: 1 }
+                mirror: { service: copy, percent: 100 }
+                requestHeaders: { set: { x-env: prod } }
+                responseHeaders: { remove: [server] }
+            """
+        let config = try ConfigLoader.parse(yaml: yaml, file: "gateway.yaml")
+        let explainer = try await RequestExplainer.offline(config: config)
+        let explanation = try explainer.explain(ExplainRequest(method: "GET", url: "http://api/x",
+                                                               headers: ["Origin: https://app.example.com"]))
+        let built = explainer.snapshot.requestPath.layers(listener: "public", route: 0) + explainer.snapshot.requestPath.ending
+        XCTAssertEqual(explanation.layers.count, built.count)
+        XCTAssertEqual(explanation.layers.map(\.layer),
+                       ["cors", "forwarding-headers", "jwt", "authorization", "rate-limit", "fault", "timeout", "retries",
+                        "mirror", "request-headers", "response-headers", "metrics", "access-log"])
+        XCTAssertEqual(explanation.layers.first { $0.layer == "fault" }?.decision, "maybe")
+        XCTAssertEqual(explanation.layers.first { $0.layer == "jwt" }?.decision, "proceed", "optional, and no token")
+        XCTAssertEqual(explanation.result.action, "forward")
+        XCTAssertEqual(explanation.exchange?.mirror?.service, "copy")
+
+        for _ in 0..<3 { _ = try explainer.explain(ExplainRequest(method: "GET", url: "http://api/x")) }
+        let limiter = try XCTUnwrap(explainer.snapshot.rateLimiters["per-ip"])
+        guard case .allowed = limiter.take(key: "127.0.0.1", now: 0) else {
+            return XCTFail("explaining took the only token of the bucket")
+        }
+    }
 }
