@@ -176,14 +176,14 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
-                      contentType: String = "text/plain; charset=utf-8") {
+              contentType: String = "text/plain; charset=utf-8") {
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         send(context, head, status, buffer: buffer, contentType: contentType)
     }
 
     func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
-                      buffer: ByteBuffer, contentType: String) {
+              buffer: ByteBuffer, contentType: String) {
         let fields = HTTPFieldList([("content-type", contentType), ("content-length", String(buffer.readableBytes))])
         let response = ResponseHead(status: Int(status.code), version: head.version, fields: fields)
         context.write(wrapOutboundOut(.head(response)), promise: nil)

@@ -234,6 +234,9 @@ final class ExplainEndToEndTests: GatewayTestCase {
             XCTAssertTrue((try json(answer.body)["error"] as? String)?.contains(message) == true, "\(body): \(answer.body)")
         }
         XCTAssertEqual(try Curl.run(["\(gateway.admin)/explain"]).status, 405)
+        let huge = Data(repeating: UInt8(ascii: " "), count: 2 * 1024 * 1024)
+        XCTAssertEqual(try Curl.run(["-X", "POST", "--data-binary", "@-", "\(gateway.admin)/explain"], stdin: huge).status, 413,
+                       "the admin API holds at most 1 MiB of a body")
         XCTAssertEqual(upstream.count(), 1, "still only the real request")
     }
 

@@ -56,6 +56,8 @@ public struct ExplainRequest: Sendable {
             parsed.append((name, value))
         }
 
+        // A fragment never leaves the client (curl drops it too).
+        let url = url.firstIndex(of: "#").map { String(url[..<$0]) } ?? url
         if url == "*" || url.hasPrefix("/") {
             scheme = "http"
             port = nil
@@ -70,13 +72,12 @@ public struct ExplainRequest: Sendable {
                 throw ExplainInputError("URL '\(url)' must use http or https, not \(scheme)")
             }
             let rest = url[separator.upperBound...]
-            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
             let authority = String(rest[..<authorityEnd])
             guard !authority.isEmpty, !authority.contains("@"), HostHeader.isValid(authority) else {
                 throw ExplainInputError("URL '\(url)' has no valid host[:port]")
             }
             var path = String(rest[authorityEnd...])
-            if path.hasPrefix("#") { path = "" }
             if !path.hasPrefix("/") { path = "/" + path }
             self.scheme = scheme
             self.target = path

@@ -171,7 +171,7 @@ public final class RequestExplainer: Sendable {
         let backend = self.backend(route: route, view: RoutedRequestView(
             head: request.head, authority: authority, normalizedPath: target.path))
         explanation.backend = backend
-        explanation.exchange = exchange(route: route.config, request: request, backend: backend)
+        explanation.exchange = exchange(route: route.config, backend: backend)
         if let stopped {
             explanation.result = stopped
         } else if let missing = backend.targets.first(where: { !$0.exists }), backend.targets.count == 1 || backend.split?.chosen != nil {
@@ -385,7 +385,7 @@ public final class RequestExplainer: Sendable {
             connectTimeout: service.connectTimeout.description, endpoints: endpoints, choice: choice)
     }
 
-    private func exchange(route: RouteConfig, request: LayerRequest, backend: Explanation.Backend) -> Explanation.Exchange {
+    private func exchange(route: RouteConfig, backend: Explanation.Backend) -> Explanation.Exchange {
         var exchange = Explanation.Exchange(timeout: route.timeout.description)
         if let retries = route.retries {
             exchange.retries = Explanation.Exchange.Retries(
