@@ -139,7 +139,7 @@ extension Explanation {
         }
         if let exchange {
             out.append("")
-            var parts = ["timeout \(exchange.timeout)"]
+            var parts = ["timeout \(exchange.timeout)" + (exchange.grpcTimeout.map { " (the client's grpc-timeout \($0), sooner than the route's)" } ?? "")]
             if let retries = exchange.retries {
                 parts.append("retries \(retries.attempts) on \(retries.retryOn.joined(separator: ","))"
                     + (retries.perTryTimeout.map { ", per try \($0)" } ?? ""))

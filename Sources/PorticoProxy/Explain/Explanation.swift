@@ -221,7 +221,10 @@ public struct Explanation: Codable, Sendable {
     }
 
     public struct Exchange: Codable, Sendable {
+        /// The timeout in force: the route's, or a gRPC client's sooner `grpc-timeout`.
         public var timeout: String
+        /// Set when the client's `grpc-timeout` is sooner than the route's timeout and replaces it.
+        public var grpcTimeout: String?
         public var retries: Retries?
         /// The retry budget of the backend the request reaches (of each side, for a split that draws).
         public var retryBudgets: [RetryBudget]?

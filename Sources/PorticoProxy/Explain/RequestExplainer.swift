@@ -171,7 +171,7 @@ public final class RequestExplainer: Sendable {
         let backend = self.backend(route: route, view: RoutedRequestView(
             head: request.head, authority: authority, normalizedPath: target.path))
         explanation.backend = backend
-        explanation.exchange = exchange(route: route.config, backend: backend)
+        explanation.exchange = exchange(route: route.config, backend: backend, head: request.head)
         if let stopped {
             explanation.result = stopped
         } else if let missing = backend.targets.first(where: { !$0.exists }), backend.targets.count == 1 || backend.split?.chosen != nil {
@@ -385,8 +385,15 @@ public final class RequestExplainer: Sendable {
             connectTimeout: service.connectTimeout.description, endpoints: endpoints, choice: choice)
     }
 
-    private func exchange(route: RouteConfig, backend: Explanation.Backend) -> Explanation.Exchange {
+    private func exchange(route: RouteConfig, backend: Explanation.Backend, head: RequestHead) -> Explanation.Exchange {
         var exchange = Explanation.Exchange(timeout: route.timeout.description)
+        // As `startRequest` does: a gRPC client's deadline replaces a later route timeout.
+        if let contentType = head.fields.firstValue(of: "content-type"), GRPCContentType.isGRPC(contentType),
+           let value = head.fields.firstValue(of: "grpc-timeout"), let deadline = GRPCStatus.timeoutNanoseconds(value),
+           deadline < route.timeout.nanoseconds {
+            exchange.timeout = ConfigDuration(nanoseconds: deadline).description
+            exchange.grpcTimeout = value
+        }
         if let retries = route.retries {
             exchange.retries = Explanation.Exchange.Retries(
                 attempts: retries.attempts, retryOn: retries.retryOn.map(\.rawValue),

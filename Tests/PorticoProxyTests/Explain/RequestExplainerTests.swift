@@ -164,6 +164,17 @@ final class RequestExplainerTests: XCTestCase {
                        "the order RequestPath builds")
     }
 
+    func testAGRPCClientsSoonerDeadlineIsTheTimeoutInForce() async throws {
+        let headers = ["Authorization: Bearer \(try token())", "Content-Type: application/grpc", "grpc-timeout: 200m"]
+        var explanation = try await explain("POST", "http://api.example.com/api/pkg.Svc/Call", headers)
+        XCTAssertEqual(explanation.exchange?.timeout, "200ms")
+        XCTAssertEqual(explanation.exchange?.grpcTimeout, "200m")
+        explanation = try await explain("POST", "http://api.example.com/api/pkg.Svc/Call",
+                                        headers.dropLast() + ["grpc-timeout: 10S"])
+        XCTAssertEqual(explanation.exchange?.timeout, "3s", "the route's 3s is sooner")
+        XCTAssertNil(explanation.exchange?.grpcTimeout)
+    }
+
     func testAnExpiredOrForeignTokenIsInvalidWithWhy() async throws {
         let expired = try token(now: Date().addingTimeInterval(-7200))
         var explanation = try await explain("GET", "http://api.example.com/api/orders", ["Authorization: Bearer \(expired)"])
