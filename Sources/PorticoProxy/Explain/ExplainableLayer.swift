@@ -12,19 +12,6 @@ protocol ExplainableLayer: RequestLayer {
     func explain(_ request: inout LayerRequest, context: ExplainContext) -> Explanation.Layer
 }
 
-/// What layers need to explain themselves beyond the request.
-struct ExplainContext {
-    /// The route the request matched.
-    let route: RouteConfig
-    /// Where each policy is declared, by name.
-    let policyLines: [String: Int]
-    /// Key sets that could not be loaded for this explanation, and why (a JWKS URL the CLI
-    /// cannot fetch).
-    let keyProblems: [JWTConfig.KeySource: String]
-    /// True when explaining against the running gateway (its keys, its health state).
-    let live: Bool
-}
-
 extension Explanation.Value {
     static func duration(_ duration: ConfigDuration) -> Explanation.Value { .string(duration.description) }
 }
