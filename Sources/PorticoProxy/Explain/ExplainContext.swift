@@ -9,6 +9,4 @@ struct ExplainContext {
     /// Key sets that could not be loaded for this explanation, and why (a JWKS URL the CLI
     /// cannot fetch).
     let keyProblems: [JWTConfig.KeySource: String]
-    /// True when explaining against the running gateway (its keys, its health state).
-    let live: Bool
 }

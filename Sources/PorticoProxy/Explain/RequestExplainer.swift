@@ -130,7 +130,7 @@ public final class RequestExplainer: Sendable {
         var request = LayerRequest(
             head: edge.head, query: target.query, path: target.path, authority: authority, requestID: "explain",
             hadRequestID: edge.head.fields.contains("x-request-id"), connection: connection, random: FastRandom())
-        let context = ExplainContext(route: route.config, policyLines: policyLines, keyProblems: keyProblems, live: live)
+        let context = ExplainContext(route: route.config, policyLines: policyLines, keyProblems: keyProblems)
         var stopped: Explanation.Result?
         for layer in snapshot.requestPath.layers(listener: connection.listenerName, route: matched.index) {
             var step = Self.explain(layer, &request, context)
