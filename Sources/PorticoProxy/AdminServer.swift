@@ -33,6 +33,10 @@ final class AdminHandler: ChannelInboundHandler {
 
     let gateway: Gateway
     private var request: RequestHead?
+    /// The request's body, for the endpoints that read one (`POST /explain`); bounded.
+    private var body: ByteBuffer?
+    private var bodyTooLarge = false
+    static let maxBody = 1024 * 1024
 
     init(gateway: Gateway) {
         self.gateway = gateway
@@ -48,11 +52,22 @@ final class AdminHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head
-        case .body:
-            break
+            body = nil
+            bodyTooLarge = false
+        case .body(var buffer):
+            guard !bodyTooLarge else { return }
+            if (body?.readableBytes ?? 0) + buffer.readableBytes > Self.maxBody {
+                bodyTooLarge = true
+                body = nil
+            } else if body == nil {
+                body = buffer
+            } else {
+                body!.writeBuffer(&buffer)
+            }
         case .end:
             guard let head = request else { return }
             request = nil
+            if bodyTooLarge { return send(context, head, .payloadTooLarge, "request body too large\n") }
             respond(context: context, head: head)
         }
     }
@@ -106,22 +121,24 @@ final class AdminHandler: ChannelInboundHandler {
             exposeMetrics(context, head)
         case ("POST", "/reload"):
             reload(context, head)
-        case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"), (_, "/functions"):
+        case ("POST", "/explain"):
+            explain(context: context, head: head, body: body)
+        case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"), (_, "/functions"), (_, "/explain"):
             send(context, head, .methodNotAllowed, "method not allowed\n")
         default:
             send(context, head, .notFound, "not found\n")
         }
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
-                      contentType: String = "text/plain; charset=utf-8") {
+    func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
+              contentType: String = "text/plain; charset=utf-8") {
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         send(context, head, status, buffer: buffer, contentType: contentType)
     }
 
     func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
-                      buffer: ByteBuffer, contentType: String) {
+              buffer: ByteBuffer, contentType: String) {
         let fields = HTTPFieldList([("content-type", contentType), ("content-length", String(buffer.readableBytes))])
         let response = ResponseHead(status: Int(status.code), version: head.version, fields: fields)
         context.write(wrapOutboundOut(.head(response)), promise: nil)
