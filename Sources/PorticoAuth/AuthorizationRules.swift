@@ -50,6 +50,11 @@ public struct AuthorizationRules: Sendable {
     public func allows(_ request: Request) -> Bool {
         rules.contains { $0.matches(request) }
     }
+
+    /// The index of the first rule that allows `request`, for `portico explain`; nil: 403.
+    public func firstMatchingRule(_ request: Request) -> Int? {
+        rules.firstIndex { $0.matches(request) }
+    }
 }
 
 extension AuthorizationRules.Rule {

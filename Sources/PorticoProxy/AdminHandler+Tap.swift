@@ -60,15 +60,4 @@ extension AdminHandler {
         struct Failure: Encodable { var error: String }
         sendEncoded(context, head, Failure(error: message), status: .badRequest)
     }
-
-    /// Admin JSON without `\/` escapes (`JSONSerialization` writes them).
-    func sendEncoded(_ context: ChannelHandlerContext, _ head: RequestHead, _ value: some Encodable, status: HTTPStatus = .ok) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
-        buffer.writeBytes(data)
-        buffer.writeString("\n")
-        send(context, head, status, buffer: buffer, contentType: "application/json")
-    }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 import NIOPosix
 import PorticoHTTP1
@@ -37,6 +36,10 @@ final class AdminHandler: ChannelInboundHandler {
     /// Set while the connection carries an event stream (`/tap`, `/dashboard/events`): what to
     /// stop when the client goes away.
     var eventStream: AdminEventStream?
+    /// The request's body, for the endpoints that read one (`POST /explain`); bounded.
+    private var body: ByteBuffer?
+    private var bodyTooLarge = false
+    static let maxBody = 1024 * 1024
 
     init(gateway: Gateway) {
         self.gateway = gateway
@@ -63,11 +66,22 @@ final class AdminHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head
-        case .body:
-            break
+            body = nil
+            bodyTooLarge = false
+        case .body(var buffer):
+            guard !bodyTooLarge else { return }
+            if (body?.readableBytes ?? 0) + buffer.readableBytes > Self.maxBody {
+                bodyTooLarge = true
+                body = nil
+            } else if body == nil {
+                body = buffer
+            } else {
+                body!.writeBuffer(&buffer)
+            }
         case .end:
             guard let head = request else { return }
             request = nil
+            if bodyTooLarge { return send(context, head, .payloadTooLarge, "request body too large\n") }
             // A connection that carries an event stream answers nothing else.
             guard eventStream == nil else { return }
             respond(context: context, head: head)
@@ -84,40 +98,9 @@ final class AdminHandler: ChannelInboundHandler {
         case ("GET", "/config"):
             send(context, head, .ok, gateway.snapshot.config.renderJSON(), contentType: "application/json")
         case ("GET", "/routes"):
-            let snapshot = gateway.snapshot
-            let routes: [[String: Any]] = zip(snapshot.routes, snapshot.routeTable.describe()).map { route, line in
-                ["index": route.index, "name": route.name, "line": route.location.line, "description": line]
-            }
-            sendJSON(context, head, ["generation": snapshot.generation, "routes": routes])
+            listRoutes(context, head)
         case ("GET", "/services"):
-            let snapshot = gateway.snapshot
-            gateway.upstreamStatistics().assumeIsolated().whenComplete { [self] result in
-                let statistics = (try? result.get()) ?? [:]
-                let body: [[String: Any]] = snapshot.config.services.map { service in
-                    let health = snapshot.serviceHealth[service.name]
-                    let states = health?.endpointStates()
-                    return [
-                        "name": service.name,
-                        "loadBalancer": service.loadBalancer.rawValue,
-                        "tls": service.tls != nil,
-                        "endpoints": service.endpoints.enumerated().map { index, endpoint -> [String: Any] in
-                            let counts = statistics[endpoint] ?? (0, 0)
-                            var object: [String: Any] = ["address": endpoint.description,
-                                                         "openConnections": counts.open, "idleConnections": counts.idle]
-                            // Only what is tracked is shown: ejection with outlier detection,
-                            // health with active checks.
-                            if service.outlierDetection != nil {
-                                let ejectedFor = states?[index].ejectedForSeconds
-                                object["ejected"] = ejectedFor != nil
-                                if let ejectedFor { object["ejectedForSeconds"] = (ejectedFor * 10).rounded() / 10 }
-                            }
-                            if let healthy = states?[index].healthy { object["healthy"] = healthy }
-                            return object
-                        },
-                    ]
-                }
-                sendJSON(context, head, ["services": body])
-            }
+            listServices(context, head)
         case ("GET", "/functions"):
             let snapshot = gateway.snapshot
             let failures = gateway.functionFailures
@@ -151,9 +134,7 @@ final class AdminHandler: ChannelInboundHandler {
                 send(context, head, .ok, buffer: buffer, contentType: "application/json")
             }
         case ("GET", "/metrics"):
-            var buffer = context.channel.allocator.buffer(capacity: 4096)
-            buffer.writeBytes(gateway.metrics.render())
-            send(context, head, .ok, buffer: buffer, contentType: "text/plain; version=0.0.4; charset=utf-8")
+            exposeMetrics(context, head)
         case ("GET", "/tap"):
             streamTap(context, head)
         case ("GET", "/taps"):
@@ -165,34 +146,25 @@ final class AdminHandler: ChannelInboundHandler {
         case (_, "/tap"), (_, "/taps"), (_, "/"), (_, "/dashboard.css"), (_, "/dashboard.js"), (_, "/dashboard/events"):
             send(context, head, .methodNotAllowed, "method not allowed\n")
         case ("POST", "/reload"):
-            gateway.requestReload().hop(to: context.eventLoop).assumeIsolated().whenSuccess { [self] outcome in
-                sendJSON(context, head, ["reloaded": outcome.succeeded, "generation": outcome.generation, "message": outcome.message],
-                         status: outcome.succeeded ? .ok : .badRequest)
-            }
-        case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"), (_, "/functions"):
+            reload(context, head)
+        case ("POST", "/explain"):
+            explain(context: context, head: head, body: body)
+        case (_, "/healthz"), (_, "/ready"), (_, "/config"), (_, "/routes"), (_, "/services"), (_, "/metrics"), (_, "/reload"), (_, "/functions"), (_, "/explain"):
             send(context, head, .methodNotAllowed, "method not allowed\n")
         default:
             send(context, head, .notFound, "not found\n")
         }
     }
 
-    func sendJSON(_ context: ChannelHandlerContext, _ head: RequestHead, _ object: Any, status: HTTPStatus = .ok) {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
-        var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
-        buffer.writeBytes(data)
-        buffer.writeString("\n")
-        send(context, head, status, buffer: buffer, contentType: "application/json")
-    }
-
     func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus, _ text: String,
-                      contentType: String = "text/plain; charset=utf-8") {
+              contentType: String = "text/plain; charset=utf-8") {
         var buffer = context.channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         send(context, head, status, buffer: buffer, contentType: contentType)
     }
 
     func send(_ context: ChannelHandlerContext, _ head: RequestHead, _ status: HTTPStatus,
-                      buffer: ByteBuffer, contentType: String) {
+              buffer: ByteBuffer, contentType: String) {
         let fields = HTTPFieldList([("content-type", contentType), ("content-length", String(buffer.readableBytes))])
         let response = ResponseHead(status: Int(status.code), version: head.version, fields: fields)
         context.write(wrapOutboundOut(.head(response)), promise: nil)

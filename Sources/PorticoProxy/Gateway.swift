@@ -68,6 +68,7 @@ public final class Gateway: Sendable {
         let config = try ConfigLoader.load(file: configPath)
         let metrics = GatewayMetrics()
         let snapshot = try RuntimeSnapshot(config: config, generation: 1, metrics: metrics)
+        metrics.configLoaded(generation: snapshot.generation, byReload: false)
         var listenerTLS: [String: ListenerTLS] = [:]
         for listener in config.listeners {
             listenerTLS[listener.name] = try listener.tls.map { try Self.makeListenerTLS($0, logger: logger) }
@@ -185,6 +186,7 @@ public final class Gateway: Sendable {
         let proxyLoops = self.proxyLoops
         let name = listener.name
         let quiesce = ServerQuiescingHelper(group: group)
+        let listenerConnections = metrics.listenerConnections(listener: name)
         do {
             let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -203,7 +205,7 @@ public final class Gateway: Sendable {
                     }
                     try ServerPipeline(listenerName: name, loop: loop, tlsContext: tls?.context,
                                        acceptsPlaintext: tls?.config.mode == .permissive && tls?.config.clientCA != nil,
-                                       metrics: metrics)
+                                       metrics: metrics, listenerConnections: listenerConnections)
                         .configure(channel)
                 }
             }
@@ -335,6 +337,8 @@ public final class Gateway: Sendable {
                                                        previous: state.snapshot, metrics: metrics,
                                                        reloadChangedFiles: false) else { return nil }
             state.snapshot = snapshot
+            // Under the lock: two changes at once must not leave the older generation showing.
+            metrics.configGeneration.set(to: Double(snapshot.generation))
             return snapshot
         }
         guard let newSnapshot else {
@@ -417,11 +421,13 @@ public final class Gateway: Sendable {
                 state.snapshot = snapshot
                 state.lastReloadError = nil
                 state.reloadCount += 1
+                metrics.configLoaded(generation: snapshot.generation, byReload: true)
                 return snapshot
             }
         } catch {
             let message = "\(error)"
             state.withLockedValue { $0.lastReloadError = message }
+            metrics.reloadFailed.increment()
             logger.error("config reload rejected; the running config keeps serving", metadata: ["error": .string(message)])
             return ReloadOutcome(succeeded: false, generation: current.generation, message: message)
         }

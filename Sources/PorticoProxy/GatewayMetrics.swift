@@ -1,3 +1,5 @@
+import NIOConcurrencyHelpers
+import PorticoCore
 import Prometheus
 
 /// The gateway's Prometheus metrics, registered once and shared by every event loop.
@@ -16,8 +18,43 @@ public final class GatewayMetrics: Sendable {
         .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30),
     ]
 
+    /// OpenTelemetry's recommended boundaries for `http.server.request.duration` (semantic
+    /// conventions, HTTP metrics), in seconds.
+    static let openTelemetryDurationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(75),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .milliseconds(750), .seconds(1),
+        .milliseconds(2500), .seconds(5), .milliseconds(7500), .seconds(10),
+    ]
+
+    /// Connects take from tens of microseconds (loopback) to the connect timeout.
+    static let connectBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    ]
+
+    /// The snapshot's generation: 1 at start, one more for each reload and each function change.
+    let configGeneration: Gauge
+    /// When the config was last loaded successfully (at start, or by a reload), unix seconds.
+    let configLastReload: Gauge
+    let reloadSucceeded: Counter
+    let reloadFailed: Counter
+    /// The endpoint gauges last published, by service and endpoint, so that those of endpoints
+    /// gone in a reload can be taken out (admin loop only; the lock is never on a request's path).
+    let endpointGauges = NIOLockedValueBox<[EndpointGaugeKey: (healthy: Gauge, ejected: Gauge)]>([:])
+
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        self.configGeneration = registry.makeGauge(
+            descriptor: .init(metricName: "portico_config_generation",
+                              helpText: "The running config's generation: 1 at start, one more per reload or function change."))
+        self.configLastReload = registry.makeGauge(
+            descriptor: .init(metricName: "portico_config_last_reload_success_timestamp", unitName: "seconds",
+                              helpText: "When the config was last loaded successfully (at start or by a reload), unix seconds."))
+        let reloads = MetricNameDescriptor(metricName: "portico_config_reloads", unitName: "total",
+                                           helpText: "Config reloads by result (success, or failure: the running config kept serving).")
+        self.reloadSucceeded = registry.makeCounter(descriptor: reloads, labels: [("result", "success")])
+        self.reloadFailed = registry.makeCounter(descriptor: reloads, labels: [("result", "failure")])
         self.downstreamConnections = registry.makeGauge(
             descriptor: .init(metricName: "portico_downstream", unitName: "connections",
                               helpText: "Open client connections."))
@@ -83,6 +120,82 @@ public final class GatewayMetrics: Sendable {
             labels: [("service", service)])
     }
 
+    /// A config (the first, or a reload's) is serving now as `generation`.
+    func configLoaded(generation: Int, byReload: Bool) {
+        configGeneration.set(to: Double(generation))
+        configLastReload.set(to: Double(AccessClock.unixMilliseconds()) / 1000)
+        if byReload { reloadSucceeded.increment() }
+    }
+
+    /// Request duration in OpenTelemetry's shape (`http.server.request.duration`, in its
+    /// Prometheus form): by route, status class and protocol version.
+    func serverDurationHistogram(route: String, statusClass: String, protocolVersion: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: .init(metricName: "http_server_request_duration", unitName: "seconds",
+                              helpText: "OpenTelemetry http.server.request.duration: time from request head to the end of the response."),
+            labels: [("http_route", route), ("http_response_status_class", statusClass),
+                     ("network_protocol_version", protocolVersion)],
+            buckets: Self.openTelemetryDurationBuckets)
+    }
+
+    func localReplyCounter(route: String, status: Int, reason: LocalReplyReason) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_local_replies", unitName: "total",
+                              helpText: "Requests the gateway answered itself, by route, status and reason."),
+            labels: [("route", route), ("status", String(status)), ("reason", reason.name)])
+    }
+
+    /// A listener's open client connections.
+    func listenerConnections(listener: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: .init(metricName: "portico_listener_active_connections",
+                              helpText: "Open client connections, by listener."),
+            labels: [("listener", listener)])
+    }
+
+    func tlsHandshakeFailureCounter(listener: String, reason: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_tls_handshake_failures", unitName: "total",
+                              helpText: "Client TLS handshakes that failed, by listener and reason."),
+            labels: [("listener", listener), ("reason", reason)])
+    }
+
+    func upstreamConnectAttemptCounter(service: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_upstream_connect_attempts", unitName: "total",
+                              helpText: "Connections opened (or tried) to upstream endpoints, by service or function."),
+            labels: [("service", service)])
+    }
+
+    func upstreamConnectFailureCounter(service: String, reason: String) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "portico_upstream_connect_failures", unitName: "total",
+                              helpText: "Upstream connects that failed, by service or function and reason."),
+            labels: [("service", service), ("reason", reason)])
+    }
+
+    func upstreamConnectDurationHistogram(service: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: .init(metricName: "portico_upstream_connect_duration", unitName: "seconds",
+                              helpText: "Time to a usable upstream connection (TCP, then TLS and HTTP/2 settings where used), by service or function."),
+            labels: [("service", service)],
+            buckets: Self.connectBuckets)
+    }
+
+    func endpointHealthyGauge(service: String, endpoint: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: .init(metricName: "portico_upstream_endpoint_healthy",
+                              helpText: "1 when the endpoint passes its health checks (or has none), 0 when it failed them."),
+            labels: [("service", service), ("endpoint", endpoint)])
+    }
+
+    func endpointEjectedGauge(service: String, endpoint: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: .init(metricName: "portico_upstream_endpoint_ejected",
+                              helpText: "1 while outlier detection keeps the endpoint out of the load balancer, else 0."),
+            labels: [("service", service), ("endpoint", endpoint)])
+    }
+
     /// The Prometheus text exposition of every metric.
     public func render() -> [UInt8] {
         registry.emitToBuffer()
@@ -125,6 +238,47 @@ final class MetricsCache {
         } else {
             let counter = metrics.grpcCounter(route: route, status: status)
             grpcCounters[key] = counter
+            counter.increment()
+        }
+    }
+
+    private struct ServerDurationKey: Hashable {
+        var route: String
+        var statusClass: Int
+        var http2: Bool
+    }
+
+    private var serverDurations: [ServerDurationKey: DurationHistogram] = [:]
+
+    /// `http_server_request_duration_seconds`: the label values are made once per label set.
+    func recordServerDuration(route: String, status: Int, http2: Bool, nanoseconds: Int64) {
+        let statusClass = (1...5).contains(status / 100) ? status / 100 : 0
+        let key = ServerDurationKey(route: route, statusClass: statusClass, http2: http2)
+        if let histogram = serverDurations[key] {
+            histogram.recordNanoseconds(nanoseconds)
+        } else {
+            let histogram = metrics.serverDurationHistogram(
+                route: route, statusClass: statusClass == 0 ? "other" : "\(statusClass)xx", protocolVersion: http2 ? "2" : "1.1")
+            serverDurations[key] = histogram
+            histogram.recordNanoseconds(nanoseconds)
+        }
+    }
+
+    private struct LocalReplyKey: Hashable {
+        var route: String
+        var status: Int
+        var reason: LocalReplyReason
+    }
+
+    private var localReplies: [LocalReplyKey: Counter] = [:]
+
+    func recordLocalReply(route: String, status: Int, reason: LocalReplyReason) {
+        let key = LocalReplyKey(route: route, status: status, reason: reason)
+        if let counter = localReplies[key] {
+            counter.increment()
+        } else {
+            let counter = metrics.localReplyCounter(route: route, status: status, reason: reason)
+            localReplies[key] = counter
             counter.increment()
         }
     }

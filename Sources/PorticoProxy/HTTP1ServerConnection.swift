@@ -286,6 +286,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, RemovableChannelHandler
         closing = true
         let written = context.eventLoop.makePromise(of: Void.self)
         writeParseErrorResponse(context, error, promise: written)
+        // Not a request yet, but an answer the gateway gave: the metrics and the log hear of it.
+        proxy?.parseErrorAnswered(status: error.status)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 

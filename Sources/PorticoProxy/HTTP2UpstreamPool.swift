@@ -22,11 +22,13 @@ final class HTTP2UpstreamPool: UpstreamSource {
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let metrics: GatewayMetrics
+    private let connectMetrics: UpstreamConnectMetrics
     /// Present for `h2` (over TLS); nil for `h2c`.
     let tls: UpstreamTLS?
 
     init(endpoint: HostPort, eventLoop: EventLoop, maxConnections: Int, connectTimeout: TimeAmount,
-         idleTimeout: TimeAmount, metrics: GatewayMetrics, tls: UpstreamTLS? = nil) {
+         idleTimeout: TimeAmount, metrics: GatewayMetrics, connectMetrics: UpstreamConnectMetrics, tls: UpstreamTLS? = nil) {
+        self.connectMetrics = connectMetrics
         self.endpoint = endpoint
         self.eventLoop = eventLoop
         self.tls = tls
@@ -129,6 +131,7 @@ final class HTTP2UpstreamPool: UpstreamSource {
         let timer = eventLoop.scheduleTask(in: connectTimeout) {
             ready.fail(UpstreamTLSError.handshakeTimeout)
         }
+        let connectStarted = connectMetrics.started()
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -173,12 +176,14 @@ final class HTTP2UpstreamPool: UpstreamSource {
             let id = ObjectIdentifier(connection)
             switch result {
             case .success:
+                connectMetrics.succeeded(since: connectStarted)
                 connections[id] = connection
                 metrics.upstreamConnections.increment()
                 perform(machine.connectionEstablished(id, maxStreams: connection.peerMaxStreams))
                 // Waiters it could not take may need another connection.
                 perform(machine.connectionsNeeded())
-            case .failure:
+            case .failure(let error):
+                connectMetrics.failed(error)
                 connection.onReady = nil
                 perform(machine.connectionFailed())
             }

@@ -116,21 +116,23 @@ final class LoopContext {
     /// A pool for `key`'s endpoint in its protocol.
     private func makePool(for key: PoolKey, tls: UpstreamTLS?) -> any UpstreamSource {
         let idleTimeout = snapshot.config.limits.idleTimeout.timeAmount
+        let connectMetrics = UpstreamConnectMetrics(metrics: metrics.metrics, service: key.owner)
         switch key.protocol {
         case .http1:
             return UpstreamPool(
                 endpoint: key.endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
-                connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: idleTimeout, metrics: metrics.metrics, tls: tls)
+                connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: idleTimeout, metrics: metrics.metrics,
+                connectMetrics: connectMetrics, tls: tls)
         case .h2c, .h2:
             return HTTP2UpstreamPool(
                 endpoint: key.endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
                 connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: idleTimeout, metrics: metrics.metrics,
-                tls: key.protocol == .h2 ? tls : nil)
+                connectMetrics: connectMetrics, tls: key.protocol == .h2 ? tls : nil)
         case .auto:
             return NegotiatingUpstreamPool(
                 endpoint: key.endpoint, eventLoop: eventLoop, maxConnections: key.maxConnections,
                 connectTimeout: .nanoseconds(key.connectTimeout), idleTimeout: idleTimeout, metrics: metrics.metrics,
-                tls: tls!)  // `auto` requires `tls` (checked with the config)
+                connectMetrics: connectMetrics, tls: tls!)  // `auto` requires `tls` (checked with the config)
         }
     }
 
@@ -174,8 +176,10 @@ final class LoopContext {
 
     /// The pool for an endpoint a backend leased without one (a function worker's port), in
     /// the protocol the worker speaks.
-    func pool(forLeased endpoint: HostPort, protocol upstreamProtocol: UpstreamProtocol = .http1) -> any UpstreamSource {
-        let key = PoolKey(worker: endpoint, protocol: upstreamProtocol)
+    /// `owner` (`function:NAME`) labels its connect metrics.
+    func pool(forLeased endpoint: HostPort, protocol upstreamProtocol: UpstreamProtocol = .http1,
+              owner: String = "-") -> any UpstreamSource {
+        let key = PoolKey(worker: endpoint, protocol: upstreamProtocol, owner: owner)
         if let pool = pools[key] { return pool }
         let pool = makePool(for: key, tls: nil)
         pools[key] = pool
@@ -187,8 +191,9 @@ final class LoopContext {
     /// another one, so its pools must go.
     func dropPool(_ endpoint: HostPort) {
         leasedPools.remove(endpoint)
-        for upstreamProtocol in [UpstreamProtocol.http1, .h2c] {
-            pools.removeValue(forKey: PoolKey(worker: endpoint, protocol: upstreamProtocol))?.shutdown()
+        // Whichever protocol and function it served (a port can serve one function, then another).
+        for key in pools.keys.filter({ $0.endpoint == endpoint && $0.isWorker }) {
+            pools.removeValue(forKey: key)?.shutdown()
         }
     }
 
@@ -228,9 +233,15 @@ struct PoolKey: Hashable {
     let `protocol`: UpstreamProtocol
     let maxConnections: Int
     let connectTimeout: Int64
+    /// The service (or `function:NAME`) the pool serves: its connect metrics' label. Two
+    /// services that share an endpoint get a pool each, as Envoy's clusters do.
+    let owner: String
+    let isWorker: Bool
 
     init(endpoint: HostPort, service: ServiceConfig, tls: UpstreamTLS?) {
         self.endpoint = endpoint
+        self.owner = service.name
+        self.isWorker = false
         self.tls = tls.map(ObjectIdentifier.init)
         self.protocol = service.protocol
         self.maxConnections = min(service.maxConnectionsPerEndpoint, service.circuitBreaker?.maxConnections ?? .max)
@@ -238,8 +249,10 @@ struct PoolKey: Hashable {
     }
 
     /// A function worker's pool.
-    init(worker endpoint: HostPort, protocol upstreamProtocol: UpstreamProtocol) {
+    init(worker endpoint: HostPort, protocol upstreamProtocol: UpstreamProtocol, owner: String) {
         self.endpoint = endpoint
+        self.owner = owner
+        self.isWorker = true
         self.tls = nil
         self.protocol = upstreamProtocol
         self.maxConnections = 1024

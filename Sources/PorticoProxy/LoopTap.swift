@@ -53,7 +53,8 @@ final class LoopTap {
     }
 
     func record(_ ending: ExchangeEnding) {
-        let local = ending.upstream == nil
+        // Answered by the gateway itself (`portico_local_replies_total`'s requests).
+        let local = ending.localReply != nil
         for subscriber in subscribers
         where subscriber.filter.matches(route: ending.record.route, status: ending.status, local: local) {
             switch subscriber.outbox.offer() {

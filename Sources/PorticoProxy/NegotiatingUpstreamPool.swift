@@ -31,18 +31,22 @@ final class NegotiatingUpstreamPool: UpstreamSource {
     private var nextWaiterID = -1
     private var probing = false
     private var isShutDown = false
+    private let connectMetrics: UpstreamConnectMetrics
 
     init(endpoint: HostPort, eventLoop: EventLoop, maxConnections: Int, connectTimeout: TimeAmount,
-         idleTimeout: TimeAmount, metrics: GatewayMetrics, tls: UpstreamTLS) {
+         idleTimeout: TimeAmount, metrics: GatewayMetrics, connectMetrics: UpstreamConnectMetrics, tls: UpstreamTLS) {
+        self.connectMetrics = connectMetrics
         self.endpoint = endpoint
         self.eventLoop = eventLoop
         self.connectTimeout = connectTimeout
         self.tls = tls
         self.http1 = UpstreamPool(endpoint: endpoint, eventLoop: eventLoop, maxConnections: maxConnections,
-                                  connectTimeout: connectTimeout, idleTimeout: idleTimeout, metrics: metrics, tls: tls,
+                                  connectTimeout: connectTimeout, idleTimeout: idleTimeout, metrics: metrics,
+                                  connectMetrics: connectMetrics, tls: tls,
                                   acceptedProtocols: ["http/1.1", nil])
         self.http2 = HTTP2UpstreamPool(endpoint: endpoint, eventLoop: eventLoop, maxConnections: maxConnections,
-                                       connectTimeout: connectTimeout, idleTimeout: idleTimeout, metrics: metrics, tls: tls)
+                                       connectTimeout: connectTimeout, idleTimeout: idleTimeout, metrics: metrics,
+                                       connectMetrics: connectMetrics, tls: tls)
     }
 
     var openConnections: Int { http1.openConnections + http2.openConnections }
@@ -97,6 +101,8 @@ final class NegotiatingUpstreamPool: UpstreamSource {
         let checked = eventLoop.makePromise(of: Void.self)
         let negotiated = eventLoop.makePromise(of: String?.self)
         checked.futureResult.and(negotiated.futureResult).map(\.1).cascade(to: learnt)
+        // The probe is a connect of its own (the pool it picks connects again).
+        let connectStarted = connectMetrics.started()
         learnt.futureResult.whenFailure { error in
             checked.fail(error)
             negotiated.fail(error)
@@ -131,6 +137,7 @@ final class NegotiatingUpstreamPool: UpstreamSource {
             guard !isShutDown else { return }
             switch result {
             case .success(let negotiated):
+                connectMetrics.succeeded(since: connectStarted)
                 let pool: any UpstreamSource = negotiated == "h2" ? http2 : http1
                 self.learnt = pool
                 let order = waiterOrder
@@ -139,7 +146,8 @@ final class NegotiatingUpstreamPool: UpstreamSource {
                     guard let waiter = waiters.removeValue(forKey: id) else { continue }
                     forwarded[id] = pool.lease(for: waiter)
                 }
-            case .failure:
+            case .failure(let error):
+                connectMetrics.failed(error)
                 failWaiters(.connectFailed)
             }
         }

@@ -108,7 +108,7 @@ extension ProxyHandler {
         let response = LocalResponse(
             head: exchange.requestHead, status: reply.status, body: ByteBuffer(string: reply.body),
             contentType: "text/plain; charset=utf-8", extraHeaders: reply.headers + exchange.responseFields, close: closeClient,
-            record: exchange.record())
+            record: exchange.record(), localReply: reply.reason)
         becomeIdle(after: exchange, close: closeClient)
         let bytesOut = send(response)
         end(exchange, finish, bytesOut: bytesOut, upstream: nil)
@@ -123,9 +123,11 @@ extension ProxyHandler {
     private func end(_ exchange: Exchange, _ outcome: ExchangeOutcome, bytesOut: Int, upstream: HostPort?) {
         releaseWaitingBody(exchange)
         releaseBackendSlot(exchange)
+        var localReply: LocalReplyReason?
+        if case .local(let reply) = outcome.kind { localReply = reply.reason }
         record(exchange.record(), method: exchange.requestHead.method, uri: exchange.requestHead.target,
                status: outcome.loggedStatus, bytesIn: outcome.requestBytes, bytesOut: bytesOut, upstream: upstream,
-               retries: max(0, outcome.tries - 1), requestFields: exchange.upstreamHead.fields)
+               retries: max(0, outcome.tries - 1), requestFields: exchange.upstreamHead.fields, localReply: localReply)
     }
 
     /// The handler can take the connection's next request (or closes with this one).

@@ -122,7 +122,7 @@ extension ProxyHandler {
     func writeLocalReply(_ reply: LocalReply, head: RequestHead, close: Bool, record: RequestRecord,
                          requestComplete: Bool = false) {
         writeLocalResponse(head: head, status: reply.status, body: reply.body, extraHeaders: reply.headers, close: close,
-                           record: record, requestComplete: requestComplete)
+                           record: record, requestComplete: requestComplete, localReply: reply.reason)
     }
 
     /// Answers from the gateway itself. The answer goes out now when the request is complete
@@ -131,7 +131,7 @@ extension ProxyHandler {
         head: RequestHead, status: HTTPStatus, body: String? = nil,
         bodyBytes: ByteBuffer? = nil, contentType: String = "text/plain; charset=utf-8",
         extraHeaders: [(String, String)] = [], close: Bool, record: RequestRecord, requestComplete: Bool = false,
-        layers: [any RequestLayer] = []
+        layers: [any RequestLayer] = [], localReply: LocalReplyReason?
     ) {
         // After a request that asks to switch protocols, or an HTTP/1.0 one without keep-alive,
         // the connection cannot carry another request.
@@ -141,7 +141,7 @@ extension ProxyHandler {
         let bytes = bodyBytes ?? ByteBuffer(string: body ?? LocalReply.body(for: status))
         let response = LocalResponse(head: head, status: status, body: bytes,
                                      contentType: contentType, extraHeaders: extraHeaders, close: close, record: record,
-                                     layers: layers)
+                                     localReply: localReply, layers: layers)
         if close || requestComplete {
             state = close ? .closing : .idle
             write(response)
@@ -154,7 +154,8 @@ extension ProxyHandler {
     func write(_ response: LocalResponse) {
         let bytesOut = send(response)
         record(response.record, method: response.head.method, uri: response.head.target, status: Int(response.status.code),
-               bytesIn: 0, bytesOut: bytesOut, upstream: nil, requestFields: response.head.fields)
+               bytesIn: 0, bytesOut: bytesOut, upstream: nil, requestFields: response.head.fields,
+               localReply: response.localReply)
     }
 
     /// Writes `response`; the body's size, for the log.
@@ -216,16 +217,35 @@ extension ProxyHandler {
         return 0
     }
 
+    /// The connection's parser refused what came before it was a request, and the connection
+    /// answered it (`HTTP1ServerConnection`): the ending layers hear of it as the gateway's own
+    /// answer before routing (route and backend `-`; no method or target could be read).
+    func parseErrorAnswered(status: Int) {
+        let reason: LocalReplyReason
+        switch status {
+        case 431: reason = .headersTooLarge
+        case 501: reason = .unsupportedTransferCoding
+        case 408: reason = .requestHeadersTimeout
+        default: reason = .badRequest
+        }
+        grpcStatus = nil
+        coldStart = nil
+        let record = RequestRecord(route: "-", backend: "-", requestID: loop.random.makeRequestID(), started: .now())
+        self.record(record, method: "-", uri: "-", status: status, bytesIn: 0, bytesOut: 0, upstream: nil,
+                    requestFields: HTTPFieldList(), localReply: reason)
+    }
+
     // MARK: The end
 
     /// The request is over: the layers that watch endings (access log, metrics) hear of it.
     func record(_ record: RequestRecord, method: String, uri: String, status: Int,
-                bytesIn: Int, bytesOut: Int, upstream: HostPort?, retries: Int = 0, requestFields: HTTPFieldList) {
+                bytesIn: Int, bytesOut: Int, upstream: HostPort?, retries: Int = 0, requestFields: HTTPFieldList,
+                localReply: LocalReplyReason?) {
         let elapsed = NIODeadline.now().uptimeNanoseconds &- record.started.uptimeNanoseconds
         let ending = ExchangeEnding(
             record: record, method: method, target: uri, status: status, bytesIn: bytesIn, bytesOut: bytesOut,
             upstream: upstream, elapsedNanoseconds: elapsed, connection: connection, loop: loop, grpcStatus: grpcStatus,
-            coldStart: coldStart, retries: retries, requestFields: requestFields, trace: trace)
+            coldStart: coldStart, retries: retries, requestFields: requestFields, localReply: localReply, trace: trace)
         let layers = loop.snapshot.requestPath.ending
         for index in 0..<layers.count { layers[index].exchangeEnded(ending) }
     }

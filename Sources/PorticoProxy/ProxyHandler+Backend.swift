@@ -83,7 +83,8 @@ extension ProxyHandler {
                 coldStartLeased = .now()
                 trace?.coldStartHandedOver = coldStartLeased
             }
-            let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint, protocol: lease.protocol)
+            let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint, protocol: lease.protocol,
+                                               owner: exchange.backend.description)
             exchange.pool = pool
             if let tryTimeout = lease.tryTimeout {
                 exchange.cancelTimeout()  // a retry's earlier try had one

@@ -60,12 +60,12 @@ extension ProxyHandler {
             head: head, query: target.query, path: target.path, authority: authority, requestID: requestID,
             hadRequestID: head.fields.contains("x-request-id"), connection: connection, random: loop.random)
         var faultDelay: TimeAmount?
-        var rejection: (status: HTTPStatus, headers: [(String, String)], backend: String)?
+        var rejection: (status: HTTPStatus, headers: [(String, String)], backend: String, reason: LocalReplyReason)?
         for index in 0..<layers.count {
             switch layers[index].requestHead(&request) {
             case .proceed: continue
             case .delay(let delay): faultDelay = delay
-            case .reject(let status, let headers, let backend): rejection = (status, headers, backend)
+            case .reject(let status, let headers, let backend, let reason): rejection = (status, headers, backend, reason)
             }
             if rejection != nil { break }
         }
@@ -75,7 +75,8 @@ extension ProxyHandler {
         if let rejection {
             writeLocalResponse(head: head, status: rejection.status, extraHeaders: rejection.headers + request.responseFields,
                                close: false,
-                               record: .init(route: routeName, backend: rejection.backend, requestID: requestID, started: started))
+                               record: .init(route: routeName, backend: rejection.backend, requestID: requestID, started: started),
+                               localReply: rejection.reason)
             return
         }
 
@@ -84,7 +85,8 @@ extension ProxyHandler {
             writeLocalResponse(
                 head: head, status: HTTPStatus(statusCode: direct.status),
                 body: direct.body, contentType: direct.contentType, extraHeaders: request.responseFields, close: false,
-                record: .init(route: routeName, backend: "direct", requestID: requestID, started: started))
+                record: .init(route: routeName, backend: "direct", requestID: requestID, started: started),
+                localReply: .directResponse)
             return
         case .redirect(let redirect):
             let location = snapshot.routeTable.redirectLocation(
@@ -93,7 +95,8 @@ extension ProxyHandler {
             writeLocalResponse(
                 head: head, status: HTTPStatus(statusCode: redirect.status),
                 extraHeaders: [("location", location)] + request.responseFields, close: false,
-                record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started))
+                record: .init(route: routeName, backend: "redirect", requestID: requestID, started: started),
+                localReply: .redirect)
             return
         case .service, .function, .split:
             break
@@ -163,7 +166,7 @@ extension ProxyHandler {
             writeLocalResponse(head: head, status: .forbidden, body: "this route does not tunnel that protocol\n",
                                extraHeaders: request.responseFields, close: false,
                                record: .init(route: routeName, backend: backend.description, requestID: requestID,
-                                             started: started), requestComplete: true)
+                                             started: started), requestComplete: true, localReply: .upgradeRefused)
             return
         }
         let hadTransferEncoding = head.fields.contains("transfer-encoding")

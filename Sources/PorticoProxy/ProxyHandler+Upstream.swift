@@ -22,7 +22,7 @@ extension ProxyHandler {
             case .success(.ok(let output)):
                 writeLocalResponse(head: head, status: .ok, bodyBytes: output,
                                    contentType: "application/octet-stream", close: false, record: exec.record,
-                                   requestComplete: true, layers: exec.layers)
+                                   requestComplete: true, layers: exec.layers, localReply: nil)
             case .success(.response(let status, let headers, let body)):
                 var contentType = "application/octet-stream"
                 var others: [(String, String)] = []
@@ -32,7 +32,7 @@ extension ProxyHandler {
                 }
                 writeLocalResponse(head: head, status: HTTPStatus(statusCode: status), bodyBytes: body,
                                    contentType: contentType, extraHeaders: others, close: false, record: exec.record,
-                                   requestComplete: true, layers: exec.layers)
+                                   requestComplete: true, layers: exec.layers, localReply: nil)
             case .success(.unavailable(let reason)):
                 writeLocalReply(LocalReply(reason), head: head, close: false, record: exec.record, requestComplete: true)
             case .success(.queueFull):

@@ -19,13 +19,20 @@ struct ServerPipeline {
     /// Plaintext is served on the TLS port too (a `permissive` mTLS listener).
     let acceptsPlaintext: Bool
     let metrics: GatewayMetrics
+    /// This listener's `portico_listener_active_connections`, looked up once per listener.
+    var listenerConnections: Gauge?
 
     func configure(_ channel: Channel) throws {
         let sync = channel.pipeline.syncOperations
         // Counted by the close future rather than by a handler that every read would pass.
         let gauge = metrics.downstreamConnections
+        let listenerGauge = listenerConnections
         gauge.increment()
-        channel.closeFuture.whenComplete { _ in gauge.decrement() }
+        listenerGauge?.increment()
+        channel.closeFuture.whenComplete { _ in
+            gauge.decrement()
+            listenerGauge?.decrement()
+        }
         let clientAddress = channel.remoteAddress?.ipAddress ?? "-"
         try sync.addHandler(ConnectionSetupDeadline(timeout: limits.idle))
         if let tlsContext, acceptsPlaintext {
@@ -44,6 +51,9 @@ struct ServerPipeline {
     private func configureTLS(_ channel: Channel, context: NIOSSLContext, clientAddress: String) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOSSLServerHandler(context: context))
+        // Hears a failed handshake's error before anything else can swallow it, and leaves once
+        // the handshake is done.
+        try sync.addHandler(TLSHandshakeFailureCounter(listener: listenerName, metrics: metrics))
         try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
             channel.eventLoop.makeCompletedFuture {
                 // The handshake is over: a client certificate, if any, has been verified.

@@ -28,6 +28,7 @@ final class UpstreamPool: UpstreamSource {
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let metrics: GatewayMetrics
+    private let connectMetrics: UpstreamConnectMetrics
     /// Present when the endpoint is reached over TLS.
     let tls: UpstreamTLS?
     /// The ALPN results a connection may have (nil: any). A `protocol: auto` service offers
@@ -35,7 +36,9 @@ final class UpstreamPool: UpstreamSource {
     private let acceptedProtocols: Set<String?>?
 
     init(endpoint: HostPort, eventLoop: EventLoop, maxConnections: Int, connectTimeout: TimeAmount,
-         idleTimeout: TimeAmount, metrics: GatewayMetrics, tls: UpstreamTLS? = nil, acceptedProtocols: Set<String?>? = nil) {
+         idleTimeout: TimeAmount, metrics: GatewayMetrics, connectMetrics: UpstreamConnectMetrics, tls: UpstreamTLS? = nil,
+         acceptedProtocols: Set<String?>? = nil) {
+        self.connectMetrics = connectMetrics
         self.acceptedProtocols = acceptedProtocols
         self.endpoint = endpoint
         self.eventLoop = eventLoop
@@ -135,6 +138,7 @@ final class UpstreamPool: UpstreamSource {
         let serverHostname = tls?.serverHostname(for: endpoint)
         // The channel is made on this pool's loop, where this runs.
         let onLoop = NIOLoopBound(connection, eventLoop: eventLoop)
+        let connectStarted = connectMetrics.started()
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -174,10 +178,12 @@ final class UpstreamPool: UpstreamSource {
             .whenComplete { [self] result in
                 switch result {
                 case .success:
+                    connectMetrics.succeeded(since: connectStarted)
                     connections[ObjectIdentifier(connection)] = connection
                     metrics.upstreamConnections.increment()
                     perform(machine.connectionEstablished(ObjectIdentifier(connection)))
-                case .failure:
+                case .failure(let error):
+                    connectMetrics.failed(error)
                     perform(machine.connectionFailed())
                 }
             }

@@ -36,7 +36,8 @@ extension RouteTable {
         }
     }
 
-    static func describeMatch(_ match: RouteMatch) -> String {
+    /// A route's conditions as one cell of `describe()`: `host=... prefix=... headers=...`.
+    public static func describeMatch(_ match: RouteMatch) -> String {
         var parts: [String] = []
         switch match.host {
         case nil: break

@@ -13,7 +13,7 @@ import UnixSignals
 struct Portico: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "A serverless gateway: HTTP/1.1, HTTP/2 and TLS in front of services and functions.",
-        subcommands: [Serve.self, Check.self, Routes.self, Deploy.self, Tap.self, Certs.self])
+        subcommands: [Serve.self, Check.self, Routes.self, Explain.self, Deploy.self, Tap.self, Certs.self])
 }
 
 struct ConfigOption: ParsableArguments {

@@ -408,6 +408,6 @@ final class ConfigLoaderErrorTests: XCTestCase {
 
     func testTopLevelMustBeAMapping() {
         XCTAssertEqual(errorText("- listeners\n"), "gateway.yaml:1:1: (root): expected a mapping with keys "
-            + "listeners, admin, limits, accessLog, policies, services, routes, tcp, got a list")
+            + "listeners, admin, limits, accessLog, policies, services, routes, tcp, tracing, got a list")
     }
 }

@@ -344,6 +344,11 @@ final class FunctionDeployEndToEndTests: XCTestCase {
         XCTAssertEqual(answers.filter { $0 == "200 retry-after=False got 3000" }.count, 1, "\(answers)")
         XCTAssertEqual(answers.filter { $0.hasPrefix("503 retry-after=True") }.count, 3, "\(answers)")
         XCTAssertEqual(function("upload", gateway)?["queueBodyBytes"] as? Int, 0, "every held byte was given back")
+        // Counted as the gateway's own answers, and why (issue 18's `queue_full`).
+        let metrics = try Curl.run(["\(gateway.admin)/metrics"]).body
+        XCTAssertTrue(metrics.split(separator: "\n").contains {
+            $0.hasPrefix("portico_local_replies_total{") && $0.contains("status=\"503\",reason=\"queue_full\"}") && $0.hasSuffix(" 3")
+        }, metrics)
     }
 
     // MARK: Exec mode

@@ -148,7 +148,8 @@ final class TapEndToEndTests: GatewayTestCase {
         for key in ["method", "backend", "duration_us", "retries", "trace_id", "time_unix_ms", "request_id"] {
             XCTAssertNotNil(events[0][key], "every line has \(key): \(events[0])")
         }
-        XCTAssertTrue(events[0].keys.contains("reason"))
+        XCTAssertTrue(events[0]["reason"] is NSNull, "a backend's answer has no local-reply reason")
+        XCTAssertEqual(events[2]["reason"] as? String, "upstream_connect_failed", "why the gateway answered")
         XCTAssertFalse(text().contains("\\/"), "no escaped slashes")
         waitForTaps(1)
 

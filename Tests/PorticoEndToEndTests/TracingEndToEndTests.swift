@@ -127,6 +127,7 @@ final class TracingEndToEndTests: GatewayTestCase {
         XCTAssertEqual(spans.first?.int("http.response.status_code"), 401)
         XCTAssertEqual(spans.first?.string("http.route"), "private")
         XCTAssertEqual(spans.first?.statusCode, 0, "a 4xx is not a server error")
+        XCTAssertEqual(spans.first?.string("portico.local_reply"), "jwt_missing")
         // The same route with a token: the request went upstream, so it has a try.
         let allowed = collector.trace(allowedTrace) { $0.count >= 2 }
         XCTAssertEqual(allowed.map(\.kind).sorted(), [2, 3])

@@ -1,6 +1,7 @@
 import NIOCore
 import PorticoAuth
 import PorticoConfig
+import PorticoCore
 import PorticoHTTP1
 
 /// One step of the request path: a policy, an edit, or an observer.
@@ -33,8 +34,9 @@ enum LayerVerdict {
     case proceed
     /// Go on, but hold the request this long before it goes to the backend (injected delay).
     case delay(TimeAmount)
-    /// Answer it now with `status` (and `headers`); `backend` labels metrics and the access log.
-    case reject(status: HTTPStatus, headers: [(String, String)], backend: String)
+    /// Answer it now with `status` (and `headers`); `backend` labels metrics and the access log,
+    /// `reason` says why (`portico_local_replies_total`, the access log's `local_reply`).
+    case reject(status: HTTPStatus, headers: [(String, String)], backend: String, reason: LocalReplyReason)
 }
 
 /// A request while the layers decide it: the head (edited in place for the backend) and what
@@ -91,6 +93,9 @@ struct ExchangeEnding {
     /// no other copy), for an observer that reads one only when it needs it (a tap's trace
     /// id): carrying them costs a reference, not a copy.
     let requestFields: HTTPFieldList
+    /// Why the gateway answered itself; nil when a backend answered (a service, a function's
+    /// worker, an exec or lambda function's own output).
+    let localReply: LocalReplyReason?
     /// The request's trace, when tracing is configured.
     let trace: RequestTrace?
 }

@@ -85,7 +85,7 @@ final class RequestPathTests: XCTestCase {
             switch layer.requestHead(&request) {
             case .proceed: verdicts.append("proceed")
             case .delay(let delay): verdicts.append("delay \(delay.nanoseconds / 1_000_000)ms")
-            case .reject(let status, _, _): verdicts.append("reject \(status.code)")
+            case .reject(let status, _, _, _): verdicts.append("reject \(status.code)")
             }
         }
         XCTAssertEqual(verdicts, ["proceed", "proceed", "delay 5ms", "proceed", "proceed", "proceed", "proceed", "proceed"])
@@ -119,11 +119,12 @@ final class RequestPathTests: XCTestCase {
         var again = LayerRequest(head: head, query: nil, path: "/api/x", authority: "api.example", requestID: "r2",
                                  hadRequestID: false, connection: connection, random: FastRandom(seed: 2))
         let limit = try XCTUnwrap(layers.compactMap { $0 as? RateLimitLayer }.first)
-        guard case .reject(let status, let headers, let backend) = limit.requestHead(&again) else {
+        guard case .reject(let status, let headers, let backend, let reason) = limit.requestHead(&again) else {
             return XCTFail("the second request within the minute passed")
         }
         XCTAssertEqual(status, .tooManyRequests)
         XCTAssertEqual(backend, "rate_limit")
+        XCTAssertEqual(reason, .rateLimited)
         XCTAssertEqual(headers.first?.0, "retry-after")
     }
 

@@ -31,13 +31,15 @@ final class TapLayerTests: XCTestCase {
     }
 
     private func end(route: String, status: Int, path: String = "/x", upstream: HostPort? = HostPort(host: "10.0.0.7", port: 8080),
-                     fields: HTTPFieldList = HTTPFieldList(), trace: RequestTrace? = nil) {
+                     fields: HTTPFieldList = HTTPFieldList(), trace: RequestTrace? = nil,
+                     localReply: LocalReplyReason? = nil) {
         let ending = ExchangeEnding(
             record: RequestRecord(route: route, backend: "svc", requestID: "rid-1", started: .now()),
             method: "GET", target: path, status: status, bytesIn: 0, bytesOut: 0, upstream: upstream,
             elapsedNanoseconds: 1_500_000,
             connection: DownstreamConnectionInfo(scheme: "http", listenerName: "public", clientAddress: "10.0.0.1", protocolName: "HTTP/1.1"),
-            loop: context, grpcStatus: nil, coldStart: nil, retries: 2, requestFields: fields, trace: trace)
+            loop: context, grpcStatus: nil, coldStart: nil, retries: 2, requestFields: fields,
+            localReply: localReply, trace: trace)
         TapLayer().exchangeEnded(ending)
     }
 
@@ -61,7 +63,7 @@ final class TapLayerTests: XCTestCase {
         end(route: "api", status: 503, path: "/a/\"quoted\"", fields: traceparent)
         end(route: "api", status: 200)
         end(route: "other", status: 503)
-        end(route: "api", status: 502, upstream: nil)
+        end(route: "api", status: 502, upstream: nil, localReply: .upstreamConnectFailed)
         loop.advanceTime(by: .milliseconds(49))
         XCTAssertTrue(batches.withLockedValue { $0.isEmpty }, "handed over once the interval has passed")
         loop.advanceTime(by: .milliseconds(1))
@@ -81,6 +83,7 @@ final class TapLayerTests: XCTestCase {
         XCTAssertEqual(lines[1]["trace_id"] as? String, "-")
         XCTAssertEqual(lines[1]["upstream"] as? String, "-")
         XCTAssertEqual(lines[1]["local"] as? Bool, true)
+        XCTAssertEqual(lines[1]["reason"] as? String, "upstream_connect_failed")
     }
 
     func testPorticosOwnTraceIDWinsWhenTracingIsOn() throws {

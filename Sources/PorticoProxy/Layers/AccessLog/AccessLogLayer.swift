@@ -28,6 +28,12 @@ final class AccessLogLayer: RequestLayer {
             buffer.writeJSONString(record.backend)
             buffer.writeStaticString(",\"upstream\":")
             buffer.writeJSONString(ending.upstream?.description ?? "-")
+            if let localReply = ending.localReply {
+                // Why the gateway answered itself (`LocalReplyReason`); absent when a backend did.
+                buffer.writeStaticString(",\"local_reply\":\"")
+                buffer.writeString(localReply.name)  // snake_case ASCII: nothing to escape
+                buffer.writeStaticString("\"")
+            }
             if let grpcStatus = ending.grpcStatus {
                 buffer.writeStaticString(",\"grpc_status\":")
                 buffer.writeDecimal(grpcStatus)

@@ -66,8 +66,15 @@ final class TapLayer: RequestLayer {
         writeTraceID(of: ending, to: &buffer)
         buffer.writeStaticString(",\"local\":")
         if local { buffer.writeStaticString("true") } else { buffer.writeStaticString("false") }
-        // Why the gateway answered by itself: not known at this layer yet.
-        buffer.writeStaticString(",\"reason\":null")
+        // Why the gateway answered by itself, as `portico_local_replies_total` says it.
+        buffer.writeStaticString(",\"reason\":")
+        if let reason = ending.localReply {
+            buffer.writeStaticString("\"")
+            buffer.writeString(reason.name)
+            buffer.writeStaticString("\"")
+        } else {
+            buffer.writeStaticString("null")
+        }
         buffer.writeStaticString(",\"request_id\":")
         buffer.writeJSONString(ending.record.requestID)
         buffer.writeStaticString("}")

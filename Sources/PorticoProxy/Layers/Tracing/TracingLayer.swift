@@ -38,6 +38,8 @@ final class TracingLayer: RequestLayer {
             span.attribute("portico.request_id", record.requestID)
             if record.backend != "-" { span.attribute("portico.backend", record.backend) }
             if let grpcStatus = ending.grpcStatus { span.attribute("rpc.grpc.status_code", grpcStatus) }
+            // Why the gateway answered by itself (the same reasons as portico_local_replies_total).
+            if let reason = ending.localReply { span.attribute("portico.local_reply", reason.name) }
             if ending.status >= 500 {
                 // A server span is an error for a 5xx only (the semantic conventions): a 4xx is
                 // the client's.

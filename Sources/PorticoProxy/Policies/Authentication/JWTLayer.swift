@@ -36,6 +36,7 @@ final class JWTLayer: RequestLayer {
         let tokenFailed = failures.contains { $0.1 != nil }
         guard tokenFailed || required else { return .proceed }
         for (policy, reason) in failures { policy.countFailure(reason) }
-        return .reject(status: .unauthorized, headers: [("www-authenticate", "Bearer")], backend: "authn")
+        return .reject(status: .unauthorized, headers: [("www-authenticate", "Bearer")], backend: "authn",
+                       reason: tokenFailed ? .jwtInvalid : .jwtMissing)
     }
 }

@@ -103,7 +103,7 @@ final class JWTPolicy: Sendable {
         if let reason { failureCounters[reason]?.increment() } else { missingCounter?.increment() }
     }
 
-    private func token(in headers: HTTPFieldList, uri: String) -> String? {
+    func token(in headers: HTTPFieldList, uri: String) -> String? {
         switch config.from {
         case .header(let name, let prefix):
             guard let value = headers.firstValue(named: name) else { return nil }

@@ -16,7 +16,7 @@ final class AuthorizationLayer: RequestLayer {
             principal: request.connection.principal, token: request.token, method: request.head.method,
             path: request.path, host: request.authority)
         for policy in policies where !policy.allows(attributes) {
-            return .reject(status: .forbidden, headers: [], backend: "authz")
+            return .reject(status: .forbidden, headers: [], backend: "authz", reason: .authzDenied)
         }
         return .proceed
     }

@@ -34,13 +34,13 @@ final class CORSPolicy: RequestLayer {
             ? request.head.fields.firstValue(of: "access-control-request-method") : nil
         if let requestedMethod {
             guard allowed, config.allowMethods.contains(requestedMethod) else {
-                return .reject(status: .forbidden, headers: [], backend: "cors")
+                return .reject(status: .forbidden, headers: [], backend: "cors", reason: .corsDenied)
             }
             var answer = originFields(origin)
             answer.append(("access-control-allow-methods", methods))
             if let headers { answer.append(("access-control-allow-headers", headers)) }
             if let maxAge { answer.append(("access-control-max-age", maxAge)) }
-            return .reject(status: .ok, headers: answer, backend: "cors")
+            return .reject(status: .ok, headers: answer, backend: "cors", reason: .corsPreflight)
         }
         guard allowed else { return .proceed }
         request.responseFields += originFields(origin)

@@ -17,7 +17,7 @@ final class FaultLayer: RequestLayer {
             delay = .nanoseconds(configured.duration.nanoseconds)
         }
         if let abort = fault.abort, request.random.percentDraw() < abort.percent {
-            return .reject(status: HTTPStatus(statusCode: abort.status), headers: [], backend: "fault")
+            return .reject(status: HTTPStatus(statusCode: abort.status), headers: [], backend: "fault", reason: .fault)
         }
         return delay.map { .delay($0) } ?? .proceed
     }

@@ -17,7 +17,7 @@ final class RateLimitLayer: RequestLayer {
             let key = limiter.key(clientAddress: request.connection.clientAddress, headers: request.head.fields)
             guard case .limited(let wait) = limiter.take(key: key, now: now) else { continue }
             let seconds = max(1, wait / 1_000_000_000 + (wait % 1_000_000_000 == 0 ? 0 : 1))
-            return .reject(status: .tooManyRequests, headers: [("retry-after", String(seconds))], backend: "rate_limit")
+            return .reject(status: .tooManyRequests, headers: [("retry-after", String(seconds))], backend: "rate_limit", reason: .rateLimited)
         }
         return .proceed
     }
