@@ -28,6 +28,18 @@ final class TracingEndToEndTests: GatewayTestCase {
         """
     }
 
+    /// Every request to the echo upstream, on route `api`.
+    private var apiRoute: String {
+        """
+        services:
+          backend: { endpoints: [\(upstream.address)] }
+        routes:
+          - name: api
+            match: { prefix: / }
+            service: backend
+        """
+    }
+
     /// A client `traceparent` with a known trace id, sampled.
     private func parent(_ traceID: String, span: String = "00f067aa0ba902b7", sampled: Bool = true) -> String {
         "traceparent: 00-\(traceID)-\(span)-\(sampled ? "01" : "00")"
@@ -231,12 +243,7 @@ final class TracingEndToEndTests: GatewayTestCase {
     func testSamplingRatioAndParentDecision() throws {
         gateway = try PorticoProcess(config: """
             \(tracing(ratio: "0.25"))
-            services:
-              backend: { endpoints: [\(upstream.address)] }
-            routes:
-              - name: api
-                match: { prefix: / }
-                service: backend
+            \(apiRoute)
             """)
         let requests = 800
         let curlConfig = FileManager.default.temporaryDirectory.appendingPathComponent("curl-\(UUID().uuidString)")
@@ -270,12 +277,7 @@ final class TracingEndToEndTests: GatewayTestCase {
     func testErrorsAreSampledWhenAsked() throws {
         gateway = try PorticoProcess(config: """
             \(tracing(ratio: "0", extra: ", alwaysSampleErrors: true"))
-            services:
-              backend: { endpoints: [\(upstream.address)] }
-            routes:
-              - name: api
-                match: { prefix: / }
-                service: backend
+            \(apiRoute)
             """)
         for index in 0..<20 { XCTAssertEqual(try Curl.run(["\(gateway.http)/ok/\(index)"]).status, 200) }
         XCTAssertEqual(try Curl.run(["\(gateway.http)/status/502"]).status, 502)
@@ -293,12 +295,7 @@ final class TracingEndToEndTests: GatewayTestCase {
         collector.stop()
         gateway = try PorticoProcess(config: """
             \(tracing("http://127.0.0.1:\(port)/v1/traces"))
-            services:
-              backend: { endpoints: [\(upstream.address)] }
-            routes:
-              - name: api
-                match: { prefix: / }
-                service: backend
+            \(apiRoute)
             """)
         let started = Date()
         for index in 0..<200 { XCTAssertEqual(try Curl.run(["\(gateway.http)/down/\(index)"]).status, 200) }
@@ -322,12 +319,7 @@ final class TracingEndToEndTests: GatewayTestCase {
     func testHTTP2RequestSpan() throws {
         gateway = try PorticoProcess(config: """
             \(tracing())
-            services:
-              backend: { endpoints: [\(upstream.address)] }
-            routes:
-              - name: api
-                match: { prefix: / }
-                service: backend
+            \(apiRoute)
             """)
         let traceID = newTraceID()
         let response = try Curl.run(["--http2-prior-knowledge", "-H", parent(traceID), "\(gateway.http)/h2"])

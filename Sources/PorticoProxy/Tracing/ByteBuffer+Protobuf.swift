@@ -16,13 +16,20 @@ extension ByteBuffer {
         writeVarint(UInt64(field << 3) | UInt64(type.rawValue))
     }
 
+    /// One write of all its bytes: a `writeInteger` per byte was most of the cost of encoding a
+    /// span (each one a capacity and exclusivity check in NIO).
     mutating func writeVarint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 10) { raw in
+            var value = value
+            var count = 0
+            while value >= 0x80 {
+                raw[count] = UInt8(truncatingIfNeeded: value) | 0x80
+                value >>= 7
+                count += 1
+            }
+            raw[count] = UInt8(value)
+            return count + 1
         }
-        writeInteger(UInt8(value))
     }
 
     static func varintSize(_ value: UInt64) -> Int {
@@ -64,9 +71,12 @@ extension ByteBuffer {
 
     /// 16 lower-case hex digits (a span id, half a trace id), as `traceparent` writes them.
     mutating func writeHex64(_ value: UInt64) {
-        for shift in stride(from: 60, through: 0, by: -4) {
-            let digit = UInt8((value >> UInt64(shift)) & 0xF)
-            writeInteger(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 16) { raw in
+            for index in 0..<16 {
+                let digit = UInt8(truncatingIfNeeded: value >> UInt64(60 - index * 4)) & 0xF
+                raw[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+            }
+            return 16
         }
     }
 

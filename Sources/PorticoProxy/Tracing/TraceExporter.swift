@@ -105,6 +105,7 @@ final class TraceExporter: @unchecked Sendable {
         exporting = true
         let body = request(with: batches, spanBytes: bytes)
         let endpoint = config.endpoint
+        let exported = spanCount
         OneShotHTTPClient.post(
             host: endpoint.address.host, port: endpoint.address.port, path: endpoint.path,
             hostHeader: endpoint.address.description, contentType: "application/x-protobuf", body: body,
@@ -113,11 +114,11 @@ final class TraceExporter: @unchecked Sendable {
             self.exporting = false
             if case .success(let response) = result, (200..<300).contains(response.status) {
                 self.metrics.exportsSucceeded.increment()
-                self.metrics.exportedSpans.increment(by: Int64(spanCount))
+                self.metrics.exportedSpans.increment(by: Int64(exported))
                 self.exportIfIdle()
             } else {
                 self.metrics.exportsFailed.increment()
-                self.metrics.droppedExportFailed.increment(by: Int64(spanCount))
+                self.metrics.droppedExportFailed.increment(by: Int64(exported))
                 // A collector that refuses is asked again a little later, not in a tight loop;
                 // meanwhile the queue fills and drops what does not fit.
                 self.retryTask = self.eventLoop.scheduleTask(in: .milliseconds(500)) {
