@@ -87,11 +87,11 @@ public final class FunctionInstance: @unchecked Sendable {
     private var onFinished: @Sendable () -> Void = {} {
         willSet { homeLoop.preconditionInEventLoop() }
     }
-    private var scaler: FunctionScaler
-    private var workers: [FunctionScaler.WorkerID: WorkerProcess] = [:]
+    private(set) var scaler: FunctionScaler
+    private(set) var workers: [FunctionScaler.WorkerID: WorkerProcess] = [:]
     private var waiting: [FunctionScaler.RequestID: Waiter] = [:]
     private var startupTimers: [FunctionScaler.WorkerID: Scheduled<Void>] = [:]
-    private var lastError: String?
+    private(set) var lastError: String?
     private var startedRequestIDs: Set<FunctionScaler.RequestID> = []
     /// Why a worker is being replaced, for the log line that says so.
     private var failureReasons: [FunctionScaler.WorkerID: String] = [:]
@@ -110,15 +110,15 @@ public final class FunctionInstance: @unchecked Sendable {
         return made
     }
     /// The process workers are forked from (`runtime: python` with a template).
-    private var template: PythonTemplate?
+    private(set) var template: PythonTemplate?
     /// Lambda mode: each worker's Runtime API.
     private var lambdaServers: [FunctionScaler.WorkerID: LambdaRuntimeServer] = [:]
     /// Lambda mode: the init error a worker's runtime reported, for `lastError` once it exits.
     private var initErrors: [FunctionScaler.WorkerID: String] = [:]
     /// A worker of this revision has been ready (what `portico deploy` waits for).
-    private var hasBeenReady = false
+    private(set) var hasBeenReady = false
     /// Why the warm-up gave up: starts kept failing before any worker was ready.
-    private var warmUpFailure: String?
+    private(set) var warmUpFailure: String?
 
     /// A request waiting for a worker. It travels to the home loop and back; its callback
     /// belongs to the request's loop, and the box checks that it is called only there.
@@ -190,23 +190,6 @@ public final class FunctionInstance: @unchecked Sendable {
         guard let done = warmUpDone else { return }
         warmUpDone = nil
         done(failure)
-    }
-
-    // MARK: Bodies of waiting requests (any event loop)
-
-    public func holdWaitingBody(_ bytes: Int) -> Bool {
-        var current = waitingBodyBytes.load(ordering: .relaxed)
-        while true {
-            let (next, overflow) = current.addingReportingOverflow(bytes)
-            guard !overflow, next <= manifest.queueBodyLimit else { return false }
-            let (exchanged, original) = waitingBodyBytes.compareExchange(expected: current, desired: next, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-    }
-
-    public func releaseWaitingBody(_ bytes: Int) {
-        _ = waitingBodyBytes.subtract(bytes, ordering: .relaxed)
     }
 
     // MARK: Requests (called from any event loop, through its `Backend` conformance)
@@ -607,31 +590,6 @@ public final class FunctionInstance: @unchecked Sendable {
         for worker in scaler.workers { counts[worker.state, default: 0] += 1 }
         metrics.setWorkers(starting: counts[.starting] ?? 0, ready: counts[.ready] ?? 0,
                            draining: (counts[.draining] ?? 0) + (counts[.stopping] ?? 0), queueLength: scaler.queueLength)
-    }
-
-    // MARK: Status
-
-    /// A snapshot for the admin API.
-    func status() -> EventLoopFuture<FunctionStatus> {
-        homeLoop.submit {
-            FunctionStatus(
-                name: self.manifest.name, revision: self.revision, mode: self.manifest.mode.rawValue,
-                state: self.scaler.isDraining ? "draining" : (self.scaler.liveWorkerCount > 0 ? "active" : "idle"),
-                queueLength: self.scaler.queueLength, lastError: self.lastError,
-                ready: self.hasBeenReady, warming: self.scaler.isWarming, startFailure: self.warmUpFailure,
-                queueBodyBytes: self.waitingBodyBytes.load(ordering: .relaxed),
-                workers: self.scaler.workers.map { worker in
-                    let process = self.workers[worker.id]
-                    return FunctionStatus.Worker(
-                        id: worker.id.rawValue, pid: process?.pid.map { Int($0) }, port: process?.port,
-                        state: "\(worker.state)", inFlight: worker.inFlight,
-                        ageSeconds: process.map { Double(NIODeadline.now().uptimeNanoseconds - $0.started.uptimeNanoseconds) / 1e9 } ?? 0)
-                },
-                template: self.template.map { template in
-                    FunctionStatus.Template(state: "\(template.phase)", pid: template.pid.map { Int($0) },
-                                            failures: template.failures, lastFailure: template.lastFailure)
-                })
-        }
     }
 }
 

@@ -25,45 +25,48 @@ enum OneShotHTTPClient {
     static func get(host: String, port: Int, path: String, hostHeader: String, tls: NIOSSLContext?, serverName: String?,
                     peerCheck: UpstreamTLS? = nil, http2: Bool = false, timeout: TimeAmount, maxBytes: Int,
                     on eventLoop: EventLoop) -> EventLoopFuture<Response> {
-        let promise = eventLoop.makePromise(of: Response.self)
-        let deadline = eventLoop.scheduleTask(in: timeout) {
-            promise.fail(OneShotHTTPError("no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))
-        }
         let request = OneShotRequest(path: path, hostHeader: hostHeader, scheme: tls == nil ? "http" : "https")
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls {
-                        try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                        if let peerCheck {
-                            // A wrong name closes the connection, which fails the request.
-                            try sync.addHandler(UpstreamHandshakeHandler(tls: peerCheck, promise: channel.eventLoop.makePromise()))
-                        }
-                        try sync.addHandler(ProtocolSelector(request: request, promise: promise, maxBytes: maxBytes))
-                    } else {
-                        try request.start(http2: http2, on: channel, promise: promise, maxBytes: maxBytes)
-                    }
+        return exchange(host: host, port: port, timeout: timeout, on: eventLoop) { channel, promise in
+            let sync = channel.pipeline.syncOperations
+            if let tls {
+                try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                if let peerCheck {
+                    // A wrong name closes the connection, which fails the request.
+                    try sync.addHandler(UpstreamHandshakeHandler(tls: peerCheck, promise: channel.eventLoop.makePromise()))
                 }
+                try sync.addHandler(ProtocolSelector(request: request, promise: promise, maxBytes: maxBytes))
+            } else {
+                try request.start(http2: http2, on: channel, promise: promise, maxBytes: maxBytes)
             }
-            .connect(resolvingOnlyNames: host, port: port)
-            .whenComplete { result in
-                switch result {
-                case .failure(let error):
-                    promise.fail(OneShotHTTPError("cannot connect: \(error)"))
-                case .success(let channel):
-                    promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                }
-            }
-        promise.futureResult.whenComplete { _ in deadline.cancel() }
-        return promise.futureResult
+        }
     }
 
     /// One HTTP/1.1 POST in plaintext (an OTLP export to a local collector), on its own
     /// connection.
     static func post(host: String, port: Int, path: String, hostHeader: String, contentType: String, body: ByteBuffer,
                      timeout: TimeAmount, maxBytes: Int, on eventLoop: EventLoop) -> EventLoopFuture<Response> {
+        exchange(host: host, port: port, timeout: timeout, on: eventLoop) { channel, promise in
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(HTTP1RequestWriter())
+            try sync.addHandler(HTTP1ResponseReader())
+            try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))
+            let fields = HTTPFieldList([
+                ("host", hostHeader), ("user-agent", "portico"), ("content-type", contentType),
+                ("content-length", String(body.readableBytes)), ("connection", "close"),
+            ])
+            channel.write(RequestPart.head(RequestHead(method: "POST", target: path, version: .http1_1, fields: fields)),
+                          promise: nil)
+            channel.write(RequestPart.body(body), promise: nil)
+            channel.writeAndFlush(RequestPart.end(nil), promise: nil)
+        }
+    }
+
+    /// A connection made for one request: `setUp` adds the handlers (and may write the request)
+    /// as the channel is initialized; the answer, a failure to connect or the deadline settles
+    /// the promise, and the connection closes once it is settled.
+    private static func exchange(host: String, port: Int, timeout: TimeAmount, on eventLoop: EventLoop,
+                                 setUp: @escaping @Sendable (Channel, EventLoopPromise<Response>) throws -> Void)
+        -> EventLoopFuture<Response> {
         let promise = eventLoop.makePromise(of: Response.self)
         let deadline = eventLoop.scheduleTask(in: timeout) {
             promise.fail(OneShotHTTPError("no complete answer within \(timeout.nanoseconds / 1_000_000) ms"))
@@ -71,20 +74,7 @@ enum OneShotHTTPClient {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(HTTP1RequestWriter())
-                    try sync.addHandler(HTTP1ResponseReader())
-                    try sync.addHandler(ResponseCollector(promise: promise, maxBytes: maxBytes))
-                    let fields = HTTPFieldList([
-                        ("host", hostHeader), ("user-agent", "portico"), ("content-type", contentType),
-                        ("content-length", String(body.readableBytes)), ("connection", "close"),
-                    ])
-                    channel.write(RequestPart.head(RequestHead(method: "POST", target: path, version: .http1_1, fields: fields)),
-                                  promise: nil)
-                    channel.write(RequestPart.body(body), promise: nil)
-                    channel.writeAndFlush(RequestPart.end(nil), promise: nil)
-                }
+                channel.eventLoop.makeCompletedFuture { try setUp(channel, promise) }
             }
             .connect(resolvingOnlyNames: host, port: port)
             .whenComplete { result in

@@ -32,14 +32,6 @@ final class LambdaRuntimeServerTests: XCTestCase {
         func with<T>(_ body: (Events) -> T) -> T { lock.withLock { body(self) } }
     }
 
-    private func eventually(_ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(5_000)
-        }
-        return condition()
-    }
 
     func testTheRuntimeAPIAsARuntimeSeesIt() throws {
         let events = Events()
