@@ -67,15 +67,14 @@ let package = Package(
         .target(
             name: "CPorticoSpawn"
         ),
-        // The per-worker supervisor (see Sources/CPorticoSpawn/supervise.c), installed beside
-        // `portico`; without it the gateway runs its own binary as the supervisor, which works
-        // but costs a cold start the load of the Swift runtime.
+        // The per-worker supervisor and the spawner that forks it (see Sources/CPorticoSpawn),
+        // installed beside `portico`; without it the gateway runs its own binary in their place.
         .executableTarget(
             name: "portico-supervise",
             dependencies: ["CPorticoSpawn"],
             // Plain C, but linked by the Swift driver, which names the Swift runtime and libstdc++
-            // as needed libraries: loading them took 1.7 ms of every cold start. `--as-needed`
-            // keeps only what the code uses (libc).
+            // as needed libraries: loading them took 1.7 ms of every cold start. A static
+            // executable loads nothing.
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         // The I/O shell of functions: processes, readiness, the scaler's actions, the folder

@@ -25,7 +25,7 @@ static void fail_in_child(int report_fd) {
 
 int portico_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
                   int stdin_fd, int stdout_fd, int stderr_fd,
-                  long long memory_limit, long long open_files_limit, int control_fd, pid_t *pid_out) {
+                  long long memory_limit, long long open_files_limit, int control_fd, int ready_fd, pid_t *pid_out) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     pid_t parent = getpid();
@@ -73,24 +73,28 @@ int portico_spawn(const char *path, char *const argv[], char *const envp[], cons
         if (dup2(stdout_fd >= 0 ? stdout_fd : null_fd, 1) < 0) fail_in_child(report[1]);
         if (dup2(stderr_fd >= 0 ? stderr_fd : null_fd, 2) < 0) fail_in_child(report[1]);
 
-        // A supervisor gets its control pipe as fd 3, without close-on-exec. The report pipe
-        // moves out of the way first if it happens to be fd 3.
+        // A supervisor gets its control pipe as fd 3 and its readiness socket as fd 4, without
+        // close-on-exec. Both are first copied above 9, so that neither overwrites the other
+        // (or the report pipe) on the way; the report pipe moves out of the way if it is 3 or 4.
         int keep = report[1];
         int first_closed = 3;
         if (control_fd >= 0) {
-            if (keep == 3) {
-                keep = fcntl(keep, F_DUPFD_CLOEXEC, 4);
+            if (keep == 3 || keep == 4) {
+                keep = fcntl(keep, F_DUPFD_CLOEXEC, 10);
                 if (keep < 0) fail_in_child(report[1]);
             }
-            if (control_fd == 3) {
-                if (fcntl(3, F_SETFD, 0) != 0) fail_in_child(keep);
-            } else if (dup2(control_fd, 3) < 0) {
-                fail_in_child(keep);
-            }
+            int control_copy = fcntl(control_fd, F_DUPFD_CLOEXEC, 10);
+            int ready_copy = ready_fd >= 0 ? fcntl(ready_fd, F_DUPFD_CLOEXEC, 10) : -1;
+            if (control_copy < 0 || (ready_fd >= 0 && ready_copy < 0)) fail_in_child(keep);
+            if (dup2(control_copy, 3) < 0) fail_in_child(keep);
             first_closed = 4;
+            if (ready_copy >= 0) {
+                if (dup2(ready_copy, 4) < 0) fail_in_child(keep);
+                first_closed = 5;
+            }
         }
 
-        // Only 0, 1, 2 (3 for a supervisor) and the report pipe (close-on-exec) may reach the
+        // Only 0, 1, 2 (3 and 4 for a supervisor) and the report pipe (close-on-exec) may reach the
         // child: no listening socket or client connection of the gateway leaks into it.
         // close_range is one system call where a loop is tens of thousands: it matters for
         // cold starts. The loop is the fallback for kernels older than 5.9.

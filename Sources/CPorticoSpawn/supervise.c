@@ -1,10 +1,14 @@
 #define _GNU_SOURCE
 #include "CPorticoSpawn.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +16,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 // The per-worker supervisor: the gateway starts every worker, exec process and build through
@@ -30,10 +37,90 @@
 // then the supervisor kills every descendant and exits. The gateway also closes it on purpose
 // to kill a worker outright.
 //
-// argv: portico-supervise MEMORY_LIMIT OPEN_FILES_LIMIT PATH ARGV0 ARGS...  (fd 3: the control pipe)
+// argv: portico-supervise MEMORY_LIMIT OPEN_FILES_LIMIT READY_PORT PATH ARGV0 ARGS...
+// (fd 3: the control pipe; fd 4, when READY_PORT is not 0: the readiness socket)
 
 static const char supervisor_name[] = "portico-supervise";
-enum { control_fd = 3 };
+enum { control_fd = 3, ready_fd = 4 };
+
+// Readiness. A worker is ready when its port on 127.0.0.1 accepts a connection, and nothing
+// announces that: someone has to try. When the gateway tried (a probe every 200 us on its event
+// loop), each try woke the gateway on the core the worker was starting on, often the same core:
+// a cold start paid for the gateway's wake-ups, and an interpreter's start for being preempted
+// by them. Here a thread of the supervisor tries instead, at SCHED_IDLE: it runs only when
+// nothing else on its core wants to, so it never takes time from the starting worker, and it
+// runs at once when the worker blocks, which is what a worker that is done starting does (in
+// accept). Then it sends one datagram to the gateway. The thread ends there; the supervisor's
+// main thread keeps the normal policy.
+struct prober_arguments {
+    int port;
+    pid_t supervisor;
+};
+
+/// 1 if 127.0.0.1:port accepts a connection, 0 if it refuses, -1 if it cannot tell.
+static int port_accepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    // A refusal on loopback is immediate; only a listener with a full backlog (the SYN dropped)
+    // could keep a blocking connect waiting, and the send timeout bounds that.
+    struct timeval bound = {0, 2000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof(address));
+    address.sin_family = AF_INET;
+    address.sin_port = htons((unsigned short)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int result = connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0 ? 1 : (errno == ECONNREFUSED ? 0 : -1);
+    close(fd);
+    return result;
+}
+
+static void *probe_until_ready(void *raw) {
+    struct prober_arguments arguments = *(struct prober_arguments *)raw;
+    free(raw);
+    struct sched_param none = {0};
+    sched_setscheduler(0, SCHED_IDLE, &none);  // this thread only (Linux schedules threads)
+    prctl(PR_SET_TIMERSLACK, 1UL);             // the default 50 us slack would double the interval
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    for (;;) {
+        if (port_accepts(arguments.port) == 1) {
+            struct portico_ready_report report = {arguments.port, (int)arguments.supervisor};
+            ssize_t ignored = send(ready_fd, &report, sizeof(report), MSG_DONTWAIT | MSG_NOSIGNAL);
+            (void)ignored;
+            return NULL;
+        }
+        // 50 us while a native worker could be starting, then slower: an idle-class thread
+        // costs the worker nothing, but an idle machine still wakes for it.
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long elapsed_us = (now.tv_sec - started.tv_sec) * 1000000LL + (now.tv_nsec - started.tv_nsec) / 1000;
+        long interval_us = elapsed_us < 20000 ? 50 : elapsed_us < 2000000 ? 500 : 10000;
+        struct timespec pause = {0, interval_us * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/// Starts the prober with every signal blocked, so that no signal meant for the main thread
+/// (SIGCHLD, read through a signalfd) is delivered to it instead. Failing to start it is not
+/// fatal: the gateway also probes, slowly.
+static void start_prober(int port) {
+    struct prober_arguments *arguments = malloc(sizeof(*arguments));
+    if (arguments == NULL) return;
+    arguments->port = port;
+    arguments->supervisor = getpid();
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    pthread_t thread;
+    if (pthread_create(&thread, &attributes, probe_until_ready, arguments) != 0) free(arguments);
+    pthread_attr_destroy(&attributes);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+}
 
 /// Fills `out` with up to `capacity` children of this (single-threaded) process; returns how
 /// many. `/proc/self/task/PID/children` is one read; scanning every process in /proc is the
@@ -127,35 +214,48 @@ static void exit_like(int status) {
     _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
+static void do_nothing(int signal) { (void)signal; }
+
 int portico_supervise_main(int argc, char **argv, char **envp) {
-    if (argc < 5 || strcmp(argv[0], supervisor_name) != 0) {
+    if (argc < 6 || strcmp(argv[0], supervisor_name) != 0) {
         dprintf(2, "portico-supervise: started by the gateway only\n");
         return 125;
     }
     long long memory_limit = atoll(argv[1]);
     long long open_files_limit = atoll(argv[2]);
-    const char *path = argv[3];
-    char **worker_argv = argv + 4;
+    int ready_port = atoi(argv[3]);
+    const char *path = argv[4];
+    char **worker_argv = argv + 5;
 
     // The spawner set PDEATHSIG so that nothing lingers if the gateway died during the spawn;
     // the supervisor must outlive the gateway long enough to clean up, so it clears it.
     prctl(PR_SET_PDEATHSIG, 0);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     fcntl(control_fd, F_SETFD, FD_CLOEXEC);
+    if (ready_port > 0) fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
 
     // The gateway stops a worker with SIGTERM to the process group, which holds this
     // supervisor too: only the worker is meant to act on it. The worker gets the defaults back.
     // Until it has them, those signals are held (blocked) rather than only ignored: an ignored
     // signal is dropped on arrival, so a stop sent before the fork, or after it but before the
-    // worker had reset its dispositions, was lost. Linux keeps a blocked signal pending even
-    // when it is ignored; a group signal sent during the fork reaches the child too.
+    // worker had reset its dispositions, was lost. A blocked signal stays pending; a group
+    // signal sent during the fork reaches the child too.
     int stop_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
     sigset_t held;
     sigemptyset(&held);
     for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) sigaddset(&held, stop_signals[i]);
     sigprocmask(SIG_BLOCK, &held, NULL);
+    // Caught by a handler that does nothing rather than set to SIG_IGN: setting SIG_IGN
+    // discards a signal already pending, and a supervisor forked by the spawner holds these
+    // from its first instruction, so a stop the gateway sent at once would be pending here.
+    struct sigaction nothing;
+    memset(&nothing, 0, sizeof(nothing));
+    nothing.sa_handler = do_nothing;
+    nothing.sa_flags = SA_RESTART;
+    sigfillset(&nothing.sa_mask);
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) sigaction(stop_signals[i], &nothing, NULL);
+    signal(SIGPIPE, SIG_IGN);
     int ignored[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE};
-    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) signal(ignored[i], SIG_IGN);
     sigset_t child_signal, previous;
     sigemptyset(&child_signal);
     sigaddset(&child_signal, SIGCHLD);
@@ -171,7 +271,10 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
     }
 
     pid_t self = getpid();
-    pid_t worker = fork();
+    // vfork: a fork would copy the page tables of the spawner's image only for exec to drop
+    // them. The child until exec makes system calls only (its signal dispositions are its own
+    // copy), and this process is still single-threaded here (the prober starts after).
+    pid_t worker = vfork();
     if (worker < 0) _exit(127);
     if (worker == 0) {
         // If the supervisor itself is killed, the worker goes with it.
@@ -201,8 +304,9 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
         dprintf(2, "portico: cannot start %s: %s\n", path, strerror(errno));
         _exit(127);
     }
-    // Held copies here were the worker's too (sent to the group); ignored, they are dropped.
+    // Held copies here were the worker's too (sent to the group); caught by nothing, they are dropped.
     sigprocmask(SIG_UNBLOCK, &held, NULL);
+    if (ready_port > 0) start_prober(ready_port);
 
     int worker_status = 0;
     int worker_reaped = 0;
@@ -239,5 +343,8 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
 __attribute__((constructor)) static void portico_supervise_if_asked(int argc, char **argv, char **envp) {
     if (argc >= 1 && argv != NULL && argv[0] != NULL && strcmp(argv[0], supervisor_name) == 0) {
         _exit(portico_supervise_main(argc, argv, envp));
+    }
+    if (argc >= 1 && argv != NULL && argv[0] != NULL && strcmp(argv[0], "portico-spawner") == 0) {
+        _exit(portico_spawner_main(argc, argv, envp));
     }
 }

@@ -17,7 +17,7 @@ enum BuildRunner {
     /// Returns nil on success, or why it failed. Blocks the calling (registry) queue.
     static func run(_ command: [String], in directory: String, function: String, timeout: ConfigDuration,
                     logger: Logger) -> String? {
-        let environment = ProcessInfo.processInfo.environment.filter { WorkerProcess.inheritedVariables.contains($0.key) }
+        let environment = WorkerProcess.inheritedEnvironment
         let spawned: ChildProcess.Spawned
         do {
             // One pipe for both streams: reading two pipes in turn could deadlock on a full one.

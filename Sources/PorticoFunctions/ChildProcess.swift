@@ -80,6 +80,13 @@ public struct ChildProcess: Sendable {
         return "/proc/self/exe"
     }()
 
+    /// Asks the supervisor to report when `port` on 127.0.0.1 accepts a connection, with a
+    /// `portico_ready_report` datagram on `socket` (see `WorkerReadinessReports`).
+    public struct ReadinessReport {
+        public var port: Int
+        public var socket: Int32
+    }
+
     /// What the spawner hands back: the process and the parent's ends of its pipes.
     public struct Spawned {
         public var process: ChildProcess
@@ -97,7 +104,8 @@ public struct ChildProcess: Sendable {
     /// closes its own copy.
     public static func spawn(
         command: [String], directory: String, environment: [String: String], withStdin: Bool = false,
-        stdinDescriptor: Int32? = nil, mergeStderr: Bool = false, memoryLimit: Int? = nil, openFilesLimit: Int? = nil
+        stdinDescriptor: Int32? = nil, mergeStderr: Bool = false, memoryLimit: Int? = nil, openFilesLimit: Int? = nil,
+        readiness: ReadinessReport? = nil
     ) throws -> Spawned {
         guard let program = command.first else { throw SpawnError.commandNotFound("") }
         // The child changes into `directory` before exec, so every path it is given is absolute.
@@ -128,26 +136,29 @@ public struct ChildProcess: Sendable {
 
         // The supervisor is this very binary (a constructor in CPorticoSpawn takes over when
         // argv[0] is `supervisorName`); the limits are its to apply, to the command alone.
-        let supervisorArguments = [Self.supervisorName, String(memoryLimit ?? 0), String(openFilesLimit ?? 0), path]
+        let supervisorArguments = [Self.supervisorName, String(memoryLimit ?? 0), String(openFilesLimit ?? 0),
+                                   String(readiness?.port ?? 0), path]
         let argv = (supervisorArguments + command).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
-        var pid: pid_t = 0
         // Known to the reaper from the moment it exists: a supervisor whose command fails at
         // once may die before its spawner watches it, and must not be taken for an orphan.
-        let result = ChildReaper.shared.spawning { () -> (Int32, pid_t) in
-            let result = argv.withUnsafeBufferPointer { argvBuffer in
+        let outcome = ChildReaper.shared.spawning { () -> SupervisorSpawner.Outcome in
+            argv.withUnsafeBufferPointer { argvBuffer in
                 envp.withUnsafeBufferPointer { envpBuffer in
-                    portico_spawn(Self.supervisorPath, argvBuffer.baseAddress, envpBuffer.baseAddress, directory,
-                                  stdinDescriptor ?? stdinPipe[0], stdoutPipe[1], mergeStderr ? stdoutPipe[1] : stderrPipe[1],
-                                  0, 0, controlPipe[0], &pid)
+                    SupervisorSpawner.shared.spawn(
+                        supervisor: Self.supervisorPath, argv: argvBuffer.baseAddress!, envp: envpBuffer.baseAddress!,
+                        directory: directory, stdin: stdinDescriptor ?? stdinPipe[0], stdout: stdoutPipe[1],
+                        stderr: mergeStderr ? stdoutPipe[1] : stderrPipe[1], control: controlPipe[0],
+                        ready: readiness?.socket ?? -1)
                 }
             }
-            return (result, result == 0 ? pid : 0)
         }
+        let result = outcome.result
+        let pid = outcome.pid
         // The child's ends belong to the child now.
         if withStdin { close(stdinPipe[0]) }
         close(stdoutPipe[1])
@@ -232,18 +243,42 @@ public final class ChildReaper: @unchecked Sendable {
 
     /// Runs `spawn` (which returns its result and the new pid, 0 for none) with the reaper's
     /// lock held, so the sweep never sees the child before it is known.
-    func spawning(_ spawn: () -> (Int32, pid_t)) -> Int32 {
-        lock.withLock {
-            let (result, pid) = spawn()
-            if pid > 0 { spawned.insert(pid) }
-            return result
+    /// A spawner it had to start is known the same way, and watched (reaped) from then on.
+    func spawning(_ spawn: () -> SupervisorSpawner.Outcome) -> SupervisorSpawner.Outcome {
+        let outcome = lock.withLock {
+            let outcome = spawn()
+            if outcome.pid > 0 { spawned.insert(outcome.pid) }
+            if let spawner = outcome.startedSpawner { spawned.insert(spawner) }
+            return outcome
         }
+        if let spawner = outcome.startedSpawner {
+            // Its end shows at the next spawn, which starts another.
+            watch(spawner) { _ in }
+        }
+        return outcome
     }
 
     /// Calls `onExit` (on the reaper's queue) once `pid` has exited and been reaped.
+    ///
+    /// A child that exited before this call raised its SIGCHLD while it was not watched yet, so
+    /// it is looked for here, with one non-blocking `waitpid` on the caller's thread: handing
+    /// that to the reaper's queue woke a thread of its own (and a sweep of `/proc`) on every
+    /// cold start, on the core the new worker was starting on.
     public func watch(_ pid: pid_t, onExit: @escaping @Sendable (ChildExit) -> Void) {
         lock.withLock { watched[pid] = onExit }
-        queue.async { self.reap() }
+        var status: Int32 = 0
+        guard portico_try_reap(pid, &status) == 1 else { return }
+        // Whoever reaps a pid first reports it; the queue's `reap` finds it gone.
+        let callback = lock.withLock { () -> (@Sendable (ChildExit) -> Void)? in
+            spawned.remove(pid)
+            return watched.removeValue(forKey: pid)
+        }
+        let exit = Self.exit(status)
+        queue.async { callback?(exit) }
+    }
+
+    static func exit(_ status: Int32) -> ChildExit {
+        portico_signaled(status) != 0 ? .signaled(portico_term_signal(status)) : .exited(portico_exit_status(status))
     }
 
     /// Makes the gateway a child subreaper (`PR_SET_CHILD_SUBREAPER`), and kills and reaps any
@@ -267,8 +302,7 @@ public final class ChildReaper: @unchecked Sendable {
         for pid in pids {
             var status: Int32 = 0
             guard portico_try_reap(pid, &status) == 1 else { continue }
-            let exit: ChildExit = portico_signaled(status) != 0
-                ? .signaled(portico_term_signal(status)) : .exited(portico_exit_status(status))
+            let exit = Self.exit(status)
             let callback = lock.withLock { () -> (@Sendable (ChildExit) -> Void)? in
                 spawned.remove(pid)
                 return watched.removeValue(forKey: pid)

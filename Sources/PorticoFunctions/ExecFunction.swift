@@ -104,7 +104,7 @@ public final class ExecFunction: LocalResponder, @unchecked Sendable {
     }
 
     private func spawn(_ request: ExecRequest, on loop: EventLoop, slot: UInt64) -> EventLoopFuture<ExecOutcome> {
-        var environment = ProcessInfo.processInfo.environment.filter { WorkerProcess.inheritedVariables.contains($0.key) }
+        var environment = WorkerProcess.inheritedEnvironment
         for variable in manifest.env { environment[variable.name] = variable.value }
         environment["K_SERVICE"] = manifest.name
         environment["K_REVISION"] = revision

@@ -494,6 +494,7 @@ public final class FunctionInstance: @unchecked Sendable {
     private func markReady(_ workerID: FunctionScaler.WorkerID, _ worker: WorkerProcess, started: NIODeadline,
                            extra: Logger.Metadata = [:]) {
         startupTimers.removeValue(forKey: workerID)?.cancel()
+        worker.forwardOutputSoon()
         let now = NIODeadline.now().uptimeNanoseconds
         let spawned = (worker.spawned ?? started).uptimeNanoseconds
         worker.startPhases = (spawn: spawned &- started.uptimeNanoseconds, startToReady: now &- spawned)
@@ -501,7 +502,10 @@ public final class FunctionInstance: @unchecked Sendable {
         revisionMetrics.spawn.recordNanoseconds(Int64(spawned &- started.uptimeNanoseconds))
         revisionMetrics.startToReady.recordNanoseconds(Int64(now &- spawned))
         let microseconds = (now &- started.uptimeNanoseconds) / 1000
-        logger.info("worker ready", metadata: metadata(worker, extra.merging(["us_to_ready": .stringConvertible(microseconds)]) { a, _ in a }))
+        var extra = extra
+        extra["us_to_ready"] = .stringConvertible(microseconds)
+        if let by = worker.readyBy { extra["probe"] = .string(by) }
+        logger.info("worker ready", metadata: metadata(worker, extra))
         hasBeenReady = true
         warmUpFailure = nil
         perform(scaler.workerReady(workerID, now: self.now))

@@ -59,17 +59,73 @@ final class WorkerProcess {
             command = PythonLauncher.command(.serve, manifest.mode == .lambda ? .lambda : .wsgi, handler: handler)
             environment[PythonLauncher.environmentName] = PythonLauncher.source
         }
+        // Ready when its port accepts: its supervisor finds that out (a readiness path or an h2c
+        // check is an HTTP exchange, which stays the gateway's; a Lambda runtime asks for work).
+        let reports = manifest.readinessPath == nil && manifest.protocol != .h2c && runtimeAPIPort == nil
+            ? WorkerReadinessReports.on(eventLoop) : nil
         let spawned = try ChildProcess.spawn(
             command: command, directory: manifest.directory, environment: environment,
-            memoryLimit: manifest.limits.memory, openFilesLimit: manifest.limits.openFiles)
+            memoryLimit: manifest.limits.memory, openFilesLimit: manifest.limits.openFiles,
+            readiness: reports.map { ChildProcess.ReadinessReport(port: port, socket: $0.socket) })
         let worker = WorkerProcess(number: number, port: port, handle: .spawned(spawned.process), eventLoop: eventLoop)
-        let prefix = "\(manifest.name)#\(number)"
-        OutputLines.forward(fd: spawned.stdout, on: eventLoop, logger: logger, prefix: prefix, stream: "stdout")
-        if let stderr = spawned.stderr {
-            OutputLines.forward(fd: stderr, on: eventLoop, logger: logger, prefix: prefix, stream: "stderr")
+        worker.readinessReports = reports
+        worker.output = PendingOutput(stdout: spawned.stdout, stderr: spawned.stderr, logger: logger,
+                                      prefix: "\(manifest.name)#\(number)")
+        // Forwarding the output costs two channels (about 0.15 ms), which would be spent on the
+        // core the worker is starting on, while the request waits for it: it starts once the
+        // worker is ready or gone, or after `outputDelay` (a pipe holds 64 KiB until then).
+        worker.outputTask = eventLoop.assumeIsolated().scheduleTask(in: Self.outputDelay) { [weak worker] in
+            worker?.forwardOutput()
         }
         ChildReaper.shared.watch(spawned.process.pid, onExit: onExit)
         return worker
+    }
+
+    static let outputDelay: TimeAmount = .milliseconds(100)
+
+    /// A spawned worker's output pipes, until they are handed to the log.
+    struct PendingOutput {
+        var stdout: Int32
+        var stderr: Int32?
+        var logger: Logger
+        var prefix: String
+    }
+
+    /// Where this worker's supervisor reports readiness, if it does.
+    private var readinessReports: WorkerReadinessReports?
+    /// Who found the worker ready ("supervisor" or "gateway"), for its log line.
+    private(set) var readyBy: String?
+    private var output: PendingOutput?
+    private var outputTask: Scheduled<Void>?
+
+    deinit {
+        // Never forwarded (the worker was dropped before it started or exited): nothing reads them.
+        if let output {
+            close(output.stdout)
+            if let stderr = output.stderr { close(stderr) }
+        }
+    }
+
+    /// Starts logging the worker's output lines (once; a forked worker's go through its template).
+    func forwardOutput() {
+        outputTask?.cancel()
+        outputTask = nil
+        guard let output else { return }
+        self.output = nil
+        OutputLines.forward(fd: output.stdout, on: eventLoop, logger: output.logger, prefix: output.prefix, stream: "stdout")
+        if let stderr = output.stderr {
+            OutputLines.forward(fd: stderr, on: eventLoop, logger: output.logger, prefix: output.prefix, stream: "stderr")
+        }
+    }
+
+    /// Forwards the output a moment after the worker became ready, once the request that
+    /// waited for it has been answered.
+    func forwardOutputSoon() {
+        guard output != nil else { return }
+        outputTask?.cancel()
+        outputTask = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(2)) { [weak self] in
+            self?.forwardOutput()
+        }
     }
 
     /// What a worker gets: a few variables of the gateway's own, the manifest's, and Knative's
@@ -77,7 +133,7 @@ final class WorkerProcess {
     /// A lambda-mode worker (`runtimeAPIPort` set) gets the Lambda environment instead of `PORT`.
     static func environment(manifest: FunctionManifest, revision: String, port: Int?, runtimeAPIPort: Int? = nil,
                             worker: UInt64 = 0) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment.filter { Self.inheritedVariables.contains($0.key) }
+        var environment = Self.inheritedEnvironment
         for variable in manifest.env { environment[variable.name] = variable.value }
         if let runtimeAPIPort {
             LambdaFunction.addEnvironment(to: &environment, manifest: manifest, runtimeAPIPort: runtimeAPIPort, worker: worker)
@@ -92,19 +148,35 @@ final class WorkerProcess {
 
     static let inheritedVariables: Set<String> = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "SWIFT_BACKTRACE"]
 
-    /// Polls until the worker is ready: its port accepts a connection, or `readinessPath`
-    /// answers 2xx. Fast at first (a native worker is up in a millisecond or two, and every
-    /// interval here is added to its cold start: half of it on average), then slower. A refused
-    /// connect on loopback costs a few microseconds (see `LoopbackPort`).
+    /// The gateway's own values of `inheritedVariables`, read once: Foundation builds a
+    /// dictionary of the whole environment on every read, about a tenth of a millisecond on a
+    /// cold start's path. The gateway never changes its environment after it starts.
+    static let inheritedEnvironment: [String: String] = ProcessInfo.processInfo.environment.filter {
+        inheritedVariables.contains($0.key)
+    }
+
+    /// Finds out when the worker is ready: its port accepts a connection, or `readinessPath`
+    /// answers 2xx. A spawned worker's supervisor reports its port (`WorkerReadinessReports`);
+    /// the gateway then probes only as a fallback, every 100 ms. Otherwise the gateway polls,
+    /// fast at first (a native worker is up in a millisecond or two, and every interval here is
+    /// added to its cold start: half of it on average), then slower. A refused connect on
+    /// loopback costs a few microseconds (see `LoopbackPort`).
     func probeReadiness(path: String?, http2: Bool = false, onReady: @escaping () -> Void) {
         var attempt = 0
+        let reported = path == nil && !http2 ? readinessReports : nil
+        func ready(by: String) {
+            probeTask?.cancel()
+            readinessReports?.forget(port: port)
+            readyBy = by
+            onReady()
+        }
         func probe() {
             guard !exited else { return }
             attempt += 1
             ReadinessProbe.check(port: port, path: path, http2: http2, on: eventLoop).assumeIsolated().whenComplete { [self] result in
                 guard !exited else { return }
                 if case .success(true) = result {
-                    onReady()
+                    ready(by: "gateway")
                     return
                 }
                 // 2 ms at 200 us (a native worker is up by then), 30 ms more at 1 ms, 200 ms
@@ -112,12 +184,21 @@ final class WorkerProcess {
                 // microseconds, but it preempts the starting worker, which shares the gateway's
                 // core when the gateway is pinned: at 200 us throughout, a Python worker's start
                 // took 30 ms longer (measured; 300 probes).
-                let delay: TimeAmount = attempt < 10 ? .microseconds(200) : attempt < 40 ? .milliseconds(1)
+                let delay: TimeAmount = reported != nil ? .milliseconds(100)
+                    : attempt < 10 ? .microseconds(200) : attempt < 40 ? .milliseconds(1)
                     : attempt < 140 ? .milliseconds(2) : attempt < 330 ? .milliseconds(10) : .milliseconds(25)
                 probeTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { probe() }
             }
         }
-        probe()
+        if let reported, let pid {
+            reported.expect(port: port, supervisor: pid) { [self] in
+                guard !exited else { return }
+                ready(by: "supervisor")
+            }
+            probeTask = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { probe() }
+        } else {
+            probe()
+        }
     }
 
     /// SIGTERM to the process group, then, once `grace` has passed, SIGKILL to everything the
@@ -125,6 +206,7 @@ final class WorkerProcess {
     func stop(grace: TimeAmount) {
         guard !exited else { return }
         probeTask?.cancel()
+        readinessReports?.forget(port: port)
         switch handle {
         case .spawned(let child): child.signalGroup(SIGTERM)
         case .forked(let template): template.signal(worker: number, SIGTERM)
@@ -137,6 +219,7 @@ final class WorkerProcess {
     func kill() {
         guard !exited else { return }
         probeTask?.cancel()
+        readinessReports?.forget(port: port)
         switch handle {
         case .spawned(let child): child.killAll()
         case .forked(let template): template.signal(worker: number, SIGKILL)
@@ -147,7 +230,9 @@ final class WorkerProcess {
     /// left; this releases the control pipe.
     func markExited() {
         exited = true
+        forwardOutput()
         probeTask?.cancel()
+        readinessReports?.forget(port: port)
         killTask?.cancel()
         if case .spawned(let child) = handle { child.killAll() }
     }

@@ -8,12 +8,20 @@
 ///
 /// The child's stdin, stdout and stderr become `stdin_fd`, `stdout_fd` and `stderr_fd` (-1: /dev/null).
 /// `memory_limit` (RLIMIT_AS) and `open_files_limit` (RLIMIT_NOFILE) apply when positive.
-/// `control_fd` (-1: none) becomes the child's fd 3, for a supervisor (see supervise.c).
+/// `control_fd` (-1: none) becomes the child's fd 3, for a supervisor (see supervise.c), and
+/// `ready_fd` (-1: none; only with a control pipe) its fd 4, where it reports readiness.
 /// Returns 0 and sets `*pid_out`, or returns the errno of what failed (fork, or exec in the child,
 /// which the child reports through a close-on-exec pipe).
 int portico_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
                   int stdin_fd, int stdout_fd, int stderr_fd,
-                  long long memory_limit, long long open_files_limit, int control_fd, pid_t *pid_out);
+                  long long memory_limit, long long open_files_limit, int control_fd, int ready_fd, pid_t *pid_out);
+
+/// What a supervisor sends on its readiness socket (fd 4, a datagram socket) once the worker's
+/// port on 127.0.0.1 accepts a connection: the port and the supervisor's own pid.
+struct portico_ready_report {
+    int port;
+    int supervisor_pid;
+};
 
 /// Sends `signal` to the whole process group led by `pid`.
 int portico_kill_group(pid_t pid, int signal);
@@ -33,9 +41,25 @@ int portico_pipe_cloexec(int fds[2]);
 /// Atomically swaps two paths (renameat2 RENAME_EXCHANGE); returns 0 or errno.
 int portico_rename_exchange(const char *from, const char *to);
 
-/// The supervisor (supervise.c): argv is `portico-supervise MEMORY OPEN_FILES PATH ARGV0 ARGS...`
-/// with the control pipe as fd 3. Returns only on bad arguments.
+/// The supervisor (supervise.c): argv is `portico-supervise MEMORY OPEN_FILES READY_PORT PATH ARGV0
+/// ARGS...` with the control pipe as fd 3 and, when READY_PORT is not 0, the readiness socket as
+/// fd 4. Returns only on bad arguments.
 int portico_supervise_main(int argc, char **argv, char **envp);
+
+/// The spawner (spawner.c): argv is `portico-spawner`, with its socket to the gateway as fd 3.
+int portico_spawner_main(int argc, char **argv, char **envp);
+
+/// Starts the spawner from `path` (the supervisor's binary), its stderr `stderr_fd`; sets the
+/// gateway's end of its socket and its pid. Returns 0 or errno.
+int portico_spawner_start(const char *path, int stderr_fd, int *socket_out, pid_t *pid_out);
+
+/// Has the spawner start a supervisor as `portico_spawn(path = the supervisor, ...)` with a
+/// control pipe would, except that the supervisor is a fork of the spawner rather than an exec.
+/// `argv[0]` must be the supervisor's name. Returns 0 and sets `*pid_out`; the errno of the
+/// spawn's own failure (a missing directory); or -1 when the spawner cannot be used (it is
+/// gone, or the request is too large), and the caller spawns the usual way.
+int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], const char *directory,
+                          int stdin_fd, int stdout_fd, int stderr_fd, int control_fd, int ready_fd, pid_t *pid_out);
 
 /// Makes the calling process a child subreaper; returns 0 or errno.
 int portico_set_child_subreaper(void);

@@ -1,0 +1,170 @@
+import CPorticoSpawn
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+@testable import PorticoFunctions
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The spawner (Sources/CPorticoSpawn/spawner.c), which forks every supervisor, and the
+/// supervisor's readiness report: real processes, real sockets.
+final class SupervisorSpawnerTests: XCTestCase {
+    let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
+
+    /// `comm` and the parent pid, from `/proc/PID/stat`.
+    private func status(of pid: pid_t) -> (comm: String, parent: pid_t)? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 1, let parent = pid_t(fields[1]) else { return nil }
+        return (String(stat[stat.index(after: open)..<close]), parent)
+    }
+
+    /// The live (not zombie) spawners whose parent is this process.
+    private func spawners() -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+            guard let pid = pid_t(entry), let status = status(of: pid), status.comm == "portico-spawner",
+                  status.parent == getpid(),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  !stat.contains(") Z ") else { return nil }
+            return pid
+        }
+    }
+
+    private func runToExit(_ command: [String]) throws -> (ChildExit, String) {
+        let spawned = try ChildProcess.spawn(command: command, directory: "/tmp", environment: environment, mergeStderr: true)
+        let exited = expectation(description: "exit")
+        let outcome = NIOLockedValueBox<ChildExit?>(nil)
+        ChildReaper.shared.watch(spawned.process.pid) { exit in
+            outcome.withLockedValue { $0 = exit }
+            exited.fulfill()
+        }
+        let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+        wait(for: [exited], timeout: 10)
+        return (try XCTUnwrap(outcome.withLockedValue { $0 }), output)
+    }
+
+    /// The supervisor is a fork of the spawner, yet the caller's own child (CLONE_PARENT): the
+    /// caller reaps it and learns the command's exit from it, as before.
+    func testSupervisorsAreForkedByTheSpawnerAsTheCallersChildren() throws {
+        let spawned = try ChildProcess.spawn(command: ["sleep", "30"], directory: "/tmp", environment: environment)
+        let exited = expectation(description: "exit")
+        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
+        let supervisor = try XCTUnwrap(status(of: spawned.process.pid))
+        XCTAssertEqual(supervisor.comm, "portico-supervi")
+        XCTAssertEqual(supervisor.parent, getpid())
+        XCTAssertEqual(spawners().count, 1, "one spawner, a child of this process")
+        spawned.process.killAll()
+        wait(for: [exited], timeout: 10)
+    }
+
+    /// A spawner that dies is replaced: the spawn in flight goes the usual way, and the next
+    /// one starts a new spawner.
+    func testASpawnerThatDiesIsReplaced() throws {
+        _ = try runToExit(["true"])
+        let first = try XCTUnwrap(spawners().first, "a spawner runs after a spawn")
+        kill(first, SIGKILL)
+        XCTAssertTrue(eventually { !self.spawners().contains(first) }, "the killed spawner is reaped")
+        for round in 0..<3 {
+            let (exit, output) = try runToExit(["sh", "-c", "echo round \(round)"])
+            XCTAssertEqual(exit, .exited(0))
+            XCTAssertEqual(output, "round \(round)\n")
+        }
+        let second = spawners()
+        XCTAssertEqual(second.count, 1)
+        XCTAssertNotEqual(second.first, first)
+    }
+
+    /// The spawner opens the directory before it forks, so a missing one fails the spawn itself.
+    func testAMissingDirectoryFailsTheSpawn() {
+        XCTAssertThrowsError(try ChildProcess.spawn(command: ["/bin/true"], directory: "/nonexistent-\(UUID().uuidString)",
+                                                    environment: environment)) { error in
+            guard case SpawnError.failed(_, let code) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(code, ENOENT)
+        }
+    }
+
+    /// A datagram socket pair: the test's end (nonblocking) and the end a supervisor gets.
+    private func reportSocket() throws -> (read: Int32, write: Int32) {
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            throw SpawnError.pipe(errno)
+        }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(ends[0], SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return (ends[0], ends[1])
+    }
+
+    /// The supervisor reports the port once it accepts, with its own pid, and only then.
+    func testTheSupervisorReportsWhenThePortAccepts() throws {
+        let (readEnd, writeEnd) = try reportSocket()
+        defer { close(readEnd); close(writeEnd) }
+        let port = try FreePort.pick()
+        // Listens only after a while, so that a report before the port accepts would show.
+        let server = "import os, socket, time; time.sleep(0.3); s = socket.socket(); "
+            + "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(30)"
+        let spawned = try ChildProcess.spawn(
+            command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },
+            readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
+        let exited = expectation(description: "exit")
+        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
+        defer {
+            spawned.process.killAll()
+            wait(for: [exited], timeout: 10)
+        }
+        var report = portico_ready_report()
+        XCTAssertEqual(recv(readEnd, &report, MemoryLayout<portico_ready_report>.size, 0), MemoryLayout<portico_ready_report>.size)
+        XCTAssertEqual(Int(report.port), port)
+        XCTAssertEqual(report.supervisor_pid, spawned.process.pid)
+        XCTAssertEqual(LoopbackPort.accepts(port), true, "the port accepts once reported")
+        XCTAssertEqual(MemoryLayout<portico_ready_report>.size, 8, "what WorkerReadinessReports reads")
+    }
+
+    /// A command that never listens gets no report; the supervisor's probing ends with it.
+    func testACommandThatNeverListensIsNotReported() throws {
+        let (readEnd, writeEnd) = try reportSocket()
+        defer { close(readEnd); close(writeEnd) }
+        let port = try FreePort.pick()
+        let spawned = try ChildProcess.spawn(command: ["sleep", "0.3"], directory: "/tmp", environment: environment,
+                                             readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
+        let exited = expectation(description: "exit")
+        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
+        wait(for: [exited], timeout: 10)
+        var report = portico_ready_report()
+        XCTAssertEqual(recv(readEnd, &report, MemoryLayout<portico_ready_report>.size, Int32(MSG_DONTWAIT)), -1)
+        XCTAssertEqual(errno, EAGAIN)
+    }
+
+    /// The gateway's side: a report reaches the worker waiting on that port and supervisor
+    /// only; a stale one (another supervisor, or a port nobody waits on) is dropped.
+    func testReportsReachOnlyTheWorkerTheyAreFor() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let ready = NIOLockedValueBox<[String]>([])
+        let socket = try loop.submit { () -> Int32 in
+            let reports = try XCTUnwrap(WorkerReadinessReports.on(loop))
+            XCTAssertTrue(WorkerReadinessReports.on(loop) === reports, "one per loop")
+            reports.expect(port: 4100, supervisor: 42) { ready.withLockedValue { $0.append("4100") } }
+            reports.expect(port: 4200, supervisor: 43) { ready.withLockedValue { $0.append("4200") } }
+            return reports.socket
+        }.wait()
+        func send(port: Int32, supervisor: Int32) {
+            var report = portico_ready_report(port: port, supervisor_pid: supervisor)
+            XCTAssertEqual(Glibc.send(socket, &report, MemoryLayout<portico_ready_report>.size, 0), 8)
+        }
+        send(port: 4100, supervisor: 99)  // another supervisor's
+        send(port: 4300, supervisor: 42)  // nobody waits on this port
+        send(port: 4200, supervisor: 43)
+        XCTAssertTrue(eventually { ready.withLockedValue { $0 } == ["4200"] }, "\(ready.withLockedValue { $0 })")
+        send(port: 4100, supervisor: 42)
+        send(port: 4100, supervisor: 42)  // once only
+        XCTAssertTrue(eventually { ready.withLockedValue { $0 } == ["4200", "4100"] })
+        try loop.submit {}.wait()
+        XCTAssertEqual(ready.withLockedValue { $0 }, ["4200", "4100"])
+    }
+}
