@@ -54,6 +54,11 @@ H2_UPSTREAM_SYSTEMS = ["direct", "Portico", "nginx", "HAProxy", "Caddy"]
 # the direct row is the backend itself. The body each request fetches through the pipe:
 TCP_BODY_BYTES = 1 << 20
 FLOOR_PORT = 18500
+# Every cold start, Portico's and the floor's, begins after the previous worker has stopped
+# and the machine has been quiet this long. A start right after the last one (the floor's
+# loop did that) finds the core awake and its caches warm: a native floor of 0.5-0.7 ms
+# against 1.0-1.4 ms after 10 to 350 ms of quiet, on the EPYC VM.
+COLD_QUIET_S = 0.05
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -611,7 +616,7 @@ def spawn_floor(settings, count, directory, argv, extra_env=None):
     # The helper polls from the load core; the worker runs on the SUT core, as under Portico.
     out = subprocess.run(["taskset", "-c", LOAD_CORE, tool, str(count), str(FLOOR_PORT), SUT_CORE, directory] + argv,
                          capture_output=True, text=True, timeout=count * 10 + 30,
-                         env=dict(os.environ, PATH=worker_path(),
+                         env=dict(os.environ, PATH=worker_path(), FLOOR_QUIET_MS=str(int(COLD_QUIET_S * 1000)),
                                   **{f"FLOOR_ENV_{k}": v for k, v in (extra_env or {}).items()}))
     if out.returncode != 0:
         raise RuntimeError(f"spawn_floor failed: {out.stderr}")
@@ -685,7 +690,7 @@ def measure_functions(settings):
                 stopped = watcher.wait_for(about(name, "worker stopped"), index, 10)
                 if stopped is None:
                     raise RuntimeError(f"{name}: the worker was not stopped after its idle timeout")
-                time.sleep(0.05)
+                time.sleep(COLD_QUIET_S)
                 sample, index = cold_start(ports["H1"], name, watcher)
                 if sample["status"] != 200:
                     result["problems"].append(f"{name} cold start {i + 1}: status {sample['status']}")
@@ -1001,11 +1006,14 @@ def thresholds(table, fn, allocations=None):
                     "value": round(forked["ttfb_us"]["p50"] / 1000, 3), "met": forked["ttfb_us"]["p50"] <= 10_000})
         out.append({"target": "the same handler spawned plainly: cold TTFB >= 100 ms p50 (what the template saves)",
                     "value": round(plain["ttfb_us"]["p50"] / 1000, 3), "met": plain["ttfb_us"]["p50"] >= 100_000})
-    cold, floor = fn.get("cold", {}).get("native-cold"), fn.get("floor", {}).get("native")
-    if cold and floor:
-        overhead = (cold["ttfb_us"]["p50"] - floor["p50"]) / 1000
-        out.append({"target": "cold-start overhead over the floor < 5 ms p50 (native)", "value": round(overhead, 3),
-                    "met": overhead < 5})
+    # Issue 17's targets (issue 13's was < 5 ms for the native worker).
+    for function, floor_name, label, limit in (("native-cold", "native", "native", 1.0),
+                                               ("hello-cold", "hello", "plain Python", 2.0)):
+        cold, floor = fn.get("cold", {}).get(function), fn.get("floor", {}).get(floor_name)
+        if cold and floor:
+            overhead = (cold["ttfb_us"]["p50"] - floor["p50"]) / 1000
+            out.append({"target": f"cold-start overhead over the floor < {limit:g} ms p50 ({label})",
+                        "value": round(overhead, 3), "met": overhead < limit})
     return out
 
 

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,15 +46,13 @@ enum { control_fd = 3, ready_fd = 4 };
 // announces that: someone has to try. When the gateway tried (a probe every 200 us on its event
 // loop), each try woke the gateway on the core the worker was starting on, often the same core:
 // a cold start paid for the gateway's wake-ups, and an interpreter's start for being preempted
-// by them. Here a thread of the supervisor tries instead, at SCHED_IDLE: it runs only when
-// nothing else on its core wants to, so it never takes time from the starting worker, and it
-// runs at once when the worker blocks, which is what a worker that is done starting does (in
-// accept). Then it sends one datagram to the gateway. The thread ends there; the supervisor's
-// main thread keeps the normal policy.
-struct prober_arguments {
-    int port;
-    pid_t supervisor;
-};
+// by them. Here the supervisor tries, between its other work, and sends one datagram to the
+// gateway when the port accepts. While it tries it runs as SCHED_BATCH: its wake-ups never
+// preempt the starting worker (it waits for the worker's time slice to end), and it runs at
+// once when the worker blocks, which is what a worker that is done starting does (in accept).
+// It returns to the normal policy once it has reported. (A thread at SCHED_IDLE did the same
+// and cost a cold start a tenth of a millisecond more to create; and an unprivileged process
+// cannot leave SCHED_IDLE.)
 
 /// 1 if 127.0.0.1:port accepts a connection, 0 if it refuses, -1 if it cannot tell.
 static int port_accepts(int port) {
@@ -75,51 +72,30 @@ static int port_accepts(int port) {
     return result;
 }
 
-static void *probe_until_ready(void *raw) {
-    struct prober_arguments arguments = *(struct prober_arguments *)raw;
-    free(raw);
-    struct sched_param none = {0};
-    sched_setscheduler(0, SCHED_IDLE, &none);  // this thread only (Linux schedules threads)
-    prctl(PR_SET_TIMERSLACK, 1UL);             // the default 50 us slack would double the interval
-    struct timespec started;
-    clock_gettime(CLOCK_MONOTONIC, &started);
-    for (;;) {
-        if (port_accepts(arguments.port) == 1) {
-            struct portico_ready_report report = {arguments.port, (int)arguments.supervisor};
-            ssize_t ignored = send(ready_fd, &report, sizeof(report), MSG_DONTWAIT | MSG_NOSIGNAL);
-            (void)ignored;
-            return NULL;
-        }
-        // 50 us while a native worker could be starting, then slower: an idle-class thread
-        // costs the worker nothing, but an idle machine still wakes for it.
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long elapsed_us = (now.tv_sec - started.tv_sec) * 1000000LL + (now.tv_nsec - started.tv_nsec) / 1000;
-        long interval_us = elapsed_us < 20000 ? 50 : elapsed_us < 2000000 ? 500 : 10000;
-        struct timespec pause = {0, interval_us * 1000};
-        nanosleep(&pause, NULL);
-    }
+static long long monotonic_us(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000000LL + now.tv_nsec / 1000;
 }
 
-/// Starts the prober with every signal blocked, so that no signal meant for the main thread
-/// (SIGCHLD, read through a signalfd) is delivered to it instead. Failing to start it is not
-/// fatal: the gateway also probes, slowly.
-static void start_prober(int port) {
-    struct prober_arguments *arguments = malloc(sizeof(*arguments));
-    if (arguments == NULL) return;
-    arguments->port = port;
-    arguments->supervisor = getpid();
-    sigset_t all, previous;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    pthread_attr_t attributes;
-    pthread_attr_init(&attributes);
-    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attributes, 64 * 1024);
-    pthread_t thread;
-    if (pthread_create(&thread, &attributes, probe_until_ready, arguments) != 0) free(arguments);
-    pthread_attr_destroy(&attributes);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+static void set_policy(int policy) {
+    struct sched_param none = {0};
+    sched_setscheduler(0, policy, &none);
+}
+
+/// Probes once; reports and returns 1 when the port accepts. Otherwise returns 0 and sets
+/// `*wait_us` to the time until the next probe: 50 us while a native worker could be starting,
+/// then slower.
+static int probe_once(int port, long long started_us, long long *wait_us) {
+    if (port_accepts(port) == 1) {
+        struct portico_ready_report report = {port, (int)getpid()};
+        ssize_t ignored = send(ready_fd, &report, sizeof(report), MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)ignored;
+        return 1;
+    }
+    long long elapsed = monotonic_us() - started_us;
+    *wait_us = elapsed < 20000 ? 50 : elapsed < 2000000 ? 500 : 10000;
+    return 0;
 }
 
 /// Fills `out` with up to `capacity` children of this (single-threaded) process; returns how
@@ -273,7 +249,7 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
     pid_t self = getpid();
     // vfork: a fork would copy the page tables of the spawner's image only for exec to drop
     // them. The child until exec makes system calls only (its signal dispositions are its own
-    // copy), and this process is still single-threaded here (the prober starts after).
+    // copy), and this process is single-threaded.
     pid_t worker = vfork();
     if (worker < 0) _exit(127);
     if (worker == 0) {
@@ -306,7 +282,14 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
     }
     // Held copies here were the worker's too (sent to the group); caught by nothing, they are dropped.
     sigprocmask(SIG_UNBLOCK, &held, NULL);
-    if (ready_port > 0) start_prober(ready_port);
+    int probing = ready_port > 0;
+    long long probe_started_us = 0;
+    long long probe_wait_us = 0;
+    if (probing) {
+        set_policy(SCHED_BATCH);
+        prctl(PR_SET_TIMERSLACK, 1UL);  // the default 50 us slack would double the interval
+        probe_started_us = monotonic_us();
+    }
 
     int worker_status = 0;
     int worker_reaped = 0;
@@ -314,7 +297,14 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
     while (!worker_reaped) {
         fds[0].revents = 0;
         fds[1].revents = 0;
-        if (poll(fds, child_events >= 0 ? 2 : 1, child_events >= 0 ? -1 : 100) < 0 && errno != EINTR) break;
+        if (probing && probe_once(ready_port, probe_started_us, &probe_wait_us)) {
+            probing = 0;
+            set_policy(SCHED_OTHER);
+        }
+        struct timespec timeout = {0, probe_wait_us * 1000};
+        struct timespec slow_poll = {0, 100000000};
+        const struct timespec *wait = probing ? &timeout : (child_events >= 0 ? NULL : &slow_poll);
+        if (ppoll(fds, child_events >= 0 ? 2 : 1, wait, NULL) < 0 && errno != EINTR) break;
         if (child_events >= 0 && (fds[1].revents & POLLIN)) {
             struct signalfd_siginfo info;
             while (read(child_events, &info, sizeof(info)) > 0) {}
