@@ -682,19 +682,33 @@ def measure_functions(settings):
                 result["warm"].setdefault(name, []).append(r)
                 log(f"functions round {round_number + 1}: {name} warm {r['rps']:.0f} req/s")
 
+        # The floor: the same workers started without Portico (see spawn_floor), one start
+        # before each of Portico's, so that both see the machine as it is at that moment (in
+        # blocks of 50, a Python floor moved by 5 ms between runs, more than the target).
+        floors = {"native-cold": ("native", ["./worker"], None),
+                  "hello-cold": ("hello", ["python3", "main.py"], None),
+                  # Portico's launcher run directly, importing and serving.
+                  "numpy-plain-cold": ("numpy-plain", ["python3", LAUNCHER, "serve", "wsgi", "numpy_app:application"],
+                                       {"OPENBLAS_NUM_THREADS": "1"})}
         # Cold: wait for the worker to be stopped (300 ms idle), then one request.
         for name in COLD_FUNCTIONS:
             samples = []
+            floor_samples = []
             index = 0
             for i in range(settings.cold_starts):
                 stopped = watcher.wait_for(about(name, "worker stopped"), index, 10)
                 if stopped is None:
                     raise RuntimeError(f"{name}: the worker was not stopped after its idle timeout")
+                if name in floors:
+                    _, argv, extra_env = floors[name]
+                    floor_samples += spawn_floor(settings, 1, floor_dir, argv, extra_env=extra_env)
                 time.sleep(COLD_QUIET_S)
                 sample, index = cold_start(ports["H1"], name, watcher)
                 if sample["status"] != 200:
                     result["problems"].append(f"{name} cold start {i + 1}: status {sample['status']}")
                 samples.append(sample)
+            if name in floors:
+                result["floor"][floors[name][0]] = summary(floor_samples)
             result["cold"][name] = {"samples": samples}
             for key in ("ttfb_us", "spawn_us", "start_to_ready_us", "first_response_us", "portico_us_to_ready"):
                 result["cold"][name][key] = summary([s[key] for s in samples])
@@ -702,13 +716,6 @@ def measure_functions(settings):
     finally:
         PROCESSES.stop(process)
 
-    # The floor: the same workers started without Portico.
-    result["floor"]["native"] = summary(spawn_floor(settings, settings.cold_starts, floor_dir, ["./worker"]))
-    result["floor"]["hello"] = summary(spawn_floor(settings, settings.cold_starts, floor_dir, ["python3", "main.py"]))
-    # The plain numpy worker's floor: Portico's launcher run directly, importing and serving.
-    result["floor"]["numpy-plain"] = summary(spawn_floor(
-        settings, settings.cold_starts, floor_dir, ["python3", LAUNCHER, "serve", "wsgi", "numpy_app:application"],
-        extra_env={"OPENBLAS_NUM_THREADS": "1"}))
     for fn in ("native", "hello", "lambda"):
         for r in result["warm"].get(fn, []):
             if r["errors"] or r["non_2xx"]:
