@@ -1096,7 +1096,8 @@ def write_results(settings, runs, table, fn, problems, started, allocations=None
         md += ["## Functions (Portico only)", "",
                f"Warm: wrk, native 64 connections, Python 16, {settings.durations['fn']} s. "
                f"Cold: {settings.cold_starts} starts each after scale to zero (idleTimeout 300ms); "
-               "the floor is the same worker spawned without Portico until the first byte of its answer to GET /.", "",
+               "the floor is the same worker spawned without Portico until the first byte of its answer to GET /, "
+               "one floor start before each of Portico's, each after 50 ms of quiet.", "",
                markdown(fheaders, frows), ""]
     if irows:
         md += ["## 1,000 idle functions (Portico only)", "",

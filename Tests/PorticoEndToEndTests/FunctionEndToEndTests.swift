@@ -65,6 +65,12 @@ final class FunctionEndToEndTests: XCTestCase {
         XCTAssertTrue(metrics.contains("portico_function_cold_start_seconds_bucket{function=\"hello\""), metrics)
         XCTAssertTrue(metrics.contains("portico_function_workers{function=\"hello\",state=\"ready\"} 0"), metrics)
         XCTAssertTrue(gateway.stderr.contains("worker ready"), "a log line for the start, with its time to ready")
+        let ready = gateway.stderr.split(separator: "\n").first { $0.contains("worker ready") && $0.contains("function=hello") }
+        XCTAssertTrue(ready?.contains("probe=supervisor") == true,
+                      "its supervisor found the port accepting, not the gateway's 100 ms fallback: \(ready ?? "")")
+        // What runs the supervisors: the spawner, a child of the gateway like the supervisors.
+        XCTAssertTrue(Processes.all().contains { $0.parent == gateway.process.processIdentifier
+                          && $0.commandLine.hasPrefix("portico-spawner") && $0.state != "Z" })
         XCTAssertTrue(gateway.stderr.contains("worker stopped"), "and one for the stop")
 
         let again = try Curl.run(["\(gateway.http)/function/hello/again"])

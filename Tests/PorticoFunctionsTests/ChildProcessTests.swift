@@ -13,17 +13,7 @@ final class ChildProcessTests: XCTestCase {
     let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
 
     private func runToExit(_ command: [String], environment: [String: String]? = nil, openFiles: Int? = nil) throws -> (ChildExit, String) {
-        let spawned = try ChildProcess.spawn(command: command, directory: "/tmp", environment: environment ?? self.environment,
-                                             mergeStderr: true, openFilesLimit: openFiles)
-        let exited = expectation(description: "exit")
-        let outcome = NIOLockedValueBox<ChildExit?>(nil)
-        ChildReaper.shared.watch(spawned.process.pid) { exit in
-            outcome.withLockedValue { $0 = exit }
-            exited.fulfill()
-        }
-        let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
-        wait(for: [exited], timeout: 10)
-        return (try XCTUnwrap(outcome.withLockedValue { $0 }), output)
+        try runChildToExit(command, environment: environment ?? self.environment, openFiles: openFiles)
     }
 
     func testExitStatusAndOutputAreReported() throws {
@@ -105,6 +95,23 @@ final class FunctionInstallerTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: functions + "/demo/function.yaml", encoding: .utf8).contains("./two"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: functions)
         XCTAssertEqual(leftovers, ["demo"], "no staging folder is left behind")
+    }
+}
+
+extension XCTestCase {
+    /// Spawns `command` in /tmp with stderr merged into stdout; waits for its exit and its output.
+    func runChildToExit(_ command: [String], environment: [String: String], openFiles: Int? = nil) throws -> (ChildExit, String) {
+        let spawned = try ChildProcess.spawn(command: command, directory: "/tmp", environment: environment,
+                                             mergeStderr: true, openFilesLimit: openFiles)
+        let exited = expectation(description: "exit")
+        let outcome = NIOLockedValueBox<ChildExit?>(nil)
+        ChildReaper.shared.watch(spawned.process.pid) { exit in
+            outcome.withLockedValue { $0 = exit }
+            exited.fulfill()
+        }
+        let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+        wait(for: [exited], timeout: 10)
+        return (try XCTUnwrap(outcome.withLockedValue { $0 }), output)
     }
 }
 

@@ -36,16 +36,7 @@ final class SupervisorSpawnerTests: XCTestCase {
     }
 
     private func runToExit(_ command: [String]) throws -> (ChildExit, String) {
-        let spawned = try ChildProcess.spawn(command: command, directory: "/tmp", environment: environment, mergeStderr: true)
-        let exited = expectation(description: "exit")
-        let outcome = NIOLockedValueBox<ChildExit?>(nil)
-        ChildReaper.shared.watch(spawned.process.pid) { exit in
-            outcome.withLockedValue { $0 = exit }
-            exited.fulfill()
-        }
-        let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
-        wait(for: [exited], timeout: 10)
-        return (try XCTUnwrap(outcome.withLockedValue { $0 }), output)
+        try runChildToExit(command, environment: environment)
     }
 
     /// The supervisor is a fork of the spawner, yet the caller's own child (CLONE_PARENT): the
