@@ -72,12 +72,6 @@ static void set_title(int argc, char **argv) {
 // so that a stop the gateway sends as soon as it has the pid is kept for the supervisor.
 static const int held_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-/// Moves `fd` to `target` without disturbing descriptors below 10 on the way.
-static int place(int fd, int target) {
-    if (fd == target) return fcntl(fd, F_SETFD, 0) == 0 ? 0 : -1;
-    return dup2(fd, target) < 0 ? -1 : 0;
-}
-
 /// In the new supervisor: its descriptors (0-2, the control pipe as 3, the readiness socket as
 /// 4), its own process group and its directory, then the supervisor's main.
 static void become_supervisor(int *fds, int flags, int directory_fd, int started_fd, int argc, char **argv, char **envp) {
@@ -105,8 +99,10 @@ static void become_supervisor(int *fds, int flags, int directory_fd, int started
     }
     int stdin_fd = (flags & has_stdin) ? high[3] : null_fd;
     int ready_fd = (flags & has_ready) ? high[count - 1] : -1;
-    if (stdin_fd < 0 || place(stdin_fd, 0) || place(high[0], 1) || place(high[1], 2) || place(high[2], 3)) _exit(127);
-    if (ready_fd >= 0 && place(ready_fd, 4) != 0) _exit(127);
+    // None of these is already its target (the copies are above 9, /dev/null above 2), so each
+    // dup2 makes a new descriptor without close-on-exec.
+    if (stdin_fd < 0 || dup2(stdin_fd, 0) < 0 || dup2(high[0], 1) < 0 || dup2(high[1], 2) < 0 || dup2(high[2], 3) < 0) _exit(127);
+    if (ready_fd >= 0 && dup2(ready_fd, 4) < 0) _exit(127);
     if (fchdir(directory_fd) != 0) _exit(127);
     // Nothing else of the spawner's (its socket to the gateway above all) reaches the supervisor.
     int first_closed = ready_fd >= 0 ? 5 : 4;

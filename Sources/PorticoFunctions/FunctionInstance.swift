@@ -502,10 +502,8 @@ public final class FunctionInstance: @unchecked Sendable {
         revisionMetrics.spawn.recordNanoseconds(Int64(spawned &- started.uptimeNanoseconds))
         revisionMetrics.startToReady.recordNanoseconds(Int64(now &- spawned))
         let microseconds = (now &- started.uptimeNanoseconds) / 1000
-        var extra = extra
-        extra["us_to_ready"] = .stringConvertible(microseconds)
-        if let by = worker.readyBy { extra["probe"] = .string(by) }
-        logger.info("worker ready", metadata: metadata(worker, extra))
+        let readiness: Logger.Metadata = ["us_to_ready": .stringConvertible(microseconds), "probe": .string(worker.readyBy ?? "runtime-api")]
+        logger.info("worker ready", metadata: metadata(worker, extra.merging(readiness) { _, new in new }))
         hasBeenReady = true
         warmUpFailure = nil
         perform(scaler.workerReady(workerID, now: self.now))

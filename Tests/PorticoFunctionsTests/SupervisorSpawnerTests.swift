@@ -95,12 +95,15 @@ final class SupervisorSpawnerTests: XCTestCase {
         let (readEnd, writeEnd) = try reportSocket()
         defer { close(readEnd); close(writeEnd) }
         let port = try FreePort.pick()
-        // Listens only after a while, so that a report before the port accepts would show.
-        let server = "import os, socket, time; time.sleep(0.3); s = socket.socket(); "
+        // Listens only once the test says so (a line on stdin), after it has seen no report:
+        // a report before the port accepts would show there.
+        let server = "import os, socket, sys, time; sys.stdin.readline(); s = socket.socket(); "
             + "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(30)"
         let spawned = try ChildProcess.spawn(
             command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },
-            readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
+            withStdin: true, readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
+        let stdin = try XCTUnwrap(spawned.stdin)
+        defer { close(stdin) }
         let exited = expectation(description: "exit")
         ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
         defer {
@@ -108,6 +111,13 @@ final class SupervisorSpawnerTests: XCTestCase {
             wait(for: [exited], timeout: 10)
         }
         var report = portico_ready_report()
+        // The supervisor probes from the start (every 50 us at first): python3 is up and
+        // waiting on stdin once its first line of output would be, so look after it has run a while.
+        XCTAssertTrue(eventually { (try? String(contentsOfFile: "/proc/\(spawned.process.pid)/task/\(spawned.process.pid)/children",
+                                                  encoding: .utf8))?.isEmpty == false }, "the worker runs")
+        XCTAssertEqual(recv(readEnd, &report, MemoryLayout<portico_ready_report>.size, Int32(MSG_DONTWAIT)), -1,
+                       "no report while the port does not accept")
+        XCTAssertEqual(write(stdin, "listen\n", 7), 7)
         XCTAssertEqual(recv(readEnd, &report, MemoryLayout<portico_ready_report>.size, 0), MemoryLayout<portico_ready_report>.size)
         XCTAssertEqual(Int(report.port), port)
         XCTAssertEqual(report.supervisor_pid, spawned.process.pid)
