@@ -251,7 +251,7 @@ final class FunctionDeployEndToEndTests: XCTestCase {
         statuses.wait()
         let timed = statuses.timed
         let tooSlow = try XCTUnwrap(timed.first { $0.status == 504 }, "\(timed)")
-        XCTAssertLessThan(tooSlow.seconds, 10, "its own 3 s timeout ended the wait, not the default")
+        XCTAssertLessThan(tooSlow.seconds, 10, "its own 3 s timeout ended the wait, not the default: \(timed)\n\(gateway.stderr)")
         XCTAssertTrue(timed.contains { $0.status == 200 && $0.seconds >= 10 }, "the slow starter served after 11 s: \(timed)")
         let reason = function("tooslow", gateway)?["lastError"] as? String ?? ""
         XCTAssertTrue(reason.contains("not ready within 3s"), "a clear reason in /functions: \(reason)")

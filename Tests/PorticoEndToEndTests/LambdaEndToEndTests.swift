@@ -283,17 +283,19 @@ final class LambdaEndToEndTests: XCTestCase {
         XCTAssertEqual(try Curl.run(["\(gateway.http)/function/switch/"]).status, 200)
         let running = Statuses()
         running.start(curl: ["--max-time", "30", "\(gateway.http)/function/switch/sleep?s=8"])
-        XCTAssertTrue(eventually { self.functionsJSON().replacingOccurrences(of: " ", with: "").contains("\"inFlight\":1") })
+        XCTAssertTrue(eventually { self.functionsJSON().replacingOccurrences(of: " ", with: "").contains("\"inFlight\":1") },
+                      "\(functionsJSON())\n\(gateway.stderr)")
         let waiting = Statuses()
         waiting.start(curl: ["--max-time", "30", "\(gateway.http)/function/switch/"])
-        XCTAssertTrue(eventually { self.functionsJSON().replacingOccurrences(of: " ", with: "").contains("\"queueLength\":1") })
+        XCTAssertTrue(eventually { self.functionsJSON().replacingOccurrences(of: " ", with: "").contains("\"queueLength\":1") },
+                      "\(functionsJSON())\n\(gateway.stderr)")
         try writeFunction("switch", in: gateway.directory, manifest: """
             command: ["python3", "worker.py", "\(marker)"]
             """, files: ["worker.py": PythonWorker.script(before: "", body: #""http mode\n""#, headers: [])])
         waiting.wait()
         XCTAssertEqual(waiting.all, [503], gateway.stderr)
         running.wait()
-        XCTAssertEqual(running.all, [200], "the invocation in flight finishes on the old revision")
+        XCTAssertEqual(running.all, [200], "the invocation in flight finishes on the old revision\n\(gateway.stderr)")
         XCTAssertEqual(try Curl.run(["\(gateway.http)/function/switch/"]).body, "http mode\n")
     }
 
