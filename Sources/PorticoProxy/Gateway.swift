@@ -50,6 +50,8 @@ public final class Gateway: Sendable {
     let proxyLoops: ProxyLoops
     /// The live taps (`portico tap`, the dashboard's local replies), pushed to every loop.
     let taps: TapHub
+    /// Watches the proxy loops for a task that waits too long (from the admin loop).
+    private let watchdog: LoopWatchdog
     /// Loaded once, in `init`, and never replaced (a rotated file is loaded into the same
     /// `ListenerTLS`). It used to be filled in by `start()` while the config watcher, a service
     /// running at the same time, iterated it every second: a data race on the dictionary.
@@ -86,6 +88,8 @@ public final class Gateway: Sendable {
         let proxyLoops = ProxyLoops(group: group, snapshot: snapshot, metrics: metrics, accessLogWriter: accessLogWriter)
         self.proxyLoops = proxyLoops
         self.taps = TapHub(loops: proxyLoops)
+        self.watchdog = LoopWatchdog(watching: proxyLoops.eventLoops, on: adminGroup.next(), registry: metrics.registry,
+                                     logger: logger)
         (reloadRequests, reloadRequestsInput) = AsyncStream.makeStream()
         // The loops exist before the function source, so a function change always reaches every one.
         self.functions = makeFunctions.map { make in
@@ -156,6 +160,7 @@ public final class Gateway: Sendable {
             ])
         }
         state.withLockedValue { $0.ready = true }
+        watchdog.start()
         return open
     }
 
@@ -457,6 +462,7 @@ public final class Gateway: Sendable {
     public func close() async {
         // An open tap or dashboard would otherwise schedule on the loops as they go.
         taps.close()
+        watchdog.stop()
         try? await group.shutdownGracefully()
         try? await adminGroup.shutdownGracefully()
     }

@@ -100,27 +100,3 @@ final class JWTKeyStoreTests: XCTestCase {
         }
     }
 }
-
-/// The messages logged through a `CapturingLogHandler`, so a test can wait for one.
-private final class CapturedLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var messages: [String] = []
-
-    func append(_ message: String) { lock.withLock { messages.append(message) } }
-    func contains(_ text: String) -> Bool { lock.withLock { messages.contains { $0.contains(text) } } }
-}
-
-private struct CapturingLogHandler: LogHandler {
-    let log: CapturedLog
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        log.append(event.message.description)
-    }
-}
