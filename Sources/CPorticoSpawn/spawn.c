@@ -5,11 +5,14 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,6 +139,23 @@ int portico_spawn(const char *path, char *const argv[], char *const envp[], cons
     }
     *pid_out = pid;
     return 0;
+}
+
+int portico_take_descriptor(pid_t pid, int target_fd) {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) return -1;
+    int fd = (int)syscall(SYS_pidfd_getfd, pidfd, target_fd, 0);
+    int saved = errno;
+    close(pidfd);
+    errno = saved;
+    return fd;
+}
+
+int portico_peer_port(int fd) {
+    struct sockaddr_in peer;
+    socklen_t length = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &length) != 0 || peer.sin_family != AF_INET) return -1;
+    return ntohs(peer.sin_port);
 }
 
 int portico_kill_group(pid_t pid, int signal) {

@@ -54,10 +54,11 @@ enum { control_fd = 3, ready_fd = 4 };
 // and cost a cold start a tenth of a millisecond more to create; and an unprivileged process
 // cannot leave SCHED_IDLE.)
 
-/// 1 if 127.0.0.1:port accepts a connection, 0 if it refuses, -1 if it cannot tell.
-static int port_accepts(int port) {
+/// A connection to 127.0.0.1:port (its descriptor) if the port accepts one; -1 if it refuses,
+/// -2 if it cannot tell.
+static int connect_to_port(int port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
+    if (fd < 0) return -2;
     // A refusal on loopback is immediate; only a listener with a full backlog (the SYN dropped)
     // could keep a blocking connect waiting, and the send timeout bounds that.
     struct timeval bound = {0, 2000};
@@ -67,10 +68,23 @@ static int port_accepts(int port) {
     address.sin_family = AF_INET;
     address.sin_port = htons((unsigned short)port);
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int result = connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0 ? 1 : (errno == ECONNREFUSED ? 0 : -1);
+    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) return fd;
+    int result = errno == ECONNREFUSED ? -1 : -2;
     close(fd);
     return result;
 }
+
+// The connection that found the worker ready is the gateway's first connection to it: the
+// gateway takes a copy (pidfd_getfd, the descriptor's number is in the report) and writes a
+// byte on the control pipe once it has, and this copy is closed then, or after
+// `held_limit_us` if no byte comes (a worker that serves one connection at a time waits on it
+// meanwhile). Otherwise the worker would first accept a connection that only closes, and the
+// gateway open another: for a Python server, a thread started for nothing while the request
+// waits. A byte that comes before the probe succeeds (the gateway's own probe found the worker
+// first) means the connection is not wanted.
+static int held_connection = -1;
+static int connection_unwanted = 0;
+static const long long held_limit_us = 500000;
 
 static long long monotonic_us(void) {
     struct timespec now;
@@ -83,12 +97,18 @@ static void set_policy(int policy) {
     sched_setscheduler(0, policy, &none);
 }
 
-/// Probes once; reports and returns 1 when the port accepts. Otherwise returns 0 and sets
-/// `*wait_us` to the time until the next probe: 50 us while a native worker could be starting,
-/// then slower.
+/// Probes once; reports and returns 1 when the port accepts (and holds the connection).
+/// Otherwise returns 0 and sets `*wait_us` to the time until the next probe: 50 us while a
+/// native worker could be starting, then slower.
 static int probe_once(int port, long long started_us, long long *wait_us) {
-    if (port_accepts(port) == 1) {
-        struct portico_ready_report report = {port, (int)getpid()};
+    int connection = connect_to_port(port);
+    if (connection >= 0) {
+        if (connection_unwanted) {
+            close(connection);
+            connection = -1;
+        }
+        held_connection = connection;
+        struct portico_ready_report report = {port, (int)getpid(), connection};
         ssize_t ignored = send(ready_fd, &report, sizeof(report), MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)ignored;
         return 1;
@@ -304,6 +324,7 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
 
     int worker_status = 0;
     int worker_reaped = 0;
+    long long held_since_us = 0;
     struct pollfd fds[2] = {{.fd = control_fd, .events = POLLIN}, {.fd = child_events, .events = POLLIN}};
     while (!worker_reaped) {
         fds[0].revents = 0;
@@ -311,10 +332,19 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
         if (probing && probe_once(ready_port, probe_started_us, &probe_wait_us)) {
             probing = 0;
             set_policy(SCHED_OTHER);
+            held_since_us = monotonic_us();
+        }
+        long long held_left_us = held_connection >= 0 ? held_limit_us - (monotonic_us() - held_since_us) : 0;
+        if (held_connection >= 0 && held_left_us <= 0) {
+            close(held_connection);
+            held_connection = -1;
         }
         struct timespec timeout = {0, probe_wait_us * 1000};
         struct timespec slow_poll = {0, 100000000};
-        const struct timespec *wait = probing ? &timeout : (child_events >= 0 ? NULL : &slow_poll);
+        struct timespec hold = {held_left_us / 1000000, (held_left_us % 1000000) * 1000};
+        if (child_events < 0 && held_left_us > 100000) hold = slow_poll;
+        const struct timespec *wait = probing ? &timeout
+            : held_connection >= 0 ? &hold : (child_events >= 0 ? NULL : &slow_poll);
         if (ppoll(fds, child_events >= 0 ? 2 : 1, wait, NULL) < 0 && errno != EINTR) break;
         if (child_events >= 0 && (fds[1].revents & POLLIN)) {
             struct signalfd_siginfo info;
@@ -333,6 +363,12 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
             char ignored_bytes[64];
             ssize_t got = read(control_fd, ignored_bytes, sizeof(ignored_bytes));
             if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) break;  // the gateway is gone, or wants it killed
+            // A byte: the gateway has its copy of the held connection (or will not take it).
+            if (got > 0) {
+                if (held_connection >= 0) close(held_connection);
+                held_connection = -1;
+                connection_unwanted = 1;
+            }
         }
     }
     // The worker is gone, or must go: nothing it started may stay.

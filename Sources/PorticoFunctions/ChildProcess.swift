@@ -62,6 +62,12 @@ public struct ChildProcess: Sendable {
             if toClose >= 0 { _ = Glibc.close(toClose) }
         }
 
+        /// One byte to the supervisor: it lets go of the connection it holds for the gateway.
+        func notify() {
+            var byte: UInt8 = 1
+            lock.withLock { if fd >= 0 { _ = Glibc.write(fd, &byte, 1) } }
+        }
+
         deinit { if fd >= 0 { _ = Glibc.close(fd) } }
     }
 
@@ -179,6 +185,12 @@ public struct ChildProcess: Sendable {
     /// supervisor ignores SIGTERM, so a graceful stop reaches the command only.
     public func signalGroup(_ signal: Int32) {
         _ = portico_kill_group(pid, signal)
+    }
+
+    /// Tells the supervisor that the gateway has its copy of the connection that found the
+    /// worker ready (or will not take it): the supervisor closes its own.
+    func releaseHeldConnection() {
+        control?.notify()
     }
 
     /// Kills the command and everything it started, wherever it went (`setsid` included): the

@@ -14,7 +14,8 @@ extension FunctionInstance: Backend {
             waiter.backendLeased(result.map { worker in
                 BackendLease(endpoint: worker.endpoint, ticket: worker,
                              tryTimeout: worker.instance.manifest.requestTimeout.nanosecondsAmount,
-                             protocol: worker.instance.manifest.protocol, coldStart: worker.coldStartPhases)
+                             protocol: worker.instance.manifest.protocol, coldStart: worker.coldStartPhases,
+                             firstConnection: worker.firstConnection)
             })
         }
     }

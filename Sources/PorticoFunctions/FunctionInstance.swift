@@ -15,36 +15,6 @@ import Glibc
 /// draining, crash looping), each of which it maps to a status.
 typealias FunctionUnavailable = BackendUnavailable
 
-/// A worker assigned to one request; the `ticket` of the proxy's `BackendLease`.
-final class WorkerLease: Sendable {
-    /// The revision that assigned the worker, and the one the lease goes back to: after a
-    /// redeploy that is not the revision the request first asked.
-    let instance: FunctionInstance
-    let requestID: UInt64
-    let worker: UInt64
-    /// Where the worker listens (127.0.0.1:PORT).
-    let endpoint: HostPort
-    /// True when the request had to wait for a worker to start.
-    var coldStart: Bool { coldStartPhases != nil }
-    /// How that start went, when it had to wait for one.
-    let coldStartPhases: ColdStartPhases?
-    /// When the worker was handed over (set only for a cold start: its first response is timed).
-    let handedOver: NIODeadline?
-    /// Where a cold start's first response is recorded (from the request's loop).
-    let metrics: FunctionRevisionMetrics?
-
-    init(instance: FunctionInstance, requestID: UInt64, worker: UInt64, endpoint: HostPort,
-         coldStartPhases: ColdStartPhases? = nil, metrics: FunctionRevisionMetrics? = nil) {
-        self.instance = instance
-        self.metrics = metrics
-        self.requestID = requestID
-        self.worker = worker
-        self.endpoint = endpoint
-        self.coldStartPhases = coldStartPhases
-        self.handedOver = coldStartPhases == nil ? nil : .now()
-    }
-}
-
 /// One revision of an http-mode function: the shell around its `FunctionScaler`.
 ///
 /// The scaler's decisions are global to the function (a worker's concurrency limit holds
@@ -355,7 +325,8 @@ public final class FunctionInstance: @unchecked Sendable {
             }
             waiter.complete(.success(WorkerLease(instance: self, requestID: requestID.rawValue, worker: workerID.rawValue,
                                                  endpoint: HostPort(host: "127.0.0.1", port: worker.port), coldStartPhases: phases,
-                                                 metrics: phases == nil ? nil : revisionMetrics)))
+                                                 metrics: phases == nil ? nil : revisionMetrics,
+                                                 firstConnection: worker.takeFirstConnection())))
         case .reject(let requestID, let reason):
             guard let waiter = waiting.removeValue(forKey: requestID) else { return }
             switch reason {
@@ -507,6 +478,7 @@ public final class FunctionInstance: @unchecked Sendable {
         hasBeenReady = true
         warmUpFailure = nil
         perform(scaler.workerReady(workerID, now: self.now))
+        worker.dropFirstConnection()  // no request waited for it
         finishWarmUp(nil)
     }
 

@@ -1,3 +1,4 @@
+import CPorticoSpawn
 import Foundation
 import Logging
 import NIOCore
@@ -33,6 +34,8 @@ final class WorkerProcess {
     var spawned: NIODeadline?
     var startPhases: (spawn: UInt64, startToReady: UInt64)?
     private let eventLoop: EventLoop
+    /// The supervisor's connection from its readiness probe, for the first request.
+    private var firstConnection: Int32?
     private var probeTask: Scheduled<Void>?
     private var killTask: Scheduled<Void>?
     private(set) var exited = false
@@ -99,6 +102,7 @@ final class WorkerProcess {
     private var outputTask: Scheduled<Void>?
 
     deinit {
+        if let firstConnection { close(firstConnection) }
         // Never forwarded (the worker was dropped before it started or exited): nothing reads them.
         if let output {
             close(output.stdout)
@@ -176,6 +180,8 @@ final class WorkerProcess {
             ReadinessProbe.check(port: port, path: path, http2: http2, on: eventLoop).assumeIsolated().whenComplete { [self] result in
                 guard !exited else { return }
                 if case .success(true) = result {
+                    // The supervisor, still probing, must not hold a connection for the gateway.
+                    if reported != nil, case .spawned(let child) = handle { child.releaseHeldConnection() }
                     ready(by: "gateway")
                     return
                 }
@@ -191,14 +197,42 @@ final class WorkerProcess {
             }
         }
         if let reported, let pid {
-            reported.expect(port: port, supervisor: pid) { [self] in
+            reported.expect(port: port, supervisor: pid) { [self] heldConnection in
                 guard !exited else { return }
+                adoptProbeConnection(heldConnection)
                 ready(by: "supervisor")
             }
             probeTask = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { probe() }
         } else {
             probe()
         }
+    }
+
+    /// Takes a copy of the connection the supervisor found the worker ready with (see
+    /// supervise.c), when it can, and tells the supervisor to let go of its own.
+    private func adoptProbeConnection(_ descriptor: Int32) {
+        guard case .spawned(let child) = handle else { return }
+        defer { child.releaseHeldConnection() }
+        guard descriptor >= 0, let pid else { return }
+        let copy = portico_take_descriptor(pid, descriptor)
+        guard copy >= 0 else { return }
+        // Had the supervisor given up waiting, the number could name another file by now.
+        guard portico_peer_port(copy) == Int32(port) else {
+            close(copy)
+            return
+        }
+        firstConnection = copy
+    }
+
+    /// The connection for the first request, once (nil: connect as usual).
+    func takeFirstConnection() -> Int32? {
+        defer { firstConnection = nil }
+        return firstConnection
+    }
+
+    /// Closes the first connection if no request took it.
+    func dropFirstConnection() {
+        if let fd = takeFirstConnection() { close(fd) }
     }
 
     /// SIGTERM to the process group, then, once `grace` has passed, SIGKILL to everything the
@@ -230,6 +264,7 @@ final class WorkerProcess {
     /// left; this releases the control pipe.
     func markExited() {
         exited = true
+        dropFirstConnection()
         forwardOutput()
         probeTask?.cancel()
         readinessReports?.forget(port: port)

@@ -21,7 +21,7 @@ final class WorkerReadinessReports: @unchecked Sendable {
 
     /// The write end, for supervisors.
     let socket: Int32
-    private var waiting: [Int: (supervisor: Int32, onReady: () -> Void)] = [:]
+    private var waiting: [Int: (supervisor: Int32, onReady: (Int32) -> Void)] = [:]
 
     private init(socket: Int32) {
         self.socket = socket
@@ -48,8 +48,9 @@ final class WorkerReadinessReports: @unchecked Sendable {
         return reports
     }
 
-    /// Calls `onReady` (on the loop) when the supervisor `supervisor` reports `port` ready.
-    func expect(port: Int, supervisor: Int32, onReady: @escaping () -> Void) {
+    /// Calls `onReady` (on the loop) when the supervisor `supervisor` reports `port` ready, with
+    /// the supervisor's descriptor of the connection it found the port ready with.
+    func expect(port: Int, supervisor: Int32, onReady: @escaping (Int32) -> Void) {
         waiting[port] = (supervisor, onReady)
     }
 
@@ -57,12 +58,12 @@ final class WorkerReadinessReports: @unchecked Sendable {
         waiting.removeValue(forKey: port)
     }
 
-    fileprivate func received(port: Int, supervisor: Int32) {
+    fileprivate func received(port: Int, supervisor: Int32, connection: Int32) {
         // A report for a port no worker waits on, or from another supervisor (a stopped
         // worker's port given to a new one), is stale.
         guard let entry = waiting[port], entry.supervisor == supervisor else { return }
         waiting.removeValue(forKey: port)
-        entry.onReady()
+        entry.onReady(connection)
     }
 
     private final class ReportReader: ChannelInboundHandler {
@@ -77,8 +78,9 @@ final class WorkerReadinessReports: @unchecked Sendable {
             var buffer = unwrapInboundIn(data)
             // One datagram per read; native byte order, from a process on this machine.
             while let port = buffer.readInteger(endianness: .host, as: Int32.self),
-                  let supervisor = buffer.readInteger(endianness: .host, as: Int32.self) {
-                reports.received(port: Int(port), supervisor: supervisor)
+                  let supervisor = buffer.readInteger(endianness: .host, as: Int32.self),
+                  let connection = buffer.readInteger(endianness: .host, as: Int32.self) {
+                reports.received(port: Int(port), supervisor: supervisor, connection: connection)
             }
         }
     }

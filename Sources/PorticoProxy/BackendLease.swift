@@ -23,11 +23,17 @@ public struct BackendLease {
     let pool: (any UpstreamSource)?
     /// Set when the endpoint had to start for this request (a function's cold start).
     public var coldStart: ColdStartPhases?
+    /// A socket already connected to `endpoint` (an HTTP/1.1 one), for this try's connection
+    /// instead of a connect: a function worker's first, which its supervisor opened to find it
+    /// ready. The proxy owns it from `backendLeased` on, and closes it if it does not use it.
+    public var firstConnection: Int32?
 
     public init(endpoint: HostPort, slot: Int = 0, ticket: AnyObject? = nil, tryTimeout: TimeAmount? = nil,
-                protocol upstreamProtocol: UpstreamProtocol = .http1, coldStart: ColdStartPhases? = nil) {
+                protocol upstreamProtocol: UpstreamProtocol = .http1, coldStart: ColdStartPhases? = nil,
+                firstConnection: Int32? = nil) {
         self.init(endpoint: endpoint, slot: slot, ticket: ticket, tryTimeout: tryTimeout, pool: nil, protocol: upstreamProtocol)
         self.coldStart = coldStart
+        self.firstConnection = firstConnection
     }
 
     init(endpoint: HostPort, slot: Int, ticket: AnyObject?, tryTimeout: TimeAmount?, pool: (any UpstreamSource)?,

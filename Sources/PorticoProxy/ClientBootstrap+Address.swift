@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import PorticoConfig
 
 extension ClientBootstrap {
     /// Connects to `host:port`, resolving `host` only when it is a name.
@@ -14,5 +15,12 @@ extension ClientBootstrap {
             return connect(to: address)
         }
         return connect(host: host, port: port)
+    }
+
+    /// Connects to `endpoint`, or makes the channel from `connectedSocket` when given (a socket
+    /// connected to it already).
+    func connect(to endpoint: HostPort, using connectedSocket: Int32?) -> EventLoopFuture<Channel> {
+        if let connectedSocket { return withConnectedSocket(connectedSocket) }
+        return connect(resolvingOnlyNames: endpoint.host, port: endpoint.port)
     }
 }

@@ -3,6 +3,10 @@ import PorticoHTTP1
 import PorticoConfig
 import PorticoCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The backend step of an exchange: an endpoint leased from the route's `Backend` for each try,
 /// then a connection to it from this loop's pool. Nothing here knows which kind of backend it is.
 extension ProxyHandler {
@@ -70,7 +74,10 @@ extension ProxyHandler {
         releaseWaitingBody(exchange)
         guard exchange.machine.isLeasing, downstream != nil else {
             // A request that ended meanwhile gives the endpoint back.
-            if case .success(let lease) = result { exchange.destination.release(lease) }
+            if case .success(let lease) = result {
+                if let connection = lease.firstConnection { _ = Glibc.close(connection) }
+                exchange.destination.release(lease)
+            }
             return
         }
         switch result {
@@ -85,6 +92,9 @@ extension ProxyHandler {
             }
             let pool = lease.pool ?? loop.pool(forLeased: lease.endpoint, protocol: lease.protocol,
                                                owner: exchange.backend.description)
+            if let connection = lease.firstConnection {
+                if let pool = pool as? UpstreamPool { pool.adopt(connectedSocket: connection) } else { _ = Glibc.close(connection) }
+            }
             exchange.pool = pool
             if let tryTimeout = lease.tryTimeout {
                 exchange.cancelTimeout()  // a retry's earlier try had one

@@ -34,6 +34,9 @@ final class UpstreamPool: UpstreamSource {
     /// The ALPN results a connection may have (nil: any). A `protocol: auto` service offers
     /// `h2` too, and an endpoint that chose it must not be spoken HTTP/1.1 to.
     private let acceptedProtocols: Set<String?>?
+    /// A socket already connected to `endpoint`, for the next connection the pool makes
+    /// (`adopt(connectedSocket:)`).
+    private var connectedSocket: Int32?
 
     init(endpoint: HostPort, eventLoop: EventLoop, maxConnections: Int, connectTimeout: TimeAmount,
          idleTimeout: TimeAmount, metrics: GatewayMetrics, connectMetrics: UpstreamConnectMetrics, tls: UpstreamTLS? = nil,
@@ -93,7 +96,25 @@ final class UpstreamPool: UpstreamSource {
     }
 
     func shutdown() {
+        if let connectedSocket { close(connectedSocket) }
+        connectedSocket = nil
         perform(machine.shutdown())
+    }
+
+    /// Makes the next connection from `fd`, a plaintext socket already connected to the
+    /// endpoint, instead of connecting: a function worker's first connection, which its
+    /// supervisor opened to find it ready. The pool owns `fd` from here.
+    func adopt(connectedSocket fd: Int32) {
+        // Only a pool that will connect now takes it: a socket kept for later could be stale.
+        guard tls == nil, connectedSocket == nil, machine.openCount == 0 else {
+            close(fd)
+            return
+        }
+        connectedSocket = fd
+    }
+
+    deinit {
+        if let connectedSocket { close(connectedSocket) }
     }
 
     private func perform(_ action: Machine.Action) {
@@ -139,6 +160,8 @@ final class UpstreamPool: UpstreamSource {
         // The channel is made on this pool's loop, where this runs.
         let onLoop = NIOLoopBound(connection, eventLoop: eventLoop)
         let connectStarted = connectMetrics.started()
+        let adopted = connectedSocket
+        connectedSocket = nil
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -157,7 +180,7 @@ final class UpstreamPool: UpstreamSource {
                     onLoop.value.useCodec(writer: writer, reader: reader)
                 }
             }
-            .connect(resolvingOnlyNames: endpoint.host, port: endpoint.port)
+            .connect(to: endpoint, using: adopted)
             .flatMapErrorThrowing { error in
                 handshake?.fail(error)
                 throw error

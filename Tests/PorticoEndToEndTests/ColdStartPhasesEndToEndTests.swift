@@ -54,4 +54,40 @@ final class ColdStartPhasesEndToEndTests: XCTestCase {
             XCTAssertTrue(metrics.contains(line), "\(line) in\n\(metrics)")
         }
     }
+
+    /// The connection the supervisor found the worker ready with carries the request that
+    /// waited for it: the worker accepts one connection for its first request, not a probe's
+    /// that only closes and then the gateway's. (A Python server starts a thread for each.)
+    func testTheFirstRequestUsesTheConnectionThatFoundTheWorkerReady() throws {
+        let counting = """
+            import os, socket
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(os.environ["PORT"]))); s.listen(16)
+            accepted = 0
+            while True:
+                c, _ = s.accept(); accepted += 1
+                data = b""
+                while b"\\r\\n\\r\\n" not in data:
+                    chunk = c.recv(65536)
+                    if not chunk: break
+                    data += chunk
+                if data:
+                    body = f"connections {accepted}\\n".encode()
+                    c.sendall(b"HTTP/1.1 200 OK\\r\\ncontent-length: %d\\r\\n\\r\\n" % len(body) + body)
+                c.close()
+            """
+        gateway = try PorticoProcess(config: "routes: []") { root in
+            let folder = root.appendingPathComponent("Functions/counting")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try counting.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
+            try "command: [python3, worker.py]\n".write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+        }
+        let first = try Curl.run(["\(gateway.http)/function/counting/"])
+        XCTAssertEqual(first.status, 200, gateway.stderr)
+        XCTAssertEqual(first.body, "connections 1\n", gateway.stderr)
+        let ready = gateway.stderr.split(separator: "\n").first { $0.contains("worker ready") } ?? ""
+        XCTAssertTrue(ready.contains("probe=supervisor"), String(ready))
+        // The worker closed that connection after answering: the next request opens another.
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/counting/"]).body, "connections 2\n")
+    }
 }

@@ -90,20 +90,28 @@ final class SupervisorSpawnerTests: XCTestCase {
         return (ends[0], ends[1])
     }
 
-    /// The supervisor reports the port once it accepts, with its own pid, and only then.
-    func testTheSupervisorReportsWhenThePortAccepts() throws {
+    /// The supervisor reports the port once it accepts, with its own pid, and only then; the
+    /// connection it found the port ready with is the gateway's to take, and the worker serves
+    /// on it. Once the gateway says it has it, the supervisor lets go of its own copy.
+    func testTheSupervisorReportsWhenThePortAcceptsAndHandsOverItsConnection() throws {
         let (readEnd, writeEnd) = try reportSocket()
         defer { close(readEnd); close(writeEnd) }
         let port = try FreePort.pick()
         // Listens only once the test says so (a line on stdin), after it has seen no report:
-        // a report before the port accepts would show there.
-        let server = "import os, socket, sys, time; sys.stdin.readline(); s = socket.socket(); "
-            + "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); time.sleep(30)"
+        // a report before the port accepts would show there. Then it echoes a line of its first
+        // connection, and says when that connection ends (every copy of it closed).
+        let server = """
+            import os, socket, sys, time
+            sys.stdin.readline()
+            s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()
+            c, _ = s.accept(); line = c.makefile().readline(); c.sendall(line.encode())
+            print('ended' if c.recv(1) == b'' else 'more', flush=True); time.sleep(30)
+            """
         let spawned = try ChildProcess.spawn(
             command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },
             withStdin: true, readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
         let stdin = try XCTUnwrap(spawned.stdin)
-        defer { close(stdin) }
+        defer { close(stdin); close(spawned.stdout); spawned.stderr.map { _ = close($0) } }
         let exited = expectation(description: "exit")
         ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
         defer {
@@ -121,8 +129,62 @@ final class SupervisorSpawnerTests: XCTestCase {
         XCTAssertEqual(recv(readEnd, &report, MemoryLayout<portico_ready_report>.size, 0), MemoryLayout<portico_ready_report>.size)
         XCTAssertEqual(Int(report.port), port)
         XCTAssertEqual(report.supervisor_pid, spawned.process.pid)
-        XCTAssertEqual(LoopbackPort.accepts(port), true, "the port accepts once reported")
-        XCTAssertEqual(MemoryLayout<portico_ready_report>.size, 8, "what WorkerReadinessReports reads")
+        XCTAssertEqual(MemoryLayout<portico_ready_report>.size, 12, "what WorkerReadinessReports reads")
+
+        let connection = portico_take_descriptor(spawned.process.pid, report.connection_fd)
+        XCTAssertGreaterThanOrEqual(connection, 0, "pidfd_getfd: \(String(cString: strerror(errno)))")
+        XCTAssertEqual(portico_peer_port(connection), Int32(port))
+        XCTAssertEqual(write(connection, "hello\n", 6), 6)
+        var echoed = [UInt8](repeating: 0, count: 6)
+        XCTAssertEqual(read(connection, &echoed, 6), 6)
+        XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "hello\n", "the worker serves on the handed-over connection")
+        // The supervisor holds its copy until told, then closes it (well before its own 2 s
+        // limit); with both copies closed the worker sees the connection end.
+        let held = "/proc/\(spawned.process.pid)/fd/\(report.connection_fd)"
+        XCTAssertTrue(((try? FileManager.default.destinationOfSymbolicLink(atPath: held)) ?? "").hasPrefix("socket:"), held)
+        close(connection)
+        spawned.process.releaseHeldConnection()
+        XCTAssertTrue(eventually(timeout: 1) { !FileManager.default.fileExists(atPath: held) }, "let go of when told")
+        var line = [UInt8](repeating: 0, count: 16)
+        let count = read(spawned.stdout, &line, line.count)
+        XCTAssertEqual(String(decoding: line.prefix(max(0, count)), as: UTF8.self), "ended\n")
+    }
+
+    /// Told before its probe succeeds (the gateway's own probe found the worker first), the
+    /// supervisor keeps no connection: the report says so, and the worker's first connection
+    /// ends at once.
+    func testAConnectionNotWantedIsNotHeld() throws {
+        let (readEnd, writeEnd) = try reportSocket()
+        defer { close(readEnd); close(writeEnd) }
+        let port = try FreePort.pick()
+        let server = """
+            import os, socket, sys, time
+            sys.stdin.readline()
+            s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()
+            c, _ = s.accept(); print('ended' if c.recv(1) == b'' else 'more', flush=True); time.sleep(30)
+            """
+        let spawned = try ChildProcess.spawn(
+            command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },
+            withStdin: true, readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
+        let stdin = try XCTUnwrap(spawned.stdin)
+        defer { close(stdin); close(spawned.stdout); spawned.stderr.map { _ = close($0) } }
+        let exited = expectation(description: "exit")
+        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
+        defer {
+            spawned.process.killAll()
+            wait(for: [exited], timeout: 10)
+        }
+        spawned.process.releaseHeldConnection()
+        XCTAssertEqual(write(stdin, "listen\n", 7), 7)
+        var report = portico_ready_report()
+        XCTAssertEqual(recv(readEnd, &report, MemoryLayout<portico_ready_report>.size, 0), MemoryLayout<portico_ready_report>.size)
+        XCTAssertEqual(Int(report.port), port)
+        XCTAssertEqual(report.connection_fd, -1, "no connection held")
+        var line = [UInt8](repeating: 0, count: 16)
+        let started = Date()
+        let count = read(spawned.stdout, &line, line.count)
+        XCTAssertEqual(String(decoding: line.prefix(max(0, count)), as: UTF8.self), "ended\n")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 0.4, "closed at once, not after the 0.5 s a held one may last")
     }
 
     /// A command that never listens gets no report; the supervisor's probing ends with it.
@@ -150,22 +212,22 @@ final class SupervisorSpawnerTests: XCTestCase {
         let socket = try loop.submit { () -> Int32 in
             let reports = try XCTUnwrap(WorkerReadinessReports.on(loop))
             XCTAssertTrue(WorkerReadinessReports.on(loop) === reports, "one per loop")
-            reports.expect(port: 4100, supervisor: 42) { ready.withLockedValue { $0.append("4100") } }
-            reports.expect(port: 4200, supervisor: 43) { ready.withLockedValue { $0.append("4200") } }
+            reports.expect(port: 4100, supervisor: 42) { fd in ready.withLockedValue { $0.append("4100 \(fd)") } }
+            reports.expect(port: 4200, supervisor: 43) { fd in ready.withLockedValue { $0.append("4200 \(fd)") } }
             return reports.socket
         }.wait()
         func send(port: Int32, supervisor: Int32) {
-            var report = portico_ready_report(port: port, supervisor_pid: supervisor)
-            XCTAssertEqual(Glibc.send(socket, &report, MemoryLayout<portico_ready_report>.size, 0), 8)
+            var report = portico_ready_report(port: port, supervisor_pid: supervisor, connection_fd: port / 100)
+            XCTAssertEqual(Glibc.send(socket, &report, MemoryLayout<portico_ready_report>.size, 0), 12)
         }
         send(port: 4100, supervisor: 99)  // another supervisor's
         send(port: 4300, supervisor: 42)  // nobody waits on this port
         send(port: 4200, supervisor: 43)
-        XCTAssertTrue(eventually { ready.withLockedValue { $0 } == ["4200"] }, "\(ready.withLockedValue { $0 })")
+        XCTAssertTrue(eventually { ready.withLockedValue { $0 } == ["4200 42"] }, "\(ready.withLockedValue { $0 })")
         send(port: 4100, supervisor: 42)
         send(port: 4100, supervisor: 42)  // once only
-        XCTAssertTrue(eventually { ready.withLockedValue { $0 } == ["4200", "4100"] })
+        XCTAssertTrue(eventually { ready.withLockedValue { $0 } == ["4200 42", "4100 41"] })
         try loop.submit {}.wait()
-        XCTAssertEqual(ready.withLockedValue { $0 }, ["4200", "4100"])
+        XCTAssertEqual(ready.withLockedValue { $0 }, ["4200 42", "4100 41"])
     }
 }

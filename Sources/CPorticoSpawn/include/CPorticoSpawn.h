@@ -17,11 +17,20 @@ int portico_spawn(const char *path, char *const argv[], char *const envp[], cons
                   long long memory_limit, long long open_files_limit, int control_fd, int ready_fd, pid_t *pid_out);
 
 /// What a supervisor sends on its readiness socket (fd 4, a datagram socket) once the worker's
-/// port on 127.0.0.1 accepts a connection: the port and the supervisor's own pid.
+/// port on 127.0.0.1 accepts a connection: the port, the supervisor's own pid, and its
+/// descriptor of that connection, which it holds for the gateway to take (see supervise.c).
 struct portico_ready_report {
     int port;
     int supervisor_pid;
+    int connection_fd;
 };
+
+/// A close-on-exec copy of descriptor `target_fd` of process `pid` (pidfd_getfd), or -1 with
+/// errno set.
+int portico_take_descriptor(pid_t pid, int target_fd);
+
+/// The remote port of the TCP socket `fd`, or -1.
+int portico_peer_port(int fd);
 
 /// Sends `signal` to the whole process group led by `pid`.
 int portico_kill_group(pid_t pid, int signal);
