@@ -97,27 +97,14 @@ final class SupervisorSpawnerTests: XCTestCase {
         let (readEnd, writeEnd) = try reportSocket()
         defer { close(readEnd); close(writeEnd) }
         let port = try FreePort.pick()
-        // Listens only once the test says so (a line on stdin), after it has seen no report:
-        // a report before the port accepts would show there. Then it echoes a line of its first
-        // connection, and says when that connection ends (every copy of it closed).
-        let server = """
-            import os, socket, sys, time
-            sys.stdin.readline()
-            s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()
-            c, _ = s.accept(); line = c.makefile().readline(); c.sendall(line.encode())
-            print('ended' if c.recv(1) == b'' else 'more', flush=True); time.sleep(30)
-            """
-        let spawned = try ChildProcess.spawn(
-            command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },
-            withStdin: true, readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
+        // Listens only once the test says so, after it has seen no report: a report before the
+        // port accepts would show there. Then it echoes a line of its first connection, and
+        // says when that connection ends (every copy of it closed).
+        let spawned = try spawnListeningOnCue(port: port, report: writeEnd, firstConnection: """
+            line = c.makefile().readline(); c.sendall(line.encode())
+            print('ended' if c.recv(1) == b'' else 'more', flush=True)
+            """)
         let stdin = try XCTUnwrap(spawned.stdin)
-        defer { close(stdin); close(spawned.stdout); spawned.stderr.map { _ = close($0) } }
-        let exited = expectation(description: "exit")
-        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
-        defer {
-            spawned.process.killAll()
-            wait(for: [exited], timeout: 10)
-        }
         var report = portico_ready_report()
         // The supervisor probes from the start (every 50 us at first): python3 is up and
         // waiting on stdin once its first line of output would be, so look after it has run a while.
@@ -138,13 +125,13 @@ final class SupervisorSpawnerTests: XCTestCase {
         var echoed = [UInt8](repeating: 0, count: 6)
         XCTAssertEqual(read(connection, &echoed, 6), 6)
         XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "hello\n", "the worker serves on the handed-over connection")
-        // The supervisor holds its copy until told, then closes it (well before its own 2 s
-        // limit); with both copies closed the worker sees the connection end.
+        // The supervisor holds its copy until told, then closes it (before its own 0.5 s limit,
+        // counted from its probe); with both copies closed the worker sees the connection end.
         let held = "/proc/\(spawned.process.pid)/fd/\(report.connection_fd)"
         XCTAssertTrue(((try? FileManager.default.destinationOfSymbolicLink(atPath: held)) ?? "").hasPrefix("socket:"), held)
         close(connection)
         spawned.process.releaseHeldConnection()
-        XCTAssertTrue(eventually(timeout: 1) { !FileManager.default.fileExists(atPath: held) }, "let go of when told")
+        XCTAssertTrue(eventually(timeout: 0.3) { !FileManager.default.fileExists(atPath: held) }, "let go of when told")
         var line = [UInt8](repeating: 0, count: 16)
         let count = read(spawned.stdout, &line, line.count)
         XCTAssertEqual(String(decoding: line.prefix(max(0, count)), as: UTF8.self), "ended\n")
@@ -157,23 +144,9 @@ final class SupervisorSpawnerTests: XCTestCase {
         let (readEnd, writeEnd) = try reportSocket()
         defer { close(readEnd); close(writeEnd) }
         let port = try FreePort.pick()
-        let server = """
-            import os, socket, sys, time
-            sys.stdin.readline()
-            s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()
-            c, _ = s.accept(); print('ended' if c.recv(1) == b'' else 'more', flush=True); time.sleep(30)
-            """
-        let spawned = try ChildProcess.spawn(
-            command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },
-            withStdin: true, readiness: ChildProcess.ReadinessReport(port: port, socket: writeEnd))
+        let spawned = try spawnListeningOnCue(port: port, report: writeEnd,
+                                              firstConnection: "print('ended' if c.recv(1) == b'' else 'more', flush=True)")
         let stdin = try XCTUnwrap(spawned.stdin)
-        defer { close(stdin); close(spawned.stdout); spawned.stderr.map { _ = close($0) } }
-        let exited = expectation(description: "exit")
-        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.fulfill() }
-        defer {
-            spawned.process.killAll()
-            wait(for: [exited], timeout: 10)
-        }
         spawned.process.releaseHeldConnection()
         XCTAssertEqual(write(stdin, "listen\n", 7), 7)
         var report = portico_ready_report()
@@ -185,6 +158,33 @@ final class SupervisorSpawnerTests: XCTestCase {
         let count = read(spawned.stdout, &line, line.count)
         XCTAssertEqual(String(decoding: line.prefix(max(0, count)), as: UTF8.self), "ended\n")
         XCTAssertLessThan(Date().timeIntervalSince(started), 0.4, "closed at once, not after the 0.5 s a held one may last")
+    }
+
+    /// A Python worker that listens on `port` only once told (a line on its stdin), then runs
+    /// `firstConnection` (Python lines, `c` its first accepted connection) and sleeps; under a
+    /// supervisor that reports on `report`, and killed (its pipes closed) when the test ends.
+    private func spawnListeningOnCue(port: Int, report: Int32, firstConnection: String) throws -> ChildProcess.Spawned {
+        let server = """
+            import os, socket, sys, time
+            sys.stdin.readline()
+            s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()
+            c, _ = s.accept()
+            \(firstConnection)
+            time.sleep(30)
+            """
+        let spawned = try ChildProcess.spawn(
+            command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },
+            withStdin: true, readiness: ChildProcess.ReadinessReport(port: port, socket: report))
+        let exited = DispatchSemaphore(value: 0)
+        ChildReaper.shared.watch(spawned.process.pid) { _ in exited.signal() }
+        addTeardownBlock {
+            spawned.process.killAll()
+            XCTAssertEqual(exited.wait(timeout: .now() + 10), .success, "the worker ends with its supervisor")
+            spawned.stdin.map { _ = close($0) }
+            close(spawned.stdout)
+            spawned.stderr.map { _ = close($0) }
+        }
+        return spawned
     }
 
     /// A command that never listens gets no report; the supervisor's probing ends with it.
