@@ -7,6 +7,7 @@ import NIOPosix
 import PorticoConfig
 import PorticoHTTP1
 import PorticoProxy
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -36,6 +37,8 @@ final class WorkerProcess {
     private let eventLoop: EventLoop
     /// The supervisor's connection from its readiness probe, for the first request.
     private var firstConnection: Int32?
+    /// The function's logger, for what happens to a spawned worker.
+    private var logger: Logger?
     private var probeTask: Scheduled<Void>?
     private var killTask: Scheduled<Void>?
     private(set) var exited = false
@@ -72,6 +75,7 @@ final class WorkerProcess {
             readiness: reports.map { ChildProcess.ReadinessReport(port: port, socket: $0.socket) })
         let worker = WorkerProcess(number: number, port: port, handle: .spawned(spawned.process), eventLoop: eventLoop)
         worker.readinessReports = reports
+        worker.logger = logger
         worker.output = PendingOutput(stdout: spawned.stdout, stderr: spawned.stderr, logger: logger,
                                       prefix: "\(manifest.name)#\(number)")
         // Forwarding the output costs two channels (about 0.15 ms), which would be spent on the
@@ -178,7 +182,8 @@ final class WorkerProcess {
             guard !exited else { return }
             attempt += 1
             ReadinessProbe.check(port: port, path: path, http2: http2, on: eventLoop).assumeIsolated().whenComplete { [self] result in
-                guard !exited else { return }
+                // Ready already: the supervisor's report came while this probe was under way.
+                guard !exited, readyBy == nil else { return }
                 if case .success(true) = result {
                     // The supervisor, still probing, must not hold a connection for the gateway.
                     if reported != nil, case .spawned(let child) = handle { child.releaseHeldConnection() }
@@ -208,14 +213,27 @@ final class WorkerProcess {
         }
     }
 
+    /// Set once the kernel refused `pidfd_getfd` (before Linux 5.6, or a seccomp profile
+    /// without it, such as container runtimes' defaults without CAP_SYS_PTRACE): the gateway
+    /// then connects to a new worker itself, as it did before the hand-over.
+    static let handOverRefused = Atomic<Bool>(false)
+
     /// Takes a copy of the connection the supervisor found the worker ready with (see
     /// supervise.c), when it can, and tells the supervisor to let go of its own.
     private func adoptProbeConnection(_ descriptor: Int32) {
         guard case .spawned(let child) = handle else { return }
         defer { child.releaseHeldConnection() }
-        guard descriptor >= 0, let pid else { return }
+        guard descriptor >= 0, let pid, !Self.handOverRefused.load(ordering: .relaxed) else { return }
         let copy = portico_take_descriptor(pid, descriptor)
-        guard copy >= 0 else { return }
+        guard copy >= 0 else {
+            let reason = errno
+            if reason == EPERM || reason == ENOSYS || reason == EACCES,
+               Self.handOverRefused.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                logger?.info("the kernel refuses pidfd_getfd; the gateway opens each new worker's first connection itself",
+                            metadata: ["error": .string(String(cString: strerror(reason)))])
+            }
+            return
+        }
         // Had the supervisor given up waiting, the number could name another file by now.
         guard portico_peer_port(copy) == Int32(port) else {
             close(copy)

@@ -462,7 +462,7 @@ public final class Gateway: Sendable {
     public func close() async {
         // An open tap or dashboard would otherwise schedule on the loops as they go.
         taps.close()
-        watchdog.stop()
+        try? await watchdog.stop().get()
         try? await group.shutdownGracefully()
         try? await adminGroup.shutdownGracefully()
     }

@@ -12,11 +12,11 @@ import Glibc
 /// is blocked, so a blocked loop is the worst thing that can happen to a gateway short of a crash.
 ///
 /// Four times a second it hands each loop a task that stamps the time it ran. A task still
-/// waiting after 200 ms is a miss, after 1 s a mega-miss (Envoy's defaults): both are counted
-/// (`portico_event_loop_misses_total{kind}`), and a mega-miss is logged while it lasts, with what
-/// the loop's thread is doing then (its system call and the file it is on, or its kernel wait),
-/// and again once the loop runs, with how long it was held. It runs on the admin loop, and costs
-/// a proxy loop four wake-ups a second.
+/// waiting after 200 ms is a miss, after 1 s a mega-miss (Envoy's defaults): each is counted
+/// as the wait crosses it (`portico_event_loop_misses_total{kind}`), and a mega-miss is
+/// logged while it lasts, with what the loop's thread is doing then (its system call and the
+/// file it is on, or its kernel wait), and again once the loop runs, with how long it was
+/// held. It runs on the admin loop, and costs a proxy loop four wake-ups a second.
 ///
 /// `@unchecked Sendable`: `watched` is touched only on `loop` (the admin loop); each entry's
 /// `box` is the only state a proxy loop writes, and it is a lock of its own per loop.
@@ -35,7 +35,9 @@ final class LoopWatchdog: @unchecked Sendable {
         let eventLoop: EventLoop
         let box = NIOLockedValueBox(Stamps())
         var sentAt: NIODeadline?
-        var reported = false
+        /// What the task queued at `sentAt` has been counted as so far.
+        var countedMiss = false
+        var countedMegaMiss = false
     }
 
     private let loop: EventLoop
@@ -67,8 +69,10 @@ final class LoopWatchdog: @unchecked Sendable {
         }
     }
 
-    func stop() {
-        loop.execute { [self] in
+    /// Stops checking; the future completes once no check can run any more, so the watched
+    /// loops may shut down then.
+    func stop() -> EventLoopFuture<Void> {
+        loop.submit { [self] in
             task?.cancel()
             task = nil
         }
@@ -79,24 +83,27 @@ final class LoopWatchdog: @unchecked Sendable {
         for i in watched.indices {
             let stamps = watched[i].box.withLockedValue { $0 }
             if let sentAt = watched[i].sentAt {
-                if stamps.ranAt < sentAt {
-                    // Still waiting: the loop has not run since.
-                    let waited = now - sentAt
-                    if waited >= Self.megaMiss && !watched[i].reported {
-                        watched[i].reported = true
+                let ran = stamps.ranAt >= sentAt
+                // Counted as the wait crosses each threshold (as Envoy's guard dog does), so that
+                // a loop stuck for good is counted too.
+                let waited = (ran ? stamps.ranAt : now) - sentAt
+                if waited >= Self.miss && !watched[i].countedMiss {
+                    watched[i].countedMiss = true
+                    misses.increment()
+                }
+                if waited >= Self.megaMiss && !watched[i].countedMegaMiss {
+                    watched[i].countedMegaMiss = true
+                    megaMisses.increment()
+                    if !ran {
                         logger.warning("event loop blocked", metadata: [
                             "loop": .stringConvertible(watched[i].index),
                             "ms": .stringConvertible(waited.nanoseconds / 1_000_000),
                             "thread": .string(Self.whatThreadDoes(stamps.thread)),
                         ])
                     }
-                    continue
                 }
-                let waited = stamps.ranAt - sentAt
-                if waited >= Self.miss { misses.increment() }
-                if waited >= Self.megaMiss { megaMisses.increment() }
-                if watched[i].reported {
-                    watched[i].reported = false
+                guard ran else { continue }
+                if watched[i].countedMegaMiss {
                     logger.warning("event loop ran again", metadata: [
                         "loop": .stringConvertible(watched[i].index),
                         "blocked_ms": .stringConvertible(waited.nanoseconds / 1_000_000),
@@ -104,6 +111,8 @@ final class LoopWatchdog: @unchecked Sendable {
                 }
             }
             watched[i].sentAt = now
+            watched[i].countedMiss = false
+            watched[i].countedMegaMiss = false
             let box = watched[i].box
             watched[i].eventLoop.execute {
                 box.withLockedValue { $0.ranAt = .now() }

@@ -94,6 +94,7 @@ extension ProxyHandler {
                                                owner: exchange.backend.description)
             if let connection = lease.firstConnection {
                 if let pool = pool as? UpstreamPool { pool.adopt(connectedSocket: connection) } else { _ = Glibc.close(connection) }
+                exchange.lease?.firstConnection = nil  // the pool's now
             }
             exchange.pool = pool
             if let tryTimeout = lease.tryTimeout {

@@ -105,8 +105,11 @@ final class UpstreamPool: UpstreamSource {
     /// endpoint, instead of connecting: a function worker's first connection, which its
     /// supervisor opened to find it ready. The pool owns `fd` from here.
     func adopt(connectedSocket fd: Int32) {
-        // Only a pool that will connect now takes it: a socket kept for later could be stale.
-        guard tls == nil, connectedSocket == nil, machine.openCount == 0 else {
+        // Only a pool whose next lease connects takes it (nothing open, nothing on its way,
+        // nobody waiting): one parked behind a connect under way would hold a worker that
+        // serves one connection at a time.
+        guard tls == nil, connectedSocket == nil, machine.openCount == 0, machine.connectingCount == 0,
+              machine.waiterCount == 0 else {
             close(fd)
             return
         }

@@ -84,10 +84,12 @@ final class ColdStartPhasesEndToEndTests: XCTestCase {
         }
         let first = try Curl.run(["\(gateway.http)/function/counting/"])
         XCTAssertEqual(first.status, 200, gateway.stderr)
-        XCTAssertEqual(first.body, "connections 1\n", gateway.stderr)
         let ready = gateway.stderr.split(separator: "\n").first { $0.contains("worker ready") } ?? ""
         XCTAssertTrue(ready.contains("probe=supervisor"), String(ready))
+        // Where the kernel refuses pidfd_getfd the gateway says so once and connects itself.
+        let handedOver = !gateway.stderr.contains("the kernel refuses pidfd_getfd")
+        XCTAssertEqual(first.body, handedOver ? "connections 1\n" : "connections 2\n", gateway.stderr)
         // The worker closed that connection after answering: the next request opens another.
-        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/counting/"]).body, "connections 2\n")
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/function/counting/"]).body, handedOver ? "connections 2\n" : "connections 3\n")
     }
 }

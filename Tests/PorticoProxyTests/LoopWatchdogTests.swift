@@ -22,7 +22,7 @@ final class LoopWatchdogTests: XCTestCase {
         let watchdog = LoopWatchdog(watching: [proxyGroup.next()], on: adminGroup.next(), registry: registry,
                                     logger: Logger(label: "watchdog-test") { _ in CapturingLogHandler(log: log) })
         watchdog.start()
-        defer { watchdog.stop() }
+        defer { try? watchdog.stop().wait() }
         // The watchdog learns the loop's thread from a task it queues there as it starts.
         try adminGroup.next().submit {}.wait()
         try proxyGroup.next().submit {}.wait()
@@ -44,6 +44,8 @@ final class LoopWatchdogTests: XCTestCase {
         #endif
         XCTAssertTrue(blocked.contains("fd \(readEnd) pipe:"), blocked)
         XCTAssertFalse(log.contains("event loop ran again"))
+        XCTAssertTrue(registry.emitToString().contains(#"portico_event_loop_misses_total{kind="mega_miss"} 1"#),
+                      "counted while the loop is still held")
 
         var byte: UInt8 = 1
         XCTAssertEqual(write(ends[1], &byte, 1), 1)
