@@ -139,8 +139,8 @@ final class LoopWatchdog: @unchecked Sendable {
         let call = (try? String(contentsOfFile: base + "syscall", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
         let wait = (try? String(contentsOfFile: base + "wchan", encoding: .utf8)) ?? "?"
-        var text = "syscall \(call.split(separator: " ").prefix(3).joined(separator: " ")) wchan \(wait)"
         let parts = call.split(separator: " ")
+        var text = "syscall \(parts.prefix(3).joined(separator: " ")) wchan \(wait)"
         if parts.count > 1, parts[0] != "running", let fd = Int(parts[1].dropFirst(2), radix: 16), fd < 1 << 20,
            let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)") {
             text += " fd \(fd) \(target)"

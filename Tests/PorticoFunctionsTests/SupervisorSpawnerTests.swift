@@ -167,16 +167,17 @@ final class SupervisorSpawnerTests: XCTestCase {
     }
 
     /// A Python worker that listens on `port` only once told (a line on its stdin), then runs
-    /// `firstConnection` (Python lines, `c` its first accepted connection) and sleeps; under a
+    /// `firstConnection` (Python lines, `c` its first accepted connection) and waits to be
+    /// killed; under a
     /// supervisor that reports on `report`, and killed (its pipes closed) when the test ends.
     private func spawnListeningOnCue(port: Int, report: Int32, firstConnection: String) throws -> ChildProcess.Spawned {
         let server = """
-            import os, socket, sys, time
+            import os, signal, socket, sys
             sys.stdin.readline()
             s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()
             c, _ = s.accept()
             \(firstConnection)
-            time.sleep(30)
+            signal.pause()
             """
         let spawned = try ChildProcess.spawn(
             command: ["python3", "-c", server], directory: "/tmp", environment: environment.merging(["PORT": String(port)]) { $1 },

@@ -4,13 +4,30 @@ import Logging
 /// The lines logged through a `CapturingLogHandler` (message, then its metadata as `key=value`),
 /// so a test can wait for one.
 final class CapturedLog: @unchecked Sendable {
-    // `@unchecked Sendable`: `lines` is guarded by `lock`.
-    private let lock = NSLock()
+    // `@unchecked Sendable`: `lines` is guarded by `condition`.
+    private let condition = NSCondition()
     private var lines: [String] = []
 
-    func append(_ line: String) { lock.withLock { lines.append(line) } }
-    func contains(_ text: String) -> Bool { lock.withLock { lines.contains { $0.contains(text) } } }
-    func first(containing text: String) -> String? { lock.withLock { lines.first { $0.contains(text) } } }
+    func append(_ line: String) {
+        condition.withLock {
+            lines.append(line)
+            condition.broadcast()
+        }
+    }
+
+    func contains(_ text: String) -> Bool { condition.withLock { lines.contains { $0.contains(text) } } }
+    func first(containing text: String) -> String? { condition.withLock { lines.first { $0.contains(text) } } }
+
+    /// Waits until a line contains `text`, up to `timeout` seconds; whether one did.
+    func waitFor(_ text: String, timeout: TimeInterval = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        return condition.withLock {
+            while !lines.contains(where: { $0.contains(text) }) {
+                if !condition.wait(until: deadline) { return lines.contains { $0.contains(text) } }
+            }
+            return true
+        }
+    }
 }
 
 struct CapturingLogHandler: LogHandler {

@@ -36,7 +36,7 @@ final class LoopWatchdogTests: XCTestCase {
             var byte: UInt8 = 0
             _ = read(readEnd, &byte, 1)
         }
-        XCTAssertTrue(waitUntil { log.contains("event loop blocked") }, "reported while it is held")
+        XCTAssertTrue(log.waitFor("event loop blocked"), "reported while it is held")
         let blocked = log.first(containing: "event loop blocked") ?? ""
         #if arch(x86_64)
         // read is system call 0 there; its first argument the pipe's descriptor.
@@ -49,21 +49,12 @@ final class LoopWatchdogTests: XCTestCase {
 
         var byte: UInt8 = 1
         XCTAssertEqual(write(ends[1], &byte, 1), 1)
-        XCTAssertTrue(waitUntil { log.contains("event loop ran again") }, "reported when it runs again")
+        XCTAssertTrue(log.waitFor("event loop ran again"), "reported when it runs again")
         let ran = log.first(containing: "event loop ran again") ?? ""
         let heldFor = ran.split(separator: " ").first { $0.hasPrefix("blocked_ms=") }.flatMap { Int($0.dropFirst(11)) } ?? 0
         XCTAssertGreaterThanOrEqual(heldFor, 1000, ran)
         let metrics = registry.emitToString()
         XCTAssertTrue(metrics.contains(#"portico_event_loop_misses_total{kind="mega_miss"} 1"#), metrics)
         XCTAssertTrue(metrics.contains(#"portico_event_loop_misses_total{kind="miss"} 1"#), metrics)
-    }
-
-    private func waitUntil(_ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return condition()
     }
 }
