@@ -28,11 +28,21 @@
 // The gateway talks to it over a SOCK_SEQPACKET socket (fd 3): one request per spawn (the
 // supervisor's argv and envp, the directory, and its descriptors as SCM_RIGHTS), one reply
 // (the pid, or an errno). It ends when the gateway's end closes, however the gateway ends.
+//
+// A spare. Even a fork (and the copy-on-write faults after it, in both processes) costs a
+// cold start about 0.2 ms on the core the worker is about to start on. So, when the gateway
+// asks for one (a `prefork` request, sent once spawns have been quiet for a moment), the
+// spawner forks a supervisor ahead of time: it is in its own process group with the stop
+// signals held, as every new supervisor is, and waits on a socket of its own. A spawn then
+// only passes its request on to the spare, whose pid is already the gateway's to know, and
+// answers at once. With no spare (two spawns in a row), it forks as before. A spare that is
+// gone when it is wanted (killed from outside) is named in the next reply, for the gateway to
+// reap; a spare ends by itself when the spawner does.
 
 static const char spawner_name[] = "portico-spawner";
 enum { spawner_socket = 3, max_request = 256 * 1024, max_fds = 5 };
 
-enum { has_stdin = 1, has_ready = 2 };
+enum { has_stdin = 1, has_ready = 2, is_prefork = 4 };
 
 struct spawn_request {
     uint32_t argc;
@@ -43,7 +53,9 @@ struct spawn_request {
 
 struct spawn_reply {
     int32_t error;
-    int32_t pid;
+    int32_t pid;        // the supervisor's, or the spare's for a prefork
+    int32_t lost_child; // a child of the gateway's started here that is gone or ending unknown to it
+                        // (a spare found gone, a supervisor dead before its group): the gateway reaps it
 };
 
 // The supervisor's command line. A fork shows its parent's (`portico-spawner`), where an exec'd
@@ -72,9 +84,9 @@ static void set_title(int argc, char **argv) {
 // so that a stop the gateway sends as soon as it has the pid is kept for the supervisor.
 static const int held_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-/// In the new supervisor: its descriptors (0-2, the control pipe as 3, the readiness socket as
-/// 4), its own process group and its directory, then the supervisor's main.
-static void become_supervisor(int *fds, int flags, int directory_fd, int started_fd, int argc, char **argv, char **envp) {
+/// First thing in a new supervisor (or spare): the stop signals held, a process group of its
+/// own, then the byte on `started_fd` that lets the spawner answer.
+static void enter_own_group(int started_fd) {
     sigset_t held;
     sigemptyset(&held);
     for (size_t i = 0; i < sizeof(held_signals) / sizeof(held_signals[0]); i++) sigaddset(&held, held_signals[i]);
@@ -85,6 +97,88 @@ static void become_supervisor(int *fds, int flags, int directory_fd, int started
     char started = 1;
     if (write(started_fd, &started, 1) != 1) _exit(127);
     close(started_fd);
+}
+
+/// A request's parts; the strings point into the buffer it came in.
+struct parsed_request {
+    uint32_t flags;
+    int argc;
+    char **arguments;  // allocated: argv..., NULL, envp..., NULL
+    char **envp;
+    char *directory;
+};
+
+/// Checks and splits a request of `got` bytes that came with `fd_count` descriptors. Returns 0
+/// or an errno (EINVAL for a malformed request).
+static int parse_request(char *buffer, ssize_t got, int truncated, int fd_count, struct parsed_request *out) {
+    struct spawn_request request;
+    memset(out, 0, sizeof(*out));
+    if (got < (ssize_t)sizeof(request) || truncated) return EINVAL;
+    memcpy(&request, buffer, sizeof(request));
+    out->flags = request.flags;
+    if (request.flags & is_prefork) {
+        return request.length == 0 && fd_count == 0 && got == (ssize_t)sizeof(request) ? 0 : EINVAL;
+    }
+    int expected_fds = 3 + ((request.flags & has_stdin) ? 1 : 0) + ((request.flags & has_ready) ? 1 : 0);
+    if (request.length != (size_t)got - sizeof(request) || request.argc == 0 || request.argc > 65536 ||
+        request.envc > 65536 || fd_count != expected_fds) return EINVAL;
+    // The strings: directory, then argc arguments, then envc variables.
+    char **arguments = calloc(request.argc + request.envc + 2, sizeof(char *));
+    if (arguments == NULL) return ENOMEM;
+    char *cursor = buffer + sizeof(request);
+    char *end = cursor + request.length;
+    uint32_t total = 1 + request.argc + request.envc;
+    uint32_t index = 0;
+    for (uint32_t i = 0; i < total; i++) {
+        char *nul = memchr(cursor, '\0', (size_t)(end - cursor));
+        if (nul == NULL) {
+            free(arguments);
+            return EINVAL;
+        }
+        if (i == 0) out->directory = cursor;
+        else arguments[index++ + (i > request.argc ? 1 : 0)] = cursor;
+        cursor = nul + 1;
+    }
+    out->argc = (int)request.argc;
+    out->arguments = arguments;
+    out->envp = arguments + request.argc + 1;
+    return 0;
+}
+
+/// Receives one message on `socket` into `buffer`: returns its length (0 at end of file, -1 on
+/// an error), and sets its descriptors (up to `fd_capacity`; more are closed) and whether it
+/// was cut short.
+static ssize_t receive(int socket, char *buffer, size_t capacity, int *fds, int fd_capacity, int *fd_count, int *truncated) {
+    union {
+        char space[CMSG_SPACE(sizeof(int) * (max_fds + 1))];
+        struct cmsghdr align;
+    } control;
+    struct iovec part = {buffer, capacity};
+    struct msghdr message = {0};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control.space;
+    message.msg_controllen = sizeof(control.space);
+    *fd_count = 0;
+    ssize_t got = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (got <= 0) return got;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+            int n = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < n; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+                if (*fd_count < fd_capacity) fds[(*fd_count)++] = fd; else close(fd);
+            }
+        }
+    }
+    *truncated = (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+    return got;
+}
+
+/// In the new supervisor, in its own group already: its descriptors (0-2, the control pipe as
+/// 3, the readiness socket as 4), its name and its directory, then the supervisor's main.
+static void become_supervisor(int *fds, int flags, int directory_fd, int argc, char **argv, char **envp) {
     prctl(PR_SET_NAME, (unsigned long)"portico-supervi");
     set_title(argc, argv);
     int null_fd = -1;
@@ -112,6 +206,149 @@ static void become_supervisor(int *fds, int flags, int directory_fd, int started
     _exit(portico_supervise_main(argc, argv, envp));
 }
 
+// Requests arrive here, in the spawner and (one passed on) in a spare.
+static char buffer[sizeof(struct spawn_request) + max_request];
+
+/// After a fork the two processes share their pages until one writes to one, and that write
+/// faults to copy it. The pages that serving a request writes (the buffer it is read into,
+/// the stack, the heap) are written here ahead of time instead, by the spare and by the
+/// spawner, so that those faults are not on the next cold start's path.
+static void touch_pages_written_after_fork(void) {
+    memset(buffer, 0, 16384);
+    volatile char stack[32768];
+    for (size_t i = 0; i < sizeof(stack); i += 4096) stack[i] = 0;
+    free(calloc(1, 4096));
+}
+
+/// The spare's life, its socket to the spawner as fd 3: it waits for the one request it will
+/// serve, passed on with the directory's descriptor after the request's own, and becomes that
+/// supervisor; it ends if the spawner closes its end first.
+static void run_spare(int started_fd) {
+    enter_own_group(started_fd);
+    prctl(PR_SET_NAME, (unsigned long)"portico-spare");
+    char *title[] = {"portico-spare"};
+    set_title(1, title);
+    touch_pages_written_after_fork();
+    int fds[max_fds + 1];
+    int fd_count = 0;
+    int truncated = 0;
+    ssize_t got;
+    do {
+        got = receive(spawner_socket, buffer, sizeof(buffer), fds, max_fds + 1, &fd_count, &truncated);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) _exit(0);
+    struct parsed_request request;
+    // The spawner checked it: a failure here is the spawner's bug, and ends this supervisor
+    // as a failed exec would.
+    if (fd_count < 1 || parse_request(buffer, got, truncated, fd_count - 1, &request) != 0 ||
+        (request.flags & is_prefork)) _exit(127);
+    become_supervisor(fds, (int)request.flags, fds[fd_count - 1], request.argc, request.arguments, request.envp);
+}
+
+static pid_t spare_pid = 0;
+static int spare_socket = -1;
+/// A child that the gateway does not know and must reap (see `spawn_reply`), for the next
+/// reply to name.
+static pid_t lost_child = 0;
+
+/// Raw clone: glibc's fork takes no flags. The child then runs only the supervisor's code,
+/// which needs nothing of glibc's per-thread state that a raw clone leaves stale (the cached
+/// thread id: no error-checking or robust mutexes are used).
+static long fork_as_gateways_child(void) {
+    return syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0UL);
+}
+
+/// Waits for a new child's byte on `started_fd` (end of file: it died before its group
+/// existed); returns whether it came.
+static int wait_until_started(int started_fd) {
+    char byte;
+    ssize_t read_count;
+    do {
+        read_count = read(started_fd, &byte, 1);
+    } while (read_count < 0 && errno == EINTR);
+    return read_count == 1;
+}
+
+/// Forks the spare (see the top of this file); returns 0 or an errno.
+static int make_spare(void) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return errno;
+    int started[2];
+    if (pipe2(started, O_CLOEXEC) != 0) {
+        int error = errno;
+        close(pair[0]);
+        close(pair[1]);
+        return error;
+    }
+    long pid = fork_as_gateways_child();
+    if (pid == 0) {
+        close(pair[0]);
+        close(started[0]);
+        // Its socket takes the place of its copy of the spawner's socket to the gateway: a
+        // copy kept open here would hide the spawner's end from the gateway.
+        if (dup2(pair[1], spawner_socket) < 0) _exit(127);
+        if (started[1] != 4 && dup2(started[1], 4) < 0) _exit(127);
+        if (syscall(SYS_close_range, 5, ~0U, 0) != 0) {
+            for (int fd = 5; fd < 65536; fd++) close(fd);
+        }
+        run_spare(4);
+    }
+    int error = pid < 0 ? errno : 0;
+    close(pair[1]);
+    close(started[1]);
+    if (pid > 0 && !wait_until_started(started[0])) {
+        lost_child = (pid_t)pid;
+        error = ECHILD;
+    }
+    close(started[0]);
+    if (error != 0) {
+        close(pair[0]);
+        return error;
+    }
+    spare_pid = (pid_t)pid;
+    spare_socket = pair[0];
+    touch_pages_written_after_fork();
+    return 0;
+}
+
+/// Passes a checked spawn request (`got` bytes in `buffer`, with `fds` and the directory's
+/// descriptor) on to the spare; returns its pid, or 0 when there is none or it is gone.
+static pid_t hand_to_spare(ssize_t got, int *fds, int fd_count, int directory_fd) {
+    if (spare_pid == 0) return 0;
+    pid_t spare = spare_pid;
+    int passed[max_fds + 1];
+    memcpy(passed, fds, sizeof(int) * (size_t)fd_count);
+    passed[fd_count] = directory_fd;
+    union {
+        char space[CMSG_SPACE(sizeof(int) * (max_fds + 1))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct iovec part = {buffer, (size_t)got};
+    struct msghdr message = {0};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control.space;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)(fd_count + 1));
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)(fd_count + 1));
+    memcpy(CMSG_DATA(header), passed, sizeof(int) * (size_t)(fd_count + 1));
+    ssize_t sent;
+    do {
+        sent = sendmsg(spare_socket, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    // Either way this spare is used up: one that did not take the request (gone, or the
+    // request too large for it) sees its socket close and ends, and the gateway reaps it.
+    close(spare_socket);
+    spare_socket = -1;
+    spare_pid = 0;
+    if (sent == got) return spare;
+    lost_child = spare;
+    return 0;
+}
+
 int portico_spawner_main(int argc, char **argv, char **envp) {
     (void)envp;
     if (argc < 1 || strcmp(argv[0], spawner_name) != 0) {
@@ -130,98 +367,64 @@ int portico_spawner_main(int argc, char **argv, char **envp) {
     fcntl(spawner_socket, F_SETFD, FD_CLOEXEC);
     // Its forks are the gateway's children, never its own, so it has nothing to reap.
     signal(SIGPIPE, SIG_IGN);
-    static char buffer[sizeof(struct spawn_request) + max_request];
     for (;;) {
-        union {
-            char space[CMSG_SPACE(sizeof(int) * max_fds)];
-            struct cmsghdr align;
-        } control;
-        struct iovec part = {buffer, sizeof(buffer)};
-        struct msghdr message = {0};
-        message.msg_iov = &part;
-        message.msg_iovlen = 1;
-        message.msg_control = control.space;
-        message.msg_controllen = sizeof(control.space);
-        ssize_t got = recvmsg(spawner_socket, &message, MSG_CMSG_CLOEXEC);
+        int fds[max_fds];
+        int fd_count = 0;
+        int truncated = 0;
+        ssize_t got = receive(spawner_socket, buffer, sizeof(buffer), fds, max_fds, &fd_count, &truncated);
         if (got == 0) return 0;  // the gateway is gone
         if (got < 0) {
             if (errno == EINTR) continue;
             return 1;
         }
-        int fds[max_fds];
-        int fd_count = 0;
-        for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
-            if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
-                int n = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                for (int i = 0; i < n; i++) {
-                    int fd;
-                    memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
-                    if (fd_count < max_fds) fds[fd_count++] = fd; else close(fd);
+        struct spawn_reply reply = {EINVAL, 0, 0};
+        struct parsed_request request;
+        int directory_fd = -1;
+        int parsed = parse_request(buffer, got, truncated, fd_count, &request);
+        if (parsed != 0) {
+            reply.error = parsed;
+        } else if (request.flags & is_prefork) {
+            reply.error = spare_pid != 0 ? 0 : make_spare();
+            reply.pid = spare_pid;
+        } else {
+            // The directory is opened here, so that a missing one is this spawn's error, as it
+            // is for an exec'd child; the supervisor changes into it with fchdir.
+            directory_fd = open(request.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (directory_fd < 0) {
+                reply.error = errno;
+            } else if ((reply.pid = hand_to_spare(got, fds, fd_count, directory_fd)) != 0) {
+                reply.error = 0;
+            } else {
+                int started[2];
+                long pid = -1;
+                if (pipe2(started, O_CLOEXEC) != 0) {
+                    reply.error = errno;
+                } else {
+                    pid = fork_as_gateways_child();
+                    if (pid == 0) {
+                        close(started[0]);
+                        enter_own_group(started[1]);
+                        become_supervisor(fds, (int)request.flags, directory_fd, request.argc, request.arguments, request.envp);
+                    }
+                    close(started[1]);
+                    if (pid < 0) {
+                        reply.error = errno;
+                    } else if (wait_until_started(started[0])) {
+                        reply.error = 0;
+                        reply.pid = (int32_t)pid;
+                    } else {
+                        reply.error = ECHILD;
+                        if (lost_child == 0) lost_child = (pid_t)pid;
+                    }
+                    close(started[0]);
                 }
             }
         }
-        struct spawn_reply reply = {EINVAL, 0};
-        struct spawn_request request;
-        char **arguments = NULL;
-        int directory_fd = -1;
-        if ((size_t)got < sizeof(request) || (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) goto answer;
-        memcpy(&request, buffer, sizeof(request));
-        int expected_fds = 3 + ((request.flags & has_stdin) ? 1 : 0) + ((request.flags & has_ready) ? 1 : 0);
-        if (request.length != (size_t)got - sizeof(request) || request.argc == 0 || request.argc > 65536 ||
-            request.envc > 65536 || fd_count != expected_fds) goto answer;
-        // The strings: directory, then argc arguments, then envc variables.
-        arguments = calloc(request.argc + request.envc + 2, sizeof(char *));
-        if (arguments == NULL) { reply.error = ENOMEM; goto answer; }
-        char *cursor = buffer + sizeof(request);
-        char *end = cursor + request.length;
-        char *directory = NULL;
-        uint32_t total = 1 + request.argc + request.envc;
-        uint32_t index = 0;
-        for (uint32_t i = 0; i < total; i++) {
-            char *nul = memchr(cursor, '\0', (size_t)(end - cursor));
-            if (nul == NULL) goto answer;
-            if (i == 0) directory = cursor;
-            else arguments[index++ + (i > request.argc ? 1 : 0)] = cursor;
-            cursor = nul + 1;
-        }
-        char **child_argv = arguments;
-        char **child_envp = arguments + request.argc + 1;
-        // The directory is opened here, so that a missing one is this spawn's error, as it is
-        // for an exec'd child; the supervisor changes into it with fchdir.
-        directory_fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (directory_fd < 0) { reply.error = errno; goto answer; }
-        // Raw clone: glibc's fork takes no flags. The child then runs only the supervisor's
-        // code, which needs nothing of glibc's per-thread state that a raw clone leaves stale
-        // (the cached thread id: no error-checking or robust mutexes are used).
-        int started[2];
-        if (pipe2(started, O_CLOEXEC) != 0) { reply.error = errno; goto answer; }
-        long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0UL);
-        if (pid == 0) {
-            close(started[0]);
-            become_supervisor(fds, (int)request.flags, directory_fd, started[1], (int)request.argc, child_argv, child_envp);
-        }
-        close(started[1]);
-        if (pid < 0) {
-            reply.error = errno;
-        } else {
-            // One byte once its process group exists; end-of-file if it died before that.
-            char byte;
-            ssize_t read_count;
-            do {
-                read_count = read(started[0], &byte, 1);
-            } while (read_count < 0 && errno == EINTR);
-            if (read_count == 1) {
-                reply.error = 0;
-                reply.pid = (int32_t)pid;
-            } else {
-                reply.error = ECHILD;
-            }
-        }
-        close(started[0]);
-    answer:
         for (int i = 0; i < fd_count; i++) close(fds[i]);
         if (directory_fd >= 0) close(directory_fd);
-        free(arguments);
+        free(request.arguments);
+        reply.lost_child = lost_child;
+        lost_child = 0;
         while (send(spawner_socket, &reply, sizeof(reply), MSG_NOSIGNAL) < 0) {
             if (errno != EINTR) return 1;
         }
@@ -247,8 +450,24 @@ int portico_spawner_start(const char *path, int stderr_fd, int *socket_out, pid_
     return 0;
 }
 
+/// The spawner's reply to a request just sent: its error (0: `*pid_out` is set), or -1 when
+/// the spawner is gone. `*lost_out` is a child for the caller to reap, or 0.
+static int receive_reply(int socket, pid_t *pid_out, pid_t *lost_out) {
+    struct spawn_reply reply;
+    ssize_t got;
+    do {
+        got = recv(socket, &reply, sizeof(reply), 0);
+    } while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof(reply)) return -1;
+    *lost_out = reply.lost_child;
+    if (reply.error != 0) return reply.error;
+    *pid_out = reply.pid;
+    return 0;
+}
+
 int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], const char *directory,
-                          int stdin_fd, int stdout_fd, int stderr_fd, int control_fd, int ready_fd, pid_t *pid_out) {
+                          int stdin_fd, int stdout_fd, int stderr_fd, int control_fd, int ready_fd, pid_t *pid_out,
+                          pid_t *lost_out) {
     if (stdout_fd < 0 || stderr_fd < 0 || control_fd < 0) return -1;
     struct spawn_request request = {0, 0, 0, 0};
     size_t length = strlen(directory) + 1;
@@ -292,13 +511,15 @@ int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], co
     } while (sent < 0 && errno == EINTR);
     free(body);
     if (sent < 0) return -1;
-    struct spawn_reply reply;
-    ssize_t got;
+    return receive_reply(socket, pid_out, lost_out);
+}
+
+int portico_spawner_prefork(int socket, pid_t *pid_out, pid_t *lost_out) {
+    struct spawn_request request = {0, 0, is_prefork, 0};
+    ssize_t sent;
     do {
-        got = recv(socket, &reply, sizeof(reply), 0);
-    } while (got < 0 && errno == EINTR);
-    if (got != (ssize_t)sizeof(reply)) return -1;
-    if (reply.error != 0) return reply.error;
-    *pid_out = reply.pid;
-    return 0;
+        sent = send(socket, &request, sizeof(request), MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) return -1;
+    return receive_reply(socket, pid_out, lost_out);
 }

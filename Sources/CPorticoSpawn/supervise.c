@@ -54,24 +54,36 @@ enum { control_fd = 3, ready_fd = 4 };
 // and cost a cold start a tenth of a millisecond more to create; and an unprivileged process
 // cannot leave SCHED_IDLE.)
 
+/// The socket of the last refused probe. Linux lets a TCP socket whose connect was refused
+/// connect again, which spares each further probe three of its four system calls.
+static int refused_socket = -1;
+
 /// A connection to 127.0.0.1:port (its descriptor) if the port accepts one; -1 if it refuses,
 /// -2 if it cannot tell.
 static int connect_to_port(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -2;
-    // A refusal on loopback is immediate; only a listener with a full backlog (the SYN dropped)
-    // could keep a blocking connect waiting, and the send timeout bounds that.
-    struct timeval bound = {0, 2000};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+    int fd = refused_socket;
+    refused_socket = -1;
+    if (fd < 0) {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -2;
+        // A refusal on loopback is immediate; only a listener with a full backlog (the SYN
+        // dropped) could keep a blocking connect waiting, and the send timeout bounds that.
+        struct timeval bound = {0, 2000};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+    }
     struct sockaddr_in address;
     memset(&address, 0, sizeof(address));
     address.sin_family = AF_INET;
     address.sin_port = htons((unsigned short)port);
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0) return fd;
-    int result = errno == ECONNREFUSED ? -1 : -2;
+    if (errno == ECONNREFUSED) {
+        refused_socket = fd;
+        return -1;
+    }
+    // A connect cut short by the timeout goes on in the background: never reused.
     close(fd);
-    return result;
+    return -2;
 }
 
 // The connection that found the worker ready is the gateway's first connection to it: the
@@ -325,15 +337,20 @@ int portico_supervise_main(int argc, char **argv, char **envp) {
     int worker_status = 0;
     int worker_reaped = 0;
     long long held_since_us = 0;
+    // Not at once: the worker has only just been exec'd (vfork returns then), and cannot be
+    // listening yet. The first probe comes when the worker first blocks, or after one interval.
+    int probe_now = 0;
+    probe_wait_us = 50;
     struct pollfd fds[2] = {{.fd = control_fd, .events = POLLIN}, {.fd = child_events, .events = POLLIN}};
     while (!worker_reaped) {
         fds[0].revents = 0;
         fds[1].revents = 0;
-        if (probing && probe_once(ready_port, probe_started_us, &probe_wait_us)) {
+        if (probing && probe_now && probe_once(ready_port, probe_started_us, &probe_wait_us)) {
             probing = 0;
             set_policy(SCHED_OTHER);
             held_since_us = monotonic_us();
         }
+        probe_now = 1;
         long long held_left_us = held_connection >= 0 ? held_limit_us - (monotonic_us() - held_since_us) : 0;
         if (held_connection >= 0 && held_left_us <= 0) {
             close(held_connection);

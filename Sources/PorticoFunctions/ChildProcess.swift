@@ -115,8 +115,9 @@ public struct ChildProcess: Sendable {
     ) throws -> Spawned {
         guard let program = command.first else { throw SpawnError.commandNotFound("") }
         // The child changes into `directory` before exec, so every path it is given is absolute.
-        let directory = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
-        guard let path = resolve(program, directory: directory, path: environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"]) else {
+        let directory = directory.hasPrefix("/") ? directory : Self.workingDirectory + "/" + directory
+        guard let path = resolveRemembered(program, directory: directory,
+                                           path: environment["PATH"] ?? WorkerProcess.inheritedEnvironment["PATH"]) else {
             throw SpawnError.commandNotFound(program)
         }
 
@@ -200,6 +201,27 @@ public struct ChildProcess: Sendable {
         control?.close()
     }
 
+    /// The gateway's working directory, which it never changes: read once, not on every spawn.
+    static let workingDirectory = FileManager.default.currentDirectoryPath
+
+    /// Programs found by `resolve`, by program, directory and search path: a worker's start
+    /// looked its command up again each time (an `access` per folder of `PATH`, on the cold
+    /// start's path), though a revision's command and folder never change. A program that has
+    /// gone since is the exec's error then, as it would be a moment after a lookup.
+    private static let resolved = NIOLockedValueBox<[String: String]>([:])
+
+    static func resolveRemembered(_ program: String, directory: String, path: String?) -> String? {
+        let key = program + "\u{0}" + directory + "\u{0}" + (path ?? "")
+        if let found = resolved.withLockedValue({ $0[key] }) { return found }
+        guard let found = resolve(program, directory: directory, path: path) else { return nil }
+        resolved.withLockedValue { remembered in
+            // Bounded: folders of old revisions are not looked up again.
+            if remembered.count >= 1024 { remembered.removeAll() }
+            remembered[key] = found
+        }
+        return found
+    }
+
     static func resolve(_ program: String, directory: String, path: String?) -> String? {
         if program.contains("/") {
             let full = program.hasPrefix("/") ? program : directory + "/" + program
@@ -261,13 +283,25 @@ public final class ChildReaper: @unchecked Sendable {
             let outcome = spawn()
             if outcome.pid > 0 { spawned.insert(outcome.pid) }
             if let spawner = outcome.startedSpawner { spawned.insert(spawner) }
+            for child in outcome.lost { spawned.remove(child) }
             return outcome
         }
         if let spawner = outcome.startedSpawner {
             // Its end shows at the next spawn, which starts another.
             watch(spawner) { _ in }
         }
+        // Children nobody will watch otherwise: reaped once they end (they are ending).
+        for child in outcome.lost { watch(child) { _ in } }
         return outcome
+    }
+
+    /// Has the spawner fork a spare supervisor for the next spawn, when it wants one
+    /// (`SupervisorSpawner.prepareSpare`). On the reaper's queue, at each of its looks (every
+    /// 250 ms, and at every exit of a child), so that nothing on a cold start's path wakes a
+    /// thread for it; and never while the sweep runs, so the spare is known as spawned from
+    /// the moment it exists, as a supervisor is.
+    private func forkSpareIfWanted() {
+        _ = spawning { SupervisorSpawner.shared.prepareSpare() }
     }
 
     /// Calls `onExit` (on the reaper's queue) once `pid` has exited and been reaped.
@@ -320,7 +354,10 @@ public final class ChildReaper: @unchecked Sendable {
                 return watched.removeValue(forKey: pid)
             }
             callback?(exit)
+            // A start that ended in an exit (a worker that failed, an exec-mode command) is over.
+            SupervisorSpawner.shared.startIsOver()
         }
+        forkSpareIfWanted()
     }
 }
 

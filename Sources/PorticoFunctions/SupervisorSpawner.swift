@@ -1,5 +1,7 @@
 import CPorticoSpawn
+import Dispatch
 import NIOConcurrencyHelpers
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -12,6 +14,9 @@ import Glibc
 /// exec of the supervisor) and the next one starts a new spawner; after `maximumRestarts`
 /// failures in a row the gateway stops trying.
 ///
+/// Once a start is over, it forks a spare supervisor ahead of time (`prepareSpare`), which the
+/// next spawn uses, so that not even the fork is on a cold start's path.
+///
 /// `@unchecked Sendable`: `state` is guarded by `lock`, which the compiler cannot connect to it.
 final class SupervisorSpawner: @unchecked Sendable {
     static let shared = SupervisorSpawner()
@@ -20,13 +25,28 @@ final class SupervisorSpawner: @unchecked Sendable {
     private let lock = NIOLock()
     private var state: (socket: Int32, pid: pid_t)?
     private var failures = 0
+    /// The spawner's spare supervisor, if it has one.
+    private var spare: pid_t?
+    /// When the last spawn was asked for (`DispatchTime` nanoseconds).
+    private var lastSpawn: UInt64 = 0
+    /// Whether a start has ended (its worker ready, or a child gone) since the last spawn.
+    private var startOver = false
 
-    /// What a spawn did: its result (0 or errno), the supervisor's pid, and the pid of a
-    /// spawner it had to start (for the reaper to watch).
+    /// How long spawns must have been quiet before a spare is forked, and how long after the
+    /// last spawn it is forked even though no start said it was over (a worker slow to start,
+    /// an exec-mode command that runs long).
+    static let spareQuiet = TimeAmount.milliseconds(20)
+    static let spareAnyway = TimeAmount.seconds(1)
+
+    /// What a spawn did: its result (0 or errno), the supervisor's pid (or the spare's, for
+    /// `prepareSpare`), the pid of a spawner it had to start (for the reaper to watch), and
+    /// children of the gateway's that are gone or going unknown to it (spares the spawner
+    /// lost, a spawner's spare once the spawner is gone), for the reaper to reap.
     struct Outcome {
         var result: Int32
         var pid: pid_t
         var startedSpawner: pid_t?
+        var lost: [pid_t] = []
     }
 
     /// Spawns the supervisor `argv` (argv[0] its name) through the spawner, or through
@@ -35,6 +55,8 @@ final class SupervisorSpawner: @unchecked Sendable {
                envp: UnsafePointer<UnsafeMutablePointer<CChar>?>, directory: String,
                stdin: Int32, stdout: Int32, stderr: Int32, control: Int32, ready: Int32) -> Outcome {
         lock.withLock {
+            lastSpawn = DispatchTime.now().uptimeNanoseconds
+            startOver = false
             var startedSpawner: pid_t?
             if state == nil, failures < Self.maximumRestarts {
                 var socket: Int32 = -1
@@ -47,20 +69,67 @@ final class SupervisorSpawner: @unchecked Sendable {
                 }
             }
             var pid: pid_t = 0
+            var lost: [pid_t] = []
             if let spawner = state {
+                var lostChild: pid_t = 0
                 let result = portico_spawner_spawn(spawner.socket, argv, envp, directory, stdin, stdout, stderr,
-                                                   control, ready, &pid)
+                                                   control, ready, &pid, &lostChild)
                 if result >= 0 {
                     failures = 0
-                    return Outcome(result: result, pid: result == 0 ? pid : 0, startedSpawner: startedSpawner)
+                    // A spawn takes the spare if there is one, or finds it lost; one that failed
+                    // before (a missing directory) leaves it to the next.
+                    if (result == 0 && pid == spare) || (lostChild > 0 && lostChild == spare) { spare = nil }
+                    if lostChild > 0 { lost.append(lostChild) }
+                    return Outcome(result: result, pid: result == 0 ? pid : 0, startedSpawner: startedSpawner, lost: lost)
                 }
                 // Gone (or the request too large for it): this spawn goes the usual way.
-                close(spawner.socket)
-                state = nil
+                lost = dropSpawner()
                 failures += 1
             }
             let result = portico_spawn(path, argv, envp, directory, stdin, stdout, stderr, 0, 0, control, ready, &pid)
-            return Outcome(result: result, pid: result == 0 ? pid : 0, startedSpawner: startedSpawner)
+            return Outcome(result: result, pid: result == 0 ? pid : 0, startedSpawner: startedSpawner, lost: lost)
         }
+    }
+
+    /// Says that a start is over: a worker is ready (called on its event loop; only a flag is
+    /// set), or a child has exited.
+    func startIsOver() {
+        lock.withLock { startOver = true }
+    }
+
+    /// Has the spawner fork a spare if it has none, spawns have been quiet for `spareQuiet`,
+    /// and the last start is over (or `spareAnyway` has passed): so that the fork never
+    /// competes with a worker that is starting. The outcome's pid is the new spare's (0 if
+    /// none was made).
+    func prepareSpare() -> Outcome {
+        lock.withLock {
+            var outcome = Outcome(result: 0, pid: 0)
+            let quiet = DispatchTime.now().uptimeNanoseconds - lastSpawn
+            guard let spawner = state, spare == nil, quiet >= UInt64(Self.spareQuiet.nanoseconds),
+                  startOver || quiet >= UInt64(Self.spareAnyway.nanoseconds) else { return outcome }
+            var pid: pid_t = 0
+            var lostChild: pid_t = 0
+            let result = portico_spawner_prefork(spawner.socket, &pid, &lostChild)
+            guard result >= 0 else {
+                outcome.lost = dropSpawner()
+                return outcome
+            }
+            if lostChild > 0 { outcome.lost.append(lostChild) }
+            outcome.result = result
+            if result == 0 {
+                spare = pid
+                outcome.pid = pid
+            }
+            return outcome
+        }
+    }
+
+    /// Forgets a spawner that is gone or no longer usable (lock held); returns its spare, which
+    /// ends once it sees the spawner's end of its socket close.
+    private func dropSpawner() -> [pid_t] {
+        if let spawner = state { close(spawner.socket) }
+        state = nil
+        defer { spare = nil }
+        return spare.map { [$0] } ?? []
     }
 }

@@ -177,6 +177,8 @@ final class WorkerProcess {
             readinessReports?.forget(port: port)
             readyBy = by
             onReady()
+            // This start is over: the next one's supervisor can be forked now, off its path.
+            SupervisorSpawner.shared.startIsOver()
         }
         func probe() {
             guard !exited else { return }

@@ -214,6 +214,16 @@ final class MetricsCache {
     private var counters: [CounterKey: Counter] = [:]
     private var histograms: [String: DurationHistogram] = [:]
     private var retries: [String: Counter] = [:]
+    private var connects: [String: UpstreamConnectMetrics] = [:]
+
+    /// The connect metrics of `owner`'s pools: looked up in the registry once per loop, not
+    /// for every new pool (each cold start of a function makes one, for its worker's port).
+    func connectMetrics(owner: String) -> UpstreamConnectMetrics {
+        if let known = connects[owner] { return known }
+        let made = UpstreamConnectMetrics(metrics: metrics, service: owner)
+        connects[owner] = made
+        return made
+    }
 
     func recordRetry(route: String) {
         if let counter = retries[route] {

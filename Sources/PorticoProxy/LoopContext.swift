@@ -116,7 +116,7 @@ final class LoopContext {
     /// A pool for `key`'s endpoint in its protocol.
     private func makePool(for key: PoolKey, tls: UpstreamTLS?) -> any UpstreamSource {
         let idleTimeout = snapshot.config.limits.idleTimeout.timeAmount
-        let connectMetrics = UpstreamConnectMetrics(metrics: metrics.metrics, service: key.owner)
+        let connectMetrics = metrics.connectMetrics(owner: key.owner)
         switch key.protocol {
         case .http1:
             return UpstreamPool(

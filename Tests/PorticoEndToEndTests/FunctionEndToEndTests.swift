@@ -446,9 +446,20 @@ final class FunctionEndToEndTests: XCTestCase {
         // shell: sh + python; daemon: python + its setsid child; slowexec: sh + python.
         XCTAssertTrue(eventually { Processes.workers(self.marker).count >= 5 },
                       "\(Processes.workers(marker).map(\.commandLine))")
+        // The spawner and its spare supervisor (forked ahead of the next start) are the
+        // gateway's children too, and go with it.
+        let gatewayPID = gateway.process.processIdentifier
+        func helpers() -> [Processes.Info] {
+            Processes.all().filter { $0.parent == gatewayPID && $0.state != "Z"
+                && ($0.commandLine.hasPrefix("portico-spawner") || $0.commandLine.hasPrefix("portico-spare")) }
+        }
+        XCTAssertTrue(eventually { helpers().count == 2 }, "a spawner and a spare: \(helpers().map(\.commandLine))")
+        let helperPIDs = Set(helpers().map(\.pid))
         gateway.signal(SIGKILL)
         XCTAssertTrue(eventually { Processes.matching(self.marker).isEmpty },
                       "survivors: \(Processes.matching(marker).map { "\($0.pid) (parent \($0.parent)): \($0.commandLine)" })")
+        XCTAssertTrue(eventually { !Processes.all().contains { helperPIDs.contains($0.pid) && $0.state != "Z" } },
+                      "the spawner and the spare end with the gateway")
     }
 
     /// Item 13: a worker that leaves a `setsid` grandchild and exits leaked one process per

@@ -26,8 +26,23 @@ final class SupervisorSpawnerTests: XCTestCase {
 
     /// The live (not zombie) spawners whose parent is this process.
     private func spawners() -> [pid_t] {
+        liveChildren(named: "portico-spawner")
+    }
+
+    /// The live spare supervisors whose parent is this process.
+    private func spares() -> [pid_t] {
+        liveChildren(named: "portico-spare")
+    }
+
+    /// Whether `pid` exists at all, a zombie included.
+    private func exists(_ pid: pid_t) -> Bool {
+        FileManager.default.fileExists(atPath: "/proc/\(pid)")
+    }
+
+    /// This process's live (not zombie) children whose `comm` is `name`.
+    private func liveChildren(named name: String) -> [pid_t] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-            guard let pid = pid_t(entry), let status = status(of: pid), status.comm == "portico-spawner",
+            guard let pid = pid_t(entry), let status = status(of: pid), status.comm == name,
                   status.parent == getpid(),
                   let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
                   !stat.contains(") Z ") else { return nil }
@@ -68,6 +83,59 @@ final class SupervisorSpawnerTests: XCTestCase {
         let second = spawners()
         XCTAssertEqual(second.count, 1)
         XCTAssertNotEqual(second.first, first)
+    }
+
+    /// Once a start is over, the spawner forks a spare supervisor ahead of time (this process's
+    /// child, in its own process group already); the next spawn is that spare, which runs the
+    /// command like any supervisor; and another spare follows once that start is over.
+    func testASpareForkedAheadIsTheNextSpawnsSupervisor() throws {
+        _ = try runToExit(["true"])
+        XCTAssertTrue(eventually { self.spares().count == 1 }, "a spare after a start: \(spares())")
+        let spare = try XCTUnwrap(spares().first)
+        XCTAssertEqual(getpgid(spare), spare, "its own process group, as a supervisor has from its start")
+        let spawned = try ChildProcess.spawn(command: ["sh", "-c", "echo served by $PPID"], directory: "/tmp",
+                                             environment: environment, mergeStderr: true)
+        let exited = expectation(description: "exit")
+        let outcome = NIOLockedValueBox<ChildExit?>(nil)
+        ChildReaper.shared.watch(spawned.process.pid) { exit in
+            outcome.withLockedValue { $0 = exit }
+            exited.fulfill()
+        }
+        XCTAssertEqual(spawned.process.pid, spare, "the spawn is the spare")
+        let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(),
+                            as: UTF8.self)
+        wait(for: [exited], timeout: 10)
+        XCTAssertEqual(output, "served by \(spare)\n", "the command ran under the spare, its supervisor")
+        XCTAssertEqual(outcome.withLockedValue { $0 }, .exited(0))
+        XCTAssertTrue(eventually { self.spares().count == 1 && self.spares() != [spare] }, "then another spare")
+    }
+
+    /// A spare killed from outside is a zombie nobody watches: the spawner finds it gone when
+    /// a spawn wants it, forks that supervisor itself, and names the spare, which is reaped.
+    func testASpareKilledFromOutsideIsReapedAndTheSpawnStillRuns() throws {
+        _ = try runToExit(["true"])
+        XCTAssertTrue(eventually { self.spares().count == 1 }, "a spare after a start")
+        let spare = try XCTUnwrap(spares().first)
+        kill(spare, SIGKILL)
+        XCTAssertTrue(eventually { self.spares().isEmpty }, "the killed spare is dead")
+        let (exit, output) = try runToExit(["sh", "-c", "echo after"])
+        XCTAssertEqual(exit, .exited(0))
+        XCTAssertEqual(output, "after\n")
+        XCTAssertTrue(eventually { !self.exists(spare) }, "the dead spare is reaped, not left a zombie")
+    }
+
+    /// A spare ends with its spawner, and is reaped once the next spawn finds the spawner gone.
+    func testASpareEndsWithItsSpawnerAndIsReaped() throws {
+        _ = try runToExit(["true"])
+        XCTAssertTrue(eventually { self.spares().count == 1 }, "a spare after a start")
+        let spare = try XCTUnwrap(spares().first)
+        let spawner = try XCTUnwrap(spawners().first)
+        kill(spawner, SIGKILL)
+        XCTAssertTrue(eventually { self.spares().isEmpty }, "the spare ends when its spawner's end of its socket closes")
+        let (exit, output) = try runToExit(["sh", "-c", "echo after"])
+        XCTAssertEqual(exit, .exited(0))
+        XCTAssertEqual(output, "after\n")
+        XCTAssertTrue(eventually { !self.exists(spare) && !self.exists(spawner) }, "both reaped")
     }
 
     /// The spawner opens the directory before it forks, so a missing one fails the spawn itself.

@@ -66,9 +66,16 @@ int portico_spawner_start(const char *path, int stderr_fd, int *socket_out, pid_
 /// control pipe would, except that the supervisor is a fork of the spawner rather than an exec.
 /// `argv[0]` must be the supervisor's name. Returns 0 and sets `*pid_out`; the errno of the
 /// spawn's own failure (a missing directory); or -1 when the spawner cannot be used (it is
-/// gone, or the request is too large), and the caller spawns the usual way.
+/// gone, or the request is too large), and the caller spawns the usual way. Unless it returns
+/// -1, `*lost_out` is a child of the caller's for it to reap (a spare that went away), or 0.
 int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], const char *directory,
-                          int stdin_fd, int stdout_fd, int stderr_fd, int control_fd, int ready_fd, pid_t *pid_out);
+                          int stdin_fd, int stdout_fd, int stderr_fd, int control_fd, int ready_fd, pid_t *pid_out,
+                          pid_t *lost_out);
+
+/// Has the spawner fork a spare supervisor, which the next spawn uses (see spawner.c). Returns 0
+/// and sets `*pid_out` to the spare's pid (a child of the caller's, already in its own process
+/// group); an errno; or -1 when the spawner is gone. `*lost_out` as for a spawn.
+int portico_spawner_prefork(int socket, pid_t *pid_out, pid_t *lost_out);
 
 /// Makes the calling process a child subreaper; returns 0 or errno.
 int portico_set_child_subreaper(void);
