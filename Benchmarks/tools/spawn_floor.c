@@ -116,9 +116,21 @@ int main(int argc, char **argv) {
         long long ready = now_ns();
         printf("%lld\n", (ready - started) / 1000);
         fflush(stdout);
+        /* Stopped as Portico stops a worker: SIGTERM, and SIGKILL if it has not exited within
+         * a grace period (a Python worker whose SIGTERM handler raises SystemExit while it starts
+         * a request's thread can hang in its exit; one left running kept the port, and every
+         * later start failed). */
         kill(pid, SIGTERM);
         int status;
-        waitpid(pid, &status, 0);
+        long long grace = now_ns() + 2000000000LL;
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (now_ns() > grace) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                break;
+            }
+            usleep(1000);
+        }
     }
     return 0;
 }

@@ -101,6 +101,13 @@ final class FunctionInstallerTests: XCTestCase {
 extension XCTestCase {
     /// Spawns `command` in /tmp with stderr merged into stdout; waits for its exit and its output.
     func runChildToExit(_ command: [String], environment: [String: String], openFiles: Int? = nil) throws -> (ChildExit, String) {
+        let (exit, output, _) = try runChildToExitWithPID(command, environment: environment, openFiles: openFiles)
+        return (exit, output)
+    }
+
+    /// `runChildToExit`, with the pid of the child's supervisor.
+    func runChildToExitWithPID(_ command: [String], environment: [String: String],
+                               openFiles: Int? = nil) throws -> (ChildExit, String, pid_t) {
         let spawned = try ChildProcess.spawn(command: command, directory: "/tmp", environment: environment,
                                              mergeStderr: true, openFilesLimit: openFiles)
         let exited = expectation(description: "exit")
@@ -111,7 +118,7 @@ extension XCTestCase {
         }
         let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
         wait(for: [exited], timeout: 10)
-        return (try XCTUnwrap(outcome.withLockedValue { $0 }), output)
+        return (try XCTUnwrap(outcome.withLockedValue { $0 }), output, spawned.process.pid)
     }
 }
 

@@ -89,33 +89,26 @@ final class SupervisorSpawnerTests: XCTestCase {
     /// child, in its own process group already); the next spawn is that spare, which runs the
     /// command like any supervisor; and another spare follows once that start is over.
     func testASpareForkedAheadIsTheNextSpawnsSupervisor() throws {
+        let spare = try spareAfterAStart()
+        XCTAssertEqual(getpgid(spare), spare, "its own process group, as a supervisor has from its start")
+        let (exit, output, pid) = try runChildToExitWithPID(["sh", "-c", "echo served by $PPID"], environment: environment)
+        XCTAssertEqual(pid, spare, "the spawn is the spare")
+        XCTAssertEqual(output, "served by \(spare)\n", "the command ran under the spare, its supervisor")
+        XCTAssertEqual(exit, .exited(0))
+        XCTAssertTrue(eventually { self.spares().count == 1 && self.spares() != [spare] }, "then another spare")
+    }
+
+    /// The spare the spawner forks once a start is over.
+    private func spareAfterAStart() throws -> pid_t {
         _ = try runToExit(["true"])
         XCTAssertTrue(eventually { self.spares().count == 1 }, "a spare after a start: \(spares())")
-        let spare = try XCTUnwrap(spares().first)
-        XCTAssertEqual(getpgid(spare), spare, "its own process group, as a supervisor has from its start")
-        let spawned = try ChildProcess.spawn(command: ["sh", "-c", "echo served by $PPID"], directory: "/tmp",
-                                             environment: environment, mergeStderr: true)
-        let exited = expectation(description: "exit")
-        let outcome = NIOLockedValueBox<ChildExit?>(nil)
-        ChildReaper.shared.watch(spawned.process.pid) { exit in
-            outcome.withLockedValue { $0 = exit }
-            exited.fulfill()
-        }
-        XCTAssertEqual(spawned.process.pid, spare, "the spawn is the spare")
-        let output = String(decoding: FileHandle(fileDescriptor: spawned.stdout, closeOnDealloc: true).readDataToEndOfFile(),
-                            as: UTF8.self)
-        wait(for: [exited], timeout: 10)
-        XCTAssertEqual(output, "served by \(spare)\n", "the command ran under the spare, its supervisor")
-        XCTAssertEqual(outcome.withLockedValue { $0 }, .exited(0))
-        XCTAssertTrue(eventually { self.spares().count == 1 && self.spares() != [spare] }, "then another spare")
+        return try XCTUnwrap(spares().first)
     }
 
     /// A spare killed from outside is a zombie nobody watches: the spawner finds it gone when
     /// a spawn wants it, forks that supervisor itself, and names the spare, which is reaped.
     func testASpareKilledFromOutsideIsReapedAndTheSpawnStillRuns() throws {
-        _ = try runToExit(["true"])
-        XCTAssertTrue(eventually { self.spares().count == 1 }, "a spare after a start")
-        let spare = try XCTUnwrap(spares().first)
+        let spare = try spareAfterAStart()
         kill(spare, SIGKILL)
         XCTAssertTrue(eventually { self.spares().isEmpty }, "the killed spare is dead")
         let (exit, output) = try runToExit(["sh", "-c", "echo after"])
@@ -126,9 +119,7 @@ final class SupervisorSpawnerTests: XCTestCase {
 
     /// A spare ends with its spawner, and is reaped once the next spawn finds the spawner gone.
     func testASpareEndsWithItsSpawnerAndIsReaped() throws {
-        _ = try runToExit(["true"])
-        XCTAssertTrue(eventually { self.spares().count == 1 }, "a spare after a start")
-        let spare = try XCTUnwrap(spares().first)
+        let spare = try spareAfterAStart()
         let spawner = try XCTUnwrap(spawners().first)
         kill(spawner, SIGKILL)
         XCTAssertTrue(eventually { self.spares().isEmpty }, "the spare ends when its spawner's end of its socket closes")
