@@ -194,3 +194,10 @@ int portico_set_child_subreaper(void) {
 void portico_trim_heap(void) {
     malloc_trim(0);
 }
+
+int portico_has_exited(pid_t pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return errno == ECHILD;
+    return info.si_pid == pid;
+}

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -54,8 +55,10 @@ struct spawn_request {
 struct spawn_reply {
     int32_t error;
     int32_t pid;        // the supervisor's, or the spare's for a prefork
-    int32_t lost_child; // a child of the gateway's started here that is gone or ending unknown to it
-                        // (a spare found gone, a supervisor dead before its group): the gateway reaps it
+    // Children of the gateway's started here that are gone or ending unknown to it (a spare
+    // found gone, a supervisor dead before its group existed), or 0: the gateway reaps them.
+    // Two: one request can lose a spare and then the supervisor forked in its place.
+    int32_t lost_children[2];
 };
 
 // The supervisor's command line. A fork shows its parent's (`portico-spawner`), where an exec'd
@@ -220,6 +223,26 @@ static void touch_pages_written_after_fork(void) {
     free(calloc(1, 4096));
 }
 
+/// A spare holds the stop signals from its fork on, as every new supervisor does, but it may
+/// wait a long time: one that reached it meanwhile (a stray `kill`, not the gateway's: the
+/// gateway signals a supervisor only once a spawn has named it) must not stop the worker it
+/// is about to start. Those pending now are taken; the gateway's are put back.
+static void keep_only_the_gateways_stops(void) {
+    sigset_t held;
+    sigemptyset(&held);
+    for (size_t i = 0; i < sizeof(held_signals) / sizeof(held_signals[0]); i++) sigaddset(&held, held_signals[i]);
+    pid_t gateway = getppid();
+    struct timespec now = {0, 0};
+    int kept[sizeof(held_signals) / sizeof(held_signals[0])];
+    int kept_count = 0;
+    siginfo_t info;
+    int signal_number;
+    while ((signal_number = sigtimedwait(&held, &info, &now)) > 0) {
+        if (info.si_pid == gateway && kept_count < (int)(sizeof(kept) / sizeof(kept[0]))) kept[kept_count++] = signal_number;
+    }
+    for (int i = 0; i < kept_count; i++) kill(getpid(), kept[i]);
+}
+
 /// The spare's life, its socket to the spawner as fd 3: it waits for the one request it will
 /// serve, passed on with the directory's descriptor after the request's own, and becomes that
 /// supervisor; it ends if the spawner closes its end first.
@@ -237,6 +260,7 @@ static void run_spare(int started_fd) {
         got = receive(spawner_socket, buffer, sizeof(buffer), fds, max_fds + 1, &fd_count, &truncated);
     } while (got < 0 && errno == EINTR);
     if (got <= 0) _exit(0);
+    keep_only_the_gateways_stops();
     struct parsed_request request;
     // The spawner checked it: a failure here is the spawner's bug, and ends this supervisor
     // as a failed exec would.
@@ -247,9 +271,21 @@ static void run_spare(int started_fd) {
 
 static pid_t spare_pid = 0;
 static int spare_socket = -1;
-/// A child that the gateway does not know and must reap (see `spawn_reply`), for the next
+/// Children that the gateway does not know and must reap (see `spawn_reply`), for the next
 /// reply to name.
-static pid_t lost_child = 0;
+static pid_t lost_children[2];
+
+static void lose(pid_t child) {
+    if (lost_children[0] == 0) lost_children[0] = child;
+    else if (lost_children[1] == 0) lost_children[1] = child;
+}
+
+/// Whether the spare has ended (killed from outside): it never writes, so its socket is
+/// readable only at its end.
+static int spare_is_gone(void) {
+    struct pollfd end = {.fd = spare_socket, .events = POLLIN};
+    return poll(&end, 1, 0) != 0;
+}
 
 /// Raw clone: glibc's fork takes no flags. The child then runs only the supervisor's code,
 /// which needs nothing of glibc's per-thread state that a raw clone leaves stale (the cached
@@ -297,7 +333,7 @@ static int make_spare(void) {
     close(pair[1]);
     close(started[1]);
     if (pid > 0 && !wait_until_started(started[0])) {
-        lost_child = (pid_t)pid;
+        lose((pid_t)pid);
         error = ECHILD;
     }
     close(started[0]);
@@ -345,7 +381,7 @@ static pid_t hand_to_spare(ssize_t got, int *fds, int fd_count, int directory_fd
     spare_socket = -1;
     spare_pid = 0;
     if (sent == got) return spare;
-    lost_child = spare;
+    lose(spare);
     return 0;
 }
 
@@ -377,13 +413,19 @@ int portico_spawner_main(int argc, char **argv, char **envp) {
             if (errno == EINTR) continue;
             return 1;
         }
-        struct spawn_reply reply = {EINVAL, 0, 0};
+        struct spawn_reply reply = {EINVAL, 0, {0, 0}};
         struct parsed_request request;
         int directory_fd = -1;
         int parsed = parse_request(buffer, got, truncated, fd_count, &request);
         if (parsed != 0) {
             reply.error = parsed;
         } else if (request.flags & is_prefork) {
+            if (spare_pid != 0 && spare_is_gone()) {
+                lose(spare_pid);
+                close(spare_socket);
+                spare_socket = -1;
+                spare_pid = 0;
+            }
             reply.error = spare_pid != 0 ? 0 : make_spare();
             reply.pid = spare_pid;
         } else {
@@ -414,7 +456,7 @@ int portico_spawner_main(int argc, char **argv, char **envp) {
                         reply.pid = (int32_t)pid;
                     } else {
                         reply.error = ECHILD;
-                        if (lost_child == 0) lost_child = (pid_t)pid;
+                        lose((pid_t)pid);
                     }
                     close(started[0]);
                 }
@@ -423,8 +465,8 @@ int portico_spawner_main(int argc, char **argv, char **envp) {
         for (int i = 0; i < fd_count; i++) close(fds[i]);
         if (directory_fd >= 0) close(directory_fd);
         free(request.arguments);
-        reply.lost_child = lost_child;
-        lost_child = 0;
+        memcpy(reply.lost_children, lost_children, sizeof(lost_children));
+        memset(lost_children, 0, sizeof(lost_children));
         while (send(spawner_socket, &reply, sizeof(reply), MSG_NOSIGNAL) < 0) {
             if (errno != EINTR) return 1;
         }
@@ -451,7 +493,7 @@ int portico_spawner_start(const char *path, int stderr_fd, int *socket_out, pid_
 }
 
 /// The spawner's reply to a request just sent: its error (0: `*pid_out` is set), or -1 when
-/// the spawner is gone. `*lost_out` is a child for the caller to reap, or 0.
+/// the spawner is gone. `lost_out[0]` and `[1]` are children for the caller to reap, or 0.
 static int receive_reply(int socket, pid_t *pid_out, pid_t *lost_out) {
     struct spawn_reply reply;
     ssize_t got;
@@ -459,7 +501,8 @@ static int receive_reply(int socket, pid_t *pid_out, pid_t *lost_out) {
         got = recv(socket, &reply, sizeof(reply), 0);
     } while (got < 0 && errno == EINTR);
     if (got != (ssize_t)sizeof(reply)) return -1;
-    *lost_out = reply.lost_child;
+    lost_out[0] = reply.lost_children[0];
+    lost_out[1] = reply.lost_children[1];
     if (reply.error != 0) return reply.error;
     *pid_out = reply.pid;
     return 0;
@@ -467,7 +510,7 @@ static int receive_reply(int socket, pid_t *pid_out, pid_t *lost_out) {
 
 int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], const char *directory,
                           int stdin_fd, int stdout_fd, int stderr_fd, int control_fd, int ready_fd, pid_t *pid_out,
-                          pid_t *lost_out) {
+                          pid_t lost_out[2]) {
     if (stdout_fd < 0 || stderr_fd < 0 || control_fd < 0) return -1;
     struct spawn_request request = {0, 0, 0, 0};
     size_t length = strlen(directory) + 1;
@@ -514,7 +557,7 @@ int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], co
     return receive_reply(socket, pid_out, lost_out);
 }
 
-int portico_spawner_prefork(int socket, pid_t *pid_out, pid_t *lost_out) {
+int portico_spawner_prefork(int socket, pid_t *pid_out, pid_t lost_out[2]) {
     struct spawn_request request = {0, 0, is_prefork, 0};
     ssize_t sent;
     do {

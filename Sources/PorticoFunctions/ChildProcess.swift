@@ -283,14 +283,18 @@ public final class ChildReaper: @unchecked Sendable {
             let outcome = spawn()
             if outcome.pid > 0 { spawned.insert(outcome.pid) }
             if let spawner = outcome.startedSpawner { spawned.insert(spawner) }
-            for child in outcome.lost { spawned.remove(child) }
+            // Watched from here on (the sweep must not take them for orphans), and reaped once
+            // they end (they are ending).
+            for child in outcome.lost {
+                spawned.remove(child)
+                watched[child] = { _ in }
+            }
             return outcome
         }
         if let spawner = outcome.startedSpawner {
             // Its end shows at the next spawn, which starts another.
             watch(spawner) { _ in }
         }
-        // Children nobody will watch otherwise: reaped once they end (they are ending).
         for child in outcome.lost { watch(child) { _ in } }
         return outcome
     }

@@ -2,6 +2,7 @@ import CPorticoSpawn
 import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -29,8 +30,9 @@ final class SupervisorSpawner: @unchecked Sendable {
     private var spare: pid_t?
     /// When the last spawn was asked for (`DispatchTime` nanoseconds).
     private var lastSpawn: UInt64 = 0
-    /// Whether a start has ended (its worker ready, or a child gone) since the last spawn.
-    private var startOver = false
+    /// Whether a start has ended (its worker ready, or a child gone) since the last spawn: an
+    /// atomic, so that an event loop saying so never waits for a fork under way.
+    private let startOver = Atomic<Bool>(false)
 
     /// How long spawns must have been quiet before a spare is forked, and how long after the
     /// last spawn it is forked even though no start said it was over (a worker slow to start,
@@ -56,7 +58,7 @@ final class SupervisorSpawner: @unchecked Sendable {
                stdin: Int32, stdout: Int32, stderr: Int32, control: Int32, ready: Int32) -> Outcome {
         lock.withLock {
             lastSpawn = DispatchTime.now().uptimeNanoseconds
-            startOver = false
+            startOver.store(false, ordering: .relaxed)
             var startedSpawner: pid_t?
             if state == nil, failures < Self.maximumRestarts {
                 var socket: Int32 = -1
@@ -71,15 +73,17 @@ final class SupervisorSpawner: @unchecked Sendable {
             var pid: pid_t = 0
             var lost: [pid_t] = []
             if let spawner = state {
-                var lostChild: pid_t = 0
-                let result = portico_spawner_spawn(spawner.socket, argv, envp, directory, stdin, stdout, stderr,
-                                                   control, ready, &pid, &lostChild)
+                var lostChildren: (pid_t, pid_t) = (0, 0)
+                let result = withUnsafeMutableBytes(of: &lostChildren) { children in
+                    portico_spawner_spawn(spawner.socket, argv, envp, directory, stdin, stdout, stderr,
+                                          control, ready, &pid, children.baseAddress!.assumingMemoryBound(to: pid_t.self))
+                }
                 if result >= 0 {
                     failures = 0
+                    lost = [lostChildren.0, lostChildren.1].filter { $0 > 0 }
                     // A spawn takes the spare if there is one, or finds it lost; one that failed
                     // before (a missing directory) leaves it to the next.
-                    if (result == 0 && pid == spare) || (lostChild > 0 && lostChild == spare) { spare = nil }
-                    if lostChild > 0 { lost.append(lostChild) }
+                    if (result == 0 && pid == spare) || lost.contains(where: { $0 == spare }) { spare = nil }
                     return Outcome(result: result, pid: result == 0 ? pid : 0, startedSpawner: startedSpawner, lost: lost)
                 }
                 // Gone (or the request too large for it): this spawn goes the usual way.
@@ -91,30 +95,35 @@ final class SupervisorSpawner: @unchecked Sendable {
         }
     }
 
-    /// Says that a start is over: a worker is ready (called on its event loop; only a flag is
-    /// set), or a child has exited.
+    /// Says that a start is over: a worker is ready (called on its event loop), or a child has
+    /// exited.
     func startIsOver() {
-        lock.withLock { startOver = true }
+        startOver.store(true, ordering: .relaxed)
     }
 
-    /// Has the spawner fork a spare if it has none, spawns have been quiet for `spareQuiet`,
-    /// and the last start is over (or `spareAnyway` has passed): so that the fork never
-    /// competes with a worker that is starting. The outcome's pid is the new spare's (0 if
-    /// none was made).
+    /// Has the spawner fork a spare if it has none (or its spare has ended), spawns have been
+    /// quiet for `spareQuiet`, and the last start is over (or `spareAnyway` has passed): so
+    /// that the fork never competes with a worker that is starting. The outcome's pid is the
+    /// new spare's (0 if none was made).
     func prepareSpare() -> Outcome {
         lock.withLock {
             var outcome = Outcome(result: 0, pid: 0)
             let quiet = DispatchTime.now().uptimeNanoseconds - lastSpawn
-            guard let spawner = state, spare == nil, quiet >= UInt64(Self.spareQuiet.nanoseconds),
-                  startOver || quiet >= UInt64(Self.spareAnyway.nanoseconds) else { return outcome }
+            guard let spawner = state, spare.map({ portico_has_exited($0) != 0 }) ?? true,
+                  quiet >= UInt64(Self.spareQuiet.nanoseconds),
+                  startOver.load(ordering: .relaxed) || quiet >= UInt64(Self.spareAnyway.nanoseconds) else { return outcome }
             var pid: pid_t = 0
-            var lostChild: pid_t = 0
-            let result = portico_spawner_prefork(spawner.socket, &pid, &lostChild)
+            var lostChildren: (pid_t, pid_t) = (0, 0)
+            // A spare that has ended is named among the lost, and replaced.
+            let result = withUnsafeMutableBytes(of: &lostChildren) { children in
+                portico_spawner_prefork(spawner.socket, &pid, children.baseAddress!.assumingMemoryBound(to: pid_t.self))
+            }
             guard result >= 0 else {
                 outcome.lost = dropSpawner()
                 return outcome
             }
-            if lostChild > 0 { outcome.lost.append(lostChild) }
+            outcome.lost = [lostChildren.0, lostChildren.1].filter { $0 > 0 }
+            if outcome.lost.contains(where: { $0 == spare }) { spare = nil }
             outcome.result = result
             if result == 0 {
                 spare = pid
@@ -124,12 +133,16 @@ final class SupervisorSpawner: @unchecked Sendable {
         }
     }
 
-    /// Forgets a spawner that is gone or no longer usable (lock held); returns its spare, which
-    /// ends once it sees the spawner's end of its socket close.
+    /// Forgets a spawner that is gone or no longer usable (lock held); returns its spare, killed:
+    /// an idle one would end once it saw the spawner's end of its socket close, but one the
+    /// spawner had handed a request to before it died is a supervisor now, and its request is
+    /// spawned again the usual way. (Its pid cannot be reused before the gateway reaps it.)
     private func dropSpawner() -> [pid_t] {
         if let spawner = state { close(spawner.socket) }
         state = nil
-        defer { spare = nil }
-        return spare.map { [$0] } ?? []
+        guard let dropped = spare else { return [] }
+        spare = nil
+        kill(dropped, SIGKILL)
+        return [dropped]
     }
 }

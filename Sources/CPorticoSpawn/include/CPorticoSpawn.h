@@ -67,15 +67,20 @@ int portico_spawner_start(const char *path, int stderr_fd, int *socket_out, pid_
 /// `argv[0]` must be the supervisor's name. Returns 0 and sets `*pid_out`; the errno of the
 /// spawn's own failure (a missing directory); or -1 when the spawner cannot be used (it is
 /// gone, or the request is too large), and the caller spawns the usual way. Unless it returns
-/// -1, `*lost_out` is a child of the caller's for it to reap (a spare that went away), or 0.
+/// -1, `lost_out[0]` and `lost_out[1]` are children of the caller's for it to reap (a spare that
+/// went away, a supervisor that died before it could be named), or 0.
 int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], const char *directory,
                           int stdin_fd, int stdout_fd, int stderr_fd, int control_fd, int ready_fd, pid_t *pid_out,
-                          pid_t *lost_out);
+                          pid_t lost_out[2]);
 
 /// Has the spawner fork a spare supervisor, which the next spawn uses (see spawner.c). Returns 0
 /// and sets `*pid_out` to the spare's pid (a child of the caller's, already in its own process
-/// group); an errno; or -1 when the spawner is gone. `*lost_out` as for a spawn.
-int portico_spawner_prefork(int socket, pid_t *pid_out, pid_t *lost_out);
+/// group); an errno; or -1 when the spawner is gone. `lost_out` as for a spawn; a spare that
+/// ended since the last request is named there, and replaced.
+int portico_spawner_prefork(int socket, pid_t *pid_out, pid_t lost_out[2]);
+
+/// Whether child `pid` has exited (and is waiting to be reaped), without reaping it.
+int portico_has_exited(pid_t pid);
 
 /// Makes the calling process a child subreaper; returns 0 or errno.
 int portico_set_child_subreaper(void);
