@@ -32,13 +32,13 @@
 //
 // A spare. Even a fork (and the copy-on-write faults after it, in both processes) costs a
 // cold start about 0.2 ms on the core the worker is about to start on. So, when the gateway
-// asks for one (a `prefork` request, sent once spawns have been quiet for a moment), the
+// asks for one (a `prefork` request, sent once a start is over and spawns are quiet), the
 // spawner forks a supervisor ahead of time: it is in its own process group with the stop
 // signals held, as every new supervisor is, and waits on a socket of its own. A spawn then
 // only passes its request on to the spare, whose pid is already the gateway's to know, and
-// answers at once. With no spare (two spawns in a row), it forks as before. A spare that is
-// gone when it is wanted (killed from outside) is named in the next reply, for the gateway to
-// reap; a spare ends by itself when the spawner does.
+// answers at once. With no spare (two spawns in a row), it forks as before. A spare found
+// gone (killed from outside), by a spawn or a prefork, is named in that reply for the gateway
+// to reap; a spare ends by itself when the spawner does.
 
 static const char spawner_name[] = "portico-spawner";
 enum { spawner_socket = 3, max_request = 256 * 1024, max_fds = 5 };
@@ -87,12 +87,17 @@ static void set_title(int argc, char **argv) {
 // so that a stop the gateway sends as soon as it has the pid is kept for the supervisor.
 static const int held_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-/// First thing in a new supervisor (or spare): the stop signals held, a process group of its
-/// own, then the byte on `started_fd` that lets the spawner answer.
-static void enter_own_group(int started_fd) {
+static sigset_t held_set(void) {
     sigset_t held;
     sigemptyset(&held);
     for (size_t i = 0; i < sizeof(held_signals) / sizeof(held_signals[0]); i++) sigaddset(&held, held_signals[i]);
+    return held;
+}
+
+/// First thing in a new supervisor (or spare): the stop signals held, a process group of its
+/// own, then the byte on `started_fd` that lets the spawner answer.
+static void enter_own_group(int started_fd) {
+    sigset_t held = held_set();
     sigprocmask(SIG_BLOCK, &held, NULL);
     // The gateway signals the supervisor's process group as soon as it has the pid, so the
     // group must exist by then: the spawner answers only once this byte is written.
@@ -146,6 +151,32 @@ static int parse_request(char *buffer, ssize_t got, int truncated, int fd_count,
     out->arguments = arguments;
     out->envp = arguments + request.argc + 1;
     return 0;
+}
+
+/// Sends `length` bytes of `data` as one message on `socket`, with `fd_count` (at most
+/// `max_fds + 1`) descriptors; returns what sendmsg returned.
+static ssize_t send_with_descriptors(int socket, const void *data, size_t length, const int *fds, int fd_count) {
+    union {
+        char space[CMSG_SPACE(sizeof(int) * (max_fds + 1))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct iovec part = {(void *)data, length};
+    struct msghdr message = {0};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control.space;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)fd_count);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)fd_count);
+    memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)fd_count);
+    ssize_t sent;
+    do {
+        sent = sendmsg(socket, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    return sent;
 }
 
 /// Receives one message on `socket` into `buffer`: returns its length (0 at end of file, -1 on
@@ -228,9 +259,7 @@ static void touch_pages_written_after_fork(void) {
 /// gateway signals a supervisor only once a spawn has named it) must not stop the worker it
 /// is about to start. Those pending now are taken; the gateway's are put back.
 static void keep_only_the_gateways_stops(void) {
-    sigset_t held;
-    sigemptyset(&held);
-    for (size_t i = 0; i < sizeof(held_signals) / sizeof(held_signals[0]); i++) sigaddset(&held, held_signals[i]);
+    sigset_t held = held_set();
     pid_t gateway = getppid();
     struct timespec now = {0, 0};
     int kept[sizeof(held_signals) / sizeof(held_signals[0])];
@@ -355,26 +384,7 @@ static pid_t hand_to_spare(ssize_t got, int *fds, int fd_count, int directory_fd
     int passed[max_fds + 1];
     memcpy(passed, fds, sizeof(int) * (size_t)fd_count);
     passed[fd_count] = directory_fd;
-    union {
-        char space[CMSG_SPACE(sizeof(int) * (max_fds + 1))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof(control));
-    struct iovec part = {buffer, (size_t)got};
-    struct msghdr message = {0};
-    message.msg_iov = &part;
-    message.msg_iovlen = 1;
-    message.msg_control = control.space;
-    message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)(fd_count + 1));
-    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)(fd_count + 1));
-    memcpy(CMSG_DATA(header), passed, sizeof(int) * (size_t)(fd_count + 1));
-    ssize_t sent;
-    do {
-        sent = sendmsg(spare_socket, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+    ssize_t sent = send_with_descriptors(spare_socket, buffer, (size_t)got, passed, fd_count + 1);
     // Either way this spare is used up: one that did not take the request (gone, or the
     // request too large for it) sees its socket close and ends, and the gateway reaps it.
     close(spare_socket);
@@ -532,26 +542,7 @@ int portico_spawner_spawn(int socket, char *const argv[], char *const envp[], co
     int fd_count = 3;
     if (stdin_fd >= 0) fds[fd_count++] = stdin_fd;
     if (ready_fd >= 0) fds[fd_count++] = ready_fd;
-    union {
-        char space[CMSG_SPACE(sizeof(int) * max_fds)];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof(control));
-    struct iovec part = {body, sizeof(request) + length};
-    struct msghdr message = {0};
-    message.msg_iov = &part;
-    message.msg_iovlen = 1;
-    message.msg_control = control.space;
-    message.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
-    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
-    memcpy(CMSG_DATA(header), fds, sizeof(int) * fd_count);
-    ssize_t sent;
-    do {
-        sent = sendmsg(socket, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+    ssize_t sent = send_with_descriptors(socket, body, sizeof(request) + length, fds, fd_count);
     free(body);
     if (sent < 0) return -1;
     return receive_reply(socket, pid_out, lost_out);

@@ -73,14 +73,13 @@ final class SupervisorSpawner: @unchecked Sendable {
             var pid: pid_t = 0
             var lost: [pid_t] = []
             if let spawner = state {
-                var lostChildren: (pid_t, pid_t) = (0, 0)
-                let result = withUnsafeMutableBytes(of: &lostChildren) { children in
+                let (result, lostChildren) = Self.naming(lost: { lostOut in
                     portico_spawner_spawn(spawner.socket, argv, envp, directory, stdin, stdout, stderr,
-                                          control, ready, &pid, children.baseAddress!.assumingMemoryBound(to: pid_t.self))
-                }
+                                          control, ready, &pid, lostOut)
+                })
                 if result >= 0 {
                     failures = 0
-                    lost = [lostChildren.0, lostChildren.1].filter { $0 > 0 }
+                    lost = lostChildren
                     // A spawn takes the spare if there is one, or finds it lost; one that failed
                     // before (a missing directory) leaves it to the next.
                     if (result == 0 && pid == spare) || lost.contains(where: { $0 == spare }) { spare = nil }
@@ -113,16 +112,15 @@ final class SupervisorSpawner: @unchecked Sendable {
                   quiet >= UInt64(Self.spareQuiet.nanoseconds),
                   startOver.load(ordering: .relaxed) || quiet >= UInt64(Self.spareAnyway.nanoseconds) else { return outcome }
             var pid: pid_t = 0
-            var lostChildren: (pid_t, pid_t) = (0, 0)
             // A spare that has ended is named among the lost, and replaced.
-            let result = withUnsafeMutableBytes(of: &lostChildren) { children in
-                portico_spawner_prefork(spawner.socket, &pid, children.baseAddress!.assumingMemoryBound(to: pid_t.self))
-            }
+            let (result, lostChildren) = Self.naming(lost: { lostOut in
+                portico_spawner_prefork(spawner.socket, &pid, lostOut)
+            })
             guard result >= 0 else {
                 outcome.lost = dropSpawner()
                 return outcome
             }
-            outcome.lost = [lostChildren.0, lostChildren.1].filter { $0 > 0 }
+            outcome.lost = lostChildren
             if outcome.lost.contains(where: { $0 == spare }) { spare = nil }
             outcome.result = result
             if result == 0 {
@@ -131,6 +129,14 @@ final class SupervisorSpawner: @unchecked Sendable {
             }
             return outcome
         }
+    }
+
+    /// Runs a request to the spawner that names up to two lost children in `lost_out[2]`;
+    /// returns its result and those children.
+    private static func naming(lost request: (UnsafeMutablePointer<pid_t>) -> Int32) -> (Int32, [pid_t]) {
+        var lostChildren: (pid_t, pid_t) = (0, 0)
+        let result = withUnsafeMutableBytes(of: &lostChildren) { request($0.baseAddress!.assumingMemoryBound(to: pid_t.self)) }
+        return (result, [lostChildren.0, lostChildren.1].filter { $0 > 0 })
     }
 
     /// Forgets a spawner that is gone or no longer usable (lock held); returns its spare, killed:
