@@ -8,7 +8,9 @@ enum HTTP2UpstreamMalformedResponse: Error {
     case missingStatus
     case invalidStatus
     case pseudoHeader
+    case invalidFieldName
     case invalidFieldValue
+    case connectionSpecificField
 }
 
 extension HPACKHeaders {
@@ -41,9 +43,22 @@ extension HPACKHeaders {
         for index in 0..<fields.count {
             let field = fields[index]
             if field.hasName("host") || Self.isConnectionSpecific(field) || field.hasName("te") { continue }
-            add(name: field.lowercasedName, value: field.value)
+            add(name: field.lowercasedName, value: field.value,
+                indexing: Self.isUniquePerRequest(field) ? .nonIndexable : .indexable)
         }
         if isGRPC { add(name: "te", value: "trailers") }
+    }
+
+    /// A field whose value is new on every request (the request id the forwarding headers
+    /// add, a trace context). Added to the connection's HPACK table, each would push out an
+    /// entry that later requests could have used, and every lookup scans the table: literal
+    /// without indexing (RFC 7541 6.2.2) keeps the table to what repeats.
+    static func isUniquePerRequest(_ field: HTTPField) -> Bool {
+        switch field.nameLength {
+        case 11: return field.hasName("traceparent")
+        case 12: return field.hasName("x-request-id")
+        default: return false
+        }
     }
 
     /// Request trailers for an HTTP/2 upstream: regular fields, lowercased.
@@ -59,22 +74,23 @@ extension HPACKHeaders {
 }
 
 extension ResponseHead {
-    /// The head of an HTTP/2 upstream's answer. NIO has checked the block's shape (lowercase
-    /// names, pseudo-headers first); what is checked here is what an HTTP/1 client would read
-    /// differently: a field value with CR, LF or NUL would split the response it is written in.
+    /// The head of an HTTP/2 upstream's answer, checked as RFC 9113 8.2-8.3 asks (NIO's own
+    /// check of header blocks is off on upstream connections, see `HTTP2UpstreamPool`): one
+    /// `:status` and no other pseudo-header, before every regular field; lowercase token
+    /// names; none of the connection-specific fields; no CR, LF or NUL in a value, which would
+    /// split the HTTP/1 response it is written in.
     init(http2Fields fields: HPACKHeaders) throws(HTTP2UpstreamMalformedResponse) {
         var status: Int?
         var list = HTTPFieldList()
         list.reserveCapacity(fields: fields.count, bytes: 512)
         for (name, value, _) in fields {
             if name.utf8.first == UInt8(ascii: ":") {
-                guard name == ":status", status == nil else { throw .pseudoHeader }
+                guard name == ":status", status == nil, list.count == 0 else { throw .pseudoHeader }
                 guard value.utf8.count == 3, let code = Int(value), code >= 100, code <= 599 else { throw .invalidStatus }
                 status = code
                 continue
             }
-            guard Self.isRelayable(value) else { throw .invalidFieldValue }
-            list.append(name: name, value: value)
+            try list.appendHTTP2Field(name: name, value: value)
         }
         guard let status else { throw .missingStatus }
         self.init(status: status, version: .http2, fields: list)
@@ -98,8 +114,15 @@ extension HTTPFieldList {
         self.init()
         for (name, value, _) in fields {
             guard name.utf8.first != UInt8(ascii: ":") else { throw .pseudoHeader }
-            guard ResponseHead.isRelayable(value) else { throw .invalidFieldValue }
-            append(name: name, value: value)
+            try appendHTTP2Field(name: name, value: value)
         }
+    }
+
+    /// Appends a regular field of an upstream's header block, under RFC 9113 8.2's rules.
+    fileprivate mutating func appendHTTP2Field(name: String, value: String) throws(HTTP2UpstreamMalformedResponse) {
+        guard RequestHead.isLowercaseToken(name) else { throw .invalidFieldName }
+        guard ResponseHead.isRelayable(value) else { throw .invalidFieldValue }
+        if HPACKHeaders.isConnectionSpecific(name) { throw .connectionSpecificField }
+        append(name: name, value: value)
     }
 }

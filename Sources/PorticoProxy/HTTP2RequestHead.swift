@@ -163,7 +163,7 @@ extension RequestHead {
     }
 
     /// A token with no uppercase letter (RFC 9113 8.2.1, RFC 9110 5.6.2).
-    private static func isLowercaseToken(_ name: String) -> Bool {
+    static func isLowercaseToken(_ name: String) -> Bool {
         var name = name
         return name.withUTF8 { bytes in
             guard !bytes.isEmpty else { return false }

@@ -122,7 +122,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             // A second header block: the request's trailers, which end it.
             do {
                 let trailers = try RequestHead.http2Trailers(headers.headers)
-                guard headers.endStream else { return reset(stream, code: .protocolError) }
+                guard headers.endStream, stream.bodyLength.count(0, ending: true) else { return reset(stream, code: .protocolError) }
                 stream.endRequest(trailers: trailers)
                 noteTouched(stream)
             } catch {
@@ -146,8 +146,17 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             context?.flush()
             return
         }
+        // A length the FramingCheck will refuse is not counted: the request gets its 400.
+        let declaredLength = (try? head.fields.validateRequestFraming(version: .http2)) ?? nil
+        if headers.endStream, let declaredLength, declaredLength != 0 {
+            // RFC 9113 8.1.1: a body shorter than its `content-length` is malformed.
+            writeFrame(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)))
+            context?.flush()
+            return
+        }
         let stream = HTTP2ServerStream(id: id, connection: self, openedAt: NIODeadline.now().uptimeNanoseconds,
-                                       receiveWindow: streamWindow, sendWindow: clientInitialWindow)
+                                       receiveWindow: streamWindow, sendWindow: clientInitialWindow,
+                                       declaredLength: declaredLength)
         stream.proxy = ProxyHandler(loop: loop, connection: info, stream: stream)
         streams[id] = stream
         stream.proxy.receive(.head(consume head))  // held once from here: see `startRequest`
@@ -159,6 +168,9 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         guard let stream = streams[id], case .byteBuffer(let buffer) = payload.data else { return }
         // Padding counts against the window, and so does the byte that gives its length.
         let flowControlled = buffer.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0)
+        guard stream.bodyLength.count(buffer.readableBytes, ending: payload.endStream) else {
+            return reset(stream, code: .protocolError)
+        }
         guard stream.receivedData(buffer, flowControlledLength: flowControlled, endStream: payload.endStream) else {
             return reset(stream, code: .flowControlError)
         }

@@ -38,13 +38,18 @@ final class HTTP2ServerStream: ProxyDownstream {
     /// `grpc-status` in the head) must arrive so: a gRPC client takes a head followed by an
     /// empty DATA frame for a stream that ended without its status.
     private var heldHead: HPACKHeaders?
+    /// The request body against its `content-length`: NIO's check is off
+    /// (`ServerPipeline.configureHTTP2`), and the connection counts with this.
+    var bodyLength: BodyLengthCheck
 
-    init(id: HTTP2StreamID, connection: HTTP2ServerConnection, openedAt: UInt64, receiveWindow: Int, sendWindow: Int) {
+    init(id: HTTP2StreamID, connection: HTTP2ServerConnection, openedAt: UInt64, receiveWindow: Int, sendWindow: Int,
+         declaredLength: Int? = nil) {
         self.id = id
         self.connection = connection
         self.openedAt = openedAt
         self.credit = InboundFlowCredit(target: receiveWindow)
         self.sendWindow = sendWindow
+        self.bodyLength = BodyLengthCheck(declared: declaredLength)
     }
 
     var eventLoop: EventLoop { connection.eventLoop }
@@ -105,6 +110,7 @@ final class HTTP2ServerStream: ProxyDownstream {
         }
         switch part {
         case .head(let head):
+            guard head.fields.isSendable else { return refuse(promise) }
             writeHeldData()
             let fields = HPACKHeaders(response: head)
             if let promise {
@@ -132,6 +138,7 @@ final class HTTP2ServerStream: ProxyDownstream {
                 connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: head, endStream: true))),
                                  promise: promise)
             } else if let trailers, !trailers.isEmpty {
+                guard trailers.isSendable else { return refuse(promise) }
                 writeHeldData()
                 let fields = HPACKHeaders(trailers: trailers)
                 connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields, endStream: true))),
@@ -143,6 +150,14 @@ final class HTTP2ServerStream: ProxyDownstream {
                 writeData(connection.allocator.buffer(capacity: 0), endStream: true, promise: promise)
             }
         }
+    }
+
+    /// A field that cannot go out as it is (a name that is no token, a control byte in a
+    /// value): the stream is reset, as the HTTP/1 writer closes the connection. Portico's
+    /// sources of fields check them first; this is the last guard, where NIO's was.
+    private func refuse(_ promise: EventLoopPromise<Void>?) {
+        promise?.fail(HTTP2UnsendableField())
+        connection.reset(self, code: .internalError)
     }
 
     private func writeHeldData() {
@@ -192,6 +207,9 @@ final class HTTP2ServerStream: ProxyDownstream {
         heldData = nil
     }
 }
+
+/// A response field the stream refused to write (see `HTTP2ServerStream.refuse`).
+struct HTTP2UnsendableField: Error {}
 
 extension HPACKHeaders {
     /// The headers that cannot cross into HTTP/2 (RFC 9113 8.2.2).

@@ -154,7 +154,16 @@ final class HTTP2UpstreamPool: UpstreamSource {
                     // the last N streams reset; past that they are a connection error. With up
                     // to 1,024 streams a connection, a burst of cancellations must not get there.
                     configuration.maximumRecentlyResetStreams = HTTP2UpstreamConnection.unlimitedStreams
+                    // NIO's checks of header blocks and of `content-length` are off, as on client
+                    // connections (`ServerPipeline.configureHTTP2`): the request heads written here
+                    // come from requests already checked, and the answers meet the same rules in
+                    // `ResponseHead(http2Fields:)` and `HTTP2UpstreamStream.bodyLength`.
+                    configuration.headerBlockValidation = .disabled
+                    configuration.contentLengthValidation = .disabled
                     try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: configuration))
+                    // Above the HTTP/2 handler: the streams a client's read burst opened here go
+                    // out in one write at the end of the tick, not one system call each.
+                    try sync.addHandler(FlushCoalescingHandler())
                     let connection = onLoop.value
                     connection.onReady = { ready.succeed(()) }
                     try sync.addHandler(connection)

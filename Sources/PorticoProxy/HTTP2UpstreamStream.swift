@@ -34,6 +34,11 @@ final class HTTP2UpstreamStream: LeasedUpstream {
     private(set) var isClosed = false
     /// Given back to the pool (once).
     private var released = false
+    /// The request is a HEAD: its answer has no body, whatever its `content-length` says.
+    private var isHeadRequest = false
+    /// The answer's body against its `content-length` (NIO's check is off: see
+    /// `HTTP2UpstreamPool`). A body that disagrees is not relayed as a whole one.
+    private var bodyLength = BodyLengthCheck(declared: nil)
 
     init(connection: HTTP2UpstreamConnection, receiveWindow: Int, sendWindow: Int) {
         self.connection = connection
@@ -59,6 +64,10 @@ final class HTTP2UpstreamStream: LeasedUpstream {
         guard !isClosed, !requestEnded else { return }
         switch part {
         case .head(let head):
+            // Checked as the HTTP/1 writer checks a head; the fields come from checked requests
+            // and the policies, so this is the last guard, where NIO's was.
+            guard head.fields.isSendable else { return refuseUnsendable() }
+            isHeadRequest = head.method == "HEAD"
             heldHead = HPACKHeaders(upstreamRequest: head, scheme: connection.scheme)
         case .body(let buffer):
             guard buffer.readableBytes > 0 else { return }
@@ -148,11 +157,25 @@ final class HTTP2UpstreamStream: LeasedUpstream {
         connection.write(HTTP2Frame(streamID: id, payload: payload))
     }
 
+    /// The request could not be written as it is: nothing was sent, and the exchange hears of
+    /// it as a closed stream (502) on the next tick, not from inside its own `send`.
+    private func refuseUnsendable() {
+        isClosed = true
+        heldHead = nil
+        finish(retire: false)
+        connection.eventLoop.assumeIsolated().execute {
+            guard let delegate = self.delegate else { return }
+            self.delegate = nil
+            delegate.upstreamClosed()
+        }
+    }
+
     /// A header block from the upstream: the response head (after any 1xx), or its trailers.
     func receivedHeaders(_ headers: HTTP2Frame.FramePayload.Headers) {
         guard !isClosed else { return }
         if responseStarted {
-            guard headers.endStream, let trailers = try? HTTPFieldList(http2Trailers: headers.headers) else {
+            guard headers.endStream, bodyLength.count(0, ending: true),
+                  let trailers = try? HTTPFieldList(http2Trailers: headers.headers) else {
                 return protocolError()
             }
             endResponse(trailers: trailers)
@@ -170,6 +193,14 @@ final class HTTP2UpstreamStream: LeasedUpstream {
             if head.status == 101 || headers.endStream { protocolError() }
             return
         }
+        do {
+            // RFC 9110 8.6: the answer to a HEAD, and a 304, carry the length of a body they
+            // do not have.
+            bodyLength = BodyLengthCheck(declared: isHeadRequest || head.status == 304 ? 0 : try head.fields.declaredContentLength())
+        } catch {
+            return protocolError()
+        }
+        if headers.endStream, !bodyLength.count(0, ending: true) { return protocolError() }
         responseStarted = true
         delegate?.upstreamResponseHead(head)
         if headers.endStream { endResponse(trailers: nil) }
@@ -180,7 +211,7 @@ final class HTTP2UpstreamStream: LeasedUpstream {
         guard !isClosed, case .byteBuffer(let buffer) = payload.data else { return true }
         let flowControlled = buffer.readableBytes + (payload.paddingBytes.map { $0 + 1 } ?? 0)
         guard credit.received(flowControlled) == .accepted else { return false }
-        guard responseStarted else {
+        guard responseStarted, bodyLength.count(buffer.readableBytes, ending: payload.endStream) else {
             protocolError()
             return true
         }

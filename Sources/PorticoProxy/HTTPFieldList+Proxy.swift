@@ -17,14 +17,7 @@ extension HTTPFieldList {
         for index in 0..<count {
             let field = self[index]
             if field.hasName("content-length") {
-                // A list such as "5, 5" is allowed when every member agrees.
-                for member in field.value.split(separator: ",", omittingEmptySubsequences: false) {
-                    let trimmed = member.trimmingASCIISpaces()
-                    guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-                          let length = Int(trimmed) else { throw .invalidContentLength }
-                    if let existing = contentLength, existing != length { throw .conflictingContentLengths }
-                    contentLength = length
-                }
+                try Self.readContentLength(field.value, into: &contentLength)
             } else if field.hasName("transfer-encoding") {
                 // Two lines would be read as one list by some parsers and as the last line by
                 // others: there is no single meaning to forward.
@@ -53,6 +46,46 @@ extension HTTPFieldList {
         guard lastCoding.equalsASCIICaseInsensitive("chunked") else { throw .invalidTransferEncoding }
         if sawUnsupported { throw .unsupportedTransferCoding }
         return nil
+    }
+
+    /// The length the `content-length` fields give, nil with none, under the same rules.
+    func declaredContentLength() throws(FramingError) -> Int? {
+        var contentLength: Int?
+        for index in 0..<count where self[index].hasName("content-length") {
+            try Self.readContentLength(self[index].value, into: &contentLength)
+        }
+        return contentLength
+    }
+
+    /// A list such as "5, 5" is allowed when every member agrees, with the length already read.
+    private static func readContentLength(_ value: String, into contentLength: inout Int?) throws(FramingError) {
+        if let length = plainDigits(value) {
+            // The common case, one number, read without splitting into substrings.
+            if let existing = contentLength, existing != length { throw .conflictingContentLengths }
+            contentLength = length
+            return
+        }
+        for member in value.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmed = member.trimmingASCIISpaces()
+            guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                  let length = Int(trimmed) else { throw .invalidContentLength }
+            if let existing = contentLength, existing != length { throw .conflictingContentLengths }
+            contentLength = length
+        }
+    }
+
+    /// The value as a number when it is only ASCII digits (at most 18, so it cannot overflow).
+    private static func plainDigits(_ value: String) -> Int? {
+        var value = value
+        return value.withUTF8 { bytes -> Int? in
+            guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+            var length = 0
+            for byte in bytes {
+                guard byte >= 48 && byte <= 57 else { return nil }
+                length = length * 10 + Int(byte - 48)
+            }
+            return length
+        }
     }
 
     /// Checks the `Host` fields of a request: RFC 9112 3.2 asks for 400 on more than one, or on

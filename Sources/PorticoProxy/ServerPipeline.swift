@@ -127,11 +127,20 @@ struct ServerPipeline {
             // gets a 431 rather than a protocol error.
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.headers + 64 * 1024),
         ]
+        // NIO's checks of header blocks and of `content-length` against DATA are off: they ran
+        // on every stream a second time, over `String`s, what Portico checks anyway. A request
+        // block meets RFC 9113 8.2-8.3 in `RequestHead(http2Fields:)`, its trailers in
+        // `http2Trailers`, its body length in `HTTP2ServerStream.bodyLength`; what goes out is
+        // checked as the HTTP/1 writer checks it (`HTTP2ServerStream.write`).
+        connectionConfiguration.headerBlockValidation = .disabled
+        connectionConfiguration.contentLengthValidation = .disabled
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(HTTP2ConnectionErrorGuard())
         // No stream multiplexer: the streams are a table in `HTTP2ServerConnection`.
         try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration))
+        // And above it: the HTTP/2 handler is flushed once a tick, not once a stream.
+        try sync.addHandler(FlushCoalescingHandler())
         try sync.addHandler(HTTP2ServerConnection(loop: loop, connection: info, idleTimeout: limits.idle))
         ConnectionSetupDeadline.setupFinished(sync)
     }

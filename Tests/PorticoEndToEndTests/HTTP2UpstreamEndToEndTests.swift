@@ -7,6 +7,7 @@ import XCTest
 final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
     private var peers: [PythonPeer] = []
     private var processes: [Process] = []
+    private var folders: [URL] = []
 
     override func tearDown() {
         for peer in peers { peer.stop() }
@@ -14,6 +15,7 @@ final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
             process.terminate()
             process.waitUntilExit()
         }
+        for folder in folders { try? FileManager.default.removeItem(at: folder) }
         super.tearDown()
     }
 
@@ -29,6 +31,7 @@ final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
     private func nghttpd(port chosen: Int? = nil) throws -> Int {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nghttpd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        folders.append(folder)
         try "hello from nghttpd\n".write(to: folder.appendingPathComponent("index.html"), atomically: true, encoding: .utf8)
         let port = try chosen ?? freePort()
         let process = Process()
@@ -180,6 +183,32 @@ final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
         XCTAssertTrue(result.output.contains(":status: 502"), result.output)
         XCTAssertTrue(result.output.contains(":status: 200"), result.output)
         XCTAssertEqual(serverOutput.components(separatedBy: "connection ").count - 1, 1, serverOutput)
+    }
+
+    /// NIO's checks of an upstream's header blocks and body lengths are off on upstream
+    /// connections (`HTTP2UpstreamPool`); Portico's own refuse what they refused.
+    func testAnAnswerWithAFieldHTTP2ForbidsIs502() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port))
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/upper-name"]).status, 502)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/connection-field"]).status, 502)
+        XCTAssertEqual(try Curl.run(["\(gateway.http)/fine"]).status, 200, "the upstream connection serves on")
+    }
+
+    /// A body that disagrees with its `content-length` never reaches the client as a whole
+    /// answer: a client that already has the head sees its connection end short.
+    func testAnAnswerWhoseBodyDisagreesWithItsLengthIsNotRelayedWhole() throws {
+        let port = try misbehavingServer()
+        gateway = try PorticoProcess(config: route(port))
+        for path in ["/short-body", "/long-body"] {
+            let response = try Curl.run(["\(gateway.http)\(path)"])
+            XCTAssertTrue(response.status == 502 || response.exitCode != 0, "\(path): \(response)")
+            XCTAssertNotEqual(response.body, "12345", path)
+        }
+        // The answer to a HEAD carries the length of a body it does not have.
+        let head = try Curl.run(["-I", "\(gateway.http)/head-length"])
+        XCTAssertEqual(head.status, 200, "\(head)")
+        XCTAssertEqual(head.exitCode, 0, "\(head)")
     }
 
     func testARefusedStreamIsRetried() throws {

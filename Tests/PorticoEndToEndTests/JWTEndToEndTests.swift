@@ -288,6 +288,7 @@ final class JWTEndToEndTests: GatewayTestCase {
         // A real HTTP server for the key set: Python's, serving a folder.
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
         try mint.jwks().write(to: folder.appendingPathComponent("keys.json"), atomically: true, encoding: .utf8)
         let port = try freePort()
         let server = Process()

@@ -12,13 +12,18 @@ import Glibc
 // against what its libraries cost on the same core. Not part of Portico: a measuring tool (see
 // Benchmarks/README.md, "The floor under the design"). One event loop; every listener on it.
 //
-//     nio-floor UPSTREAM_PORT MODE=PORT [MODE=PORT ...]
+//     nio-floor UPSTREAM_PORT MODE=PORT[:UPSTREAM_PORT] [...]
 //
 // Proxies (to 127.0.0.1:UPSTREAM_PORT, upstream connections kept alive and reused):
 //   forward   bytes copied both ways, nothing parsed: SwiftNIO and the kernel alone
 //   h1proxy   HTTP/1.1 in, HTTP/1.1 out, through NIO's own HTTP/1 codecs, nothing else done
 //   h2proxy   HTTP/2 in through NIO's stream multiplexer (a child channel per stream, as
 //             gateways use it), HTTP/1.1 out as h1proxy
+//   h2h2      HTTP/2 in and HTTP/2 out (scenario 7): `NIOHTTP2Handler` on both sides without a
+//             multiplexer, as Portico uses it; each client stream's frames are relayed as they
+//             are to a stream on a shared upstream connection and the answer's frames back, with
+//             nothing looked at but stream ids. Its upstream is the port after `:`, as in
+//             `h2h2=18602:18001`.
 // Servers that answer 200 with a 23-byte body themselves (one half of a proxy):
 //   h1        NIO's HTTP/1 server pipeline
 //   h2        HTTP/2 through the multiplexer
@@ -218,6 +223,163 @@ final class FlushOncePerTick: ChannelOutboundHandler {
     }
 }
 
+// MARK: - HTTP/2 to HTTP/2
+
+/// The HTTP/2 upstream connections of the event loop, shared by every client connection as
+/// Portico's and HAProxy's are: a stream goes on the first connection with a free slot, and a
+/// new connection opens when none has one.
+final class H2Upstreams {
+    private let eventLoop: EventLoop
+    private let port: Int
+    private var connections: [H2UpstreamRelay] = []
+    private var connecting = false
+    /// Streams waiting for a slot: (client relay, client stream id, request head).
+    private var waiting: [(H2ClientRelay, HTTP2StreamID, HPACKHeaders)] = []
+
+    init(eventLoop: EventLoop, port: Int) {
+        self.eventLoop = eventLoop
+        self.port = port
+    }
+
+    func send(_ head: HPACKHeaders, from client: H2ClientRelay, stream: HTTP2StreamID) {
+        if let connection = connections.first(where: { $0.hasRoom }) {
+            connection.open(head, for: client, stream: stream)
+            return
+        }
+        waiting.append((client, stream, head))
+        guard !connecting else { return }
+        connecting = true
+        let relay = H2UpstreamRelay(upstreams: self)
+        ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOHTTP2Handler(mode: .client, headerBlockValidation: .disabled,
+                                                        contentLengthValidation: .disabled))
+                    // Above the HTTP/2 handler: it encodes what was written once per tick.
+                    try sync.addHandler(FlushOncePerTick())
+                    try sync.addHandler(relay)
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .whenFailure { _ in self.connecting = false }
+    }
+
+    /// A connection got the peer's SETTINGS, or a stream ended on one: waiting streams go out.
+    func slotsOpened(on connection: H2UpstreamRelay) {
+        if !connections.contains(where: { $0 === connection }) {
+            connections.append(connection)
+            connecting = false
+        }
+        while !waiting.isEmpty, let connection = connections.first(where: { $0.hasRoom }) {
+            let (client, stream, head) = waiting.removeFirst()
+            connection.open(head, for: client, stream: stream)
+        }
+        if !waiting.isEmpty && !connecting {
+            let (client, stream, head) = waiting.removeLast()
+            send(head, from: client, stream: stream)
+        }
+    }
+}
+
+/// One upstream HTTP/2 connection: its streams' frames go back to the client streams they carry.
+final class H2UpstreamRelay: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let upstreams: H2Upstreams
+    private var context: ChannelHandlerContext?
+    private var streams: [HTTP2StreamID: (H2ClientRelay, HTTP2StreamID)] = [:]
+    private var nextID = 1
+    private var maxStreams = 100
+    private var ready = false
+    /// DATA bytes since the connection window was last topped up.
+    private var received = 0
+
+    init(upstreams: H2Upstreams) { self.upstreams = upstreams }
+
+    var hasRoom: Bool { ready && streams.count < maxStreams }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func open(_ head: HPACKHeaders, for client: H2ClientRelay, stream: HTTP2StreamID) {
+        guard let context else { return }
+        let id = HTTP2StreamID(nextID)
+        nextID += 2
+        streams[id] = (client, stream)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: head, endStream: true)))),
+                      promise: nil)
+        context.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .settings(.settings(let settings)):
+            for setting in settings where setting.parameter == .maxConcurrentStreams { maxStreams = setting.value }
+            ready = true
+            upstreams.slotsOpened(on: self)
+        case .headers(let headers):
+            guard let (client, stream) = streams[frame.streamID] else { return }
+            client.relay(HTTP2Frame(streamID: stream, payload: .headers(headers)))
+            if headers.endStream { ended(frame.streamID) }
+        case .data(let payload):
+            guard let (client, stream) = streams[frame.streamID] else { return }
+            received += payload.data.readableBytes
+            client.relay(HTTP2Frame(streamID: stream, payload: .data(payload)))
+            if payload.endStream { ended(frame.streamID) }
+        default:
+            break
+        }
+    }
+
+    private func ended(_ id: HTTP2StreamID) {
+        streams.removeValue(forKey: id)
+        upstreams.slotsOpened(on: self)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // The connection window, returned in bulk (stream windows never run out at this size).
+        if received >= 16_384 {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: received))),
+                          promise: nil)
+            received = 0
+        }
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+}
+
+/// A client connection: each stream's request head goes upstream as it came, and the answer's
+/// frames are written back on the same stream.
+final class H2ClientRelay: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let upstreams: H2Upstreams
+    private var context: ChannelHandlerContext?
+
+    init(upstreams: H2Upstreams) { self.upstreams = upstreams }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        // The benchmark's requests are GETs: one HEADERS frame that ends the stream.
+        guard case .headers(let headers) = frame.payload, headers.endStream else { return }
+        upstreams.send(headers.headers, from: self, stream: frame.streamID)
+    }
+
+    func relay(_ frame: HTTP2Frame) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        context.flush()
+    }
+}
+
 // MARK: - Bytes only
 
 /// One side of a byte pipe: writes what the other side reads, and reads only while the other
@@ -279,11 +441,20 @@ func forward(_ client: Channel, to upstreamPort: Int) -> EventLoopFuture<Void> {
 
 // MARK: - Listeners
 
+/// The loop's shared HTTP/2 upstream connections (h2h2): one event loop, so one set.
+nonisolated(unsafe) var h2Upstreams: H2Upstreams?
+
 func initialize(_ channel: Channel, mode: String, upstreamPort: Int) -> EventLoopFuture<Void> {
     if mode == "forward" { return forward(channel, to: upstreamPort) }
     return channel.eventLoop.makeCompletedFuture {
         let sync = channel.pipeline.syncOperations
         switch mode {
+        case "h2h2":
+            if h2Upstreams == nil { h2Upstreams = H2Upstreams(eventLoop: channel.eventLoop, port: upstreamPort) }
+            try sync.addHandler(NIOHTTP2Handler(mode: .server, headerBlockValidation: .disabled,
+                                                contentLengthValidation: .disabled))
+            try sync.addHandler(FlushOncePerTick())
+            try sync.addHandler(H2ClientRelay(upstreams: h2Upstreams!))
         case "h1proxy", "h1":
             try sync.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false
@@ -312,12 +483,19 @@ func initialize(_ channel: Channel, mode: String, upstreamPort: Int) -> EventLoo
     }
 }
 
-let modes = ["forward", "h1proxy", "h2proxy", "h1", "h2", "h2frames"]
+let modes = ["forward", "h1proxy", "h2proxy", "h1", "h2", "h2frames", "h2h2"]
 let arguments = CommandLine.arguments
-let listeners = arguments.dropFirst(2).map { $0.split(separator: "=").map(String.init) }
-guard arguments.count >= 3, let upstreamPort = Int(arguments[1]),
-      listeners.allSatisfy({ $0.count == 2 && modes.contains($0[0]) && Int($0[1]) != nil }) else {
-    print("usage: nio-floor UPSTREAM_PORT MODE=PORT [MODE=PORT ...]   MODE: \(modes.joined(separator: ", "))")
+// MODE=PORT, or MODE=PORT:UPSTREAM_PORT for a listener with an upstream of its own.
+func parseListener(_ argument: String) -> [String]? {
+    let modeAndPorts = argument.split(separator: "=").map(String.init)
+    guard modeAndPorts.count == 2, modes.contains(modeAndPorts[0]) else { return nil }
+    let ports = modeAndPorts[1].split(separator: ":").map(String.init)
+    guard (1...2).contains(ports.count), ports.allSatisfy({ Int($0) != nil }) else { return nil }
+    return [modeAndPorts[0]] + ports
+}
+let listeners = arguments.dropFirst(2).compactMap(parseListener)
+guard arguments.count >= 3, let upstreamPort = Int(arguments[1]), listeners.count == arguments.count - 2 else {
+    print("usage: nio-floor UPSTREAM_PORT MODE=PORT[:UPSTREAM_PORT] [...]   MODE: \(modes.joined(separator: ", "))")
     exit(2)
 }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -329,7 +507,7 @@ for listener in listeners {
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         .childChannelOption(.autoRead, value: mode != "forward")
-        .childChannelInitializer { initialize($0, mode: mode, upstreamPort: upstreamPort) }
+        .childChannelInitializer { initialize($0, mode: mode, upstreamPort: listener.count == 3 ? Int(listener[2])! : upstreamPort) }
         .bind(host: "127.0.0.1", port: Int(listener[1])!).wait())
 }
 print("nio-floor: " + listeners.map { "\($0[0]) on 127.0.0.1:\($0[1])" }.joined(separator: ", "))

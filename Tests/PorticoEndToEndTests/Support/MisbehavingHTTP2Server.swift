@@ -7,6 +7,9 @@
 /// - `/upload`: answers once the request ends: `200 bytes=N trailers=NAME:VALUE,...` (what
 ///   arrived of the body and its trailers);
 /// - `/hang`: never answered;
+/// - `/short-body` and `/long-body`: `content-length: 10` over 5 bytes, `content-length: 2` over 5;
+/// - `/upper-name` and `/connection-field`: a field HTTP/2 forbids (`X-Upper`, `connection`);
+/// - `/head-length`: `content-length: 100` and no body, as the answer to a HEAD has;
 /// Anything else: `200 ok` with the trailer `x-checksum: abc`.
 /// `python3 -c script MARKER PORT [stall]`; with `stall`, streams get a window of 100 bytes
 /// (SETTINGS) that is never opened again, and no request is answered. Prints `ready`, then
@@ -26,7 +29,9 @@ enum MisbehavingHTTP2Server {
         print("ready", flush=True)
 
         def serve(sock, number):
-            config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+            # Unchecked and as written: some answers break the rules on purpose.
+            config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8",
+                                               validate_outbound_headers=False, normalize_outbound_headers=False)
             connection = h2.connection.H2Connection(config=config)
             connection.initiate_connection()
             if stalls:
@@ -66,6 +71,17 @@ enum MisbehavingHTTP2Server {
                                 answer(event.stream_id, b"again")
                         elif path == "/hang":
                             pass
+                        elif path in ("/short-body", "/long-body"):
+                            declared = "10" if path == "/short-body" else "2"
+                            connection.send_headers(event.stream_id, [(":status", "200"), ("content-length", declared)])
+                            connection.send_data(event.stream_id, b"12345", end_stream=True)
+                        elif path in ("/upper-name", "/connection-field"):
+                            field = ("X-Upper", "1") if path == "/upper-name" else ("connection", "close")
+                            connection.send_headers(event.stream_id, [(":status", "200"), field, ("content-length", "2")])
+                            connection.send_data(event.stream_id, b"ok", end_stream=True)
+                        elif path == "/head-length":
+                            connection.send_headers(event.stream_id, [(":status", "200"), ("content-length", "100")],
+                                                    end_stream=True)
                         elif path == "/upload":
                             uploads[event.stream_id] = {"bytes": 0, "trailers": []}
                         elif path == "/goaway" and number == 1:
