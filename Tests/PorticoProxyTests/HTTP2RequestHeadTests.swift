@@ -135,4 +135,19 @@ final class HTTP2RequestHeadTests: XCTestCase {
         let fields = HPACKHeaders(response: ResponseHead(status: 200, fields: headers))
         XCTAssertEqual(fields.map { "\($0.name)=\($0.value)" }, [":status=200", "content-type=text/plain", "x-ok=1"])
     }
+
+    /// An upstream's request block keeps values that repeat (the path, the host, the
+    /// forwarding headers) indexable, and values new on every request out of the HPACK table.
+    func testPerRequestIDsGoUpstreamWithoutIndexing() throws {
+        var request = try head(base + [("accept", "*/*"), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")])
+        request.fields.append(name: "X-Request-Id", value: "4bf92f3577b34da6a3ce929d0e0e4736")
+        let block = HPACKHeaders(upstreamRequest: request, scheme: "http")
+        var indexing: [String: HPACKIndexing] = [:]
+        for (name, _, how) in block { indexing[name] = how }
+        XCTAssertEqual(indexing["x-request-id"], .nonIndexable)
+        XCTAssertEqual(indexing["traceparent"], .nonIndexable)
+        XCTAssertEqual(indexing[":path"], .indexable)
+        XCTAssertEqual(indexing["accept"], .indexable)
+        XCTAssertEqual(indexing["host"], nil, "`:authority` carries it")
+    }
 }

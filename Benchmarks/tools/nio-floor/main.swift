@@ -266,6 +266,15 @@ final class H2Upstreams {
             .whenFailure { _ in self.connecting = false }
     }
 
+    /// A connection closed: it takes no more streams (its own were reset to their clients).
+    func closed(_ connection: H2UpstreamRelay) {
+        connections.removeAll { $0 === connection }
+        if connections.isEmpty, !waiting.isEmpty, !connecting {
+            let (client, stream, head) = waiting.removeLast()
+            send(head, from: client, stream: stream)
+        }
+    }
+
     /// A connection got the peer's SETTINGS, or a stream ended on one: waiting streams go out.
     func slotsOpened(on connection: H2UpstreamRelay) {
         if !connections.contains(where: { $0 === connection }) {
@@ -333,6 +342,14 @@ final class H2UpstreamRelay: ChannelInboundHandler {
         default:
             break
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let open = streams.values
+        streams.removeAll()
+        upstreams.closed(self)
+        for (client, stream) in open { client.relay(HTTP2Frame(streamID: stream, payload: .rstStream(.refusedStream))) }
+        context.fireChannelInactive()
     }
 
     private func ended(_ id: HTTP2StreamID) {
