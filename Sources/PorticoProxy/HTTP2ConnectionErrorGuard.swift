@@ -72,7 +72,10 @@ final class HTTP2ConnectionErrorGuard: ChannelDuplexHandler {
         // The GOAWAY is on its way to the socket: the connection is done.
         if scanner.sawErrorGoAway && !closing {
             closing = true
-            context.close(promise: nil)
+            // From the pipeline's tail, not from here: the close passes the flush coalescer
+            // above the HTTP/2 handler, which flushes the answers still buffered there first
+            // (the GOAWAY names them as processed; dropped, their clients could not retry).
+            context.channel.close(promise: nil)
         }
     }
 

@@ -9,6 +9,7 @@ enum HTTP2MalformedRequest: Error, Equatable {
     case unknownPseudoHeader
     case duplicatePseudoHeader
     case missingPseudoHeader
+    case schemeOrPathOnConnect
     case invalidPseudoHeaderValue
     case invalidFieldName
     case invalidFieldValue
@@ -103,6 +104,8 @@ extension RequestHead {
             self.init(method: "GET", target: path, version: .http2, fields: regular)
             return
         }
+        // RFC 9113 8.5: a CONNECT that is not extended names only its `:authority`.
+        if method == "CONNECT", scheme != nil || path != nil { throw .schemeOrPathOnConnect }
         guard let method, scheme != nil, let path, !path.isEmpty else { throw .missingPseudoHeader }
         // Appended after the client's fields: the order of differently named fields carries
         // no meaning (RFC 9110 5.3).

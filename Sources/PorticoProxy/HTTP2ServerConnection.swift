@@ -260,8 +260,8 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A stream error: the HTTP/2 handler has reset the stream; its exchange ends. A
         // connection error went out as a GOAWAY, and `HTTP2ConnectionErrorGuard` closes.
-        // A stream error on the way out (a response NIO's checks refuse) sends no RST_STREAM
-        // of its own: the client would wait for ever. This side resets it.
+        // A stream error on the way out (a frame NIO refuses in the stream's state) sends no
+        // RST_STREAM of its own: the client would wait for ever. This side resets it.
         if let streamError = error as? NIOHTTP2Errors.StreamError, let stream = streams[streamError.streamID] {
             reset(stream, code: .internalError)
         }

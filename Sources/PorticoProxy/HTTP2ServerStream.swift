@@ -128,6 +128,9 @@ final class HTTP2ServerStream: ProxyDownstream {
                 heldData = data
             }
         case .end(let trailers):
+            // Before the stream counts as answered: the reset must be INTERNAL_ERROR, not the
+            // NO_ERROR of an answer complete before its request.
+            if let trailers, !trailers.isEmpty, !trailers.isSendable { return refuse(promise) }
             responseEnded = true
             // The answer is complete before the request: once it is out, the client is asked to
             // stop sending the rest (RST_STREAM NO_ERROR, RFC 9113 8.1). Not before: a reset
@@ -138,7 +141,6 @@ final class HTTP2ServerStream: ProxyDownstream {
                 connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: head, endStream: true))),
                                  promise: promise)
             } else if let trailers, !trailers.isEmpty {
-                guard trailers.isSendable else { return refuse(promise) }
                 writeHeldData()
                 let fields = HPACKHeaders(trailers: trailers)
                 connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: fields, endStream: true))),
@@ -229,7 +231,7 @@ extension HPACKHeaders {
         let status = head.status
         add(name: ":status", value: String(status))
         // A 1xx or 204 has no content (RFC 9110 8.6): a Content-Length an upstream put on one
-        // would fail NIO's length check and leave the client's stream hanging.
+        // would have the client wait for a body that never comes.
         appendRegular(head.fields, dropContentLength: status < 200 || status == 204)
     }
 

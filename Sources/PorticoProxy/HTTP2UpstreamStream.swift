@@ -37,7 +37,8 @@ final class HTTP2UpstreamStream: LeasedUpstream {
     /// The request is a HEAD: its answer has no body, whatever its `content-length` says.
     private var isHeadRequest = false
     /// The answer's body against its `content-length` (NIO's check is off: see
-    /// `HTTP2UpstreamPool`). A body that disagrees is not relayed as a whole one.
+    /// `HTTP2UpstreamPool`). A body that ends short of it ends as a reset, not as a whole
+    /// answer; one that runs past it is cut at the frame that does.
     private var bodyLength = BodyLengthCheck(declared: nil)
 
     init(connection: HTTP2UpstreamConnection, receiveWindow: Int, sendWindow: Int) {
@@ -64,9 +65,10 @@ final class HTTP2UpstreamStream: LeasedUpstream {
         guard !isClosed, !requestEnded else { return }
         switch part {
         case .head(let head):
-            // Checked as the HTTP/1 writer checks a head; the fields come from checked requests
-            // and the policies, so this is the last guard, where NIO's was.
-            guard head.fields.isSendable else { return refuseUnsendable() }
+            // Checked as the HTTP/1 writer checks a head (its method, target and fields); they
+            // come from checked requests and the policies, so this is the last guard, where
+            // NIO's was.
+            guard head.isSendableRequestLine, head.fields.isSendable else { return refuseUnsendable() }
             isHeadRequest = head.method == "HEAD"
             heldHead = HPACKHeaders(upstreamRequest: head, scheme: connection.scheme)
         case .body(let buffer):
@@ -76,6 +78,7 @@ final class HTTP2UpstreamStream: LeasedUpstream {
             connection.dataWritten(buffer.readableBytes)
             heldData = buffer
         case .end(let trailers):
+            if let trailers, !trailers.isEmpty, !trailers.isSendable { return refuseUnsendable() }
             requestEnded = true
             if let trailers, !trailers.isEmpty {
                 writeHeld()
@@ -157,9 +160,11 @@ final class HTTP2UpstreamStream: LeasedUpstream {
         connection.write(HTTP2Frame(streamID: id, payload: payload))
     }
 
-    /// The request could not be written as it is: nothing was sent, and the exchange hears of
-    /// it as a closed stream (502) on the next tick, not from inside its own `send`.
+    /// The request could not be written as it is: the stream is reset if its head went out
+    /// already (trailers), and the exchange hears of it as a closed stream (502) on the next
+    /// tick, not from inside its own `send`.
     private func refuseUnsendable() {
+        if let id, !isClosed { connection.reset(self, id: id, code: .internalError) }
         isClosed = true
         heldHead = nil
         finish(retire: false)

@@ -70,6 +70,9 @@ final class HTTP2ConformanceEndToEndTests: GatewayTestCase {
     /// A bad HPACK block (COMPRESSION_ERROR) and frames on streams they must not be on
     /// (PROTOCOL_ERROR): each gets its GOAWAY, then the connection closes within seconds.
     func testEachConnectionErrorGetsItsCodeThenTheClose() throws { try probe("connection_errors") }
+    /// An answer written in the same read as a connection error still goes out before the
+    /// close: the GOAWAY names its stream as processed, so its client will not retry it.
+    func testAnAnswerAheadOfAConnectionErrorIsNotLost() throws { try probe("answer_then_connection_error") }
     /// DATA on a stream closed by the response's end or by the client's reset: STREAM_CLOSED.
     func testDataOnAClosedStreamIsAnsweredWithStreamClosed() throws { try probe("data_on_closed_stream") }
     /// HEADERS on a stream closed by the response's end or by the client's reset, or whose
@@ -354,6 +357,18 @@ final class HTTP2ConformanceEndToEndTests: GatewayTestCase {
                 s, c = connect()
                 s.sendall(bad)
                 expect_goaway_then_close(s, code, what)
+
+        def answer_then_connection_error():
+            c = RawClient()
+            # A request answered at once (400: a content-length that is no number), then DATA on
+            # stream 0, a connection error, in the same segment: one read.
+            request = frame(1, 0x5, 1, c.encoder.encode(HEADERS + [("content-length", "abc")]))
+            c.s.sendall(request + b"\x00\x00\x04\x00\x00\x00\x00\x00\x00abcd")
+            frames = c.read(lambda frames: "EOF" in frames)
+            assert any(f != "EOF" and f[0] == 7 for f in frames), ("no GOAWAY", frames)
+            status = [dict(f[2]).get(":status") for f in frames if f != "EOF" and f[0] == 1 and f[1] == 1]
+            assert status == ["400"], ("no answer", frames)
+            assert any(f != "EOF" and f[0] == 0 and f[1] == 1 and f[3] & 1 for f in frames), ("the answer's body was lost", frames)
 
         def large_request_body():
             s, c = connect()

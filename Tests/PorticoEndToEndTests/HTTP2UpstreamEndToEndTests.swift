@@ -195,8 +195,9 @@ final class HTTP2UpstreamEndToEndTests: GatewayTestCase {
         XCTAssertEqual(try Curl.run(["\(gateway.http)/fine"]).status, 200, "the upstream connection serves on")
     }
 
-    /// A body that disagrees with its `content-length` never reaches the client as a whole
-    /// answer: a client that already has the head sees its connection end short.
+    /// A body that ends short of its `content-length`, or runs past it in its first frame,
+    /// never reaches the client as a whole answer: a client that already has the head sees
+    /// its connection end short.
     func testAnAnswerWhoseBodyDisagreesWithItsLengthIsNotRelayedWhole() throws {
         let port = try misbehavingServer()
         gateway = try PorticoProcess(config: route(port))

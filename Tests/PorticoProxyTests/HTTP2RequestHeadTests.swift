@@ -150,4 +150,11 @@ final class HTTP2RequestHeadTests: XCTestCase {
         XCTAssertEqual(indexing["accept"], .indexable)
         XCTAssertEqual(indexing["host"], nil, "`:authority` carries it")
     }
+
+    /// RFC 9113 8.5: a CONNECT that is not extended carries only `:method` and `:authority`.
+    func testAConnectWithASchemeOrPathIsMalformed() {
+        assertMalformed([(":method", "CONNECT"), (":scheme", "https"), (":path", "/x"), (":authority", "db:5432")],
+                        .schemeOrPathOnConnect)
+        assertMalformed([(":method", "CONNECT"), (":path", "/x"), (":authority", "db:5432")], .schemeOrPathOnConnect)
+    }
 }

@@ -229,4 +229,23 @@ final class HTTP2ServerConnectionTests: XCTestCase {
         }
         XCTAssertEqual(codes, [.internalError])
     }
+
+    /// The same for trailers, while the request is still open: INTERNAL_ERROR, not the NO_ERROR
+    /// that tells a client its answer came whole before its request did.
+    func testTrailersWithAFieldThatIsNoTokenResetTheStreamAsAnError() throws {
+        try request("/slow", stream: 1, endStream: false)
+        guard let stream = connection.streams[1] else { return XCTFail("no stream") }
+        stream.write(.head(ResponseHead(status: 200, version: .http2, fields: HTTPFieldList())), promise: nil)
+        var trailers = HTTPFieldList()
+        trailers.append(name: "grpc status", value: "0")
+        let written = channel.embeddedEventLoop.makePromise(of: Void.self)
+        stream.write(.end(trailers), promise: written)
+        XCTAssertThrowsError(try written.futureResult.wait())
+        channel.embeddedEventLoop.run()
+        let codes = try self.written().compactMap { frame -> HTTP2ErrorCode? in
+            if case .rstStream(let code) = frame.payload { return code }
+            return nil
+        }
+        XCTAssertEqual(codes, [.internalError])
+    }
 }
