@@ -147,7 +147,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             return
         }
         // A length the FramingCheck will refuse is not counted: the request gets its 400.
-        let declaredLength = (try? head.fields.validateRequestFraming(version: .http2)) ?? nil
+        let declaredLength = (try? head.fields.declaredContentLength()) ?? nil
         if headers.endStream, let declaredLength, declaredLength != 0 {
             // RFC 9113 8.1.1: a body shorter than its `content-length` is malformed.
             writeFrame(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)))
