@@ -80,7 +80,9 @@ final class ColdStartPhasesEndToEndTests: XCTestCase {
             let folder = root.appendingPathComponent("Functions/counting")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             try counting.write(to: folder.appendingPathComponent("worker.py"), atomically: true, encoding: .utf8)
-            try "command: [python3, worker.py]\n".write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
+            // `-S`: no site packages. The worker must be up before the gateway's own fallback
+            // probe (100 ms), or that probe finds it first; a loaded CI machine took 104 ms once.
+            try "command: [python3, -S, worker.py]\n".write(to: folder.appendingPathComponent("function.yaml"), atomically: true, encoding: .utf8)
         }
         let first = try Curl.run(["\(gateway.http)/function/counting/"])
         XCTAssertEqual(first.status, 200, gateway.stderr)
